@@ -1,0 +1,223 @@
+package cas
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/vip"
+)
+
+// Options modify one commit.
+type Options struct {
+	Mode Mode
+	// OpID, when set, makes the commit idempotent within the store's op id
+	// window: a second commit with the same id applies nothing and returns
+	// the first one's outcome.
+	OpID string
+	// Result is stored with OpID and returned to a repeat (the reply the
+	// caller got the first time).
+	Result []byte
+	// Ticket is the caller's own VIP ticket, which does not block it.
+	Ticket *vip.Ticket
+}
+
+// Result is a commit's outcome.
+type Result struct {
+	Version   Version // the commit's version (the first commit's, for a repeat)
+	Duplicate bool    // OpID had committed already; nothing was applied now
+	Result    []byte  // the Result stored with OpID by its first commit
+}
+
+// Commit applies delta atomically if what it depends on is unchanged since
+// the snapshot at version snap. reads is the read set: each path covers its
+// subtree. In Smart mode the commit conflicts iff a path under a read, or a
+// path the delta sets or deletes, was written after snap; appends never
+// conflict with each other. In Strict mode it conflicts iff any commit
+// landed after snap.
+//
+// On conflict it returns a *ConflictError and applies nothing; on invalid
+// input an error wrapping ErrInvalidDelta (or contract.ErrInvalidPath) and
+// applies nothing. If a VIP ticket other than opts.Ticket overlaps the
+// commit's keys, Commit waits for it to end, or for ctx.
+//
+// The caller must hold a Snapshot at snap (or newer) until Commit returns;
+// a commit from a snapshot whose history was already dropped is refused as
+// a conflict ("snapshot too old"), never checked against partial history.
+func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path, delta Delta, opts Options) (Result, error) {
+	if err := delta.check(); err != nil {
+		return Result{}, err
+	}
+	for _, r := range reads {
+		if _, err := contract.Parse(string(r)); err != nil {
+			return Result{}, fmt.Errorf("%w: read set: %w", ErrInvalidDelta, err)
+		}
+	}
+	if err := checkOpID(opts.OpID); err != nil {
+		return Result{}, err
+	}
+	if opts.Mode != Smart && opts.Mode != Strict {
+		return Result{}, fmt.Errorf("%w: unknown mode %d", ErrInvalidDelta, opts.Mode)
+	}
+	if err := s.lockUngated(ctx, reads, delta, opts); err != nil {
+		return Result{}, err
+	}
+	defer s.mu.Unlock()
+
+	if opts.OpID != "" {
+		if r, ok := s.ids.get(opts.OpID); ok {
+			return Result{Version: r.ver, Duplicate: true, Result: r.result}, nil
+		}
+	}
+	if err := s.validate(snap, reads, delta, opts.Mode); err != nil {
+		return Result{}, err
+	}
+	v := s.version + 1
+	s.apply(v, delta)
+	s.version = v
+	s.hist.advance(v)
+	if opts.OpID != "" {
+		s.ids.put(opts.OpID, outcome{ver: v, result: slices.Clone(opts.Result)})
+	}
+	s.hist.collect(s)
+	return Result{Version: v}, nil
+}
+
+// lockUngated takes the write lock at a moment when no VIP ticket but the
+// caller's own overlaps the commit's keys. It returns with the lock held,
+// or with an error and the lock free.
+func (s *Store) lockUngated(ctx context.Context, reads []contract.Path, delta Delta, opts Options) error {
+	var keys []string
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if s.arb == nil || !s.arb.Active() {
+			return nil
+		}
+		if opts.OpID != "" {
+			if _, dup := s.ids.get(opts.OpID); dup {
+				return nil // a repeat applies nothing: no reason to wait
+			}
+		}
+		if keys == nil {
+			keys = keysOf(reads, delta)
+		}
+		done := s.arb.Blocker(keys, opts.Ticket)
+		if done == nil {
+			return nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func keysOf(reads []contract.Path, delta Delta) []string {
+	keys := make([]string, 0, len(reads)+len(delta))
+	for _, r := range reads {
+		keys = append(keys, string(r))
+	}
+	for _, w := range delta {
+		keys = append(keys, string(w.Path))
+	}
+	return keys
+}
+
+// validate decides whether a commit from snap may apply (write lock held).
+func (s *Store) validate(snap Version, reads []contract.Path, delta Delta, mode Mode) error {
+	if snap > s.version {
+		return fmt.Errorf("%w: %d > %d", ErrFutureSnap, snap, s.version)
+	}
+	if snap < s.hist.trimmed {
+		return &ConflictError{Snapshot: snap, Current: s.version, Reason: "snapshot too old"}
+	}
+	if snap == s.version {
+		return nil
+	}
+	changed := s.changed(snap, reads, delta)
+	if mode == Strict {
+		return &ConflictError{Snapshot: snap, Current: s.version, Paths: changed, Reason: "strict"}
+	}
+	if len(changed) > 0 {
+		return &ConflictError{Snapshot: snap, Current: s.version, Paths: changed}
+	}
+	return nil
+}
+
+// changed lists the read and written paths written after snap.
+func (s *Store) changed(snap Version, reads []contract.Path, delta Delta) []contract.Path {
+	var out []contract.Path
+	for _, r := range reads {
+		if n, ok := s.index[r]; ok && n.subtree > snap {
+			out = append(out, r)
+		}
+	}
+	for _, w := range delta {
+		if w.Op == contract.OpAppend {
+			continue
+		}
+		if n, ok := s.index[w.Path]; ok && n.head != nil && n.head.ver > snap && !slices.Contains(out, w.Path) {
+			out = append(out, w.Path)
+		}
+	}
+	return out
+}
+
+// apply writes delta at version v (write lock held, delta checked).
+func (s *Store) apply(v Version, delta Delta) {
+	for _, w := range delta {
+		switch w.Op {
+		case contract.OpSet:
+			s.push(s.ensure(w.Path), v, slices.Clone(w.Value), false)
+		case contract.OpDelete:
+			s.push(s.ensure(w.Path), v, nil, true)
+		case contract.OpAppend:
+			root := s.ensure(w.Path)
+			seq := root.nextSeq
+			root.nextSeq++
+			s.push(s.ensure(entryPath(w.Path, seq)), v, slices.Clone(w.Value), false)
+		}
+	}
+}
+
+// entryPath names the seq-th entry of the log at root.
+func entryPath(root contract.Path, seq uint64) contract.Path {
+	var buf [seqDigits]byte
+	digits := strconv.AppendUint(buf[:0], seq, 10)
+	b := make([]byte, 0, len(root)+1+seqDigits)
+	b = append(b, root...)
+	b = append(b, '.')
+	for range seqDigits - len(digits) {
+		b = append(b, '0')
+	}
+	b = append(b, digits...)
+	return contract.Path(b)
+}
+
+// push links a new rev at n and stamps n and its ancestors with v.
+func (s *Store) push(n *node, v Version, val []byte, deleted bool) {
+	wasLive := n.head != nil && !n.head.deleted
+	if val == nil && !deleted {
+		val = []byte{} // a set of an empty value is a value, not a delete
+	}
+	n.head = &rev{ver: v, val: val, deleted: deleted, prev: n.head}
+	switch {
+	case wasLive && deleted:
+		s.live--
+	case !wasLive && !deleted:
+		s.live++
+	}
+	for a := n; a != nil && a.subtree < v; a = a.parent {
+		a.subtree = v
+	}
+	if n.head.prev != nil || deleted {
+		s.hist.pending = append(s.hist.pending, garbage{ver: v, n: n})
+	}
+}

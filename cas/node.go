@@ -1,0 +1,66 @@
+package cas
+
+import "github.com/theus-run/theus/contract"
+
+// node is one path in the trie. A node exists for every path that was ever
+// written and every ancestor of one, until history trimming finds it deleted
+// for good and childless.
+type node struct {
+	path     contract.Path
+	seg      string // last segment of path
+	parent   *node
+	children map[string]*node // by segment; nil when none
+	head     *rev             // newest first; nil for a path never written
+	// subtree is the newest version written at this path or anywhere below
+	// it: a subtree read from snapshot s conflicts iff subtree > s.
+	subtree Version
+	// nextSeq numbers the next append under this path (LOG roots).
+	nextSeq uint64
+}
+
+// rev is one version of a path's value. Revs are immutable once linked,
+// except prev, which trimming cuts under the store's write lock.
+type rev struct {
+	ver     Version
+	val     []byte
+	deleted bool
+	prev    *rev
+}
+
+// at returns the rev visible at version v, or nil.
+func (n *node) at(v Version) *rev {
+	r := n.head
+	for r != nil && r.ver > v {
+		r = r.prev
+	}
+	return r
+}
+
+// child returns the child for seg, creating it.
+func (n *node) child(seg string, path contract.Path) *node {
+	if c, ok := n.children[seg]; ok {
+		return c
+	}
+	c := &node{path: path, seg: seg, parent: n}
+	if n.children == nil {
+		n.children = make(map[string]*node, 1)
+	}
+	n.children[seg] = c
+	return c
+}
+
+// trim drops revs no snapshot at or after horizon can see: everything older
+// than the newest rev at or below horizon.
+func (n *node) trim(horizon Version) {
+	if r := n.at(horizon); r != nil {
+		r.prev = nil
+	}
+}
+
+// dead reports whether n can leave the trie: no snapshot at or after horizon
+// sees a value at or below it, and no commit after horizon wrote there. A
+// LOG root with appends keeps its numbering and stays.
+func (n *node) dead(horizon Version) bool {
+	return len(n.children) == 0 && n.nextSeq == 0 && n.subtree <= horizon &&
+		(n.head == nil || n.head.deleted)
+}

@@ -1,0 +1,243 @@
+package cas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/vip"
+)
+
+// Defaults for Runner.
+const (
+	DefaultVIPAfter    = 3
+	DefaultMaxAttempts = 32
+)
+
+// Runner drives invocations to commit: snapshot, run, check the contract,
+// commit; on conflict, back off and run again on a fresh snapshot; after
+// VIPAfter conflicts, hold a VIP ticket so the next attempt cannot lose.
+// Where the process runs is the Attempt's business: in this process (Call)
+// or on a remote worker (the supervisor). A Runner is safe for concurrent
+// use; its fields must not change after the first call.
+type Runner struct {
+	Store   *Store
+	Arbiter *vip.Arbiter // nil: no tickets, only backoff
+	Mode    Mode
+	Backoff vip.Backoff
+	// VIPAfter is the number of conflicts after which an invocation takes a
+	// ticket; default DefaultVIPAfter, negative for never.
+	VIPAfter int
+	// MaxAttempts bounds the runs of one invocation; default
+	// DefaultMaxAttempts.
+	MaxAttempts int
+	// Sleep waits between attempts; default a timer that honors ctx.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Attempt runs a process once on snap (attempt counts from 1). It may be
+// called several times for one invocation and must have no effect outside
+// the Outcome it returns. It must not keep snap after returning.
+type Attempt func(ctx context.Context, snap *Snapshot, attempt int) (Outcome, error)
+
+// Outcome is what one run of a process produced.
+type Outcome struct {
+	Delta  Delta
+	Result []byte // returned to the caller, and stored with the op id
+}
+
+// Invocation is one request to run a process until it commits.
+type Invocation struct {
+	Contract contract.Contract
+	OpID     string // optional; makes the commit idempotent
+	Owner    string // who runs it (a worker id): its tickets are revoked with it
+	Run      Attempt
+}
+
+// Report describes a committed invocation.
+type Report struct {
+	Version   Version // the commit's version (the snapshot's, for an empty delta)
+	Attempts  int
+	Conflicts int
+	VIP       bool // the commit was made under a VIP ticket
+	Duplicate bool // the op id had committed before; nothing ran
+	Result    []byte
+}
+
+// RunError is an invocation that did not commit.
+type RunError struct {
+	Process   string
+	Attempts  int
+	Conflicts int
+	Err       error // the cause: a process error, a contract violation, ctx's error, or the last conflict
+}
+
+func (e *RunError) Error() string {
+	return fmt.Sprintf("cas: process %q: %d attempts (%d conflicts): %v", e.Process, e.Attempts, e.Conflicts, e.Err)
+}
+
+func (e *RunError) Unwrap() error { return e.Err }
+
+// ErrRetryLimit is the cause when every allowed attempt conflicted.
+var ErrRetryLimit = errors.New("cas: retry limit reached")
+
+// ErrStrictArbiter is returned by a Strict Runner whose Arbiter is not
+// strict: its tickets would not stop the commits that break the holder's.
+var ErrStrictArbiter = errors.New("cas: strict mode needs a strict vip.Arbiter")
+
+func (r *Runner) vipAfter() int {
+	if r.VIPAfter == 0 {
+		return DefaultVIPAfter
+	}
+	return r.VIPAfter
+}
+
+func (r *Runner) maxAttempts() int {
+	if r.MaxAttempts <= 0 {
+		return DefaultMaxAttempts
+	}
+	return r.MaxAttempts
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Execute runs inv until its delta commits, it fails for a reason other
+// than a conflict, the retry limit is reached, or ctx ends. Every error is a
+// *RunError that says how many attempts were made and wraps the cause.
+func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
+	if r.Mode == Strict && r.Arbiter != nil && !r.Arbiter.Strict() {
+		return Report{}, &RunError{Process: inv.Contract.Name, Err: ErrStrictArbiter}
+	}
+	if v, res, ok := r.Store.Lookup(inv.OpID); ok {
+		return Report{Version: v, Duplicate: true, Result: res}, nil
+	}
+	l := loop{r: r, inv: &inv, rep: Report{}}
+	defer l.ticket.Release()
+	err := l.run(ctx)
+	if err != nil {
+		return Report{}, &RunError{Process: inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, Err: err}
+	}
+	return l.rep, nil
+}
+
+// loop is the state of one Execute.
+type loop struct {
+	r      *Runner
+	inv    *Invocation
+	rep    Report
+	ticket *vip.Ticket
+	keys   []string
+}
+
+func (l *loop) run(ctx context.Context) error {
+	seq := l.r.Backoff.Start()
+	sleep := l.r.Sleep
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	var last error
+	for {
+		if err := ctx.Err(); err != nil {
+			return withLast(err, last)
+		}
+		if err := l.maybeTicket(ctx); err != nil {
+			return withLast(err, last)
+		}
+		l.rep.Attempts++
+		err := l.attempt(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		last = err
+		l.rep.Conflicts++
+		if l.rep.Attempts >= l.r.maxAttempts() {
+			return fmt.Errorf("%w: %w", ErrRetryLimit, err)
+		}
+		if l.ticket.Valid() || l.wantTicket() {
+			continue // a ticket holder, or one about to queue, needs no backoff
+		}
+		if err := sleep(ctx, seq.Next()); err != nil {
+			return withLast(err, last)
+		}
+	}
+}
+
+func withLast(err, last error) error {
+	if last == nil {
+		return err
+	}
+	return fmt.Errorf("%w (last: %v)", err, last)
+}
+
+func (l *loop) wantTicket() bool {
+	k := l.r.vipAfter()
+	return l.r.Arbiter != nil && k >= 0 && l.rep.Conflicts >= k
+}
+
+// maybeTicket takes a ticket once the invocation has conflicted enough, or
+// takes a new one if a lease ran out.
+func (l *loop) maybeTicket(ctx context.Context) error {
+	if !l.wantTicket() || l.ticket.Valid() {
+		return nil
+	}
+	if l.keys == nil {
+		for _, p := range l.inv.Contract.Keys() {
+			l.keys = append(l.keys, string(p))
+		}
+	}
+	t, err := l.r.Arbiter.Acquire(ctx, l.inv.Owner, l.keys)
+	if err != nil {
+		return fmt.Errorf("vip ticket: %w", err)
+	}
+	l.ticket = t
+	return nil
+}
+
+// attempt is one snapshot → run → check → commit.
+func (l *loop) attempt(ctx context.Context) error {
+	snap := l.r.Store.Snapshot()
+	defer snap.Release()
+	out, err := l.inv.Run(ctx, snap, l.rep.Attempts)
+	if err != nil {
+		return err
+	}
+	for _, w := range out.Delta {
+		if err := l.inv.Contract.CheckWrite(w.Path, w.Op); err != nil {
+			return err
+		}
+	}
+	if len(out.Delta) == 0 {
+		l.rep.Version, l.rep.Result = snap.Version(), out.Result
+		return nil
+	}
+	vip := l.ticket.Valid()
+	res, err := l.r.Store.Commit(ctx, snap.Version(), l.inv.Contract.Inputs, out.Delta, Options{
+		Mode:   l.r.Mode,
+		OpID:   l.inv.OpID,
+		Result: out.Result,
+		Ticket: l.ticket,
+	})
+	if err != nil {
+		return err
+	}
+	l.rep.Version, l.rep.Duplicate, l.rep.VIP = res.Version, res.Duplicate, vip
+	l.rep.Result = out.Result
+	if res.Duplicate {
+		l.rep.Result = res.Result
+	}
+	return nil
+}

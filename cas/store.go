@@ -1,0 +1,116 @@
+package cas
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/vip"
+)
+
+// Version numbers commits. Version 0 is the empty store; each commit adds one.
+type Version uint64
+
+// Mode selects how a commit is validated.
+type Mode uint8
+
+// Modes. The zero value is Smart.
+const (
+	// Smart commits iff nothing the commit read or writes changed since its
+	// snapshot. Commits are serializable.
+	Smart Mode = iota
+	// Strict commits iff nothing changed at all since the snapshot.
+	Strict
+)
+
+func (m Mode) String() string {
+	if m == Strict {
+		return "strict"
+	}
+	return "smart"
+}
+
+// Config tunes a Store. The zero value is usable.
+type Config struct {
+	// Arbiter, when set, gates commits that overlap a held VIP ticket.
+	Arbiter *vip.Arbiter
+	// OpIDWindow is how many recent op ids are remembered for idempotency;
+	// default DefaultOpIDWindow. A negative value disables the window.
+	OpIDWindow int
+}
+
+// DefaultOpIDWindow is the number of op ids remembered when
+// Config.OpIDWindow is zero.
+const DefaultOpIDWindow = 1 << 16
+
+// Store is the Context: every path's versioned value. It is safe for
+// concurrent use.
+type Store struct {
+	arb *vip.Arbiter
+
+	mu      sync.RWMutex
+	version Version
+	root    *node                   // the empty path; its children are first segments
+	index   map[contract.Path]*node // every node of the trie, by path
+	live    int                     // paths holding a value now (not tombstones)
+	hist    history
+	ids     opIDs
+}
+
+// New returns an empty store.
+func New(cfg Config) *Store {
+	s := &Store{
+		arb:   cfg.Arbiter,
+		root:  &node{},
+		index: make(map[contract.Path]*node),
+	}
+	s.hist.cur = &epoch{}
+	s.ids.init(cfg.OpIDWindow)
+	return s
+}
+
+// Version returns the version of the newest commit.
+func (s *Store) Version() Version {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.version
+}
+
+// Len returns how many paths hold a value now.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.live
+}
+
+// ensure returns the node for p, creating it and its ancestors.
+func (s *Store) ensure(p contract.Path) *node {
+	if n, ok := s.index[p]; ok {
+		return n
+	}
+	parent := s.root
+	if i := strings.LastIndexByte(string(p), '.'); i >= 0 {
+		parent = s.ensure(p[:i])
+	}
+	seg := string(p)
+	if i := strings.LastIndexByte(seg, '.'); i >= 0 {
+		seg = seg[i+1:]
+	}
+	n := parent.child(seg, p)
+	s.index[p] = n
+	return n
+}
+
+// unlink removes n if it is dead for every live snapshot (no value, no
+// children, nothing written below it after horizon), then each ancestor the
+// removal leaves dead too.
+func (s *Store) unlink(n *node, horizon Version) {
+	for n != s.root && n.dead(horizon) {
+		delete(n.parent.children, n.seg)
+		if len(n.parent.children) == 0 {
+			n.parent.children = nil
+		}
+		delete(s.index, n.path)
+		n = n.parent
+	}
+}

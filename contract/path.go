@@ -1,0 +1,144 @@
+package contract
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Limits on a path. They bound every structure keyed by paths and every
+// decoder that reads one from another process.
+const (
+	MaxPathLen   = 256 // bytes, dots included
+	MaxPathDepth = 32  // segments
+)
+
+// Path is a validated context path. The zero Path is invalid; obtain one
+// from Parse or MustParse. A Path is a string underneath, so it is cheap to
+// copy, compare and use as a map key.
+type Path string
+
+// Parse validates s and returns it as a Path. The error is a *PathError
+// naming s and what is wrong with it.
+func Parse(s string) (Path, error) {
+	if err := validate(s); err != nil {
+		return "", err
+	}
+	return Path(s), nil
+}
+
+// MustParse is Parse for constants in code; it panics on an invalid path.
+func MustParse(s string) Path {
+	p, err := Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// ParseAll parses every string in ss, stopping at the first invalid one.
+func ParseAll(ss ...string) ([]Path, error) {
+	out := make([]Path, 0, len(ss))
+	for _, s := range ss {
+		p, err := Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// PathError reports an invalid path.
+type PathError struct {
+	Path   string // the offending input, truncated to MaxPathLen+16 bytes
+	Reason string
+}
+
+func (e *PathError) Error() string {
+	return fmt.Sprintf("contract: invalid path %q: %s", e.Path, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrInvalidPath) true for every *PathError.
+func (e *PathError) Is(target error) bool { return target == ErrInvalidPath }
+
+func validate(s string) error {
+	bad := func(reason string) error {
+		shown := s
+		if len(shown) > MaxPathLen+16 {
+			shown = shown[:MaxPathLen+16] + "..."
+		}
+		return &PathError{Path: shown, Reason: reason}
+	}
+	if s == "" {
+		return bad("empty")
+	}
+	if len(s) > MaxPathLen {
+		return bad(fmt.Sprintf("longer than %d bytes", MaxPathLen))
+	}
+	depth, segLen := 1, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if segLen == 0 {
+				return bad(fmt.Sprintf("empty segment at byte %d", i))
+			}
+			depth++
+			segLen = 0
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+			segLen++
+		default:
+			return bad(fmt.Sprintf("byte %d is %q; segments allow only [A-Za-z0-9_-]", i, c))
+		}
+	}
+	if segLen == 0 {
+		return bad("empty last segment")
+	}
+	if depth > MaxPathDepth {
+		return bad(fmt.Sprintf("deeper than %d segments", MaxPathDepth))
+	}
+	return nil
+}
+
+// String returns the path as text.
+func (p Path) String() string { return string(p) }
+
+// Segments returns the path's segments. It allocates; prefer Covers and
+// Zone, which do not.
+func (p Path) Segments() []string { return strings.Split(string(p), ".") }
+
+// Parent returns the path without its last segment, and false for a path of
+// one segment.
+func (p Path) Parent() (Path, bool) {
+	i := strings.LastIndexByte(string(p), '.')
+	if i < 0 {
+		return "", false
+	}
+	return p[:i], true
+}
+
+// Child returns p.seg. seg must be a valid single segment.
+func (p Path) Child(seg string) (Path, error) {
+	return Parse(string(p) + "." + seg)
+}
+
+// Covers reports whether q lies in the subtree rooted at p: q equals p or
+// starts with p followed by a dot.
+func (p Path) Covers(q Path) bool {
+	return Covers(string(p), string(q))
+}
+
+// Overlaps reports whether one of p and q covers the other: a write to one
+// can change what a subtree read of the other returns.
+func (p Path) Overlaps(q Path) bool {
+	return Covers(string(p), string(q)) || Covers(string(q), string(p))
+}
+
+// Covers is Path.Covers on plain strings, for callers that hold paths as
+// strings (the VIP arbiter, decoders).
+func Covers(root, q string) bool {
+	if len(q) < len(root) || q[:len(root)] != root {
+		return false
+	}
+	return len(q) == len(root) || q[len(root)] == '.'
+}

@@ -1,0 +1,345 @@
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors returned by the arbiter.
+var (
+	ErrClosed  = errors.New("vip: arbiter closed")
+	ErrRevoked = errors.New("vip: request revoked with its owner")
+)
+
+// DefaultLease is how long a ticket lasts when Config.Lease is zero.
+const DefaultLease = 2 * time.Second
+
+// Clock is the time the arbiter uses for leases. The default is the time
+// package (which testing/synctest fakes).
+type Clock interface {
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
+}
+
+type realClock struct{}
+
+func (realClock) AfterFunc(d time.Duration, f func()) func() bool {
+	return time.AfterFunc(d, f).Stop
+}
+
+// EventKind says what happened to a ticket.
+type EventKind uint8
+
+// Event kinds, in the order a ticket lives them.
+const (
+	Granted EventKind = iota + 1
+	Released
+	Expired
+	Revoked
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Granted:
+		return "granted"
+	case Released:
+		return "released"
+	case Expired:
+		return "expired"
+	case Revoked:
+		return "revoked"
+	}
+	return fmt.Sprintf("event(%d)", uint8(k))
+}
+
+// Event is reported to Config.Trace, under the arbiter's lock, in the order
+// the events happen.
+type Event struct {
+	Kind   EventKind
+	Ticket uint64
+	Owner  string
+	Keys   []string // shared with the ticket: read only
+}
+
+// Config tunes an Arbiter.
+type Config struct {
+	// Strict makes every ticket cover every key (for the store's strict
+	// mode, where any commit invalidates every snapshot).
+	Strict bool
+	// Lease bounds how long a ticket is held; default DefaultLease.
+	Lease time.Duration
+	Clock Clock
+	// Trace, when set, sees every grant and end of a ticket. It must not
+	// call back into the arbiter.
+	Trace func(Event)
+}
+
+// Arbiter grants VIP tickets. It is safe for concurrent use.
+type Arbiter struct {
+	cfg    Config
+	active atomic.Int32 // len(mu.held), read without the lock on the commit path
+	nextID atomic.Uint64
+
+	mu struct {
+		sync.Mutex
+		held   []*Ticket
+		queue  []*request
+		closed bool
+	}
+}
+
+type request struct {
+	owner string
+	keys  []string
+	ready chan *Ticket // buffered(1): the grant is never blocked by a gone waiter
+	err   error        // why a nil was sent on ready; written before the send
+}
+
+// Ticket is a granted lease over a key set.
+type Ticket struct {
+	id    uint64
+	owner string
+	keys  []string
+	a     *Arbiter
+	done  chan struct{} // closed when the ticket ends, however it ends
+	stop  func() bool
+	ended bool // guarded by a.mu
+}
+
+// New returns an Arbiter.
+func New(cfg Config) *Arbiter {
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	return &Arbiter{cfg: cfg}
+}
+
+// Strict reports whether every ticket covers every key.
+func (a *Arbiter) Strict() bool { return a.cfg.Strict }
+
+func (a *Arbiter) overlap(x, y []string) bool {
+	return a.cfg.Strict || overlaps(x, y)
+}
+
+// Acquire waits for a ticket over keys, in FIFO order among requests whose
+// key sets overlap. It returns ctx's error if ctx ends first, and ErrClosed
+// after Close.
+func (a *Arbiter) Acquire(ctx context.Context, owner string, keys []string) (*Ticket, error) {
+	req := &request{owner: owner, keys: slices.Clone(keys), ready: make(chan *Ticket, 1)}
+	a.mu.Lock()
+	if a.mu.closed {
+		a.mu.Unlock()
+		return nil, ErrClosed
+	}
+	a.mu.queue = append(a.mu.queue, req)
+	a.dispatchLocked()
+	a.mu.Unlock()
+
+	select {
+	case t := <-req.ready:
+		if t == nil {
+			return nil, req.err
+		}
+		return t, nil
+	case <-ctx.Done():
+	}
+	a.mu.Lock()
+	if i := slices.Index(a.mu.queue, req); i >= 0 {
+		a.mu.queue = slices.Delete(a.mu.queue, i, i+1)
+		a.dispatchLocked() // those queued behind us may go now
+		a.mu.Unlock()
+		return nil, ctx.Err()
+	}
+	a.mu.Unlock()
+	// Granted (or closed) while we gave up: hand it back.
+	if t := <-req.ready; t != nil {
+		t.Release()
+	}
+	return nil, ctx.Err()
+}
+
+// dispatchLocked grants every queued request that overlaps no held ticket
+// and no request queued before it.
+func (a *Arbiter) dispatchLocked() {
+	q := a.mu.queue
+	kept := q[:0]
+	for _, r := range q {
+		blocked := false
+		for _, t := range a.mu.held {
+			if a.overlap(r.keys, t.keys) {
+				blocked = true
+				break
+			}
+		}
+		for _, earlier := range kept {
+			if blocked {
+				break
+			}
+			blocked = a.overlap(r.keys, earlier.keys)
+		}
+		if blocked {
+			kept = append(kept, r)
+			continue
+		}
+		a.grantLocked(r)
+	}
+	clear(q[len(kept):])
+	a.mu.queue = kept
+}
+
+func (a *Arbiter) grantLocked(r *request) {
+	t := &Ticket{id: a.nextID.Add(1), owner: r.owner, keys: r.keys, a: a, done: make(chan struct{})}
+	a.mu.held = append(a.mu.held, t)
+	a.active.Store(int32(len(a.mu.held)))
+	t.stop = a.cfg.Clock.AfterFunc(a.cfg.Lease, func() { a.end(t, Expired) })
+	a.trace(Granted, t)
+	r.ready <- t
+}
+
+func (a *Arbiter) trace(k EventKind, t *Ticket) {
+	if a.cfg.Trace != nil {
+		a.cfg.Trace(Event{Kind: k, Ticket: t.id, Owner: t.owner, Keys: t.keys})
+	}
+}
+
+// end finishes t once; later calls do nothing. It reports whether t was
+// still held.
+func (a *Arbiter) end(t *Ticket, why EventKind) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.endLocked(t, why)
+}
+
+func (a *Arbiter) endLocked(t *Ticket, why EventKind) bool {
+	if t.ended {
+		return false
+	}
+	t.ended = true
+	if t.stop != nil {
+		t.stop()
+	}
+	if i := slices.Index(a.mu.held, t); i >= 0 {
+		a.mu.held = slices.Delete(a.mu.held, i, i+1)
+	}
+	a.active.Store(int32(len(a.mu.held)))
+	close(t.done)
+	a.trace(why, t)
+	a.dispatchLocked()
+	return true
+}
+
+// Release ends the ticket. It is safe to call more than once and on a nil
+// ticket.
+func (t *Ticket) Release() {
+	if t != nil {
+		t.a.end(t, Released)
+	}
+}
+
+// Valid reports whether the ticket is still held (not released, revoked or
+// expired).
+func (t *Ticket) Valid() bool {
+	if t == nil {
+		return false
+	}
+	select {
+	case <-t.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Done is closed when the ticket ends.
+func (t *Ticket) Done() <-chan struct{} { return t.done }
+
+// ID identifies the ticket in traces and logs.
+func (t *Ticket) ID() uint64 { return t.id }
+
+// Owner is the owner the ticket was acquired for.
+func (t *Ticket) Owner() string { return t.owner }
+
+// Keys is the ticket's key set. The caller must not modify it.
+func (t *Ticket) Keys() []string { return t.keys }
+
+// RevokeOwner ends every ticket held by owner and drops its queued requests
+// (a dead worker's). It returns how many tickets it ended.
+func (a *Arbiter) RevokeOwner(owner string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, t := range slices.Clone(a.mu.held) {
+		if t.owner == owner && a.endLocked(t, Revoked) {
+			n++
+		}
+	}
+	kept := a.mu.queue[:0]
+	for _, r := range a.mu.queue {
+		if r.owner == owner {
+			r.err = ErrRevoked
+			r.ready <- nil
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(a.mu.queue[len(kept):])
+	a.mu.queue = kept
+	a.dispatchLocked()
+	return n
+}
+
+// Active reports whether any ticket is held. It takes no lock, so the commit
+// path pays nothing when nobody holds a ticket.
+func (a *Arbiter) Active() bool { return a.active.Load() > 0 }
+
+// Blocker returns the done channel of a held ticket, other than own, whose
+// keys overlap keys; nil when no ticket blocks them. The store calls it
+// inside its commit critical section, so a ticket granted afterwards sees
+// that commit in its holder's next snapshot.
+func (a *Arbiter) Blocker(keys []string, own *Ticket) <-chan struct{} {
+	if !a.Active() {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range a.mu.held {
+		if t != own && a.overlap(keys, t.keys) {
+			return t.done
+		}
+	}
+	return nil
+}
+
+// Held returns the key sets of the tickets held now, for status and tests.
+func (a *Arbiter) Held() [][]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([][]string, len(a.mu.held))
+	for i, t := range a.mu.held {
+		out[i] = t.keys
+	}
+	return out
+}
+
+// Close ends every ticket and refuses every queued and future request.
+// It is safe to call more than once.
+func (a *Arbiter) Close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mu.closed = true
+	for _, r := range a.mu.queue {
+		r.err = ErrClosed
+		r.ready <- nil
+	}
+	a.mu.queue = nil
+	for _, t := range slices.Clone(a.mu.held) {
+		a.endLocked(t, Revoked)
+	}
+}
