@@ -123,7 +123,7 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 		return Report{Version: v, Duplicate: true, Result: res}, nil
 	}
 	l := loop{r: r, inv: &inv, rep: Report{}}
-	defer l.ticket.Release()
+	defer func() { l.ticket.Release() }() // l.ticket is set later: not `defer l.ticket.Release()`
 	err := l.run(ctx)
 	if err != nil {
 		return Report{}, &RunError{Process: inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, Err: err}

@@ -145,10 +145,26 @@ func (c Contract) CheckWrite(p Path, op Op) error {
 	return nil
 }
 
-// Keys returns the contract's key set, inputs then outputs: what a VIP
-// ticket for this process must cover.
+// Keys returns the contract's key set, the union of inputs and outputs
+// with every path covered by another dropped: what a VIP ticket for this
+// process must cover.
 func (c Contract) Keys() []Path {
-	out := make([]Path, 0, len(c.Inputs)+len(c.Outputs))
-	out = append(out, c.Inputs...)
-	return append(out, c.Outputs...)
+	all := make([]Path, 0, len(c.Inputs)+len(c.Outputs))
+	all = append(all, c.Inputs...)
+	all = append(all, c.Outputs...)
+	out := all[:0:0]
+	for i, p := range all {
+		redundant := false
+		for j, q := range all {
+			// q covers p strictly, or equals it and comes first.
+			if j != i && q.Covers(p) && (q != p || j < i) {
+				redundant = true
+				break
+			}
+		}
+		if !redundant {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -1,0 +1,374 @@
+package cas_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/vip"
+)
+
+// Ported from Theus: 20 concurrent increments end at exactly 20.
+func TestConcurrentIncrements(t *testing.T) {
+	s := cas.New(cas.Config{})
+	r := &cas.Runner{Store: s, Arbiter: vip.New(vip.Config{})}
+	c := mustContract(t, "counter.add", []string{"domain.counter"}, []string{"domain.counter"}, contract.Pure)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := r.Call(bg, c, "", incr(t, "domain.counter")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if v, _ := get(t, s, "domain.counter"); v != 20 {
+		t.Fatalf("counter = %d, want 20", v)
+	}
+}
+
+// Ported from Theus: every contract violation is rejected with the path
+// named, and nothing is committed.
+func TestContractViolationsCommitNothing(t *testing.T) {
+	tests := []struct {
+		name     string
+		path     string
+		op       contract.Op
+		read     bool
+		wantRule error
+	}{
+		{name: "undeclared write", path: "domain.forbidden", op: contract.OpSet, wantRule: contract.ErrUndeclaredWrite},
+		{name: "undeclared delete", path: "domain.forbidden", op: contract.OpDelete, wantRule: contract.ErrUndeclaredWrite},
+		{name: "const write", path: "domain.allowed.const_rate", op: contract.OpSet, wantRule: contract.ErrConstWrite},
+		{name: "log overwrite", path: "domain.allowed.log_ev", op: contract.OpSet, wantRule: contract.ErrLogNotAppend},
+		{name: "append outside log", path: "domain.allowed.x", op: contract.OpAppend, wantRule: contract.ErrAppendNotLog},
+		{name: "undeclared read", path: "domain.secret", read: true, wantRule: contract.ErrUndeclaredRead},
+		{name: "private read", path: "domain.allowed.internal_key", read: true, wantRule: contract.ErrPrivateRead},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := cas.New(cas.Config{})
+			r := &cas.Runner{Store: s}
+			c := mustContract(t, "fault.undeclared", []string{"domain.allowed"}, []string{"domain.allowed"}, contract.Pure)
+			runs := 0
+			_, err := r.Call(bg, c, "", func(_ context.Context, in cas.View) (cas.Outcome, error) {
+				runs++
+				var d cas.Delta
+				d.Set(P("domain.allowed.ok"), enc(1)) // a legal write beside the bad one
+				if tt.read {
+					if _, _, err := in.Get(P(tt.path)); err != nil {
+						return cas.Outcome{}, err
+					}
+					return cas.Outcome{Delta: d}, nil
+				}
+				return cas.Outcome{Delta: append(d, cas.Write{Path: P(tt.path), Op: tt.op, Value: enc(1)})}, nil
+			})
+			if !errors.Is(err, tt.wantRule) || !strings.Contains(err.Error(), tt.path) {
+				t.Fatalf("error = %v; want %v naming %s", err, tt.wantRule, tt.path)
+			}
+			var re *cas.RunError
+			if !errors.As(err, &re) || re.Attempts != 1 || runs != 1 {
+				t.Fatalf("a violation must not be retried: %v, runs %d", err, runs)
+			}
+			if s.Version() != 0 || s.Len() != 0 {
+				t.Fatal("something was committed")
+			}
+		})
+	}
+}
+
+// A process error is returned as is, after one attempt, with nothing
+// committed.
+func TestProcessErrorNotRetried(t *testing.T) {
+	s := cas.New(cas.Config{})
+	r := &cas.Runner{Store: s}
+	boom := errors.New("insufficient_funds")
+	c := mustContract(t, "bank.transfer", []string{"domain.accounts"}, []string{"domain.accounts"}, contract.Pure)
+	_, err := r.Call(bg, c, "", func(context.Context, cas.View) (cas.Outcome, error) { return cas.Outcome{}, boom })
+	if !errors.Is(err, boom) || s.Version() != 0 {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// interfere makes every attempt lose: it commits to p behind the
+// process's back, after its snapshot.
+func interfere(t *testing.T, s *cas.Store, p string, runs *atomic.Int32) cas.Func {
+	return func(context.Context, cas.View) (cas.Outcome, error) {
+		runs.Add(1)
+		set(t, s, p, 1)
+		var d cas.Delta
+		d.Set(P(p), enc(2))
+		return cas.Outcome{Delta: d}, nil
+	}
+}
+
+// The retry limit is honored and the error says how many attempts were
+// made and why.
+func TestRetryLimit(t *testing.T) {
+	s := cas.New(cas.Config{})
+	r := &cas.Runner{Store: s, MaxAttempts: 4, VIPAfter: -1, Sleep: func(context.Context, time.Duration) error { return nil }}
+	c := mustContract(t, "p", []string{"domain.x"}, []string{"domain.x"}, contract.Pure)
+	var runs atomic.Int32
+	_, err := r.Call(bg, c, "", interfere(t, s, "domain.x", &runs))
+	var re *cas.RunError
+	if !errors.As(err, &re) || re.Attempts != 4 || re.Conflicts != 4 || runs.Load() != 4 {
+		t.Fatalf("got %v (runs %d)", err, runs.Load())
+	}
+	if !errors.Is(err, cas.ErrRetryLimit) || !errors.Is(err, cas.ErrConflict) || !strings.Contains(err.Error(), "4 attempts") {
+		t.Fatalf("error does not say why: %v", err)
+	}
+}
+
+// The context's deadline is honored between attempts, and the error keeps
+// the last conflict.
+func TestDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := cas.New(cas.Config{})
+		r := &cas.Runner{Store: s, MaxAttempts: 1 << 20, VIPAfter: -1,
+			Backoff: vip.Backoff{Initial: time.Millisecond, Max: time.Millisecond, NoJitter: true}}
+		c := mustContract(t, "p", []string{"domain.x"}, []string{"domain.x"}, contract.Pure)
+		ctx, cancel := context.WithTimeout(bg, 10500*time.Microsecond)
+		defer cancel()
+		var runs atomic.Int32
+		start := time.Now()
+		_, err := r.Call(ctx, c, "", interfere(t, s, "domain.x", &runs))
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "last: cas: conflict") {
+			t.Fatalf("got %v", err)
+		}
+		if el := time.Since(start); el != 10500*time.Microsecond {
+			t.Fatalf("returned after %v, not at the deadline", el)
+		}
+		if n := runs.Load(); n != 11 {
+			t.Fatalf("ran %d times in 10.5 ms with 1 ms backoff; want 11", n)
+		}
+	})
+}
+
+// With 16 goroutines on one hot key, every invocation commits within
+// K conflicts + 1 attempt, and at most one ticket covers a path at any
+// instant (checked on every grant and end, while the test runs).
+func TestHotKeyBoundedAttempts(t *testing.T) {
+	const (
+		goroutines = 16
+		perG       = 40
+		k          = 3
+	)
+	var (
+		mu      sync.Mutex
+		holders = map[string]int{}
+		grants  int
+	)
+	arb := vip.New(vip.Config{Lease: time.Minute, Trace: func(ev vip.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.Kind == vip.Granted {
+			grants++
+			for _, key := range ev.Keys {
+				for held, n := range holders {
+					if n > 0 && (strings.HasPrefix(held+".", key+".") || strings.HasPrefix(key+".", held+".")) {
+						t.Errorf("ticket %d on %s granted while %s is held", ev.Ticket, key, held)
+					}
+				}
+			}
+		}
+		for _, key := range ev.Keys {
+			if ev.Kind == vip.Granted {
+				holders[key]++
+			} else {
+				holders[key]--
+			}
+		}
+	}})
+	s := cas.New(cas.Config{Arbiter: arb})
+	r := &cas.Runner{Store: s, Arbiter: arb, VIPAfter: k}
+	c := mustContract(t, "counter.add", []string{"domain.counter"}, []string{"domain.counter"}, contract.Pure)
+	body := incr(t, "domain.counter")
+	slow := func(ctx context.Context, in cas.View) (cas.Outcome, error) {
+		out, err := body(ctx, in)
+		time.Sleep(20 * time.Microsecond) // widen the window between snapshot and commit
+		return out, err
+	}
+	var vipCommits, worst atomic.Int64
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range perG {
+				rep, err := r.Call(bg, c, "", slow)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if rep.Attempts > k+1 {
+					t.Errorf("committed after %d attempts (%d conflicts); bound is %d", rep.Attempts, rep.Conflicts, k+1)
+				}
+				if rep.VIP {
+					vipCommits.Add(1)
+				}
+				for {
+					w := worst.Load()
+					if int64(rep.Attempts) <= w || worst.CompareAndSwap(w, int64(rep.Attempts)) {
+						break
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if v, _ := get(t, s, "domain.counter"); v != goroutines*perG {
+		t.Fatalf("counter = %d, want %d", v, goroutines*perG)
+	}
+	if grants == 0 || vipCommits.Load() == 0 {
+		t.Fatalf("no VIP ticket fired (grants %d): the test did not exercise contention", grants)
+	}
+	if len(arb.Held()) != 0 {
+		t.Fatal("tickets left held")
+	}
+	t.Logf("VIP commits %d of %d, grants %d, worst attempts %d", vipCommits.Load(), goroutines*perG, grants, worst.Load())
+}
+
+// A ticket holder that never finishes is revoked when its lease runs out,
+// and the commits it blocked proceed; its own late commit then conflicts.
+func TestStuckTicketHolderExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lease = 100 * time.Millisecond
+		arb := vip.New(vip.Config{Lease: lease})
+		s := cas.New(cas.Config{Arbiter: arb})
+		tk, err := arb.Acquire(bg, "stuck-worker", []string{"domain.x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := s.Snapshot()
+		defer snap.Release()
+		start := time.Now()
+		var d cas.Delta
+		d.Set(P("domain.x.y"), enc(1))
+		if _, err := s.Commit(bg, s.Version(), Ps("domain.x"), d, cas.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(start); el != lease {
+			t.Fatalf("the blocked commit went through after %v; want the lease, %v", el, lease)
+		}
+		if tk.Valid() {
+			t.Fatal("ticket still valid after its lease")
+		}
+		var late cas.Delta
+		late.Set(P("domain.x.y"), enc(2))
+		if _, err := s.Commit(bg, snap.Version(), Ps("domain.x"), late, cas.Options{Ticket: tk}); !errors.Is(err, cas.ErrConflict) {
+			t.Fatalf("late holder must conflict: %v", err)
+		}
+	})
+}
+
+// A dead worker's tickets are revoked; the commits they blocked proceed at
+// once, and commits beside them never waited.
+func TestRevokeOwnerUnblocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		arb := vip.New(vip.Config{Lease: time.Hour})
+		s := cas.New(cas.Config{Arbiter: arb})
+		if _, err := arb.Acquire(bg, "w1", []string{"domain.x"}); err != nil {
+			t.Fatal(err)
+		}
+		beside := cas.Delta{{Path: P("domain.y"), Op: contract.OpSet}}
+		if _, err := s.Commit(bg, s.Version(), Ps("domain.y"), beside, cas.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error)
+		go func() {
+			_, err := s.Commit(bg, s.Version(), nil, cas.Delta{{Path: P("domain.x"), Op: contract.OpSet}}, cas.Options{})
+			done <- err
+		}()
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("commit over a held ticket did not wait")
+		default:
+		}
+		time.Sleep(time.Second)
+		if n := arb.RevokeOwner("w1"); n != 1 {
+			t.Fatalf("revoked %d", n)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// A commit waiting at the VIP gate gives up with its context.
+func TestGateHonorsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		arb := vip.New(vip.Config{Lease: time.Hour})
+		s := cas.New(cas.Config{Arbiter: arb})
+		tk, _ := arb.Acquire(bg, "w1", []string{"domain"})
+		defer tk.Release()
+		ctx, cancel := context.WithTimeout(bg, time.Second)
+		defer cancel()
+		_, err := s.Commit(ctx, 0, nil, cas.Delta{{Path: P("domain.x"), Op: contract.OpSet}}, cas.Options{})
+		if !errors.Is(err, context.DeadlineExceeded) || s.Version() != 0 {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+// Strict mode: a ticket holds back every commit, and a strict runner
+// refuses a smart arbiter.
+func TestStrictRunner(t *testing.T) {
+	s := cas.New(cas.Config{})
+	c := mustContract(t, "p", []string{"domain.x"}, []string{"domain.x"}, contract.Pure)
+	r := &cas.Runner{Store: s, Mode: cas.Strict, Arbiter: vip.New(vip.Config{})}
+	if _, err := r.Call(bg, c, "", incr(t, "domain.x")); !errors.Is(err, cas.ErrStrictArbiter) {
+		t.Fatalf("got %v", err)
+	}
+	arb := vip.New(vip.Config{Strict: true})
+	s = cas.New(cas.Config{Arbiter: arb})
+	r = &cas.Runner{Store: s, Mode: cas.Strict, Arbiter: arb}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 20 {
+				if _, err := r.Call(bg, c, "", incr(t, "domain.x")); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if v, _ := get(t, s, "domain.x"); v != 160 {
+		t.Fatalf("x = %d", v)
+	}
+}
+
+// An invocation with an op id runs its commit once, even when repeated
+// concurrently; repeats get the first result back.
+func TestRunnerOpIDOnce(t *testing.T) {
+	s := cas.New(cas.Config{})
+	r := &cas.Runner{Store: s, Arbiter: vip.New(vip.Config{})}
+	c := mustContract(t, "counter.add", []string{"domain.counter"}, []string{"domain.counter"}, contract.Pure)
+	var wg sync.WaitGroup
+	var dups atomic.Int32
+	for range 8 {
+		wg.Go(func() {
+			rep, err := r.Call(bg, c, "same-op", func(ctx context.Context, in cas.View) (cas.Outcome, error) {
+				out, err := incr(t, "domain.counter")(ctx, in)
+				out.Result = []byte("done")
+				return out, err
+			})
+			if err != nil || string(rep.Result) != "done" {
+				t.Errorf("%+v %v", rep, err)
+			}
+			if rep.Duplicate {
+				dups.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if v, _ := get(t, s, "domain.counter"); v != 1 || dups.Load() != 7 {
+		t.Fatalf("counter = %d, duplicates %d; want 1 and 7", v, dups.Load())
+	}
+}
