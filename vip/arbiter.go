@@ -274,12 +274,8 @@ func (t *Ticket) Keys() []string { return t.keys }
 func (a *Arbiter) RevokeOwner(owner string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	n := 0
-	for _, t := range slices.Clone(a.mu.held) {
-		if t.owner == owner && a.endLocked(t, Revoked) {
-			n++
-		}
-	}
+	// Drop the owner's queued requests first: ending its tickets below
+	// dispatches the queue, which must not grant a dead owner anything.
 	kept := a.mu.queue[:0]
 	for _, r := range a.mu.queue {
 		if r.owner == owner {
@@ -291,6 +287,12 @@ func (a *Arbiter) RevokeOwner(owner string) int {
 	}
 	clear(a.mu.queue[len(kept):])
 	a.mu.queue = kept
+	n := 0
+	for _, t := range slices.Clone(a.mu.held) {
+		if t.owner == owner && a.endLocked(t, Revoked) {
+			n++
+		}
+	}
 	a.dispatchLocked()
 	return n
 }
