@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -81,10 +83,13 @@ var registerModel = porcupine.Model{
 // has porcupine check each one. Illegal or Unknown fails.
 func TestLinearizable(t *testing.T) {
 	const (
-		seeds      = 24
 		goroutines = 8
 		opsEach    = 40
 	)
+	seeds := 24
+	if n, err := strconv.Atoi(os.Getenv("THEUS_LINEARIZABILITY_SEEDS")); err == nil && n > 0 {
+		seeds = n
+	}
 	paths := []string{"domain.r.a", "domain.r.b", "domain.r.c"}
 	for seed := range uint64(seeds) {
 		arb := vip.New(vip.Config{})

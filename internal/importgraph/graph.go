@@ -1,0 +1,82 @@
+package importgraph
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Module is this module's path.
+const Module = "github.com/theus-run/theus"
+
+// Allowed maps each package of the module (relative to its root; a pattern
+// ending in "/*" matches every package below) to the module packages it may
+// import. A package missing from the map fails the test until it is placed
+// in the graph.
+var Allowed = map[string][]string{
+	"cmd/theus-supervisor": {"supervisor"},
+	"cmd/theusctl":         {"client"},
+	"cmd/theus-worker":     {"worker"},
+	"examples/contention":  {"cas", "vip", "contract"}, // the engine alone, in one process
+	"examples/*":           {"worker"},
+	"supervisor":           {"pool", "cas", "vip", "shm", "ipc", "protocol", "store", "store/*", "contract"},
+	"client":               {"ipc", "protocol"},
+	"worker":               {"ipc", "protocol", "shm", "contract"},
+	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
+	"pool":                 {"ipc", "protocol", "shm"},
+	"cas":                  {"contract", "vip"},
+	"store/*":              {"cas", "contract"},
+	"ipc":                  {"protocol"},
+	"shm":                  {},
+	"vip":                  {},
+	"protocol":             {},
+	"contract":             {},
+	"internal/importgraph": {},
+}
+
+func match(pattern, pkg string) bool {
+	if prefix, ok := strings.CutSuffix(pattern, "/*"); ok {
+		return strings.HasPrefix(pkg, prefix+"/")
+	}
+	return pattern == pkg
+}
+
+// rule returns the allowed imports of pkg and whether pkg is in the graph.
+func rule(pkg string) ([]string, bool) {
+	if allowed, ok := Allowed[pkg]; ok {
+		return allowed, true
+	}
+	for pattern, allowed := range Allowed {
+		if match(pattern, pkg) {
+			return allowed, true
+		}
+	}
+	return nil, false
+}
+
+// Check returns one message per forbidden edge in imports (package ->
+// module packages it imports, both relative to the module root).
+func Check(imports map[string][]string) []string {
+	var bad []string
+	for pkg, deps := range imports {
+		allowed, ok := rule(pkg)
+		if !ok {
+			bad = append(bad, fmt.Sprintf("%s is not in the import graph (add it to importgraph.Allowed and DESIGN.md §6)", pkg))
+			continue
+		}
+		for _, dep := range deps {
+			okDep := false
+			for _, a := range allowed {
+				if match(a, dep) {
+					okDep = true
+					break
+				}
+			}
+			if !okDep {
+				bad = append(bad, fmt.Sprintf("%s must not import %s", pkg, dep))
+			}
+		}
+	}
+	sort.Strings(bad)
+	return bad
+}
