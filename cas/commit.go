@@ -175,14 +175,14 @@ func (s *Store) apply(v Version, delta Delta) {
 	for _, w := range delta {
 		switch w.Op {
 		case contract.OpSet:
-			s.push(s.ensure(w.Path), v, slices.Clone(w.Value), false)
+			s.push(s.ensure(w.Path), v, w.Value, false)
 		case contract.OpDelete:
 			s.push(s.ensure(w.Path), v, nil, true)
 		case contract.OpAppend:
 			root := s.ensure(w.Path)
 			seq := root.nextSeq
 			root.nextSeq++
-			s.push(s.ensure(entryPath(w.Path, seq)), v, slices.Clone(w.Value), false)
+			s.push(s.ensure(entryPath(w.Path, seq)), v, w.Value, false)
 		}
 	}
 }
@@ -201,13 +201,33 @@ func entryPath(root contract.Path, seq uint64) contract.Path {
 	return contract.Path(b)
 }
 
+// smallValue is the size up to which a value is stored in the same
+// allocation as its rev.
+const smallValue = 16
+
+// revSmall is a rev with room for a small value.
+type revSmall struct {
+	rev
+	buf [smallValue]byte
+}
+
+// newRev returns a rev holding a copy of val (the caller may reuse val).
+func newRev(v Version, val []byte, deleted bool, prev *rev) *rev {
+	if deleted {
+		return &rev{ver: v, deleted: true, prev: prev}
+	}
+	if len(val) <= smallValue {
+		rs := &revSmall{rev: rev{ver: v, prev: prev}}
+		rs.val = rs.buf[:copy(rs.buf[:], val):len(val)]
+		return &rs.rev
+	}
+	return &rev{ver: v, val: slices.Clone(val), prev: prev}
+}
+
 // push links a new rev at n and stamps n and its ancestors with v.
 func (s *Store) push(n *node, v Version, val []byte, deleted bool) {
 	wasLive := n.head != nil && !n.head.deleted
-	if val == nil && !deleted {
-		val = []byte{} // a set of an empty value is a value, not a delete
-	}
-	n.head = &rev{ver: v, val: val, deleted: deleted, prev: n.head}
+	n.head = newRev(v, val, deleted, n.head)
 	switch {
 	case wasLive && deleted:
 		s.live--

@@ -18,11 +18,14 @@
 // # Concurrency
 //
 // One RWMutex guards the trie, the history and the counters. Reads take it
-// shared; Snapshot takes it shared and bumps an atomic hold count on the
-// current epoch; Commit takes it exclusively for validation and apply, so
-// commits are totally ordered by their version. The VIP gate is checked
-// inside that exclusive section: a ticket granted after a commit's gate
-// check is granted after the commit, so its holder's next snapshot sees it.
+// shared; Commit takes it exclusively for validation and apply, so commits
+// are totally ordered by their version, and publishes the new version's
+// epoch before it unlocks. Snapshot takes no lock: it adds a hold to the
+// current epoch and checks the epoch is still current (history.go says why
+// that is enough). The VIP gate is checked inside the commit's exclusive
+// section, and while any ticket is held Snapshot also takes the lock
+// shared: so a commit that passed the gate before a grant is visible in the
+// holder's next snapshot, and every commit after the grant waits.
 //
 // # Caveats
 //

@@ -2,9 +2,15 @@ package cas
 
 import "sync/atomic"
 
-// epoch counts the snapshots held at one version. The current epoch is
-// replaced when a commit lands while snapshots hold it, and reused
-// otherwise, so a commit with no reader in sight allocates no epoch.
+// epoch counts the snapshots held at one version. Epochs are immutable
+// but for holds; each commit publishes a new one.
+//
+// Snapshot takes no lock: it loads the current epoch, adds a hold, and
+// checks that the epoch is still current (else it drops the hold and
+// retries). A commit stores the new epoch, then reads the old one's holds:
+// if they are non-zero it keeps the old epoch in h.old. With sequentially
+// consistent atomics one of the two sides sees the other's write, so every
+// snapshot that succeeds is counted where horizon looks.
 type epoch struct {
 	ver   Version
 	holds atomic.Int64
@@ -20,7 +26,8 @@ type garbage struct {
 // history tracks which versions snapshots still hold and which nodes have
 // history to drop. Guarded by Store.mu (exclusive) except epoch.holds.
 type history struct {
-	cur     *epoch
+	cur     atomic.Pointer[epoch]
+	slab    []epoch   // unused epochs, allocated together
 	old     []*epoch  // epochs with holds at commit time, oldest first
 	pending []garbage // oldest first
 	// trimmed is the newest horizon trimming has used: history older than
@@ -28,13 +35,22 @@ type history struct {
 	trimmed Version
 }
 
-// advance moves the current epoch to v (called with the write lock).
+// epochSlab is how many epochs one allocation holds. A slot is used once,
+// so a held epoch keeps at most one slab (1 KiB) alive.
+const epochSlab = 64
+
+// advance publishes the epoch of version v (called with the write lock).
 func (h *history) advance(v Version) {
-	if h.cur.holds.Load() != 0 {
-		h.old = append(h.old, h.cur)
-		h.cur = &epoch{}
+	if len(h.slab) == 0 {
+		h.slab = make([]epoch, epochSlab)
 	}
-	h.cur.ver = v
+	next := &h.slab[0]
+	h.slab = h.slab[1:]
+	next.ver = v
+	prev := h.cur.Swap(next)
+	if prev.holds.Load() != 0 {
+		h.old = append(h.old, prev)
+	}
 }
 
 // horizon returns the oldest version a live snapshot holds, or the current
@@ -42,14 +58,13 @@ func (h *history) advance(v Version) {
 func (h *history) horizon() Version {
 	i := 0
 	for i < len(h.old) && h.old[i].holds.Load() == 0 {
-		h.old[i] = nil
 		i++
 	}
-	h.old = h.old[i:]
+	h.old = popFront(h.old, i)
 	if len(h.old) > 0 {
 		return h.old[0].ver
 	}
-	return h.cur.ver
+	return h.cur.Load().ver
 }
 
 // collect trims what no live snapshot can see. It is amortized over
@@ -66,13 +81,29 @@ func (h *history) collect(s *Store) {
 		n.trim(hz)
 		s.unlink(n, hz)
 	}
-	if i > 0 {
-		h.pending = h.pending[i:]
-		if hz > h.trimmed {
-			h.trimmed = hz
-		}
+	if i == 0 {
+		return
 	}
-	if cap(h.pending) > 1024 && len(h.pending) < cap(h.pending)/4 {
-		h.pending = append([]garbage(nil), h.pending...)
+	if hz > h.trimmed {
+		h.trimmed = hz
 	}
+	h.pending = popFront(h.pending, i)
+}
+
+// popFront drops the first i elements of q. It moves the rest to the front
+// when they are no more than those dropped (so each element moves at most
+// once per time it is behind as many dropped ones: amortized O(1)), which
+// keeps the array instead of letting appends reallocate it.
+func popFront[T any](q []T, i int) []T {
+	if i == 0 {
+		return q
+	}
+	rest := len(q) - i
+	if rest <= i {
+		copy(q, q[i:])
+		clear(q[rest:])
+		return q[:rest]
+	}
+	clear(q[:i])
+	return q[i:]
 }

@@ -133,6 +133,7 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 
 // loop is the state of one Execute.
 type loop struct {
+	snap   *Snapshot // renewed for each attempt
 	r      *Runner
 	inv    *Invocation
 	rep    Report
@@ -209,7 +210,12 @@ func (l *loop) maybeTicket(ctx context.Context) error {
 
 // attempt is one snapshot → run → check → commit.
 func (l *loop) attempt(ctx context.Context) error {
-	snap := l.r.Store.Snapshot()
+	if l.snap == nil {
+		l.snap = l.r.Store.Snapshot()
+	} else {
+		l.snap.Renew()
+	}
+	snap := l.snap
 	defer snap.Release()
 	out, err := l.inv.Run(ctx, snap, l.rep.Attempts)
 	if err != nil {

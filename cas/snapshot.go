@@ -26,13 +26,44 @@ type Entry struct {
 }
 
 // Snapshot returns a view of the newest version. Call Release when done.
+// It takes no lock and copies nothing.
 func (s *Store) Snapshot() *Snapshot {
-	s.mu.RLock()
-	e := s.hist.cur
-	e.holds.Add(1)
-	v := s.version
-	s.mu.RUnlock()
-	return &Snapshot{s: s, e: e, v: v}
+	sn := &Snapshot{s: s}
+	sn.take()
+	return sn
+}
+
+// Renew drops the snapshot's hold, if it still has one, and makes it view
+// the newest version. It reuses the Snapshot, so a loop that snapshots
+// again and again allocates nothing. It must not run concurrently with
+// other uses of sn.
+func (sn *Snapshot) Renew() {
+	sn.Release()
+	sn.take()
+}
+
+func (sn *Snapshot) take() {
+	s := sn.s
+	if s.arb != nil && s.arb.Active() {
+		// A ticket is held. Its holder's snapshot must see every commit
+		// that passed the VIP gate before the grant; those publish their
+		// epoch before they unlock, so waiting out the writer is enough.
+		// (Found by TestHotKeyBoundedAttempts under load: without this, a
+		// holder could read the epoch before such a commit and lose.)
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+	}
+	h := &s.hist
+	for {
+		e := h.cur.Load()
+		e.holds.Add(1)
+		if h.cur.Load() == e {
+			sn.e, sn.v = e, e.ver
+			sn.released.Store(false)
+			return
+		}
+		e.holds.Add(-1) // a commit moved on meanwhile: take the newer epoch
+	}
 }
 
 // Version is the version the snapshot sees.

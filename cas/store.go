@@ -64,7 +64,7 @@ func New(cfg Config) *Store {
 		root:  &node{},
 		index: make(map[contract.Path]*node),
 	}
-	s.hist.cur = &epoch{}
+	s.hist.cur.Store(&epoch{})
 	s.ids.init(cfg.OpIDWindow)
 	return s
 }
