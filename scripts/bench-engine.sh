@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the engine benchmarks (cas/commit_bench_test.go) and prints each
+# figure as a ratio to the baseline measured in the same run.
+# Usage: scripts/bench-engine.sh [benchtime] [count]   (default 1s 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+benchtime=${1:-1s}
+count=${2:-3}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+go test ./cas -run '^$' -bench . -benchtime "$benchtime" -count "$count" -benchmem | tee "$out"
+echo
+awk '
+  /^Benchmark/ {
+    name = $1; sub(/-[0-9]+$/, "", name)
+    for (i = 2; i < NF; i++) {
+      if ($(i+1) == "ns/op") { ns[name] += $i; n[name]++ }
+      if ($(i+1) == "commits/s") cps[name] += $i
+      if ($(i+1) == "retries/commit") rpc[name] += $i
+    }
+  }
+  function m(x) { return ns[x] / n[x] }
+  function c(x) { return cps[x] / n[x] }
+  END {
+    printf "%-58s %8s %8s\n", "figure (means of the runs)", "ratio", "target"
+    printf "%-58s %8.2f %8s\n", "one-path commit, cas / mutex map", m("BenchmarkCommit/paths=1/impl=cas") / m("BenchmarkCommit/paths=1/impl=mutexmap"), "<= 3"
+    printf "%-58s %8.2f %8s\n", "4-path commit, cas / mutex map", m("BenchmarkCommit/paths=4/impl=cas") / m("BenchmarkCommit/paths=4/impl=mutexmap"), "<= 3"
+    printf "%-58s %8.2f %8s\n", "snapshot, 10^6 paths / 10^3 paths", m("BenchmarkSnapshot/paths=1000000/op=new") / m("BenchmarkSnapshot/paths=1000/op=new"), "<= 2"
+    printf "%-58s %8.2f %8s\n", "hot key commits/s, 8 goroutines / 1 (cas)", c("BenchmarkHotKey/goroutines=8") / c("BenchmarkHotKey/goroutines=1"), ">= 0.8"
+    printf "%-58s %8.2f %8s\n", "hot key commits/s, 8 goroutines / 1 (mutex map)", c("BenchmarkHotKeyMutexMap/goroutines=8") / c("BenchmarkHotKeyMutexMap/goroutines=1"), "-"
+    printf "%-58s %8.3f %8s\n", "hot key retries per commit, 8 goroutines (cas)", rpc["BenchmarkHotKey/goroutines=8"] / n["BenchmarkHotKey/goroutines=8"], "<= 1.0"
+  }' "$out"
