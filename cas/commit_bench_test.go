@@ -100,18 +100,26 @@ func BenchmarkCommit(b *testing.B) {
 // BenchmarkRunner: the full in-process loop (snapshot, run, contract
 // check, commit) for one path, for reference next to BenchmarkCommit.
 func BenchmarkRunner(b *testing.B) {
-	arb := vip.New(vip.Config{})
-	s := cas.New(cas.Config{Arbiter: arb})
-	r := &cas.Runner{Store: s, Arbiter: arb}
-	p := contract.MustParse("domain.counter")
-	c, _ := contract.New("counter.add", []contract.Path{p}, []contract.Path{p}, contract.Pure)
-	f := counterFunc(p)
+	r, c, f := counterRunner()
 	ctx := context.Background()
 	for b.Loop() {
 		if _, err := r.Call(ctx, c, "", f); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// counterRunner returns a Runner with VIP tickets on, the counter.add
+// contract and its process.
+func counterRunner() (*cas.Runner, contract.Contract, cas.Func) {
+	arb := vip.New(vip.Config{})
+	r := &cas.Runner{Store: cas.New(cas.Config{Arbiter: arb}), Arbiter: arb}
+	p := contract.MustParse("domain.counter")
+	c, err := contract.New("counter.add", []contract.Path{p}, []contract.Path{p}, contract.Pure)
+	if err != nil {
+		panic(err)
+	}
+	return r, c, counterFunc(p)
 }
 
 func counterFunc(p contract.Path) cas.Func {
@@ -165,12 +173,7 @@ func BenchmarkSnapshot(b *testing.B) {
 func BenchmarkHotKey(b *testing.B) {
 	for _, g := range []int{1, 8} {
 		b.Run("goroutines="+strconv.Itoa(g), func(b *testing.B) {
-			arb := vip.New(vip.Config{})
-			s := cas.New(cas.Config{Arbiter: arb})
-			r := &cas.Runner{Store: s, Arbiter: arb}
-			p := contract.MustParse("domain.counter")
-			c, _ := contract.New("counter.add", []contract.Path{p}, []contract.Path{p}, contract.Pure)
-			f := counterFunc(p)
+			r, c, f := counterRunner()
 			ctx := context.Background()
 			var next, conflicts atomic.Int64
 			b.ResetTimer()

@@ -88,13 +88,9 @@ func (s *Store) ensure(p contract.Path) *node {
 	if n, ok := s.index[p]; ok {
 		return n
 	}
-	parent := s.root
-	if i := strings.LastIndexByte(string(p), '.'); i >= 0 {
-		parent = s.ensure(p[:i])
-	}
-	seg := string(p)
+	parent, seg := s.root, string(p)
 	if i := strings.LastIndexByte(seg, '.'); i >= 0 {
-		seg = seg[i+1:]
+		parent, seg = s.ensure(p[:i]), seg[i+1:]
 	}
 	n := parent.child(seg, p)
 	s.index[p] = n
