@@ -1,0 +1,56 @@
+package protocol
+
+import "fmt"
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Is reports whether target is an *Error with the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// The codes theus itself uses. A process may return codes of its own
+// (bank.transfer returns "insufficient_funds"); codes are lower snake case.
+const (
+	CodeUnknownProcess    = "unknown_process"    // no worker registers that name
+	CodeBadArgs           = "bad_args"           // args do not decode into the process's type
+	CodeContractViolation = "contract_violation" // a read or write outside the contract; Path names it
+	CodeRetryLimit        = "retry_limit"        // every allowed attempt conflicted
+	CodeWorkerCrashed     = "worker_crashed"     // the worker died on every allowed dispatch
+	CodeTimeout           = "timeout"            // the invocation ran past its deadline
+	CodeCanceled          = "canceled"           // the caller went away
+	CodeShuttingDown      = "shutting_down"      // the supervisor is draining
+	CodeBadRequest        = "bad_request"        // a malformed request (bad path, bad op id, ...)
+	CodeBadFrame          = "bad_frame"          // bytes that are not a valid frame or message
+	CodeProtocol          = "protocol_mismatch"  // a handshake with the wrong magic or version
+	CodeProcessFailed     = "process_failed"     // the process returned an error without a code
+	CodeInternal          = "internal"           // a bug in theus
+)
+
+// Sentinels for errors.Is.
+var (
+	ErrUnknownProcess    = &Error{Code: CodeUnknownProcess}
+	ErrBadArgs           = &Error{Code: CodeBadArgs}
+	ErrContractViolation = &Error{Code: CodeContractViolation}
+	ErrRetryLimit        = &Error{Code: CodeRetryLimit}
+	ErrWorkerCrashed     = &Error{Code: CodeWorkerCrashed}
+	ErrTimeout           = &Error{Code: CodeTimeout}
+	ErrCanceled          = &Error{Code: CodeCanceled}
+	ErrShuttingDown      = &Error{Code: CodeShuttingDown}
+	ErrBadRequest        = &Error{Code: CodeBadRequest}
+	ErrBadFrame          = &Error{Code: CodeBadFrame}
+	ErrProtocol          = &Error{Code: CodeProtocol}
+	ErrProcessFailed     = &Error{Code: CodeProcessFailed}
+	ErrInternal          = &Error{Code: CodeInternal}
+)

@@ -1,0 +1,155 @@
+package protocol
+
+//go:generate go run github.com/tinylib/msgp -file messages.go -o messages_gen.go -tests=false -io=false
+
+//msgp:limit arrays:65536 maps:1024
+//msgp:tuple Hello ProcessInfo Welcome Dispatch Entry Result Write Error Cancel Ping Execute Reply Get GetReply Status StatusReply WorkerStatus Refuse
+
+// Hello is a worker's first frame: who it is and what it can run.
+type Hello struct {
+	Magic     string        // must be Magic
+	Protocol  uint16        // must be Version
+	Build     string        // the worker's build version, for logs only
+	PID       int64         // the worker's process id
+	Processes []ProcessInfo `msg:",limit=4096"`
+}
+
+// ProcessInfo is one process a worker can run and its contract.
+type ProcessInfo struct {
+	Name     string
+	Inputs   []string `msg:",limit=1024"`
+	Outputs  []string `msg:",limit=1024"`
+	Semantic string   // "pure" or "effect"
+}
+
+// Welcome is the supervisor's answer to an accepted Hello.
+type Welcome struct {
+	Protocol    uint16
+	Slot        int64 // the worker slot, for logs
+	HeartbeatMS int64 // the worker should expect a Ping at least this often
+}
+
+// Refuse is the supervisor's answer to a Hello it does not accept; the
+// worker exits after reading it.
+type Refuse struct {
+	Err Error
+}
+
+// Dispatch asks a worker to run a process once on a snapshot.
+type Dispatch struct {
+	ID       uint64 // unique per worker connection
+	Attempt  uint32
+	Process  string
+	Version  uint64  // the snapshot's version
+	Inputs   []Entry `msg:",limit=1048576"` // the declared inputs present in the snapshot
+	Args     []byte  // JSON
+	Deadline int64   // Unix nanoseconds; 0 for none
+}
+
+// Entry is a path and its value (JSON) at a version.
+type Entry struct {
+	Path    string
+	Value   []byte
+	Version uint64
+}
+
+// Result is a worker's answer to a Dispatch: a delta and a result for the
+// caller, or an error.
+type Result struct {
+	ID     uint64
+	Writes []Write `msg:",limit=1048576"`
+	Result []byte  // JSON; nil for none
+	Err    *Error  // nil on success
+}
+
+// Write is one change of a delta. Op values are those of contract.Op.
+type Write struct {
+	Path  string
+	Op    uint8
+	Value []byte
+}
+
+// Cancel tells a worker that the caller no longer waits for a Dispatch.
+type Cancel struct {
+	ID uint64
+}
+
+// Ping is a heartbeat; the receiver answers with a Pong of the same Seq.
+type Ping struct {
+	Seq uint64
+}
+
+// Execute is a client's request to run a process until it commits.
+type Execute struct {
+	ID        uint64 // the request id, unique per client connection
+	Process   string
+	Args      []byte // JSON; nil for none
+	OpID      string // optional idempotency key
+	TimeoutMS int64  // 0 for the supervisor's default
+}
+
+// Reply answers an Execute.
+type Reply struct {
+	ID        uint64
+	Version   uint64
+	Attempts  uint32
+	Conflicts uint32
+	VIP       bool
+	Duplicate bool
+	Result    []byte // JSON; nil for none
+	Err       *Error // nil on success
+}
+
+// Get asks for the value at a path, or its subtree.
+type Get struct {
+	ID   uint64
+	Path string
+}
+
+// GetReply answers a Get: every entry at or under the path.
+type GetReply struct {
+	ID      uint64
+	Version uint64
+	Entries []Entry `msg:",limit=1048576"`
+	Err     *Error
+}
+
+// Status asks for the supervisor's state.
+type Status struct {
+	ID uint64
+}
+
+// StatusReply answers a Status.
+type StatusReply struct {
+	ID        uint64
+	Version   uint64
+	Commits   uint64
+	Conflicts uint64
+	Retries   uint64
+	VIP       uint64
+	Failures  uint64
+	Mode      string
+	Workers   []WorkerStatus `msg:",limit=4096"`
+	Processes []string       `msg:",limit=4096"`
+	Err       *Error
+}
+
+// WorkerStatus is one worker slot.
+type WorkerStatus struct {
+	Slot      int64
+	PID       int64
+	State     string
+	InFlight  int64
+	Processed uint64
+	Restarts  uint64
+}
+
+// Error is an error that crosses a process boundary: a stable code, a
+// message for people and, for contract violations, the path. Errors with
+// the same code match under errors.Is, so a caller can test
+// errors.Is(err, protocol.ErrTimeout) on either side of the wire.
+type Error struct {
+	Code    string
+	Message string
+	Path    string // the offending path, when there is one
+}
