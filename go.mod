@@ -9,4 +9,10 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
-require github.com/philhofer/fwd v1.2.0 // indirect
+require (
+	github.com/mattn/go-colorable v0.1.14 // indirect
+	github.com/mattn/go-isatty v0.0.20 // indirect
+	github.com/philhofer/fwd v1.2.0 // indirect
+	github.com/rs/zerolog v1.35.1 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)

@@ -1,0 +1,133 @@
+package demo
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/theus-run/theus/worker"
+)
+
+// Paths the demo processes use.
+const (
+	CounterPath  = "domain.counter"
+	AccountsPath = "domain.accounts"
+)
+
+// CodeInsufficientFunds is bank.transfer's error when the source account
+// holds less than the amount.
+const CodeInsufficientFunds = "insufficient_funds"
+
+// Processes returns the demo processes.
+func Processes() []worker.Def {
+	return []worker.Def{
+		worker.Process("noop", worker.Contract{}, noop),
+		worker.Process("counter.add", worker.Contract{Inputs: []string{CounterPath}, Outputs: []string{CounterPath}}, counterAdd),
+		worker.Process("bank.open", worker.Contract{Outputs: []string{AccountsPath}}, bankOpen),
+		worker.Process("bank.transfer", worker.Contract{Inputs: []string{AccountsPath}, Outputs: []string{AccountsPath}}, bankTransfer),
+		worker.Process("fault.crash", worker.Contract{Effect: true}, faultCrash),
+		worker.Process("fault.sleep", worker.Contract{Effect: true}, faultSleep),
+		worker.Process("fault.undeclared", worker.Contract{Outputs: []string{"domain.allowed"}}, faultUndeclared),
+	}
+}
+
+func noop(*worker.Ctx, worker.None) (worker.None, error) { return worker.None{}, nil }
+
+// AddArgs are counter.add's args.
+type AddArgs struct {
+	By *int64 `json:"by"` // default 1
+}
+
+func counterAdd(ctx *worker.Ctx, in AddArgs) (int64, error) {
+	by := int64(1)
+	if in.By != nil {
+		by = *in.By
+	}
+	var n int64
+	if _, err := ctx.Get(CounterPath, &n); err != nil {
+		return 0, err
+	}
+	n += by
+	return n, ctx.Set(CounterPath, n)
+}
+
+// OpenArgs are bank.open's args.
+type OpenArgs struct {
+	Account string `json:"account"`
+	Balance int64  `json:"balance"`
+}
+
+func bankOpen(ctx *worker.Ctx, in OpenArgs) (worker.None, error) {
+	if in.Account == "" {
+		return worker.None{}, worker.Fail("bad_args", "bank.open: need an account name")
+	}
+	if in.Balance < 0 {
+		return worker.None{}, worker.Fail("bad_args", "bank.open: negative balance %d", in.Balance)
+	}
+	return worker.None{}, ctx.Set(AccountsPath+"."+in.Account, in.Balance)
+}
+
+// TransferArgs are bank.transfer's args.
+type TransferArgs struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Amount int64  `json:"amount"`
+}
+
+// TransferResult is what bank.transfer returns: both balances after it.
+type TransferResult struct {
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+}
+
+func bankTransfer(ctx *worker.Ctx, in TransferArgs) (TransferResult, error) {
+	if in.Amount <= 0 || in.From == in.To {
+		return TransferResult{}, worker.Fail("bad_args", "bank.transfer: need a positive amount between two accounts")
+	}
+	accounts, err := ctx.Children(AccountsPath)
+	if err != nil {
+		return TransferResult{}, err
+	}
+	var from, to int64
+	for name, dst := range map[string]*int64{in.From: &from, in.To: &to} {
+		raw, ok := accounts[name]
+		if !ok {
+			return TransferResult{}, worker.Fail("no_account", "bank.transfer: no account %q", name)
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return TransferResult{}, fmt.Errorf("bank.transfer: account %q: %w", name, err)
+		}
+	}
+	if from < in.Amount {
+		return TransferResult{}, worker.Fail(CodeInsufficientFunds, "%s holds %d, cannot move %d", in.From, from, in.Amount)
+	}
+	from, to = from-in.Amount, to+in.Amount
+	if err := ctx.Set(AccountsPath+"."+in.From, from); err != nil {
+		return TransferResult{}, err
+	}
+	return TransferResult{From: from, To: to}, ctx.Set(AccountsPath+"."+in.To, to)
+}
+
+func faultCrash(*worker.Ctx, worker.None) (worker.None, error) {
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // not reached
+}
+
+// SleepArgs are fault.sleep's args.
+type SleepArgs struct {
+	MS int64 `json:"ms"`
+}
+
+// faultSleep sleeps without looking at its context: it stands for a
+// process that hangs, which the supervisor must kill.
+func faultSleep(_ *worker.Ctx, in SleepArgs) (worker.None, error) {
+	time.Sleep(time.Duration(in.MS) * time.Millisecond)
+	return worker.None{}, nil
+}
+
+func faultUndeclared(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
+	ctx.Set("domain.allowed", true)
+	return worker.None{}, ctx.Set("domain.forbidden", true)
+}

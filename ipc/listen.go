@@ -1,0 +1,178 @@
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultPath returns the client socket's default path: $THEUS_SOCKET,
+// else $XDG_RUNTIME_DIR/theus/theus.sock, else /tmp/theus-<uid>/theus.sock.
+func DefaultPath() string {
+	if p := os.Getenv("THEUS_SOCKET"); p != "" {
+		return p
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "theus", "theus.sock")
+	}
+	return filepath.Join(os.TempDir(), "theus-"+strconv.Itoa(os.Getuid()), "theus.sock")
+}
+
+// ErrInUse is returned by Listen when a live server answers on the path.
+var ErrInUse = errors.New("ipc: socket in use by a running server")
+
+// ErrUnsafeDir is returned by Listen when the socket's directory is not
+// owned by this user or can be entered by others.
+var ErrUnsafeDir = errors.New("ipc: unsafe socket directory")
+
+// PeerError is returned by Accept for a connection it refused: the peer
+// runs under another uid. The connection is already closed.
+type PeerError struct {
+	UID, PID int
+}
+
+func (e *PeerError) Error() string {
+	return fmt.Sprintf("ipc: refused a client with uid %d (pid %d): only uid %d may connect", e.UID, e.PID, os.Getuid())
+}
+
+// Listener is the client socket.
+type Listener struct {
+	ln   *net.UnixListener
+	path string
+	opts Options
+	// allow is the uid a peer must have; the listener's own by default.
+	allow int
+}
+
+// Listen creates the directory of path (mode 0700, refusing one that is
+// not this user's or that others can enter), removes a stale socket left
+// by a dead server, binds path with mode 0600 and listens. Abstract
+// sockets (a path starting with @) are refused: they have no permissions.
+func Listen(path string, o Options) (*Listener, error) {
+	if path == "" || strings.HasPrefix(path, "@") || strings.HasPrefix(path, "\x00") {
+		return nil, fmt.Errorf("ipc: listen %q: need a filesystem path (abstract sockets have no permissions)", path)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("ipc: listen: %w", err)
+	}
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	old := unix.Umask(0o177) // the socket is born 0600: no window where others may connect
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: listen: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("ipc: listen: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	return &Listener{ln: ln, path: path, opts: o, allow: os.Getuid()}, nil
+}
+
+func checkDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("ipc: listen: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok {
+		return fmt.Errorf("%w: %s is not a directory", ErrUnsafeDir, dir)
+	}
+	if int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrUnsafeDir, dir, st.Uid, os.Getuid())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %04o; want 0700 (chmod 700 %s)", ErrUnsafeDir, dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ipc: listen: %w", err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("ipc: listen: %s exists and is not a socket", path)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return fmt.Errorf("%w: %s", ErrInUse, path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("ipc: remove stale socket: %w", err)
+	}
+	return nil
+}
+
+// Path returns the socket's path.
+func (l *Listener) Path() string { return l.path }
+
+// Accept waits for a client, checks its uid with SO_PEERCRED before
+// reading anything, and returns a Conn. A refused client gets a
+// *PeerError (the caller logs it and accepts again); any other error means
+// the listener is closed or broken.
+func (l *Listener) Accept() (*Conn, error) {
+	uc, err := l.ln.AcceptUnix()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := PeerCred(uc)
+	if err != nil {
+		uc.Close()
+		return nil, &PeerError{UID: -1, PID: -1}
+	}
+	if int(cred.Uid) != l.allow {
+		uc.Close()
+		return nil, &PeerError{UID: int(cred.Uid), PID: int(cred.Pid)}
+	}
+	return NewConn(uc, l.opts), nil
+}
+
+// Close stops listening and removes the socket file.
+func (l *Listener) Close() error { return l.ln.Close() }
+
+// PeerCred returns the credentials of the process at the other end of c.
+func PeerCred(c *net.UnixConn) (*unix.Ucred, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("ipc: peer credentials: %w", err)
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, fmt.Errorf("ipc: peer credentials: %w", err)
+	}
+	if cerr != nil {
+		return nil, fmt.Errorf("ipc: peer credentials: %w", cerr)
+	}
+	return cred, nil
+}
+
+// Dial connects to the client socket at path.
+func Dial(path string, o Options) (*Conn, error) {
+	uc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("ipc: dial %s: %w (is theus-supervisor running? set --socket or THEUS_SOCKET)", path, err)
+	}
+	return NewConn(uc, o), nil
+}

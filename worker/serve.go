@@ -1,0 +1,198 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/theus-run/theus/ipc"
+	"github.com/theus-run/theus/protocol"
+)
+
+// The environment through which the supervisor launches a worker.
+const (
+	EnvFD            = "THEUS_WORKER_FD"      // the inherited socketpair's descriptor
+	EnvSupervisorPID = "THEUS_SUPERVISOR_PID" // the parent that must still be alive
+	EnvMaxFrame      = "THEUS_MAX_FRAME"      // the frame limit, in bytes
+)
+
+// ErrNotLaunched is returned by Serve in a program that the supervisor did
+// not launch.
+var ErrNotLaunched = errors.New("worker: not launched by theus-supervisor (run it with: theus-supervisor --plugin PATH)")
+
+// Launched reports whether this program was launched as a worker. A
+// binary that is both a supervisor and a worker tests it first thing.
+func Launched() bool { return os.Getenv(EnvFD) != "" }
+
+// Main serves defs until the supervisor goes away, then exits: 0 when the
+// supervisor closed the connection, 1 with the reason on stderr otherwise.
+func Main(defs ...Def) {
+	log := zerolog.New(os.Stderr).With().Timestamp().Int("pid", os.Getpid()).Logger()
+	if err := Serve(log.WithContext(context.Background()), defs...); err != nil {
+		log.Error().Err(err).Msg("worker exits")
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Serve runs the handshake on the inherited socket, then runs every
+// Dispatch in its own goroutine until the supervisor closes the socket
+// (nil) or ctx ends. Logs go to zerolog.Ctx(ctx).
+func Serve(ctx context.Context, defs ...Def) error {
+	reg, err := registry(defs)
+	if err != nil {
+		return err
+	}
+	fdStr := os.Getenv(EnvFD)
+	if fdStr == "" {
+		return ErrNotLaunched
+	}
+	fd, err := strconv.Atoi(fdStr)
+	if err != nil || fd < 3 {
+		return fmt.Errorf("worker: %s=%q: want a descriptor number >= 3", EnvFD, fdStr)
+	}
+	if want := os.Getenv(EnvSupervisorPID); want != "" && want != strconv.Itoa(os.Getppid()) {
+		return fmt.Errorf("worker: supervisor %s is gone (parent is %d)", want, os.Getppid())
+	}
+	maxFrame, _ := strconv.Atoi(os.Getenv(EnvMaxFrame))
+	f := os.NewFile(uintptr(fd), "theus-supervisor")
+	conn, err := ipc.FileConn(f, ipc.Options{MaxFrame: maxFrame})
+	f.Close()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := handshake(conn, defs); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	s := &server{conn: conn, reg: reg, running: map[uint64]context.CancelFunc{}}
+	err = s.loop(ctx)
+	cancel()
+	s.wg.Wait()
+	return err
+}
+
+func registry(defs []Def) (map[string]Def, error) {
+	if len(defs) == 0 {
+		return nil, errors.New("worker: no processes to serve")
+	}
+	reg := make(map[string]Def, len(defs))
+	for _, d := range defs {
+		if d.err != nil {
+			return nil, d.err
+		}
+		if d.run == nil {
+			return nil, fmt.Errorf("worker: process %q: build it with worker.Process", d.Name)
+		}
+		if _, dup := reg[d.Name]; dup {
+			return nil, fmt.Errorf("worker: process %q defined twice", d.Name)
+		}
+		reg[d.Name] = d
+	}
+	return reg, nil
+}
+
+func build() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "unknown"
+}
+
+func handshake(conn *ipc.Conn, defs []Def) error {
+	h := &protocol.Hello{Magic: protocol.Magic, Protocol: protocol.Version, Build: build(), PID: int64(os.Getpid())}
+	for _, d := range defs {
+		h.Processes = append(h.Processes, d.info())
+	}
+	if err := conn.Send(h); err != nil {
+		return fmt.Errorf("worker: handshake: %w", err)
+	}
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	m, err := conn.Recv()
+	if err != nil {
+		return fmt.Errorf("worker: handshake: %w", err)
+	}
+	conn.SetReadDeadline(time.Time{})
+	switch m := m.(type) {
+	case *protocol.Welcome:
+		return nil
+	case *protocol.Refuse:
+		return fmt.Errorf("worker: refused by the supervisor: %w", &m.Err)
+	default:
+		return fmt.Errorf("worker: handshake: got %s, want welcome", m.Kind())
+	}
+}
+
+// server runs dispatches for one connection.
+type server struct {
+	conn    *ipc.Conn
+	reg     map[string]Def
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	running map[uint64]context.CancelFunc
+}
+
+func (s *server) loop(ctx context.Context) error {
+	log := zerolog.Ctx(ctx)
+	for {
+		m, err := s.conn.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				return nil // the supervisor is gone or we were told to stop
+			}
+			return fmt.Errorf("worker: read from supervisor: %w", err)
+		}
+		switch m := m.(type) {
+		case *protocol.Dispatch:
+			s.start(ctx, m)
+		case *protocol.Cancel:
+			s.mu.Lock()
+			if c := s.running[m.ID]; c != nil {
+				c()
+			}
+			s.mu.Unlock()
+		case *protocol.Ping:
+			if err := s.conn.Send((*protocol.Pong)(m)); err != nil {
+				return fmt.Errorf("worker: pong: %w", err)
+			}
+		default:
+			log.Warn().Stringer("kind", m.Kind()).Msg("ignoring an unexpected message")
+		}
+	}
+}
+
+func (s *server) start(ctx context.Context, dp *protocol.Dispatch) {
+	d, ok := s.reg[dp.Process]
+	if !ok {
+		s.conn.Send(&protocol.Result{ID: dp.ID, Err: protocol.Errorf(protocol.CodeUnknownProcess, "this worker has no process %q", dp.Process)})
+		return
+	}
+	var cancel context.CancelFunc
+	if dp.Deadline != 0 {
+		ctx, cancel = context.WithDeadline(ctx, time.Unix(0, dp.Deadline))
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	s.mu.Lock()
+	s.running[dp.ID] = cancel
+	s.mu.Unlock()
+	s.wg.Go(func() {
+		res := d.Run(ctx, dp)
+		s.mu.Lock()
+		delete(s.running, dp.ID)
+		s.mu.Unlock()
+		cancel()
+		s.conn.Send(res) // an error here means the supervisor is gone; the loop sees it
+	})
+}
