@@ -1,0 +1,281 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/theus-run/theus/protocol"
+)
+
+// Config describes a pool. Command is required; the rest have defaults.
+type Config struct {
+	Command []string // the worker binary and its arguments
+	Env     []string // added to the supervisor's environment
+	Workers int      // default 1
+
+	MaxFrame         int           // default protocol.DefaultMaxFrame
+	StartTimeout     time.Duration // spawn to handshake; default 10s
+	Heartbeat        time.Duration // ping interval; default 1s
+	HeartbeatTimeout time.Duration // silence that marks a worker hung; default 5s
+	KillGrace        time.Duration // after a deadline or SIGTERM, before SIGKILL; default 500ms
+
+	// Restart intensity: more than MaxRestarts restarts of one slot within
+	// RestartWindow make the slot wait, doubling from RestartBackoff up to
+	// MaxRestartBackoff, before the next start. Defaults 5, 10s, 100ms, 5s.
+	MaxRestarts       int
+	RestartWindow     time.Duration
+	RestartBackoff    time.Duration
+	MaxRestartBackoff time.Duration
+
+	Log zerolog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = protocol.DefaultMaxFrame
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.StartTimeout, 10*time.Second)
+	def(&c.Heartbeat, time.Second)
+	def(&c.HeartbeatTimeout, 5*time.Second)
+	def(&c.KillGrace, 500*time.Millisecond)
+	def(&c.RestartWindow, 10*time.Second)
+	def(&c.RestartBackoff, 100*time.Millisecond)
+	def(&c.MaxRestartBackoff, 5*time.Second)
+	if c.MaxRestarts <= 0 {
+		c.MaxRestarts = 5
+	}
+}
+
+// Errors of Dispatch.
+var (
+	// ErrWorkerCrashed: the worker died with the dispatch in flight. The
+	// dispatch may have run but its result was lost: nothing it wrote was
+	// committed, so running it again is safe.
+	ErrWorkerCrashed = errors.New("pool: worker crashed")
+	// ErrClosed: the pool is closing.
+	ErrClosed = errors.New("pool: closed")
+)
+
+// Pool runs the workers of one plugin binary.
+type Pool struct {
+	cfg     Config
+	spawner *spawner
+	ctx     context.Context // ends when Close begins
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // slot and heartbeat goroutines
+
+	mu       sync.Mutex
+	slots    []*slot
+	registry []protocol.ProcessInfo // from the first handshake
+	notify   chan struct{}          // closed and replaced on every change
+}
+
+// slot is one place in the pool: the worker that fills it now and its
+// history.
+type slot struct {
+	index    int
+	cur      *proc // nil while starting or backing off
+	state    string
+	restarts uint64
+	starts   []time.Time // recent starts, for the intensity limit
+	done     uint64      // dispatches finished by earlier workers of the slot
+}
+
+// Start launches cfg.Workers workers and returns once every one has
+// completed its handshake, or with the first one's error (a binary that
+// is not a theus worker fails here, with its stderr in the error).
+func Start(cfg Config) (*Pool, error) {
+	if len(cfg.Command) == 0 {
+		return nil, errors.New("pool: no worker command")
+	}
+	cfg.defaults()
+	p := &Pool{cfg: cfg, spawner: newSpawner(), notify: make(chan struct{})}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	first := make([]*proc, cfg.Workers)
+	errs := make([]error, cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range cfg.Workers {
+		p.slots = append(p.slots, &slot{index: i, state: "starting"})
+		wg.Go(func() { first[i], errs[i] = p.spawn(i) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, pr := range first {
+			if pr != nil {
+				pr.kill(errStopping)
+				<-pr.reaped
+			}
+		}
+		p.cancel()
+		p.spawner.stop()
+		return nil, err
+	}
+	for i, pr := range first {
+		p.slots[i].cur, p.slots[i].state = pr, "ready"
+		p.wg.Go(func() { p.supervise(p.slots[i], pr) })
+	}
+	p.wg.Go(p.heartbeat)
+	return p, nil
+}
+
+// Processes returns the processes the workers registered.
+func (p *Pool) Processes() []protocol.ProcessInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.registry)
+}
+
+// checkRegistry accepts a worker's process list if it is the pool's.
+func (p *Pool) checkRegistry(ps []protocol.ProcessInfo) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.registry == nil {
+		if len(ps) == 0 {
+			return errors.New("worker registers no processes")
+		}
+		p.registry = slices.Clone(ps)
+		return nil
+	}
+	if !slices.EqualFunc(p.registry, ps, sameInfo) {
+		return errors.New("worker registers other processes than the rest of its pool (was the binary replaced?)")
+	}
+	return nil
+}
+
+func sameInfo(a, b protocol.ProcessInfo) bool {
+	return a.Name == b.Name && a.Semantic == b.Semantic && slices.Equal(a.Inputs, b.Inputs) && slices.Equal(a.Outputs, b.Outputs)
+}
+
+// changed wakes Dispatch calls waiting for a worker.
+func (p *Pool) changed() {
+	p.mu.Lock()
+	close(p.notify)
+	p.notify = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// pick returns the ready worker with the fewest dispatches in flight,
+// waiting for one if none is ready.
+func (p *Pool) pick(ctx context.Context) (*proc, error) {
+	for {
+		p.mu.Lock()
+		var best *proc
+		for _, s := range p.slots {
+			pr := s.cur
+			if pr == nil || pr.isDead() {
+				continue
+			}
+			if best == nil || pr.inflight.Load() < best.inflight.Load() {
+				best = pr
+			}
+		}
+		wait := p.notify
+		p.mu.Unlock()
+		if best != nil {
+			return best, nil
+		}
+		select {
+		case <-wait:
+		case <-p.ctx.Done():
+			return nil, ErrClosed
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (pr *proc) isDead() bool {
+	select {
+	case <-pr.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// Dispatch runs dp on the least-loaded worker and returns its Result (a
+// process error is in Result.Err, not in the error). Errors:
+// ErrWorkerCrashed, ErrClosed, or ctx's error once ctx ends (the worker is
+// told to cancel, and killed if the process does not stop within
+// KillGrace). Dispatch sets dp's ID itself.
+func (p *Pool) Dispatch(ctx context.Context, dp *protocol.Dispatch) (*protocol.Result, error) {
+	pr, err := p.pick(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pr.call(ctx, dp)
+}
+
+// WorkerStatus describes every slot.
+func (p *Pool) WorkerStatus() []protocol.WorkerStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]protocol.WorkerStatus, 0, len(p.slots))
+	for _, s := range p.slots {
+		ws := protocol.WorkerStatus{Slot: int64(s.index), State: s.state, Restarts: s.restarts, Processed: s.done}
+		if s.cur != nil {
+			ws.PID = int64(s.cur.pid)
+			ws.InFlight = s.cur.inflight.Load()
+			ws.Processed += s.cur.processed.Load()
+		}
+		out = append(out, ws)
+	}
+	return out
+}
+
+// PIDs returns the process ids of the live workers.
+func (p *Pool) PIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int
+	for _, s := range p.slots {
+		if s.cur != nil && !s.cur.isDead() {
+			out = append(out, s.cur.pid)
+		}
+	}
+	return out
+}
+
+// Close stops the pool: no new worker starts, every worker's socket is
+// closed (a worker exits on EOF), and a worker still running at ctx's end
+// is killed. Dispatches in flight fail with ErrWorkerCrashed or
+// ErrClosed; drain them before calling Close. It returns when every worker
+// is reaped.
+func (p *Pool) Close(ctx context.Context) error {
+	p.cancel()
+	p.mu.Lock()
+	var live []*proc
+	for _, s := range p.slots {
+		if s.cur != nil {
+			live = append(live, s.cur)
+		}
+	}
+	p.mu.Unlock()
+	for _, pr := range live {
+		pr.stop(errStopping, 0) // EOF on its socket: the worker exits by itself
+	}
+	for _, pr := range live {
+		select {
+		case <-pr.reaped:
+		case <-ctx.Done():
+			pr.kill(errStopping)
+			<-pr.reaped
+		}
+	}
+	p.wg.Wait()
+	p.spawner.stop()
+	return nil
+}

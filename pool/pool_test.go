@@ -1,0 +1,147 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/protocol"
+	"github.com/theus-run/theus/worker"
+)
+
+// TestMain makes the test binary a worker when the pool launches it.
+func TestMain(m *testing.M) {
+	if worker.Launched() {
+		worker.Main(demo.Processes()...)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func start(t *testing.T, n int, tune func(*Config)) *Pool {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Command: []string{exe}, Workers: n, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+	if tune != nil {
+		tune(&cfg)
+	}
+	p, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		pids := p.PIDs()
+		p.Close(ctx)
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, 0); err == nil {
+				t.Errorf("worker %d still alive after Close", pid)
+			}
+		}
+	})
+	return p
+}
+
+func dispatch(t *testing.T, p *Pool, name, args string) (*protocol.Result, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return p.Dispatch(ctx, &protocol.Dispatch{Process: name, Attempt: 1, Args: []byte(args)})
+}
+
+func TestDispatch(t *testing.T) {
+	p := start(t, 2, nil)
+	if n := len(p.Processes()); n != len(demo.Processes()) {
+		t.Fatalf("registry has %d processes", n)
+	}
+	res, err := dispatch(t, p, "counter.add", `{"by":5}`)
+	if err != nil || res.Err != nil {
+		t.Fatalf("err %v, result err %v", err, res.Err)
+	}
+	if string(res.Result) != "5" || len(res.Writes) != 1 || res.Writes[0].Path != demo.CounterPath {
+		t.Fatalf("result %s writes %+v", res.Result, res.Writes)
+	}
+	res, err = dispatch(t, p, "no.such", "")
+	if err != nil || !errors.Is(res.Err, protocol.ErrUnknownProcess) {
+		t.Fatalf("unknown process: %v %v", err, res.Err)
+	}
+}
+
+func TestCrashIsReportedAndReplaced(t *testing.T) {
+	p := start(t, 1, nil)
+	before := p.PIDs()
+	_, err := dispatch(t, p, "fault.crash", "")
+	if !errors.Is(err, ErrWorkerCrashed) {
+		t.Fatalf("err = %v, want ErrWorkerCrashed", err)
+	}
+	res, err := dispatch(t, p, "noop", "")
+	if err != nil || res.Err != nil {
+		t.Fatalf("after restart: %v %v", err, res)
+	}
+	after := p.PIDs()
+	t.Logf("status %+v", p.WorkerStatus())
+	if len(after) != 1 || after[0] == before[0] {
+		t.Fatalf("pids before %v after %v", before, after)
+	}
+	if st := p.WorkerStatus(); st[0].Restarts != 1 || st[0].Processed != 1 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestHungDispatchKillsWorker(t *testing.T) {
+	p := start(t, 1, func(c *Config) { c.KillGrace = 100 * time.Millisecond })
+	before := p.PIDs()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := p.Dispatch(ctx, &protocol.Dispatch{Process: "fault.sleep", Args: []byte(`{"ms":60000}`)})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	res, err := dispatch(t, p, "noop", "")
+	if err != nil || res.Err != nil {
+		t.Fatalf("after kill: %v %v", err, res)
+	}
+	if after := p.PIDs(); after[0] == before[0] {
+		t.Fatal("the hung worker was not replaced")
+	}
+}
+
+func TestCrashLoopBacksOff(t *testing.T) {
+	p := start(t, 1, func(c *Config) {
+		c.MaxRestarts = 2
+		c.RestartWindow = time.Minute
+		c.RestartBackoff = 300 * time.Millisecond
+	})
+	for range 4 {
+		dispatch(t, p, "fault.crash", "")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for p.WorkerStatus()[0].State != "backoff" {
+		if time.Now().After(deadline) {
+			t.Fatalf("slot never backed off: %+v", p.WorkerStatus())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	res, err := dispatch(t, p, "noop", "") // waits for the slot to come back
+	if err != nil || res.Err != nil {
+		t.Fatalf("after backoff: %v %v", err, res)
+	}
+}
+
+func TestNotAWorker(t *testing.T) {
+	_, err := Start(Config{Command: []string{"/bin/sh", "-c", "echo not a worker >&2; exit 3"}, StartTimeout: 2 * time.Second, Log: zerolog.Nop()})
+	if err == nil {
+		t.Fatal("a shell passed the handshake")
+	}
+	t.Log(err)
+}

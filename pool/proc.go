@@ -1,0 +1,274 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/theus-run/theus/ipc"
+	"github.com/theus-run/theus/protocol"
+)
+
+// proc is one worker process, from spawn to reaping.
+type proc struct {
+	pool   *Pool
+	slot   int
+	cmd    *exec.Cmd
+	conn   *ipc.Conn
+	pid    int
+	log    zerolog.Logger
+	stderr *lineLog
+	procs  []protocol.ProcessInfo
+
+	inflight  atomic.Int64
+	processed atomic.Uint64
+	lastSeen  atomic.Int64 // Unix nanoseconds of the last frame from the worker
+
+	mu     sync.Mutex
+	nextID uint64
+	calls  map[uint64]chan *protocol.Result
+	exited bool  // the process is a zombie or reaped: never signal it again
+	cause  error // why it died; set once
+	dead   chan struct{}
+	reaped chan struct{}
+}
+
+// errDied is the cause when a worker's connection or process ended.
+var errDied = errors.New("worker died")
+
+// spawn starts a worker and runs the handshake. On error the process is
+// gone (killed and reaped).
+func (p *Pool) spawn(slot int) (*proc, error) {
+	local, remote, err := ipc.Pair()
+	if err != nil {
+		return nil, err
+	}
+	defer remote.Close()
+	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
+	cmd.Env = append(os.Environ(),
+		"THEUS_WORKER_FD=3",
+		"THEUS_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),
+		"THEUS_MAX_FRAME="+strconv.Itoa(p.cfg.MaxFrame),
+		"THEUS_WORKER_SLOT="+strconv.Itoa(slot))
+	cmd.Env = append(cmd.Env, p.cfg.Env...)
+	cmd.ExtraFiles = []*os.File{remote}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.WaitDelay = time.Second
+	log := p.cfg.Log.With().Int("slot", slot).Logger()
+	pr := &proc{pool: p, slot: slot, cmd: cmd, calls: map[uint64]chan *protocol.Result{}, dead: make(chan struct{}), reaped: make(chan struct{})}
+	pr.stderr = &lineLog{log: log, stream: "stderr"}
+	stdout := &lineLog{log: log, stream: "stdout"}
+	cmd.Stderr, cmd.Stdout = pr.stderr, stdout
+	if err := p.spawner.start(cmd); err != nil {
+		local.Close()
+		return nil, fmt.Errorf("pool: start %s: %w", p.cfg.Command[0], err)
+	}
+	pr.pid = cmd.Process.Pid
+	pr.log = log.With().Int("pid", pr.pid).Logger()
+	pr.stderr.setLog(pr.log)
+	stdout.setLog(pr.log)
+	pr.conn, err = ipc.FileConn(local, ipc.Options{MaxFrame: p.cfg.MaxFrame})
+	local.Close()
+	if err != nil {
+		pr.kill(err)
+		go pr.wait()
+		<-pr.reaped
+		return nil, err
+	}
+	go pr.wait()
+	if err := pr.handshake(); err != nil {
+		pr.kill(err)
+		<-pr.reaped
+		if tail := pr.stderr.last(); len(tail) > 0 {
+			err = fmt.Errorf("%w (worker stderr: %s)", err, strings.Join(tail, " | "))
+		}
+		return nil, err
+	}
+	pr.lastSeen.Store(time.Now().UnixNano())
+	go pr.read()
+	return pr, nil
+}
+
+func (pr *proc) handshake() error {
+	pr.conn.SetReadDeadline(time.Now().Add(pr.pool.cfg.StartTimeout))
+	m, err := pr.conn.Recv()
+	if err != nil {
+		return fmt.Errorf("pool: worker %d handshake: %w", pr.pid, err)
+	}
+	pr.conn.SetReadDeadline(time.Time{})
+	h, ok := m.(*protocol.Hello)
+	if !ok {
+		return fmt.Errorf("pool: worker %d handshake: got %s, want hello", pr.pid, m.Kind())
+	}
+	if h.Magic != protocol.Magic || h.Protocol != protocol.Version {
+		err := protocol.Errorf(protocol.CodeProtocol, "worker speaks %q version %d; this supervisor speaks %q version %d", h.Magic, h.Protocol, protocol.Magic, protocol.Version)
+		pr.conn.Send(&protocol.Refuse{Err: *err})
+		return fmt.Errorf("pool: worker %d: %w", pr.pid, err)
+	}
+	if err := pr.pool.checkRegistry(h.Processes); err != nil {
+		pr.conn.Send(&protocol.Refuse{Err: protocol.Error{Code: protocol.CodeProtocol, Message: err.Error()}})
+		return fmt.Errorf("pool: worker %d: %w", pr.pid, err)
+	}
+	pr.procs = h.Processes
+	return pr.conn.Send(&protocol.Welcome{Protocol: protocol.Version, Slot: int64(pr.slot), HeartbeatMS: pr.pool.cfg.Heartbeat.Milliseconds()})
+}
+
+// read delivers the worker's frames until the connection ends, then
+// declares the worker dead.
+func (pr *proc) read() {
+	for {
+		m, err := pr.conn.Recv()
+		if err != nil {
+			pr.kill(fmt.Errorf("%w: read: %w", errDied, err))
+			return
+		}
+		pr.lastSeen.Store(time.Now().UnixNano())
+		switch m := m.(type) {
+		case *protocol.Result:
+			pr.mu.Lock()
+			ch := pr.calls[m.ID]
+			delete(pr.calls, m.ID)
+			pr.mu.Unlock()
+			if ch != nil {
+				ch <- m
+			}
+		case *protocol.Pong:
+		default:
+			pr.kill(fmt.Errorf("%w: unexpected %s from worker", errDied, m.Kind()))
+			return
+		}
+	}
+}
+
+// wait reaps the worker. It first waits without reaping, so the process
+// group can be killed while its id cannot have been reused.
+func (pr *proc) wait() {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pr.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	pr.mu.Lock()
+	unix.Kill(-pr.pid, unix.SIGKILL) // grandchildren; the leader is a zombie, so the group id is still ours
+	pr.exited = true
+	pr.mu.Unlock()
+	err := pr.cmd.Wait()
+	pr.kill(fmt.Errorf("%w: exited: %v", errDied, err))
+	close(pr.reaped)
+}
+
+// kill declares the worker dead with cause, fails its calls, and kills its
+// process group if it has not exited. It is idempotent.
+func (pr *proc) kill(cause error) { pr.stop(cause, unix.SIGKILL) }
+
+// terminate is kill with SIGTERM first and SIGKILL after grace.
+func (pr *proc) terminate(cause error, grace time.Duration) {
+	pr.stop(cause, unix.SIGTERM)
+	go func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-pr.reaped:
+		case <-t.C:
+			pr.signal(unix.SIGKILL)
+		}
+	}()
+}
+
+func (pr *proc) signal(sig unix.Signal) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if !pr.exited {
+		unix.Kill(-pr.pid, sig)
+	}
+}
+
+func (pr *proc) stop(cause error, sig unix.Signal) {
+	pr.mu.Lock()
+	first := pr.cause == nil
+	if first {
+		pr.cause = cause
+		close(pr.dead)
+		pr.calls = nil
+	}
+	if !pr.exited {
+		unix.Kill(-pr.pid, sig)
+	}
+	pr.mu.Unlock()
+	if first {
+		pr.conn.Close()
+		if !errors.Is(cause, errStopping) {
+			pr.log.Warn().Err(cause).Msg("worker down")
+		}
+		pr.pool.changed()
+	}
+}
+
+// call sends dp and waits for its result. The worker's death gives
+// ErrWorkerCrashed; the end of ctx sends a Cancel and waits KillGrace for
+// the process to stop before killing the worker.
+func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Result, error) {
+	ch := make(chan *protocol.Result, 1)
+	pr.mu.Lock()
+	if pr.cause != nil {
+		pr.mu.Unlock()
+		return nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
+	}
+	pr.nextID++
+	id := pr.nextID
+	pr.calls[id] = ch
+	pr.mu.Unlock()
+	pr.inflight.Add(1)
+	defer pr.inflight.Add(-1)
+	d := *dp
+	d.ID = id
+	if err := pr.conn.Send(&d); err != nil {
+		pr.kill(fmt.Errorf("%w: send: %w", errDied, err))
+		return nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, err)
+	}
+	select {
+	case res := <-ch:
+		pr.processed.Add(1)
+		return res, nil
+	case <-pr.dead:
+		return nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
+	case <-ctx.Done():
+	}
+	pr.conn.Send(&protocol.Cancel{ID: id})
+	t := time.NewTimer(pr.pool.cfg.KillGrace)
+	defer t.Stop()
+	select {
+	case res := <-ch:
+		pr.processed.Add(1)
+		if res.Err != nil {
+			return nil, ctx.Err()
+		}
+		return nil, ctx.Err() // too late: the caller has gone
+	case <-pr.dead:
+	case <-t.C:
+		pr.terminate(fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, dp.Process, pr.pool.cfg.KillGrace), pr.pool.cfg.KillGrace)
+	}
+	return nil, ctx.Err()
+}
+
+var (
+	errHung     = errors.New("worker hung")
+	errStopping = errors.New("pool stopping")
+)
+
+func sendPing(pr *proc, seq uint64) {
+	pr.conn.Send(&protocol.Ping{Seq: seq}) // a failure shows up in read
+}

@@ -1,0 +1,120 @@
+package pool
+
+import (
+	"fmt"
+	"time"
+)
+
+// supervise keeps slot s filled until the pool closes, starting with pr.
+func (p *Pool) supervise(s *slot, pr *proc) {
+	delay := p.cfg.RestartBackoff
+	for {
+		p.setSlot(s, pr, "ready")
+		select {
+		case <-pr.dead:
+		case <-p.ctx.Done():
+			<-pr.reaped
+			p.setSlot(s, nil, "stopped")
+			return
+		}
+		<-pr.reaped
+		p.retire(s, pr)
+		for {
+			if p.ctx.Err() != nil {
+				p.setSlot(s, nil, "stopped")
+				return
+			}
+			if wait := p.intensity(s, &delay); wait > 0 {
+				p.setSlot(s, nil, "backoff")
+				p.cfg.Log.Warn().Int("slot", s.index).Dur("wait", wait).Msg("worker restarts too often; waiting")
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-p.ctx.Done():
+					t.Stop()
+					continue
+				}
+			}
+			p.setSlot(s, nil, "starting")
+			next, err := p.spawn(s.index)
+			if err == nil {
+				pr = next
+				break
+			}
+			p.cfg.Log.Error().Err(err).Int("slot", s.index).Msg("worker failed to start")
+		}
+	}
+}
+
+// intensity records a start of slot s and returns how long to wait before
+// it: zero while the slot restarted at most MaxRestarts times within
+// RestartWindow, then a delay that doubles up to MaxRestartBackoff.
+func (p *Pool) intensity(s *slot, delay *time.Duration) time.Duration {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s.restarts++
+	keep := s.starts[:0]
+	for _, t := range s.starts {
+		if now.Sub(t) < p.cfg.RestartWindow {
+			keep = append(keep, t)
+		}
+	}
+	s.starts = append(keep, now)
+	if len(s.starts) <= p.cfg.MaxRestarts {
+		*delay = p.cfg.RestartBackoff
+		return 0
+	}
+	d := *delay
+	*delay = min(2*d, p.cfg.MaxRestartBackoff)
+	return d
+}
+
+func (p *Pool) setSlot(s *slot, pr *proc, state string) {
+	p.mu.Lock()
+	s.cur, s.state = pr, state
+	p.mu.Unlock()
+	p.changed()
+}
+
+// retire moves a dead worker's count into its slot.
+func (p *Pool) retire(s *slot, pr *proc) {
+	p.mu.Lock()
+	s.done += pr.processed.Load()
+	if s.cur == pr {
+		s.cur = nil
+	}
+	p.mu.Unlock()
+}
+
+// heartbeat pings every worker each Heartbeat and kills one that has been
+// silent for HeartbeatTimeout.
+func (p *Pool) heartbeat() {
+	t := time.NewTicker(p.cfg.Heartbeat)
+	defer t.Stop()
+	var seq uint64
+	for {
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			return
+		}
+		seq++
+		p.mu.Lock()
+		var live []*proc
+		for _, s := range p.slots {
+			if s.cur != nil {
+				live = append(live, s.cur)
+			}
+		}
+		p.mu.Unlock()
+		now := time.Now().UnixNano()
+		for _, pr := range live {
+			if silent := time.Duration(now - pr.lastSeen.Load()); silent > p.cfg.HeartbeatTimeout {
+				pr.terminate(fmt.Errorf("%w: no heartbeat for %s", errHung, silent.Round(time.Millisecond)), p.cfg.KillGrace)
+				continue
+			}
+			sendPing(pr, seq)
+		}
+	}
+}
