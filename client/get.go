@@ -1,0 +1,84 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/theus-run/theus/protocol"
+)
+
+// Value is what Get returns: every entry at or under a path.
+type Value struct {
+	Path    string
+	Version uint64 // the version read
+	Entries []protocol.Entry
+}
+
+// Get reads the value at path and everything under it.
+func (c *Client) Get(ctx context.Context, path string) (*Value, error) {
+	m, err := c.roundTrip(ctx, func(id uint64) protocol.Message { return &protocol.Get{ID: id, Path: path} })
+	if err != nil {
+		return nil, err
+	}
+	rep, ok := m.(*protocol.GetReply)
+	if !ok {
+		return nil, fmt.Errorf("client: got %s for a get", m.Kind())
+	}
+	if rep.Err != nil {
+		return nil, rep.Err
+	}
+	return &Value{Path: path, Version: rep.Version, Entries: rep.Entries}, nil
+}
+
+// Found reports whether anything is at or under the path.
+func (v *Value) Found() bool { return len(v.Entries) > 0 }
+
+// SelfKey is the key under which JSON puts the value of a path that also
+// has values below it.
+const SelfKey = "_value"
+
+// JSON returns the value as one JSON document: the value itself when the
+// path has nothing below it, else an object nesting the entries below by
+// segment (a path's own value under SelfKey). It returns "null" when
+// nothing is there.
+func (v *Value) JSON() (json.RawMessage, error) {
+	if len(v.Entries) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	if len(v.Entries) == 1 && v.Entries[0].Path == v.Path {
+		return v.Entries[0].Value, nil
+	}
+	root := map[string]any{}
+	for _, e := range v.Entries {
+		if e.Path == v.Path {
+			root[SelfKey] = json.RawMessage(e.Value)
+			continue
+		}
+		rest, ok := strings.CutPrefix(e.Path, v.Path+".")
+		if !ok {
+			return nil, fmt.Errorf("client: entry %s is not under %s", e.Path, v.Path)
+		}
+		segs := strings.Split(rest, ".")
+		node := root
+		for _, s := range segs[:len(segs)-1] {
+			next, ok := node[s].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				if own, isVal := node[s].(json.RawMessage); isVal {
+					next[SelfKey] = own
+				}
+				node[s] = next
+			}
+			node = next
+		}
+		last := segs[len(segs)-1]
+		if sub, ok := node[last].(map[string]any); ok {
+			sub[SelfKey] = json.RawMessage(e.Value)
+		} else {
+			node[last] = json.RawMessage(e.Value)
+		}
+	}
+	return json.Marshal(root)
+}

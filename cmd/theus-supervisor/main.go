@@ -1,0 +1,242 @@
+// Command theus-supervisor runs theus: a pool of worker processes, the
+// Context store they commit to, and the client socket that theusctl and
+// the Go client use. Without --plugin it runs the demo processes by
+// re-executing itself as a worker. --demo runs a short workload and exits.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/ipc"
+	"github.com/theus-run/theus/supervisor"
+	"github.com/theus-run/theus/worker"
+)
+
+func main() {
+	if worker.Launched() {
+		worker.Main(demo.Processes()...) // re-executed as the default worker
+	}
+	if err := command().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	workers      int
+	plugins      []string
+	socket       string
+	mode         string
+	vipAfter     int
+	logFormat    string
+	logLevel     string
+	demo         bool
+	maxFrame     int
+	drainTimeout time.Duration
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func command() *cobra.Command {
+	var f flags
+	cmd := &cobra.Command{
+		Use:   "theus-supervisor",
+		Short: "Run theus: worker processes, a transactional Context, a client socket",
+		Long: `theus-supervisor starts --workers worker processes for each --plugin (the
+built-in demo worker when none is given), commits their deltas through the
+CAS engine, and serves clients (theusctl, the Go client) on --socket until
+SIGINT or SIGTERM, then drains and exits 0.
+
+A plugin may be pinned to a checksum: --plugin PATH@sha256:HEX refuses to
+start a binary whose SHA-256 differs.`,
+		Version:       version(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			err := run(cmd, f)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "theus-supervisor:", err)
+			}
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.workers, "workers", runtime.NumCPU(), "worker processes per plugin")
+	fl.StringArrayVar(&f.plugins, "plugin", nil, "worker plugin binary, PATH or PATH@sha256:HEX (repeatable; default: the built-in demo worker)")
+	fl.StringVar(&f.socket, "socket", "", "client socket path (default $THEUS_SOCKET, else $XDG_RUNTIME_DIR/theus/theus.sock, else /tmp/theus-<uid>/theus.sock)")
+	fl.StringVar(&f.mode, "mode", "smart", "commit validation: smart (read and write sets) or strict (global version)")
+	fl.IntVar(&f.vipAfter, "vip-after", cas.DefaultVIPAfter, "conflicts before an invocation takes a VIP ticket (negative: never)")
+	fl.StringVar(&f.logFormat, "log-format", "", "json or console (default: console on a terminal, else json)")
+	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info; warn with --demo)")
+	fl.BoolVar(&f.demo, "demo", false, "run a short built-in workload, print a summary and exit")
+	fl.IntVar(&f.maxFrame, "max-frame", 16<<20, "largest frame accepted from a worker or client, in bytes")
+	fl.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long executes in flight may take to finish")
+	return cmd
+}
+
+func logger(f flags) (zerolog.Logger, error) {
+	var w io.Writer = os.Stderr
+	format := f.logFormat
+	if format == "" {
+		format = "json"
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			format = "console"
+		}
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json or console", f.logFormat)
+	}
+	level := f.logLevel
+	if level == "" {
+		level = "info"
+		if f.demo {
+			level = "warn"
+		}
+	}
+	lv, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	return zerolog.New(w).Level(lv).With().Timestamp().Logger(), nil
+}
+
+func plugins(paths []string) ([][]string, error) {
+	if len(paths) == 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the built-in worker: %w", err)
+		}
+		return [][]string{{self}}, nil
+	}
+	var out [][]string
+	for _, p := range paths {
+		path, sum, pinned := strings.Cut(p, "@sha256:")
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("--plugin %s: %w", path, err)
+		}
+		if pinned {
+			if err := verify(abs, sum); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, []string{abs})
+	}
+	return out, nil
+}
+
+func verify(path, want string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--plugin %s: %w", path, err)
+	}
+	got := sha256.Sum256(b)
+	if !strings.EqualFold(hex.EncodeToString(got[:]), want) {
+		return fmt.Errorf("--plugin %s: checksum mismatch: sha256 is %x, want %s", path, got, want)
+	}
+	return nil
+}
+
+func run(cmd *cobra.Command, f flags) error {
+	log, err := logger(f)
+	if err != nil {
+		return err
+	}
+	var mode cas.Mode
+	switch f.mode {
+	case "smart":
+		mode = cas.Smart
+	case "strict":
+		mode = cas.Strict
+	default:
+		return fmt.Errorf("--mode %q: want smart or strict", f.mode)
+	}
+	if f.workers < 1 {
+		return fmt.Errorf("--workers %d: want at least 1", f.workers)
+	}
+	if f.maxFrame < 1<<10 {
+		return fmt.Errorf("--max-frame %d: want at least 1024", f.maxFrame)
+	}
+	cmds, err := plugins(f.plugins)
+	if err != nil {
+		return err
+	}
+	socket := f.socket
+	if socket == "" {
+		socket = ipc.DefaultPath()
+	}
+	if f.demo && !cmd.Flags().Changed("socket") {
+		dir, err := os.MkdirTemp("", "theus-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		socket = filepath.Join(dir, "theus.sock")
+	}
+	s, err := supervisor.Start(supervisor.Config{
+		Plugins: cmds, Workers: f.workers, Socket: socket, Mode: mode, VIPAfter: f.vipAfter,
+		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if f.demo {
+		return runDemo(ctx, s)
+	}
+	log.Info().Str("socket", s.Addr()).Int("workers", f.workers).Strs("processes", s.Processes()).Str("mode", f.mode).Msg("theus-supervisor ready")
+	err = s.Serve(ctx)
+	log.Info().Msg("theus-supervisor stopped")
+	return err
+}
+
+func runDemo(ctx context.Context, s *supervisor.Supervisor) error {
+	serveCtx, stopServe := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(serveCtx) }()
+	c, err := client.Dial(s.Addr())
+	if err == nil {
+		err = demo.Run(ctx, c, os.Stdout, demo.Options{})
+		c.Close()
+	}
+	stopServe()
+	if serr := <-done; err == nil {
+		err = serr
+	}
+	if errors.Is(err, demo.ErrInvariant) {
+		return err
+	}
+	return err
+}

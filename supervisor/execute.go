@@ -1,0 +1,199 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/pool"
+	"github.com/theus-run/theus/protocol"
+)
+
+// Execute runs req.Process until its delta commits or it fails, and
+// returns the reply to send (its ID is req.ID). It is safe for concurrent
+// use; ctx bounds it along with req's timeout.
+func (s *Supervisor) Execute(ctx context.Context, req *protocol.Execute) *protocol.Reply {
+	rep := &protocol.Reply{ID: req.ID}
+	if s.draining.Load() {
+		rep.Err = protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")
+		return rep
+	}
+	s.inflight.Add(1)
+	defer s.inflight.Done()
+	p, ok := s.procs[req.Process]
+	if !ok {
+		rep.Err = protocol.Errorf(protocol.CodeUnknownProcess, "no process %q; known: %s", req.Process, s.known())
+		return rep
+	}
+	if len(req.Args) > 0 && !json.Valid(req.Args) {
+		rep.Err = protocol.Errorf(protocol.CodeBadArgs, "process %q: args are not JSON", req.Process)
+		return rep
+	}
+	if len(req.OpID) > cas.MaxOpIDLen {
+		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "op id is %d bytes, over %d", len(req.OpID), cas.MaxOpIDLen)
+		return rep
+	}
+	timeout := s.cfg.DefaultTimeout
+	if req.TimeoutMS > 0 {
+		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stop := context.AfterFunc(s.base, cancel)
+	defer stop()
+	owner := "exec-" + strconv.FormatUint(s.seq.Add(1), 10)
+	r, err := s.runner.Execute(ctx, cas.Invocation{
+		Contract: p.contract,
+		OpID:     req.OpID,
+		Owner:    owner,
+		Run: func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
+			return s.attempt(ctx, p, req, snap, attempt)
+		},
+	})
+	if err != nil {
+		var re *cas.RunError
+		if errors.As(err, &re) {
+			rep.Attempts, rep.Conflicts = uint32(re.Attempts), uint32(re.Conflicts)
+			s.conflicts.Add(uint64(re.Conflicts))
+			s.retries.Add(uint64(max(re.Attempts-1, 0)))
+		}
+		s.failures.Add(1)
+		rep.Err = s.wireError(ctx, err)
+		return rep
+	}
+	rep.Version, rep.Attempts, rep.Conflicts = uint64(r.Version), uint32(r.Attempts), uint32(r.Conflicts)
+	rep.VIP, rep.Duplicate, rep.Result = r.VIP, r.Duplicate, r.Result
+	if !r.Duplicate {
+		s.commits.Add(1)
+	}
+	s.conflicts.Add(uint64(r.Conflicts))
+	s.retries.Add(uint64(max(r.Attempts-1, 0)))
+	if r.VIP {
+		s.vips.Add(1)
+	}
+	return rep
+}
+
+// attempt is one run of an invocation on a worker: it ships the
+// contract's inputs from snap, dispatches (again, to another worker, if
+// one crashes), and turns the worker's writes into a checked delta.
+func (s *Supervisor) attempt(ctx context.Context, p process, req *protocol.Execute, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
+	dp := &protocol.Dispatch{Attempt: uint32(attempt), Process: req.Process, Version: uint64(snap.Version()), Args: req.Args}
+	if dl, ok := ctx.Deadline(); ok {
+		dp.Deadline = dl.UnixNano()
+	}
+	for _, in := range p.contract.Inputs {
+		for _, e := range snap.Subtree(in) {
+			dp.Inputs = append(dp.Inputs, protocol.Entry{Path: string(e.Path), Value: e.Value, Version: uint64(e.Version)})
+		}
+	}
+	var res *protocol.Result
+	for try := 0; ; try++ {
+		var err error
+		res, err = p.pool.Dispatch(ctx, dp)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, pool.ErrWorkerCrashed) && try < s.cfg.MaxRedispatch && ctx.Err() == nil {
+			s.redispatches.Add(1)
+			s.cfg.Log.Warn().Err(err).Str("process", req.Process).Int("redispatch", try+1).Msg("worker crashed; dispatching again")
+			continue
+		}
+		return cas.Outcome{}, err
+	}
+	if res.Err != nil {
+		return cas.Outcome{}, res.Err
+	}
+	out := cas.Outcome{Result: res.Result}
+	if len(res.Result) > 0 && !json.Valid(res.Result) {
+		return cas.Outcome{}, protocol.Errorf(protocol.CodeProcessFailed, "process %q: its result is not JSON", req.Process)
+	}
+	for _, w := range res.Writes {
+		path, err := contract.Parse(w.Path)
+		if err != nil {
+			return cas.Outcome{}, &protocol.Error{Code: protocol.CodeContractViolation, Message: err.Error(), Path: w.Path}
+		}
+		switch contract.Op(w.Op) {
+		case contract.OpSet:
+			out.Delta.Set(path, w.Value)
+		case contract.OpAppend:
+			out.Delta.Append(path, w.Value)
+		case contract.OpDelete:
+			out.Delta.Delete(path)
+			continue
+		default:
+			return cas.Outcome{}, protocol.Errorf(protocol.CodeProcessFailed, "process %q: write to %s has unknown op %d", req.Process, w.Path, w.Op)
+		}
+		if !json.Valid(w.Value) {
+			return cas.Outcome{}, &protocol.Error{Code: protocol.CodeProcessFailed, Message: fmt.Sprintf("process %q: the value for %s is not JSON", req.Process, w.Path), Path: w.Path}
+		}
+	}
+	return out, nil
+}
+
+// wireError turns an invocation's error into its wire form.
+func (s *Supervisor) wireError(ctx context.Context, err error) *protocol.Error {
+	var pe *protocol.Error
+	var v *contract.Violation
+	switch {
+	case errors.As(err, &pe):
+		return &protocol.Error{Code: pe.Code, Message: pe.Message, Path: pe.Path}
+	case errors.As(err, &v):
+		return &protocol.Error{Code: protocol.CodeContractViolation, Message: v.Error(), Path: string(v.Path)}
+	case errors.Is(err, cas.ErrRetryLimit):
+		return &protocol.Error{Code: protocol.CodeRetryLimit, Message: err.Error()}
+	case errors.Is(err, pool.ErrWorkerCrashed):
+		return &protocol.Error{Code: protocol.CodeWorkerCrashed, Message: err.Error()}
+	case errors.Is(err, pool.ErrClosed), s.base.Err() != nil:
+		return &protocol.Error{Code: protocol.CodeShuttingDown, Message: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &protocol.Error{Code: protocol.CodeTimeout, Message: err.Error()}
+	case errors.Is(err, context.Canceled):
+		return &protocol.Error{Code: protocol.CodeCanceled, Message: err.Error()}
+	case errors.Is(err, cas.ErrInvalidDelta):
+		return &protocol.Error{Code: protocol.CodeProcessFailed, Message: err.Error()}
+	}
+	_ = ctx
+	return &protocol.Error{Code: protocol.CodeInternal, Message: err.Error()}
+}
+
+// Get returns the entries at or under path in the newest version.
+func (s *Supervisor) Get(req *protocol.Get) *protocol.GetReply {
+	rep := &protocol.GetReply{ID: req.ID}
+	p, err := contract.Parse(req.Path)
+	if err != nil {
+		rep.Err = &protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error(), Path: req.Path}
+		return rep
+	}
+	snap := s.store.Snapshot()
+	defer snap.Release()
+	rep.Version = uint64(snap.Version())
+	for _, e := range snap.Subtree(p) {
+		rep.Entries = append(rep.Entries, protocol.Entry{Path: string(e.Path), Value: e.Value, Version: uint64(e.Version)})
+	}
+	return rep
+}
+
+// Status returns the supervisor's counters and its workers.
+func (s *Supervisor) Status(req *protocol.Status) *protocol.StatusReply {
+	rep := &protocol.StatusReply{
+		ID: req.ID, Version: uint64(s.store.Version()), Mode: s.cfg.Mode.String(),
+		Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Retries: s.retries.Load(),
+		VIP: s.vips.Load(), Failures: s.failures.Load(), Processes: s.Processes(),
+	}
+	offset := int64(0)
+	for _, p := range s.pools {
+		ws := p.WorkerStatus()
+		for i := range ws {
+			ws[i].Slot += offset
+		}
+		offset += int64(len(ws))
+		rep.Workers = append(rep.Workers, ws...)
+	}
+	return rep
+}

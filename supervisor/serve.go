@@ -1,0 +1,93 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/theus-run/theus/ipc"
+	"github.com/theus-run/theus/protocol"
+)
+
+// Serve accepts clients on the socket until ctx ends, then drains (see
+// Shutdown) and returns nil. A client under another uid is refused before
+// anything is read from it.
+func (s *Supervisor) Serve(ctx context.Context) error {
+	if s.ln == nil {
+		return errors.New("supervisor: no socket to serve")
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { s.Shutdown(context.Background()) })
+	defer stop()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			var pe *ipc.PeerError
+			if errors.As(err, &pe) {
+				s.cfg.Log.Warn().Err(err).Msg("client refused")
+				continue
+			}
+			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
+				<-s.drained // Shutdown was started, by ctx or by a caller: let it finish
+				return nil
+			}
+			return err
+		}
+		if !s.track(c) {
+			c.Close()
+			continue
+		}
+		wg.Go(func() { s.serveConn(c) })
+	}
+}
+
+func (s *Supervisor) track(c *ipc.Conn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.draining.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// serveConn reads one client's requests until it goes away. Executes run
+// concurrently (a client may pipeline many); Get and Status are answered
+// in order. A malformed or oversized frame disconnects the client.
+func (s *Supervisor) serveConn(c *ipc.Conn) {
+	ctx, cancel := context.WithCancel(s.base)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // the client is gone: stop its executes
+		wg.Wait()
+		c.Close()
+		s.connMu.Lock()
+		delete(s.conns, c)
+		s.connMu.Unlock()
+	}()
+	for {
+		m, err := c.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.cfg.Log.Warn().Err(err).Msg("client disconnected: bad input")
+			}
+			return
+		}
+		switch m := m.(type) {
+		case *protocol.Execute:
+			wg.Go(func() { c.Send(s.Execute(ctx, m)) })
+		case *protocol.Get:
+			c.Send(s.Get(m))
+		case *protocol.Status:
+			c.Send(s.Status(m))
+		case *protocol.Ping:
+			c.Send((*protocol.Pong)(m))
+		default:
+			s.cfg.Log.Warn().Stringer("kind", m.Kind()).Msg("client disconnected: unexpected message")
+			return
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/ipc"
+	"github.com/theus-run/theus/pool"
+	"github.com/theus-run/theus/vip"
+)
+
+// Config describes a supervisor. Plugins is required.
+type Config struct {
+	// Plugins are the worker commands (binary and arguments); each gets a
+	// pool of Workers workers. A process name may appear in one plugin only.
+	Plugins [][]string
+	Workers int
+	// Socket is the client socket's path; empty for none (in-process use).
+	Socket   string
+	Mode     cas.Mode
+	VIPAfter int // conflicts before a VIP ticket; default cas.DefaultVIPAfter
+	MaxFrame int // default protocol.DefaultMaxFrame
+
+	DefaultTimeout time.Duration // an Execute without a timeout; default 30s
+	MaxRedispatch  int           // re-dispatches after worker crashes; default 3
+	DrainTimeout   time.Duration // on shutdown, for executes in flight; default 10s
+
+	// Pool tunes every pool's supervision (heartbeats, restart limits);
+	// its Command, Workers, MaxFrame and Log are set by the supervisor.
+	Pool pool.Config
+	Log  zerolog.Logger
+}
+
+// Supervisor is a running theus. Start one, Serve the client socket,
+// Shutdown to drain.
+type Supervisor struct {
+	cfg    Config
+	store  *cas.Store
+	arb    *vip.Arbiter
+	runner *cas.Runner
+	pools  []*pool.Pool
+	procs  map[string]process
+	names  []string
+	ln     *ipc.Listener
+
+	base     context.Context // canceled when draining times out
+	cancel   context.CancelFunc
+	draining atomic.Bool
+	drained  chan struct{} // closed when Shutdown has finished
+	inflight sync.WaitGroup
+	seq      atomic.Uint64
+
+	connMu sync.Mutex
+	conns  map[*ipc.Conn]struct{}
+
+	commits, conflicts, retries, vips, failures, redispatches atomic.Uint64
+}
+
+type process struct {
+	pool     *pool.Pool
+	contract contract.Contract
+}
+
+// Start launches the pools and, when cfg.Socket is set, listens on it.
+func Start(cfg Config) (*Supervisor, error) {
+	if len(cfg.Plugins) == 0 {
+		return nil, errors.New("supervisor: no worker plugin")
+	}
+	if cfg.DefaultTimeout <= 0 {
+		cfg.DefaultTimeout = 30 * time.Second
+	}
+	if cfg.MaxRedispatch <= 0 {
+		cfg.MaxRedispatch = 3
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	arb := vip.New(vip.Config{Strict: cfg.Mode == cas.Strict})
+	store := cas.New(cas.Config{Arbiter: arb})
+	s := &Supervisor{cfg: cfg, store: store, arb: arb, procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
+	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	for i, cmd := range cfg.Plugins {
+		pc := cfg.Pool
+		pc.Command, pc.Workers, pc.MaxFrame = cmd, cfg.Workers, cfg.MaxFrame
+		pc.Log = cfg.Log.With().Str("plugin", cmd[0]).Logger()
+		p, err := pool.Start(pc)
+		if err != nil {
+			s.closePools()
+			return nil, fmt.Errorf("supervisor: plugin %d (%s): %w", i+1, cmd[0], err)
+		}
+		s.pools = append(s.pools, p)
+		if err := s.register(p); err != nil {
+			s.closePools()
+			return nil, err
+		}
+	}
+	s.names = slices.Sorted(maps.Keys(s.procs))
+	if cfg.Socket != "" {
+		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame})
+		if err != nil {
+			s.closePools()
+			return nil, err
+		}
+		s.ln = ln
+	}
+	return s, nil
+}
+
+// register adds the processes of p's workers, checking their contracts.
+func (s *Supervisor) register(p *pool.Pool) error {
+	for _, pi := range p.Processes() {
+		if _, dup := s.procs[pi.Name]; dup {
+			return fmt.Errorf("supervisor: process %q is registered by two plugins", pi.Name)
+		}
+		in, err := contract.ParseAll(pi.Inputs...)
+		if err != nil {
+			return fmt.Errorf("supervisor: process %q: %w", pi.Name, err)
+		}
+		out, err := contract.ParseAll(pi.Outputs...)
+		if err != nil {
+			return fmt.Errorf("supervisor: process %q: %w", pi.Name, err)
+		}
+		sem := contract.Pure
+		if pi.Semantic == "effect" {
+			sem = contract.Effect
+		}
+		c, err := contract.New(pi.Name, in, out, sem)
+		if err != nil {
+			return fmt.Errorf("supervisor: %w", err)
+		}
+		s.procs[pi.Name] = process{pool: p, contract: c}
+	}
+	return nil
+}
+
+func (s *Supervisor) closePools() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, p := range s.pools {
+		p.Close(ctx)
+	}
+}
+
+// Addr returns the client socket's path, or "" without one.
+func (s *Supervisor) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Path()
+}
+
+// Processes returns the names of the registered processes, sorted.
+func (s *Supervisor) Processes() []string { return slices.Clone(s.names) }
+
+// WorkerPIDs returns the process ids of every live worker.
+func (s *Supervisor) WorkerPIDs() []int {
+	var out []int
+	for _, p := range s.pools {
+		out = append(out, p.PIDs()...)
+	}
+	return out
+}
+
+// Shutdown drains: no new client or Execute is accepted, Executes in
+// flight get until ctx ends (or DrainTimeout) to finish and are canceled
+// after, client connections are closed, and every worker is stopped.
+func (s *Supervisor) Shutdown(ctx context.Context) error {
+	if !s.draining.CompareAndSwap(false, true) {
+		select {
+		case <-s.drained:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	defer close(s.drained)
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.cfg.Log.Warn().Msg("drain deadline passed; canceling executes in flight")
+		s.cancel()
+		<-done
+	}
+	s.cancel()
+	s.connMu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.connMu.Unlock()
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelClose()
+	for _, p := range s.pools {
+		p.Close(closeCtx)
+	}
+	return nil
+}
+
+// known lists the process names for an unknown-process error.
+func (s *Supervisor) known() string { return strings.Join(s.names, ", ") }
