@@ -1,0 +1,208 @@
+// Command theusctl talks to a running theus-supervisor: exec runs a
+// process, get reads the Context, status shows the workers and counters.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/protocol"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+type app struct {
+	socket string
+	output string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// run executes theusctl with args and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "theusctl",
+		Short:         "Run processes on, and read the state of, a theus supervisor",
+		Version:       version(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&a.socket, "socket", "", "supervisor socket (default $THEUS_SOCKET, else $XDG_RUNTIME_DIR/theus/theus.sock, else /tmp/theus-<uid>/theus.sock)")
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", "text", "output format: text or json (json also reports errors on stdout)")
+	root.AddCommand(a.execCmd(), a.getCmd(), a.statusCmd())
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		a.fail(err)
+		return 1
+	}
+	return 0
+}
+
+// fail reports err: on stderr, and with -o json also as an object on
+// stdout.
+func (a *app) fail(err error) {
+	fmt.Fprintln(a.stderr, "theusctl:", err)
+	if a.output != "json" {
+		return
+	}
+	code := "error"
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		code = pe.Code
+	}
+	out := map[string]any{"ok": false, "code": code, "error": err.Error()}
+	if pe != nil && pe.Path != "" {
+		out["path"] = pe.Path
+	}
+	json.NewEncoder(a.stdout).Encode(out)
+}
+
+func (a *app) dial() (*client.Client, error) {
+	if a.output != "text" && a.output != "json" {
+		return nil, fmt.Errorf("-o %q: want text or json", a.output)
+	}
+	return client.Dial(a.socket)
+}
+
+func (a *app) execCmd() *cobra.Command {
+	var args, id string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "exec PROCESS",
+		Short: "Run a process until it commits; print {ok, version, attempts, vip, result}",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, pos []string) error {
+			var raw json.RawMessage
+			if args != "" {
+				if !json.Valid([]byte(args)) {
+					return fmt.Errorf("exec %s: --args is not valid JSON: %s", pos[0], args)
+				}
+				raw = json.RawMessage(args)
+			}
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx := context.Background()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout+5*time.Second) // the supervisor enforces timeout; this bounds a lost reply
+				defer cancel()
+			}
+			res, err := c.Do(ctx, client.Request{Process: pos[0], Args: raw, OpID: id, Timeout: timeout})
+			if err != nil {
+				return fmt.Errorf("exec %s: %w", pos[0], err)
+			}
+			out := struct {
+				OK bool `json:"ok"`
+				*client.Result
+			}{true, res}
+			return json.NewEncoder(a.stdout).Encode(out)
+		},
+	}
+	cmd.Flags().StringVar(&args, "args", "", "the process's args as JSON")
+	cmd.Flags().StringVar(&id, "id", "", "op id: a repeat with the same id is not applied twice")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "fail with code timeout after this long (default: the supervisor's, 30s)")
+	return cmd
+}
+
+func (a *app) getCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get PATH",
+		Short: "Print the value at PATH (a subtree as a JSON object)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, pos []string) error {
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			v, err := c.Get(context.Background(), pos[0])
+			if err != nil {
+				return fmt.Errorf("get %s: %w", pos[0], err)
+			}
+			if !v.Found() {
+				return fmt.Errorf("get %s: %w", pos[0], &protocol.Error{Code: "not_found", Message: "nothing at or under this path"})
+			}
+			doc, err := v.JSON()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(a.stdout, "%s\n", doc)
+			return err
+		},
+	}
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the workers, the global version and the commit, conflict and VIP counters",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := c.Status(context.Background())
+			if err != nil {
+				return fmt.Errorf("status: %w", err)
+			}
+			if a.output == "json" {
+				return json.NewEncoder(a.stdout).Encode(statusJSON(st))
+			}
+			fmt.Fprintf(a.stdout, "version %d  mode %s  commits %d  conflicts %d  retries %d  vip %d  failures %d\n",
+				st.Version, st.Mode, st.Commits, st.Conflicts, st.Retries, st.VIP, st.Failures)
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SLOT\tPID\tSTATE\tIN FLIGHT\tPROCESSED\tRESTARTS")
+			for _, w := range st.Workers {
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%d\t%d\n", w.Slot, w.PID, w.State, w.InFlight, w.Processed, w.Restarts)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+type workerJSON struct {
+	Slot      int64  `json:"slot"`
+	PID       int64  `json:"pid"`
+	State     string `json:"state"`
+	InFlight  int64  `json:"in_flight"`
+	Processed uint64 `json:"processed"`
+	Restarts  uint64 `json:"restarts"`
+}
+
+func statusJSON(st *protocol.StatusReply) any {
+	ws := make([]workerJSON, 0, len(st.Workers))
+	for _, w := range st.Workers {
+		ws = append(ws, workerJSON{w.Slot, w.PID, w.State, w.InFlight, w.Processed, w.Restarts})
+	}
+	return map[string]any{
+		"ok": true, "version": st.Version, "mode": st.Mode, "commits": st.Commits, "conflicts": st.Conflicts,
+		"retries": st.Retries, "vip": st.VIP, "failures": st.Failures, "workers": ws, "processes": st.Processes,
+	}
+}
