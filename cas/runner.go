@@ -63,6 +63,7 @@ type Report struct {
 	Conflicts int
 	VIP       bool // the commit was made under a VIP ticket
 	Duplicate bool // the op id had committed before; nothing ran
+	ReadOnly  bool // the delta was empty: nothing was committed
 	Result    []byte
 }
 
@@ -227,7 +228,7 @@ func (l *loop) attempt(ctx context.Context) error {
 		}
 	}
 	if len(out.Delta) == 0 {
-		l.rep.Version, l.rep.Result = snap.Version(), out.Result
+		l.rep.Version, l.rep.Result, l.rep.ReadOnly = snap.Version(), out.Result, true
 		return nil
 	}
 	vip := l.ticket.Valid()

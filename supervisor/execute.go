@@ -68,7 +68,7 @@ func (s *Supervisor) Execute(ctx context.Context, req *protocol.Execute) *protoc
 	}
 	rep.Version, rep.Attempts, rep.Conflicts = uint64(r.Version), uint32(r.Attempts), uint32(r.Conflicts)
 	rep.VIP, rep.Duplicate, rep.Result = r.VIP, r.Duplicate, r.Result
-	if !r.Duplicate {
+	if !r.Duplicate && !r.ReadOnly {
 		s.commits.Add(1)
 	}
 	s.conflicts.Add(uint64(r.Conflicts))

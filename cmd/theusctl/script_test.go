@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+var binDir string
+
+// TestMain builds the real theus-supervisor and theus-worker binaries for
+// the scripts, as a user would; theusctl runs from this test binary.
+func TestMain(m *testing.M) {
+	os.Exit(testscript.RunMain(mainWithBinaries{m}, map[string]func() int{
+		"theusctl": func() int { return run(os.Args[1:], os.Stdout, os.Stderr) },
+	}))
+}
+
+type mainWithBinaries struct{ m *testing.M }
+
+func (w mainWithBinaries) Run() int {
+	dir, err := os.MkdirTemp("", "theus-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	for _, cmd := range []string{"theus-supervisor", "theus-worker"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "../"+cmd).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", cmd, err, out)
+			return 1
+		}
+	}
+	binDir = dir
+	return w.m.Run()
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("PATH", binDir+string(os.PathListSeparator)+env.Getenv("PATH"))
+			env.Setenv("THEUS_SOCKET", filepath.Join(env.WorkDir, "run", "theus.sock"))
+			env.Setenv("BIN", binDir)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// waitsock PATH: wait up to 20s for a socket to appear.
+			"waitsock": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: waitsock PATH")
+				}
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					if fi, err := os.Stat(args[0]); err == nil && fi.Mode()&os.ModeSocket != 0 {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("socket %s did not appear", args[0])
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			},
+			// mode PATH PERM: the file's permission bits are PERM (octal).
+			"mode": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: mode PATH PERM")
+				}
+				fi, err := os.Stat(ts.MkAbs(args[0]))
+				ts.Check(err)
+				if got := fmt.Sprintf("%04o", fi.Mode().Perm()); got != args[1] {
+					ts.Fatalf("%s has mode %s, want %s", args[0], got, args[1])
+				}
+			},
+		},
+	})
+}
