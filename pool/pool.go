@@ -75,6 +75,7 @@ type Pool struct {
 	spawner *spawner
 	ctx     context.Context // ends when Close begins
 	cancel  context.CancelFunc
+	hard    chan struct{} // closed when Close's deadline passes
 	wg      sync.WaitGroup // slot and heartbeat goroutines
 
 	mu       sync.Mutex
@@ -102,7 +103,7 @@ func Start(cfg Config) (*Pool, error) {
 		return nil, errors.New("pool: no worker command")
 	}
 	cfg.defaults()
-	p := &Pool{cfg: cfg, spawner: newSpawner(), notify: make(chan struct{})}
+	p := &Pool{cfg: cfg, spawner: newSpawner(), notify: make(chan struct{}), hard: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	first := make([]*proc, cfg.Workers)
 	errs := make([]error, cfg.Workers)
@@ -255,27 +256,15 @@ func (p *Pool) PIDs() []int {
 // ErrClosed; drain them before calling Close. It returns when every worker
 // is reaped.
 func (p *Pool) Close(ctx context.Context) error {
-	p.cancel()
-	p.mu.Lock()
-	var live []*proc
-	for _, s := range p.slots {
-		if s.cur != nil {
-			live = append(live, s.cur)
-		}
+	p.cancel() // each slot closes its worker's socket and waits for it to exit
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		close(p.hard) // kill what is still running
+		<-done
 	}
-	p.mu.Unlock()
-	for _, pr := range live {
-		pr.stop(errStopping, 0) // EOF on its socket: the worker exits by itself
-	}
-	for _, pr := range live {
-		select {
-		case <-pr.reaped:
-		case <-ctx.Done():
-			pr.kill(errStopping)
-			<-pr.reaped
-		}
-	}
-	p.wg.Wait()
 	p.spawner.stop()
 	return nil
 }

@@ -13,7 +13,14 @@ func (p *Pool) supervise(s *slot, pr *proc) {
 		select {
 		case <-pr.dead:
 		case <-p.ctx.Done():
-			<-pr.reaped
+			pr.stop(errStopping, 0) // EOF on its socket: the worker exits by itself
+			select {
+			case <-pr.reaped:
+			case <-p.hard:
+				pr.kill(errStopping)
+				<-pr.reaped
+			}
+			p.retire(s, pr)
 			p.setSlot(s, nil, "stopped")
 			return
 		}

@@ -19,11 +19,10 @@ import (
 // use; ctx bounds it along with req's timeout.
 func (s *Supervisor) Execute(ctx context.Context, req *protocol.Execute) *protocol.Reply {
 	rep := &protocol.Reply{ID: req.ID}
-	if s.draining.Load() {
+	if !s.enter() {
 		rep.Err = protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")
 		return rep
 	}
-	s.inflight.Add(1)
 	defer s.inflight.Done()
 	p, ok := s.procs[req.Process]
 	if !ok {

@@ -57,6 +57,7 @@ type Supervisor struct {
 	base     context.Context // canceled when draining times out
 	cancel   context.CancelFunc
 	draining atomic.Bool
+	drainMu  sync.RWMutex // orders inflight.Add before inflight.Wait
 	drained  chan struct{} // closed when Shutdown has finished
 	inflight sync.WaitGroup
 	seq      atomic.Uint64
@@ -177,7 +178,10 @@ func (s *Supervisor) WorkerPIDs() []int {
 // flight get until ctx ends (or DrainTimeout) to finish and are canceled
 // after, client connections are closed, and every worker is stopped.
 func (s *Supervisor) Shutdown(ctx context.Context) error {
-	if !s.draining.CompareAndSwap(false, true) {
+	s.drainMu.Lock()
+	first := s.draining.CompareAndSwap(false, true)
+	s.drainMu.Unlock()
+	if !first {
 		select {
 		case <-s.drained:
 		case <-ctx.Done():
@@ -215,3 +219,15 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 
 // known lists the process names for an unknown-process error.
 func (s *Supervisor) known() string { return strings.Join(s.names, ", ") }
+
+// enter admits an Execute unless the supervisor is draining; the caller
+// calls s.inflight.Done when it returns.
+func (s *Supervisor) enter() bool {
+	s.drainMu.RLock()
+	defer s.drainMu.RUnlock()
+	if s.draining.Load() {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}

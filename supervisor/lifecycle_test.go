@@ -1,0 +1,185 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/protocol"
+)
+
+// TestSupervisorSIGKILLTakesWorkers: a supervisor killed by SIGKILL under
+// load leaves no worker behind after 1 s.
+func TestSupervisorSIGKILLTakesWorkers(t *testing.T) {
+	exe, _ := os.Executable()
+	sock := filepath.Join(t.TempDir(), "run", "s.sock")
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "THEUS_TEST_SUPERVISOR="+sock)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var c *client.Client
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var err error
+		if c, err = client.Dial(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("supervisor did not come up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, w := range st.Workers {
+		pids = append(pids, int(w.PID))
+	}
+	// Load: sleeping dispatches keep every worker busy when the supervisor dies.
+	for range 8 {
+		go c.Exec(ctx, "fault.sleep", map[string]int{"ms": 10000})
+	}
+	go func() {
+		for range 1000 {
+			if _, err := c.Exec(ctx, "counter.add", nil); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	killed := time.Now()
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Since(killed) > time.Second {
+				t.Fatalf("worker %d alive %s after its supervisor was SIGKILLed", pid, time.Since(killed))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	t.Logf("%d workers gone within %s", len(pids), time.Since(killed).Round(time.Millisecond))
+}
+
+// TestSIGTERMDrains: SIGTERM lets in-flight executes finish, refuses new
+// ones, and exits 0.
+func TestSIGTERMDrains(t *testing.T) {
+	exe, _ := os.Executable()
+	sock := filepath.Join(t.TempDir(), "run", "s.sock")
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "THEUS_TEST_SUPERVISOR="+sock)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var c *client.Client
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var err error
+		if c, err = client.Dial(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer c.Close()
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(context.Background(), "fault.sleep", map[string]int{"ms": 300})
+		res <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-res; err != nil {
+		t.Fatalf("the execute in flight was not drained: %v", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+// TestShutdownRefusesNewExecutes checks the in-process side of draining.
+func TestShutdownRefusesNewExecutes(t *testing.T) {
+	h := start(t, 1, nil)
+	go h.s.Shutdown(context.Background())
+	for !h.s.draining.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	rep := h.s.Execute(context.Background(), &protocol.Execute{Process: "noop"})
+	if !errors.Is(rep.Err, protocol.ErrShuttingDown) {
+		t.Fatalf("err = %v", rep.Err)
+	}
+}
+
+// TestOversizedClientFrameDisconnects: a client that sends a frame over
+// the limit is disconnected before the supervisor allocates for it, and
+// the supervisor keeps serving others.
+func TestOversizedClientFrameDisconnects(t *testing.T) {
+	h := start(t, 1, func(c *Config) { c.MaxFrame = 1 << 16 })
+	for name, frame := range map[string][]byte{
+		"oversized": {0x7f, 0xff, 0xff, 0xff, byte(protocol.KindExecute)},
+		"garbage":   {0, 0, 0, 3, byte(protocol.KindExecute), 0xc1, 0xc1},
+		"unknown":   {0, 0, 0, 2, 200, 0x90},
+		"wrong way": append([]byte{0, 0, 0, 3, byte(protocol.KindResult)}, 0x91, 0x01),
+	} {
+		nc, err := net.Dial("unix", h.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write(frame)
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := nc.Read(make([]byte, 64))
+		nc.Close()
+		if n != 0 || err == nil {
+			t.Errorf("%s: read %d bytes, err %v: want the connection closed", name, n, err)
+		}
+	}
+	if _, err := h.dial(t).Exec(context.Background(), "noop", nil); err != nil {
+		t.Fatalf("supervisor hurt by bad clients: %v", err)
+	}
+}
+
+// TestNoLeaks: a supervisor's whole life, with crashes and timeouts,
+// leaves no descriptor open (goroutines are checked by goleak in TestMain).
+func TestNoLeaks(t *testing.T) {
+	cycle := func() {
+		h := startNoCleanup(t)
+		c, err := client.Dial(h.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		c.Exec(ctx, "counter.add", nil)
+		c.Exec(ctx, "fault.crash", nil)
+		c.Do(ctx, client.Request{Process: "fault.sleep", Args: map[string]int{"ms": 2000}, Timeout: 50 * time.Millisecond})
+		c.Exec(ctx, "fault.undeclared", nil)
+		c.Close()
+		h.s.Shutdown(ctx)
+	}
+	cycle() // warms up what lives for the process (the poller)
+	before := openFDs(t)
+	cycle()
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d descriptors open before, %d after", before, after)
+	}
+}

@@ -1,0 +1,134 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/pool"
+	"github.com/theus-run/theus/worker"
+)
+
+// TestMain makes the test binary a worker when a pool launches it, and a
+// whole supervisor when a test starts it as one (THEUS_TEST_SUPERVISOR).
+func TestMain(m *testing.M) {
+	if worker.Launched() {
+		worker.Main(demo.Processes()...)
+	}
+	if sock := os.Getenv("THEUS_TEST_SUPERVISOR"); sock != "" {
+		os.Exit(runAsSupervisor(sock))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func runAsSupervisor(sock string) int {
+	exe, _ := os.Executable()
+	s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: 2, Socket: sock, Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	s.Serve(ctx)
+	return 0
+}
+
+type harness struct {
+	s    *Supervisor
+	sock string
+}
+
+func start(t *testing.T, workers int, tune func(*Config)) *harness {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "run", "theus.sock")
+	cfg := Config{
+		Plugins: [][]string{{exe}}, Workers: workers, Socket: sock,
+		Log:  zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
+		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond, MaxRestartBackoff: 200 * time.Millisecond},
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		pids := s.WorkerPIDs()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		for _, pid := range pids {
+			if alive(pid) {
+				t.Errorf("worker %d alive after shutdown", pid)
+			}
+		}
+	})
+	return &harness{s: s, sock: sock}
+}
+
+func (h *harness) dial(t *testing.T) *client.Client {
+	t.Helper()
+	c, err := client.Dial(h.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(es)
+}
+
+// startNoCleanup starts a supervisor (with no socket server) that the
+// test shuts down itself.
+func startNoCleanup(t *testing.T) *harness {
+	t.Helper()
+	exe, _ := os.Executable()
+	sock := filepath.Join(t.TempDir(), "run", "s.sock")
+	s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: 2, Socket: sock, Log: zerolog.Nop(),
+		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(context.Background())
+	return &harness{s: s, sock: sock}
+}
