@@ -75,7 +75,7 @@ type Pool struct {
 	spawner *spawner
 	ctx     context.Context // ends when Close begins
 	cancel  context.CancelFunc
-	hard    chan struct{} // closed when Close's deadline passes
+	hard    chan struct{}  // closed when Close's deadline passes
 	wg      sync.WaitGroup // slot and heartbeat goroutines
 
 	mu       sync.Mutex

@@ -57,7 +57,7 @@ type Supervisor struct {
 	base     context.Context // canceled when draining times out
 	cancel   context.CancelFunc
 	draining atomic.Bool
-	drainMu  sync.RWMutex // orders inflight.Add before inflight.Wait
+	drainMu  sync.RWMutex  // orders inflight.Add before inflight.Wait
 	drained  chan struct{} // closed when Shutdown has finished
 	inflight sync.WaitGroup
 	seq      atomic.Uint64

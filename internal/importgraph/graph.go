@@ -14,10 +14,14 @@ const Module = "github.com/theus-run/theus"
 // import. A package missing from the map fails the test until it is placed
 // in the graph.
 var Allowed = map[string][]string{
-	"cmd/theus-supervisor": {"supervisor"},
-	"cmd/theusctl":         {"client"},
-	"cmd/theus-worker":     {"worker"},
-	"examples/contention":  {"cas", "vip", "contract"}, // the engine alone, in one process
+	// The supervisor command also re-executes itself as the default worker
+	// (worker, demo), runs the --demo workload through a client (client,
+	// demo), and names the socket's default path and commit modes (ipc, cas).
+	"cmd/theus-supervisor": {"supervisor", "cas", "ipc", "worker", "demo", "client"},
+	"cmd/theusctl":         {"client", "protocol"},
+	"cmd/theus-worker":     {"worker", "demo"},
+	"demo":                 {"worker", "client", "protocol"}, // demo processes (SDK) and workload (client)
+	"examples/contention":  {"cas", "vip", "contract"},       // the engine alone, in one process
 	"examples/*":           {"worker"},
 	"supervisor":           {"pool", "cas", "vip", "shm", "ipc", "protocol", "store", "store/*", "contract"},
 	"client":               {"ipc", "protocol"},
