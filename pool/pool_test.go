@@ -18,6 +18,12 @@ import (
 
 // TestMain makes the test binary a worker when the pool launches it.
 func TestMain(m *testing.M) {
+	if mode := os.Getenv("THEUS_TEST_BAD_WORKER"); mode != "" && worker.Launched() {
+		os.Exit(badWorker(mode))
+	}
+	if os.Getenv("THEUS_TEST_OLD_WORKER") != "" && worker.Launched() {
+		os.Exit(oldWorker())
+	}
 	if worker.Launched() {
 		worker.Main(demo.Processes()...)
 	}
