@@ -33,6 +33,11 @@ type Runner struct {
 	// MaxAttempts bounds the runs of one invocation; default
 	// DefaultMaxAttempts.
 	MaxAttempts int
+	// Optimistic keeps first attempts optimistic even when their keys are
+	// contended (a ticket is held on them). By default such an attempt
+	// queues for a ticket at once, which turns a hot key into a FIFO of
+	// single-attempt commits instead of a storm of conflicts.
+	Optimistic bool
 	// Sleep waits between attempts; default a timer that honors ctx.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -190,17 +195,33 @@ func (l *loop) wantTicket() bool {
 	return l.r.Arbiter != nil && k >= 0 && l.rep.Conflicts >= k
 }
 
-// maybeTicket takes a ticket once the invocation has conflicted enough, or
-// takes a new one if a lease ran out.
-func (l *loop) maybeTicket(ctx context.Context) error {
-	if !l.wantTicket() || l.ticket.Valid() {
-		return nil
+// joinQueue reports whether a first attempt should queue for a ticket
+// because its keys already have a holder: its optimistic commit would wait
+// at the VIP gate for the holder and then conflict with the holder's
+// write, so running it first only wastes a run.
+func (l *loop) joinQueue() bool {
+	if l.rep.Attempts > 0 || l.r.Optimistic || l.r.Arbiter == nil || l.r.vipAfter() < 0 || !l.r.Arbiter.Active() {
+		return false
 	}
+	return l.r.Arbiter.Contended(l.keySet())
+}
+
+func (l *loop) keySet() []string {
 	if l.keys == nil {
 		for _, p := range l.inv.Contract.Keys() {
 			l.keys = append(l.keys, string(p))
 		}
 	}
+	return l.keys
+}
+
+// maybeTicket takes a ticket once the invocation has conflicted enough or
+// its keys are contended, or takes a new one if a lease ran out.
+func (l *loop) maybeTicket(ctx context.Context) error {
+	if l.ticket.Valid() || !(l.wantTicket() || l.joinQueue()) {
+		return nil
+	}
+	l.keySet()
 	t, err := l.r.Arbiter.Acquire(ctx, l.inv.Owner, l.keys)
 	if err != nil {
 		return fmt.Errorf("vip ticket: %w", err)

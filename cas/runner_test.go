@@ -372,3 +372,43 @@ func TestRunnerOpIDOnce(t *testing.T) {
 		t.Fatalf("counter = %d, duplicates %d; want 1 and 7", v, dups.Load())
 	}
 }
+
+// TestJoinQueueOnContendedKeys: while a ticket is held on a key, a new
+// invocation on it queues for a ticket before its first run (and so runs
+// once, after the holder), unless the Runner is Optimistic.
+func TestJoinQueueOnContendedKeys(t *testing.T) {
+	for _, optimistic := range []bool{false, true} {
+		arb := vip.New(vip.Config{})
+		s := cas.New(cas.Config{Arbiter: arb})
+		r := &cas.Runner{Store: s, Arbiter: arb, Optimistic: optimistic}
+		c, _ := contract.New("inc", Ps("domain.k"), Ps("domain.k"), contract.Pure)
+		holder, err := arb.Acquire(bg, "holder", []string{"domain.k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var runs atomic.Int32
+		done := make(chan cas.Report, 1)
+		go func() {
+			rep, err := r.Call(bg, c, "", func(ctx context.Context, in cas.View) (cas.Outcome, error) {
+				runs.Add(1)
+				var d cas.Delta
+				d.Set(P("domain.k"), enc(1))
+				return cas.Outcome{Delta: d}, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			done <- rep
+		}()
+		time.Sleep(20 * time.Millisecond)
+		if got := runs.Load(); optimistic != (got > 0) {
+			t.Fatalf("optimistic=%v: %d runs while the key was held", optimistic, got)
+		}
+		holder.Release()
+		rep := <-done
+		if !optimistic && (rep.Attempts != 1 || !rep.VIP) {
+			t.Fatalf("queued invocation: %+v, want one VIP attempt", rep)
+		}
+		arb.Close()
+	}
+}

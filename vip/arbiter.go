@@ -319,6 +319,22 @@ func (a *Arbiter) Blocker(keys []string, own *Ticket) <-chan struct{} {
 	return nil
 }
 
+// Contended reports whether a ticket is held on keys that overlap keys
+// (requests queue only behind a held ticket, so this covers them too).
+func (a *Arbiter) Contended(keys []string) bool {
+	if !a.Active() {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range a.mu.held {
+		if a.overlap(keys, t.keys) {
+			return true
+		}
+	}
+	return false
+}
+
 // Held returns the key sets of the tickets held now, for status and tests.
 func (a *Arbiter) Held() [][]string {
 	a.mu.Lock()
