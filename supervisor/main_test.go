@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	if worker.Launched() {
 		worker.Main(demo.Processes()...)
 	}
+	if benchPeer() {
+		os.Exit(0)
+	}
 	if sock := os.Getenv("THEUS_TEST_SUPERVISOR"); sock != "" {
 		os.Exit(runAsSupervisor(sock))
 	}
