@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -40,7 +41,7 @@ func Dial(path string) (*Client, error) {
 	if path == "" {
 		path = ipc.DefaultPath()
 	}
-	conn, err := ipc.Dial(path, ipc.Options{})
+	conn, err := ipc.Dial(path, ipc.Options{Blocking: true})
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +76,7 @@ func (c *Client) read() {
 		c.mu.Unlock()
 		if ch != nil {
 			ch <- m
+			runtime.Gosched() // run the caller on this thread before blocking in read(2) again
 		}
 	}
 }

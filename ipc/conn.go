@@ -23,7 +23,8 @@ var ErrClosed = errors.New("ipc: connection closed")
 // call, not n. Recv must be called from one goroutine at a time (the
 // connection's reader). Close unblocks both.
 type Conn struct {
-	nc           net.Conn
+	nc           net.Conn    // the netpoller transport, or nil
+	bfd          *blockingFD // the blocking transport, or nil
 	fr           *protocol.Reader
 	maxFrame     int
 	writeTimeout time.Duration
@@ -39,16 +40,23 @@ type Conn struct {
 type Options struct {
 	MaxFrame     int           // default protocol.DefaultMaxFrame, both ways
 	WriteTimeout time.Duration // default DefaultWriteTimeout
+	// Blocking makes FileConn use blocking system calls instead of the
+	// netpoller: lower latency, one OS thread per blocked reader.
+	Blocking bool
 }
 
-// NewConn wraps nc. The Conn owns nc from then on.
-func NewConn(nc net.Conn, o Options) *Conn {
+func (o *Options) defaults() {
 	if o.MaxFrame <= 0 {
 		o.MaxFrame = protocol.DefaultMaxFrame
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
+}
+
+// NewConn wraps nc. The Conn owns nc from then on.
+func NewConn(nc net.Conn, o Options) *Conn {
+	o.defaults()
 	return &Conn{nc: nc, fr: protocol.NewReader(nc, o.MaxFrame), maxFrame: o.MaxFrame, writeTimeout: o.WriteTimeout}
 }
 
@@ -61,7 +69,12 @@ func (c *Conn) Recv() (protocol.Message, error) {
 }
 
 // SetReadDeadline sets the deadline of the next Recv calls.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.bfd != nil {
+		return c.bfd.setReadDeadline(t)
+	}
+	return c.nc.SetReadDeadline(t)
+}
 
 // Send queues m and returns once it is written or handed to the sender
 // that is writing. A nil error does not mean the peer read it; a write
@@ -104,12 +117,23 @@ func (c *Conn) Send(m protocol.Message) error {
 	err = c.err
 	c.mu.Unlock()
 	if err != nil && !errors.Is(err, ErrClosed) {
-		c.nc.Close()
+		c.closeTransport()
 	}
 	return err
 }
 
+func (c *Conn) closeTransport() error {
+	if c.bfd != nil {
+		return c.bfd.Close()
+	}
+	return c.nc.Close()
+}
+
 func (c *Conn) write(b []byte) error {
+	if c.bfd != nil {
+		_, err := c.bfd.Write(b)
+		return err
+	}
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 		return fmt.Errorf("ipc: write: %w", err)
 	}
@@ -126,8 +150,9 @@ func (c *Conn) Close() error {
 		c.err = ErrClosed
 	}
 	c.mu.Unlock()
-	return c.nc.Close()
+	return c.closeTransport()
 }
 
-// Raw returns the underlying connection, for peer credentials and tests.
+// Raw returns the underlying connection (nil for a blocking Conn), for
+// peer credentials and tests.
 func (c *Conn) Raw() net.Conn { return c.nc }

@@ -143,7 +143,22 @@ func (l *Listener) Accept() (*Conn, error) {
 		uc.Close()
 		return nil, &PeerError{UID: int(cred.Uid), PID: int(cred.Pid)}
 	}
-	return NewConn(uc, l.opts), nil
+	return unixConn(uc, l.opts)
+}
+
+// unixConn wraps uc per o: as is for the netpoller, or moved to a
+// blocking descriptor.
+func unixConn(uc *net.UnixConn, o Options) (*Conn, error) {
+	if !o.Blocking {
+		return NewConn(uc, o), nil
+	}
+	f, err := uc.File()
+	uc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("ipc: %w", err)
+	}
+	defer f.Close()
+	return FileConn(f, o)
 }
 
 // Close stops listening and removes the socket file.
@@ -174,5 +189,5 @@ func Dial(path string, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipc: dial %s: %w (is theus-supervisor running? set --socket or THEUS_SOCKET)", path, err)
 	}
-	return NewConn(uc, o), nil
+	return unixConn(uc, o)
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/theus-run/theus/protocol"
 )
 
 // Pair returns the two ends of a connected stream socketpair, both
@@ -24,6 +26,14 @@ func Pair() (local, remote *os.File, err error) {
 // FileConn returns a Conn over the socket f. It dups f's descriptor, so
 // the caller closes f when it no longer needs it.
 func FileConn(f *os.File, o Options) (*Conn, error) {
+	if o.Blocking {
+		o.defaults()
+		b, err := newBlockingFD(f, o.WriteTimeout) // dups: the caller still closes f
+		if err != nil {
+			return nil, err
+		}
+		return &Conn{bfd: b, fr: protocol.NewReader(b, o.MaxFrame), maxFrame: o.MaxFrame, writeTimeout: o.WriteTimeout}, nil
+	}
 	nc, err := net.FileConn(f)
 	if err != nil {
 		return nil, fmt.Errorf("ipc: %s: %w", f.Name(), err)

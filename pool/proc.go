@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,7 +79,7 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 	pr.log = log.With().Int("pid", pr.pid).Logger()
 	pr.stderr.setLog(pr.log)
 	stdout.setLog(pr.log)
-	pr.conn, err = ipc.FileConn(local, ipc.Options{MaxFrame: p.cfg.MaxFrame})
+	pr.conn, err = ipc.FileConn(local, ipc.Options{MaxFrame: p.cfg.MaxFrame, Blocking: true})
 	local.Close()
 	if err != nil {
 		pr.kill(err)
@@ -142,6 +143,11 @@ func (pr *proc) read() {
 			pr.mu.Unlock()
 			if ch != nil {
 				ch <- m
+				// Let the caller run on this thread now, before this
+				// goroutine blocks in read(2) again; otherwise the caller
+				// waits for another thread to steal it (a futex wake and
+				// a few microseconds) while this one sleeps in the kernel.
+				runtime.Gosched()
 			}
 		case *protocol.Pong:
 		default:

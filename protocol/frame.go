@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -171,8 +172,12 @@ func NewReader(r io.Reader, max int) *Reader {
 	if max <= 0 {
 		max = DefaultMaxFrame
 	}
-	return &Reader{r: r, max: max}
+	return &Reader{r: bufio.NewReaderSize(r, readBuffer), max: max}
 }
+
+// readBuffer is the Reader's buffer: a burst of small frames costs one
+// read system call, not two a frame.
+const readBuffer = 64 << 10
 
 // Next reads one frame and returns its kind and body. The body is valid
 // until the next call. At a clean end of stream it returns io.EOF; a

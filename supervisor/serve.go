@@ -54,31 +54,41 @@ func (s *Supervisor) track(c *ipc.Conn) bool {
 	return true
 }
 
-// serveConn reads one client's requests until it goes away. Executes run
+// serveConn serves one client until it goes away. Executes run
 // concurrently (a client may pipeline many); Get and Status are answered
 // in order. A malformed or oversized frame disconnects the client.
 func (s *Supervisor) serveConn(c *ipc.Conn) {
 	ctx, cancel := context.WithCancel(s.base)
 	var wg sync.WaitGroup
-	defer func() {
-		cancel() // the client is gone: stop its executes
-		wg.Wait()
-		c.Close()
-		s.connMu.Lock()
-		delete(s.conns, c)
-		s.connMu.Unlock()
-	}()
+	wg.Go(func() { s.readConn(ctx, cancel, c, &wg) })
+	<-ctx.Done() // canceled by the reader that sees the end, or by draining
+	c.Close()    // unblocks the reader when draining
+	wg.Wait()
+	s.connMu.Lock()
+	delete(s.conns, c)
+	s.connMu.Unlock()
+}
+
+// readConn reads requests until an Execute; then it hands the reading to
+// a new goroutine and runs the Execute itself, so the Execute starts at
+// once on this thread instead of waiting for another thread to pick it up
+// while this one blocks in read(2). When the connection ends it cancels
+// ctx, which stops the client's executes.
+func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup) {
 	for {
 		m, err := c.Recv()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 				s.cfg.Log.Warn().Err(err).Msg("client disconnected: bad input")
 			}
+			end()
 			return
 		}
 		switch m := m.(type) {
 		case *protocol.Execute:
-			wg.Go(func() { c.Send(s.Execute(ctx, m)) })
+			wg.Go(func() { s.readConn(ctx, end, c, wg) })
+			c.Send(s.Execute(ctx, m))
+			return
 		case *protocol.Get:
 			c.Send(s.Get(m))
 		case *protocol.Status:
@@ -87,6 +97,7 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 			c.Send((*protocol.Pong)(m))
 		default:
 			s.cfg.Log.Warn().Stringer("kind", m.Kind()).Msg("client disconnected: unexpected message")
+			end()
 			return
 		}
 	}

@@ -109,7 +109,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	}
 	s.names = slices.Sorted(maps.Keys(s.procs))
 	if cfg.Socket != "" {
-		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame})
+		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame, Blocking: true})
 		if err != nil {
 			s.closePools()
 			return nil, err

@@ -63,7 +63,7 @@ func Serve(ctx context.Context, defs ...Def) error {
 	}
 	maxFrame, _ := strconv.Atoi(os.Getenv(EnvMaxFrame))
 	f := os.NewFile(uintptr(fd), "theus-supervisor")
-	conn, err := ipc.FileConn(f, ipc.Options{MaxFrame: maxFrame})
+	conn, err := ipc.FileConn(f, ipc.Options{MaxFrame: maxFrame, Blocking: true})
 	f.Close()
 	if err != nil {
 		return err
@@ -76,8 +76,9 @@ func Serve(ctx context.Context, defs ...Def) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	s := &server{conn: conn, reg: reg, running: map[uint64]context.CancelFunc{}}
-	err = s.loop(ctx)
+	s := &server{conn: conn, reg: reg, running: map[uint64]context.CancelFunc{}, done: make(chan error, 1)}
+	s.wg.Go(func() { s.read(ctx) })
+	err = <-s.done
 	cancel()
 	s.wg.Wait()
 	return err
@@ -141,21 +142,35 @@ type server struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	running map[uint64]context.CancelFunc
+	done    chan error // the reader's end: nil for EOF
 }
 
-func (s *server) loop(ctx context.Context) error {
+// read reads frames until the connection ends. On a Dispatch it passes
+// the reading on to a new goroutine and runs the process itself: the
+// process starts at once on this thread, and with one dispatch in flight
+// no thread ever waits for another (see docs/PROTOCOL.md).
+func (s *server) read(ctx context.Context) {
+	if err := s.readUntilDispatch(ctx); err != nil {
+		s.done <- err
+	}
+}
+
+func (s *server) readUntilDispatch(ctx context.Context) error {
 	log := zerolog.Ctx(ctx)
 	for {
 		m, err := s.conn.Recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) || ctx.Err() != nil {
-				return nil // the supervisor is gone or we were told to stop
+				s.done <- nil // the supervisor is gone or we were told to stop
+				return nil
 			}
 			return fmt.Errorf("worker: read from supervisor: %w", err)
 		}
 		switch m := m.(type) {
 		case *protocol.Dispatch:
-			s.start(ctx, m)
+			s.wg.Go(func() { s.read(ctx) })
+			s.run(ctx, m)
+			return nil
 		case *protocol.Cancel:
 			s.mu.Lock()
 			if c := s.running[m.ID]; c != nil {
@@ -172,7 +187,8 @@ func (s *server) loop(ctx context.Context) error {
 	}
 }
 
-func (s *server) start(ctx context.Context, dp *protocol.Dispatch) {
+// run runs one dispatch and sends its result.
+func (s *server) run(ctx context.Context, dp *protocol.Dispatch) {
 	d, ok := s.reg[dp.Process]
 	if !ok {
 		s.conn.Send(&protocol.Result{ID: dp.ID, Err: protocol.Errorf(protocol.CodeUnknownProcess, "this worker has no process %q", dp.Process)})
@@ -187,12 +203,10 @@ func (s *server) start(ctx context.Context, dp *protocol.Dispatch) {
 	s.mu.Lock()
 	s.running[dp.ID] = cancel
 	s.mu.Unlock()
-	s.wg.Go(func() {
-		res := d.Run(ctx, dp)
-		s.mu.Lock()
-		delete(s.running, dp.ID)
-		s.mu.Unlock()
-		cancel()
-		s.conn.Send(res) // an error here means the supervisor is gone; the loop sees it
-	})
+	res := d.Run(ctx, dp)
+	s.mu.Lock()
+	delete(s.running, dp.ID)
+	s.mu.Unlock()
+	cancel()
+	s.conn.Send(res) // an error here means the supervisor is gone; the reader sees it
 }
