@@ -151,3 +151,26 @@ func TestNotAWorker(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestSilentWorkerIsKilled: a worker that stops answering heartbeats (here
+// frozen with SIGSTOP) is killed and replaced, and its dispatch fails.
+func TestSilentWorkerIsKilled(t *testing.T) {
+	p := start(t, 1, func(c *Config) {
+		c.Heartbeat = 50 * time.Millisecond
+		c.HeartbeatTimeout = 300 * time.Millisecond
+		c.KillGrace = 100 * time.Millisecond
+	})
+	before := p.PIDs()
+	syscall.Kill(before[0], syscall.SIGSTOP)
+	_, err := dispatch(t, p, "noop", "")
+	if !errors.Is(err, ErrWorkerCrashed) {
+		t.Fatalf("dispatch to a frozen worker: %v, want ErrWorkerCrashed", err)
+	}
+	res, err := dispatch(t, p, "noop", "")
+	if err != nil || res.Err != nil {
+		t.Fatalf("after replacement: %v %v", err, res)
+	}
+	if after := p.PIDs(); after[0] == before[0] {
+		t.Fatal("the frozen worker was not replaced")
+	}
+}

@@ -1,0 +1,55 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/theus-run/theus/protocol"
+)
+
+func TestRegistryRefusesBadDefinitions(t *testing.T) {
+	ok := Process("a", Contract{}, func(*Ctx, None) (None, error) { return None{}, nil })
+	cases := map[string][]Def{
+		"none":          nil,
+		"duplicate":     {ok, ok},
+		"bad path":      {Process("b", Contract{Inputs: []string{"domain..x"}}, func(*Ctx, None) (None, error) { return None{}, nil })},
+		"const output":  {Process("c", Contract{Outputs: []string{"domain.const_x"}}, func(*Ctx, None) (None, error) { return None{}, nil })},
+		"no name":       {Process("", Contract{}, func(*Ctx, None) (None, error) { return None{}, nil })},
+		"not from Proc": {{Name: "raw"}},
+	}
+	for name, defs := range cases {
+		if _, err := registry(defs); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := registry([]Def{ok}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServeOutsideSupervisor(t *testing.T) {
+	t.Setenv(EnvFD, "")
+	err := Serve(context.Background(), Process("a", Contract{}, func(*Ctx, None) (None, error) { return None{}, nil }))
+	if !errors.Is(err, ErrNotLaunched) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// An undeclared read fails the call even if the process swallows the
+// error, and so does a panic; neither takes the worker down.
+func TestViolationsAndPanicsFailTheCall(t *testing.T) {
+	sneaky := Process("sneaky", Contract{Inputs: []string{"domain.a"}}, func(ctx *Ctx, _ None) (None, error) {
+		ctx.Raw("domain.b") // ignored error
+		return None{}, nil
+	})
+	res := sneaky.Run(context.Background(), &protocol.Dispatch{ID: 1})
+	if res.Err == nil || res.Err.Code != protocol.CodeContractViolation || res.Err.Path != "domain.b" {
+		t.Fatalf("undeclared read: %+v", res.Err)
+	}
+	boom := Process("boom", Contract{}, func(*Ctx, None) (None, error) { panic("boom") })
+	res = boom.Run(context.Background(), &protocol.Dispatch{ID: 2})
+	if !errors.Is(res.Err, protocol.ErrProcessFailed) {
+		t.Fatalf("panic: %+v", res.Err)
+	}
+}
