@@ -30,8 +30,8 @@ func (w mainWithBinaries) Run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	for _, cmd := range []string{"theus-supervisor", "theus-worker"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "../"+cmd).CombinedOutput()
+	for cmd, pkg := range map[string]string{"theus-supervisor": "../theus-supervisor", "theus-worker": "../theus-worker", "greeter": "../../examples/greeter"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), pkg).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", cmd, err, out)
 			return 1
