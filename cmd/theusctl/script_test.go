@@ -16,9 +16,9 @@ var binDir string
 // TestMain builds the real theus-supervisor and theus-worker binaries for
 // the scripts, as a user would; theusctl runs from this test binary.
 func TestMain(m *testing.M) {
-	os.Exit(testscript.RunMain(mainWithBinaries{m}, map[string]func() int{
-		"theusctl": func() int { return run(os.Args[1:], os.Stdout, os.Stderr) },
-	}))
+	testscript.Main(mainWithBinaries{m}, map[string]func(){
+		"theusctl": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
+	})
 }
 
 type mainWithBinaries struct{ m *testing.M }
