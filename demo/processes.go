@@ -30,6 +30,7 @@ func Processes() []worker.Def {
 		worker.Process("fault.crash", worker.Contract{Effect: true}, faultCrash),
 		worker.Process("fault.sleep", worker.Contract{Effect: true}, faultSleep),
 		worker.Process("fault.undeclared", worker.Contract{Outputs: []string{"domain.allowed"}}, faultUndeclared),
+		worker.Process("bench.spin", worker.Contract{}, benchSpin),
 	}
 }
 
@@ -130,4 +131,18 @@ func faultSleep(_ *worker.Ctx, in SleepArgs) (worker.None, error) {
 func faultUndeclared(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
 	ctx.Set("domain.allowed", true)
 	return worker.None{}, ctx.Set("domain.forbidden", true)
+}
+
+// SpinArgs are bench.spin's args.
+type SpinArgs struct {
+	US int64 `json:"us"`
+}
+
+// benchSpin keeps a CPU busy for the given microseconds (at most one
+// second): a stand-in for CPU-bound work in scaling benchmarks.
+func benchSpin(ctx *worker.Ctx, in SpinArgs) (worker.None, error) {
+	end := time.Now().Add(time.Duration(min(max(in.US, 0), 1e6)) * time.Microsecond)
+	for time.Now().Before(end) && ctx.Err() == nil {
+	}
+	return worker.None{}, nil
 }

@@ -351,4 +351,31 @@ func BenchmarkStart(b *testing.B) {
 	})
 }
 
+// BenchmarkWorkers: worker-count scaling. 4 clients keep 256 executes in
+// flight, of noop (the runtime's own cost) and of bench.spin (200 us of
+// CPU in the worker).
+func BenchmarkWorkers(b *testing.B) {
+	for _, proc := range []string{"noop", "bench.spin"} {
+		for _, workers := range []int{1, 2, 4, 8, 16} {
+			b.Run("proc="+proc+"/workers="+itoa(workers), func(b *testing.B) {
+				h := benchSupervisor(b, workers)
+				cs := make([]*client.Client, 4)
+				for i := range cs {
+					cs[i] = benchClient(b, h)
+				}
+				var args any
+				if proc == "bench.spin" {
+					args = map[string]int{"us": 200}
+				}
+				ctx := context.Background()
+				var i atomic.Int64
+				calls(b, 256, func() error {
+					_, err := cs[i.Add(1)%4].Exec(ctx, proc, args)
+					return err
+				})
+			})
+		}
+	}
+}
+
 func itoa(n int) string { return string(rune('0'+n/10%10)) + string(rune('0'+n%10)) }
