@@ -338,6 +338,26 @@ func BenchmarkStart(b *testing.B) {
 			cmd.Wait()
 		})
 	})
+	b.Run("impl=goplugin-launch", func(b *testing.B) {
+		latency(b, func() {
+			cmd := exec.Command(exe, "-test.run=^$")
+			cmd.Env = append(os.Environ(), "THEUS_BENCH_PEER=goplugin")
+			pc := plugin.NewClient(&plugin.ClientConfig{
+				HandshakeConfig: pluginHandshake, Plugins: plugin.PluginSet{"echo": &echoPlugin{}},
+				Cmd: cmd, AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC}, Logger: quietHCLog(),
+			})
+			rc, err := pc.Client()
+			if err == nil {
+				_, err = rc.Dispense("echo")
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			pc.Kill()
+			b.StartTimer()
+		})
+	})
 	b.Run("impl=worker-ready", func(b *testing.B) {
 		latency(b, func() {
 			p, err := pool.Start(pool.Config{Command: []string{exe}, Workers: 1, Log: zerolog.Nop()})
