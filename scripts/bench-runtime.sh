@@ -4,15 +4,22 @@
 # Unix-socket ping-pong, a batched msgpack echo and a go-plugin net/rpc
 # plugin, all between two processes.
 # Usage: scripts/bench-runtime.sh [iterations] [count]   (default 20000 3)
+#        BENCH_INPUT=FILE scripts/bench-runtime.sh           (only the ratios, from
+#        benchmark lines run elsewhere, e.g. a static test binary on another machine:
+#        CGO_ENABLED=0 go test -c -o bin/supervisor.test ./supervisor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
 count=${2:-3}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-go test ./supervisor -run '^$' -bench 'RoundTrip|Calls|Pipelined|HotKey' -benchtime "${n}x" -count "$count" | grep '^Benchmark' | tee "$out"
-# (go-plugin's yamux logs a broken pipe on stderr when its plugin is killed: harmless)
-go test ./supervisor -run '^$' -bench 'Start' -benchtime 100x -count "$count" 2>/dev/null | grep '^Benchmark' | tee -a "$out"
+if [ -n "${BENCH_INPUT:-}" ]; then
+  grep '^Benchmark' "$BENCH_INPUT" > "$out"
+else
+  go test ./supervisor -run '^$' -bench 'RoundTrip|Calls|Pipelined|HotKey' -benchtime "${n}x" -count "$count" | grep '^Benchmark' | tee "$out"
+  # (go-plugin's yamux logs a broken pipe on stderr when its plugin is killed: harmless)
+  go test ./supervisor -run '^$' -bench 'Start' -benchtime 100x -count "$count" 2>/dev/null | grep '^Benchmark' | tee -a "$out"
+fi
 echo
 awk '
   /^Benchmark/ {
