@@ -339,6 +339,13 @@ func BenchmarkStart(b *testing.B) {
 		})
 	})
 	b.Run("impl=goplugin-launch", func(b *testing.B) {
+		// yamux, inside go-plugin, logs a broken pipe to os.Stderr (read
+		// when its session is made) whenever a plugin is killed; go test
+		// mixes that into the benchmark lines.
+		devNull, _ := os.Open(os.DevNull)
+		stderr := os.Stderr
+		os.Stderr = devNull
+		defer func() { os.Stderr = stderr; devNull.Close() }()
 		latency(b, func() {
 			cmd := exec.Command(exe, "-test.run=^$")
 			cmd.Env = append(os.Environ(), "THEUS_BENCH_PEER=goplugin")
