@@ -174,3 +174,25 @@ func TestSilentWorkerIsKilled(t *testing.T) {
 		t.Fatal("the frozen worker was not replaced")
 	}
 }
+
+// TestCloseIsGraceful: Close lets workers exit by themselves (EOF on
+// their socket, exit 0) instead of killing them.
+func TestCloseIsGraceful(t *testing.T) {
+	exe, _ := os.Executable()
+	p, err := Start(Config{Command: []string{exe}, Workers: 2, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	procs := []*proc{p.slots[0].cur, p.slots[1].cur}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p.Close(ctx)
+	for _, pr := range procs {
+		<-pr.reaped
+		if st := pr.cmd.ProcessState; st == nil || !st.Exited() || st.ExitCode() != 0 {
+			t.Errorf("worker %d: %v, want a clean exit 0", pr.pid, st)
+		}
+	}
+}

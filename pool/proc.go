@@ -177,7 +177,8 @@ func (pr *proc) wait() {
 }
 
 // kill declares the worker dead with cause, fails its calls, and kills its
-// process group if it has not exited. It is idempotent.
+// process group if it has not exited. Only the first of kill, terminate
+// and stop decides; later calls change nothing (use signal to escalate).
 func (pr *proc) kill(cause error) { pr.stop(cause, unix.SIGKILL) }
 
 // terminate is kill with SIGTERM first and SIGKILL after grace.
@@ -209,9 +210,12 @@ func (pr *proc) stop(cause error, sig unix.Signal) {
 		pr.cause = cause
 		close(pr.dead)
 		pr.calls = nil
-	}
-	if !pr.exited {
-		unix.Kill(-pr.pid, sig)
+		// Only the first verdict signals: a later one (the reader seeing
+		// the socket we closed to stop the worker gracefully) must not
+		// turn a clean exit into a SIGKILL. Escalation goes through signal.
+		if !pr.exited && sig != 0 {
+			unix.Kill(-pr.pid, sig)
+		}
 	}
 	pr.mu.Unlock()
 	if first {

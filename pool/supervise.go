@@ -2,6 +2,7 @@ package pool
 
 import (
 	"fmt"
+	"golang.org/x/sys/unix"
 	"time"
 )
 
@@ -17,7 +18,7 @@ func (p *Pool) supervise(s *slot, pr *proc) {
 			select {
 			case <-pr.reaped:
 			case <-p.hard:
-				pr.kill(errStopping)
+				pr.signal(unix.SIGKILL)
 				<-pr.reaped
 			}
 			p.retire(s, pr)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +26,9 @@ import (
 // whole supervisor when a test starts it as one (THEUS_TEST_SUPERVISOR).
 func TestMain(m *testing.M) {
 	if worker.Launched() {
+		if prof := os.Getenv("THEUS_WORKER_CPUPROFILE"); prof != "" {
+			os.Exit(profiledWorker(prof))
+		}
 		worker.Main(demo.Processes()...)
 	}
 	if benchPeer() {
@@ -134,4 +138,22 @@ func startNoCleanup(t *testing.T) *harness {
 	}
 	go s.Serve(context.Background())
 	return &harness{s: s, sock: sock}
+}
+
+// profiledWorker serves the demo processes with a CPU profile written to
+// prefix.<pid> (set THEUS_WORKER_CPUPROFILE to profile benchmarks' workers).
+func profiledWorker(prefix string) int {
+	f, err := os.Create(prefix + "." + strconv.Itoa(os.Getpid()))
+	if err != nil {
+		return 1
+	}
+	pprof.StartCPUProfile(f)
+	err = worker.Serve(zerolog.Nop().WithContext(context.Background()), demo.Processes()...)
+	os.WriteFile(prefix+".done."+strconv.Itoa(os.Getpid()), []byte(fmt.Sprint(err)), 0o644)
+	pprof.StopCPUProfile()
+	f.Close()
+	if err != nil {
+		return 1
+	}
+	return 0
 }
