@@ -261,11 +261,8 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	t := time.NewTimer(pr.pool.cfg.KillGrace)
 	defer t.Stop()
 	select {
-	case res := <-ch:
+	case <-ch:
 		pr.processed.Add(1)
-		if res.Err != nil {
-			return nil, ctx.Err()
-		}
 		return nil, ctx.Err() // too late: the caller has gone
 	case <-pr.dead:
 	case <-t.C:

@@ -62,7 +62,7 @@ func (s *Supervisor) Execute(ctx context.Context, req *protocol.Execute) *protoc
 			s.retries.Add(uint64(max(re.Attempts-1, 0)))
 		}
 		s.failures.Add(1)
-		rep.Err = s.wireError(ctx, err)
+		rep.Err = s.wireError(err)
 		return rep
 	}
 	rep.Version, rep.Attempts, rep.Conflicts = uint64(r.Version), uint32(r.Attempts), uint32(r.Conflicts)
@@ -136,7 +136,7 @@ func (s *Supervisor) attempt(ctx context.Context, p process, req *protocol.Execu
 }
 
 // wireError turns an invocation's error into its wire form.
-func (s *Supervisor) wireError(ctx context.Context, err error) *protocol.Error {
+func (s *Supervisor) wireError(err error) *protocol.Error {
 	var pe *protocol.Error
 	var v *contract.Violation
 	switch {
@@ -157,7 +157,6 @@ func (s *Supervisor) wireError(ctx context.Context, err error) *protocol.Error {
 	case errors.Is(err, cas.ErrInvalidDelta):
 		return &protocol.Error{Code: protocol.CodeProcessFailed, Message: err.Error()}
 	}
-	_ = ctx
 	return &protocol.Error{Code: protocol.CodeInternal, Message: err.Error()}
 }
 

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -235,8 +234,5 @@ func runDemo(ctx context.Context, s *supervisor.Supervisor) error {
 	if serr := <-done; err == nil {
 		err = serr
 	}
-	if errors.Is(err, demo.ErrInvariant) {
-		return err
-	}
-	return err
+	return err // a demo.ErrInvariant fails the command
 }
