@@ -18,26 +18,7 @@ import (
 // TestSupervisorSIGKILLTakesWorkers: a supervisor killed by SIGKILL under
 // load leaves no worker behind after 1 s.
 func TestSupervisorSIGKILLTakesWorkers(t *testing.T) {
-	exe, _ := os.Executable()
-	sock := filepath.Join(t.TempDir(), "run", "s.sock")
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "THEUS_TEST_SUPERVISOR="+sock)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var c *client.Client
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		var err error
-		if c, err = client.Dial(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("supervisor did not come up: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd, _, c := supervisorProcess(t)
 	defer c.Close()
 	ctx := context.Background()
 	st, err := c.Status(ctx)
@@ -79,26 +60,7 @@ func TestSupervisorSIGKILLTakesWorkers(t *testing.T) {
 // TestSIGTERMDrains: SIGTERM lets in-flight executes finish, refuses new
 // ones, and exits 0.
 func TestSIGTERMDrains(t *testing.T) {
-	exe, _ := os.Executable()
-	sock := filepath.Join(t.TempDir(), "run", "s.sock")
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "THEUS_TEST_SUPERVISOR="+sock)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var c *client.Client
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		var err error
-		if c, err = client.Dial(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd, sock, c := supervisorProcess(t)
 	defer c.Close()
 	res := make(chan error, 1)
 	go func() {
@@ -181,5 +143,29 @@ func TestNoLeaks(t *testing.T) {
 	cycle()
 	if after := openFDs(t); after != before {
 		t.Fatalf("%d descriptors open before, %d after", before, after)
+	}
+}
+
+// supervisorProcess starts the test binary as a supervisor in its own
+// process and returns it, its socket and a client connected to it.
+func supervisorProcess(t *testing.T) (*exec.Cmd, string, *client.Client) {
+	t.Helper()
+	exe, _ := os.Executable()
+	sock := filepath.Join(t.TempDir(), "run", "s.sock")
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "THEUS_TEST_SUPERVISOR="+sock)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := client.Dial(sock)
+		if err == nil {
+			return cmd, sock, c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("supervisor did not come up: %v", err)
+		}
 	}
 }
