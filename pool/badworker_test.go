@@ -48,7 +48,7 @@ func TestMalformedWorkerFramesReplaceTheWorker(t *testing.T) {
 	for _, mode := range []string{"garbage", "oversized", "wrong-kind"} {
 		t.Run(mode, func(t *testing.T) {
 			p := start(t, 1, func(c *Config) {
-				c.Env = []string{"THEUS_TEST_BAD_WORKER=" + mode}
+				c.Env = append(c.Env, "THEUS_TEST_BAD_WORKER="+mode)
 				c.MaxFrame = 1 << 20
 				c.RestartBackoff = 10 * time.Millisecond
 			})

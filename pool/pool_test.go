@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func start(t *testing.T, n int, tune func(*Config)) *Pool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Command: []string{exe}, Workers: n, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+	cfg := Config{Command: []string{exe}, Workers: n, Env: quickExit(), Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -179,7 +180,7 @@ func TestSilentWorkerIsKilled(t *testing.T) {
 // their socket, exit 0) instead of killing them.
 func TestCloseIsGraceful(t *testing.T) {
 	exe, _ := os.Executable()
-	p, err := Start(Config{Command: []string{exe}, Workers: 2, Log: zerolog.Nop()})
+	p, err := Start(Config{Command: []string{exe}, Workers: 2, Env: quickExit(), Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,4 +196,10 @@ func TestCloseIsGraceful(t *testing.T) {
 			t.Errorf("worker %d: %v, want a clean exit 0", pr.pid, st)
 		}
 	}
+}
+
+// quickExit keeps a race-enabled worker from sleeping 1 s at exit (the
+// race runtime's atexit_sleep_ms), which every graceful stop would pay.
+func quickExit() []string {
+	return []string{"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}
 }

@@ -68,7 +68,7 @@ func start(t *testing.T, workers int, tune func(*Config)) *harness {
 	cfg := Config{
 		Plugins: [][]string{{exe}}, Workers: workers, Socket: sock,
 		Log:  zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
-		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond, MaxRestartBackoff: 200 * time.Millisecond},
+		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond, MaxRestartBackoff: 200 * time.Millisecond, Env: quickExit()},
 	}
 	if tune != nil {
 		tune(&cfg)
@@ -132,7 +132,7 @@ func startNoCleanup(t *testing.T) *harness {
 	exe, _ := os.Executable()
 	sock := filepath.Join(t.TempDir(), "run", "s.sock")
 	s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: 2, Socket: sock, Log: zerolog.Nop(),
-		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond}})
+		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond, Env: quickExit()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,4 +156,10 @@ func profiledWorker(prefix string) int {
 		return 1
 	}
 	return 0
+}
+
+// quickExit keeps a race-enabled worker from sleeping 1 s at exit (the
+// race runtime's atexit_sleep_ms), which every graceful stop would pay.
+func quickExit() []string {
+	return []string{"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}
 }
