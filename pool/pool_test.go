@@ -203,3 +203,25 @@ func TestCloseIsGraceful(t *testing.T) {
 func quickExit() []string {
 	return []string{"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}
 }
+
+// TestCloseDoesNotWaitForHungProcesses: a worker whose process ignores
+// cancellation still exits soon after the supervisor leaves.
+func TestCloseDoesNotWaitForHungProcesses(t *testing.T) {
+	exe, _ := os.Executable()
+	p, err := Start(Config{Command: []string{exe}, Workers: 1, Env: quickExit(), Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Dispatch(context.Background(), &protocol.Dispatch{Process: "fault.sleep", Args: []byte(`{"ms":60000}`)})
+	time.Sleep(100 * time.Millisecond)
+	p.mu.Lock()
+	pr := p.slots[0].cur
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	p.Close(ctx)
+	if st := pr.cmd.ProcessState; st == nil || st.ExitCode() != 0 || time.Since(start) > 5*time.Second {
+		t.Fatalf("worker with a hung process: %v after %s, want exit 0 within about worker.ExitGrace", st, time.Since(start))
+	}
+}

@@ -44,7 +44,8 @@ func Main(defs ...Def) {
 
 // Serve runs the handshake on the inherited socket, then runs every
 // Dispatch in its own goroutine until the supervisor closes the socket
-// (nil) or ctx ends. Logs go to zerolog.Ctx(ctx).
+// (nil) or ctx ends, and waits up to ExitGrace for running processes.
+// Logs go to zerolog.Ctx(ctx).
 func Serve(ctx context.Context, defs ...Def) error {
 	reg, err := registry(defs)
 	if err != nil {
@@ -80,9 +81,24 @@ func Serve(ctx context.Context, defs ...Def) error {
 	s.wg.Go(func() { s.read(ctx) })
 	err = <-s.done
 	cancel()
-	s.wg.Wait()
+	// Processes see their context canceled; those that ignore it get
+	// ExitGrace, then Serve returns without them: their results could not
+	// be delivered anyway.
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	t := time.NewTimer(ExitGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		zerolog.Ctx(ctx).Warn().Msg("processes still running after the supervisor left; exiting without them")
+	}
 	return err
 }
+
+// ExitGrace is how long Serve waits, once the supervisor has gone, for
+// running processes to return.
+const ExitGrace = time.Second
 
 func registry(defs []Def) (map[string]Def, error) {
 	if len(defs) == 0 {
