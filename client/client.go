@@ -121,6 +121,12 @@ func (c *Client) roundTrip(ctx context.Context, build func(id uint64) protocol.M
 	c.waiting[id] = ch
 	c.mu.Unlock()
 	if err := c.conn.Send(build(id)); err != nil {
+		if errors.Is(err, protocol.ErrFrameTooLarge) { // nothing was sent; the connection is fine
+			c.mu.Lock()
+			delete(c.waiting, id)
+			c.mu.Unlock()
+			return nil, fmt.Errorf("client: %w", err)
+		}
 		c.fail(err)
 		return nil, c.closedErr()
 	}

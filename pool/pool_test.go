@@ -225,3 +225,21 @@ func TestCloseDoesNotWaitForHungProcesses(t *testing.T) {
 		t.Fatalf("worker with a hung process: %v after %s, want exit 0 within about worker.ExitGrace", st, time.Since(start))
 	}
 }
+
+// TestOversizedDispatchSparesTheWorker: a dispatch too big for a frame is
+// refused with bad_request and the worker that would have run it lives.
+func TestOversizedDispatchSparesTheWorker(t *testing.T) {
+	p := start(t, 1, func(c *Config) { c.MaxFrame = 64 << 10 })
+	before := p.PIDs()
+	_, err := p.Dispatch(context.Background(), &protocol.Dispatch{Process: "noop", Args: make([]byte, 100<<10)})
+	if !errors.Is(err, protocol.ErrBadRequest) {
+		t.Fatalf("err = %v, want bad_request", err)
+	}
+	res, err := dispatch(t, p, "noop", "")
+	if err != nil || res.Err != nil {
+		t.Fatal(err, res)
+	}
+	if after := p.PIDs(); after[0] != before[0] || p.WorkerStatus()[0].Restarts != 0 {
+		t.Fatal("the worker was replaced for a dispatch it never received")
+	}
+}

@@ -246,6 +246,14 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	d := *dp
 	d.ID = id
 	if err := pr.conn.Send(&d); err != nil {
+		pr.mu.Lock()
+		delete(pr.calls, id)
+		pr.mu.Unlock()
+		if errors.Is(err, protocol.ErrFrameTooLarge) {
+			// Nothing was sent and the worker is fine: the dispatch itself
+			// is too big (its inputs or args).
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "dispatch of %q: %v (raise --max-frame, or move large values to the HEAVY zone)", dp.Process, err)
+		}
 		pr.kill(fmt.Errorf("%w: send: %w", errDied, err))
 		return nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, err)
 	}

@@ -2,6 +2,9 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"errors"
 	"net"
 	"os"
@@ -167,5 +170,31 @@ func supervisorProcess(t *testing.T) (*exec.Cmd, string, *client.Client) {
 		if time.Now().After(deadline) {
 			t.Fatalf("supervisor did not come up: %v", err)
 		}
+	}
+}
+
+// TestOversizedReplyIsAnError: a Get whose reply does not fit a frame
+// gets an error reply, and the connection keeps working.
+func TestOversizedReplyIsAnError(t *testing.T) {
+	h := start(t, 1, func(c *Config) { c.MaxFrame = 16 << 10 })
+	c := h.dial(t)
+	ctx := context.Background()
+	for i := range 400 {
+		if _, err := c.Exec(ctx, "bank.open", map[string]any{"account": fmt.Sprintf("account-with-a-long-name-%04d", i), "balance": 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Get(ctx, "domain.accounts"); !errors.Is(err, protocol.ErrBadRequest) {
+		t.Fatalf("oversized get: %v, want bad_request", err)
+	}
+	if _, err := c.Get(ctx, "domain.accounts.account-with-a-long-name-0001"); err != nil {
+		t.Fatalf("the connection did not survive: %v", err)
+	}
+	// A request too big to send fails alone; the client stays usable.
+	if _, err := c.Exec(ctx, "noop", json.RawMessage(`"`+strings.Repeat("x", 20<<20)+`"`)); !errors.Is(err, protocol.ErrFrameTooLarge) {
+		t.Fatalf("oversized request: %v", err)
+	}
+	if _, err := c.Exec(ctx, "noop", nil); err != nil {
+		t.Fatalf("after a refused request: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -87,12 +88,12 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 		switch m := m.(type) {
 		case *protocol.Execute:
 			wg.Go(func() { s.readConn(ctx, end, c, wg) })
-			c.Send(s.Execute(ctx, m))
+			reply(c, s.Execute(ctx, m))
 			return
 		case *protocol.Get:
-			c.Send(s.Get(m))
+			reply(c, s.Get(m))
 		case *protocol.Status:
-			c.Send(s.Status(m))
+			reply(c, s.Status(m))
 		case *protocol.Ping:
 			c.Send((*protocol.Pong)(m))
 		default:
@@ -100,5 +101,26 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 			end()
 			return
 		}
+	}
+}
+
+// reply sends m, or, if it does not fit a frame, an error reply with the
+// same id, so the client never waits for an answer that cannot come.
+func reply(c *ipc.Conn, m protocol.Message) {
+	err := c.Send(m)
+	if !errors.Is(err, protocol.ErrFrameTooLarge) {
+		return // nil, or the client is gone
+	}
+	e := protocol.Errorf(protocol.CodeBadRequest, "the reply does not fit a frame: %v (raise --max-frame, or read a smaller subtree)", err)
+	switch m := m.(type) {
+	case *protocol.Reply:
+		if m.Err == nil && m.Version > 0 {
+			e.Message = fmt.Sprintf("committed at version %d, but %s", m.Version, e.Message)
+		}
+		c.Send(&protocol.Reply{ID: m.ID, Version: m.Version, Attempts: m.Attempts, Conflicts: m.Conflicts, VIP: m.VIP, Err: e})
+	case *protocol.GetReply:
+		c.Send(&protocol.GetReply{ID: m.ID, Err: e})
+	case *protocol.StatusReply:
+		c.Send(&protocol.StatusReply{ID: m.ID, Err: e})
 	}
 }

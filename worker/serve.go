@@ -224,5 +224,9 @@ func (s *server) run(ctx context.Context, dp *protocol.Dispatch) {
 	delete(s.running, dp.ID)
 	s.mu.Unlock()
 	cancel()
-	s.conn.Send(res) // an error here means the supervisor is gone; the reader sees it
+	if err := s.conn.Send(res); errors.Is(err, protocol.ErrFrameTooLarge) {
+		// The delta or result does not fit a frame: fail the call instead
+		// of leaving the supervisor waiting for an answer.
+		s.conn.Send(&protocol.Result{ID: dp.ID, Err: protocol.Errorf(protocol.CodeProcessFailed, "process %q: %v", dp.Process, err)})
+	} // any other error means the supervisor is gone; the reader sees it
 }
