@@ -89,9 +89,9 @@ func (c *Conn) Send(m protocol.Message) error {
 	n := len(c.pending)
 	var err error
 	c.pending, err = protocol.AppendFrame(c.pending, m)
-	if err == nil && len(c.pending)-n > c.maxFrame+4 {
+	if size := len(c.pending) - n - 4; err == nil && size > c.maxFrame {
 		c.pending = c.pending[:n]
-		err = fmt.Errorf("ipc: send %s: %d bytes: %w", m.Kind(), len(c.pending)-n, protocol.ErrFrameTooLarge)
+		err = fmt.Errorf("ipc: send %s: %d bytes, limit %d: %w", m.Kind(), size, c.maxFrame, protocol.ErrFrameTooLarge)
 	}
 	if err != nil || c.writing {
 		c.mu.Unlock()
