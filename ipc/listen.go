@@ -69,9 +69,10 @@ func Listen(path string, o Options) (*Listener, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	old := unix.Umask(0o177) // the socket is born 0600: no window where others may connect
+	// The directory is 0700 and ours (checked above), so no other user can
+	// reach the socket in the instant before its chmod; no umask dance,
+	// which would change file modes for the whole process.
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	unix.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("ipc: listen: %w", err)
 	}
