@@ -23,6 +23,9 @@ type Config struct {
 	Heartbeat        time.Duration // ping interval; default 1s
 	HeartbeatTimeout time.Duration // silence that marks a worker hung; default 5s
 	KillGrace        time.Duration // after a deadline or SIGTERM, before SIGKILL; default 500ms
+	// MaxInFlight bounds the dispatches one worker runs at once; more
+	// wait in Dispatch for a place. Default 1024.
+	MaxInFlight int
 
 	// Restart intensity: more than MaxRestarts restarts of one slot within
 	// RestartWindow make the slot wait, doubling from RestartBackoff up to
@@ -56,6 +59,9 @@ func (c *Config) defaults() {
 	def(&c.MaxRestartBackoff, 5*time.Second)
 	if c.MaxRestarts <= 0 {
 		c.MaxRestarts = 5
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 1024
 	}
 }
 
@@ -168,20 +174,24 @@ func (p *Pool) changed() {
 	p.mu.Unlock()
 }
 
-// pick returns the ready worker with the fewest dispatches in flight,
-// waiting for one if none is ready.
+// pick returns the ready worker with the fewest dispatches in flight
+// and reserves a place in it (the caller calls release), waiting while
+// every worker is starting or has MaxInFlight dispatches.
 func (p *Pool) pick(ctx context.Context) (*proc, error) {
 	for {
 		p.mu.Lock()
 		var best *proc
 		for _, s := range p.slots {
 			pr := s.cur
-			if pr == nil || pr.isDead() {
+			if pr == nil || pr.isDead() || pr.inflight.Load() >= int64(p.cfg.MaxInFlight) {
 				continue
 			}
 			if best == nil || pr.inflight.Load() < best.inflight.Load() {
 				best = pr
 			}
+		}
+		if best != nil {
+			best.inflight.Add(1)
 		}
 		wait := p.notify
 		p.mu.Unlock()

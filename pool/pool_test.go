@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -241,5 +243,42 @@ func TestOversizedDispatchSparesTheWorker(t *testing.T) {
 	}
 	if after := p.PIDs(); after[0] != before[0] || p.WorkerStatus()[0].Restarts != 0 {
 		t.Fatal("the worker was replaced for a dispatch it never received")
+	}
+}
+
+// TestMaxInFlight: a worker never runs more than MaxInFlight dispatches;
+// the next one waits for a place instead of failing.
+func TestMaxInFlight(t *testing.T) {
+	p := start(t, 1, func(c *Config) { c.MaxInFlight = 2 })
+	var wg sync.WaitGroup
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			peak.Store(max(peak.Load(), p.WorkerStatus()[0].InFlight))
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	for range 4 {
+		wg.Go(func() {
+			res, err := dispatch(t, p, "fault.sleep", `{"ms":200}`)
+			if err != nil || res.Err != nil {
+				t.Error(err, res)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if got := peak.Load(); got > 2 {
+		t.Fatalf("%d dispatches in flight on one worker, limit 2", got)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Fatalf("4 sleeps of 200 ms, 2 at a time, took %s: the limit did not hold", d)
 	}
 }

@@ -231,6 +231,7 @@ func (pr *proc) stop(cause error, sig unix.Signal) {
 // ErrWorkerCrashed; the end of ctx sends a Cancel and waits KillGrace for
 // the process to stop before killing the worker.
 func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Result, error) {
+	defer pr.release() // the place pick reserved
 	ch := make(chan *protocol.Result, 1)
 	pr.mu.Lock()
 	if pr.cause != nil {
@@ -241,8 +242,6 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	id := pr.nextID
 	pr.calls[id] = ch
 	pr.mu.Unlock()
-	pr.inflight.Add(1)
-	defer pr.inflight.Add(-1)
 	d := *dp
 	d.ID = id
 	if err := pr.conn.Send(&d); err != nil {
@@ -283,6 +282,14 @@ var (
 	errHung     = errors.New("worker hung")
 	errStopping = errors.New("pool stopping")
 )
+
+// release gives back a place reserved by pick, waking Dispatch calls
+// that wait for one when the worker was full.
+func (pr *proc) release() {
+	if pr.inflight.Add(-1) == int64(pr.pool.cfg.MaxInFlight)-1 {
+		pr.pool.changed()
+	}
+}
 
 func sendPing(pr *proc, seq uint64) {
 	pr.conn.Send(&protocol.Ping{Seq: seq}) // a failure shows up in read

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -196,5 +197,29 @@ func TestOversizedReplyIsAnError(t *testing.T) {
 	}
 	if _, err := c.Exec(ctx, "noop", nil); err != nil {
 		t.Fatalf("after a refused request: %v", err)
+	}
+}
+
+// TestMaxPerClient: a client pipelining past MaxPerClient executes is
+// slowed down (not refused): the supervisor stops reading it meanwhile.
+func TestMaxPerClient(t *testing.T) {
+	h := start(t, 2, func(c *Config) { c.MaxPerClient = 2 })
+	c := h.dial(t)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 4 {
+		wg.Go(func() {
+			if _, err := c.Exec(context.Background(), "fault.sleep", map[string]int{"ms": 200}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Fatalf("4 sleeps of 200 ms, at most 2 at a time, took %s", d)
+	}
+	// Another client is not held up by the first one's limit.
+	if _, err := h.dial(t).Exec(context.Background(), "noop", nil); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -61,7 +61,8 @@ func (s *Supervisor) track(c *ipc.Conn) bool {
 func (s *Supervisor) serveConn(c *ipc.Conn) {
 	ctx, cancel := context.WithCancel(s.base)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.readConn(ctx, cancel, c, &wg) })
+	slots := make(chan struct{}, s.cfg.MaxPerClient)
+	wg.Go(func() { s.readConn(ctx, cancel, c, &wg, slots) })
 	<-ctx.Done() // canceled by the reader that sees the end, or by draining
 	c.Close()    // unblocks the reader when draining
 	wg.Wait()
@@ -75,7 +76,7 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 // once on this thread instead of waiting for another thread to pick it up
 // while this one blocks in read(2). When the connection ends it cancels
 // ctx, which stops the client's executes.
-func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup) {
+func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup, slots chan struct{}) {
 	for {
 		m, err := c.Recv()
 		if err != nil {
@@ -87,8 +88,16 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 		}
 		switch m := m.(type) {
 		case *protocol.Execute:
-			wg.Go(func() { s.readConn(ctx, end, c, wg) })
+			// At MaxPerClient executes in flight, stop reading this client
+			// until one ends: its writes back up, which is its backpressure.
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Go(func() { s.readConn(ctx, end, c, wg, slots) })
 			reply(c, s.Execute(ctx, m))
+			<-slots
 			return
 		case *protocol.Get:
 			reply(c, s.Get(m))

@@ -35,6 +35,7 @@ type Config struct {
 	DefaultTimeout time.Duration // an Execute without a timeout; default 30s
 	MaxRedispatch  int           // re-dispatches after worker crashes; default 3
 	DrainTimeout   time.Duration // on shutdown, for executes in flight; default 10s
+	MaxPerClient   int           // executes in flight per client connection; default 1024
 
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.
@@ -86,6 +87,9 @@ func Start(cfg Config) (*Supervisor, error) {
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.MaxPerClient <= 0 {
+		cfg.MaxPerClient = 1024
 	}
 	arb := vip.New(vip.Config{Strict: cfg.Mode == cas.Strict})
 	store := cas.New(cas.Config{Arbiter: arb})
