@@ -18,6 +18,17 @@ import (
 // returns the reply to send (its ID is req.ID). It is safe for concurrent
 // use; ctx bounds it along with req's timeout.
 func (s *Supervisor) Execute(ctx context.Context, req *protocol.Execute) *protocol.Reply {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.base, cancel) // draining past its deadline cancels in-process callers too
+	defer stop()
+	return s.execute(ctx, req)
+}
+
+// execute is Execute for a ctx that already ends with s.base (a client
+// connection's): no second registration on s.base, whose lock every
+// execute would otherwise take.
+func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protocol.Reply {
 	rep := &protocol.Reply{ID: req.ID}
 	if !s.enter() {
 		rep.Err = protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")
@@ -43,8 +54,6 @@ func (s *Supervisor) Execute(ctx context.Context, req *protocol.Execute) *protoc
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stop := context.AfterFunc(s.base, cancel)
-	defer stop()
 	owner := "exec-" + strconv.FormatUint(s.seq.Add(1), 10)
 	r, err := s.runner.Execute(ctx, cas.Invocation{
 		Contract: p.contract,

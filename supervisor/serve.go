@@ -96,7 +96,7 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 				return
 			}
 			wg.Go(func() { s.readConn(ctx, end, c, wg, slots) })
-			reply(c, s.Execute(ctx, m))
+			reply(c, s.execute(ctx, m)) // ctx derives from s.base
 			<-slots
 			return
 		case *protocol.Get:
