@@ -78,7 +78,7 @@ func (h *history) collect(s *Store) {
 	for ; i < len(h.pending) && h.pending[i].ver <= hz; i++ {
 		n := h.pending[i].n
 		h.pending[i] = garbage{}
-		n.trim(hz)
+		n.trim(hz, s.dropped)
 		s.unlink(n, hz)
 	}
 	if i == 0 {

@@ -16,6 +16,8 @@ type node struct {
 	subtree Version
 	// nextSeq numbers the next append under this path (LOG roots).
 	nextSeq uint64
+	// watched: values dropped from here go to Config.Dropped.
+	watched bool
 }
 
 // rev is one version of a path's value. Revs are immutable once linked,
@@ -51,10 +53,19 @@ func (n *node) child(seg string, path contract.Path) *node {
 
 // trim drops revs no snapshot at or after horizon can see: everything older
 // than the newest rev at or below horizon.
-func (n *node) trim(horizon Version) {
-	if r := n.at(horizon); r != nil {
-		r.prev = nil
+func (n *node) trim(horizon Version, dropped func(contract.Path, []byte)) {
+	r := n.at(horizon)
+	if r == nil {
+		return
 	}
+	if n.watched {
+		for old := r.prev; old != nil; old = old.prev {
+			if !old.deleted {
+				dropped(n.path, old.val)
+			}
+		}
+	}
+	r.prev = nil
 }
 
 // dead reports whether n can leave the trie: no snapshot at or after horizon

@@ -37,6 +37,15 @@ type Config struct {
 	// OpIDWindow is how many recent op ids are remembered for idempotency;
 	// default DefaultOpIDWindow. A negative value disables the window.
 	OpIDWindow int
+	// Dropped, when set, is called with every value that no snapshot can
+	// see any more (replaced or deleted, and older than every live
+	// snapshot), for the paths Watch selects. It runs under the store's
+	// write lock: it must be quick and must not call the store. The HEAVY
+	// zone frees a tensor's block here.
+	Dropped func(path contract.Path, value []byte)
+	// Watch selects the paths whose dropped values go to Dropped; nil
+	// selects none.
+	Watch func(contract.Path) bool
 }
 
 // DefaultOpIDWindow is the number of op ids remembered when
@@ -46,7 +55,9 @@ const DefaultOpIDWindow = 1 << 16
 // Store is the Context: every path's versioned value. It is safe for
 // concurrent use.
 type Store struct {
-	arb *vip.Arbiter
+	arb     *vip.Arbiter
+	dropped func(contract.Path, []byte)
+	watch   func(contract.Path) bool
 
 	mu      sync.RWMutex
 	version Version
@@ -60,9 +71,11 @@ type Store struct {
 // New returns an empty store.
 func New(cfg Config) *Store {
 	s := &Store{
-		arb:   cfg.Arbiter,
-		root:  &node{},
-		index: make(map[contract.Path]*node),
+		arb:     cfg.Arbiter,
+		dropped: cfg.Dropped,
+		watch:   cfg.Watch,
+		root:    &node{},
+		index:   make(map[contract.Path]*node),
 	}
 	s.hist.cur.Store(&epoch{})
 	s.ids.init(cfg.OpIDWindow)
@@ -93,6 +106,7 @@ func (s *Store) ensure(p contract.Path) *node {
 		parent, seg = s.ensure(p[:i]), seg[i+1:]
 	}
 	n := parent.child(seg, p)
+	n.watched = s.dropped != nil && s.watch != nil && s.watch(p)
 	s.index[p] = n
 	return n
 }
@@ -109,4 +123,13 @@ func (s *Store) unlink(n *node, horizon Version) {
 		delete(s.index, n.path)
 		n = n.parent
 	}
+}
+
+// Collect drops the history that no live snapshot can see now. Commits do
+// it as they go; Collect is for when commits stop while snapshots are
+// released (values waiting for Dropped are then passed to it).
+func (s *Store) Collect() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hist.collect(s)
 }

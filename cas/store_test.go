@@ -1,7 +1,9 @@
 package cas_test
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -292,5 +294,41 @@ func TestLogOnlyGrows(t *testing.T) {
 	}
 	if es := snap.Subtree(P("domain.log_ev")); len(es) != 0 {
 		t.Fatalf("the snapshot taken before the appends sees %d entries", len(es))
+	}
+}
+
+func TestDroppedSeesEveryValueNoSnapshotSees(t *testing.T) {
+	var got []string
+	s := cas.New(cas.Config{
+		Watch:   func(p contract.Path) bool { return p.InZone(contract.ZoneHeavy) },
+		Dropped: func(p contract.Path, v []byte) { got = append(got, string(p)+"="+string(v)) },
+	})
+	ctx := context.Background()
+	commit := func(d cas.Delta) {
+		t.Helper()
+		if _, err := s.Commit(ctx, s.Version(), nil, d, cas.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var d cas.Delta
+	d.Set("heavy.a", []byte("1"))
+	d.Set("domain.x", []byte("1"))
+	commit(d)
+	held := s.Snapshot() // sees heavy.a=1
+	d = nil
+	d.Set("heavy.a", []byte("2"))
+	d.Set("domain.x", []byte("2"))
+	commit(d)
+	if len(got) != 0 {
+		t.Fatalf("dropped %v while a snapshot sees it", got)
+	}
+	held.Release()
+	d = nil
+	d.Delete("heavy.a")
+	commit(d)
+	s.Collect()
+	slices.Sort(got)
+	if want := []string{"heavy.a=1", "heavy.a=2"}; !slices.Equal(got, want) {
+		t.Fatalf("dropped %v, want %v (domain.x is not watched)", got, want)
 	}
 }
