@@ -36,6 +36,8 @@ const (
 	CodeProtocol          = "protocol_mismatch"  // a handshake with the wrong magic or version
 	CodeProcessFailed     = "process_failed"     // the process returned an error without a code
 	CodeInternal          = "internal"           // a bug in theus
+	CodeArenaFull         = "arena_full"         // the worker's HEAVY slab has no block that large free
+	CodeBadTensor         = "bad_tensor"         // a HEAVY value that is not a valid tensor of the caller's
 )
 
 // Sentinels for errors.Is.
@@ -53,4 +55,6 @@ var (
 	ErrProtocol          = &Error{Code: CodeProtocol}
 	ErrProcessFailed     = &Error{Code: CodeProcessFailed}
 	ErrInternal          = &Error{Code: CodeInternal}
+	ErrArenaFull         = &Error{Code: CodeArenaFull}
+	ErrBadTensor         = &Error{Code: CodeBadTensor}
 )

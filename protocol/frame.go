@@ -14,7 +14,7 @@ import (
 // from the build version: it changes only when the bytes do.
 const (
 	Magic   = "theus/1"
-	Version = 1
+	Version = 2
 )
 
 // DefaultMaxFrame is the default bound on a frame's length: 16 MiB.
@@ -43,10 +43,13 @@ const (
 	KindGetReply
 	KindStatus
 	KindStatusReply
+	KindAlloc
+	KindGrant
+	KindMapped
 	kindEnd
 )
 
-var kindNames = [...]string{"", "hello", "welcome", "refuse", "dispatch", "result", "cancel", "ping", "pong", "execute", "reply", "get", "get-reply", "status", "status-reply"}
+var kindNames = [...]string{"", "hello", "welcome", "refuse", "dispatch", "result", "cancel", "ping", "pong", "execute", "reply", "get", "get-reply", "status", "status-reply", "alloc", "grant", "mapped"}
 
 func (k Kind) String() string {
 	if k == 0 || k >= kindEnd {
@@ -76,6 +79,9 @@ func (*Get) Kind() Kind         { return KindGet }
 func (*GetReply) Kind() Kind    { return KindGetReply }
 func (*Status) Kind() Kind      { return KindStatus }
 func (*StatusReply) Kind() Kind { return KindStatusReply }
+func (*Alloc) Kind() Kind       { return KindAlloc }
+func (*Grant) Kind() Kind       { return KindGrant }
+func (*Mapped) Kind() Kind      { return KindMapped }
 
 // Pong answers a Ping.
 type Pong Ping
@@ -117,6 +123,12 @@ func New(k Kind) Message {
 		return new(Status)
 	case KindStatusReply:
 		return new(StatusReply)
+	case KindAlloc:
+		return new(Alloc)
+	case KindGrant:
+		return new(Grant)
+	case KindMapped:
+		return new(Mapped)
 	}
 	return nil
 }

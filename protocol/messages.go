@@ -3,7 +3,7 @@ package protocol
 //go:generate go run github.com/tinylib/msgp -file messages.go -o messages_gen.go -tests=false -io=false
 
 //msgp:limit arrays:65536 maps:1024
-//msgp:tuple Hello ProcessInfo Welcome Dispatch Entry Result Write Error Cancel Ping Execute Reply Get GetReply Status StatusReply WorkerStatus Refuse
+//msgp:tuple Hello ProcessInfo Welcome Dispatch Entry Result Write Error Cancel Ping Execute Reply Get GetReply Status StatusReply WorkerStatus Refuse Alloc Grant Mapped HeavyStatus
 
 // Hello is a worker's first frame: who it is and what it can run.
 type Hello struct {
@@ -27,6 +27,40 @@ type Welcome struct {
 	Protocol    uint16
 	Slot        int64 // the worker slot, for logs
 	HeartbeatMS int64 // the worker should expect a Ping at least this often
+	// Slab is the worker's own HEAVY slab (0: the zone is off, or has no
+	// room for one). Its read-write descriptor, and a read-only one for
+	// every other slab, arrive on the packet socket before this frame;
+	// the worker maps them and answers Mapped before any Dispatch.
+	Slab uint32
+	// InlineMax is the size up to which a tensor travels inline, in the
+	// DATA zone, instead of in the arena.
+	InlineMax int64
+}
+
+// Mapped tells the supervisor that the worker has mapped its slab
+// read-write: the supervisor then seals it against every other writable
+// mapping.
+type Mapped struct {
+	Slab uint32
+}
+
+// Alloc asks the supervisor for a block of the worker's slab, for an
+// output of the dispatch Dispatch (still in flight).
+type Alloc struct {
+	ID       uint64 // the request id, unique per worker
+	Dispatch uint64
+	Size     int64
+}
+
+// Grant answers an Alloc: a block of the worker's slab, or an error
+// (arena_full, bad_request).
+type Grant struct {
+	ID   uint64
+	Slab uint32
+	Off  int64
+	Len  int64
+	Gen  uint64
+	Err  *Error
 }
 
 // Refuse is the supervisor's answer to a Hello it does not accept; the
@@ -60,6 +94,9 @@ type Result struct {
 	Writes []Write `msg:",limit=1048576"`
 	Result []byte  // JSON; nil for none
 	Err    *Error  // nil on success
+	// Slab is the slab of the worker that sent it, set by the
+	// supervisor's pool on receipt (never on the wire).
+	Slab uint32 `msg:"-"`
 }
 
 // Write is one change of a delta. Op values are those of contract.Op.
@@ -131,7 +168,22 @@ type StatusReply struct {
 	Mode      string
 	Workers   []WorkerStatus `msg:",limit=4096"`
 	Processes []string       `msg:",limit=4096"`
+	Heavy     HeavyStatus
 	Err       *Error
+}
+
+// HeavyStatus describes the HEAVY zone (all zero when it is off).
+type HeavyStatus struct {
+	Size        int64 // the budget, --heavy-size
+	SlabSize    int64
+	Slabs       int64 // live slabs (one per worker)
+	Retired     int64 // slabs of dead workers still holding committed tensors
+	Held        int64 // bytes of every slab, live and retired
+	InUse       int64 // bytes in blocks
+	Blocks      int64
+	LargestFree int64 // the largest block one worker could allocate now
+	HugeKiB     int64 // how much of the supervisor's mappings huge pages back
+	InlineMax   int64
 }
 
 // WorkerStatus is one worker slot.

@@ -13,6 +13,54 @@ const (
 )
 
 // MarshalMsg implements msgp.Marshaler
+func (z Alloc) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 3
+	o = append(o, 0x93)
+	o = msgp.AppendUint64(o, z.ID)
+	o = msgp.AppendUint64(o, z.Dispatch)
+	o = msgp.AppendInt64(o, z.Size)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Alloc) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 3 {
+		err = msgp.ArrayError{Wanted: 3, Got: zb0001}
+		return
+	}
+	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ID")
+		return
+	}
+	z.Dispatch, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Dispatch")
+		return
+	}
+	z.Size, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Size")
+		return
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z Alloc) Msgsize() (s int) {
+	s = 1 + msgp.Uint64Size + msgp.Uint64Size + msgp.Int64Size
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
 func (z Cancel) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// array header, size 1
@@ -592,6 +640,206 @@ func (z *GetReply) Msgsize() (s int) {
 }
 
 // MarshalMsg implements msgp.Marshaler
+func (z *Grant) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 6
+	o = append(o, 0x96)
+	o = msgp.AppendUint64(o, z.ID)
+	o = msgp.AppendUint32(o, z.Slab)
+	o = msgp.AppendInt64(o, z.Off)
+	o = msgp.AppendInt64(o, z.Len)
+	o = msgp.AppendUint64(o, z.Gen)
+	if z.Err == nil {
+		o = msgp.AppendNil(o)
+	} else {
+		// array header, size 3
+		o = append(o, 0x93)
+		o = msgp.AppendString(o, z.Err.Code)
+		o = msgp.AppendString(o, z.Err.Message)
+		o = msgp.AppendString(o, z.Err.Path)
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Grant) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 6 {
+		err = msgp.ArrayError{Wanted: 6, Got: zb0001}
+		return
+	}
+	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ID")
+		return
+	}
+	z.Slab, bts, err = msgp.ReadUint32Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Slab")
+		return
+	}
+	z.Off, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Off")
+		return
+	}
+	z.Len, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Len")
+		return
+	}
+	z.Gen, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Gen")
+		return
+	}
+	if msgp.IsNil(bts) {
+		bts, err = msgp.ReadNilBytes(bts)
+		if err != nil {
+			return
+		}
+		z.Err = nil
+	} else {
+		if z.Err == nil {
+			z.Err = new(Error)
+		}
+		var zb0002 uint32
+		zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err")
+			return
+		}
+		if zb0002 != 3 {
+			err = msgp.ArrayError{Wanted: 3, Got: zb0002}
+			return
+		}
+		z.Err.Code, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err", "Code")
+			return
+		}
+		z.Err.Message, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err", "Message")
+			return
+		}
+		z.Err.Path, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err", "Path")
+			return
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *Grant) Msgsize() (s int) {
+	s = 1 + msgp.Uint64Size + msgp.Uint32Size + msgp.Int64Size + msgp.Int64Size + msgp.Uint64Size
+	if z.Err == nil {
+		s += msgp.NilSize
+	} else {
+		s += 1 + msgp.StringPrefixSize + len(z.Err.Code) + msgp.StringPrefixSize + len(z.Err.Message) + msgp.StringPrefixSize + len(z.Err.Path)
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *HeavyStatus) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 10
+	o = append(o, 0x9a)
+	o = msgp.AppendInt64(o, z.Size)
+	o = msgp.AppendInt64(o, z.SlabSize)
+	o = msgp.AppendInt64(o, z.Slabs)
+	o = msgp.AppendInt64(o, z.Retired)
+	o = msgp.AppendInt64(o, z.Held)
+	o = msgp.AppendInt64(o, z.InUse)
+	o = msgp.AppendInt64(o, z.Blocks)
+	o = msgp.AppendInt64(o, z.LargestFree)
+	o = msgp.AppendInt64(o, z.HugeKiB)
+	o = msgp.AppendInt64(o, z.InlineMax)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *HeavyStatus) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 10 {
+		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
+		return
+	}
+	z.Size, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Size")
+		return
+	}
+	z.SlabSize, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "SlabSize")
+		return
+	}
+	z.Slabs, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Slabs")
+		return
+	}
+	z.Retired, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Retired")
+		return
+	}
+	z.Held, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Held")
+		return
+	}
+	z.InUse, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "InUse")
+		return
+	}
+	z.Blocks, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Blocks")
+		return
+	}
+	z.LargestFree, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "LargestFree")
+		return
+	}
+	z.HugeKiB, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "HugeKiB")
+		return
+	}
+	z.InlineMax, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "InlineMax")
+		return
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *HeavyStatus) Msgsize() (s int) {
+	s = 1 + msgp.Int64Size + msgp.Int64Size + msgp.Int64Size + msgp.Int64Size + msgp.Int64Size + msgp.Int64Size + msgp.Int64Size + msgp.Int64Size + msgp.Int64Size + msgp.Int64Size
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
 func (z *Hello) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// array header, size 5
@@ -675,6 +923,42 @@ func (z *Hello) Msgsize() (s int) {
 	for za0001 := range z.Processes {
 		s += z.Processes[za0001].Msgsize()
 	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z Mapped) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 1
+	o = append(o, 0x91)
+	o = msgp.AppendUint32(o, z.Slab)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Mapped) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 1 {
+		err = msgp.ArrayError{Wanted: 1, Got: zb0001}
+		return
+	}
+	z.Slab, bts, err = msgp.ReadUint32Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Slab")
+		return
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z Mapped) Msgsize() (s int) {
+	s = 1 + msgp.Uint32Size
 	return
 }
 
@@ -1231,8 +1515,8 @@ func (z Status) Msgsize() (s int) {
 // MarshalMsg implements msgp.Marshaler
 func (z *StatusReply) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 11
-	o = append(o, 0x9b)
+	// array header, size 12
+	o = append(o, 0x9c)
 	o = msgp.AppendUint64(o, z.ID)
 	o = msgp.AppendUint64(o, z.Version)
 	o = msgp.AppendUint64(o, z.Commits)
@@ -1252,6 +1536,11 @@ func (z *StatusReply) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.AppendArrayHeader(o, uint32(len(z.Processes)))
 	for za0002 := range z.Processes {
 		o = msgp.AppendString(o, z.Processes[za0002])
+	}
+	o, err = z.Heavy.MarshalMsg(o)
+	if err != nil {
+		err = msgp.WrapError(err, "Heavy")
+		return
 	}
 	if z.Err == nil {
 		o = msgp.AppendNil(o)
@@ -1273,8 +1562,8 @@ func (z *StatusReply) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 11 {
-		err = msgp.ArrayError{Wanted: 11, Got: zb0001}
+	if zb0001 != 12 {
+		err = msgp.ArrayError{Wanted: 12, Got: zb0001}
 		return
 	}
 	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
@@ -1361,6 +1650,11 @@ func (z *StatusReply) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			return
 		}
 	}
+	bts, err = z.Heavy.UnmarshalMsg(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Heavy")
+		return
+	}
 	if msgp.IsNil(bts) {
 		bts, err = msgp.ReadNilBytes(bts)
 		if err != nil {
@@ -1411,6 +1705,7 @@ func (z *StatusReply) Msgsize() (s int) {
 	for za0002 := range z.Processes {
 		s += msgp.StringPrefixSize + len(z.Processes[za0002])
 	}
+	s += z.Heavy.Msgsize()
 	if z.Err == nil {
 		s += msgp.NilSize
 	} else {
@@ -1420,13 +1715,15 @@ func (z *StatusReply) Msgsize() (s int) {
 }
 
 // MarshalMsg implements msgp.Marshaler
-func (z Welcome) MarshalMsg(b []byte) (o []byte, err error) {
+func (z *Welcome) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 3
-	o = append(o, 0x93)
+	// array header, size 5
+	o = append(o, 0x95)
 	o = msgp.AppendUint16(o, z.Protocol)
 	o = msgp.AppendInt64(o, z.Slot)
 	o = msgp.AppendInt64(o, z.HeartbeatMS)
+	o = msgp.AppendUint32(o, z.Slab)
+	o = msgp.AppendInt64(o, z.InlineMax)
 	return
 }
 
@@ -1438,8 +1735,8 @@ func (z *Welcome) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 3 {
-		err = msgp.ArrayError{Wanted: 3, Got: zb0001}
+	if zb0001 != 5 {
+		err = msgp.ArrayError{Wanted: 5, Got: zb0001}
 		return
 	}
 	z.Protocol, bts, err = msgp.ReadUint16Bytes(bts)
@@ -1457,13 +1754,23 @@ func (z *Welcome) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "HeartbeatMS")
 		return
 	}
+	z.Slab, bts, err = msgp.ReadUint32Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Slab")
+		return
+	}
+	z.InlineMax, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "InlineMax")
+		return
+	}
 	o = bts
 	return
 }
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
-func (z Welcome) Msgsize() (s int) {
-	s = 1 + msgp.Uint16Size + msgp.Int64Size + msgp.Int64Size
+func (z *Welcome) Msgsize() (s int) {
+	s = 1 + msgp.Uint16Size + msgp.Int64Size + msgp.Int64Size + msgp.Uint32Size + msgp.Int64Size
 	return
 }
 

@@ -12,7 +12,11 @@ import (
 func sample() []Message {
 	return []Message{
 		&Hello{Magic: Magic, Protocol: Version, Build: "dev", PID: 42, Processes: []ProcessInfo{{Name: "counter.add", Inputs: []string{"domain.counter"}, Outputs: []string{"domain.counter"}, Semantic: "effect"}}},
-		&Welcome{Protocol: Version, Slot: 3, HeartbeatMS: 1000},
+		&Welcome{Protocol: Version, Slot: 3, HeartbeatMS: 1000, Slab: 2, InlineMax: 16384},
+		&Mapped{Slab: 2},
+		&Alloc{ID: 1, Dispatch: 7, Size: 1 << 30},
+		&Grant{ID: 1, Slab: 2, Off: 64, Len: 1 << 30, Gen: 5},
+		&Grant{ID: 2, Err: &Error{Code: "arena_full", Message: "full"}},
 		&Refuse{Err: Error{Code: CodeProtocol, Message: "version 9"}},
 		&Dispatch{ID: 7, Attempt: 2, Process: "p", Version: 9, Inputs: []Entry{{Path: "domain.a", Value: []byte("1"), Version: 3}}, Args: []byte(`{"by":2}`), Deadline: 123},
 		&Result{ID: 7, Writes: []Write{{Path: "domain.a", Op: 1, Value: []byte("2")}}, Result: []byte("null")},
@@ -25,7 +29,7 @@ func sample() []Message {
 		&Get{ID: 2, Path: "domain"},
 		&GetReply{ID: 2, Version: 5, Entries: []Entry{{Path: "domain.a", Value: []byte("1"), Version: 4}}},
 		&Status{ID: 3},
-		&StatusReply{ID: 3, Version: 5, Commits: 4, Mode: "smart", Workers: []WorkerStatus{{Slot: 0, PID: 10, State: "ready", InFlight: 1, Processed: 2, Restarts: 0}}, Processes: []string{"noop"}},
+		&StatusReply{ID: 3, Version: 5, Commits: 4, Mode: "smart", Workers: []WorkerStatus{{Slot: 0, PID: 10, State: "ready", InFlight: 1, Processed: 2, Restarts: 0}}, Processes: []string{"noop"}, Heavy: HeavyStatus{Size: 1 << 30, Slabs: 2, InUse: 64}},
 	}
 }
 
@@ -139,10 +143,11 @@ func TestAllocationBounded(t *testing.T) {
 			}
 			b = append(b, 0xc4, 0, 0)
 		case KindStatusReply:
-			b = []byte{0x9b, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0x90, 0xdc, 0x10, 0x00}
+			b = []byte{0x9c, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0x90, 0xdc, 0x10, 0x00}
 			for range 4096 {
 				b = append(b, 0xa0)
 			}
+			b = append(b, 0x9a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) // HeavyStatus
 			b = append(b, 0xc0)
 		}
 		return b

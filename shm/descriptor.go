@@ -46,6 +46,21 @@ func (t DType) String() string {
 	return dtypes[t].name
 }
 
+// MarshalText writes the dtype's name.
+func (t DType) MarshalText() ([]byte, error) {
+	if !t.valid() {
+		return nil, fmt.Errorf("%w: %s", ErrBadDescriptor, t)
+	}
+	return []byte(dtypes[t].name), nil
+}
+
+// UnmarshalText reads a dtype's name.
+func (t *DType) UnmarshalText(b []byte) error {
+	v, err := ParseDType(string(b))
+	*t = v
+	return err
+}
+
 // ParseDType returns the DType named s ("F32", ...).
 func ParseDType(s string) (DType, error) {
 	for t := F64; t <= BOOL; t++ {
@@ -65,13 +80,19 @@ var ErrBadDescriptor = errors.New("shm: bad descriptor")
 // Descriptor names a tensor in a region: a block (offset and generation),
 // the bytes it uses, and how to read them. Strides count elements, not
 // bytes; nil means C order (row-major, contiguous).
+//
+// Its JSON form is what the DATA zone stores at a HEAVY path. A small
+// tensor may instead carry its bytes inline (Data, base64 in JSON; Slab,
+// Off and Gen zero): the same API reads both.
 type Descriptor struct {
-	Off     int64
-	Len     int64 // bytes used, <= the block's length
-	Gen     uint64
-	DType   DType
-	Shape   []int64
-	Strides []int64
+	Slab    uint32  `json:"slab,omitempty"` // the region; 0 for an inline tensor
+	Off     int64   `json:"off,omitempty"`
+	Len     int64   `json:"len"` // bytes used, <= the block's length
+	Gen     uint64  `json:"gen,omitempty"`
+	DType   DType   `json:"dtype"`
+	Shape   []int64 `json:"shape"`
+	Strides []int64 `json:"strides,omitempty"`
+	Data    []byte  `json:"data,omitempty"` // an inline tensor's bytes
 }
 
 // Elems is the number of elements of the shape (1 for a scalar).
