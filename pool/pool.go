@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/protocol"
 )
 
@@ -34,6 +35,10 @@ type Config struct {
 	RestartWindow     time.Duration
 	RestartBackoff    time.Duration
 	MaxRestartBackoff time.Duration
+
+	// Heavy, when set, is the HEAVY zone: each worker gets a slab of it
+	// and every other slab read-only. Zones are shared between pools.
+	Heavy *heavy.Zone
 
 	Log zerolog.Logger
 }

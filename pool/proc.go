@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
 )
@@ -31,6 +32,9 @@ type proc struct {
 	log    zerolog.Logger
 	stderr *lineLog
 	procs  []protocol.ProcessInfo
+	slab   *heavy.Slab   // its HEAVY slab; nil for none
+	reader *heavy.Reader // its packet socket, in the zone
+	packet *os.File      // our end of it
 
 	inflight  atomic.Int64
 	processed atomic.Uint64
@@ -56,23 +60,40 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 		return nil, err
 	}
 	defer remote.Close()
+	files := []*os.File{remote}
+	var packet *os.File
+	if p.cfg.Heavy != nil {
+		var premote *os.File
+		if packet, premote, err = ipc.PacketPair(); err != nil {
+			local.Close()
+			return nil, err
+		}
+		defer premote.Close()
+		files = append(files, premote)
+	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
 	cmd.Env = append(os.Environ(),
 		"THEUS_WORKER_FD=3",
 		"THEUS_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),
 		"THEUS_MAX_FRAME="+strconv.Itoa(p.cfg.MaxFrame),
 		"THEUS_WORKER_SLOT="+strconv.Itoa(slot))
+	if packet != nil {
+		cmd.Env = append(cmd.Env, "THEUS_HEAVY_FD=4")
+	}
 	cmd.Env = append(cmd.Env, p.cfg.Env...)
-	cmd.ExtraFiles = []*os.File{remote}
+	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.WaitDelay = time.Second
 	log := p.cfg.Log.With().Int("slot", slot).Logger()
-	pr := &proc{pool: p, slot: slot, cmd: cmd, calls: map[uint64]chan *protocol.Result{}, dead: make(chan struct{}), reaped: make(chan struct{})}
+	pr := &proc{pool: p, slot: slot, cmd: cmd, packet: packet, calls: map[uint64]chan *protocol.Result{}, dead: make(chan struct{}), reaped: make(chan struct{})}
 	pr.stderr = &lineLog{log: log, stream: "stderr"}
 	stdout := &lineLog{log: log, stream: "stdout"}
 	cmd.Stderr, cmd.Stdout = pr.stderr, stdout
 	if err := p.spawner.start(cmd); err != nil {
 		local.Close()
+		if packet != nil {
+			packet.Close()
+		}
 		return nil, fmt.Errorf("pool: start %s: %w", p.cfg.Command[0], err)
 	}
 	pr.pid = cmd.Process.Pid
@@ -122,7 +143,48 @@ func (pr *proc) handshake() error {
 		return fmt.Errorf("pool: worker %d: %w", pr.pid, err)
 	}
 	pr.procs = h.Processes
-	return pr.conn.Send(&protocol.Welcome{Protocol: protocol.Version, Slot: int64(pr.slot), HeartbeatMS: pr.pool.cfg.Heartbeat.Milliseconds()})
+	w := &protocol.Welcome{Protocol: protocol.Version, Slot: int64(pr.slot), HeartbeatMS: pr.pool.cfg.Heartbeat.Milliseconds()}
+	if z := pr.pool.cfg.Heavy; z != nil {
+		if err := pr.attachHeavy(z); err != nil {
+			return err
+		}
+		w.Slab, w.InlineMax = pr.slab.ID(), int64(z.InlineMax())
+	}
+	if err := pr.conn.Send(w); err != nil {
+		return err
+	}
+	if pr.slab == nil {
+		return nil
+	}
+	// The worker maps its slab read-write, then says so; only then is the
+	// slab sealed against every other writable mapping and shown to the
+	// other workers.
+	pr.conn.SetReadDeadline(time.Now().Add(pr.pool.cfg.StartTimeout))
+	m, err = pr.conn.Recv()
+	if err != nil {
+		return fmt.Errorf("pool: worker %d handshake: %w", pr.pid, err)
+	}
+	pr.conn.SetReadDeadline(time.Time{})
+	if mp, ok := m.(*protocol.Mapped); !ok || mp.Slab != pr.slab.ID() {
+		return fmt.Errorf("pool: worker %d handshake: got %s, want mapped slab %d", pr.pid, m.Kind(), pr.slab.ID())
+	}
+	return pr.pool.cfg.Heavy.Seal(pr.slab)
+}
+
+// attachHeavy gives the worker a slab of the zone (or none: its tensor
+// outputs then fail with arena_full) and the read-only descriptors of the
+// other slabs.
+func (pr *proc) attachHeavy(z *heavy.Zone) error {
+	slab, err := z.NewSlab()
+	if err != nil && !errors.Is(err, heavy.ErrNoSlab) {
+		return fmt.Errorf("pool: worker %d: %w", pr.pid, err)
+	}
+	if err != nil && z.Stats().Size > 0 {
+		pr.log.Warn().Err(err).Msg("worker starts without a HEAVY slab")
+	}
+	pr.slab = slab
+	pr.reader, err = z.Attach(pr.packet, slab, func(err error) { pr.kill(fmt.Errorf("%w: %w", errDied, err)) })
+	return err
 }
 
 // read delivers the worker's frames until the connection ends, then
@@ -137,11 +199,14 @@ func (pr *proc) read() {
 		pr.lastSeen.Store(time.Now().UnixNano())
 		switch m := m.(type) {
 		case *protocol.Result:
+			m.Slab = pr.slab.ID()
 			pr.mu.Lock()
 			ch := pr.calls[m.ID]
 			delete(pr.calls, m.ID)
 			pr.mu.Unlock()
-			if ch != nil {
+			if ch == nil {
+				pr.releaseBlocks(m.ID) // a late result: nobody will claim its blocks
+			} else {
 				ch <- m
 				// Let the caller run on this thread now, before this
 				// goroutine blocks in read(2) again; otherwise the caller
@@ -150,6 +215,11 @@ func (pr *proc) read() {
 				runtime.Gosched()
 			}
 		case *protocol.Pong:
+		case *protocol.Alloc:
+			if err := pr.conn.Send(pr.alloc(m)); err != nil {
+				pr.kill(fmt.Errorf("%w: send: %w", errDied, err))
+				return
+			}
 		default:
 			pr.kill(fmt.Errorf("%w: unexpected %s from worker", errDied, m.Kind()))
 			return
@@ -220,6 +290,11 @@ func (pr *proc) stop(cause error, sig unix.Signal) {
 	pr.mu.Unlock()
 	if first {
 		pr.conn.Close()
+		if z := pr.pool.cfg.Heavy; z != nil {
+			z.Detach(pr.reader)
+			pr.packet.Close() // the worker's packet reader sees the end
+			z.Retire(pr.slab)
+		}
 		if !errors.Is(cause, errStopping) {
 			pr.log.Warn().Err(cause).Msg("worker down")
 		}
@@ -261,12 +336,15 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 		pr.processed.Add(1)
 		return res, nil
 	case <-pr.dead:
+		pr.releaseBlocks(id)
 		return nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
 	case <-ctx.Done():
 	}
 	pr.conn.Send(&protocol.Cancel{ID: id})
 	t := time.NewTimer(pr.pool.cfg.KillGrace)
 	defer t.Stop()
+	// Whatever happens now, nobody claims this dispatch's blocks.
+	defer pr.releaseBlocks(id)
 	select {
 	case <-ch:
 		pr.processed.Add(1)
@@ -276,6 +354,39 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 		pr.terminate(fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, dp.Process, pr.pool.cfg.KillGrace), pr.pool.cfg.KillGrace)
 	}
 	return nil, ctx.Err()
+}
+
+// alloc grants a block of the worker's slab to a dispatch in flight.
+// The check and the allocation happen under pr.mu, so a dispatch that
+// ends (and releases its blocks) cannot get one after.
+func (pr *proc) alloc(a *protocol.Alloc) *protocol.Grant {
+	g := &protocol.Grant{ID: a.ID}
+	z := pr.pool.cfg.Heavy
+	if z == nil {
+		g.Err = protocol.Errorf(protocol.CodeArenaFull, "the HEAVY zone is off")
+		return g
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if _, ok := pr.calls[a.Dispatch]; !ok {
+		g.Err = protocol.Errorf(protocol.CodeBadRequest, "alloc for dispatch %d, which is not in flight", a.Dispatch)
+		return g
+	}
+	b, err := z.Alloc(pr.slab, a.Size, a.Dispatch)
+	if err != nil {
+		g.Err = protocol.Errorf(protocol.CodeArenaFull, "%v", err)
+		return g
+	}
+	g.Slab, g.Off, g.Len, g.Gen = pr.slab.ID(), b.Off, b.Len, b.Gen
+	return g
+}
+
+// releaseBlocks frees the blocks of a dispatch whose result nobody will
+// claim.
+func (pr *proc) releaseBlocks(id uint64) {
+	if z := pr.pool.cfg.Heavy; z != nil {
+		z.Release(pr.slab.ID(), id)
+	}
 }
 
 var (

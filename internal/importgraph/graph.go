@@ -23,11 +23,12 @@ var Allowed = map[string][]string{
 	"demo":                 {"worker", "client", "protocol"}, // demo processes (SDK) and workload (client)
 	"examples/contention":  {"cas", "vip", "contract"},       // the engine alone, in one process
 	"examples/*":           {"worker"},
-	"supervisor":           {"pool", "cas", "vip", "shm", "ipc", "protocol", "store", "store/*", "contract"},
+	"supervisor":           {"pool", "heavy", "cas", "vip", "shm", "ipc", "protocol", "store", "store/*", "contract"},
 	"client":               {"ipc", "protocol"},
 	"worker":               {"ipc", "protocol", "shm", "contract"},
 	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
-	"pool":                 {"ipc", "protocol", "shm"},
+	"pool":                 {"ipc", "protocol", "shm", "heavy"},
+	"heavy":                {"shm", "ipc"},
 	"cas":                  {"contract", "vip"},
 	"store/*":              {"cas", "contract"},
 	"ipc":                  {"protocol"},

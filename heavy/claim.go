@@ -1,0 +1,104 @@
+package heavy
+
+import (
+	"fmt"
+
+	"github.com/theus-run/theus/shm"
+)
+
+// Ref names a block an invocation claimed: to commit or to free.
+type Ref struct {
+	slab uint32
+	off  int64
+	gen  uint64
+}
+
+// Claim validates value, which a dispatch of slab's worker wrote at a HEAVY
+// path, and hands its block to the invocation inv. An inline tensor only
+// needs to be well formed (its Ref is zero). An arena tensor must be a
+// block of that slab that this dispatch allocated and has not claimed at another
+// path; a tensor the worker did not write (one of its inputs, say) is
+// refused. value is the supervisor's private copy of the worker's bytes.
+func (z *Zone) Claim(slab uint32, dispatch uint64, inv string, value []byte) (shm.Descriptor, Ref, error) {
+	d, err := shm.ParseDescriptor(value, z.cfg.InlineMax)
+	if err != nil {
+		return d, Ref{}, err
+	}
+	if d.Inline() {
+		return d, Ref{}, nil
+	}
+	if slab == 0 || d.Slab != slab {
+		return d, Ref{}, fmt.Errorf("%w: slab %d is not the worker's (%d): a process may only write tensors it allocated", shm.ErrNotOwner, d.Slab, slab)
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	s, ok := z.slabs[slab]
+	if !ok {
+		return d, Ref{}, fmt.Errorf("%w: no slab %d", shm.ErrStale, slab)
+	}
+	if _, err := d.Check(s.alloc, dispatchOwner(dispatch)); err != nil {
+		return d, Ref{}, err
+	}
+	if err := s.alloc.SetOwner(d.Off, d.Gen, invocationOwner(inv)); err != nil {
+		return d, Ref{}, err
+	}
+	return d, Ref{slab: s.id, off: d.Off, gen: d.Gen}, nil
+}
+
+// Release frees the blocks the dispatch allocated and did not claim. It
+// is called once per dispatch that may have allocated, when it is over:
+// by the pool when the dispatch failed or its worker died, by the
+// supervisor after claiming what its result names.
+func (z *Zone) Release(slab uint32, dispatch uint64) {
+	if slab == 0 {
+		return
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if s, ok := z.slabs[slab]; ok {
+		s.alloc.FreeOwner(dispatchOwner(dispatch))
+		z.closeIfDoneLocked(s)
+	}
+}
+
+// Abort frees blocks claimed by an invocation whose delta was not
+// committed.
+func (z *Zone) Abort(refs []Ref) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, r := range refs {
+		if s, ok := z.slabs[r.slab]; ok {
+			s.alloc.Free(r.off, r.gen)
+			z.closeIfDoneLocked(s)
+		}
+	}
+}
+
+// Commit marks claimed blocks as committed: they now live until Drop.
+func (z *Zone) Commit(refs []Ref) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, r := range refs {
+		if s, ok := z.slabs[r.slab]; ok {
+			s.alloc.SetOwner(r.off, r.gen, "") // stale: already dropped
+		}
+	}
+}
+
+// Drop frees the block of a committed tensor value that no snapshot can
+// see any more (cas.Config.Dropped). Values that are not arena tensors
+// are ignored.
+func (z *Zone) Drop(value []byte) {
+	d, err := shm.ParseDescriptor(value, z.cfg.InlineMax)
+	if err != nil || d.Inline() {
+		return
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if s, ok := z.slabs[d.Slab]; ok {
+		if err := s.alloc.Free(d.Off, d.Gen); err != nil {
+			z.cfg.Log.Error().Err(err).Uint32("slab", d.Slab).Msg("dropping a committed tensor")
+		}
+		z.closeIfDoneLocked(s)
+	}
+}
