@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/theus-run/theus/shm"
 	"github.com/theus-run/theus/worker"
 )
 
@@ -31,6 +33,10 @@ func Processes() []worker.Def {
 		worker.Process("fault.sleep", worker.Contract{Effect: true}, faultSleep),
 		worker.Process("fault.undeclared", worker.Contract{Outputs: []string{"domain.allowed"}}, faultUndeclared),
 		worker.Process("bench.spin", worker.Contract{}, benchSpin),
+		worker.Process("tensor.fill", worker.Contract{Outputs: []string{TensorPrefix}}, tensorFill),
+		worker.Process("tensor.sum", worker.Contract{Inputs: []string{TensorPrefix}, Outputs: []string{SumsPath}}, tensorSum),
+		worker.Process("tensor.peek", worker.Contract{Inputs: []string{TensorPrefix}}, tensorPeek),
+		worker.Process("tensor.scale", worker.Contract{Inputs: []string{TensorPrefix}, Outputs: []string{TensorPrefix}}, tensorScale),
 	}
 }
 
@@ -143,6 +149,146 @@ type SpinArgs struct {
 func benchSpin(ctx *worker.Ctx, in SpinArgs) (worker.None, error) {
 	end := time.Now().Add(time.Duration(min(max(in.US, 0), 1e6)) * time.Microsecond)
 	for time.Now().Before(end) && ctx.Err() == nil {
+	}
+	return worker.None{}, nil
+}
+
+// TensorPrefix is where the tensor processes (tensor.fill, tensor.sum,
+// tensor.peek, tensor.scale; F32 tensors) keep their tensors
+// (heavy.<key>); SumsPath is where tensor.sum writes (domain.sums.<key>).
+const (
+	TensorPrefix = "heavy"
+	SumsPath     = "domain.sums"
+)
+
+// FillArgs are tensor.fill's args.
+type FillArgs struct {
+	Key   string  `json:"key"`
+	N     int64   `json:"n"`
+	Value float32 `json:"value"`
+}
+
+// MaxElems bounds the tensors the demo processes make (16 GiB of F32).
+const MaxElems = 1 << 32
+
+func tensorPath(key string) (string, error) {
+	if key == "" || strings.ContainsAny(key, ". ") {
+		return "", worker.Fail("bad_args", "key %q: want one path segment", key)
+	}
+	return TensorPrefix + "." + key, nil
+}
+
+func tensorFill(ctx *worker.Ctx, in FillArgs) (worker.None, error) {
+	path, err := tensorPath(in.Key)
+	if err != nil {
+		return worker.None{}, err
+	}
+	if in.N <= 0 || in.N > MaxElems {
+		return worker.None{}, worker.Fail("bad_args", "n = %d: want 1 to %d", in.N, int64(MaxElems))
+	}
+	t, err := ctx.NewTensor(path, shm.F32, in.N)
+	if err != nil {
+		return worker.None{}, err
+	}
+	xs, err := worker.Elems[float32](t)
+	if err != nil {
+		return worker.None{}, err
+	}
+	for i := range xs {
+		xs[i] = in.Value
+	}
+	return worker.None{}, nil
+}
+
+// KeyArgs name one tensor.
+type KeyArgs struct {
+	Key string `json:"key"`
+}
+
+func input(ctx *worker.Ctx, key string) ([]float32, error) {
+	path, err := tensorPath(key)
+	if err != nil {
+		return nil, err
+	}
+	t, ok, err := ctx.Tensor(path)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, worker.Fail("not_found", "no tensor at %s", path)
+	}
+	return worker.Elems[float32](t)
+}
+
+func tensorSum(ctx *worker.Ctx, in KeyArgs) (float64, error) {
+	xs, err := input(ctx, in.Key)
+	if err != nil {
+		return 0, err
+	}
+	s := SumF32(xs)
+	return s, ctx.Set(SumsPath+"."+in.Key, s)
+}
+
+// SumF32 sums xs in float64, four lanes at a time (what tensor.sum runs,
+// and the in-process baseline of its benchmark).
+func SumF32(xs []float32) float64 {
+	var a, b, c, d float64
+	i := 0
+	for ; i+4 <= len(xs); i += 4 {
+		a += float64(xs[i])
+		b += float64(xs[i+1])
+		c += float64(xs[i+2])
+		d += float64(xs[i+3])
+	}
+	for ; i < len(xs); i++ {
+		a += float64(xs[i])
+	}
+	return a + b + c + d
+}
+
+// PeekArgs are tensor.peek's args.
+type PeekArgs struct {
+	Key   string `json:"key"`
+	Index int64  `json:"index"`
+}
+
+func tensorPeek(ctx *worker.Ctx, in PeekArgs) (float32, error) {
+	xs, err := input(ctx, in.Key)
+	if err != nil {
+		return 0, err
+	}
+	if in.Index < 0 || in.Index >= int64(len(xs)) {
+		return 0, worker.Fail("bad_args", "index %d outside [0, %d)", in.Index, len(xs))
+	}
+	return xs[in.Index], nil
+}
+
+// ScaleArgs are tensor.scale's args.
+type ScaleArgs struct {
+	Src    string  `json:"src"`
+	Dst    string  `json:"dst"`
+	Factor float32 `json:"factor"`
+}
+
+func tensorScale(ctx *worker.Ctx, in ScaleArgs) (worker.None, error) {
+	xs, err := input(ctx, in.Src)
+	if err != nil {
+		return worker.None{}, err
+	}
+	dst, err := tensorPath(in.Dst)
+	if err != nil {
+		return worker.None{}, err
+	}
+	t, err := ctx.NewTensor(dst, shm.F32, int64(len(xs)))
+	if err != nil {
+		return worker.None{}, err
+	}
+	ys, err := worker.Elems[float32](t)
+	if err != nil {
+		return worker.None{}, err
+	}
+	for i, x := range xs {
+		ys[i] = x * in.Factor
 	}
 	return worker.None{}, nil
 }

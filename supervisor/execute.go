@@ -10,6 +10,7 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
 )
@@ -55,14 +56,24 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	owner := "exec-" + strconv.FormatUint(s.seq.Add(1), 10)
+	var refs []heavy.Ref // tensors the latest attempt made: committed with it or freed
 	r, err := s.runner.Execute(ctx, cas.Invocation{
 		Contract: p.contract,
 		OpID:     req.OpID,
 		Owner:    owner,
 		Run: func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
-			return s.attempt(ctx, p, req, snap, attempt)
+			s.zone.Abort(refs) // a new attempt: the last one did not commit
+			var out cas.Outcome
+			var err error
+			out, refs, err = s.attempt(ctx, p, req, owner, snap, attempt)
+			return out, err
 		},
 	})
+	if err == nil && !r.Duplicate {
+		s.zone.Commit(refs)
+	} else {
+		s.zone.Abort(refs)
+	}
 	if err != nil {
 		var re *cas.RunError
 		if errors.As(err, &re) {
@@ -89,8 +100,10 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 
 // attempt is one run of an invocation on a worker: it ships the
 // contract's inputs from snap, dispatches (again, to another worker, if
-// one crashes), and turns the worker's writes into a checked delta.
-func (s *Supervisor) attempt(ctx context.Context, p process, req *protocol.Execute, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
+// one crashes), and turns the worker's writes into a checked delta. The
+// tensors the delta names are claimed for the invocation (refs); on error
+// none is.
+func (s *Supervisor) attempt(ctx context.Context, p process, req *protocol.Execute, owner string, snap *cas.Snapshot, attempt int) (out cas.Outcome, refs []heavy.Ref, err error) {
 	dp := &protocol.Dispatch{Attempt: uint32(attempt), Process: req.Process, Version: uint64(snap.Version()), Args: req.Args}
 	if dl, ok := ctx.Deadline(); ok {
 		dp.Deadline = dl.UnixNano()
@@ -112,19 +125,39 @@ func (s *Supervisor) attempt(ctx context.Context, p process, req *protocol.Execu
 			s.cfg.Log.Warn().Err(err).Str("process", req.Process).Int("redispatch", try+1).Msg("worker crashed; dispatching again")
 			continue
 		}
-		return cas.Outcome{}, err
+		return cas.Outcome{}, nil, err
 	}
+	// Blocks the dispatch allocated and the delta does not name are freed.
+	defer s.zone.Release(res.Slab, res.ID)
+	defer func() {
+		if err != nil {
+			s.zone.Abort(refs)
+			refs = nil
+		}
+	}()
 	if res.Err != nil {
-		return cas.Outcome{}, res.Err
+		return cas.Outcome{}, nil, res.Err
 	}
-	out := cas.Outcome{Result: res.Result}
+	out = cas.Outcome{Result: res.Result}
 	if len(res.Result) > 0 && !json.Valid(res.Result) {
-		return cas.Outcome{}, protocol.Errorf(protocol.CodeProcessFailed, "process %q: its result is not JSON", req.Process)
+		return cas.Outcome{}, nil, protocol.Errorf(protocol.CodeProcessFailed, "process %q: its result is not JSON", req.Process)
 	}
 	for _, w := range res.Writes {
 		path, err := contract.Parse(w.Path)
 		if err != nil {
-			return cas.Outcome{}, &protocol.Error{Code: protocol.CodeContractViolation, Message: err.Error(), Path: w.Path}
+			return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeContractViolation, Message: err.Error(), Path: w.Path}
+		}
+		if path.InZone(contract.ZoneHeavy) && contract.Op(w.Op) != contract.OpDelete {
+			if contract.Op(w.Op) != contract.OpSet {
+				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: a HEAVY path is set or deleted, never appended to", req.Process), Path: w.Path}
+			}
+			_, ref, err := s.zone.Claim(res.Slab, res.ID, owner, w.Value)
+			if err != nil {
+				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: %v", req.Process, err), Path: w.Path}
+			}
+			if ref != (heavy.Ref{}) {
+				refs = append(refs, ref)
+			}
 		}
 		switch contract.Op(w.Op) {
 		case contract.OpSet:
@@ -135,13 +168,13 @@ func (s *Supervisor) attempt(ctx context.Context, p process, req *protocol.Execu
 			out.Delta.Delete(path)
 			continue
 		default:
-			return cas.Outcome{}, protocol.Errorf(protocol.CodeProcessFailed, "process %q: write to %s has unknown op %d", req.Process, w.Path, w.Op)
+			return cas.Outcome{}, refs, protocol.Errorf(protocol.CodeProcessFailed, "process %q: write to %s has unknown op %d", req.Process, w.Path, w.Op)
 		}
 		if !json.Valid(w.Value) {
-			return cas.Outcome{}, &protocol.Error{Code: protocol.CodeProcessFailed, Message: fmt.Sprintf("process %q: the value for %s is not JSON", req.Process, w.Path), Path: w.Path}
+			return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeProcessFailed, Message: fmt.Sprintf("process %q: the value for %s is not JSON", req.Process, w.Path), Path: w.Path}
 		}
 	}
-	return out, nil
+	return out, refs, nil
 }
 
 // wireError turns an invocation's error into its wire form.
@@ -192,6 +225,12 @@ func (s *Supervisor) Status(req *protocol.Status) *protocol.StatusReply {
 		ID: req.ID, Version: uint64(s.store.Version()), Mode: s.cfg.Mode.String(),
 		Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Retries: s.retries.Load(),
 		VIP: s.vips.Load(), Failures: s.failures.Load(), Processes: s.Processes(),
+	}
+	s.store.Collect() // free the tensors no snapshot sees, so the figures are exact
+	hs := s.zone.Stats()
+	rep.Heavy = protocol.HeavyStatus{
+		Size: hs.Size, SlabSize: hs.SlabSize, Slabs: int64(hs.Slabs), Retired: int64(hs.Retired), Held: hs.Held,
+		InUse: hs.InUse, Blocks: int64(hs.Blocks), LargestFree: hs.LargestFree, HugeKiB: hs.HugeKiB, InlineMax: int64(hs.InlineMax),
 	}
 	offset := int64(0)
 	for _, p := range s.pools {

@@ -15,8 +15,10 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
+	"github.com/theus-run/theus/shm"
 	"github.com/theus-run/theus/vip"
 )
 
@@ -37,6 +39,14 @@ type Config struct {
 	DrainTimeout   time.Duration // on shutdown, for executes in flight; default 10s
 	MaxPerClient   int           // executes in flight per client connection; default 1024
 
+	// HeavySize is the HEAVY zone's budget in bytes, split into one slab
+	// per worker (the largest tensor a worker can write is
+	// HeavySize/(workers of every plugin)); 0 turns the arena off, and
+	// only tensors up to HeavyInline travel. HeavyInline defaults to
+	// heavy.DefaultInlineMax.
+	HeavySize   int64
+	HeavyInline int
+
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.
 	Pool pool.Config
@@ -51,6 +61,7 @@ type Supervisor struct {
 	arb    *vip.Arbiter
 	runner *cas.Runner
 	pools  []*pool.Pool
+	zone   *heavy.Zone
 	procs  map[string]process
 	names  []string
 	ln     *ipc.Listener
@@ -92,13 +103,21 @@ func Start(cfg Config) (*Supervisor, error) {
 		cfg.MaxPerClient = 1024
 	}
 	arb := vip.New(vip.Config{Strict: cfg.Mode == cas.Strict})
-	store := cas.New(cas.Config{Arbiter: arb})
-	s := &Supervisor{cfg: cfg, store: store, arb: arb, procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
+	zone, err := heavy.New(heavy.Config{Size: cfg.HeavySize, Workers: cfg.Workers * len(cfg.Plugins), InlineMax: cfg.HeavyInline, Log: cfg.Log.With().Str("zone", "heavy").Logger()})
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	store := cas.New(cas.Config{
+		Arbiter: arb,
+		Watch:   func(p contract.Path) bool { return p.InZone(contract.ZoneHeavy) },
+		Dropped: func(_ contract.Path, v []byte) { zone.Drop(v) },
+	})
+	s := &Supervisor{cfg: cfg, store: store, arb: arb, zone: zone, procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	for i, cmd := range cfg.Plugins {
 		pc := cfg.Pool
-		pc.Command, pc.Workers, pc.MaxFrame = cmd, cfg.Workers, cfg.MaxFrame
+		pc.Command, pc.Workers, pc.MaxFrame, pc.Heavy = cmd, cfg.Workers, cfg.MaxFrame, zone
 		pc.Log = cfg.Log.With().Str("plugin", cmd[0]).Logger()
 		p, err := pool.Start(pc)
 		if err != nil {
@@ -156,6 +175,7 @@ func (s *Supervisor) closePools() {
 	for _, p := range s.pools {
 		p.Close(ctx)
 	}
+	s.zone.Close()
 }
 
 // Addr returns the client socket's path, or "" without one.
@@ -164,6 +184,38 @@ func (s *Supervisor) Addr() string {
 		return ""
 	}
 	return s.ln.Path()
+}
+
+// Heavy describes the HEAVY zone, after freeing every tensor no snapshot
+// sees.
+func (s *Supervisor) Heavy() heavy.Stats {
+	s.store.Collect()
+	return s.zone.Stats()
+}
+
+// Tensor returns the bytes of the tensor committed at path, read through
+// the supervisor's own mapping (for checks; the bytes change if the
+// tensor's writer is alive and writes them, see docs/HEAVY.md).
+func (s *Supervisor) Tensor(path string) ([]byte, error) {
+	p, err := contract.Parse(path)
+	if err != nil {
+		return nil, err
+	}
+	snap := s.store.Snapshot()
+	defer snap.Release()
+	v, ok := snap.Get(p)
+	if !ok {
+		return nil, fmt.Errorf("supervisor: no value at %s", path)
+	}
+	d, err := shm.ParseDescriptor(v.Value, s.zone.InlineMax())
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.zone.Bytes(d)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(b), nil
 }
 
 // Processes returns the names of the registered processes, sorted.
@@ -218,6 +270,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	for _, p := range s.pools {
 		p.Close(closeCtx)
 	}
+	s.zone.Close()
 	return nil
 }
 

@@ -24,15 +24,18 @@ type Ctx struct {
 	writes    []protocol.Write
 	violation error // the first contract violation, which fails the call
 	log       zerolog.Logger
+	heavy     *tensors // nil: every tensor inline
+	dispatch  uint64
+	outputs   []output // tensors made by NewTensor
 }
 
-func newCtx(ctx context.Context, c contract.Contract, dp *protocol.Dispatch) *Ctx {
+func newCtx(ctx context.Context, c contract.Contract, dp *protocol.Dispatch, h *tensors) *Ctx {
 	in := dp.Inputs
 	if !slices.IsSortedFunc(in, func(a, b protocol.Entry) int { return strings.Compare(a.Path, b.Path) }) {
 		in = slices.Clone(in)
 		slices.SortFunc(in, func(a, b protocol.Entry) int { return strings.Compare(a.Path, b.Path) })
 	}
-	return &Ctx{Context: ctx, c: c, inputs: in, version: dp.Version, attempt: int(dp.Attempt), log: zerolog.Ctx(ctx).With().Str("process", c.Name).Uint64("dispatch", dp.ID).Logger()}
+	return &Ctx{Context: ctx, c: c, inputs: in, version: dp.Version, attempt: int(dp.Attempt), heavy: h, dispatch: dp.ID, log: zerolog.Ctx(ctx).With().Str("process", c.Name).Uint64("dispatch", dp.ID).Logger()}
 }
 
 // Version is the snapshot's version.

@@ -125,12 +125,20 @@ func (d Def) info() protocol.ProcessInfo {
 
 // Run runs d once on a dispatch and returns the result frame. It is what
 // the server does for each Dispatch, and what workertest calls.
+// Tensors it makes travel inline, whatever their size.
 func (d Def) Run(ctx context.Context, dp *protocol.Dispatch) *protocol.Result {
+	return d.run1(ctx, dp, nil)
+}
+
+func (d Def) run1(ctx context.Context, dp *protocol.Dispatch, h *tensors) *protocol.Result {
 	res := &protocol.Result{ID: dp.ID}
-	c := newCtx(ctx, d.Contract, dp)
+	c := newCtx(ctx, d.Contract, dp, h)
 	out, err := d.safeRun(c, dp.Args)
 	if err == nil {
 		err = c.violation
+	}
+	if err == nil {
+		err = c.flushTensors()
 	}
 	if err != nil {
 		res.Err = wireError(err)

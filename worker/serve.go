@@ -70,14 +70,29 @@ func Serve(ctx context.Context, defs ...Def) error {
 		return err
 	}
 	defer conn.Close()
-	if err := handshake(conn, defs); err != nil {
+	var sl *slabs
+	if v := os.Getenv(EnvHeavyFD); v != "" {
+		hfd, err := strconv.Atoi(v)
+		if err != nil || hfd < 3 || hfd == fd {
+			return fmt.Errorf("worker: %s=%q: want a descriptor number >= 3", EnvHeavyFD, v)
+		}
+		sl = newSlabs(os.NewFile(uintptr(hfd), "theus-heavy"))
+		go sl.read(zerolog.Ctx(ctx))
+	}
+	if err := handshake(conn, defs, sl); err != nil {
+		if sl != nil {
+			sl.close(true)
+		}
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	s := &server{conn: conn, reg: reg, running: map[uint64]context.CancelFunc{}, done: make(chan error, 1)}
+	s := &server{conn: conn, reg: reg, running: map[uint64]context.CancelFunc{}, grants: map[uint64]chan *protocol.Grant{}, done: make(chan error, 1)}
+	if sl != nil {
+		s.heavy = &tensors{slabs: sl, alloc: s.alloc}
+	}
 	s.wg.Go(func() { s.read(ctx) })
 	err = <-s.done
 	cancel()
@@ -88,10 +103,15 @@ func Serve(ctx context.Context, defs ...Def) error {
 	go func() { s.wg.Wait(); close(done) }()
 	t := time.NewTimer(ExitGrace)
 	defer t.Stop()
+	finished := true
 	select {
 	case <-done:
 	case <-t.C:
+		finished = false
 		zerolog.Ctx(ctx).Warn().Msg("processes still running after the supervisor left; exiting without them")
+	}
+	if sl != nil {
+		sl.close(finished) // unmapping under a running process would crash it
 	}
 	return err
 }
@@ -127,7 +147,7 @@ func build() string {
 	return "unknown"
 }
 
-func handshake(conn *ipc.Conn, defs []Def) error {
+func handshake(conn *ipc.Conn, defs []Def, sl *slabs) error {
 	h := &protocol.Hello{Magic: protocol.Magic, Protocol: protocol.Version, Build: build(), PID: int64(os.Getpid())}
 	for _, d := range defs {
 		h.Processes = append(h.Processes, d.info())
@@ -143,7 +163,7 @@ func handshake(conn *ipc.Conn, defs []Def) error {
 	conn.SetReadDeadline(time.Time{})
 	switch m := m.(type) {
 	case *protocol.Welcome:
-		return nil
+		return mapOwnSlab(conn, m, sl)
 	case *protocol.Refuse:
 		return fmt.Errorf("worker: refused by the supervisor: %w", &m.Err)
 	default:
@@ -151,14 +171,72 @@ func handshake(conn *ipc.Conn, defs []Def) error {
 	}
 }
 
+// mapOwnSlab waits for the worker's own slab, mapped read-write, and says
+// so: the supervisor then seals it against every other writable mapping.
+func mapOwnSlab(conn *ipc.Conn, w *protocol.Welcome, sl *slabs) error {
+	if sl == nil {
+		if w.Slab != 0 {
+			return fmt.Errorf("worker: the supervisor gives slab %d but no packet socket (%s)", w.Slab, EnvHeavyFD)
+		}
+		return nil
+	}
+	sl.own, sl.inlineMax = w.Slab, int(min(w.InlineMax, 1<<30))
+	if w.Slab == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := sl.region(ctx, w.Slab)
+	if err != nil {
+		return err
+	}
+	if !r.Writable() {
+		return fmt.Errorf("worker: slab %d arrived read-only", w.Slab)
+	}
+	if err := conn.Send(&protocol.Mapped{Slab: w.Slab}); err != nil {
+		return fmt.Errorf("worker: handshake: %w", err)
+	}
+	return nil
+}
+
+// alloc asks the supervisor for a block of this worker's slab.
+func (s *server) alloc(ctx context.Context, dispatch uint64, size int64) (*protocol.Grant, error) {
+	ch := make(chan *protocol.Grant, 1)
+	s.mu.Lock()
+	s.nextAlloc++
+	id := s.nextAlloc
+	s.grants[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.grants, id)
+		s.mu.Unlock()
+	}()
+	if err := s.conn.Send(&protocol.Alloc{ID: id, Dispatch: dispatch, Size: size}); err != nil {
+		return nil, fmt.Errorf("worker: alloc: %w", err)
+	}
+	select {
+	case g := <-ch:
+		if g.Err != nil {
+			return nil, g.Err
+		}
+		return g, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // server runs dispatches for one connection.
 type server struct {
-	conn    *ipc.Conn
-	reg     map[string]Def
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	running map[uint64]context.CancelFunc
-	done    chan error // the reader's end: nil for EOF
+	conn      *ipc.Conn
+	reg       map[string]Def
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	running   map[uint64]context.CancelFunc
+	grants    map[uint64]chan *protocol.Grant // Alloc requests waiting, by id
+	nextAlloc uint64
+	heavy     *tensors   // nil without a packet socket
+	done      chan error // the reader's end: nil for EOF
 }
 
 // read reads frames until the connection ends. On a Dispatch it passes
@@ -193,6 +271,13 @@ func (s *server) readUntilDispatch(ctx context.Context) error {
 				c()
 			}
 			s.mu.Unlock()
+		case *protocol.Grant:
+			s.mu.Lock()
+			if ch := s.grants[m.ID]; ch != nil {
+				ch <- m
+				delete(s.grants, m.ID)
+			}
+			s.mu.Unlock()
 		case *protocol.Ping:
 			if err := s.conn.Send((*protocol.Pong)(m)); err != nil {
 				return fmt.Errorf("worker: pong: %w", err)
@@ -219,7 +304,7 @@ func (s *server) run(ctx context.Context, dp *protocol.Dispatch) {
 	s.mu.Lock()
 	s.running[dp.ID] = cancel
 	s.mu.Unlock()
-	res := d.Run(ctx, dp)
+	res := d.run1(ctx, dp, s.heavy)
 	s.mu.Lock()
 	delete(s.running, dp.ID)
 	s.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
@@ -50,6 +51,8 @@ type flags struct {
 	demo         bool
 	maxFrame     int
 	drainTimeout time.Duration
+	heavySize    string
+	heavyInline  string
 }
 
 func version() string {
@@ -94,7 +97,28 @@ start a binary whose SHA-256 differs.`,
 	fl.BoolVar(&f.demo, "demo", false, "run a short built-in workload, print a summary and exit")
 	fl.IntVar(&f.maxFrame, "max-frame", 16<<20, "largest frame accepted from a worker or client, in bytes")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long executes in flight may take to finish")
+	fl.StringVar(&f.heavySize, "heavy-size", envOr("THEUS_HEAVY_SIZE", "1GiB"), "HEAVY zone (shared-memory tensors) budget, split into one slab per worker; 0 keeps only inline tensors (default $THEUS_HEAVY_SIZE, else 1GiB)")
+	fl.StringVar(&f.heavyInline, "heavy-inline", "16KiB", "tensors up to this size travel inline in messages instead of through the HEAVY arena")
 	return cmd
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// size parses a flag's byte size: "1GiB", "512MB", "65536".
+func size(flag, v string, limit uint64) (int64, error) {
+	n, err := humanize.ParseBytes(v)
+	if err != nil {
+		return 0, fmt.Errorf("--%s %q: %w", flag, v, err)
+	}
+	if n > limit {
+		return 0, fmt.Errorf("--%s %s: over %s", flag, v, humanize.IBytes(limit))
+	}
+	return int64(n), nil
 }
 
 func logger(f flags) (zerolog.Logger, error) {
@@ -187,6 +211,20 @@ func run(cmd *cobra.Command, f flags) error {
 	if f.maxFrame < 1<<10 {
 		return fmt.Errorf("--max-frame %d: want at least 1024", f.maxFrame)
 	}
+	heavySize, err := size("heavy-size", f.heavySize, 1<<46)
+	if err != nil {
+		return err
+	}
+	heavyInline, err := size("heavy-inline", f.heavyInline, 1<<30)
+	if err != nil {
+		return err
+	}
+	if heavyInline == 0 {
+		return fmt.Errorf("--heavy-inline 0: want a size > 0")
+	}
+	if heavyInline >= int64(f.maxFrame)/2 {
+		return fmt.Errorf("--heavy-inline %s: an inline tensor must fit a frame (--max-frame %d) with room to spare", f.heavyInline, f.maxFrame)
+	}
 	cmds, err := plugins(f.plugins)
 	if err != nil {
 		return err
@@ -205,7 +243,7 @@ func run(cmd *cobra.Command, f flags) error {
 	}
 	s, err := supervisor.Start(supervisor.Config{
 		Plugins: cmds, Workers: f.workers, Socket: socket, Mode: mode, VIPAfter: f.vipAfter,
-		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, Log: log,
+		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline), Log: log,
 	})
 	if err != nil {
 		return err
@@ -215,7 +253,10 @@ func run(cmd *cobra.Command, f flags) error {
 	if f.demo {
 		return runDemo(ctx, s)
 	}
-	log.Info().Str("socket", s.Addr()).Int("workers", f.workers).Strs("processes", s.Processes()).Str("mode", f.mode).Msg("theus-supervisor ready")
+	hs := s.Heavy()
+	log.Info().Str("socket", s.Addr()).Int("workers", f.workers).Strs("processes", s.Processes()).Str("mode", f.mode).
+		Str("heavy_size", humanize.IBytes(uint64(hs.Size))).Str("heavy_slab", humanize.IBytes(uint64(hs.SlabSize))).
+		Bool("huge_pages", hs.HugeKiB > 0).Msg("theus-supervisor ready")
 	err = s.Serve(ctx)
 	log.Info().Msg("theus-supervisor stopped")
 	return err

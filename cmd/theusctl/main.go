@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/theus-run/theus/client"
@@ -177,6 +178,14 @@ func (a *app) statusCmd() *cobra.Command {
 			}
 			fmt.Fprintf(a.stdout, "version %d  mode %s  commits %d  conflicts %d  retries %d  vip %d  failures %d\n",
 				st.Version, st.Mode, st.Commits, st.Conflicts, st.Retries, st.VIP, st.Failures)
+			h := st.Heavy
+			huge := "no"
+			if h.HugeKiB > 0 {
+				huge = humanize.IBytes(uint64(h.HugeKiB) << 10)
+			}
+			fmt.Fprintf(a.stdout, "heavy %s (slab %s x %d, %d retired)  in use %s in %d blocks  largest free %s  huge pages %s  inline up to %s\n",
+				humanize.IBytes(uint64(h.Size)), humanize.IBytes(uint64(h.SlabSize)), h.Slabs, h.Retired, humanize.IBytes(uint64(h.InUse)), h.Blocks,
+				humanize.IBytes(uint64(h.LargestFree)), huge, humanize.IBytes(uint64(h.InlineMax)))
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SLOT\tPID\tSTATE\tIN FLIGHT\tPROCESSED\tRESTARTS")
 			for _, w := range st.Workers {
@@ -204,5 +213,10 @@ func statusJSON(st *protocol.StatusReply) any {
 	return map[string]any{
 		"ok": true, "version": st.Version, "mode": st.Mode, "commits": st.Commits, "conflicts": st.Conflicts,
 		"retries": st.Retries, "vip": st.VIP, "failures": st.Failures, "workers": ws, "processes": st.Processes,
+		"heavy": map[string]int64{
+			"size": st.Heavy.Size, "slab_size": st.Heavy.SlabSize, "slabs": st.Heavy.Slabs, "retired": st.Heavy.Retired,
+			"held": st.Heavy.Held, "in_use": st.Heavy.InUse, "blocks": st.Heavy.Blocks, "largest_free": st.Heavy.LargestFree,
+			"huge_kib": st.Heavy.HugeKiB, "inline_max": st.Heavy.InlineMax,
+		},
 	}
 }

@@ -20,12 +20,12 @@ var Allowed = map[string][]string{
 	"cmd/theus-supervisor": {"supervisor", "cas", "ipc", "worker", "demo", "client"},
 	"cmd/theusctl":         {"client", "protocol"},
 	"cmd/theus-worker":     {"worker", "demo"},
-	"demo":                 {"worker", "client", "protocol"}, // demo processes (SDK) and workload (client)
+	"demo":                 {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention":  {"cas", "vip", "contract"},       // the engine alone, in one process
 	"examples/*":           {"worker"},
 	"supervisor":           {"pool", "heavy", "cas", "vip", "shm", "ipc", "protocol", "store", "store/*", "contract"},
 	"client":               {"ipc", "protocol"},
-	"worker":               {"ipc", "protocol", "shm", "contract"},
+	"worker":               {"ipc", "protocol", "shm", "heavy", "contract"},
 	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
 	"pool":                 {"ipc", "protocol", "shm", "heavy"},
 	"heavy":                {"shm", "ipc"},
