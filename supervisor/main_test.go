@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		if prof := os.Getenv("THEUS_WORKER_CPUPROFILE"); prof != "" {
 			os.Exit(profiledWorker(prof))
 		}
-		worker.Main(demo.Processes()...)
+		worker.Main(append(demo.Processes(), evilProcesses()...)...)
 	}
 	if benchPeer() {
 		os.Exit(0)

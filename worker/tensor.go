@@ -197,3 +197,11 @@ func (c *Ctx) flushTensors() error {
 	}
 	return nil
 }
+
+// Descriptor returns the tensor's descriptor (a copy): where it lives,
+// its dtype, shape and strides.
+func (t Tensor) Descriptor() shm.Descriptor {
+	d := t.d
+	d.Shape, d.Strides, d.Data = slices.Clone(d.Shape), slices.Clone(d.Strides), nil
+	return d
+}

@@ -21,7 +21,7 @@ var Allowed = map[string][]string{
 	"cmd/theusctl":         {"client", "protocol"},
 	"cmd/theus-worker":     {"worker", "demo"},
 	"demo":                 {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
-	"examples/contention":  {"cas", "vip", "contract"},       // the engine alone, in one process
+	"examples/contention":  {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":           {"worker"},
 	"supervisor":           {"pool", "heavy", "cas", "vip", "shm", "ipc", "protocol", "store", "store/*", "contract"},
 	"client":               {"ipc", "protocol"},
