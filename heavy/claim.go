@@ -11,6 +11,7 @@ type Ref struct {
 	slab uint32
 	off  int64
 	gen  uint64
+	path string
 }
 
 // Claim validates value, which a dispatch of slab's worker wrote at a HEAVY
@@ -19,7 +20,7 @@ type Ref struct {
 // block of that slab that this dispatch allocated and has not claimed at another
 // path; a tensor the worker did not write (one of its inputs, say) is
 // refused. value is the supervisor's private copy of the worker's bytes.
-func (z *Zone) Claim(slab uint32, dispatch uint64, inv string, value []byte) (shm.Descriptor, Ref, error) {
+func (z *Zone) Claim(slab uint32, dispatch uint64, inv, path string, value []byte) (shm.Descriptor, Ref, error) {
 	d, err := shm.ParseDescriptor(value, z.cfg.InlineMax)
 	if err != nil {
 		return d, Ref{}, err
@@ -42,7 +43,7 @@ func (z *Zone) Claim(slab uint32, dispatch uint64, inv string, value []byte) (sh
 	if err := s.alloc.SetOwner(d.Off, d.Gen, invocationOwner(inv)); err != nil {
 		return d, Ref{}, err
 	}
-	return d, Ref{slab: s.id, off: d.Off, gen: d.Gen}, nil
+	return d, Ref{slab: s.id, off: d.Off, gen: d.Gen, path: path}, nil
 }
 
 // Release frees the blocks the dispatch allocated and did not claim. It
@@ -74,13 +75,19 @@ func (z *Zone) Abort(refs []Ref) {
 	}
 }
 
-// Commit marks claimed blocks as committed: they now live until Drop.
+// Commit marks claimed blocks as committed at their paths: they now
+// live until Drop.
 func (z *Zone) Commit(refs []Ref) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	for _, r := range refs {
-		if s, ok := z.slabs[r.slab]; ok {
-			s.alloc.SetOwner(r.off, r.gen, "") // stale: already dropped
+		s, ok := z.slabs[r.slab]
+		if !ok || s.alloc.SetOwner(r.off, r.gen, "") != nil {
+			continue // dropped already
+		}
+		s.paths[r.off] = r.path
+		if s.retired {
+			z.changedLocked()
 		}
 	}
 }
@@ -99,6 +106,10 @@ func (z *Zone) Drop(value []byte) {
 		if err := s.alloc.Free(d.Off, d.Gen); err != nil {
 			z.cfg.Log.Error().Err(err).Uint32("slab", d.Slab).Msg("dropping a committed tensor")
 		}
+		delete(s.paths, d.Off)
 		z.closeIfDoneLocked(s)
+		if !s.retired {
+			z.changedLocked() // room in a live slab
+		}
 	}
 }

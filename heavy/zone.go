@@ -25,7 +25,11 @@ type Config struct {
 	// InlineMax is the size up to which a tensor travels inline, in the
 	// DATA zone; default DefaultInlineMax.
 	InlineMax int
-	Log       zerolog.Logger
+	// Changed, when set, is called when a dead worker's slab holds
+	// committed tensors that could move to a live slab (see Evacuees). It
+	// runs under the zone's lock: it must only signal.
+	Changed func()
+	Log     zerolog.Logger
 }
 
 // DefaultInlineMax is the default inline limit (see docs/HEAVY.md for the
@@ -55,6 +59,7 @@ type Slab struct {
 	region  *shm.Region
 	alloc   *shm.Allocator
 	ro      *os.File // read-only reopen, for readers
+	paths   map[int64]string // committed blocks: offset -> path
 	sealed  bool
 	retired bool // its worker is dead: no new block; closed once empty
 }
@@ -90,23 +95,21 @@ func New(cfg Config) (*Zone, error) {
 func (z *Zone) InlineMax() int { return z.cfg.InlineMax }
 
 // NewSlab creates a worker's slab, reserved and pre-faulted, not yet
-// sealed or shown to readers. A slab of a dead worker lives on while it
-// holds committed tensors, so the zone may hold up to twice its budget;
-// past that NewSlab fails with ErrNoSlab and the worker runs without one
-// (its tensor outputs then fail with arena_full).
+// sealed or shown to readers. A live worker always gets one: Size bounds
+// the live slabs. A dead worker's slab lives on while committed tensors
+// are in it, until they are moved to live slabs (Move) or replaced; the
+// zone logs a warning when dead slabs hold more than Size.
 func (z *Zone) NewSlab() (*Slab, error) {
 	if z.slabSize == 0 {
 		return nil, fmt.Errorf("%w: the HEAVY zone is off (--heavy-size 0)", ErrNoSlab)
 	}
 	z.mu.Lock()
 	if z.held+z.slabSize > 2*z.cfg.Size {
-		held := z.held
-		z.mu.Unlock()
-		return nil, fmt.Errorf("%w: slabs hold %d bytes, and dead workers' slabs still hold committed tensors", ErrNoSlab, held)
+		z.cfg.Log.Warn().Int64("held", z.held).Int64("size", z.cfg.Size).Msg("dead workers' slabs still hold committed tensors that live slabs have no room for")
 	}
 	z.next++
 	id := z.next
-	z.held += z.slabSize // reserved before the slow part, so two spawns cannot both pass
+	z.held += z.slabSize
 	z.mu.Unlock()
 	r, err := shm.Create("theus-heavy-"+strconv.FormatUint(uint64(id), 10), z.slabSize)
 	var ro *os.File
@@ -121,7 +124,7 @@ func (z *Zone) NewSlab() (*Slab, error) {
 		z.mu.Unlock()
 		return nil, fmt.Errorf("heavy: slab %d: %w", id, err)
 	}
-	s := &Slab{id: id, region: r, alloc: shm.NewAllocator(r.Size()), ro: ro}
+	s := &Slab{id: id, region: r, alloc: shm.NewAllocator(r.Size()), ro: ro, paths: map[int64]string{}}
 	z.mu.Lock()
 	z.slabs[id] = s
 	z.mu.Unlock()
@@ -143,7 +146,21 @@ func (z *Zone) Seal(s *Slab) error {
 			r.send(opMapRO, s, s.ro)
 		}
 	}
+	z.changedLocked() // room for the tensors of dead workers' slabs
 	return nil
+}
+
+// changedLocked calls Config.Changed if a retired slab holds tensors.
+func (z *Zone) changedLocked() {
+	if z.cfg.Changed == nil {
+		return
+	}
+	for _, s := range z.slabs {
+		if s.retired && len(s.paths) > 0 {
+			z.cfg.Changed()
+			return
+		}
+	}
 }
 
 // Retire is called when s's worker is dead: s gives no new block and is
@@ -158,6 +175,7 @@ func (z *Zone) Retire(s *Slab) {
 	defer z.mu.Unlock()
 	s.retired = true
 	z.closeIfDoneLocked(s)
+	z.changedLocked()
 }
 
 func (z *Zone) closeIfDoneLocked(s *Slab) {

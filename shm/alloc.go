@@ -98,6 +98,17 @@ func (a *Allocator) Lookup(off int64, gen uint64) (Block, error) {
 	return *b, nil
 }
 
+// Block returns the live block at off.
+func (a *Allocator) Block(off int64) (Block, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b, ok := a.used[off]
+	if !ok {
+		return Block{}, fmt.Errorf("%w: offset %d", ErrStale, off)
+	}
+	return *b, nil
+}
+
 // SetOwner hands a block to a new owner ("" once committed: no one may
 // write it).
 func (a *Allocator) SetOwner(off int64, gen uint64, owner string) error {

@@ -151,7 +151,7 @@ func (s *Supervisor) attempt(ctx context.Context, p process, req *protocol.Execu
 			if contract.Op(w.Op) != contract.OpSet {
 				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: a HEAVY path is set or deleted, never appended to", req.Process), Path: w.Path}
 			}
-			_, ref, err := s.zone.Claim(res.Slab, res.ID, owner, w.Value)
+			_, ref, err := s.zone.Claim(res.Slab, res.ID, owner, w.Path, w.Value)
 			if err != nil {
 				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: %v", req.Process, err), Path: w.Path}
 			}

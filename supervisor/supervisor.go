@@ -62,6 +62,12 @@ type Supervisor struct {
 	runner *cas.Runner
 	pools  []*pool.Pool
 	zone   *heavy.Zone
+	// evac wakes the evacuator (owned by s, stopped by evacStop) when a
+	// dead worker's slab holds tensors it could move.
+	evac     chan struct{}
+	evacStop chan struct{}
+	evacDone sync.WaitGroup
+	evacOnce sync.Once
 	procs  map[string]process
 	names  []string
 	ln     *ipc.Listener
@@ -77,7 +83,7 @@ type Supervisor struct {
 	connMu sync.Mutex
 	conns  map[*ipc.Conn]struct{}
 
-	commits, conflicts, retries, vips, failures, redispatches atomic.Uint64
+	commits, conflicts, retries, vips, failures, redispatches, moves atomic.Uint64
 }
 
 type process struct {
@@ -103,7 +109,17 @@ func Start(cfg Config) (*Supervisor, error) {
 		cfg.MaxPerClient = 1024
 	}
 	arb := vip.New(vip.Config{Strict: cfg.Mode == cas.Strict})
-	zone, err := heavy.New(heavy.Config{Size: cfg.HeavySize, Workers: cfg.Workers * len(cfg.Plugins), InlineMax: cfg.HeavyInline, Log: cfg.Log.With().Str("zone", "heavy").Logger()})
+	evac := make(chan struct{}, 1)
+	zone, err := heavy.New(heavy.Config{
+		Size: cfg.HeavySize, Workers: cfg.Workers * len(cfg.Plugins), InlineMax: cfg.HeavyInline,
+		Changed: func() {
+			select {
+			case evac <- struct{}{}:
+			default:
+			}
+		},
+		Log: cfg.Log.With().Str("zone", "heavy").Logger(),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
@@ -112,7 +128,7 @@ func Start(cfg Config) (*Supervisor, error) {
 		Watch:   func(p contract.Path) bool { return p.InZone(contract.ZoneHeavy) },
 		Dropped: func(_ contract.Path, v []byte) { zone.Drop(v) },
 	})
-	s := &Supervisor{cfg: cfg, store: store, arb: arb, zone: zone, procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
+	s := &Supervisor{cfg: cfg, store: store, arb: arb, zone: zone, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	for i, cmd := range cfg.Plugins {
@@ -131,6 +147,7 @@ func Start(cfg Config) (*Supervisor, error) {
 		}
 	}
 	s.names = slices.Sorted(maps.Keys(s.procs))
+	s.evacDone.Go(s.evacuator)
 	if cfg.Socket != "" {
 		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame, Blocking: true})
 		if err != nil {
@@ -172,10 +189,17 @@ func (s *Supervisor) register(p *pool.Pool) error {
 func (s *Supervisor) closePools() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.stopEvacuator()
 	for _, p := range s.pools {
 		p.Close(ctx)
 	}
 	s.zone.Close()
+}
+
+// stopEvacuator stops the evacuator (once) and waits for it.
+func (s *Supervisor) stopEvacuator() {
+	s.evacOnce.Do(func() { close(s.evacStop) })
+	s.evacDone.Wait()
 }
 
 // Addr returns the client socket's path, or "" without one.
@@ -267,6 +291,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.connMu.Unlock()
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelClose()
+	s.stopEvacuator() // no tensor moves while the workers stop
 	for _, p := range s.pools {
 		p.Close(closeCtx)
 	}
