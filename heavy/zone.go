@@ -58,7 +58,7 @@ type Slab struct {
 	id      uint32
 	region  *shm.Region
 	alloc   *shm.Allocator
-	ro      *os.File // read-only reopen, for readers
+	ro      *os.File         // read-only reopen, for readers
 	paths   map[int64]string // committed blocks: offset -> path
 	sealed  bool
 	retired bool // its worker is dead: no new block; closed once empty

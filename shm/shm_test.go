@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -277,6 +278,27 @@ func FuzzDescriptorCheck(f *testing.F) {
 		}
 		if (last+1)*d.DType.Size() > d.Len {
 			t.Fatalf("accepted %+v reaching element %d", d, last)
+		}
+	})
+}
+
+func FuzzParseDescriptor(f *testing.F) {
+	f.Add([]byte(`{"slab":1,"off":64,"len":16,"gen":1,"dtype":"F32","shape":[4]}`))
+	f.Add([]byte(`{"dtype":"U8","shape":[2],"len":2,"data":"AQI="}`))
+	f.Add([]byte(`{"dtype":"F64","shape":[2,2],"strides":[2,1],"len":32,"slab":2,"off":128,"gen":9}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := ParseDescriptor(b, 1024)
+		if err != nil {
+			return
+		}
+		if !d.DType.valid() || d.Len < 0 {
+			t.Fatalf("accepted %+v", d)
+		}
+		if d.Inline() && int64(len(d.Data)) != d.Len {
+			t.Fatalf("inline %+v", d)
+		}
+		if _, err := json.Marshal(d); err != nil {
+			t.Fatalf("accepted a descriptor it cannot write back: %v", err)
 		}
 	})
 }
