@@ -68,9 +68,9 @@ type Supervisor struct {
 	evacStop chan struct{}
 	evacDone sync.WaitGroup
 	evacOnce sync.Once
-	procs  map[string]process
-	names  []string
-	ln     *ipc.Listener
+	procs    map[string]process
+	names    []string
+	ln       *ipc.Listener
 
 	base     context.Context // canceled when draining times out
 	cancel   context.CancelFunc
