@@ -2,7 +2,10 @@ package protocol
 
 //go:generate go run github.com/tinylib/msgp -file messages.go -o messages_gen.go -tests=false -io=false
 
-//msgp:limit arrays:65536 maps:1024
+// The array limit also bounds bin and str lengths: it is the largest frame
+// (a value is bounded by its frame; Check has verified every length fits
+// the bytes left before any decode). Arrays of structs have their own.
+//msgp:limit arrays:1073741824 maps:1024
 //msgp:tuple Hello ProcessInfo Welcome Dispatch Entry Result Write Error Cancel Ping Execute Reply Get GetReply Status StatusReply WorkerStatus Refuse Alloc Grant Mapped HeavyStatus
 
 // Hello is a worker's first frame: who it is and what it can run.

@@ -8,7 +8,7 @@ import (
 
 // Size limits for msgp deserialization
 const (
-	z2c18a699limitArrays = 65536
+	z2c18a699limitArrays = 1073741824
 	z2c18a699limitMaps   = 1024
 )
 

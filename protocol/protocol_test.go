@@ -172,3 +172,23 @@ func TestAllocationBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeValues: values as large as the frame allows decode (a limit
+// of 64 KiB on every bin field once made any larger value a bad frame,
+// which killed the worker that sent it).
+func TestLargeValues(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 4<<20)
+	for _, m := range []Message{
+		&Result{ID: 1, Writes: []Write{{Path: "domain.a", Op: 1, Value: big}}, Result: big},
+		&Execute{ID: 1, Process: "p", Args: big},
+		&Dispatch{ID: 1, Inputs: []Entry{{Path: "domain.a", Value: big}}, Args: big},
+	} {
+		b, err := AppendFrame(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Decode(m.Kind(), b[5:]); err != nil {
+			t.Fatalf("%s with 4 MiB values: %v", m.Kind(), err)
+		}
+	}
+}
