@@ -194,10 +194,16 @@ func tensorFill(ctx *worker.Ctx, in FillArgs) (worker.None, error) {
 	if err != nil {
 		return worker.None{}, err
 	}
-	for i := range xs {
-		xs[i] = in.Value
-	}
+	FillF32(xs, in.Value)
 	return worker.None{}, nil
+}
+
+// FillF32 sets every element of xs to v (what tensor.fill runs, and the
+// in-process baseline of its benchmark).
+func FillF32(xs []float32, v float32) {
+	for i := range xs {
+		xs[i] = v
+	}
 }
 
 // KeyArgs name one tensor.

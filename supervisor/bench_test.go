@@ -39,6 +39,8 @@ func benchPeer() bool {
 		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: pluginHandshake, Plugins: plugin.PluginSet{"echo": &echoPlugin{}}})
 	case "spawn":
 		os.Stdout.Write([]byte{1})
+	case "sink":
+		sink()
 	default:
 		return false
 	}

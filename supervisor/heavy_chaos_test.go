@@ -148,9 +148,15 @@ func TestHeavyReclaimUnderWorkerKills(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st = h.s.Heavy()
-	if st.InUse != 0 || st.Blocks != 0 || st.Retired != 0 || st.Held != int64(st.Slabs)*st.SlabSize {
-		t.Fatalf("after replacing every tensor: %+v", st)
+	for deadline := time.Now().Add(10 * time.Second); ; { // a move in flight holds a snapshot
+		st = h.s.Heavy()
+		if st.InUse == 0 && st.Blocks == 0 && st.Retired == 0 && st.Held == int64(st.Slabs)*st.SlabSize {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after replacing every tensor: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	// Workers unmapped the closed slabs (the Unmap packets arrive
 	// asynchronously; give them a moment).
