@@ -29,12 +29,17 @@ type Config struct {
 	// committed tensors that could move to a live slab (see Evacuees). It
 	// runs under the zone's lock: it must only signal.
 	Changed func()
+	// Reclaim, when set, is called (without the zone's lock) when an
+	// allocation finds no room, before it is tried once more: the
+	// supervisor frees there the tensors that no snapshot sees any more
+	// but that no commit has collected yet.
+	Reclaim func()
 	Log     zerolog.Logger
 }
 
 // DefaultInlineMax is the default inline limit (see docs/HEAVY.md for the
 // measurement behind it).
-const DefaultInlineMax = 16 << 10
+const DefaultInlineMax = 2 << 10
 
 // ErrNoSlab is returned by NewSlab when the zone is off or the slabs of
 // dead workers, still holding committed tensors, use the whole spare
@@ -225,16 +230,24 @@ func (z *Zone) Alloc(s *Slab, n int64, dispatch uint64) (shm.Block, error) {
 	if s == nil {
 		return shm.Block{}, fmt.Errorf("%w: this worker has no slab (see the supervisor's log)", shm.ErrArenaFull)
 	}
+	b, err := z.alloc(s, n, dispatch)
+	if errors.Is(err, shm.ErrArenaFull) && z.cfg.Reclaim != nil {
+		z.cfg.Reclaim()
+		b, err = z.alloc(s, n, dispatch)
+	}
+	if err != nil {
+		return b, fmt.Errorf("%w (a worker's slab is --heavy-size/--workers = %d bytes)", err, z.slabSize)
+	}
+	return b, nil
+}
+
+func (z *Zone) alloc(s *Slab, n int64, dispatch uint64) (shm.Block, error) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	if s.retired {
 		return shm.Block{}, fmt.Errorf("heavy: slab %d is retired", s.id)
 	}
-	b, err := s.alloc.Alloc(n, dispatchOwner(dispatch))
-	if err != nil {
-		return b, fmt.Errorf("%w (a worker's slab is --heavy-size/--workers = %d bytes)", err, z.slabSize)
-	}
-	return b, nil
+	return s.alloc.Alloc(n, dispatchOwner(dispatch))
 }
 
 // Bytes returns the bytes of a block the supervisor validated, read

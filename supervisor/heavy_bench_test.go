@@ -199,6 +199,7 @@ func BenchmarkHeavyFill(b *testing.B) {
 		demo.FillF32(local, 2)
 		inproc = append(inproc, time.Since(t))
 	}
+	b.Logf("fills %v, in process %v", worker, inproc)
 	w, l := median(worker), median(inproc)
 	b.ReportMetric(float64(w.Milliseconds()), "fill-commit-ms")
 	b.ReportMetric(float64(l.Milliseconds()), "inprocess-fill-ms")
@@ -255,26 +256,36 @@ func BenchmarkHeavyStart(b *testing.B) {
 	b.ReportMetric(extra.Seconds()/base.Seconds(), "start-ratio")
 }
 
-// BenchmarkHeavyInline: tensor.peek of tensors from 1 KiB to 256 KiB,
-// inline (their bytes in the dispatch) against through the arena, to
-// choose the inline limit.
+// BenchmarkHeavyInline: tensor.fill and tensor.peek of tensors from
+// 1 KiB to 256 KiB, inline (their bytes in the messages) against through
+// the arena, to choose the inline limit.
 func BenchmarkHeavyInline(b *testing.B) {
-	for _, size := range []int64{1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10} {
-		for _, mode := range []string{"inline", "arena"} {
-			b.Run(mode+"-"+shmSize(size), func(b *testing.B) {
-				inline := 1 << 20 // everything here inline
-				if mode == "arena" {
-					inline = 64 // nothing inline
-				}
-				h := heavySupervisor(b, 1, 64<<20, inline)
-				c := benchClient(b, h)
-				execB(b, c, "tensor.fill", map[string]any{"key": "t", "n": size / 4, "value": 1})
-				latency(b, func() { execB(b, c, "tensor.peek", map[string]any{"key": "t", "index": 0}) })
-			})
+	for _, op := range []string{"fill", "peek"} {
+		for _, size := range []int64{64, 256, 1 << 10, 2 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10} {
+			for _, mode := range []string{"inline", "arena"} {
+				b.Run(op+"-"+mode+"-"+shmSize(size), func(b *testing.B) {
+					inline := 1 << 20 // everything here inline
+					if mode == "arena" {
+						inline = 1 // nothing inline
+					}
+					h := heavySupervisor(b, 1, 64<<20, inline)
+					c := benchClient(b, h)
+					fill := map[string]any{"key": "t", "n": size / 4, "value": 1}
+					execB(b, c, "tensor.fill", fill)
+					if op == "fill" {
+						latency(b, func() { execB(b, c, "tensor.fill", fill) })
+						return
+					}
+					latency(b, func() { execB(b, c, "tensor.peek", map[string]any{"key": "t", "index": 0}) })
+				})
+			}
 		}
 	}
 }
 
 func shmSize(n int64) string {
+	if n < 1<<10 {
+		return strconv.FormatInt(n, 10) + "B"
+	}
 	return strconv.FormatInt(n>>10, 10) + "KiB"
 }

@@ -110,6 +110,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	}
 	arb := vip.New(vip.Config{Strict: cfg.Mode == cas.Strict})
 	evac := make(chan struct{}, 1)
+	var reclaim func() // the store's Collect, once the store exists
 	zone, err := heavy.New(heavy.Config{
 		Size: cfg.HeavySize, Workers: cfg.Workers * len(cfg.Plugins), InlineMax: cfg.HeavyInline,
 		Changed: func() {
@@ -118,7 +119,8 @@ func Start(cfg Config) (*Supervisor, error) {
 			default:
 			}
 		},
-		Log: cfg.Log.With().Str("zone", "heavy").Logger(),
+		Reclaim: func() { reclaim() },
+		Log:     cfg.Log.With().Str("zone", "heavy").Logger(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
@@ -128,6 +130,7 @@ func Start(cfg Config) (*Supervisor, error) {
 		Watch:   func(p contract.Path) bool { return p.InZone(contract.ZoneHeavy) },
 		Dropped: func(_ contract.Path, v []byte) { zone.Drop(v) },
 	})
+	reclaim = store.Collect
 	s := &Supervisor{cfg: cfg, store: store, arb: arb, zone: zone, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
 	s.base, s.cancel = context.WithCancel(context.Background())
