@@ -14,6 +14,7 @@ import (
 
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/protocol"
 )
 
 // The HEAVY benchmarks move 1 GiB tensors: they need about 3 GiB of
@@ -124,16 +125,18 @@ func prefaulted(n int64) []float32 {
 }
 
 // BenchmarkHeavyHandoff: tensor.peek of one element of a 1 GiB tensor
-// against the same peek of a 4 KiB tensor (inline: its bytes travel in
-// the dispatch) and against copying 1 GiB through a Unix socket to
-// another process, all in one run.
+// against the same peek of a 4 KiB tensor, and against copying 1 GiB
+// through a Unix socket to another process, all in one run. The peeks go
+// through a client (two hops); dispatch-peek is the supervisor-to-worker
+// handoff alone (an in-process Execute).
 func BenchmarkHeavyHandoff(b *testing.B) {
 	big := tensorBytes()
 	h := heavySupervisor(b, 1, big+64<<20, 0)
 	c := benchClient(b, h)
 	execB(b, c, "tensor.fill", map[string]any{"key": "big", "n": big / 4, "value": 1})
 	execB(b, c, "tensor.fill", map[string]any{"key": "small", "n": 1024, "value": 1})
-	var small, large []time.Duration
+	var small, large, direct []time.Duration
+	args := []byte(`{"key":"big","index":` + strconv.FormatInt(big/4-1, 10) + `}`)
 	for b.Loop() {
 		t := time.Now()
 		execB(b, c, "tensor.peek", map[string]any{"key": "small", "index": 1023})
@@ -141,6 +144,11 @@ func BenchmarkHeavyHandoff(b *testing.B) {
 		t = time.Now()
 		execB(b, c, "tensor.peek", map[string]any{"key": "big", "index": big/4 - 1})
 		large = append(large, time.Since(t))
+		t = time.Now() // the handoff alone: supervisor to worker and back, no client hop
+		if rep := h.s.Execute(context.Background(), &protocol.Execute{Process: "tensor.peek", Args: args}); rep.Err != nil {
+			b.Fatal(rep.Err)
+		}
+		direct = append(direct, time.Since(t))
 	}
 	b.StopTimer()
 	fd := peer(b, "sink", unix.SOCK_STREAM)
@@ -152,7 +160,9 @@ func BenchmarkHeavyHandoff(b *testing.B) {
 	for range 3 {
 		copies = append(copies, socketCopy(b, fd, src))
 	}
-	ps, pl, cp := median(small), median(large), slices.Min(copies)
+	ps, pl, pd, cp := median(small), median(large), median(direct), slices.Min(copies)
+	b.ReportMetric(float64(pd.Microseconds()), "dispatch-peek-1GiB-µs")
+	b.ReportMetric(float64(cp)/float64(pd), "socket-copy/dispatch-peek-1GiB")
 	b.ReportMetric(float64(ps.Microseconds()), "peek-4KiB-µs")
 	b.ReportMetric(float64(pl.Microseconds()), "peek-1GiB-µs")
 	b.ReportMetric(float64(cp.Milliseconds()), "socket-copy-ms")
@@ -215,7 +225,7 @@ func BenchmarkHeavyStart(b *testing.B) {
 	big := tensorBytes()
 	exe, _ := os.Executable()
 	start := func(size int64) time.Duration {
-		sock := filepath.Join(b.TempDir(), "s.sock")
+		sock := filepath.Join(b.TempDir(), "run", "s.sock")
 		t := time.Now()
 		s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: workers, Socket: sock, HeavySize: size, Log: zerolog.Nop()})
 		d := time.Since(t)
