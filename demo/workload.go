@@ -133,6 +133,15 @@ func Run(ctx context.Context, c *client.Client, w io.Writer, o Options) error {
 	}
 	checks = append(checks, fmt.Sprintf("every invocation committed within %d attempts", max(inc.maxTries, bank.maxTries, hot.maxTries)))
 
+	// 4. Tensors in the HEAVY zone: a large one handed over by descriptor.
+	tensorLine, err := tensors(ctx, c, st1.Heavy)
+	if err != nil {
+		return err
+	}
+	if tensorLine != "" {
+		checks = append(checks, tensorLine)
+	}
+
 	fmt.Fprintf(w, "%-20s %8s %10s %10s %12s %6s\n", "phase", "commits", "commits/s", "attempts", "max attempts", "VIP")
 	for _, p := range []phase{inc, bank, hot} {
 		fmt.Fprintf(w, "%-20s %8d %10.0f %10.2f %12d %6d\n", p.name, p.calls, float64(p.calls)/p.elapsed.Seconds(), float64(p.attempts)/float64(max(p.calls+p.failed, 1)), p.maxTries, p.vip)
@@ -142,6 +151,9 @@ func Run(ctx context.Context, c *client.Client, w io.Writer, o Options) error {
 	}
 	fmt.Fprintf(w, "\nsupervisor: version %d, %d commits, %d conflicts, %d retries, %d VIP tickets\n",
 		st1.Version, st1.Commits-st0.Commits, st1.Conflicts-st0.Conflicts, st1.Retries-st0.Retries, st1.VIP-st0.VIP)
+	if st2, err := c.Status(ctx); err == nil && st2.Heavy.Size > 0 {
+		fmt.Fprintf(w, "heavy zone: %d MiB in %d slabs, %d MiB in use in %d blocks\n", st2.Heavy.Size>>20, st2.Heavy.Slabs, st2.Heavy.InUse>>20, st2.Heavy.Blocks)
+	}
 	fmt.Fprintf(w, "\ninvariants checked:\n")
 	for _, c := range checks {
 		fmt.Fprintf(w, "  ok  %s\n", c)
@@ -196,4 +208,67 @@ func readInt(ctx context.Context, c *client.Client, path string) (int64, error) 
 	var n int64
 	err = json.Unmarshal(v.Entries[0].Value, &n)
 	return n, err
+}
+
+// tensors fills a tensor as large as a quarter of a worker's slab (at
+// most 256 MiB), sums and scales it in other invocations, and times a
+// peek at it against a peek at a 4 KiB tensor. It returns the checked
+// invariant, or "" when the zone is off.
+func tensors(ctx context.Context, c *client.Client, h protocol.HeavyStatus) (string, error) {
+	n := min(h.SlabSize/4, 256<<20) / 4
+	if n < 1<<10 {
+		return "", nil
+	}
+	if _, err := c.Exec(ctx, "tensor.fill", FillArgs{Key: "demo", N: n, Value: 0.5}); err != nil {
+		return "", err
+	}
+	if _, err := c.Exec(ctx, "tensor.fill", FillArgs{Key: "small", N: 1024, Value: 0.5}); err != nil {
+		return "", err
+	}
+	peek := func(key string, index int64) (time.Duration, error) {
+		best := time.Hour
+		for range 20 {
+			t := time.Now()
+			if _, err := c.Exec(ctx, "tensor.peek", PeekArgs{Key: key, Index: index}); err != nil {
+				return 0, err
+			}
+			best = min(best, time.Since(t))
+		}
+		return best, nil
+	}
+	big, err := peek("demo", n-1)
+	if err != nil {
+		return "", err
+	}
+	small, err := peek("small", 1023)
+	if err != nil {
+		return "", err
+	}
+	t := time.Now()
+	res, err := c.Exec(ctx, "tensor.sum", KeyArgs{Key: "demo"})
+	if err != nil {
+		return "", err
+	}
+	sumTime := time.Since(t)
+	var sum float64
+	if err := json.Unmarshal(res.Result, &sum); err != nil {
+		return "", err
+	}
+	if _, err := c.Exec(ctx, "tensor.scale", ScaleArgs{Src: "demo", Dst: "demo2", Factor: 2}); err != nil {
+		return "", err
+	}
+	res, err = c.Exec(ctx, "tensor.sum", KeyArgs{Key: "demo2"})
+	if err != nil {
+		return "", err
+	}
+	var sum2 float64
+	if err := json.Unmarshal(res.Result, &sum2); err != nil {
+		return "", err
+	}
+	if want := float64(n) / 2; sum != want || sum2 != 2*want {
+		return "", fmt.Errorf("%w: tensor sums %g and %g, want %g and %g", ErrInvariant, sum, sum2, want, 2*want)
+	}
+	mib := n * 4 >> 20
+	return fmt.Sprintf("tensors: %d MiB filled, summed (%.1f GB/s) and scaled by other invocations, sums exact; peek at %d MiB %s vs at 4 KiB %s",
+		mib, float64(n*4)/sumTime.Seconds()/1e9, mib, big.Round(time.Microsecond), small.Round(time.Microsecond)), nil
 }
