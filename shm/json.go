@@ -3,7 +3,6 @@ package shm
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 )
 
@@ -66,6 +65,3 @@ func ParseDescriptor(b []byte, maxInline int) (Descriptor, error) {
 
 // Inline reports whether the tensor's bytes are in the descriptor.
 func (d Descriptor) Inline() bool { return d.Slab == 0 }
-
-// ErrNotTensor is returned for a value that is not a descriptor at all.
-var ErrNotTensor = errors.New("shm: not a tensor")
