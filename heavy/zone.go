@@ -127,7 +127,7 @@ func (z *Zone) NewSlab() (*Slab, error) {
 		z.mu.Lock()
 		z.held -= z.slabSize
 		z.mu.Unlock()
-		return nil, fmt.Errorf("heavy: slab %d: %w", id, err)
+		return nil, fmt.Errorf("heavy: slab %d of %d bytes (--heavy-size/workers; lower --heavy-size to use less memory): %w", id, z.slabSize, err)
 	}
 	s := &Slab{id: id, region: r, alloc: shm.NewAllocator(r.Size()), ro: ro, paths: map[int64]string{}}
 	z.mu.Lock()
@@ -250,8 +250,10 @@ func (z *Zone) alloc(s *Slab, n int64, dispatch uint64) (shm.Block, error) {
 	return s.alloc.Alloc(n, dispatchOwner(dispatch))
 }
 
-// Bytes returns the bytes of a block the supervisor validated, read
-// through the supervisor's own mapping (for checksums and tests).
+// Bytes returns the bytes of a committed tensor, read through the
+// supervisor's own mapping (for checksums and tests). The caller must hold
+// a snapshot that sees d while it uses them: that keeps the block, and its
+// slab, alive.
 func (z *Zone) Bytes(d shm.Descriptor) ([]byte, error) {
 	if d.Inline() {
 		return d.Data, nil
