@@ -126,10 +126,17 @@ func latency(b *testing.B, op func()) {
 }
 
 func benchSupervisor(b *testing.B, workers int) *harness {
+	return benchSupervisorWith(b, Config{Workers: workers})
+}
+
+// benchSupervisorWith serves a supervisor of cfg, whose plugin (this test
+// binary), socket and log it sets, until the benchmark ends.
+func benchSupervisorWith(b *testing.B, cfg Config) *harness {
 	b.Helper()
 	exe, _ := os.Executable()
 	sock := filepath.Join(b.TempDir(), "run", "s.sock")
-	s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: workers, Socket: sock, Log: zerolog.Nop()})
+	cfg.Plugins, cfg.Socket, cfg.Log = [][]string{{exe}}, sock, zerolog.Nop()
+	s, err := Start(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -89,18 +89,7 @@ func socketCopy(b *testing.B, fd int, src []byte) time.Duration {
 }
 
 func heavySupervisor(b *testing.B, workers int, size int64, inline int) *harness {
-	b.Helper()
-	exe, _ := os.Executable()
-	sock := filepath.Join(b.TempDir(), "run", "s.sock")
-	s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: workers, Socket: sock, HeavySize: size, HeavyInline: inline, Log: zerolog.Nop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Serve(ctx); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
-	return &harness{s: s, sock: sock}
+	return benchSupervisorWith(b, Config{Workers: workers, HeavySize: size, HeavyInline: inline})
 }
 
 func execB(b *testing.B, c *client.Client, process string, args any) {
