@@ -298,6 +298,20 @@ func (z *Zone) Stats() Stats {
 	return st
 }
 
+// Describe lists every live block, by slab, with its owner ("" once
+// committed) and path: for diagnostics.
+func (z *Zone) Describe() []string {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	var out []string
+	for _, s := range z.slabs {
+		for _, b := range s.alloc.Blocks() {
+			out = append(out, fmt.Sprintf("slab %d (retired %v) block %d+%d gen %d owner %q path %q", s.id, s.retired, b.Off, b.Len, b.Gen, b.Owner, s.paths[b.Off]))
+		}
+	}
+	return out
+}
+
 // invocationOwner names the owner of the blocks inv claimed.
 func invocationOwner(inv string) string {
 	if strings.HasPrefix(inv, ownerInvocation) {

@@ -343,8 +343,15 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	pr.conn.Send(&protocol.Cancel{ID: id})
 	t := time.NewTimer(pr.pool.cfg.KillGrace)
 	defer t.Stop()
-	// Whatever happens now, nobody claims this dispatch's blocks.
-	defer pr.releaseBlocks(id)
+	// Whatever happens now, nobody claims this dispatch's blocks: forget
+	// the dispatch first, so that a late Alloc for it is refused, then free
+	// what it has.
+	defer func() {
+		pr.mu.Lock()
+		delete(pr.calls, id) // a nil map after the worker's death: a no-op
+		pr.mu.Unlock()
+		pr.releaseBlocks(id)
+	}()
 	select {
 	case <-ch:
 		pr.processed.Add(1)

@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -107,6 +108,18 @@ func (a *Allocator) Block(off int64) (Block, error) {
 		return Block{}, fmt.Errorf("%w: offset %d", ErrStale, off)
 	}
 	return *b, nil
+}
+
+// Blocks returns every live block, by offset.
+func (a *Allocator) Blocks() []Block {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Block, 0, len(a.used))
+	for _, b := range a.used {
+		out = append(out, *b)
+	}
+	slices.SortFunc(out, func(x, y Block) int { return cmp.Compare(x.Off, y.Off) })
+	return out
 }
 
 // SetOwner hands a block to a new owner ("" once committed: no one may

@@ -135,7 +135,7 @@ func TestHeavyReclaimUnderWorkerKills(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("arena: %d bytes in %d blocks in use, committed tensors need %d bytes in %d blocks; evacuees %v", st.InUse, st.Blocks, want, blocks, h.s.zone.Evacuees())
+			t.Fatalf("arena: %d bytes in %d blocks in use, committed tensors need %d bytes in %d blocks; evacuees %v; blocks:\n%s", st.InUse, st.Blocks, want, blocks, h.s.zone.Evacuees(), strings.Join(h.s.zone.Describe(), "\n"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -154,7 +154,7 @@ func TestHeavyReclaimUnderWorkerKills(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after replacing every tensor: %+v", st)
+			t.Fatalf("after replacing every tensor: %+v; blocks:\n%s", st, strings.Join(h.s.zone.Describe(), "\n"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
