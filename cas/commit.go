@@ -75,11 +75,16 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 		return Result{}, err
 	}
 	v := s.version + 1
-	s.apply(v, delta)
+	changes := s.apply(v, delta)
 	s.version = v
 	s.hist.advance(v)
+	var result []byte
 	if opts.OpID != "" {
-		s.ids.put(opts.OpID, outcome{ver: v, result: slices.Clone(opts.Result)})
+		result = slices.Clone(opts.Result)
+		s.ids.put(opts.OpID, outcome{ver: v, result: result})
+	}
+	if s.committed != nil {
+		s.committed(Commit{Version: v, Changes: changes, OpID: opts.OpID, Result: result})
 	}
 	s.hist.collect(s)
 	return Result{Version: v}, nil
@@ -170,21 +175,39 @@ func (s *Store) changed(snap Version, reads []contract.Path, delta Delta) []cont
 	return out
 }
 
-// apply writes delta at version v (write lock held, delta checked).
-func (s *Store) apply(v Version, delta Delta) {
+// apply writes delta at version v (write lock held, delta checked) and,
+// when a journal listens, returns the changes it made.
+func (s *Store) apply(v Version, delta Delta) []Change {
+	var changes []Change
+	if s.committed != nil {
+		changes = make([]Change, 0, len(delta))
+	}
 	for _, w := range delta {
 		switch w.Op {
 		case contract.OpSet:
-			s.push(s.ensure(w.Path), v, w.Value, false)
+			n := s.ensure(w.Path)
+			s.push(n, v, w.Value, false)
+			if changes != nil {
+				changes = append(changes, Change{Path: w.Path, Value: n.head.val})
+			}
 		case contract.OpDelete:
 			s.push(s.ensure(w.Path), v, nil, true)
+			if changes != nil {
+				changes = append(changes, Change{Path: w.Path, Deleted: true})
+			}
 		case contract.OpAppend:
 			root := s.ensure(w.Path)
 			seq := root.nextSeq
 			root.nextSeq++
-			s.push(s.ensure(entryPath(w.Path, seq)), v, w.Value, false)
+			p := entryPath(w.Path, seq)
+			n := s.ensure(p)
+			s.push(n, v, w.Value, false)
+			if changes != nil {
+				changes = append(changes, Change{Path: p, Value: n.head.val, Root: w.Path, Seq: seq})
+			}
 		}
 	}
+	return changes
 }
 
 // entryPath names the seq-th entry of the log at root.

@@ -46,6 +46,29 @@ type Config struct {
 	// Watch selects the paths whose dropped values go to Dropped; nil
 	// selects none.
 	Watch func(contract.Path) bool
+	// Committed, when set, is called with every commit as it is applied,
+	// under the store's write lock and in version order: what a journal
+	// needs to make it durable. It must be quick (queue it) and must not
+	// call the store. The Commit and its slices are the callee's to keep.
+	Committed func(Commit)
+}
+
+// Commit is one applied commit, as a journal records it.
+type Commit struct {
+	Version Version
+	Changes []Change
+	OpID    string // "" for none
+	Result  []byte // stored with OpID
+}
+
+// Change is one path's new state in a commit. An append is the set of its
+// entry's path; Root and Seq name the LOG and the entry's number.
+type Change struct {
+	Path    contract.Path
+	Value   []byte // nil when Deleted
+	Deleted bool
+	Root    contract.Path // for an append: the LOG root ("" otherwise)
+	Seq     uint64        // for an append: the entry's number
 }
 
 // DefaultOpIDWindow is the number of op ids remembered when
@@ -55,9 +78,10 @@ const DefaultOpIDWindow = 1 << 16
 // Store is the Context: every path's versioned value. It is safe for
 // concurrent use.
 type Store struct {
-	arb     *vip.Arbiter
-	dropped func(contract.Path, []byte)
-	watch   func(contract.Path) bool
+	arb       *vip.Arbiter
+	dropped   func(contract.Path, []byte)
+	watch     func(contract.Path) bool
+	committed func(Commit)
 
 	mu      sync.RWMutex
 	version Version
@@ -71,11 +95,12 @@ type Store struct {
 // New returns an empty store.
 func New(cfg Config) *Store {
 	s := &Store{
-		arb:     cfg.Arbiter,
-		dropped: cfg.Dropped,
-		watch:   cfg.Watch,
-		root:    &node{},
-		index:   make(map[contract.Path]*node),
+		arb:       cfg.Arbiter,
+		dropped:   cfg.Dropped,
+		watch:     cfg.Watch,
+		committed: cfg.Committed,
+		root:      &node{},
+		index:     make(map[contract.Path]*node),
 	}
 	s.hist.cur.Store(&epoch{})
 	s.ids.init(cfg.OpIDWindow)

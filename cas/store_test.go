@@ -3,6 +3,7 @@ package cas_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -330,5 +331,93 @@ func TestDroppedSeesEveryValueNoSnapshotSees(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"heavy.a=1", "heavy.a=2"}; !slices.Equal(got, want) {
 		t.Fatalf("dropped %v, want %v (domain.x is not watched)", got, want)
+	}
+}
+
+// TestRestoreReplaysCommits: the changes a journal sees, folded into a
+// State, restore a store that reads, versions, numbers LOG entries and
+// remembers op ids like the original.
+func TestRestoreReplaysCommits(t *testing.T) {
+	var commits []cas.Commit
+	orig := cas.New(cas.Config{Committed: func(c cas.Commit) { commits = append(commits, c) }})
+	ctx := context.Background()
+	commit := func(d cas.Delta, id string) {
+		t.Helper()
+		if _, err := orig.Commit(ctx, orig.Version(), nil, d, cas.Options{OpID: id, Result: []byte(`"r-` + id + `"`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var d cas.Delta
+	d.Set("domain.a", []byte("1"))
+	d.Set("domain.b", []byte("2"))
+	commit(d, "op-1")
+	d = nil
+	d.Append("domain.log", []byte(`"x"`))
+	d.Append("domain.log", []byte(`"y"`))
+	d.Delete("domain.b")
+	commit(d, "")
+	d = nil
+	d.Set("domain.a", []byte("3"))
+	commit(d, "op-3")
+
+	// Fold the journal into a State, as durable storage would.
+	st := cas.State{Seqs: map[contract.Path]uint64{}}
+	latest := map[contract.Path]cas.Entry{}
+	for _, c := range commits {
+		st.Version = c.Version
+		for _, ch := range c.Changes {
+			if ch.Deleted {
+				delete(latest, ch.Path)
+			} else {
+				latest[ch.Path] = cas.Entry{Path: ch.Path, Value: ch.Value, Version: c.Version}
+			}
+			if ch.Root != "" {
+				st.Seqs[ch.Root] = ch.Seq + 1
+			}
+		}
+		if c.OpID != "" {
+			st.OpIDs = append(st.OpIDs, cas.OpRecord{ID: c.OpID, Version: c.Version, Result: c.Result})
+		}
+	}
+	for _, e := range latest {
+		st.Entries = append(st.Entries, e)
+	}
+	got, err := cas.Restore(cas.Config{}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version() != 3 || got.Len() != orig.Len() {
+		t.Fatalf("version %d, %d paths; want 3, %d", got.Version(), got.Len(), orig.Len())
+	}
+	a, b := orig.Snapshot(), got.Snapshot()
+	defer a.Release()
+	defer b.Release()
+	if x, y := a.Subtree("domain"), b.Subtree("domain"); fmt.Sprint(x) != fmt.Sprint(y) {
+		t.Fatalf("restored %v, want %v", y, x)
+	}
+	if v, res, ok := got.Lookup("op-1"); !ok || v != 1 || string(res) != `"r-op-1"` {
+		t.Fatalf("op-1: %d %s %v", v, res, ok)
+	}
+	// The next append numbers after the restored ones; a stale snapshot
+	// version conflicts as it would have.
+	d = nil
+	d.Append("domain.log", []byte(`"z"`))
+	if _, err := got.Commit(ctx, got.Version(), nil, d, cas.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	c := got.Snapshot()
+	defer c.Release()
+	if n := len(c.Subtree("domain.log")); n != 3 {
+		t.Fatalf("log has %d entries after one more append, want 3", n)
+	}
+	var w cas.Delta
+	w.Set("domain.a", []byte("9"))
+	if _, err := got.Commit(ctx, 2, []contract.Path{"domain.a"}, w, cas.Options{}); !errors.Is(err, cas.ErrConflict) {
+		t.Fatalf("a commit from before the restore: %v, want a conflict", err)
+	}
+	bad := st
+	bad.Entries = append(slices.Clone(st.Entries), cas.Entry{Path: "domain.z", Value: []byte("1"), Version: 99})
+	if _, err := cas.Restore(cas.Config{}, bad); err == nil {
+		t.Fatal("an entry newer than the store was restored")
 	}
 }
