@@ -17,20 +17,20 @@ var Allowed = map[string][]string{
 	// The supervisor command also re-executes itself as the default worker
 	// (worker, demo), runs the --demo workload through a client (client,
 	// demo), and names the socket's default path and commit modes (ipc, cas).
-	"cmd/theus-supervisor": {"supervisor", "cas", "ipc", "worker", "demo", "client"},
+	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client"},
 	"cmd/theusctl":         {"client", "protocol"},
 	"cmd/theus-worker":     {"worker", "demo"},
 	"demo":                 {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention":  {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":           {"worker"},
-	"supervisor":           {"pool", "heavy", "cas", "vip", "shm", "ipc", "protocol", "store", "store/*", "contract"},
+	"supervisor":           {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract"},
 	"client":               {"ipc", "protocol"},
 	"worker":               {"ipc", "protocol", "shm", "heavy", "contract"},
 	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
 	"pool":                 {"ipc", "protocol", "shm", "heavy"},
 	"heavy":                {"shm", "ipc"},
 	"cas":                  {"contract", "vip"},
-	"store/*":              {"cas", "contract"},
+	"durable":              {"cas", "contract"},
 	"ipc":                  {"protocol"},
 	"shm":                  {},
 	"vip":                  {},

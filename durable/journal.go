@@ -1,0 +1,386 @@
+package durable
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/theus-run/theus/cas"
+)
+
+// Mode says when a commit is on disk, like Redis's appendfsync.
+type Mode uint8
+
+// The modes. The zero value is Sync.
+const (
+	// Sync: a commit is acknowledged only once it is on disk (fsynced);
+	// commits that arrive together share one fsync.
+	Sync Mode = iota
+	// Async: commits are written and fsynced every Interval; a crash
+	// loses the acknowledged commits of at most the last Interval and the
+	// batch being written.
+	Async
+	// None: nothing is written; the state lives in memory only.
+	None
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Sync:
+		return "sync"
+	case Async:
+		return "async"
+	}
+	return "none"
+}
+
+// ParseMode reads "sync", "async" or "none".
+func ParseMode(s string) (Mode, error) {
+	for _, m := range []Mode{Sync, Async, None} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("durable: mode %q: want sync, async or none", s)
+}
+
+// Config describes a journal.
+type Config struct {
+	Dir      string        // the state directory (created 0700)
+	Mode     Mode          // Sync or Async
+	Interval time.Duration // Async's flush interval; default 100ms
+	// OpIDWindow is how many op ids are kept (the store's window);
+	// default cas.DefaultOpIDWindow.
+	OpIDWindow int
+	// Fault, when set, is called at "before-write", "in-tx" (inside the
+	// transaction, after every change is written) and "after-sync"; an
+	// error it returns fails the batch as a disk error would. For tests.
+	Fault func(point string) error
+	Log   zerolog.Logger
+}
+
+// FileName is the state file's name in its directory.
+const FileName = "theus.db"
+
+// ErrFailed is wrapped by Wait once a batch could not be written: the
+// journal accepts nothing more, and nothing after the last durable
+// version may be acknowledged.
+var ErrFailed = errors.New("durable: the journal failed")
+
+// Journal writes commits to the state file.
+type Journal struct {
+	cfg  Config
+	db   *bolt.DB
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex
+	queue   []cas.Commit
+	durable cas.Version
+	err     error
+	changed chan struct{} // closed and replaced when durable or err change
+	failed  chan struct{} // closed when err is set
+	opseq   uint64        // the next op id's place in the window
+	ops     int           // op ids in the window
+	batches uint64        // transactions (fsyncs) so far
+	commits uint64        // commits written so far
+}
+
+// Stats counts what the journal wrote: Commits in Batches transactions,
+// one fsync each; Commits/Batches is the group-commit factor.
+type Stats struct {
+	Durable          cas.Version
+	Batches, Commits uint64
+}
+
+// Stats returns the journal's counters.
+func (j *Journal) Stats() Stats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return Stats{Durable: j.durable, Batches: j.batches, Commits: j.commits}
+}
+
+// Open opens (or creates) the state file in cfg.Dir, checks all of it
+// and returns the journal and the state to restore. A file that is
+// corrupt, of a newer format, or held by another process is an error
+// (ErrCorrupt, ErrNewerFormat, ErrLocked) and is left as it was: it is
+// first opened read-only and read in full, and written only after that.
+func Open(cfg Config) (*Journal, cas.State, error) {
+	if cfg.Mode != Sync && cfg.Mode != Async {
+		return nil, cas.State{}, fmt.Errorf("durable: open in mode %s", cfg.Mode)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 100 * time.Millisecond
+	}
+	if cfg.OpIDWindow == 0 {
+		cfg.OpIDWindow = cas.DefaultOpIDWindow
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, cas.State{}, fmt.Errorf("durable: state directory: %w", err)
+	}
+	path := filepath.Join(cfg.Dir, FileName)
+	var st cas.State
+	if _, err := os.Stat(path); err == nil {
+		if st, err = readAll(path); err != nil {
+			return nil, cas.State{}, err
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, cas.State{}, fmt.Errorf("%w: %s", ErrLocked, path)
+		}
+		return nil, cas.State{}, fmt.Errorf("durable: open %s: %w", path, err)
+	}
+	if err := db.Update(initialize); err != nil {
+		db.Close()
+		return nil, cas.State{}, fmt.Errorf("durable: initialize %s: %w", path, err)
+	}
+	j := &Journal{cfg: cfg, db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}), failed: make(chan struct{}), durable: st.Version}
+	err = db.View(func(tx *bolt.Tx) error {
+		b, err := open([]byte("opseq"), tx.Bucket(bucketMeta).Get([]byte("opseq")))
+		if err != nil || len(b) != 8 {
+			return fmt.Errorf("%w: no opseq record", ErrCorrupt)
+		}
+		j.opseq = binary.LittleEndian.Uint64(b)
+		j.ops = tx.Bucket(bucketOrder).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, cas.State{}, err
+	}
+	go j.run()
+	return j, st, nil
+}
+
+// readAll opens path read-only and reads all of it, turning a panic of
+// bbolt's on a damaged page into ErrCorrupt.
+func readAll(path string) (st cas.State, err error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		switch {
+		case errors.Is(err, bolt.ErrTimeout):
+			return st, fmt.Errorf("%w: %s", ErrLocked, path)
+		case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch):
+			return st, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+		}
+		return st, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	}
+	defer db.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
+		}
+	}()
+	err = db.View(func(tx *bolt.Tx) error {
+		var e error
+		st, e = load(tx)
+		return e
+	})
+	if err != nil {
+		return cas.State{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, nil
+}
+
+// Append queues a commit (cas.Config.Committed: under the store's lock,
+// in version order).
+func (j *Journal) Append(c cas.Commit) {
+	j.mu.Lock()
+	j.queue = append(j.queue, c)
+	j.mu.Unlock()
+	if j.cfg.Mode == Sync {
+		select {
+		case j.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Wait returns once version v is on disk, or with ErrFailed, or ctx's
+// error. In Async mode it waits for nothing but a failure.
+func (j *Journal) Wait(ctx context.Context, v cas.Version) error {
+	for {
+		j.mu.Lock()
+		durable, err, ch := j.durable, j.err, j.changed
+		j.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if durable >= v || j.cfg.Mode == Async {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Durable returns the newest version on disk.
+func (j *Journal) Durable() cas.Version {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.durable
+}
+
+// Failed is closed once the journal has failed; Err says why.
+func (j *Journal) Failed() <-chan struct{} { return j.failed }
+
+// Err returns why the journal failed, or nil.
+func (j *Journal) Err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
+}
+
+// Close writes what is queued and closes the file.
+func (j *Journal) Close() error {
+	close(j.stop)
+	<-j.done
+	return errors.Join(j.Err(), j.db.Close())
+}
+
+// run is the committer: it writes the queue in batches, one transaction
+// (one fsync) per batch, until Close; after a failure it writes nothing.
+func (j *Journal) run() {
+	defer close(j.done)
+	var tick <-chan time.Time
+	if j.cfg.Mode == Async {
+		t := time.NewTicker(j.cfg.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		stopping := false
+		select {
+		case <-j.kick:
+		case <-tick:
+		case <-j.stop:
+			stopping = true
+		}
+		if !j.flush() || stopping {
+			return
+		}
+	}
+}
+
+// flush writes the queue; false once the journal has failed.
+func (j *Journal) flush() bool {
+	j.mu.Lock()
+	batch := j.queue
+	j.queue = nil
+	j.mu.Unlock()
+	if len(batch) == 0 {
+		return true
+	}
+	err := j.write(batch)
+	j.mu.Lock()
+	if err != nil {
+		j.err = fmt.Errorf("%w: %w", ErrFailed, err)
+		close(j.failed)
+	} else {
+		j.durable = batch[len(batch)-1].Version
+		j.batches++
+		j.commits += uint64(len(batch))
+	}
+	close(j.changed)
+	j.changed = make(chan struct{})
+	j.mu.Unlock()
+	if err != nil {
+		j.cfg.Log.Error().Err(err).Uint64("durable", uint64(j.Durable())).Msg("the journal failed: nothing more will be acknowledged")
+		return false
+	}
+	return true
+}
+
+func (j *Journal) fault(point string) error {
+	if j.cfg.Fault == nil {
+		return nil
+	}
+	return j.cfg.Fault(point)
+}
+
+// write puts a batch in one transaction: bbolt writes its pages, fsyncs,
+// writes the meta page and fsyncs again before Update returns.
+func (j *Journal) write(batch []cas.Commit) error {
+	if err := j.fault("before-write"); err != nil {
+		return err
+	}
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		paths, seqs := tx.Bucket(bucketPaths), tx.Bucket(bucketSeqs)
+		ops, order, meta := tx.Bucket(bucketOps), tx.Bucket(bucketOrder), tx.Bucket(bucketMeta)
+		for _, c := range batch {
+			for _, ch := range c.Changes {
+				key := []byte(ch.Path)
+				var err error
+				if ch.Deleted {
+					err = paths.Delete(key)
+				} else {
+					err = paths.Put(key, pathRecord(key, c.Version, ch.Value))
+				}
+				if err == nil && ch.Root != "" {
+					root := []byte(ch.Root)
+					err = seqs.Put(root, record(root, binary.LittleEndian.AppendUint64(nil, ch.Seq+1)))
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if c.OpID == "" {
+				continue
+			}
+			id := []byte(c.OpID)
+			if old := ops.Get(id); old != nil { // reused after it left the window
+				if b, err := open(id, old); err == nil && len(b) >= 16 {
+					if err := order.Delete(seqKey(binary.LittleEndian.Uint64(b[8:]))); err != nil {
+						return err
+					}
+					j.ops--
+				}
+			}
+			if err := ops.Put(id, opRecord(id, c.Version, j.opseq, c.Result)); err != nil {
+				return err
+			}
+			if err := order.Put(seqKey(j.opseq), id); err != nil {
+				return err
+			}
+			j.opseq++
+			j.ops++
+		}
+		// The window: the oldest op ids go, as they do from the store's.
+		cur := order.Cursor()
+		for k, id := cur.First(); k != nil && j.ops > j.cfg.OpIDWindow; k, id = cur.First() {
+			if err := ops.Delete(id); err != nil {
+				return err
+			}
+			if err := cur.Delete(); err != nil {
+				return err
+			}
+			j.ops--
+		}
+		last := batch[len(batch)-1].Version
+		if err := meta.Put([]byte("version"), record([]byte("version"), binary.LittleEndian.AppendUint64(nil, uint64(last)))); err != nil {
+			return err
+		}
+		if err := meta.Put([]byte("opseq"), record([]byte("opseq"), binary.LittleEndian.AppendUint64(nil, j.opseq))); err != nil {
+			return err
+		}
+		return j.fault("in-tx")
+	})
+	if err != nil {
+		return err
+	}
+	return j.fault("after-sync")
+}
