@@ -38,6 +38,7 @@ const (
 	CodeInternal          = "internal"           // a bug in theus
 	CodeArenaFull         = "arena_full"         // the worker's HEAVY slab has no block that large free
 	CodeBadTensor         = "bad_tensor"         // a HEAVY value that is not a valid tensor of the caller's
+	CodeNotDurable        = "not_durable"        // the supervisor can no longer write commits to disk
 )
 
 // Sentinels for errors.Is.
@@ -57,4 +58,5 @@ var (
 	ErrInternal          = &Error{Code: CodeInternal}
 	ErrArenaFull         = &Error{Code: CodeArenaFull}
 	ErrBadTensor         = &Error{Code: CodeBadTensor}
+	ErrNotDurable        = &Error{Code: CodeNotDurable}
 )

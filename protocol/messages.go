@@ -172,7 +172,15 @@ type StatusReply struct {
 	Workers   []WorkerStatus `msg:",limit=4096"`
 	Processes []string       `msg:",limit=4096"`
 	Heavy     HeavyStatus
-	Err       *Error
+	// Durability is "sync", "async" or "none"; Durable the newest version
+	// on disk, written in Batches transactions holding Persisted commits;
+	// LostTensors the HEAVY paths removed at the last start.
+	Durability  string
+	Durable     uint64
+	Batches     uint64
+	Persisted   uint64
+	LostTensors int64
+	Err         *Error
 }
 
 // HeavyStatus describes the HEAVY zone (all zero when it is off).

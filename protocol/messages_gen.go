@@ -1515,8 +1515,8 @@ func (z Status) Msgsize() (s int) {
 // MarshalMsg implements msgp.Marshaler
 func (z *StatusReply) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 12
-	o = append(o, 0x9c)
+	// array header, size 17
+	o = append(o, 0xdc, 0x0, 0x11)
 	o = msgp.AppendUint64(o, z.ID)
 	o = msgp.AppendUint64(o, z.Version)
 	o = msgp.AppendUint64(o, z.Commits)
@@ -1542,6 +1542,11 @@ func (z *StatusReply) MarshalMsg(b []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "Heavy")
 		return
 	}
+	o = msgp.AppendString(o, z.Durability)
+	o = msgp.AppendUint64(o, z.Durable)
+	o = msgp.AppendUint64(o, z.Batches)
+	o = msgp.AppendUint64(o, z.Persisted)
+	o = msgp.AppendInt64(o, z.LostTensors)
 	if z.Err == nil {
 		o = msgp.AppendNil(o)
 	} else {
@@ -1562,8 +1567,8 @@ func (z *StatusReply) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 12 {
-		err = msgp.ArrayError{Wanted: 12, Got: zb0001}
+	if zb0001 != 17 {
+		err = msgp.ArrayError{Wanted: 17, Got: zb0001}
 		return
 	}
 	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
@@ -1655,6 +1660,31 @@ func (z *StatusReply) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "Heavy")
 		return
 	}
+	z.Durability, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Durability")
+		return
+	}
+	z.Durable, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Durable")
+		return
+	}
+	z.Batches, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Batches")
+		return
+	}
+	z.Persisted, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Persisted")
+		return
+	}
+	z.LostTensors, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "LostTensors")
+		return
+	}
 	if msgp.IsNil(bts) {
 		bts, err = msgp.ReadNilBytes(bts)
 		if err != nil {
@@ -1697,7 +1727,7 @@ func (z *StatusReply) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *StatusReply) Msgsize() (s int) {
-	s = 1 + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.StringPrefixSize + len(z.Mode) + msgp.ArrayHeaderSize
+	s = 3 + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.StringPrefixSize + len(z.Mode) + msgp.ArrayHeaderSize
 	for za0001 := range z.Workers {
 		s += z.Workers[za0001].Msgsize()
 	}
@@ -1705,7 +1735,7 @@ func (z *StatusReply) Msgsize() (s int) {
 	for za0002 := range z.Processes {
 		s += msgp.StringPrefixSize + len(z.Processes[za0002])
 	}
-	s += z.Heavy.Msgsize()
+	s += z.Heavy.Msgsize() + msgp.StringPrefixSize + len(z.Durability) + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Int64Size
 	if z.Err == nil {
 		s += msgp.NilSize
 	} else {

@@ -143,11 +143,12 @@ func TestAllocationBounded(t *testing.T) {
 			}
 			b = append(b, 0xc4, 0, 0)
 		case KindStatusReply:
-			b = []byte{0x9c, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0x90, 0xdc, 0x10, 0x00}
+			b = []byte{0xdc, 0x00, 0x11, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0x90, 0xdc, 0x10, 0x00}
 			for range 4096 {
 				b = append(b, 0xa0)
 			}
 			b = append(b, 0x9a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) // HeavyStatus
+			b = append(b, 0xa0, 0, 0, 0, 0)                   // durability
 			b = append(b, 0xc0)
 		}
 		return b

@@ -36,6 +36,10 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 		return rep
 	}
 	defer s.inflight.Done()
+	if err := s.journalErr(); err != nil {
+		rep.Err = err
+		return rep
+	}
 	p, ok := s.procs[req.Process]
 	if !ok {
 		rep.Err = protocol.Errorf(protocol.CodeUnknownProcess, "no process %q; known: %s", req.Process, s.known())
@@ -83,6 +87,13 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 		}
 		s.failures.Add(1)
 		rep.Err = s.wireError(err)
+		return rep
+	}
+	// No reply before what it reports is on disk: the commit, the first
+	// commit of a duplicate op id, or the snapshot a read-only run saw.
+	if err := s.durableAt(ctx, r.Version); err != nil {
+		s.failures.Add(1)
+		rep.Err = err
 		return rep
 	}
 	rep.Version, rep.Attempts, rep.Conflicts = uint64(r.Version), uint32(r.Attempts), uint32(r.Conflicts)
@@ -213,6 +224,12 @@ func (s *Supervisor) Get(req *protocol.Get) *protocol.GetReply {
 	snap := s.store.Snapshot()
 	defer snap.Release()
 	rep.Version = uint64(snap.Version())
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.DefaultTimeout)
+	defer cancel()
+	if err := s.durableAt(ctx, snap.Version()); err != nil { // never show what a crash could take back
+		rep.Err = err
+		return rep
+	}
 	for _, e := range snap.Subtree(p) {
 		rep.Entries = append(rep.Entries, protocol.Entry{Path: string(e.Path), Value: e.Value, Version: uint64(e.Version)})
 	}
@@ -225,6 +242,11 @@ func (s *Supervisor) Status(req *protocol.Status) *protocol.StatusReply {
 		ID: req.ID, Version: uint64(s.store.Version()), Mode: s.cfg.Mode.String(),
 		Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Retries: s.retries.Load(),
 		VIP: s.vips.Load(), Failures: s.failures.Load(), Processes: s.Processes(),
+	}
+	rep.Durability, rep.LostTensors = "none", int64(s.lost)
+	if s.journal != nil {
+		js := s.journal.Stats()
+		rep.Durability, rep.Durable, rep.Batches, rep.Persisted = s.cfg.Durability.String(), uint64(js.Durable), js.Batches, js.Commits
 	}
 	s.store.Collect() // free the tensors no snapshot sees, so the figures are exact
 	hs := s.zone.Stats()

@@ -23,6 +23,19 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { s.Shutdown(context.Background()) })
 	defer stop()
+	if f := s.failed(); f != nil {
+		// Crash rather than ack: once a commit cannot be written, stop.
+		served := make(chan struct{})
+		defer close(served) // before wg.Wait
+		wg.Go(func() {
+			select {
+			case <-f:
+				s.cfg.Log.Error().Err(s.journal.Err()).Msg("cannot write to disk: shutting down")
+				s.Shutdown(context.Background())
+			case <-served:
+			}
+		})
+	}
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -33,6 +46,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			}
 			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
 				<-s.drained // Shutdown was started, by ctx or by a caller: let it finish
+				if jerr := s.journalErr(); jerr != nil {
+					return jerr
+				}
 				return nil
 			}
 			return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
@@ -47,6 +48,12 @@ type Config struct {
 	HeavySize   int64
 	HeavyInline int
 
+	// StateDir holds the DATA zone's file; "" keeps state in memory only.
+	// Durability says when a commit is on disk there (durable.Sync, the
+	// zero value, or Async; None is the same as no StateDir).
+	StateDir   string
+	Durability durable.Mode
+
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.
 	Pool pool.Config
@@ -62,6 +69,9 @@ type Supervisor struct {
 	runner *cas.Runner
 	pools  []*pool.Pool
 	zone   *heavy.Zone
+	// journal makes commits durable; nil in memory only.
+	journal *durable.Journal
+	lost    int // tensors lost at the last restart (their paths were removed)
 	// evac wakes the evacuator (owned by s, stopped by evacStop) when a
 	// dead worker's slab holds tensors it could move.
 	evac     chan struct{}
@@ -125,14 +135,36 @@ func Start(cfg Config) (*Supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
-	store := cas.New(cas.Config{
+	storeCfg := cas.Config{
 		Arbiter: arb,
 		Watch:   func(p contract.Path) bool { return p.InZone(contract.ZoneHeavy) },
 		Dropped: func(_ contract.Path, v []byte) { zone.Drop(v) },
-	})
+	}
+	var journal *durable.Journal
+	var state cas.State
+	if cfg.StateDir != "" && cfg.Durability != durable.None {
+		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Log: cfg.Log})
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: %w", err)
+		}
+		storeCfg.Committed = journal.Append
+	}
+	store, err := cas.Restore(storeCfg, state)
+	if err != nil {
+		if journal != nil {
+			journal.Close()
+		}
+		return nil, fmt.Errorf("supervisor: %w: %w", durable.ErrCorrupt, err)
+	}
 	reclaim = store.Collect
-	s := &Supervisor{cfg: cfg, store: store, arb: arb, zone: zone, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
+	s := &Supervisor{cfg: cfg, store: store, arb: arb, zone: zone, journal: journal, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
+	if err := s.dropLostTensors(state); err != nil {
+		if journal != nil {
+			journal.Close()
+		}
+		return nil, err
+	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	for i, cmd := range cfg.Plugins {
 		pc := cfg.Pool
@@ -197,6 +229,9 @@ func (s *Supervisor) closePools() {
 		p.Close(ctx)
 	}
 	s.zone.Close()
+	if s.journal != nil {
+		s.journal.Close()
+	}
 }
 
 // stopEvacuator stops the evacuator (once) and waits for it.
@@ -299,6 +334,9 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		p.Close(closeCtx)
 	}
 	s.zone.Close()
+	if s.journal != nil {
+		return s.journal.Close() // writes what is queued (Async)
+	}
 	return nil
 }
 

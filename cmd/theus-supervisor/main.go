@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/supervisor"
 	"github.com/theus-run/theus/worker"
@@ -36,9 +38,17 @@ func main() {
 		worker.Main(demo.Processes()...) // re-executed as the default worker
 	}
 	if err := command().Execute(); err != nil {
+		if errors.Is(err, durable.ErrCorrupt) || errors.Is(err, durable.ErrNewerFormat) || errors.Is(err, durable.ErrLocked) {
+			os.Exit(ExitState)
+		}
 		os.Exit(1)
 	}
 }
+
+// ExitState is the exit status when the state file cannot be used
+// (corrupt, of a newer format, or held by another supervisor); 1 is every
+// other error.
+const ExitState = 3
 
 type flags struct {
 	workers      int
@@ -53,6 +63,8 @@ type flags struct {
 	drainTimeout time.Duration
 	heavySize    string
 	heavyInline  string
+	stateDir     string
+	durability   string
 }
 
 func version() string {
@@ -98,8 +110,23 @@ start a binary whose SHA-256 differs.`,
 	fl.IntVar(&f.maxFrame, "max-frame", 16<<20, "largest frame accepted from a worker or client, in bytes")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long executes in flight may take to finish")
 	fl.StringVar(&f.heavySize, "heavy-size", envOr("THEUS_HEAVY_SIZE", "1GiB"), "HEAVY zone (shared-memory tensors) budget, split into one slab per worker; 0 keeps only inline tensors (default $THEUS_HEAVY_SIZE, else 1GiB)")
+	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "directory of the durable state file (default $THEUS_STATE_DIR, else $XDG_STATE_HOME/theus, else ~/.local/state/theus; --demo: a temporary one)")
+	fl.StringVar(&f.durability, "durability", "sync", "sync (no reply before the commit is on disk), async (fsync every 100ms: a crash loses at most that) or none (memory only)")
 	fl.StringVar(&f.heavyInline, "heavy-inline", "2KiB", "tensors up to this size travel inline in messages instead of through the HEAVY arena")
 	return cmd
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("THEUS_STATE_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "theus")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "theus")
+	}
+	return ""
 }
 
 func envOr(key, def string) string {
@@ -225,6 +252,14 @@ func run(cmd *cobra.Command, f flags) error {
 	if heavyInline >= int64(f.maxFrame)/2 {
 		return fmt.Errorf("--heavy-inline %s: an inline tensor must fit a frame (--max-frame %d) with room to spare", f.heavyInline, f.maxFrame)
 	}
+	durability, err := durable.ParseMode(f.durability)
+	if err != nil {
+		return fmt.Errorf("--durability: %w", err)
+	}
+	stateDir := f.stateDir
+	if durability != durable.None && stateDir == "" {
+		return errors.New("--state-dir: no home directory to default to; give one, or --durability none")
+	}
 	cmds, err := plugins(f.plugins)
 	if err != nil {
 		return err
@@ -240,10 +275,14 @@ func run(cmd *cobra.Command, f flags) error {
 		}
 		defer os.RemoveAll(dir)
 		socket = filepath.Join(dir, "theus.sock")
+		if !cmd.Flags().Changed("state-dir") {
+			stateDir = filepath.Join(dir, "state")
+		}
 	}
 	s, err := supervisor.Start(supervisor.Config{
 		Plugins: cmds, Workers: f.workers, Socket: socket, Mode: mode, VIPAfter: f.vipAfter,
-		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline), Log: log,
+		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
+		StateDir: stateDir, Durability: durability, Log: log,
 	})
 	if err != nil {
 		return err
@@ -254,7 +293,7 @@ func run(cmd *cobra.Command, f flags) error {
 		return runDemo(ctx, s)
 	}
 	hs := s.Heavy()
-	log.Info().Str("socket", s.Addr()).Int("workers", f.workers).Strs("processes", s.Processes()).Str("mode", f.mode).
+	log.Info().Str("socket", s.Addr()).Int("workers", f.workers).Str("durability", f.durability).Str("state_dir", stateDir).Strs("processes", s.Processes()).Str("mode", f.mode).
 		Str("heavy_size", humanize.IBytes(uint64(hs.Size))).Str("heavy_slab", humanize.IBytes(uint64(hs.SlabSize))).
 		Bool("huge_pages", hs.HugeKiB > 0).Msg("theus-supervisor ready")
 	err = s.Serve(ctx)

@@ -49,6 +49,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("THEUS_SOCKET", filepath.Join(env.WorkDir, "run", "theus.sock"))
 			env.Setenv("BIN", binDir)
 			env.Setenv("THEUS_HEAVY_SIZE", "64MiB") // scripts run in parallel: not 1 GiB each
+			env.Setenv("THEUS_STATE_DIR", filepath.Join(env.WorkDir, "state"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
