@@ -4,29 +4,53 @@
 // pipelines: any number of requests may be in flight on its one
 // connection, and replies are matched to requests by id.
 //
-// It never decodes anything but protocol frames and never retries on its
-// own: a request that may have run is the caller's to repeat, with the
-// same op id so that it cannot apply twice.
+// It never decodes anything but protocol frames. It retries a request on
+// its own only when the request has an op id (Request.OpID, NewOpID) and
+// the supervisor went away (connection lost, refused, draining, or unable
+// to write to disk): with an op id a repeat cannot apply twice, and it
+// returns the first outcome. Without one, a request that may have run is
+// the caller's to repeat.
 package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
 )
 
-// ErrClosed is returned for requests on a closed Client.
+// ErrClosed is returned for requests on a closed Client, or on a
+// connection that ended (wrapped with why).
 var ErrClosed = errors.New("client: closed")
 
-// Client is a connection to a supervisor.
+// errClientClosed is ErrClosed after Close: never retried.
+var errClientClosed = fmt.Errorf("%w by Close", ErrClosed)
+
+// Client is a connection to a supervisor. When the connection is lost,
+// the next request dials again; a request with an op id that was in
+// flight is sent again on the new connection (it applies at most once).
 type Client struct {
+	path string
+
+	mu     sync.Mutex
+	s      *session // the current connection
+	closed bool
+}
+
+// session is one connection and the requests waiting on it.
+type session struct {
 	conn *ipc.Conn
 	done chan struct{} // closed when the reader stops
 
@@ -41,39 +65,76 @@ func Dial(path string) (*Client, error) {
 	if path == "" {
 		path = ipc.DefaultPath()
 	}
+	s, err := dial(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{path: path, s: s}, nil
+}
+
+func dial(path string) (*session, error) {
 	conn, err := ipc.Dial(path, ipc.Options{Blocking: true})
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{conn: conn, done: make(chan struct{}), waiting: map[uint64]chan protocol.Message{}}
-	go c.read()
-	return c, nil
+	s := &session{conn: conn, done: make(chan struct{}), waiting: map[uint64]chan protocol.Message{}}
+	go s.read()
+	return s, nil
 }
 
 // Close closes the connection; requests in flight fail with ErrClosed.
 func (c *Client) Close() error {
-	c.conn.Close()
-	<-c.done
+	c.mu.Lock()
+	c.closed = true
+	s := c.s
+	c.mu.Unlock()
+	s.conn.Close()
+	<-s.done
 	return nil
 }
 
-func (c *Client) read() {
-	defer close(c.done)
+// session returns the current connection, dialing again if the last one
+// ended (old is the one the caller saw fail; nil for none).
+func (c *Client) session(old *session) (*session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errClientClosed
+	}
+	if c.s != old || c.s.alive() {
+		return c.s, nil
+	}
+	s, err := dial(c.path)
+	if err != nil {
+		return nil, err
+	}
+	c.s = s
+	return s, nil
+}
+
+func (s *session) alive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err == nil
+}
+
+func (s *session) read() {
+	defer close(s.done)
 	for {
-		m, err := c.conn.Recv()
+		m, err := s.conn.Recv()
 		if err != nil {
-			c.fail(err)
+			s.fail(err)
 			return
 		}
 		id, ok := replyID(m)
 		if !ok {
-			c.fail(fmt.Errorf("client: unexpected %s from the supervisor", m.Kind()))
+			s.fail(fmt.Errorf("client: unexpected %s from the supervisor", m.Kind()))
 			return
 		}
-		c.mu.Lock()
-		ch := c.waiting[id]
-		delete(c.waiting, id)
-		c.mu.Unlock()
+		s.mu.Lock()
+		ch := s.waiting[id]
+		delete(s.waiting, id)
+		s.mu.Unlock()
 		if ch != nil {
 			ch <- m
 			runtime.Gosched() // run the caller on this thread before blocking in read(2) again
@@ -93,61 +154,73 @@ func replyID(m protocol.Message) (uint64, bool) {
 	return 0, false
 }
 
-func (c *Client) fail(err error) {
-	c.conn.Close()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		c.err = fmt.Errorf("%w: %w", ErrClosed, err)
+func (s *session) fail(err error) {
+	s.conn.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = fmt.Errorf("%w: %w", ErrClosed, err)
 	}
-	for id, ch := range c.waiting {
+	for id, ch := range s.waiting {
 		close(ch)
-		delete(c.waiting, id)
+		delete(s.waiting, id)
 	}
 }
 
 // roundTrip sends the request that build makes for a fresh id and waits
-// for its reply.
+// for its reply, on the current connection (dialing again if it ended).
 func (c *Client) roundTrip(ctx context.Context, build func(id uint64) protocol.Message) (protocol.Message, error) {
-	ch := make(chan protocol.Message, 1)
-	c.mu.Lock()
-	if c.err != nil {
-		err := c.err
-		c.mu.Unlock()
+	s, err := c.session(nil)
+	if err != nil {
 		return nil, err
 	}
-	c.next++
-	id := c.next
-	c.waiting[id] = ch
-	c.mu.Unlock()
-	if err := c.conn.Send(build(id)); err != nil {
+	m, err := s.roundTrip(ctx, build)
+	if err != nil && errors.Is(err, ErrClosed) {
+		c.session(s) // the next request dials again
+	}
+	return m, err
+}
+
+func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.Message) (protocol.Message, error) {
+	ch := make(chan protocol.Message, 1)
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.next++
+	id := s.next
+	s.waiting[id] = ch
+	s.mu.Unlock()
+	if err := s.conn.Send(build(id)); err != nil {
 		if errors.Is(err, protocol.ErrFrameTooLarge) { // nothing was sent; the connection is fine
-			c.mu.Lock()
-			delete(c.waiting, id)
-			c.mu.Unlock()
+			s.mu.Lock()
+			delete(s.waiting, id)
+			s.mu.Unlock()
 			return nil, fmt.Errorf("client: %w", err)
 		}
-		c.fail(err)
-		return nil, c.closedErr()
+		s.fail(err)
+		return nil, s.closedErr()
 	}
 	select {
 	case m, ok := <-ch:
 		if !ok {
-			return nil, c.closedErr()
+			return nil, s.closedErr()
 		}
 		return m, nil
 	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.waiting, id)
-		c.mu.Unlock()
+		s.mu.Lock()
+		delete(s.waiting, id)
+		s.mu.Unlock()
 		return nil, ctx.Err()
 	}
 }
 
-func (c *Client) closedErr() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
+func (s *session) closedErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // Request is one Exec with its options.
@@ -197,6 +270,37 @@ func (c *Client) Do(ctx context.Context, r Request) (*Result, error) {
 			return nil, context.DeadlineExceeded
 		}
 	}
+	retry := backoff.NewExponentialBackOff()
+	retry.InitialInterval, retry.MaxInterval = 20*time.Millisecond, time.Second
+	for {
+		rep, err := c.execute(ctx, r, args, timeout)
+		if r.OpID == "" || !retryable(err) {
+			return rep, err
+		}
+		// The supervisor went away (the connection, or a drain): with an
+		// op id, sending again cannot apply the request twice.
+		t := time.NewTimer(retry.NextBackOff())
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (retrying op %s after: %v)", ctx.Err(), r.OpID, err)
+		}
+	}
+}
+
+// retryable reports whether an error says the supervisor went away
+// rather than that the request failed.
+func retryable(err error) bool {
+	if errors.Is(err, ErrClosed) && !errors.Is(err, errClientClosed) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) ||
+		errors.Is(err, protocol.ErrShuttingDown) || errors.Is(err, protocol.ErrNotDurable)
+}
+
+func (c *Client) execute(ctx context.Context, r Request, args []byte, timeout time.Duration) (*Result, error) {
 	m, err := c.roundTrip(ctx, func(id uint64) protocol.Message {
 		return &protocol.Execute{ID: id, Process: r.Process, Args: args, OpID: r.OpID, TimeoutMS: max(timeout.Milliseconds(), 0)}
 	})
@@ -211,6 +315,13 @@ func (c *Client) Do(ctx context.Context, r Request) (*Result, error) {
 		return nil, rep.Err
 	}
 	return &Result{Version: rep.Version, Attempts: int(rep.Attempts), Conflicts: int(rep.Conflicts), VIP: rep.VIP, Duplicate: rep.Duplicate, Result: rep.Result}, nil
+}
+
+// NewOpID returns a fresh random op id (128 bits, hex).
+func NewOpID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Status returns the supervisor's state.

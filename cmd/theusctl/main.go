@@ -102,32 +102,66 @@ func (a *app) execCmd() *cobra.Command {
 				}
 				raw = json.RawMessage(args)
 			}
-			c, err := a.dial()
+			if id == "auto" {
+				id = client.NewOpID()
+			}
+			ctx := context.Background()
+			switch {
+			case timeout > 0:
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout+5*time.Second) // the supervisor enforces timeout; this bounds a lost reply
+				defer cancel()
+			case id != "":
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, retryFor) // how long an idempotent exec waits for a supervisor to come back
+				defer cancel()
+			}
+			c, err := a.dialFor(ctx, id != "")
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			ctx := context.Background()
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout+5*time.Second) // the supervisor enforces timeout; this bounds a lost reply
-				defer cancel()
-			}
 			res, err := c.Do(ctx, client.Request{Process: pos[0], Args: raw, OpID: id, Timeout: timeout})
 			if err != nil {
+				if id != "" {
+					return fmt.Errorf("exec %s (op id %s): %w", pos[0], id, err)
+				}
 				return fmt.Errorf("exec %s: %w", pos[0], err)
 			}
 			out := struct {
 				OK bool `json:"ok"`
 				*client.Result
-			}{true, res}
+				OpID string `json:"op_id,omitempty"`
+			}{true, res, id}
 			return json.NewEncoder(a.stdout).Encode(out)
 		},
 	}
 	cmd.Flags().StringVar(&args, "args", "", "the process's args as JSON")
-	cmd.Flags().StringVar(&id, "id", "", "op id: a repeat with the same id is not applied twice")
+	cmd.Flags().StringVar(&id, "id", "", "op id: a repeat with the same id is not applied twice, and the exec is sent again if the supervisor goes away (for up to 60s); auto makes a fresh one")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "fail with code timeout after this long (default: the supervisor's, 30s)")
 	return cmd
+}
+
+// retryFor bounds how long an exec with an op id keeps trying while the
+// supervisor is away.
+const retryFor = 60 * time.Second
+
+// dialFor dials, and with retry keeps dialing (the supervisor may be
+// restarting) until ctx ends.
+func (a *app) dialFor(ctx context.Context, retry bool) (*client.Client, error) {
+	wait := 20 * time.Millisecond
+	for {
+		c, err := a.dial()
+		if err == nil || !retry {
+			return c, err
+		}
+		select {
+		case <-time.After(wait):
+			wait = min(2*wait, time.Second)
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
 }
 
 func (a *app) getCmd() *cobra.Command {
@@ -183,6 +217,8 @@ func (a *app) statusCmd() *cobra.Command {
 			if h.HugeKiB > 0 {
 				huge = humanize.IBytes(uint64(h.HugeKiB) << 10)
 			}
+			fmt.Fprintf(a.stdout, "durability %s  on disk up to version %d  (%d commits in %d fsyncs)  lost tensors at start %d\n",
+				st.Durability, st.Durable, st.Persisted, st.Batches, st.LostTensors)
 			fmt.Fprintf(a.stdout, "heavy %s (slab %s x %d, %d retired)  in use %s in %d blocks  largest free %s  huge pages %s  inline up to %s\n",
 				humanize.IBytes(uint64(h.Size)), humanize.IBytes(uint64(h.SlabSize)), h.Slabs, h.Retired, humanize.IBytes(uint64(h.InUse)), h.Blocks,
 				humanize.IBytes(uint64(h.LargestFree)), huge, humanize.IBytes(uint64(h.InlineMax)))
@@ -213,6 +249,7 @@ func statusJSON(st *protocol.StatusReply) any {
 	return map[string]any{
 		"ok": true, "version": st.Version, "mode": st.Mode, "commits": st.Commits, "conflicts": st.Conflicts,
 		"retries": st.Retries, "vip": st.VIP, "failures": st.Failures, "workers": ws, "processes": st.Processes,
+		"durability": st.Durability, "durable": st.Durable, "persisted": st.Persisted, "batches": st.Batches, "lost_tensors": st.LostTensors,
 		"heavy": map[string]int64{
 			"size": st.Heavy.Size, "slab_size": st.Heavy.SlabSize, "slabs": st.Heavy.Slabs, "retired": st.Heavy.Retired,
 			"held": st.Heavy.Held, "in_use": st.Heavy.InUse, "blocks": st.Heavy.Blocks, "largest_free": st.Heavy.LargestFree,
