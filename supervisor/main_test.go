@@ -42,7 +42,8 @@ func TestMain(m *testing.M) {
 
 func runAsSupervisor(sock string) int {
 	exe, _ := os.Executable()
-	s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: 2, Socket: sock, Pool: pool.Config{Env: quickExit()}, Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)})
+	s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: 2, Socket: sock, StateDir: os.Getenv("THEUS_TEST_STATE"),
+		Pool: pool.Config{Env: quickExit()}, Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

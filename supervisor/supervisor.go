@@ -53,6 +53,9 @@ type Config struct {
 	// zero value, or Async; None is the same as no StateDir).
 	StateDir   string
 	Durability durable.Mode
+	// JournalFault is durable.Config.Fault: a seam for tests that fail
+	// the disk at chosen points.
+	JournalFault func(point string) error
 
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.
@@ -143,7 +146,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	var journal *durable.Journal
 	var state cas.State
 	if cfg.StateDir != "" && cfg.Durability != durable.None {
-		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Log: cfg.Log})
+		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Fault: cfg.JournalFault, Log: cfg.Log})
 		if err != nil {
 			return nil, fmt.Errorf("supervisor: %w", err)
 		}

@@ -79,7 +79,7 @@ func TestCheckCatchesForbiddenEdges(t *testing.T) {
 		"client":     {"supervisor"}, // nothing imports supervisor
 		"newpackage": nil,            // unknown packages must be placed
 		"cas":        {"contract", "vip"},
-		"store/bolt": {"cas"},
+		"durable":    {"cas"},
 	})
 	want := []string{
 		"client must not import supervisor",
