@@ -2,8 +2,8 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -255,7 +255,7 @@ func TestDiskFaults(t *testing.T) {
 type served struct {
 	s    *Supervisor
 	done chan struct{} // closed when Serve returns
-	err  *error         // what Serve returned, once done is closed
+	err  *error        // what Serve returned, once done is closed
 }
 
 func (h served) serveErr() error {
