@@ -51,6 +51,13 @@ type Attempt func(ctx context.Context, snap *Snapshot, attempt int) (Outcome, er
 type Outcome struct {
 	Delta  Delta
 	Result []byte // returned to the caller, and stored with the op id
+	// Reads, when ReadsKnown, is what the run actually read, each path
+	// covered by a declared input: the commit validates these instead of
+	// every declared input, so runs that read different keys under one
+	// input (domain.counters.a, domain.counters.b) do not conflict. A
+	// read outside the inputs is a contract violation.
+	Reads      []contract.Path
+	ReadsKnown bool
 }
 
 // Invocation is one request to run a process until it commits.
@@ -252,8 +259,17 @@ func (l *loop) attempt(ctx context.Context) error {
 		l.rep.Version, l.rep.Result, l.rep.ReadOnly = snap.Version(), out.Result, true
 		return nil
 	}
+	reads := l.inv.Contract.Inputs
+	if out.ReadsKnown {
+		for _, p := range out.Reads {
+			if err := l.inv.Contract.CheckRead(p); err != nil {
+				return err
+			}
+		}
+		reads = out.Reads
+	}
 	vip := l.ticket.Valid()
-	res, err := l.r.Store.Commit(ctx, snap.Version(), l.inv.Contract.Inputs, out.Delta, Options{
+	res, err := l.r.Store.Commit(ctx, snap.Version(), reads, out.Delta, Options{
 		Mode:   l.r.Mode,
 		OpID:   l.inv.OpID,
 		Result: out.Result,

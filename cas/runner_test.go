@@ -412,3 +412,53 @@ func TestJoinQueueOnContendedKeys(t *testing.T) {
 		arb.Close()
 	}
 }
+
+// A run that reports what it read is validated on those paths only: a
+// commit under the same declared input but on another key does not
+// conflict with it; one on a key it read does; a reported read outside
+// the inputs is a violation and commits nothing.
+func TestReportedReads(t *testing.T) {
+	c := mustContract(t, "counter.add", []string{"domain.counters"}, []string{"domain.counters"}, contract.Pure)
+	for _, tt := range []struct {
+		name      string
+		known     bool
+		reads     []string
+		other     string // committed by someone else during the first attempt
+		attempts  int
+		violation bool
+	}{
+		{name: "declared inputs", other: "domain.counters.b", attempts: 2},
+		{name: "other key", known: true, reads: []string{"domain.counters.a"}, other: "domain.counters.b", attempts: 1},
+		{name: "a key it read", known: true, reads: []string{"domain.counters.b"}, other: "domain.counters.b", attempts: 2},
+		{name: "subtree", known: true, reads: []string{"domain.counters"}, other: "domain.counters.b", attempts: 2},
+		{name: "outside", known: true, reads: []string{"domain.secret"}, other: "domain.counters.b", violation: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := cas.New(cas.Config{})
+			r := &cas.Runner{Store: s}
+			rep, err := r.Execute(bg, cas.Invocation{Contract: c, Run: func(_ context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
+				if attempt == 1 {
+					set(t, s, tt.other, 7)
+				}
+				var d cas.Delta
+				d.Set(P("domain.counters.a"), enc(1))
+				return cas.Outcome{Delta: d, Reads: Ps(tt.reads...), ReadsKnown: tt.known}, nil
+			}})
+			if tt.violation {
+				if !errors.Is(err, contract.ErrUndeclaredRead) {
+					t.Fatalf("err = %v, want an undeclared read", err)
+				}
+				if v, ok := get(t, s, "domain.counters.a"); ok {
+					t.Fatalf("committed %d after a violation", v)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Attempts != tt.attempts {
+				t.Fatalf("attempts = %d, want %d", rep.Attempts, tt.attempts)
+			}
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -15,6 +14,7 @@ import (
 // Paths the demo processes use.
 const (
 	CounterPath  = "domain.counter"
+	CountersPath = "domain.counters" // counter.add's keyed counters
 	AccountsPath = "domain.accounts"
 )
 
@@ -26,7 +26,7 @@ const CodeInsufficientFunds = "insufficient_funds"
 func Processes() []worker.Def {
 	return []worker.Def{
 		worker.Process("noop", worker.Contract{}, noop),
-		worker.Process("counter.add", worker.Contract{Inputs: []string{CounterPath}, Outputs: []string{CounterPath}}, counterAdd),
+		worker.Process("counter.add", worker.Contract{Inputs: []string{CounterPath, CountersPath}, Outputs: []string{CounterPath, CountersPath}}, counterAdd),
 		worker.Process("bank.open", worker.Contract{Outputs: []string{AccountsPath}}, bankOpen),
 		worker.Process("bank.transfer", worker.Contract{Inputs: []string{AccountsPath}, Outputs: []string{AccountsPath}}, bankTransfer),
 		worker.Process("fault.crash", worker.Contract{Effect: true}, faultCrash),
@@ -45,6 +45,10 @@ func noop(*worker.Ctx, worker.None) (worker.None, error) { return worker.None{},
 // AddArgs are counter.add's args.
 type AddArgs struct {
 	By *int64 `json:"by"` // default 1
+	// Key, when set, names the counter domain.counters.<key> instead of
+	// domain.counter; it reads and writes that path only, so adds to
+	// different keys never conflict.
+	Key string `json:"key"`
 }
 
 func counterAdd(ctx *worker.Ctx, in AddArgs) (int64, error) {
@@ -52,12 +56,19 @@ func counterAdd(ctx *worker.Ctx, in AddArgs) (int64, error) {
 	if in.By != nil {
 		by = *in.By
 	}
+	path := CounterPath
+	if in.Key != "" {
+		if strings.Contains(in.Key, ".") {
+			return 0, worker.Fail("bad_args", "counter.add: key %q has a dot: it names one counter, not a path", in.Key)
+		}
+		path = CountersPath + "." + in.Key
+	}
 	var n int64
-	if _, err := ctx.Get(CounterPath, &n); err != nil {
+	if _, err := ctx.Get(path, &n); err != nil {
 		return 0, err
 	}
 	n += by
-	return n, ctx.Set(CounterPath, n)
+	return n, ctx.Set(path, n)
 }
 
 // OpenArgs are bank.open's args.
@@ -67,8 +78,8 @@ type OpenArgs struct {
 }
 
 func bankOpen(ctx *worker.Ctx, in OpenArgs) (worker.None, error) {
-	if in.Account == "" {
-		return worker.None{}, worker.Fail("bad_args", "bank.open: need an account name")
+	if in.Account == "" || strings.Contains(in.Account, ".") {
+		return worker.None{}, worker.Fail("bad_args", "bank.open: need an account name without a dot, not %q", in.Account)
 	}
 	if in.Balance < 0 {
 		return worker.None{}, worker.Fail("bad_args", "bank.open: negative balance %d", in.Balance)
@@ -93,18 +104,19 @@ func bankTransfer(ctx *worker.Ctx, in TransferArgs) (TransferResult, error) {
 	if in.Amount <= 0 || in.From == in.To {
 		return TransferResult{}, worker.Fail("bad_args", "bank.transfer: need a positive amount between two accounts")
 	}
-	accounts, err := ctx.Children(AccountsPath)
-	if err != nil {
-		return TransferResult{}, err
-	}
+	// It reads the two accounts only, so transfers between other
+	// accounts do not conflict with it.
 	var from, to int64
 	for name, dst := range map[string]*int64{in.From: &from, in.To: &to} {
-		raw, ok := accounts[name]
+		if strings.Contains(name, ".") {
+			return TransferResult{}, worker.Fail("bad_args", "bank.transfer: account %q has a dot", name)
+		}
+		ok, err := ctx.Get(AccountsPath+"."+name, dst)
+		if err != nil {
+			return TransferResult{}, fmt.Errorf("bank.transfer: account %q: %w", name, err)
+		}
 		if !ok {
 			return TransferResult{}, worker.Fail("no_account", "bank.transfer: no account %q", name)
-		}
-		if err := json.Unmarshal(raw, dst); err != nil {
-			return TransferResult{}, fmt.Errorf("bank.transfer: account %q: %w", name, err)
 		}
 	}
 	if from < in.Amount {

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/theus-run/theus/protocol"
@@ -37,7 +38,14 @@ func TestCounterAdd(t *testing.T) {
 	if string(out.Result) != "42" || len(out.Writes) != 1 {
 		t.Fatalf("result %s, writes %v", out.Result, out.Writes)
 	}
-	for _, bad := range []any{map[string]any{"by": "x"}, map[string]any{"bye": 1}, "[1]"} {
+	out, err = workertest.Run(ctx, def(t, "counter.add"), map[string]any{CounterPath: 41, CountersPath + ".k": 9, CountersPath + ".j": 1}, map[string]any{"key": "k", "by": 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out.Result) != "11" || len(out.Writes) != 1 || out.Writes[0].Path != CountersPath+".k" || !slices.Equal(out.Reads, []string{CountersPath + ".k"}) {
+		t.Fatalf("keyed add: result %s, writes %v, reads %v", out.Result, out.Writes, out.Reads)
+	}
+	for _, bad := range []any{map[string]any{"by": "x"}, map[string]any{"bye": 1}, "[1]", map[string]any{"key": "a.b"}} {
 		_, err = workertest.Run(ctx, def(t, "counter.add"), nil, bad)
 		if !errors.Is(err, protocol.ErrBadArgs) {
 			t.Errorf("args %v: err = %v, want bad_args", bad, err)
@@ -47,7 +55,7 @@ func TestCounterAdd(t *testing.T) {
 
 func TestBankTransfer(t *testing.T) {
 	ctx := context.Background()
-	state := map[string]any{"domain.accounts.a": 10, "domain.accounts.b": 5}
+	state := map[string]any{"domain.accounts.a": 10, "domain.accounts.b": 5, "domain.accounts.c": 1}
 	out, err := workertest.Run(ctx, def(t, "bank.transfer"), state, TransferArgs{From: "a", To: "b", Amount: 7})
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +63,12 @@ func TestBankTransfer(t *testing.T) {
 	d := out.Delta()
 	if string(d["domain.accounts.a"]) != "3" || string(d["domain.accounts.b"]) != "12" {
 		t.Fatalf("delta %v", d)
+	}
+	if !slices.Equal(out.Reads, []string{"domain.accounts.a", "domain.accounts.b"}) {
+		t.Fatalf("a transfer read %v, want the two accounts only", out.Reads)
+	}
+	if _, err := workertest.Run(ctx, def(t, "bank.transfer"), state, TransferArgs{From: "a.x", To: "b", Amount: 1}); !errors.Is(err, protocol.ErrBadArgs) {
+		t.Fatalf("an account with a dot: err = %v, want bad_args", err)
 	}
 	_, err = workertest.Run(ctx, def(t, "bank.transfer"), state, TransferArgs{From: "a", To: "b", Amount: 11})
 	if !errors.Is(err, &protocol.Error{Code: CodeInsufficientFunds}) {

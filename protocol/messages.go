@@ -97,6 +97,12 @@ type Result struct {
 	Writes []Write `msg:",limit=1048576"`
 	Result []byte  // JSON; nil for none
 	Err    *Error  // nil on success
+	// Reads, when ReadsKnown, lists the paths the process read (each
+	// covering its subtree): the commit is validated against these
+	// instead of every declared input. A worker that does not track its
+	// reads leaves ReadsKnown false.
+	Reads      []string `msg:",limit=65536"`
+	ReadsKnown bool
 	// Slab is the slab of the worker that sent it, set by the
 	// supervisor's pool on receipt (never on the wire).
 	Slab uint32 `msg:"-"`

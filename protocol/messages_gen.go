@@ -1301,8 +1301,8 @@ func (z *Reply) Msgsize() (s int) {
 // MarshalMsg implements msgp.Marshaler
 func (z *Result) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 4
-	o = append(o, 0x94)
+	// array header, size 6
+	o = append(o, 0x96)
 	o = msgp.AppendUint64(o, z.ID)
 	o = msgp.AppendArrayHeader(o, uint32(len(z.Writes)))
 	for za0001 := range z.Writes {
@@ -1322,6 +1322,11 @@ func (z *Result) MarshalMsg(b []byte) (o []byte, err error) {
 		o = msgp.AppendString(o, z.Err.Message)
 		o = msgp.AppendString(o, z.Err.Path)
 	}
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Reads)))
+	for za0002 := range z.Reads {
+		o = msgp.AppendString(o, z.Reads[za0002])
+	}
+	o = msgp.AppendBool(o, z.ReadsKnown)
 	return
 }
 
@@ -1333,8 +1338,8 @@ func (z *Result) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 4 {
-		err = msgp.ArrayError{Wanted: 4, Got: zb0001}
+	if zb0001 != 6 {
+		err = msgp.ArrayError{Wanted: 6, Got: zb0001}
 		return
 	}
 	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
@@ -1457,6 +1462,33 @@ func (z *Result) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			return
 		}
 	}
+	var zb0007 uint32
+	zb0007, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Reads")
+		return
+	}
+	if zb0007 > 65536 {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if cap(z.Reads) >= int(zb0007) {
+		z.Reads = (z.Reads)[:zb0007]
+	} else {
+		z.Reads = make([]string, zb0007)
+	}
+	for za0002 := range z.Reads {
+		z.Reads[za0002], bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Reads", za0002)
+			return
+		}
+	}
+	z.ReadsKnown, bts, err = msgp.ReadBoolBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ReadsKnown")
+		return
+	}
 	o = bts
 	return
 }
@@ -1473,6 +1505,11 @@ func (z *Result) Msgsize() (s int) {
 	} else {
 		s += 1 + msgp.StringPrefixSize + len(z.Err.Code) + msgp.StringPrefixSize + len(z.Err.Message) + msgp.StringPrefixSize + len(z.Err.Path)
 	}
+	s += msgp.ArrayHeaderSize
+	for za0002 := range z.Reads {
+		s += msgp.StringPrefixSize + len(z.Reads[za0002])
+	}
+	s += msgp.BoolSize
 	return
 }
 

@@ -149,7 +149,14 @@ func (s *Supervisor) attempt(ctx context.Context, p process, req *protocol.Execu
 	if res.Err != nil {
 		return cas.Outcome{}, nil, res.Err
 	}
-	out = cas.Outcome{Result: res.Result}
+	out = cas.Outcome{Result: res.Result, ReadsKnown: res.ReadsKnown}
+	for _, r := range res.Reads {
+		path, err := contract.Parse(r)
+		if err != nil {
+			return cas.Outcome{}, nil, &protocol.Error{Code: protocol.CodeContractViolation, Message: "read: " + err.Error(), Path: r}
+		}
+		out.Reads = append(out.Reads, path)
+	}
 	if len(res.Result) > 0 && !json.Valid(res.Result) {
 		return cas.Outcome{}, nil, protocol.Errorf(protocol.CodeProcessFailed, "process %q: its result is not JSON", req.Process)
 	}

@@ -22,7 +22,8 @@ type Ctx struct {
 	version   uint64
 	attempt   int
 	writes    []protocol.Write
-	violation error // the first contract violation, which fails the call
+	reads     []string // paths read, each covering its subtree
+	violation error    // the first contract violation, which fails the call
 	log       zerolog.Logger
 	heavy     *tensors // nil: every tensor inline
 	dispatch  uint64
@@ -63,6 +64,7 @@ func (c *Ctx) checkRead(path string) (contract.Path, error) {
 	if err := c.c.CheckRead(p); err != nil {
 		return "", c.fail(err)
 	}
+	c.reads = append(c.reads, path) // sorted and compacted when sent
 	return p, nil
 }
 

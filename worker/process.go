@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/protocol"
@@ -145,6 +146,8 @@ func (d Def) run1(ctx context.Context, dp *protocol.Dispatch, h *tensors) *proto
 		return res
 	}
 	res.Writes = c.writes
+	slices.Sort(c.reads)
+	res.Reads, res.ReadsKnown = slices.Compact(c.reads), true
 	res.Result = out
 	return res
 }

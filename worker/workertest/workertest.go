@@ -29,6 +29,9 @@ type Write struct {
 type Outcome struct {
 	Writes []Write
 	Result json.RawMessage // nil when the process returns worker.None
+	// Reads are the paths the process read, sorted: the supervisor
+	// validates its commit against these.
+	Reads []string
 }
 
 // Delta returns the writes as a map from path to value, for a quick check
@@ -81,7 +84,7 @@ func Run(ctx context.Context, d worker.Def, state map[string]any, args any) (*Ou
 	if out.Err != nil {
 		return nil, out.Err
 	}
-	o := &Outcome{}
+	o := &Outcome{Reads: out.Reads}
 	if len(out.Result) > 0 {
 		o.Result = out.Result
 	}
