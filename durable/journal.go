@@ -60,6 +60,10 @@ type Config struct {
 	// OpIDWindow is how many op ids are kept (the store's window);
 	// default cas.DefaultOpIDWindow.
 	OpIDWindow int
+	// MaxBatch caps the commits one transaction (one fsync) writes; 0 is
+	// no cap. 1 turns group commit off: the one-fsync-per-commit baseline
+	// the benchmarks compare against.
+	MaxBatch int
 	// Fault, when set, is called at "before-write", "in-tx" (inside the
 	// transaction, after every change is written) and "after-sync"; an
 	// error it returns fails the batch as a disk error would. For tests.
@@ -278,12 +282,27 @@ func (j *Journal) run() {
 
 // flush writes the queue; false once the journal has failed.
 func (j *Journal) flush() bool {
+	for {
+		more, ok := j.flush1()
+		if !ok || !more {
+			return ok
+		}
+	}
+}
+
+// flush1 writes one batch of at most MaxBatch commits: more says whether
+// the queue still holds some, ok false once the journal has failed.
+func (j *Journal) flush1() (more, ok bool) {
 	j.mu.Lock()
 	batch := j.queue
 	j.queue = nil
+	if n := j.cfg.MaxBatch; n > 0 && len(batch) > n {
+		batch, j.queue = batch[:n:n], batch[n:]
+	}
+	more = len(j.queue) > 0
 	j.mu.Unlock()
 	if len(batch) == 0 {
-		return true
+		return false, true
 	}
 	err := j.write(batch)
 	j.mu.Lock()
@@ -300,9 +319,9 @@ func (j *Journal) flush() bool {
 	j.mu.Unlock()
 	if err != nil {
 		j.cfg.Log.Error().Err(err).Uint64("durable", uint64(j.Durable())).Msg("the journal failed: nothing more will be acknowledged")
-		return false
+		return false, false
 	}
-	return true
+	return more, true
 }
 
 func (j *Journal) fault(point string) error {

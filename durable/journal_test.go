@@ -94,33 +94,45 @@ func TestReopenRestoresEverything(t *testing.T) {
 
 // TestGroupCommit: 64 concurrent committers share fsyncs.
 func TestGroupCommit(t *testing.T) {
-	o := openStore(t, Config{Dir: t.TempDir()})
-	defer o.j.Close()
-	var wg sync.WaitGroup
-	for i := range 64 {
-		wg.Go(func() {
-			for k := range 20 {
-				var d cas.Delta
-				d.Set(contract.Path("domain.k"+strconv.Itoa(i)), []byte(strconv.Itoa(k)))
-				sn := o.s.Snapshot()
-				r, err := o.s.Commit(context.Background(), sn.Version(), nil, d, cas.Options{})
-				sn.Release()
-				if err == nil {
-					err = o.j.Wait(context.Background(), r.Version)
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
+	for _, c := range []struct {
+		name     string
+		maxBatch int
+	}{{"grouped", 0}, {"one per fsync", 1}, {"at most 4", 4}} {
+		t.Run(c.name, func(t *testing.T) {
+			o := openStore(t, Config{Dir: t.TempDir(), MaxBatch: c.maxBatch})
+			defer o.j.Close()
+			var wg sync.WaitGroup
+			for i := range 64 {
+				wg.Go(func() {
+					for k := range 20 {
+						var d cas.Delta
+						d.Set(contract.Path("domain.k"+strconv.Itoa(i)), []byte(strconv.Itoa(k)))
+						sn := o.s.Snapshot()
+						r, err := o.s.Commit(context.Background(), sn.Version(), nil, d, cas.Options{})
+						sn.Release()
+						if err == nil {
+							err = o.j.Wait(context.Background(), r.Version)
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			st := o.j.Stats()
+			t.Logf("%d commits in %d fsynced batches (%.1f per fsync)", st.Commits, st.Batches, float64(st.Commits)/float64(st.Batches))
+			switch {
+			case st.Commits != 64*20:
+				t.Fatalf("%d commits written, want %d", st.Commits, 64*20)
+			case c.maxBatch == 0 && st.Batches >= st.Commits/2:
+				t.Fatal("no group commit")
+			case c.maxBatch > 0 && st.Batches < st.Commits/uint64(c.maxBatch):
+				t.Fatalf("batches of more than %d commits", c.maxBatch)
 			}
 		})
 	}
-	wg.Wait()
-	st := o.j.Stats()
-	if st.Commits != 64*20 || st.Batches >= st.Commits/2 {
-		t.Fatalf("%d commits in %d batches: no group commit", st.Commits, st.Batches)
-	}
-	t.Logf("%d commits in %d fsynced batches (%.1f per fsync)", st.Commits, st.Batches, float64(st.Commits)/float64(st.Batches))
 }
 
 func fileSum(t *testing.T, path string) [32]byte {

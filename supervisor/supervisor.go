@@ -56,6 +56,9 @@ type Config struct {
 	// JournalFault is durable.Config.Fault: a seam for tests that fail
 	// the disk at chosen points.
 	JournalFault func(point string) error
+	// JournalMaxBatch is durable.Config.MaxBatch: 1 turns group commit
+	// off (the benchmarks' one-fsync-per-commit baseline).
+	JournalMaxBatch int
 
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.
@@ -146,7 +149,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	var journal *durable.Journal
 	var state cas.State
 	if cfg.StateDir != "" && cfg.Durability != durable.None {
-		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Fault: cfg.JournalFault, Log: cfg.Log})
+		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Fault: cfg.JournalFault, MaxBatch: cfg.JournalMaxBatch, Log: cfg.Log})
 		if err != nil {
 			return nil, fmt.Errorf("supervisor: %w", err)
 		}
