@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -419,5 +420,48 @@ func TestRestoreReplaysCommits(t *testing.T) {
 	bad.Entries = append(slices.Clone(st.Entries), cas.Entry{Path: "domain.z", Value: []byte("1"), Version: 99})
 	if _, err := cas.Restore(cas.Config{}, bad); err == nil {
 		t.Fatal("an entry newer than the store was restored")
+	}
+}
+
+// Export gives what a journal would have folded: paths with their
+// versions, LOG numbering, the op id window oldest first (also once the
+// window has wrapped), and Restore takes it back.
+func TestExportRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	orig := cas.New(cas.Config{OpIDWindow: 3})
+	for i, id := range []string{"op-1", "op-2", "", "op-4", "op-5"} {
+		var d cas.Delta
+		d.Set(contract.Path(fmt.Sprintf("domain.p%d", i%3)), []byte(strconv.Itoa(i)))
+		d.Append("domain.log", []byte(`"e"`))
+		if i == 3 {
+			d.Delete("domain.p1")
+		}
+		if _, err := orig.Commit(ctx, orig.Version(), nil, d, cas.Options{OpID: id, Result: []byte(`"r-` + id + `"`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := orig.Export()
+	var ids []string
+	for _, o := range st.OpIDs {
+		ids = append(ids, o.ID)
+	}
+	if st.Version != 5 || !slices.Equal(ids, []string{"op-2", "op-4", "op-5"}) || st.Seqs["domain.log"] != 5 {
+		t.Fatalf("version %d, op ids %v, log seq %d", st.Version, ids, st.Seqs["domain.log"])
+	}
+	got, err := cas.Restore(cas.Config{OpIDWindow: 3}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := orig.Snapshot(), got.Snapshot()
+	defer a.Release()
+	defer b.Release()
+	if x, y := a.Subtree("domain"), b.Subtree("domain"); fmt.Sprint(x) != fmt.Sprint(y) || got.Version() != orig.Version() {
+		t.Fatalf("restored %v at %d, want %v at %d", y, got.Version(), x, orig.Version())
+	}
+	if v, res, ok := got.Lookup("op-4"); !ok || v != 4 || string(res) != `"r-op-4"` {
+		t.Fatalf("op-4: %d %s %v", v, res, ok)
+	}
+	if _, _, ok := got.Lookup("op-1"); ok {
+		t.Fatal("op-1 left the window but came back")
 	}
 }

@@ -150,6 +150,8 @@ func replyID(m protocol.Message) (uint64, bool) {
 		return m.ID, true
 	case *protocol.StatusReply:
 		return m.ID, true
+	case *protocol.BackupReply:
+		return m.ID, true
 	}
 	return 0, false
 }

@@ -46,10 +46,12 @@ const (
 	KindAlloc
 	KindGrant
 	KindMapped
+	KindBackup
+	KindBackupReply
 	kindEnd
 )
 
-var kindNames = [...]string{"", "hello", "welcome", "refuse", "dispatch", "result", "cancel", "ping", "pong", "execute", "reply", "get", "get-reply", "status", "status-reply", "alloc", "grant", "mapped"}
+var kindNames = [...]string{"", "hello", "welcome", "refuse", "dispatch", "result", "cancel", "ping", "pong", "execute", "reply", "get", "get-reply", "status", "status-reply", "alloc", "grant", "mapped", "backup", "backup-reply"}
 
 func (k Kind) String() string {
 	if k == 0 || k >= kindEnd {
@@ -82,6 +84,8 @@ func (*StatusReply) Kind() Kind { return KindStatusReply }
 func (*Alloc) Kind() Kind       { return KindAlloc }
 func (*Grant) Kind() Kind       { return KindGrant }
 func (*Mapped) Kind() Kind      { return KindMapped }
+func (*Backup) Kind() Kind      { return KindBackup }
+func (*BackupReply) Kind() Kind { return KindBackupReply }
 
 // Pong answers a Ping.
 type Pong Ping
@@ -129,6 +133,10 @@ func New(k Kind) Message {
 		return new(Grant)
 	case KindMapped:
 		return new(Mapped)
+	case KindBackup:
+		return new(Backup)
+	case KindBackupReply:
+		return new(BackupReply)
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ package protocol
 // (a value is bounded by its frame; Check has verified every length fits
 // the bytes left before any decode). Arrays of structs have their own.
 //msgp:limit arrays:1073741824 maps:1024
-//msgp:tuple Hello ProcessInfo Welcome Dispatch Entry Result Write Error Cancel Ping Execute Reply Get GetReply Status StatusReply WorkerStatus Refuse Alloc Grant Mapped HeavyStatus
+//msgp:tuple Hello ProcessInfo Welcome Dispatch Entry Result Write Error Cancel Ping Execute Reply Get GetReply Status StatusReply WorkerStatus Refuse Alloc Grant Mapped HeavyStatus Backup BackupReply
 
 // Hello is a worker's first frame: who it is and what it can run.
 type Hello struct {
@@ -187,6 +187,26 @@ type StatusReply struct {
 	Persisted   uint64
 	LostTensors int64
 	Err         *Error
+}
+
+// Backup asks the supervisor to write a consistent copy of the DATA zone
+// (every path with its version, the LOG numbering, the op id window) to
+// Path, an absolute path on the supervisor's machine, while commits go on.
+// The file is a state file, what --restore starts from.
+type Backup struct {
+	ID   uint64
+	Path string
+}
+
+// BackupReply answers a Backup: the version the copy holds (every commit
+// up to it, nothing after), its paths, op ids and size in bytes.
+type BackupReply struct {
+	ID      uint64
+	Version uint64
+	Paths   int64
+	OpIDs   int64
+	Bytes   int64
+	Err     *Error
 }
 
 // HeavyStatus describes the HEAVY zone (all zero when it is off).

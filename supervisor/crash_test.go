@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,8 +20,10 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/rs/zerolog"
 
+	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
 )
@@ -283,4 +287,93 @@ func startNoServe(t *testing.T, tune func(*Config)) served {
 	go func() { *h.err = s.Serve(context.Background()); close(h.done) }()
 	t.Cleanup(func() { s.Shutdown(context.Background()); <-h.done })
 	return h
+}
+
+// TestBackupWhileCommitting: backups taken while transfers commit are
+// each a consistent state: the accounts' total is the same in every one,
+// and a supervisor restored from one holds exactly that state.
+func TestBackupWhileCommitting(t *testing.T) {
+	h := startNoServe(t, func(cfg *Config) { cfg.StateDir = t.TempDir() })
+	ctx := context.Background()
+	const accounts, balance = 8, 100
+	for i := range accounts {
+		args := fmt.Appendf(nil, `{"account":"a%d","balance":%d}`, i, balance)
+		if rep := h.s.Execute(ctx, &protocol.Execute{Process: "bank.open", Args: args}); rep.Err != nil {
+			t.Fatal(rep.Err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				from, to := r.IntN(accounts), r.IntN(accounts)
+				if from == to {
+					continue
+				}
+				args := fmt.Appendf(nil, `{"from":"a%d","to":"a%d","amount":%d}`, from, to, 1+r.IntN(20))
+				rep := h.s.Execute(ctx, &protocol.Execute{Process: "bank.transfer", Args: args})
+				if rep.Err != nil && !errors.Is(rep.Err, &protocol.Error{Code: demo.CodeInsufficientFunds}) {
+					t.Error(rep.Err)
+					return
+				}
+			}
+		})
+	}
+	dir := t.TempDir()
+	var last string
+	versions := map[uint64]bool{}
+	for i := range 5 {
+		time.Sleep(20 * time.Millisecond)
+		last = filepath.Join(dir, fmt.Sprintf("b%d.db", i))
+		rep := h.s.Backup(ctx, &protocol.Backup{Path: last})
+		if rep.Err != nil {
+			t.Fatal(rep.Err)
+		}
+		versions[rep.Version] = true
+		st, err := durable.ReadBackup(last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total, n := int64(0), 0
+		for _, e := range st.Entries {
+			if strings.HasPrefix(string(e.Path), demo.AccountsPath+".") {
+				v, _ := strconv.ParseInt(string(e.Value), 10, 64)
+				total += v
+				n++
+			}
+		}
+		if st.Version != cas.Version(rep.Version) || n != accounts || total != accounts*balance {
+			t.Fatalf("backup %d at version %d (reply %d): %d accounts holding %d, want %d holding %d", i, st.Version, rep.Version, n, total, accounts, accounts*balance)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if len(versions) < 2 {
+		t.Fatalf("every backup at the same version %v: the commits did not go on", versions)
+	}
+	if rep := h.s.Backup(ctx, &protocol.Backup{Path: "relative.db"}); !errors.Is(rep.Err, protocol.ErrBadRequest) {
+		t.Fatalf("a relative path: %+v, want bad_request", rep.Err)
+	}
+
+	want, err := durable.ReadBackup(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startNoServe(t, func(cfg *Config) { cfg.StateDir = t.TempDir(); cfg.Restore = last })
+	g := r.s.Get(&protocol.Get{Path: demo.AccountsPath})
+	if g.Err != nil || len(g.Entries) != accounts || r.s.store.Version() != want.Version {
+		t.Fatalf("restored: %+v at version %d, want %d accounts at %d", g, r.s.store.Version(), accounts, want.Version)
+	}
+	for i, e := range g.Entries {
+		if e.Path != string(want.Entries[i].Path) || string(e.Value) != string(want.Entries[i].Value) {
+			t.Fatalf("restored %s=%s, backup has %s=%s", e.Path, e.Value, want.Entries[i].Path, want.Entries[i].Value)
+		}
+	}
 }

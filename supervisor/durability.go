@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
@@ -80,4 +82,52 @@ func (s *Supervisor) failed() <-chan struct{} {
 		return nil
 	}
 	return s.journal.Failed()
+}
+
+// restoreFrom reads cfg.Restore, a backup, in full and, with a journal,
+// installs it as the state file of cfg.StateDir: what the start then
+// opens. Without one it returns the state to start from.
+func restoreFrom(cfg Config) (cas.State, error) {
+	st, err := durable.ReadBackup(cfg.Restore)
+	if err != nil {
+		return cas.State{}, fmt.Errorf("supervisor: restore: %w", err)
+	}
+	log := cfg.Log.Warn().Str("backup", cfg.Restore).Uint64("version", uint64(st.Version)).Int("paths", len(st.Entries))
+	if cfg.StateDir != "" && cfg.Durability != durable.None {
+		kept, err := durable.Install(cfg.StateDir, st)
+		if err != nil {
+			return cas.State{}, fmt.Errorf("supervisor: restore: %w", err)
+		}
+		if kept != "" {
+			log = log.Str("previous_state", kept)
+		}
+	}
+	log.Msg("starting from a backup")
+	return st, nil
+}
+
+// Backup writes a consistent copy of the DATA zone to req.Path while
+// commits go on: the store's state at one version, once that version is
+// on disk, as a state file (what --restore reads).
+func (s *Supervisor) Backup(ctx context.Context, req *protocol.Backup) *protocol.BackupReply {
+	rep := &protocol.BackupReply{ID: req.ID}
+	if !filepath.IsAbs(req.Path) {
+		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "backup: %q is not an absolute path", req.Path)
+		return rep
+	}
+	st := s.store.Export()
+	if err := s.durableAt(ctx, st.Version); err != nil {
+		rep.Err = err
+		return rep
+	}
+	if err := durable.WriteBackup(req.Path, st); err != nil {
+		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+		return rep
+	}
+	rep.Version, rep.Paths, rep.OpIDs = uint64(st.Version), int64(len(st.Entries)), int64(len(st.OpIDs))
+	if fi, err := os.Stat(req.Path); err == nil {
+		rep.Bytes = fi.Size()
+	}
+	s.cfg.Log.Info().Str("file", req.Path).Uint64("version", rep.Version).Int64("paths", rep.Paths).Msg("backup written")
+	return rep
 }

@@ -119,6 +119,8 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 			reply(c, s.Get(m))
 		case *protocol.Status:
 			reply(c, s.Status(m))
+		case *protocol.Backup:
+			wg.Go(func() { reply(c, s.Backup(ctx, m)) }) // seconds for a large store: the connection goes on meanwhile
 		case *protocol.Ping:
 			c.Send((*protocol.Pong)(m))
 		default:
@@ -147,5 +149,7 @@ func reply(c *ipc.Conn, m protocol.Message) {
 		c.Send(&protocol.GetReply{ID: m.ID, Err: e})
 	case *protocol.StatusReply:
 		c.Send(&protocol.StatusReply{ID: m.ID, Err: e})
+	case *protocol.BackupReply:
+		c.Send(&protocol.BackupReply{ID: m.ID, Err: e})
 	}
 }

@@ -56,6 +56,11 @@ type Config struct {
 	// JournalFault is durable.Config.Fault: a seam for tests that fail
 	// the disk at chosen points.
 	JournalFault func(point string) error
+	// Restore, when set, is a backup (theusctl snapshot save) to start
+	// from instead of the state in StateDir: it is checked in full first
+	// (a damaged one stops the start, durable.ErrCorrupt), then installed
+	// in StateDir, whose old state file is kept beside it, renamed.
+	Restore string
 	// JournalMaxBatch is durable.Config.MaxBatch: 1 turns group commit
 	// off (the benchmarks' one-fsync-per-commit baseline).
 	JournalMaxBatch int
@@ -148,6 +153,11 @@ func Start(cfg Config) (*Supervisor, error) {
 	}
 	var journal *durable.Journal
 	var state cas.State
+	if cfg.Restore != "" {
+		if state, err = restoreFrom(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.StateDir != "" && cfg.Durability != durable.None {
 		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Fault: cfg.JournalFault, MaxBatch: cfg.JournalMaxBatch, Log: cfg.Log})
 		if err != nil {

@@ -45,9 +45,9 @@ func main() {
 	}
 }
 
-// ExitState is the exit status when the state file cannot be used
-// (corrupt, of a newer format, or held by another supervisor); 1 is every
-// other error.
+// ExitState is the exit status when the state file, or the backup given
+// to --restore, cannot be used (corrupt, of a newer format, or held by
+// another supervisor); 1 is every other error.
 const ExitState = 3
 
 type flags struct {
@@ -65,6 +65,7 @@ type flags struct {
 	heavyInline  string
 	stateDir     string
 	durability   string
+	restore      string
 }
 
 func version() string {
@@ -111,6 +112,7 @@ start a binary whose SHA-256 differs.`,
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long executes in flight may take to finish")
 	fl.StringVar(&f.heavySize, "heavy-size", envOr("THEUS_HEAVY_SIZE", "1GiB"), "HEAVY zone (shared-memory tensors) budget, split into one slab per worker; 0 keeps only inline tensors (default $THEUS_HEAVY_SIZE, else 1GiB)")
 	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "directory of the durable state file (default $THEUS_STATE_DIR, else $XDG_STATE_HOME/theus, else ~/.local/state/theus; --demo: a temporary one)")
+	fl.StringVar(&f.restore, "restore", "", "start from this backup (theusctl snapshot save), checked in full first; the state file it replaces is kept beside it, renamed")
 	fl.StringVar(&f.durability, "durability", "sync", "sync (no reply before the commit is on disk), async (fsync every 100ms: a crash loses at most that) or none (memory only)")
 	fl.StringVar(&f.heavyInline, "heavy-inline", "2KiB", "tensors up to this size travel inline in messages instead of through the HEAVY arena")
 	return cmd
@@ -282,7 +284,7 @@ func run(cmd *cobra.Command, f flags) error {
 	s, err := supervisor.Start(supervisor.Config{
 		Plugins: cmds, Workers: f.workers, Socket: socket, Mode: mode, VIPAfter: f.vipAfter,
 		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
-		StateDir: stateDir, Durability: durability, Log: log,
+		StateDir: stateDir, Durability: durability, Restore: f.restore, Log: log,
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"text/tabwriter"
 	"time"
@@ -52,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&a.socket, "socket", "", "supervisor socket (default $THEUS_SOCKET, else $XDG_RUNTIME_DIR/theus/theus.sock, else /tmp/theus-<uid>/theus.sock)")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "text", "output format: text or json (json also reports errors on stdout)")
-	root.AddCommand(a.execCmd(), a.getCmd(), a.statusCmd())
+	root.AddCommand(a.execCmd(), a.getCmd(), a.statusCmd(), a.snapshotCmd())
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		a.fail(err)
@@ -230,6 +231,37 @@ func (a *app) statusCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+func (a *app) snapshotCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "snapshot",
+		Short: "Back up the DATA zone (theus-supervisor --restore FILE starts from a backup)",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "save FILE",
+		Short: "Write a consistent copy of the DATA zone to FILE while commits go on; print {ok, version, paths, op_ids, bytes, file}",
+		Long: "The supervisor writes FILE itself (on its machine, as its user), atomically: a crash leaves the old FILE or the new one. " +
+			"The copy holds every commit up to one version and nothing after, and only once that version is on disk. " +
+			"HEAVY tensors in the arena are not in it: a restore removes their paths, as a restart does.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, pos []string) error {
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			rep, err := c.Backup(context.Background(), pos[0])
+			if err != nil {
+				return fmt.Errorf("snapshot save %s: %w", pos[0], err)
+			}
+			abs, _ := filepath.Abs(pos[0])
+			return json.NewEncoder(a.stdout).Encode(map[string]any{
+				"ok": true, "version": rep.Version, "paths": rep.Paths, "op_ids": rep.OpIDs, "bytes": rep.Bytes, "file": abs,
+			})
+		},
+	})
+	return cmd
 }
 
 type workerJSON struct {
