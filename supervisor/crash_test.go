@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -375,5 +376,47 @@ func TestBackupWhileCommitting(t *testing.T) {
 		if e.Path != string(want.Entries[i].Path) || string(e.Value) != string(want.Entries[i].Value) {
 			t.Fatalf("restored %s=%s, backup has %s=%s", e.Path, e.Value, want.Entries[i].Path, want.Entries[i].Value)
 		}
+	}
+}
+
+// TestSameOpIDConcurrentlyAndAfterRestart: one op id sent 16 times at
+// once applies once (15 duplicates with the first one's result), and once
+// more after a restart is a duplicate too.
+func TestSameOpIDConcurrentlyAndAfterRestart(t *testing.T) {
+	state := t.TempDir()
+	h := startNoServe(t, func(cfg *Config) { cfg.StateDir = state; cfg.Workers = 2 })
+	ctx := context.Background()
+	req := func() *protocol.Execute {
+		return &protocol.Execute{Process: "counter.add", Args: []byte(`{"by":7}`), OpID: "the-op"}
+	}
+	var dups atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			rep := h.s.Execute(ctx, req())
+			if rep.Err != nil || string(rep.Result) != "7" || rep.Version != 1 {
+				t.Errorf("%+v", rep)
+			}
+			if rep.Duplicate {
+				dups.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if dups.Load() != 15 {
+		t.Fatalf("%d duplicates of 16, want 15", dups.Load())
+	}
+	if err := h.s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.serveErr(); err != nil {
+		t.Fatal(err)
+	}
+	r := startNoServe(t, func(cfg *Config) { cfg.StateDir = state })
+	if rep := r.s.Execute(ctx, req()); rep.Err != nil || !rep.Duplicate || string(rep.Result) != "7" || rep.Version != 1 {
+		t.Fatalf("after the restart: %+v", rep)
+	}
+	if g := r.s.Get(&protocol.Get{Path: demo.CounterPath}); g.Err != nil || string(g.Entries[0].Value) != "7" {
+		t.Fatalf("counter: %+v", g)
 	}
 }
