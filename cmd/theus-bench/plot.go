@@ -170,7 +170,6 @@ func comparePlot(rs []*result, file string) error {
 	return p.Save(vg.Length(max(8, 1.2*float64(len(groups))))*vg.Inch, 5*vg.Inch, file)
 }
 
-
 func bytesLabel(n int64) string {
 	switch {
 	case n >= 1<<30 && n%(1<<30) == 0:

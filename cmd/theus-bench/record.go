@@ -18,7 +18,9 @@ import (
 
 // Latencies are recorded in microseconds, 1 µs to 1 hour, 3 significant
 // digits.
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3) }
+func newHist() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)
+}
 
 // limits says when a run stops: whichever comes first.
 type limits struct {
