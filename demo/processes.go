@@ -3,9 +3,13 @@ package demo
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/theus-run/theus/shm"
 	"github.com/theus-run/theus/worker"
@@ -159,10 +163,35 @@ type SpinArgs struct {
 // benchSpin keeps a CPU busy for the given microseconds (at most one
 // second): a stand-in for CPU-bound work in scaling benchmarks.
 func benchSpin(ctx *worker.Ctx, in SpinArgs) (worker.None, error) {
-	end := time.Now().Add(time.Duration(min(max(in.US, 0), 1e6)) * time.Microsecond)
-	for time.Now().Before(end) && ctx.Err() == nil {
+	// CPU time, not wall time: a spin that shares its CPU with others
+	// takes longer, so throughput measures CPUs, not sleeps. The thread
+	// is locked so its CPU clock is this goroutine's.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	want := time.Duration(min(max(in.US, 0), 1e6)) * time.Microsecond
+	clock := threadCPU
+	start, err := clock()
+	if err != nil { // no thread CPU clock: wall time, as a last resort
+		clock = func() (time.Duration, error) { return time.Duration(time.Now().UnixNano()), nil }
+		start, _ = clock()
 	}
+	x := uint64(1)
+	for now, _ := clock(); now-start < want && ctx.Err() == nil; now, _ = clock() {
+		for i := range uint64(4096) {
+			x = x*6364136223846793005 + i
+		}
+	}
+	spinSink.Store(x)
 	return worker.None{}, nil
+}
+
+var spinSink atomic.Uint64 // keeps the spin's arithmetic from being optimized away
+
+// threadCPU is the calling thread's CPU time.
+func threadCPU() (time.Duration, error) {
+	var ts unix.Timespec
+	err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return time.Duration(ts.Nano()), err
 }
 
 // TensorPrefix is where the tensor processes (tensor.fill, tensor.sum,

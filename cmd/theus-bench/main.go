@@ -56,6 +56,7 @@ type flags struct {
 	tensorSize, heavySize                           string
 	redis, etcd                                     string
 	clients, depth, workers, keys, accounts, spinUS int
+	workerProcs                                     int
 	duration, interval                              time.Duration
 	requests                                        int64
 }
@@ -89,6 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.Int64Var(&f.requests, "requests", 0, "stop after this many requests (0: only --duration)")
 	fl.StringVar(&f.socket, "socket", "", "theus: attach to the supervisor at this socket instead of starting one")
 	fl.IntVar(&f.workers, "workers", runtime.NumCPU(), "theus: workers of the supervisor it starts")
+	fl.IntVar(&f.workerProcs, "worker-procs", 0, "theus: GOMAXPROCS of each worker of the supervisor it starts (0: Go's default, every CPU); 1 makes the worker count the parallelism")
 	fl.StringVar(&f.durability, "durability", "sync", "theus: durability of the supervisor it starts (sync, async, none)")
 	fl.StringVar(&f.heavySize, "heavy-size", "auto", "theus: HEAVY zone of the supervisor it starts (auto: enough for the workload)")
 	fl.IntVar(&f.keys, "keys", 1024, "counter-spread, mix: counters")
@@ -185,7 +187,7 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 		return err
 	}
 	fmt.Fprintf(stdout, "%-14s %-15s %10.0f req/s  p50 %6dµs  p99 %7dµs  retries/req %.2f  vip %d  errors %d  check %s  -> %s\n",
-		res.Target, label(res)[len(res.Target)+1:], res.Throughput, res.Latency.P50, res.Latency.P99, res.RetriesPerRequest, res.VIP, res.Errors,
+		targetName(res), what(res), res.Throughput, res.Latency.P50, res.Latency.P99, res.RetriesPerRequest, res.VIP, res.Errors,
 		okText(res.Check.OK), filepath.Join(f.out, name+".json"))
 	switch {
 	case !res.Check.OK:
@@ -220,7 +222,7 @@ func openTarget(f flags, w *workload) (target, config, error) {
 	}
 	switch f.target {
 	case "theus":
-		own := ownConfig{workers: f.workers, log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)}
+		own := ownConfig{workers: f.workers, procs: f.workerProcs, log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)}
 		var err error
 		if own.durability, err = durable.ParseMode(f.durability); err != nil {
 			return nil, cfg, fmt.Errorf("--durability: %w", err)
@@ -231,7 +233,7 @@ func openTarget(f flags, w *workload) (target, config, error) {
 		if f.socket != "" {
 			cfg.Socket = f.socket
 		} else {
-			cfg.Workers, cfg.Durability = f.workers, f.durability
+			cfg.Workers, cfg.Durability, cfg.WorkerProcs = f.workers, f.durability, f.workerProcs
 		}
 		t, err := startTheus(f.socket, f.clients, own, w.spinUS)
 		return t, cfg, err
@@ -249,8 +251,9 @@ func openTarget(f flags, w *workload) (target, config, error) {
 }
 
 // heavySize is the own supervisor's HEAVY zone: for tensor workloads
-// room for three tensors per caller (its own, its scaled copy, and a new
-// one while the old is still referenced) in any one worker's slab.
+// room in any one worker's slab for five tensors per caller (its own and
+// its scaled copy, the replacement of each while the old one is still
+// referenced, and room for block rounding).
 func heavySize(flag string, w *workload, workers int) (int64, error) {
 	if flag != "auto" {
 		n, err := humanize.ParseBytes(flag)
@@ -268,7 +271,7 @@ func heavySize(flag string, w *workload, workers int) (int64, error) {
 	default:
 		return 64 << 20, nil
 	}
-	slab := 3*int64(w.callers)*per + 64<<20
+	slab := 5*int64(w.callers)*per + 64<<20
 	return slab * int64(max(workers, 1)), nil
 }
 

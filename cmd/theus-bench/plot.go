@@ -63,12 +63,15 @@ func latencyPlot(rs []*result, file string) error {
 	return p.Save(8*vg.Inch, 5*vg.Inch, file)
 }
 
-func label(r *result) string {
-	s := r.Target + " " + r.Workload
-	if r.Config.TensorSize > 0 && r.Workload == "tensor" {
-		s += " " + bytesLabel(r.Config.TensorSize)
+// label names a run in legends: target and what.
+func label(r *result) string { return targetName(r) + " " + what(r) }
+
+// what is a run's workload, with the tensor size for tensor runs.
+func what(r *result) string {
+	if r.Workload == "tensor" {
+		return r.Workload + " " + bytesLabel(r.Config.TensorSize)
 	}
-	return s
+	return r.Workload
 }
 
 func timelinePlot(r *result, file string) error {
@@ -138,13 +141,14 @@ func comparePlot(rs []*result, file string) error {
 		if r.Workload == "tensor" {
 			g += " " + bytesLabel(r.Config.TensorSize)
 		}
+		g += fmt.Sprintf(" %d×%d", r.Config.Clients, r.Config.Depth)
 		if !contains(groups, g) {
 			groups = append(groups, g)
 		}
-		if !contains(targets, r.Target) {
-			targets = append(targets, r.Target)
+		if !contains(targets, targetName(r)) {
+			targets = append(targets, targetName(r))
 		}
-		val[[2]string{g, r.Target}] = r.Throughput
+		val[[2]string{g, targetName(r)}] = r.Throughput
 	}
 	p := plot.New()
 	p.Title.Text = "throughput by workload"

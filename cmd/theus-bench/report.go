@@ -83,19 +83,53 @@ func targetRank(t string) int {
 	return 1
 }
 
+// targetName tells apart theus runs of different durability.
+func targetName(r *result) string {
+	if r.Target == "theus" && r.Config.Durability != "" {
+		return "theus/" + r.Config.Durability
+	}
+	return r.Target
+}
+
+// baseline picks the theus run a peer's run is compared with: the same
+// workload and concurrency, and the durability the peer has (etcd
+// fsyncs every commit; the others keep state in memory).
+func baseline(runs map[string]map[string]float64, key, peer string) (float64, bool) {
+	byDur := runs[key]
+	want := "none"
+	if peer == "etcd" {
+		want = "sync"
+	}
+	if v, ok := byDur[want]; ok {
+		return v, true
+	}
+	for _, v := range byDur {
+		return v, true
+	}
+	return 0, false
+}
+
 func table(w io.Writer, rs []*result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "workload\ttarget\tin flight\treq/s\ttheus / this\tp50 µs\tp99 µs\tretries/req\tVIP\terrors\tcheck\t")
-	base := map[string]float64{}
+	key := func(r *result) string {
+		return fmt.Sprintf("%s %d %d", what(r), r.Config.Clients, r.Config.Depth)
+	}
+	theus := map[string]map[string]float64{}
 	for _, r := range rs {
-		key := fmt.Sprintf("%s %d %d", label(r)[len(r.Target)+1:], r.Config.Clients, r.Config.Depth)
-		ratio := ""
 		if r.Target == "theus" {
-			base[key] = r.Throughput
-		} else if b, ok := base[key]; ok && r.Throughput > 0 {
+			if theus[key(r)] == nil {
+				theus[key(r)] = map[string]float64{}
+			}
+			theus[key(r)][r.Config.Durability] = r.Throughput
+		}
+	}
+	for _, r := range rs {
+		ratio := ""
+		if b, ok := baseline(theus, key(r), r.Target); ok && r.Target != "theus" && r.Throughput > 0 {
 			ratio = fmt.Sprintf("%.2fx", b/r.Throughput)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%.0f\t%s\t%d\t%d\t%.2f\t%d\t%d\t%s\t\n", label(r)[len(r.Target)+1:], r.Target, r.Config.Clients, r.Config.Depth,
+		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%.0f\t%s\t%d\t%d\t%.2f\t%d\t%d\t%s\t\n", what(r), targetName(r), r.Config.Clients, r.Config.Depth,
 			r.Throughput, ratio, r.Latency.P50, r.Latency.P99, r.RetriesPerRequest, r.VIP, r.Errors, okText(r.Check.OK))
 	}
 	tw.Flush()

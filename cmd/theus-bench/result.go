@@ -46,17 +46,18 @@ type machine struct {
 }
 
 type config struct {
-	Clients    int     `json:"clients"`
-	Depth      int     `json:"depth"`
-	Workers    int     `json:"workers,omitempty"`
-	Durability string  `json:"durability,omitempty"`
-	Duration   float64 `json:"duration_s,omitempty"`
-	Requests   int64   `json:"requests_cap,omitempty"`
-	Socket     string  `json:"socket,omitempty"`
-	Keys       int     `json:"keys,omitempty"`
-	Accounts   int     `json:"accounts,omitempty"`
-	TensorSize int64   `json:"tensor_bytes,omitempty"`
-	SpinUS     int     `json:"spin_us,omitempty"`
+	Clients     int     `json:"clients"`
+	Depth       int     `json:"depth"`
+	Workers     int     `json:"workers,omitempty"`
+	WorkerProcs int     `json:"worker_gomaxprocs,omitempty"`
+	Durability  string  `json:"durability,omitempty"`
+	Duration    float64 `json:"duration_s,omitempty"`
+	Requests    int64   `json:"requests_cap,omitempty"`
+	Socket      string  `json:"socket,omitempty"`
+	Keys        int     `json:"keys,omitempty"`
+	Accounts    int     `json:"accounts,omitempty"`
+	TensorSize  int64   `json:"tensor_bytes,omitempty"`
+	SpinUS      int     `json:"spin_us,omitempty"`
 }
 
 type latency struct {

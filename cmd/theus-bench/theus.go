@@ -14,6 +14,7 @@ import (
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/supervisor"
 )
@@ -35,6 +36,7 @@ type ownConfig struct {
 	workers    int
 	durability durable.Mode
 	heavySize  int64
+	procs      int // GOMAXPROCS of each worker; 0: Go's default
 	log        zerolog.Logger
 }
 
@@ -52,8 +54,12 @@ func startTheus(socket string, clients int, own ownConfig, spinUS int) (*theusTa
 			return nil, fmt.Errorf("find the built-in worker: %w", err)
 		}
 		socket = dir + "/theus.sock"
+		var env []string
+		if own.procs > 0 {
+			env = append(env, "GOMAXPROCS="+strconv.Itoa(own.procs))
+		}
 		s, err := supervisor.Start(supervisor.Config{
-			Plugins: [][]string{{self}}, Workers: own.workers, Socket: socket,
+			Plugins: [][]string{{self}}, Workers: own.workers, Socket: socket, Pool: pool.Config{Env: env},
 			StateDir: dir + "/state", Durability: own.durability, HeavySize: own.heavySize, Log: own.log,
 		})
 		if err != nil {

@@ -21,7 +21,7 @@ var Allowed = map[string][]string{
 	"cmd/theusctl":         {"client", "protocol"},
 	// The load generator starts its own supervisor (re-executing itself as
 	// its worker, and as the go-plugin peer) or drives one through clients.
-	"cmd/theus-bench":      {"supervisor", "client", "demo", "worker", "durable", "protocol"},
+	"cmd/theus-bench":      {"supervisor", "pool", "client", "demo", "worker", "durable", "protocol"},
 	"cmd/theus-worker":     {"worker", "demo"},
 	"demo":                 {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention":  {"cas", "vip", "contract"},              // the engine alone, in one process
