@@ -30,17 +30,17 @@ const CodeInsufficientFunds = "insufficient_funds"
 func Processes() []worker.Def {
 	return []worker.Def{
 		worker.Process("noop", worker.Contract{}, noop),
-		worker.Process("counter.add", worker.Contract{Inputs: []string{CounterPath, CountersPath}, Outputs: []string{CounterPath, CountersPath}}, counterAdd),
-		worker.Process("bank.open", worker.Contract{Outputs: []string{AccountsPath}}, bankOpen),
-		worker.Process("bank.transfer", worker.Contract{Inputs: []string{AccountsPath}, Outputs: []string{AccountsPath}}, bankTransfer),
+		worker.Process("counter.add", worker.Contract{Inputs: []string{CounterPath, CountersPath + ".{key?}"}, Outputs: []string{CounterPath, CountersPath + ".{key?}"}}, counterAdd),
+		worker.Process("bank.open", worker.Contract{Outputs: []string{AccountsPath + ".{account}"}}, bankOpen),
+		worker.Process("bank.transfer", worker.Contract{Inputs: []string{AccountsPath + ".{from}", AccountsPath + ".{to}"}, Outputs: []string{AccountsPath + ".{from}", AccountsPath + ".{to}"}}, bankTransfer),
 		worker.Process("fault.crash", worker.Contract{Effect: true}, faultCrash),
 		worker.Process("fault.sleep", worker.Contract{Effect: true}, faultSleep),
 		worker.Process("fault.undeclared", worker.Contract{Outputs: []string{"domain.allowed"}}, faultUndeclared),
 		worker.Process("bench.spin", worker.Contract{}, benchSpin),
-		worker.Process("tensor.fill", worker.Contract{Outputs: []string{TensorPrefix}}, tensorFill),
-		worker.Process("tensor.sum", worker.Contract{Inputs: []string{TensorPrefix}, Outputs: []string{SumsPath}}, tensorSum),
-		worker.Process("tensor.peek", worker.Contract{Inputs: []string{TensorPrefix}}, tensorPeek),
-		worker.Process("tensor.scale", worker.Contract{Inputs: []string{TensorPrefix}, Outputs: []string{TensorPrefix}}, tensorScale),
+		worker.Process("tensor.fill", worker.Contract{Outputs: []string{TensorPrefix + ".{key}"}}, tensorFill),
+		worker.Process("tensor.sum", worker.Contract{Inputs: []string{TensorPrefix + ".{key}"}, Outputs: []string{SumsPath + ".{key}"}}, tensorSum),
+		worker.Process("tensor.peek", worker.Contract{Inputs: []string{TensorPrefix + ".{key}"}}, tensorPeek),
+		worker.Process("tensor.scale", worker.Contract{Inputs: []string{TensorPrefix + ".{src}"}, Outputs: []string{TensorPrefix + ".{dst}"}}, tensorScale),
 	}
 }
 

@@ -91,7 +91,7 @@ func TestUndeclaredWriteIsRejected(t *testing.T) {
 func TestProcessesAreValid(t *testing.T) {
 	seen := map[string]bool{}
 	for _, d := range Processes() {
-		if d.Contract.Name != d.Name || seen[d.Name] {
+		if d.Spec.Name != d.Name || seen[d.Name] {
 			t.Fatalf("bad or duplicate process %q", d.Name)
 		}
 		seen[d.Name] = true

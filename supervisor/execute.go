@@ -53,6 +53,11 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "op id is %d bytes, over %d", len(req.OpID), cas.MaxOpIDLen)
 		return rep
 	}
+	c, err := p.spec.Bind(req.Args) // the paths this call declares
+	if err != nil {
+		rep.Err = protocol.Errorf(protocol.CodeBadArgs, "%v", err)
+		return rep
+	}
 	timeout := s.cfg.DefaultTimeout
 	if req.TimeoutMS > 0 {
 		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
@@ -62,14 +67,14 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 	owner := "exec-" + strconv.FormatUint(s.seq.Add(1), 10)
 	var refs []heavy.Ref // tensors the latest attempt made: committed with it or freed
 	r, err := s.runner.Execute(ctx, cas.Invocation{
-		Contract: p.contract,
+		Contract: c,
 		OpID:     req.OpID,
 		Owner:    owner,
 		Run: func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
 			s.zone.Abort(refs) // a new attempt: the last one did not commit
 			var out cas.Outcome
 			var err error
-			out, refs, err = s.attempt(ctx, p, req, owner, snap, attempt)
+			out, refs, err = s.attempt(ctx, p, c, req, owner, snap, attempt)
 			return out, err
 		},
 	})
@@ -114,12 +119,12 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 // one crashes), and turns the worker's writes into a checked delta. The
 // tensors the delta names are claimed for the invocation (refs); on error
 // none is.
-func (s *Supervisor) attempt(ctx context.Context, p process, req *protocol.Execute, owner string, snap *cas.Snapshot, attempt int) (out cas.Outcome, refs []heavy.Ref, err error) {
+func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract, req *protocol.Execute, owner string, snap *cas.Snapshot, attempt int) (out cas.Outcome, refs []heavy.Ref, err error) {
 	dp := &protocol.Dispatch{Attempt: uint32(attempt), Process: req.Process, Version: uint64(snap.Version()), Args: req.Args}
 	if dl, ok := ctx.Deadline(); ok {
 		dp.Deadline = dl.UnixNano()
 	}
-	for _, in := range p.contract.Inputs {
+	for _, in := range c.Inputs {
 		for _, e := range snap.Subtree(in) {
 			dp.Inputs = append(dp.Inputs, protocol.Entry{Path: string(e.Path), Value: e.Value, Version: uint64(e.Version)})
 		}

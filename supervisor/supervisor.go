@@ -108,8 +108,8 @@ type Supervisor struct {
 }
 
 type process struct {
-	pool     *pool.Pool
-	contract contract.Contract
+	pool *pool.Pool
+	spec contract.Spec // its contract, bound to each call's args
 }
 
 // Start launches the pools and, when cfg.Socket is set, listens on it.
@@ -216,23 +216,15 @@ func (s *Supervisor) register(p *pool.Pool) error {
 		if _, dup := s.procs[pi.Name]; dup {
 			return fmt.Errorf("supervisor: process %q is registered by two plugins", pi.Name)
 		}
-		in, err := contract.ParseAll(pi.Inputs...)
-		if err != nil {
-			return fmt.Errorf("supervisor: process %q: %w", pi.Name, err)
-		}
-		out, err := contract.ParseAll(pi.Outputs...)
-		if err != nil {
-			return fmt.Errorf("supervisor: process %q: %w", pi.Name, err)
-		}
 		sem := contract.Pure
 		if pi.Semantic == "effect" {
 			sem = contract.Effect
 		}
-		c, err := contract.New(pi.Name, in, out, sem)
+		spec, err := contract.NewSpec(pi.Name, pi.Inputs, pi.Outputs, sem)
 		if err != nil {
 			return fmt.Errorf("supervisor: %w", err)
 		}
-		s.procs[pi.Name] = process{pool: p, contract: c}
+		s.procs[pi.Name] = process{pool: p, spec: spec}
 	}
 	return nil
 }

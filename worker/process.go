@@ -14,8 +14,13 @@ import (
 )
 
 // Contract is what a process declares: the paths it reads and writes.
-// Effect marks a process that may read SIGNAL paths and act on the world;
-// the default is pure.
+// A segment may name an arg of the call: "domain.accounts.{from}" is the
+// account the "from" arg names, "domain.counters.{key?}" the counter an
+// optional "key" arg names (left out when the arg is absent or empty). A
+// call then ships, validates and locks only those paths, and an arg that
+// is missing or is not a plain segment fails it with bad_args. Effect
+// marks a process that may read SIGNAL paths and act on the world; the
+// default is pure.
 type Contract struct {
 	Inputs  []string
 	Outputs []string
@@ -29,9 +34,11 @@ type None struct{}
 // Def is a process ready to register: its name, contract and handler.
 // Build one with Process.
 type Def struct {
-	Name     string
-	Contract contract.Contract
-	err      error
+	Name string
+	// Spec is the contract as declared; each call runs under Spec.Bind of
+	// its args (the same on the supervisor's side).
+	Spec contract.Spec
+	err  error
 	run      func(ctx *Ctx, args []byte) ([]byte, error)
 }
 
@@ -47,21 +54,12 @@ func Process[In, Out any](name string, c Contract, fn func(ctx *Ctx, in In) (Out
 		d.err = errors.New("worker: a process needs a name")
 		return d
 	}
-	in, err := contract.ParseAll(c.Inputs...)
-	if err != nil {
-		d.err = fmt.Errorf("worker: process %q: inputs: %w", name, err)
-		return d
-	}
-	out, err := contract.ParseAll(c.Outputs...)
-	if err != nil {
-		d.err = fmt.Errorf("worker: process %q: outputs: %w", name, err)
-		return d
-	}
 	sem := contract.Pure
 	if c.Effect {
 		sem = contract.Effect
 	}
-	if d.Contract, err = contract.New(name, in, out, sem); err != nil {
+	var err error
+	if d.Spec, err = contract.NewSpec(name, c.Inputs, c.Outputs, sem); err != nil {
 		d.err = fmt.Errorf("worker: process %q: %w", name, err)
 		return d
 	}
@@ -112,15 +110,10 @@ func Fail(code, format string, args ...any) error {
 // info describes d for the handshake.
 func (d Def) info() protocol.ProcessInfo {
 	pi := protocol.ProcessInfo{Name: d.Name, Semantic: "pure"}
-	if d.Contract.Semantic == contract.Effect {
+	if d.Spec.Semantic == contract.Effect {
 		pi.Semantic = "effect"
 	}
-	for _, p := range d.Contract.Inputs {
-		pi.Inputs = append(pi.Inputs, string(p))
-	}
-	for _, p := range d.Contract.Outputs {
-		pi.Outputs = append(pi.Outputs, string(p))
-	}
+	pi.Inputs, pi.Outputs = d.Spec.Inputs, d.Spec.Outputs
 	return pi
 }
 
@@ -133,7 +126,12 @@ func (d Def) Run(ctx context.Context, dp *protocol.Dispatch) *protocol.Result {
 
 func (d Def) run1(ctx context.Context, dp *protocol.Dispatch, h *tensors) *protocol.Result {
 	res := &protocol.Result{ID: dp.ID}
-	c := newCtx(ctx, d.Contract, dp, h)
+	bound, err := d.Spec.Bind(dp.Args)
+	if err != nil {
+		res.Err = &protocol.Error{Code: protocol.CodeBadArgs, Message: err.Error()}
+		return res
+	}
+	c := newCtx(ctx, bound, dp, h)
 	out, err := d.safeRun(c, dp.Args)
 	if err == nil {
 		err = c.violation

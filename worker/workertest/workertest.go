@@ -52,12 +52,22 @@ func (o *Outcome) Delta() map[string]json.RawMessage {
 // errors.Is matches against the protocol sentinels and worker.Fail codes.
 func Run(ctx context.Context, d worker.Def, state map[string]any, args any) (*Outcome, error) {
 	dp := &protocol.Dispatch{ID: 1, Attempt: 1, Process: d.Name, Version: 1}
+	if args != nil {
+		var err error
+		if dp.Args, err = encode(args); err != nil {
+			return nil, fmt.Errorf("workertest: args: %w", err)
+		}
+	}
+	c, err := d.Spec.Bind(dp.Args)
+	if err != nil {
+		return nil, &protocol.Error{Code: protocol.CodeBadArgs, Message: err.Error()}
+	}
 	for _, p := range slices.Sorted(maps.Keys(state)) {
 		cp, err := contract.Parse(p)
 		if err != nil {
 			return nil, fmt.Errorf("workertest: state: %w", err)
 		}
-		if d.Contract.CheckRead(cp) != nil {
+		if c.CheckRead(cp) != nil {
 			continue
 		}
 		v, err := encode(state[p])
@@ -65,12 +75,6 @@ func Run(ctx context.Context, d worker.Def, state map[string]any, args any) (*Ou
 			return nil, fmt.Errorf("workertest: state %s: %w", p, err)
 		}
 		dp.Inputs = append(dp.Inputs, protocol.Entry{Path: p, Value: v, Version: 1})
-	}
-	if args != nil {
-		var err error
-		if dp.Args, err = encode(args); err != nil {
-			return nil, fmt.Errorf("workertest: args: %w", err)
-		}
 	}
 	var in protocol.Dispatch
 	if err := roundTrip(dp, &in); err != nil {
@@ -93,7 +97,7 @@ func Run(ctx context.Context, d worker.Def, state map[string]any, args any) (*Ou
 		if err != nil {
 			return nil, &protocol.Error{Code: protocol.CodeContractViolation, Message: err.Error(), Path: w.Path}
 		}
-		if err := d.Contract.CheckWrite(p, contract.Op(w.Op)); err != nil {
+		if err := c.CheckWrite(p, contract.Op(w.Op)); err != nil {
 			return nil, &protocol.Error{Code: protocol.CodeContractViolation, Message: err.Error(), Path: w.Path}
 		}
 		if w.Op != uint8(contract.OpDelete) && !json.Valid(w.Value) {
