@@ -39,7 +39,7 @@ type Def struct {
 	// its args (the same on the supervisor's side).
 	Spec contract.Spec
 	err  error
-	run      func(ctx *Ctx, args []byte) ([]byte, error)
+	run  func(ctx *Ctx, args []byte) ([]byte, error)
 }
 
 // Process defines a process called name with contract c that runs fn. The
