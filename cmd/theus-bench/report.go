@@ -36,6 +36,7 @@ func reportCmd(stdout io.Writer) *cobra.Command {
 				if r.Workload == "tensor" {
 					g += "-" + bytesLabel(r.Config.TensorSize)
 				}
+				g += fmt.Sprintf("-%dx%d", r.Config.Clients, r.Config.Depth)
 				byWorkload[g] = append(byWorkload[g], r)
 			}
 			for g, group := range byWorkload {
