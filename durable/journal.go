@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/theus-run/theus/cas"
 )
@@ -140,7 +141,7 @@ func Open(cfg Config) (*Journal, cas.State, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, cas.State{}, fmt.Errorf("%w: %s", ErrLocked, path)
 		}
 		return nil, cas.State{}, fmt.Errorf("durable: open %s: %w", path, err)
@@ -172,13 +173,10 @@ func Open(cfg Config) (*Journal, cas.State, error) {
 func readAll(path string) (st cas.State, err error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
-		switch {
-		case errors.Is(err, bolt.ErrTimeout):
+		if errors.Is(err, berrors.ErrTimeout) {
 			return st, fmt.Errorf("%w: %s", ErrLocked, path)
-		case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch):
-			return st, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
 		}
-		return st, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+		return st, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err) // bbolt's invalid, checksum, version errors and the like
 	}
 	defer db.Close()
 	defer func() {
