@@ -100,13 +100,16 @@ type Result struct {
 	// Reads, when ReadsKnown, lists the paths the process read (each
 	// covering its subtree): the commit is validated against these
 	// instead of every declared input. A worker that does not track its
-	// reads leaves ReadsKnown false.
-	Reads      []string `msg:",limit=65536"`
+	// reads, or read more than MaxReads paths, leaves ReadsKnown false.
+	Reads      []string `msg:",limit=65536"` // MaxReads
 	ReadsKnown bool
 	// Slab is the slab of the worker that sent it, set by the
 	// supervisor's pool on receipt (never on the wire).
 	Slab uint32 `msg:"-"`
 }
+
+// MaxReads is the most paths a Result lists in Reads (its decode limit).
+const MaxReads = 65536
 
 // Write is one change of a delta. Op values are those of contract.Op.
 type Write struct {

@@ -145,7 +145,9 @@ func (d Def) run1(ctx context.Context, dp *protocol.Dispatch, h *tensors) *proto
 	}
 	res.Writes = c.writes
 	slices.Sort(c.reads)
-	res.Reads, res.ReadsKnown = slices.Compact(c.reads), true
+	if reads := slices.Compact(c.reads); len(reads) <= protocol.MaxReads {
+		res.Reads, res.ReadsKnown = reads, true
+	} // else: too many to send; the commit validates every declared input
 	res.Result = out
 	return res
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 
 	"github.com/theus-run/theus/protocol"
@@ -51,5 +52,29 @@ func TestViolationsAndPanicsFailTheCall(t *testing.T) {
 	res = boom.Run(context.Background(), &protocol.Dispatch{ID: 2})
 	if !errors.Is(res.Err, protocol.ErrProcessFailed) {
 		t.Fatalf("panic: %+v", res.Err)
+	}
+}
+
+// A process that reads more paths than a Result may list sends none and
+// is validated against every declared input.
+func TestTooManyReads(t *testing.T) {
+	d := Process("wide", Contract{Inputs: []string{"domain.x"}}, func(ctx *Ctx, _ None) (None, error) {
+		for i := range protocol.MaxReads + 1 {
+			if _, _, err := ctx.Raw("domain.x.k" + strconv.Itoa(i)); err != nil {
+				return None{}, err
+			}
+		}
+		return None{}, nil
+	})
+	res := d.Run(context.Background(), &protocol.Dispatch{ID: 1, Attempt: 1, Process: "wide"})
+	if res.Err != nil || res.ReadsKnown || len(res.Reads) != 0 {
+		t.Fatalf("err %v, reads known %v, %d reads", res.Err, res.ReadsKnown, len(res.Reads))
+	}
+	few := Process("few", Contract{Inputs: []string{"domain.x"}}, func(ctx *Ctx, _ None) (None, error) {
+		_, _, err := ctx.Raw("domain.x.a")
+		return None{}, err
+	})
+	if res := few.Run(context.Background(), &protocol.Dispatch{ID: 1, Attempt: 1, Process: "few"}); !res.ReadsKnown || len(res.Reads) != 1 {
+		t.Fatalf("reads known %v, reads %v", res.ReadsKnown, res.Reads)
 	}
 }
