@@ -15,10 +15,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -164,7 +166,13 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 	}
 	res := &result{Tool: "theus-bench", Version: version(), Command: command, Machine: machineInfo(), Target: f.target,
 		Workload: w.name, Config: cfg, Started: time.Now().UTC().Format(time.RFC3339)}
-	if err := drive(ctx, t, w, lim, res); err != nil {
+	// SIGINT or SIGTERM ends the run early: no new requests, the ones in
+	// flight finish, and the results are written as usual. A second one
+	// kills the bench.
+	interrupted, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	err = drive(ctx, interrupted.Done(), t, w, lim, res)
+	stop()
+	if err != nil {
 		return err
 	}
 	after, err := t.read(ctx, w)

@@ -41,9 +41,10 @@ type caller struct {
 	errs []string // the first few distinct errors
 }
 
-// drive runs w against t from w.callers loops until the limits, and
-// returns the measurements; the check is the caller's.
-func drive(ctx context.Context, t target, w *workload, lim limits, res *result) error {
+// drive runs w against t from w.callers loops until the limits or until
+// interrupt is closed, and returns the measurements; the check is the
+// caller's. Requests run under ctx.
+func drive(ctx context.Context, interrupt <-chan struct{}, t target, w *workload, lim limits, res *result) error {
 	var c counters
 	var issued atomic.Int64
 	callers := make([]*caller, w.callers)
@@ -68,6 +69,11 @@ func drive(ctx context.Context, t target, w *workload, lim limits, res *result) 
 				}
 				if !deadline.IsZero() && time.Now().After(deadline) || ctx.Err() != nil {
 					return
+				}
+				select {
+				case <-interrupt:
+					return
+				default:
 				}
 				r := w.next(i, n, rng)
 				t0 := time.Now()
