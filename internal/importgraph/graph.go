@@ -29,6 +29,7 @@ var Allowed = map[string][]string{
 	"supervisor":           {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract"},
 	"client":               {"ipc", "protocol"},
 	"worker":               {"ipc", "protocol", "shm", "heavy", "contract"},
+	"worker/dense":         {"worker", "shm"},
 	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
 	"pool":                 {"ipc", "protocol", "shm", "heavy"},
 	"heavy":                {"shm", "ipc"},
