@@ -178,6 +178,9 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		last = err
 		l.rep.Conflicts++
+		if l.r.Arbiter != nil && l.r.vipAfter() >= 0 {
+			l.r.Arbiter.Heat(l.keySet())
+		}
 		if l.rep.Attempts >= l.r.maxAttempts() {
 			return fmt.Errorf("%w: %w", ErrRetryLimit, err)
 		}
@@ -203,11 +206,12 @@ func (l *loop) wantTicket() bool {
 }
 
 // joinQueue reports whether a first attempt should queue for a ticket
-// because its keys already have a holder: its optimistic commit would wait
+// because its keys already have a holder (its optimistic commit would wait
 // at the VIP gate for the holder and then conflict with the holder's
-// write, so running it first only wastes a run.
+// write, so running it first only wastes a run), or lost a commit within
+// the arbiter's HotFor (a burst of callers on a hot key would collide).
 func (l *loop) joinQueue() bool {
-	if l.rep.Attempts > 0 || l.r.Optimistic || l.r.Arbiter == nil || l.r.vipAfter() < 0 || !l.r.Arbiter.Active() {
+	if l.rep.Attempts > 0 || l.r.Optimistic || l.r.Arbiter == nil || l.r.vipAfter() < 0 {
 		return false
 	}
 	return l.r.Arbiter.Contended(l.keySet())

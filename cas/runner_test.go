@@ -462,3 +462,34 @@ func TestReportedReads(t *testing.T) {
 		})
 	}
 }
+
+// After a conflict on a key, the next invocation on it queues for a
+// ticket at once (the key is hot), so it commits as VIP on its first run;
+// one on another key stays optimistic.
+func TestHotKeyQueuesAtOnce(t *testing.T) {
+	arb := vip.New(vip.Config{HotFor: time.Minute})
+	defer arb.Close()
+	s := cas.New(cas.Config{Arbiter: arb})
+	r := &cas.Runner{Store: s, Arbiter: arb}
+	c := mustContract(t, "inc", []string{"domain.k"}, []string{"domain.k"}, contract.Pure)
+	first := true
+	rep, err := r.Execute(bg, cas.Invocation{Contract: c, Run: func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
+		if first {
+			first = false
+			set(t, s, "domain.k", 7) // someone else commits meanwhile: a conflict
+		}
+		var d cas.Delta
+		d.Set(P("domain.k"), enc(1))
+		return cas.Outcome{Delta: d}, nil
+	}})
+	if err != nil || rep.Conflicts != 1 {
+		t.Fatalf("%+v %v: want one conflict", rep, err)
+	}
+	if rep, err := r.Call(bg, c, "", incr(t, "domain.k")); err != nil || !rep.VIP || rep.Attempts != 1 {
+		t.Fatalf("an invocation on the hot key: %+v %v, want one VIP attempt", rep, err)
+	}
+	other := mustContract(t, "inc", []string{"domain.j"}, []string{"domain.j"}, contract.Pure)
+	if rep, err := r.Call(bg, other, "", incr(t, "domain.j")); err != nil || rep.VIP {
+		t.Fatalf("an invocation on a cold key: %+v %v, want no ticket", rep, err)
+	}
+}

@@ -76,18 +76,33 @@ type Config struct {
 	// Trace, when set, sees every grant and end of a ticket. It must not
 	// call back into the arbiter.
 	Trace func(Event)
+	// HotFor is how long keys stay contended after a conflict on them
+	// (Heat): meanwhile Contended reports them even with no ticket held,
+	// so new invocations queue for a ticket instead of colliding again.
+	// Default DefaultHotFor; negative turns it off.
+	HotFor time.Duration
 }
+
+// DefaultHotFor is Config.HotFor's default.
+const DefaultHotFor = 20 * time.Millisecond
+
+// maxHot bounds the keys remembered as hot.
+const maxHot = 1024
 
 // Arbiter grants VIP tickets. It is safe for concurrent use.
 type Arbiter struct {
 	cfg    Config
 	active atomic.Int32 // len(mu.held), read without the lock on the commit path
 	nextID atomic.Uint64
+	// hotUntil is when the last heated key cools (Unix ns), read without
+	// the lock.
+	hotUntil atomic.Int64
 
 	mu struct {
 		sync.Mutex
 		held   []*Ticket
 		queue  []*request
+		hot    map[string]int64 // key -> when it cools (Unix ns)
 		closed bool
 	}
 }
@@ -117,6 +132,9 @@ func New(cfg Config) *Arbiter {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
+	}
+	if cfg.HotFor == 0 {
+		cfg.HotFor = DefaultHotFor
 	}
 	return &Arbiter{cfg: cfg}
 }
@@ -320,9 +338,11 @@ func (a *Arbiter) Blocker(keys []string, own *Ticket) <-chan struct{} {
 }
 
 // Contended reports whether a ticket is held on keys that overlap keys
-// (requests queue only behind a held ticket, so this covers them too).
+// (requests queue only behind a held ticket, so this covers them too), or
+// whether they overlap keys heated within HotFor.
 func (a *Arbiter) Contended(keys []string) bool {
-	if !a.Active() {
+	now := time.Now().UnixNano()
+	if !a.Active() && now >= a.hotUntil.Load() {
 		return false
 	}
 	a.mu.Lock()
@@ -332,7 +352,44 @@ func (a *Arbiter) Contended(keys []string) bool {
 			return true
 		}
 	}
+	for k, cools := range a.mu.hot {
+		if cools > now && a.overlap(keys, []string{k}) {
+			return true
+		}
+	}
 	return false
+}
+
+// Heat records a conflict on keys: for HotFor they count as contended.
+// Group commit releases many callers at once; without this, their next
+// invocations on a hot key all run optimistically, and all but one lose.
+func (a *Arbiter) Heat(keys []string) {
+	if a.cfg.HotFor < 0 || len(keys) == 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	cools := now + a.cfg.HotFor.Nanoseconds()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.mu.hot == nil {
+		a.mu.hot = map[string]int64{}
+	}
+	if len(a.mu.hot)+len(keys) > maxHot {
+		for k, c := range a.mu.hot {
+			if c <= now {
+				delete(a.mu.hot, k)
+			}
+		}
+		if len(a.mu.hot)+len(keys) > maxHot {
+			clear(a.mu.hot) // many keys conflicting at once: forget the old ones
+		}
+	}
+	for _, k := range keys {
+		a.mu.hot[k] = cools
+	}
+	if cools > a.hotUntil.Load() {
+		a.hotUntil.Store(cools)
+	}
 }
 
 // Held returns the key sets of the tickets held now, for status and tests.
