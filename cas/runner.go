@@ -179,7 +179,7 @@ func (l *loop) run(ctx context.Context) error {
 		last = err
 		l.rep.Conflicts++
 		if l.r.Arbiter != nil && l.r.vipAfter() >= 0 {
-			l.r.Arbiter.Heat(l.keySet())
+			l.r.Arbiter.Heat(hotKeys(err, l.keySet()))
 		}
 		if l.rep.Attempts >= l.r.maxAttempts() {
 			return fmt.Errorf("%w: %w", ErrRetryLimit, err)
@@ -198,6 +198,20 @@ func withLast(err, last error) error {
 		return err
 	}
 	return fmt.Errorf("%w (last: %v)", err, last)
+}
+
+// hotKeys are the paths a conflict names (the ones that changed), or
+// the whole key set when it names none (strict mode, an old snapshot).
+func hotKeys(err error, keys []string) []string {
+	var ce *ConflictError
+	if !errors.As(err, &ce) || len(ce.Paths) == 0 {
+		return keys
+	}
+	out := make([]string, len(ce.Paths))
+	for i, p := range ce.Paths {
+		out[i] = string(p)
+	}
+	return out
 }
 
 func (l *loop) wantTicket() bool {

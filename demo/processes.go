@@ -18,7 +18,7 @@ import (
 // Paths the demo processes use.
 const (
 	CounterPath  = "domain.counter"
-	CountersPath = "domain.counters" // counter.add's keyed counters
+	CountersPath = "domain.counters" // counters.add's keyed counters
 	AccountsPath = "domain.accounts"
 )
 
@@ -30,7 +30,8 @@ const CodeInsufficientFunds = "insufficient_funds"
 func Processes() []worker.Def {
 	return []worker.Def{
 		worker.Process("noop", worker.Contract{}, noop),
-		worker.Process("counter.add", worker.Contract{Inputs: []string{CounterPath, CountersPath + ".{key?}"}, Outputs: []string{CounterPath, CountersPath + ".{key?}"}}, counterAdd),
+		worker.Process("counter.add", worker.Contract{Inputs: []string{CounterPath}, Outputs: []string{CounterPath}}, counterAdd),
+		worker.Process("counters.add", worker.Contract{Inputs: []string{CountersPath + ".{key}"}, Outputs: []string{CountersPath + ".{key}"}}, countersAdd),
 		worker.Process("bank.open", worker.Contract{Outputs: []string{AccountsPath + ".{account}"}}, bankOpen),
 		worker.Process("bank.transfer", worker.Contract{Inputs: []string{AccountsPath + ".{from}", AccountsPath + ".{to}"}, Outputs: []string{AccountsPath + ".{from}", AccountsPath + ".{to}"}}, bankTransfer),
 		worker.Process("fault.crash", worker.Contract{Effect: true}, faultCrash),
@@ -49,29 +50,34 @@ func noop(*worker.Ctx, worker.None) (worker.None, error) { return worker.None{},
 // AddArgs are counter.add's args.
 type AddArgs struct {
 	By *int64 `json:"by"` // default 1
-	// Key, when set, names the counter domain.counters.<key> instead of
-	// domain.counter; it reads and writes that path only, so adds to
-	// different keys never conflict.
-	Key string `json:"key"`
 }
 
 func counterAdd(ctx *worker.Ctx, in AddArgs) (int64, error) {
-	by := int64(1)
-	if in.By != nil {
-		by = *in.By
-	}
-	path := CounterPath
-	if in.Key != "" {
-		if strings.Contains(in.Key, ".") {
-			return 0, worker.Fail("bad_args", "counter.add: key %q has a dot: it names one counter, not a path", in.Key)
-		}
-		path = CountersPath + "." + in.Key
+	return add(ctx, CounterPath, in.By)
+}
+
+// KeyAddArgs are counters.add's args: the counter
+// domain.counters.<key>. Its contract names that counter only, so adds
+// to different keys never conflict or wait for each other's tickets.
+type KeyAddArgs struct {
+	Key string `json:"key"`
+	By  *int64 `json:"by"` // default 1
+}
+
+func countersAdd(ctx *worker.Ctx, in KeyAddArgs) (int64, error) {
+	return add(ctx, CountersPath+"."+in.Key, in.By) // the contract checked the key
+}
+
+func add(ctx *worker.Ctx, path string, by *int64) (int64, error) {
+	d := int64(1)
+	if by != nil {
+		d = *by
 	}
 	var n int64
 	if _, err := ctx.Get(path, &n); err != nil {
 		return 0, err
 	}
-	n += by
+	n += d
 	return n, ctx.Set(path, n)
 }
 

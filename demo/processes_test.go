@@ -38,7 +38,7 @@ func TestCounterAdd(t *testing.T) {
 	if string(out.Result) != "42" || len(out.Writes) != 1 {
 		t.Fatalf("result %s, writes %v", out.Result, out.Writes)
 	}
-	out, err = workertest.Run(ctx, def(t, "counter.add"), map[string]any{CounterPath: 41, CountersPath + ".k": 9, CountersPath + ".j": 1}, map[string]any{"key": "k", "by": 2})
+	out, err = workertest.Run(ctx, def(t, "counters.add"), map[string]any{CounterPath: 41, CountersPath + ".k": 9, CountersPath + ".j": 1}, map[string]any{"key": "k", "by": 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +47,12 @@ func TestCounterAdd(t *testing.T) {
 	}
 	for _, bad := range []any{map[string]any{"by": "x"}, map[string]any{"bye": 1}, "[1]", map[string]any{"key": "a.b"}} {
 		_, err = workertest.Run(ctx, def(t, "counter.add"), nil, bad)
+		if !errors.Is(err, protocol.ErrBadArgs) {
+			t.Errorf("args %v: err = %v, want bad_args", bad, err)
+		}
+	}
+	for _, bad := range []any{nil, map[string]any{"key": "a.b"}, map[string]any{"key": ""}, map[string]any{"key": "k", "by": "x"}} {
+		_, err = workertest.Run(ctx, def(t, "counters.add"), nil, bad)
 		if !errors.Is(err, protocol.ErrBadArgs) {
 			t.Errorf("args %v: err = %v, want bad_args", bad, err)
 		}

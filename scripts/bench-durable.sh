@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the durability benchmarks and prints each figure against its
 # baseline from the same run:
-#   - supervisor BenchmarkDurableCommits: counter.add on distinct keys, 64
+#   - supervisor BenchmarkDurableCommits: counters.add on distinct keys, 64
 #     and 8 in flight, in modes none, async, sync and sync-per-commit (group
 #     commit off: one fsync per commit);
 #   - durable BenchmarkRecovery: a start on a state file of 10^6 paths

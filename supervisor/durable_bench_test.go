@@ -14,7 +14,7 @@ import (
 )
 
 // BenchmarkDurableCommits: inflight callers, each adding to its own key
-// with counter.add (so nothing conflicts), over at most 8 connections,
+// with counters.add (so nothing conflicts), over at most 8 connections,
 // in each durability mode. mode=sync-per-commit is the baseline without
 // group commit: one transaction, one fsync, per commit. Every figure is
 // commits/s; scripts/bench-durable.sh prints the ratios between modes of
@@ -48,7 +48,7 @@ func BenchmarkDurableCommits(b *testing.B) {
 					args := map[string]any{"key": "k" + strconv.Itoa(i)}
 					wg.Go(func() {
 						for next.Add(1) <= int64(b.N) {
-							if _, err := c.Exec(ctx, "counter.add", args); err != nil {
+							if _, err := c.Exec(ctx, "counters.add", args); err != nil {
 								b.Error(err)
 								return
 							}

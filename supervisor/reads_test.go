@@ -25,7 +25,7 @@ func TestDisjointKeysDoNotConflict(t *testing.T) {
 		wg.Go(func() {
 			args := fmt.Appendf(nil, `{"key":"k%d"}`, i)
 			for range adds {
-				if rep := h.s.Execute(ctx, &protocol.Execute{Process: "counter.add", Args: args}); rep.Err != nil {
+				if rep := h.s.Execute(ctx, &protocol.Execute{Process: "counters.add", Args: args}); rep.Err != nil {
 					t.Error(rep.Err)
 					return
 				}

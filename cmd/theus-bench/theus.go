@@ -120,7 +120,7 @@ func (t *theusTarget) do(ctx context.Context, caller int, r request) (outcome, e
 	case "add":
 		process = "counter.add"
 		if r.key != "" {
-			args = `{"key":"` + r.key + `"}`
+			process, args = "counters.add", `{"key":"`+r.key+`"}`
 		}
 	case "transfer":
 		process = "bank.transfer"
