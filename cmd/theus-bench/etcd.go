@@ -42,6 +42,14 @@ func (e *etcdTarget) supports(w string) bool {
 	return w == "counter" || w == "counter-spread" || w == "bank"
 }
 
+func (e *etcdTarget) version(ctx context.Context) string {
+	st, err := e.cs[0].Status(ctx, e.cs[0].Endpoints()[0])
+	if err != nil {
+		return "etcd (version unknown)"
+	}
+	return "etcd " + st.Version
+}
+
 func etcdCounter(k string) string { return etcdPrefix + "c/" + k }
 func etcdAccount(a string) string { return etcdPrefix + "a/" + a }
 

@@ -164,7 +164,7 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("read the state before the run: %w", err)
 	}
-	res := &result{Tool: "theus-bench", Version: version(), Command: command, Machine: machineInfo(), Target: f.target,
+	res := &result{Tool: "theus-bench", Version: version(), Command: command, Machine: machineInfo(), Target: f.target, Server: t.version(ctx),
 		Workload: w.name, Config: cfg, Started: time.Now().UTC().Format(time.RFC3339)}
 	// SIGINT or SIGTERM ends the run early: no new requests, the ones in
 	// flight finish, and the results are written as usual. A second one
@@ -204,6 +204,18 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 		return fmt.Errorf("every request failed: %v", res.ErrorSample)
 	}
 	return nil
+}
+
+// moduleVersion is the version of a dependency in this binary's build.
+func moduleVersion(path string) string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == path {
+				return m.Version
+			}
+		}
+	}
+	return "(unknown)"
 }
 
 func okText(ok bool) string {

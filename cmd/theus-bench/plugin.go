@@ -225,6 +225,10 @@ func (p *pluginTarget) supports(w string) bool {
 	return w == "noop" || w == "counter" || w == "counter-spread" || w == "bank"
 }
 
+func (p *pluginTarget) version(context.Context) string {
+	return "hashicorp/go-plugin " + moduleVersion("github.com/hashicorp/go-plugin")
+}
+
 func (p *pluginTarget) send(c peerCall) (peerReply, error) {
 	in, err := json.Marshal(c)
 	if err != nil {

@@ -30,6 +30,14 @@ func (r *redisTarget) supports(w string) bool {
 	return w == "noop" || w == "counter" || w == "counter-spread" || w == "bank"
 }
 
+func (r *redisTarget) version(ctx context.Context) string {
+	info, err := r.c.InfoMap(ctx, "server").Result()
+	if err != nil {
+		return "redis (version unknown)"
+	}
+	return "redis " + info["Server"]["redis_version"]
+}
+
 func counterKey(k string) string { return redisPrefix + "c:" + k }
 func accountKey(a string) string { return redisPrefix + "a:" + a }
 

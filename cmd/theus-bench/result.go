@@ -13,6 +13,7 @@ type result struct {
 	Command     []string `json:"command"`
 	Machine     machine  `json:"machine"`
 	Target      string   `json:"target"`
+	Server      string   `json:"server"` // what answered, with its version
 	Workload    string   `json:"workload"`
 	Config      config   `json:"config"`
 	Started     string   `json:"started"`

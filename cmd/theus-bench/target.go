@@ -10,6 +10,8 @@ import (
 type target interface {
 	// supports reports whether the target can run workload w.
 	supports(w string) bool
+	// version names the server and its version, for the results.
+	version(ctx context.Context) string
 	// setup prepares what w needs (accounts, tensors) before the clock
 	// starts; it returns nothing to measure.
 	setup(ctx context.Context, w *workload) error

@@ -83,6 +83,13 @@ func startTheus(socket string, clients int, own ownConfig, spinUS int) (*theusTa
 
 func (t *theusTarget) supports(string) bool { return true }
 
+func (t *theusTarget) version(context.Context) string {
+	if t.own != nil {
+		return "theus " + version() + " (started by theus-bench)"
+	}
+	return "theus (attached)"
+}
+
 func (t *theusTarget) conn(caller int) *client.Client { return t.conns[caller%len(t.conns)] }
 
 func (t *theusTarget) setup(ctx context.Context, w *workload) error {
