@@ -273,17 +273,19 @@ func (l *loop) attempt(ctx context.Context) error {
 			return err
 		}
 	}
+	if out.ReadsKnown { // a read-only run is held to its contract too
+		for _, p := range out.Reads {
+			if err := l.inv.Contract.CheckRead(p); err != nil {
+				return err
+			}
+		}
+	}
 	if len(out.Delta) == 0 {
 		l.rep.Version, l.rep.Result, l.rep.ReadOnly = snap.Version(), out.Result, true
 		return nil
 	}
 	reads := l.inv.Contract.Inputs
 	if out.ReadsKnown {
-		for _, p := range out.Reads {
-			if err := l.inv.Contract.CheckRead(p); err != nil {
-				return err
-			}
-		}
 		reads = out.Reads
 	}
 	vip := l.ticket.Valid()

@@ -425,6 +425,7 @@ func TestReportedReads(t *testing.T) {
 		reads     []string
 		other     string // committed by someone else during the first attempt
 		attempts  int
+		readOnly  bool // the run writes nothing
 		violation bool
 	}{
 		{name: "declared inputs", other: "domain.counters.b", attempts: 2},
@@ -432,6 +433,7 @@ func TestReportedReads(t *testing.T) {
 		{name: "a key it read", known: true, reads: []string{"domain.counters.b"}, other: "domain.counters.b", attempts: 2},
 		{name: "subtree", known: true, reads: []string{"domain.counters"}, other: "domain.counters.b", attempts: 2},
 		{name: "outside", known: true, reads: []string{"domain.secret"}, other: "domain.counters.b", violation: true},
+		{name: "outside, read-only", known: true, reads: []string{"domain.secret"}, other: "domain.counters.b", readOnly: true, violation: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := cas.New(cas.Config{})
@@ -441,7 +443,9 @@ func TestReportedReads(t *testing.T) {
 					set(t, s, tt.other, 7)
 				}
 				var d cas.Delta
-				d.Set(P("domain.counters.a"), enc(1))
+				if !tt.readOnly {
+					d.Set(P("domain.counters.a"), enc(1))
+				}
 				return cas.Outcome{Delta: d, Reads: Ps(tt.reads...), ReadsKnown: tt.known}, nil
 			}})
 			if tt.violation {

@@ -14,13 +14,14 @@ type Ref struct {
 	path string
 }
 
-// Claim validates value, which a dispatch of slab's worker wrote at a HEAVY
-// path, and hands its block to the invocation inv. An inline tensor only
-// needs to be well formed (its Ref is zero). An arena tensor must be a
-// block of that slab that this dispatch allocated and has not claimed at another
-// path; a tensor the worker did not write (one of its inputs, say) is
-// refused. value is the supervisor's private copy of the worker's bytes.
-func (z *Zone) Claim(slab uint32, dispatch uint64, inv, path string, value []byte) (shm.Descriptor, Ref, error) {
+// Claim validates value, which the dispatch of lease l wrote at a HEAVY path,
+// and hands its block to the invocation inv, which then commits it or
+// aborts it (Zone.Commit, Zone.Abort). An inline tensor only needs to be
+// well formed (its Ref is zero). An arena tensor must be a block this
+// lease allocated and has not handed out at another path; a tensor the
+// worker did not write (one of its inputs, say) is refused. value is the
+// supervisor's private copy of the worker's bytes.
+func (z *Zone) Claim(l *Lease, inv, path string, value []byte) (shm.Descriptor, Ref, error) {
 	d, err := shm.ParseDescriptor(value, z.cfg.InlineMax)
 	if err != nil {
 		return d, Ref{}, err
@@ -28,38 +29,25 @@ func (z *Zone) Claim(slab uint32, dispatch uint64, inv, path string, value []byt
 	if d.Inline() {
 		return d, Ref{}, nil
 	}
-	if slab == 0 || d.Slab != slab {
-		return d, Ref{}, fmt.Errorf("%w: slab %d is not the worker's (%d): a process may only write tensors it allocated", shm.ErrNotOwner, d.Slab, slab)
+	if l == nil || l.slab == nil || d.Slab != l.slab.id {
+		return d, Ref{}, fmt.Errorf("%w: slab %d is not the worker's (%d): a process may only write tensors it allocated", shm.ErrNotOwner, d.Slab, l.slabID())
 	}
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	s, ok := z.slabs[slab]
-	if !ok {
-		return d, Ref{}, fmt.Errorf("%w: no slab %d", shm.ErrStale, slab)
+	if l.closed {
+		return d, Ref{}, ErrLeaseClosed
 	}
-	if _, err := d.Check(s.alloc, dispatchOwner(dispatch)); err != nil {
+	s := l.slab
+	if _, ok := z.slabs[s.id]; !ok {
+		return d, Ref{}, fmt.Errorf("%w: no slab %d", shm.ErrStale, s.id)
+	}
+	if _, err := d.Check(s.alloc, dispatchOwner(l.dispatch)); err != nil {
 		return d, Ref{}, err
 	}
 	if err := s.alloc.SetOwner(d.Off, d.Gen, invocationOwner(inv)); err != nil {
 		return d, Ref{}, err
 	}
 	return d, Ref{slab: s.id, off: d.Off, gen: d.Gen, path: path}, nil
-}
-
-// Release frees the blocks the dispatch allocated and did not claim. It
-// is called once per dispatch that may have allocated, when it is over:
-// by the pool when the dispatch failed or its worker died, by the
-// supervisor after claiming what its result names.
-func (z *Zone) Release(slab uint32, dispatch uint64) {
-	if slab == 0 {
-		return
-	}
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if s, ok := z.slabs[slab]; ok {
-		s.alloc.FreeOwner(dispatchOwner(dispatch))
-		z.closeIfDoneLocked(s)
-	}
 }
 
 // Abort frees blocks claimed by an invocation whose delta was not

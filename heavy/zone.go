@@ -224,32 +224,6 @@ func dispatchOwner(dispatch uint64) string {
 	return ownerDispatch + strconv.FormatUint(dispatch, 10)
 }
 
-// Alloc reserves n bytes of s for an output of the dispatch (of s's
-// worker) numbered dispatch.
-func (z *Zone) Alloc(s *Slab, n int64, dispatch uint64) (shm.Block, error) {
-	if s == nil {
-		return shm.Block{}, fmt.Errorf("%w: this worker has no slab (see the supervisor's log)", shm.ErrArenaFull)
-	}
-	b, err := z.alloc(s, n, dispatch)
-	if errors.Is(err, shm.ErrArenaFull) && z.cfg.Reclaim != nil {
-		z.cfg.Reclaim()
-		b, err = z.alloc(s, n, dispatch)
-	}
-	if err != nil {
-		return b, fmt.Errorf("%w (a worker's slab is --heavy-size/--workers = %d bytes)", err, z.slabSize)
-	}
-	return b, nil
-}
-
-func (z *Zone) alloc(s *Slab, n int64, dispatch uint64) (shm.Block, error) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if s.retired {
-		return shm.Block{}, fmt.Errorf("heavy: slab %d is retired", s.id)
-	}
-	return s.alloc.Alloc(n, dispatchOwner(dispatch))
-}
-
 // Bytes returns the bytes of a committed tensor, read through the
 // supervisor's own mapping (for checksums and tests). The caller must hold
 // a snapshot that sees d while it uses them: that keeps the block, and its

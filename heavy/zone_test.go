@@ -43,15 +43,15 @@ func descJSON(t *testing.T, d shm.Descriptor) []byte {
 	return b
 }
 
-// tensor allocates a block for dispatch and returns the descriptor of an
+// tensor allocates a block through l and returns the descriptor of an
 // F32 tensor filling it.
-func tensor(t *testing.T, z *Zone, s *Slab, dispatch uint64, n int64) shm.Descriptor {
+func tensor(t *testing.T, l *Lease, n int64) shm.Descriptor {
 	t.Helper()
-	b, err := z.Alloc(s, n*4, dispatch)
+	b, err := l.Alloc(n * 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return shm.Descriptor{Slab: s.ID(), Off: b.Off, Len: n * 4, Gen: b.Gen, DType: shm.F32, Shape: []int64{n}}
+	return shm.Descriptor{Slab: l.slabID(), Off: b.Off, Len: n * 4, Gen: b.Gen, DType: shm.F32, Shape: []int64{n}}
 }
 
 func TestNewChecksSizes(t *testing.T) {
@@ -65,7 +65,7 @@ func TestNewChecksSizes(t *testing.T) {
 	if _, err := z.NewSlab(); !errors.Is(err, ErrNoSlab) {
 		t.Errorf("zone off: NewSlab = %v, want ErrNoSlab", err)
 	}
-	if _, err := z.Alloc(nil, 64, 1); !errors.Is(err, shm.ErrArenaFull) {
+	if _, err := z.Lease(nil, 1).Alloc(64); !errors.Is(err, shm.ErrArenaFull) {
 		t.Errorf("no slab: Alloc = %v, want ErrArenaFull", err)
 	}
 }
@@ -73,8 +73,9 @@ func TestNewChecksSizes(t *testing.T) {
 func TestClaimValidates(t *testing.T) {
 	z := newZone(t, 8<<20, 2)
 	a, b := slab(t, z), slab(t, z)
-	good := tensor(t, z, a, 1, 1000)
-	other := tensor(t, z, b, 1, 1000)
+	la, la2, lb := z.Lease(a, 1), z.Lease(a, 2), z.Lease(b, 1)
+	good := tensor(t, la, 1000)
+	other := tensor(t, lb, 1000)
 	bent := func(f func(*shm.Descriptor)) []byte {
 		d := good
 		d.Shape = []int64{1000}
@@ -83,34 +84,33 @@ func TestClaimValidates(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name  string
-		slab  uint32
-		disp  uint64
+		lease *Lease
 		value []byte
 		want  error
 	}{
-		{"not JSON", a.ID(), 1, []byte("{"), shm.ErrBadDescriptor},
-		{"not a tensor", a.ID(), 1, []byte("42"), shm.ErrBadDescriptor},
-		{"another worker's slab", a.ID(), 1, descJSON(t, other), shm.ErrNotOwner},
-		{"another dispatch's block", a.ID(), 2, descJSON(t, good), shm.ErrNotOwner},
-		{"stale generation", a.ID(), 1, bent(func(d *shm.Descriptor) { d.Gen++ }), shm.ErrStale},
-		{"not a block", a.ID(), 1, bent(func(d *shm.Descriptor) { d.Off += 64 }), shm.ErrStale},
-		{"past the block", a.ID(), 1, bent(func(d *shm.Descriptor) { d.Len, d.Shape = 8000, []int64{2000} }), shm.ErrBadDescriptor},
-		{"shape past the length", a.ID(), 1, bent(func(d *shm.Descriptor) { d.Shape = []int64{1001} }), shm.ErrBadDescriptor},
-		{"no slab", 0, 1, descJSON(t, good), shm.ErrNotOwner},
+		{"not JSON", la, []byte("{"), shm.ErrBadDescriptor},
+		{"not a tensor", la, []byte("42"), shm.ErrBadDescriptor},
+		{"another worker's slab", la, descJSON(t, other), shm.ErrNotOwner},
+		{"another dispatch's block", la2, descJSON(t, good), shm.ErrNotOwner},
+		{"stale generation", la, bent(func(d *shm.Descriptor) { d.Gen++ }), shm.ErrStale},
+		{"not a block", la, bent(func(d *shm.Descriptor) { d.Off += 64 }), shm.ErrStale},
+		{"past the block", la, bent(func(d *shm.Descriptor) { d.Len, d.Shape = 8000, []int64{2000} }), shm.ErrBadDescriptor},
+		{"shape past the length", la, bent(func(d *shm.Descriptor) { d.Shape = []int64{1001} }), shm.ErrBadDescriptor},
+		{"no slab", nil, descJSON(t, good), shm.ErrNotOwner},
 	} {
-		if _, _, err := z.Claim(c.slab, c.disp, "inv", "heavy.x", c.value); !errors.Is(err, c.want) {
+		if _, _, err := z.Claim(c.lease, "inv", "heavy.x", c.value); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
-	_, ref, err := z.Claim(a.ID(), 1, "inv", "heavy.x", descJSON(t, good))
+	_, ref, err := z.Claim(la, "inv", "heavy.x", descJSON(t, good))
 	if err != nil || ref == (Ref{}) {
 		t.Fatalf("good claim: %v", err)
 	}
-	if _, _, err := z.Claim(a.ID(), 1, "inv", "heavy.y", descJSON(t, good)); !errors.Is(err, shm.ErrNotOwner) {
+	if _, _, err := z.Claim(la, "inv", "heavy.y", descJSON(t, good)); !errors.Is(err, shm.ErrNotOwner) {
 		t.Errorf("claiming one block twice: %v", err)
 	}
 	inline := shm.Descriptor{DType: shm.U8, Shape: []int64{3}, Len: 3, Data: []byte{1, 2, 3}}
-	if _, ref, err := z.Claim(a.ID(), 1, "inv", "heavy.z", descJSON(t, inline)); err != nil || ref != (Ref{}) {
+	if _, ref, err := z.Claim(la, "inv", "heavy.z", descJSON(t, inline)); err != nil || ref != (Ref{}) {
 		t.Errorf("inline claim: %v %v", ref, err)
 	}
 }
@@ -118,16 +118,17 @@ func TestClaimValidates(t *testing.T) {
 func TestLifecycleFreesEverything(t *testing.T) {
 	z := newZone(t, 8<<20, 2)
 	a := slab(t, z)
-	// Unclaimed blocks of a dispatch go with Release.
-	tensor(t, z, a, 1, 100)
-	kept := tensor(t, z, a, 1, 100)
-	_, ref, err := z.Claim(a.ID(), 1, "inv", "heavy.k", descJSON(t, kept))
+	// Unclaimed blocks of a dispatch go when its lease closes.
+	l1 := z.Lease(a, 1)
+	tensor(t, l1, 100)
+	kept := tensor(t, l1, 100)
+	_, ref, err := z.Claim(l1, "inv", "heavy.k", descJSON(t, kept))
 	if err != nil {
 		t.Fatal(err)
 	}
-	z.Release(a.ID(), 1)
+	l1.Close()
 	if st := z.Stats(); st.Blocks != 1 {
-		t.Fatalf("after Release: %+v", st)
+		t.Fatalf("after Close: %+v", st)
 	}
 	// An aborted invocation frees its claims.
 	z.Abort([]Ref{ref})
@@ -135,10 +136,11 @@ func TestLifecycleFreesEverything(t *testing.T) {
 		t.Fatalf("after Abort: %+v", st)
 	}
 	// A committed tensor lives until Drop.
-	d := tensor(t, z, a, 2, 100)
-	_, ref, _ = z.Claim(a.ID(), 2, "inv", "heavy.k", descJSON(t, d))
+	l2 := z.Lease(a, 2)
+	d := tensor(t, l2, 100)
+	_, ref, _ = z.Claim(l2, "inv", "heavy.k", descJSON(t, d))
 	z.Commit([]Ref{ref})
-	z.Release(a.ID(), 2)
+	l2.Close()
 	z.Abort(nil)
 	if st := z.Stats(); st.Blocks != 1 {
 		t.Fatalf("committed: %+v", st)
@@ -204,12 +206,13 @@ func TestDeadSlabMovesAndCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d := tensor(t, z, a, 1, 1000)
+	l := z.Lease(a, 1)
+	d := tensor(t, l, 1000)
 	src, _ := z.Bytes(d)
 	for i := range src {
 		src[i] = byte(i)
 	}
-	_, ref, _ := z.Claim(a.ID(), 1, "inv", "heavy.t", descJSON(t, d))
+	_, ref, _ := z.Claim(l, "inv", "heavy.t", descJSON(t, d))
 	z.Commit([]Ref{ref})
 	z.Retire(a)
 	if changed == 0 {

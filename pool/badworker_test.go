@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,8 +21,14 @@ func badWorker(mode string) int {
 	if err != nil {
 		return 1
 	}
-	c.Send(&protocol.Hello{Magic: protocol.Magic, Protocol: protocol.Version, PID: int64(os.Getpid()),
-		Processes: []protocol.ProcessInfo{{Name: "noop", Semantic: "pure"}}})
+	procs := []protocol.ProcessInfo{{Name: "noop", Semantic: "pure"}}
+	switch mode {
+	case "twice":
+		procs = append(procs, procs[0])
+	case "semantic":
+		procs[0].Semantic = "EFFECT"
+	}
+	c.Send(&protocol.Hello{Magic: protocol.Magic, Protocol: protocol.Version, PID: int64(os.Getpid()), Processes: procs})
 	if _, err := c.Recv(); err != nil {
 		return 1
 	}
@@ -29,11 +37,28 @@ func badWorker(mode string) int {
 		if err != nil {
 			return 0
 		}
-		if _, ok := m.(*protocol.Dispatch); !ok {
+		d, ok := m.(*protocol.Dispatch)
+		if !ok {
 			continue
 		}
 		raw := c.Raw()
 		switch mode {
+		case "unknown-result":
+			c.Send(&protocol.Result{ID: d.ID + 1000})
+		case "second-result":
+			c.Send(&protocol.Result{ID: d.ID, Result: []byte("1")})
+			c.Send(&protocol.Result{ID: d.ID, Result: []byte("2")})
+		case "empty-alloc":
+			// Ask for 0 and -1 bytes; answer with the codes granted.
+			codes := ""
+			for i, n := range []int64{0, -1} {
+				c.Send(&protocol.Alloc{ID: uint64(i + 1), Dispatch: d.ID, Size: n})
+				g, err := c.Recv()
+				if gr, ok := g.(*protocol.Grant); err == nil && ok && gr.Err != nil {
+					codes += " " + gr.Err.Code
+				}
+			}
+			c.Send(&protocol.Result{ID: d.ID, Result: []byte(strconv.Quote(codes))})
 		case "garbage":
 			raw.Write([]byte{0, 0, 0, 4, byte(protocol.KindResult), 0xc1, 0xc1, 0xc1})
 		case "oversized":
@@ -45,7 +70,7 @@ func badWorker(mode string) int {
 }
 
 func TestMalformedWorkerFramesReplaceTheWorker(t *testing.T) {
-	for _, mode := range []string{"garbage", "oversized", "wrong-kind"} {
+	for _, mode := range []string{"garbage", "oversized", "wrong-kind", "unknown-result"} {
 		t.Run(mode, func(t *testing.T) {
 			p := start(t, 1, func(c *Config) {
 				c.Env = append(c.Env, "THEUS_TEST_BAD_WORKER="+mode)
@@ -55,7 +80,7 @@ func TestMalformedWorkerFramesReplaceTheWorker(t *testing.T) {
 			before := p.PIDs()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, err := p.Dispatch(ctx, &protocol.Dispatch{Process: "noop"})
+			_, _, err := p.Dispatch(ctx, &protocol.Dispatch{Process: "noop"})
 			if !errors.Is(err, ErrWorkerCrashed) {
 				t.Fatalf("err = %v, want ErrWorkerCrashed", err)
 			}
@@ -91,4 +116,54 @@ func oldWorker() int {
 		return 0
 	}
 	return 1
+}
+
+// waitReplaced waits until the pool's one worker is another process than
+// pid.
+func waitReplaced(t *testing.T, p *Pool, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if after := p.PIDs(); len(after) == 1 && after[0] != pid {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker was not replaced")
+		}
+	}
+}
+
+// A second Result for one dispatch is a worker that lost track of the
+// connection: the first answers the call, the second ends the worker.
+func TestSecondResultEndsTheWorker(t *testing.T) {
+	p := start(t, 1, func(c *Config) {
+		c.Env = append(c.Env, "THEUS_TEST_BAD_WORKER=second-result")
+		c.RestartBackoff = 10 * time.Millisecond
+	})
+	before := p.PIDs()
+	res, err := dispatch(t, p, "noop", "")
+	if err != nil || string(res.Result) != "1" {
+		t.Fatalf("dispatch = %v, %v; want the first result", res, err)
+	}
+	waitReplaced(t, p, before[0])
+}
+
+func TestEmptyAllocIsABadRequest(t *testing.T) {
+	p := start(t, 1, func(c *Config) { c.Env = append(c.Env, "THEUS_TEST_BAD_WORKER=empty-alloc") })
+	res, err := dispatch(t, p, "noop", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strconv.Quote(" " + protocol.CodeBadRequest + " " + protocol.CodeBadRequest); string(res.Result) != want {
+		t.Fatalf("grants for 0 and -1 bytes: %s, want %s", res.Result, want)
+	}
+}
+
+func TestMalformedHelloRefused(t *testing.T) {
+	exe, _ := os.Executable()
+	for mode, want := range map[string]string{"twice": `process "noop" twice`, "semantic": `semantic "EFFECT"`} {
+		_, err := Start(Config{Command: []string{exe}, Env: []string{"THEUS_TEST_BAD_WORKER=" + mode}, StartTimeout: 10 * time.Second})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Start = %v, want an error with %q", mode, err, want)
+		}
+	}
 }

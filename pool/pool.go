@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -150,8 +151,21 @@ func (p *Pool) Processes() []protocol.ProcessInfo {
 	return slices.Clone(p.registry)
 }
 
-// checkRegistry accepts a worker's process list if it is the pool's.
+// checkRegistry accepts a worker's process list if it is well formed and
+// the pool's.
 func (p *Pool) checkRegistry(ps []protocol.ProcessInfo) error {
+	seen := make(map[string]bool, len(ps))
+	for _, pi := range ps {
+		if seen[pi.Name] {
+			return fmt.Errorf("worker registers process %q twice", pi.Name)
+		}
+		seen[pi.Name] = true
+		switch pi.Semantic {
+		case "", "pure", "effect":
+		default:
+			return fmt.Errorf("worker registers process %q with semantic %q; want \"pure\" or \"effect\"", pi.Name, pi.Semantic)
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.registry == nil {
@@ -223,14 +237,17 @@ func (pr *proc) isDead() bool {
 }
 
 // Dispatch runs dp on the least-loaded worker and returns its Result (a
-// process error is in Result.Err, not in the error). Errors:
+// process error is in Result.Err, not in the error) and the lease on the
+// HEAVY blocks the dispatch allocated (nil when the zone is off): the
+// caller owns the lease from then on, claims from it what the result
+// names and must Close it. On error there is no lease to close. Errors:
 // ErrWorkerCrashed, ErrClosed, or ctx's error once ctx ends (the worker is
 // told to cancel, and killed if the process does not stop within
 // KillGrace). Dispatch sets dp's ID itself.
-func (p *Pool) Dispatch(ctx context.Context, dp *protocol.Dispatch) (*protocol.Result, error) {
+func (p *Pool) Dispatch(ctx context.Context, dp *protocol.Dispatch) (*protocol.Result, *heavy.Lease, error) {
 	pr, err := p.pick(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return pr.call(ctx, dp)
 }

@@ -66,7 +66,9 @@ func dispatch(t *testing.T, p *Pool, name, args string) (*protocol.Result, error
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return p.Dispatch(ctx, &protocol.Dispatch{Process: name, Attempt: 1, Args: []byte(args)})
+	res, blocks, err := p.Dispatch(ctx, &protocol.Dispatch{Process: name, Attempt: 1, Args: []byte(args)})
+	blocks.Close()
+	return res, err
 }
 
 func TestDispatch(t *testing.T) {
@@ -113,7 +115,7 @@ func TestHungDispatchKillsWorker(t *testing.T) {
 	before := p.PIDs()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err := p.Dispatch(ctx, &protocol.Dispatch{Process: "fault.sleep", Args: []byte(`{"ms":60000}`)})
+	_, _, err := p.Dispatch(ctx, &protocol.Dispatch{Process: "fault.sleep", Args: []byte(`{"ms":60000}`)})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
 	}
@@ -240,7 +242,7 @@ func TestCloseDoesNotWaitForHungProcesses(t *testing.T) {
 func TestOversizedDispatchSparesTheWorker(t *testing.T) {
 	p := start(t, 1, func(c *Config) { c.MaxFrame = 64 << 10 })
 	before := p.PIDs()
-	_, err := p.Dispatch(context.Background(), &protocol.Dispatch{Process: "noop", Args: make([]byte, 100<<10)})
+	_, _, err := p.Dispatch(context.Background(), &protocol.Dispatch{Process: "noop", Args: make([]byte, 100<<10)})
 	if !errors.Is(err, protocol.ErrBadRequest) {
 		t.Fatalf("err = %v, want bad_request", err)
 	}

@@ -42,9 +42,9 @@ type proc struct {
 
 	mu     sync.Mutex
 	nextID uint64
-	calls  map[uint64]chan *protocol.Result
-	exited bool  // the process is a zombie or reaped: never signal it again
-	cause  error // why it died; set once
+	calls  map[uint64]*call // dispatches in flight; nil once the worker is dead
+	exited bool             // the process is a zombie or reaped: never signal it again
+	cause  error            // why it died; set once
 	dead   chan struct{}
 	reaped chan struct{}
 }
@@ -85,7 +85,7 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.WaitDelay = time.Second
 	log := p.cfg.Log.With().Int("slot", slot).Logger()
-	pr := &proc{pool: p, slot: slot, cmd: cmd, packet: packet, calls: map[uint64]chan *protocol.Result{}, dead: make(chan struct{}), reaped: make(chan struct{})}
+	pr := &proc{pool: p, slot: slot, cmd: cmd, packet: packet, calls: map[uint64]*call{}, dead: make(chan struct{}), reaped: make(chan struct{})}
 	pr.stderr = &lineLog{log: log, stream: "stderr"}
 	stdout := &lineLog{log: log, stream: "stdout"}
 	cmd.Stderr, cmd.Stdout = pr.stderr, stdout
@@ -199,21 +199,24 @@ func (pr *proc) read() {
 		pr.lastSeen.Store(time.Now().UnixNano())
 		switch m := m.(type) {
 		case *protocol.Result:
-			m.Slab = pr.slab.ID()
 			pr.mu.Lock()
-			ch := pr.calls[m.ID]
+			c := pr.calls[m.ID]
 			delete(pr.calls, m.ID)
 			pr.mu.Unlock()
-			if ch == nil {
-				pr.releaseBlocks(m.ID) // a late result: nobody will claim its blocks
-			} else {
-				ch <- m
-				// Let the caller run on this thread now, before this
-				// goroutine blocks in read(2) again; otherwise the caller
-				// waits for another thread to steal it (a futex wake and
-				// a few microseconds) while this one sleeps in the kernel.
-				runtime.Gosched()
+			if c == nil {
+				// Not in flight: never sent, answered already, or given up
+				// (then the worker is being stopped anyway). The worker
+				// and the supervisor disagree on the state of the
+				// connection, so it ends (docs/PROTOCOL.md).
+				pr.kill(fmt.Errorf("%w: result for dispatch %d, which is not in flight", errDied, m.ID))
+				return
 			}
+			c.result <- m
+			// Let the caller run on this thread now, before this
+			// goroutine blocks in read(2) again; otherwise the caller
+			// waits for another thread to steal it (a futex wake and a
+			// few microseconds) while this one sleeps in the kernel.
+			runtime.Gosched()
 		case *protocol.Pong:
 		case *protocol.Alloc:
 			if err := pr.conn.Send(pr.alloc(m)); err != nil {
@@ -302,98 +305,106 @@ func (pr *proc) stop(cause error, sig unix.Signal) {
 	}
 }
 
-// call sends dp and waits for its result. The worker's death gives
+// call is a dispatch in flight: where its result goes, and the lease on
+// the blocks it allocates.
+type call struct {
+	result chan *protocol.Result // buffered: the reader never blocks
+	blocks *heavy.Lease          // nil when the zone is off
+}
+
+// call sends dp and waits for its result. On success the caller owns the
+// lease on the blocks the dispatch allocated and must close it; on every
+// error the lease is closed here. The worker's death gives
 // ErrWorkerCrashed; the end of ctx sends a Cancel and waits KillGrace for
 // the process to stop before killing the worker.
-func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Result, error) {
+func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Result, *heavy.Lease, error) {
 	defer pr.release() // the place pick reserved
-	ch := make(chan *protocol.Result, 1)
 	pr.mu.Lock()
 	if pr.cause != nil {
 		pr.mu.Unlock()
-		return nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
+		return nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
 	}
 	pr.nextID++
 	id := pr.nextID
-	pr.calls[id] = ch
+	c := &call{result: make(chan *protocol.Result, 1)}
+	if z := pr.pool.cfg.Heavy; z != nil {
+		c.blocks = z.Lease(pr.slab, id)
+	}
+	pr.calls[id] = c
 	pr.mu.Unlock()
-	d := *dp
-	d.ID = id
-	if err := pr.conn.Send(&d); err != nil {
-		pr.mu.Lock()
-		delete(pr.calls, id)
-		pr.mu.Unlock()
-		if errors.Is(err, protocol.ErrFrameTooLarge) {
-			// Nothing was sent and the worker is fine: the dispatch itself
-			// is too big (its inputs or args).
-			return nil, protocol.Errorf(protocol.CodeBadRequest, "dispatch of %q: %v (raise --max-frame, or move large values to the HEAVY zone)", dp.Process, err)
-		}
-		pr.kill(fmt.Errorf("%w: send: %w", errDied, err))
-		return nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, err)
-	}
-	select {
-	case res := <-ch:
-		pr.processed.Add(1)
-		return res, nil
-	case <-pr.dead:
-		pr.releaseBlocks(id)
-		return nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
-	case <-ctx.Done():
-	}
-	pr.conn.Send(&protocol.Cancel{ID: id})
-	t := time.NewTimer(pr.pool.cfg.KillGrace)
-	defer t.Stop()
-	// Whatever happens now, nobody claims this dispatch's blocks: forget
-	// the dispatch first, so that a late Alloc for it is refused, then free
-	// what it has.
-	defer func() {
+	// forget ends the dispatch for the worker: no Alloc is granted for
+	// it after, and its blocks are freed (Close refuses later Allocs
+	// itself: forgetting first only turns them into clear errors).
+	forget := func() {
 		pr.mu.Lock()
 		delete(pr.calls, id) // a nil map after the worker's death: a no-op
 		pr.mu.Unlock()
-		pr.releaseBlocks(id)
-	}()
+		c.blocks.Close()
+	}
+	d := *dp
+	d.ID = id
+	if err := pr.conn.Send(&d); err != nil {
+		// A batched write can fail after the batch holding this dispatch
+		// went out, so the worker may have allocated for it already.
+		forget()
+		if errors.Is(err, protocol.ErrFrameTooLarge) {
+			// Nothing was sent and the worker is fine: the dispatch itself
+			// is too big (its inputs or args).
+			return nil, nil, protocol.Errorf(protocol.CodeBadRequest, "dispatch of %q: %v (raise --max-frame, or move large values to the HEAVY zone)", dp.Process, err)
+		}
+		pr.kill(fmt.Errorf("%w: send: %w", errDied, err))
+		return nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, err)
+	}
 	select {
-	case <-ch:
+	case res := <-c.result:
 		pr.processed.Add(1)
-		return nil, ctx.Err() // too late: the caller has gone
+		return res, c.blocks, nil
+	case <-pr.dead:
+		forget()
+		return nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
+	case <-ctx.Done():
+	}
+	defer forget() // whatever happens now, nobody claims this dispatch's blocks
+	pr.conn.Send(&protocol.Cancel{ID: id})
+	t := time.NewTimer(pr.pool.cfg.KillGrace)
+	defer t.Stop()
+	select {
+	case <-c.result:
+		pr.processed.Add(1)
+		return nil, nil, ctx.Err() // too late: the caller has gone
 	case <-pr.dead:
 	case <-t.C:
 		pr.terminate(fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, dp.Process, pr.pool.cfg.KillGrace), pr.pool.cfg.KillGrace)
 	}
-	return nil, ctx.Err()
+	return nil, nil, ctx.Err()
 }
 
-// alloc grants a block of the worker's slab to a dispatch in flight.
-// The check and the allocation happen under pr.mu, so a dispatch that
-// ends (and releases its blocks) cannot get one after.
+// alloc grants a block of the worker's slab to a dispatch in flight,
+// through the dispatch's lease.
 func (pr *proc) alloc(a *protocol.Alloc) *protocol.Grant {
 	g := &protocol.Grant{ID: a.ID}
-	z := pr.pool.cfg.Heavy
-	if z == nil {
-		g.Err = protocol.Errorf(protocol.CodeArenaFull, "the HEAVY zone is off")
+	if a.Size <= 0 {
+		g.Err = protocol.Errorf(protocol.CodeBadRequest, "alloc of %d bytes for dispatch %d: the size must be positive", a.Size, a.Dispatch)
 		return g
 	}
 	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if _, ok := pr.calls[a.Dispatch]; !ok {
+	c := pr.calls[a.Dispatch]
+	pr.mu.Unlock()
+	if c == nil {
 		g.Err = protocol.Errorf(protocol.CodeBadRequest, "alloc for dispatch %d, which is not in flight", a.Dispatch)
 		return g
 	}
-	b, err := z.Alloc(pr.slab, a.Size, a.Dispatch)
-	if err != nil {
+	b, err := c.blocks.Alloc(a.Size)
+	switch {
+	case errors.Is(err, heavy.ErrLeaseClosed):
+		g.Err = protocol.Errorf(protocol.CodeBadRequest, "alloc for dispatch %d, which is over", a.Dispatch)
+		return g
+	case err != nil:
 		g.Err = protocol.Errorf(protocol.CodeArenaFull, "%v", err)
 		return g
 	}
 	g.Slab, g.Off, g.Len, g.Gen = pr.slab.ID(), b.Off, b.Len, b.Gen
 	return g
-}
-
-// releaseBlocks frees the blocks of a dispatch whose result nobody will
-// claim.
-func (pr *proc) releaseBlocks(id uint64) {
-	if z := pr.pool.cfg.Heavy; z != nil {
-		z.Release(pr.slab.ID(), id)
-	}
 }
 
 var (

@@ -103,9 +103,6 @@ type Result struct {
 	// reads, or read more than MaxReads paths, leaves ReadsKnown false.
 	Reads      []string `msg:",limit=65536"` // MaxReads
 	ReadsKnown bool
-	// Slab is the slab of the worker that sent it, set by the
-	// supervisor's pool on receipt (never on the wire).
-	Slab uint32 `msg:"-"`
 }
 
 // MaxReads is the most paths a Result lists in Reads (its decode limit).

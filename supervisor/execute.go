@@ -130,9 +130,10 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 		}
 	}
 	var res *protocol.Result
+	var blocks *heavy.Lease // what the dispatch allocated: ours to claim from and close
 	for try := 0; ; try++ {
 		var err error
-		res, err = p.pool.Dispatch(ctx, dp)
+		res, blocks, err = p.pool.Dispatch(ctx, dp)
 		if err == nil {
 			break
 		}
@@ -144,7 +145,7 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 		return cas.Outcome{}, nil, err
 	}
 	// Blocks the dispatch allocated and the delta does not name are freed.
-	defer s.zone.Release(res.Slab, res.ID)
+	defer blocks.Close()
 	defer func() {
 		if err != nil {
 			s.zone.Abort(refs)
@@ -174,7 +175,7 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 			if contract.Op(w.Op) != contract.OpSet {
 				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: a HEAVY path is set or deleted, never appended to", req.Process), Path: w.Path}
 			}
-			_, ref, err := s.zone.Claim(res.Slab, res.ID, owner, w.Path, w.Value)
+			_, ref, err := s.zone.Claim(blocks, owner, w.Path, w.Value)
 			if err != nil {
 				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: %v", req.Process, err), Path: w.Path}
 			}
