@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -17,6 +18,8 @@ import (
 // Config describes a pool. Command is required; the rest have defaults.
 type Config struct {
 	Command []string // the worker binary and its arguments
+	// Pin, when set, is the hex SHA-256 Command[0] must have; see Plugin.
+	Pin     string
 	Env     []string // added to the supervisor's environment
 	Workers int      // default 1
 
@@ -89,6 +92,8 @@ type Pool struct {
 	cancel  context.CancelFunc
 	hard    chan struct{}  // closed when Close's deadline passes
 	wg      sync.WaitGroup // slot and heartbeat goroutines
+	closing sync.Once
+	bin     *os.File // the pinned binary's sealed copy; nil when unpinned
 
 	mu       sync.Mutex
 	slots    []*slot
@@ -115,7 +120,14 @@ func Start(cfg Config) (*Pool, error) {
 		return nil, errors.New("pool: no worker command")
 	}
 	cfg.defaults()
-	p := &Pool{cfg: cfg, spawner: newSpawner(), notify: make(chan struct{}), hard: make(chan struct{})}
+	var bin *os.File
+	if cfg.Pin != "" {
+		var err error
+		if bin, err = pinBinary(cfg.Command[0], cfg.Pin); err != nil {
+			return nil, err
+		}
+	}
+	p := &Pool{cfg: cfg, bin: bin, spawner: newSpawner(), notify: make(chan struct{}), hard: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	first := make([]*proc, cfg.Workers)
 	errs := make([]error, cfg.Workers)
@@ -134,6 +146,7 @@ func Start(cfg Config) (*Pool, error) {
 		}
 		p.cancel()
 		p.spawner.stop()
+		p.closeBinary()
 		return nil, err
 	}
 	for i, pr := range first {
@@ -286,17 +299,28 @@ func (p *Pool) PIDs() []int {
 // closed (a worker exits on EOF), and a worker still running at ctx's end
 // is killed. Dispatches in flight fail with ErrWorkerCrashed or
 // ErrClosed; drain them before calling Close. It returns when every worker
-// is reaped.
+// is reaped. Close may be called more than once: later calls wait for the
+// first to finish and do nothing.
 func (p *Pool) Close(ctx context.Context) error {
-	p.cancel() // each slot closes its worker's socket and waits for it to exit
-	done := make(chan struct{})
-	go func() { p.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		close(p.hard) // kill what is still running
-		<-done
-	}
-	p.spawner.stop()
+	p.closing.Do(func() {
+		p.cancel() // each slot closes its worker's socket and waits for it to exit
+		done := make(chan struct{})
+		go func() { p.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			close(p.hard) // kill what is still running
+			<-done
+		}
+		p.spawner.stop()
+		p.closeBinary()
+	})
 	return nil
+}
+
+// closeBinary closes the pinned copy of the binary, if any.
+func (p *Pool) closeBinary() {
+	if p.bin != nil {
+		p.bin.Close()
+	}
 }

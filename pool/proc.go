@@ -72,6 +72,13 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 		files = append(files, premote)
 	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
+	if p.bin != nil {
+		// Execute the checked copy, inherited at the next fd (the path
+		// is resolved in the child, after its fds are arranged); ps
+		// still shows the plugin's path.
+		files = append(files, p.bin)
+		cmd.Path = "/proc/self/fd/" + strconv.Itoa(2+len(files))
+	}
 	cmd.Env = append(os.Environ(),
 		"THEUS_WORKER_FD=3",
 		"THEUS_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),

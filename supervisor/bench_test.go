@@ -135,7 +135,7 @@ func benchSupervisorWith(b *testing.B, cfg Config) *harness {
 	b.Helper()
 	exe, _ := os.Executable()
 	sock := filepath.Join(b.TempDir(), "run", "s.sock")
-	cfg.Plugins, cfg.Socket, cfg.Log = [][]string{{exe}}, sock, zerolog.Nop()
+	cfg.Plugins, cfg.Socket, cfg.Log = []pool.Plugin{{Command: []string{exe}}}, sock, zerolog.Nop()
 	s, err := Start(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -277,7 +277,7 @@ func (h served) serveErr() error {
 func startNoServe(t *testing.T, tune func(*Config)) served {
 	t.Helper()
 	exe, _ := os.Executable()
-	cfg := Config{Plugins: [][]string{{exe}}, Workers: 1, Socket: filepath.Join(t.TempDir(), "run", "s.sock"),
+	cfg := Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 1, Socket: filepath.Join(t.TempDir(), "run", "s.sock"),
 		Log: zerolog.Nop(), Pool: pool.Config{Env: quickExit()}}
 	tune(&cfg)
 	s, err := Start(cfg)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
 )
 
@@ -216,7 +217,7 @@ func BenchmarkHeavyStart(b *testing.B) {
 	start := func(size int64) time.Duration {
 		sock := filepath.Join(b.TempDir(), "run", "s.sock")
 		t := time.Now()
-		s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: workers, Socket: sock, HeavySize: size, Log: zerolog.Nop()})
+		s, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: workers, Socket: sock, HeavySize: size, Log: zerolog.Nop()})
 		d := time.Since(t)
 		if err != nil {
 			b.Fatal(err)

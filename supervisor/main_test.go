@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 
 func runAsSupervisor(sock string) int {
 	exe, _ := os.Executable()
-	s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: 2, Socket: sock, StateDir: os.Getenv("THEUS_TEST_STATE"),
+	s, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 2, Socket: sock, StateDir: os.Getenv("THEUS_TEST_STATE"),
 		Pool: pool.Config{Env: quickExit()}, Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -67,7 +67,7 @@ func start(t *testing.T, workers int, tune func(*Config)) *harness {
 	}
 	sock := filepath.Join(t.TempDir(), "run", "theus.sock")
 	cfg := Config{
-		Plugins: [][]string{{exe}}, Workers: workers, Socket: sock,
+		Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: workers, Socket: sock,
 		Log:  zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
 		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond, MaxRestartBackoff: 200 * time.Millisecond, Env: quickExit()},
 	}
@@ -132,7 +132,7 @@ func startNoCleanup(t *testing.T) *harness {
 	t.Helper()
 	exe, _ := os.Executable()
 	sock := filepath.Join(t.TempDir(), "run", "s.sock")
-	s, err := Start(Config{Plugins: [][]string{{exe}}, Workers: 2, Socket: sock, Log: zerolog.Nop(),
+	s, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 2, Socket: sock, Log: zerolog.Nop(),
 		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond, Env: quickExit()}})
 	if err != nil {
 		t.Fatal(err)

@@ -25,9 +25,10 @@ import (
 
 // Config describes a supervisor. Plugins is required.
 type Config struct {
-	// Plugins are the worker commands (binary and arguments); each gets a
-	// pool of Workers workers. A process name may appear in one plugin only.
-	Plugins [][]string
+	// Plugins are the worker binaries (command and optional checksum pin,
+	// see pool.Plugin); each gets a pool of Workers workers. A process
+	// name may appear in one plugin only.
+	Plugins []pool.Plugin
 	Workers int
 	// Socket is the client socket's path; empty for none (in-process use).
 	Socket   string
@@ -182,14 +183,14 @@ func Start(cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
-	for i, cmd := range cfg.Plugins {
+	for i, pl := range cfg.Plugins {
 		pc := cfg.Pool
-		pc.Command, pc.Workers, pc.MaxFrame, pc.Heavy = cmd, cfg.Workers, cfg.MaxFrame, zone
-		pc.Log = cfg.Log.With().Str("plugin", cmd[0]).Logger()
+		pc.Command, pc.Pin, pc.Workers, pc.MaxFrame, pc.Heavy = pl.Command, pl.Pin, cfg.Workers, cfg.MaxFrame, zone
+		pc.Log = cfg.Log.With().Str("plugin", pl.Command[0]).Logger()
 		p, err := pool.Start(pc)
 		if err != nil {
 			s.closePools()
-			return nil, fmt.Errorf("supervisor: plugin %d (%s): %w", i+1, cmd[0], err)
+			return nil, fmt.Errorf("supervisor: plugin %d (%s): %w", i+1, pl.Command[0], err)
 		}
 		s.pools = append(s.pools, p)
 		if err := s.register(p); err != nil {

@@ -59,7 +59,7 @@ func startTheus(socket string, clients int, own ownConfig, spinUS int) (*theusTa
 			env = append(env, "GOMAXPROCS="+strconv.Itoa(own.procs))
 		}
 		s, err := supervisor.Start(supervisor.Config{
-			Plugins: [][]string{{self}}, Workers: own.workers, Socket: socket, Pool: pool.Config{Env: env},
+			Plugins: []pool.Plugin{{Command: []string{self}}}, Workers: own.workers, Socket: socket, Pool: pool.Config{Env: env},
 			StateDir: dir + "/state", Durability: own.durability, HeavySize: own.heavySize, Log: own.log,
 		})
 		if err != nil {

@@ -6,8 +6,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +26,7 @@ import (
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/ipc"
+	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/supervisor"
 	"github.com/theus-run/theus/worker"
 )
@@ -85,8 +83,11 @@ built-in demo worker when none is given), commits their deltas through the
 CAS engine, and serves clients (theusctl, the Go client) on --socket until
 SIGINT or SIGTERM, then drains and exits 0.
 
-A plugin may be pinned to a checksum: --plugin PATH@sha256:HEX refuses to
-start a binary whose SHA-256 differs.`,
+A plugin may be pinned to a checksum: --plugin PATH@sha256:HEX reads the
+binary once, refuses it if its SHA-256 differs, and runs every worker,
+restarts included, from that checked copy (kept in a sealed memfd), so
+replacing or deleting the file has no effect until the supervisor
+restarts. An unpinned plugin is executed from its path at every start.`,
 		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -180,44 +181,25 @@ func logger(f flags) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(lv).With().Timestamp().Logger(), nil
 }
 
-func plugins(paths []string) ([][]string, error) {
-	if len(paths) == 0 {
+// plugins turns --plugin values into pool plugins; none means the
+// built-in demo worker (this binary, re-executed).
+func plugins(specs []string) ([]pool.Plugin, error) {
+	if len(specs) == 0 {
 		self, err := os.Executable()
 		if err != nil {
 			return nil, fmt.Errorf("find the built-in worker: %w", err)
 		}
-		return [][]string{{self}}, nil
+		return []pool.Plugin{{Command: []string{self}}}, nil
 	}
-	var out [][]string
-	for _, p := range paths {
-		path, sum, pinned := strings.Cut(p, "@sha256:")
-		abs, err := filepath.Abs(path)
+	var out []pool.Plugin
+	for _, spec := range specs {
+		pl, err := pool.ParsePlugin(spec)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--%w", err)
 		}
-		if _, err := os.Stat(abs); err != nil {
-			return nil, fmt.Errorf("--plugin %s: %w", path, err)
-		}
-		if pinned {
-			if err := verify(abs, sum); err != nil {
-				return nil, err
-			}
-		}
-		out = append(out, []string{abs})
+		out = append(out, pl)
 	}
 	return out, nil
-}
-
-func verify(path, want string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("--plugin %s: %w", path, err)
-	}
-	got := sha256.Sum256(b)
-	if !strings.EqualFold(hex.EncodeToString(got[:]), want) {
-		return fmt.Errorf("--plugin %s: checksum mismatch: sha256 is %x, want %s", path, got, want)
-	}
-	return nil
 }
 
 func run(cmd *cobra.Command, f flags) error {
