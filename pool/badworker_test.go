@@ -167,3 +167,13 @@ func TestMalformedHelloRefused(t *testing.T) {
 		}
 	}
 }
+
+// flood writes garbage lines to stdout and stderr as fast as it can, for
+// the life of the worker.
+func flood() {
+	line := []byte(strings.Repeat("garbage ", 16) + "\n")
+	for {
+		os.Stdout.Write(line)
+		os.Stderr.Write(line)
+	}
+}

@@ -22,6 +22,10 @@ import (
 
 // TestMain makes the test binary a worker when the pool launches it.
 func TestMain(m *testing.M) {
+	if os.Getenv("THEUS_TEST_BAD_WORKER") == "flood" && worker.Launched() {
+		go flood()
+		worker.Main(demo.Processes()...)
+	}
 	if mode := os.Getenv("THEUS_TEST_BAD_WORKER"); mode != "" && worker.Launched() {
 		os.Exit(badWorker(mode))
 	}

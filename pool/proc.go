@@ -31,6 +31,7 @@ type proc struct {
 	pid    int
 	log    zerolog.Logger
 	stderr *lineLog
+	logs   *logBudget // its output's log budget
 	procs  []protocol.ProcessInfo
 	slab   *heavy.Slab   // its HEAVY slab; nil for none
 	reader *heavy.Reader // its packet socket, in the zone
@@ -93,8 +94,9 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 	cmd.WaitDelay = time.Second
 	log := p.cfg.Log.With().Int("slot", slot).Logger()
 	pr := &proc{pool: p, slot: slot, cmd: cmd, packet: packet, calls: map[uint64]*call{}, dead: make(chan struct{}), reaped: make(chan struct{})}
-	pr.stderr = &lineLog{log: log, stream: "stderr"}
-	stdout := &lineLog{log: log, stream: "stdout"}
+	pr.logs = newLogBudget()
+	pr.stderr = &lineLog{log: log, stream: "stderr", budget: pr.logs}
+	stdout := &lineLog{log: log, stream: "stdout", budget: pr.logs}
 	cmd.Stderr, cmd.Stdout = pr.stderr, stdout
 	if err := p.spawner.start(cmd); err != nil {
 		local.Close()
@@ -251,7 +253,8 @@ func (pr *proc) wait() {
 	unix.Kill(-pr.pid, unix.SIGKILL) // grandchildren; the leader is a zombie, so the group id is still ours
 	pr.exited = true
 	pr.mu.Unlock()
-	err := pr.cmd.Wait()
+	err := pr.cmd.Wait() // after it, no more output is forwarded
+	pr.logs.report(pr.log)
 	pr.kill(fmt.Errorf("%w: exited: %v", errDied, err))
 	close(pr.reaped)
 }
