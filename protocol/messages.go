@@ -1,6 +1,6 @@
 package protocol
 
-//go:generate go run github.com/tinylib/msgp -file messages.go -o messages_gen.go -tests=false -io=false
+//go:generate go tool msgp -file messages.go -o messages_gen.go -tests=false -io=false
 
 // The array limit also bounds bin and str lengths: it is the largest frame
 // (a value is bounded by its frame; Check has verified every length fits
