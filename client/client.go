@@ -7,8 +7,8 @@
 // It never decodes anything but protocol frames. It retries a request on
 // its own only when the request has an op id (Request.OpID, NewOpID) and
 // the supervisor went away (connection lost, refused, draining, or unable
-// to write to disk): with an op id a repeat cannot apply twice, and it
-// returns the first outcome. Without one, a request that may have run is
+// to write to disk), for at most Request.RetryFor (default 60 s): with an
+// op id a repeat cannot apply twice, and it returns the first outcome. Without one, a request that may have run is
 // the caller's to repeat.
 package client
 
@@ -231,7 +231,16 @@ type Request struct {
 	Args    any           // JSON encoded; a json.RawMessage or []byte is sent as is
 	OpID    string        // makes the request idempotent: a repeat returns the first outcome
 	Timeout time.Duration // default: ctx's deadline, else the supervisor's default
+	// RetryFor bounds how long a request with an op id is sent again while
+	// the supervisor is away (see the package doc), counted from the
+	// first send and ending sooner with ctx; default DefaultRetryFor, and
+	// a negative value sends once.
+	RetryFor time.Duration
 }
+
+// DefaultRetryFor is how long Do sends a request with an op id again
+// while the supervisor is away, when Request.RetryFor is zero.
+const DefaultRetryFor = 60 * time.Second
 
 // Result is a committed execution.
 type Result struct {
@@ -274,6 +283,11 @@ func (c *Client) Do(ctx context.Context, r Request) (*Result, error) {
 	}
 	retry := backoff.NewExponentialBackOff()
 	retry.InitialInterval, retry.MaxInterval = 20*time.Millisecond, time.Second
+	budget := r.RetryFor
+	if budget == 0 {
+		budget = DefaultRetryFor
+	}
+	giveUp := time.Now().Add(budget)
 	for {
 		rep, err := c.execute(ctx, r, args, timeout)
 		if r.OpID == "" || !retryable(err) {
@@ -281,7 +295,11 @@ func (c *Client) Do(ctx context.Context, r Request) (*Result, error) {
 		}
 		// The supervisor went away (the connection, or a drain): with an
 		// op id, sending again cannot apply the request twice.
-		t := time.NewTimer(retry.NextBackOff())
+		wait := retry.NextBackOff()
+		if time.Now().Add(wait).After(giveUp) {
+			return nil, fmt.Errorf("client: op %s: gave up after retrying for %s: %w", r.OpID, max(budget, 0), err)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -324,20 +342,4 @@ func NewOpID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// Status returns the supervisor's state.
-func (c *Client) Status(ctx context.Context) (*protocol.StatusReply, error) {
-	m, err := c.roundTrip(ctx, func(id uint64) protocol.Message { return &protocol.Status{ID: id} })
-	if err != nil {
-		return nil, err
-	}
-	rep, ok := m.(*protocol.StatusReply)
-	if !ok {
-		return nil, fmt.Errorf("client: got %s for a status", m.Kind())
-	}
-	if rep.Err != nil {
-		return nil, rep.Err
-	}
-	return rep, nil
 }

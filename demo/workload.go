@@ -214,7 +214,7 @@ func readInt(ctx context.Context, c *client.Client, path string) (int64, error) 
 // most 256 MiB), sums and scales it in other invocations, and times a
 // peek at it against a peek at a 4 KiB tensor. It returns the checked
 // invariant, or "" when the zone is off.
-func tensors(ctx context.Context, c *client.Client, h protocol.HeavyStatus) (string, error) {
+func tensors(ctx context.Context, c *client.Client, h client.Heavy) (string, error) {
 	n := min(h.SlabSize/4, 256<<20) / 4
 	if n < 1<<10 {
 		return "", nil

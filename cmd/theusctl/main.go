@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"text/tabwriter"
 	"time"
@@ -255,37 +254,20 @@ func (a *app) snapshotCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("snapshot save %s: %w", pos[0], err)
 			}
-			abs, _ := filepath.Abs(pos[0])
-			return json.NewEncoder(a.stdout).Encode(map[string]any{
-				"ok": true, "version": rep.Version, "paths": rep.Paths, "op_ids": rep.OpIDs, "bytes": rep.Bytes, "file": abs,
-			})
+			return json.NewEncoder(a.stdout).Encode(struct {
+				OK bool `json:"ok"`
+				*client.BackupInfo
+			}{true, rep})
 		},
 	})
 	return cmd
 }
 
-type workerJSON struct {
-	Slot      int64  `json:"slot"`
-	PID       int64  `json:"pid"`
-	State     string `json:"state"`
-	InFlight  int64  `json:"in_flight"`
-	Processed uint64 `json:"processed"`
-	Restarts  uint64 `json:"restarts"`
-}
-
-func statusJSON(st *protocol.StatusReply) any {
-	ws := make([]workerJSON, 0, len(st.Workers))
-	for _, w := range st.Workers {
-		ws = append(ws, workerJSON{w.Slot, w.PID, w.State, w.InFlight, w.Processed, w.Restarts})
-	}
-	return map[string]any{
-		"ok": true, "version": st.Version, "mode": st.Mode, "commits": st.Commits, "conflicts": st.Conflicts,
-		"retries": st.Retries, "vip": st.VIP, "failures": st.Failures, "workers": ws, "processes": st.Processes,
-		"durability": st.Durability, "durable": st.Durable, "persisted": st.Persisted, "batches": st.Batches, "lost_tensors": st.LostTensors,
-		"heavy": map[string]int64{
-			"size": st.Heavy.Size, "slab_size": st.Heavy.SlabSize, "slabs": st.Heavy.Slabs, "retired": st.Heavy.Retired,
-			"held": st.Heavy.Held, "in_use": st.Heavy.InUse, "blocks": st.Heavy.Blocks, "largest_free": st.Heavy.LargestFree,
-			"huge_kib": st.Heavy.HugeKiB, "inline_max": st.Heavy.InlineMax,
-		},
-	}
+// statusJSON is what -o json prints for status: the client's Status
+// with "ok".
+func statusJSON(st *client.Status) any {
+	return struct {
+		OK bool `json:"ok"`
+		*client.Status
+	}{true, st}
 }

@@ -1,0 +1,64 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestDoRetryIsBounded: a supervisor that keeps hanging up makes a
+// request with an op id be sent again, but only for Request.RetryFor,
+// even when ctx has no deadline.
+func TestDoRetryIsBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close() // the supervisor goes away before replying
+		}
+	}()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Do(context.Background(), Request{Process: "noop", OpID: "op-1", RetryFor: 300 * time.Millisecond})
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Do retried for more than 30s with RetryFor 300ms")
+	}
+	if !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "gave up after retrying for 300ms") {
+		t.Fatalf("err = %v, want the connection's error after the retry budget", err)
+	}
+	if accepted.Load() < 2 {
+		t.Fatalf("%d connections: the request was not sent again", accepted.Load())
+	}
+	// Without an op id nothing is sent again, and a negative budget sends once.
+	before := accepted.Load()
+	if _, err := c.Do(context.Background(), Request{Process: "noop", OpID: "op-2", RetryFor: -1}); err == nil {
+		t.Fatal("a hung-up request succeeded")
+	}
+	if n := accepted.Load() - before; n > 1 {
+		t.Fatalf("RetryFor -1: %d connections, want at most 1", n)
+	}
+}
