@@ -16,8 +16,9 @@ const Module = "github.com/theus-run/theus"
 var Allowed = map[string][]string{
 	// The supervisor command also re-executes itself as the default worker
 	// (worker, demo), runs the --demo workload through a client (client,
-	// demo), and names the socket's default path and commit modes (ipc, cas).
-	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client"},
+	// demo), names the socket's default path and commit modes (ipc, cas),
+	// and parses --plugin into the pool's plugin policy (pool).
+	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client", "pool"},
 	"cmd/theusctl":         {"client", "protocol"},
 	// The load generator starts its own supervisor (re-executing itself as
 	// its worker, and as the go-plugin peer) or drives one through clients.
