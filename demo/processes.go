@@ -26,6 +26,9 @@ const (
 // holds less than the amount.
 const CodeInsufficientFunds = "insufficient_funds"
 
+// CodeAccountExists is bank.open's error when the account is open already.
+const CodeAccountExists = "account_exists"
+
 // Processes returns the demo processes.
 func Processes() []worker.Def {
 	return []worker.Def{
@@ -77,8 +80,17 @@ func add(ctx *worker.Ctx, path string, by *int64) (int64, error) {
 	if _, err := ctx.Get(path, &n); err != nil {
 		return 0, err
 	}
-	n += d
-	return n, ctx.Set(path, n)
+	sum, ok := addInt64(n, d)
+	if !ok {
+		return 0, worker.Fail("bad_args", "%s is %d: adding %d overflows int64", path, n, d)
+	}
+	return sum, ctx.Set(path, sum)
+}
+
+// addInt64 returns a+b, and false when the sum does not fit an int64.
+func addInt64(a, b int64) (int64, bool) {
+	s := a + b // wraps on overflow: then its sign differs from both a's and b's
+	return s, (s > a) == (b > 0)
 }
 
 // OpenArgs are bank.open's args.
@@ -132,7 +144,12 @@ func bankTransfer(ctx *worker.Ctx, in TransferArgs) (TransferResult, error) {
 	if from < in.Amount {
 		return TransferResult{}, worker.Fail(CodeInsufficientFunds, "%s holds %d, cannot move %d", in.From, from, in.Amount)
 	}
-	from, to = from-in.Amount, to+in.Amount
+	// from >= Amount > 0, so from-Amount cannot wrap; to+Amount can.
+	newTo, ok := addInt64(to, in.Amount)
+	if !ok {
+		return TransferResult{}, worker.Fail("bad_args", "bank.transfer: account %q holds %d: adding %d overflows int64", in.To, to, in.Amount)
+	}
+	from, to = from-in.Amount, newTo
 	if err := ctx.Set(AccountsPath+"."+in.From, from); err != nil {
 		return TransferResult{}, err
 	}

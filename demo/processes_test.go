@@ -3,7 +3,11 @@ package demo
 import (
 	"context"
 	"errors"
+	"math"
+	"math/big"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/theus-run/theus/protocol"
@@ -101,5 +105,84 @@ func TestProcessesAreValid(t *testing.T) {
 			t.Fatalf("bad or duplicate process %q", d.Name)
 		}
 		seen[d.Name] = true
+	}
+}
+
+// TestAddOverflow: an add that would wrap int64 is refused with bad_args
+// naming the counter, and writes nothing; the sums at the boundary pass.
+func TestAddOverflow(t *testing.T) {
+	const maxI, minI = math.MaxInt64, math.MinInt64
+	tests := []struct {
+		name, process string
+		path          string // the counter it adds to
+		key           string // counters.add's key
+		start, by     int64
+		ok            bool
+	}{
+		{name: "up to the max", process: "counter.add", path: CounterPath, start: maxI - 5, by: 5, ok: true},
+		{name: "past the max", process: "counter.add", path: CounterPath, start: maxI - 5, by: 6},
+		{name: "max plus one", process: "counter.add", path: CounterPath, start: maxI, by: 1},
+		{name: "down to the min", process: "counter.add", path: CounterPath, start: minI + 5, by: -5, ok: true},
+		{name: "past the min", process: "counter.add", path: CounterPath, start: minI + 5, by: -6},
+		{name: "far past the min", process: "counter.add", path: CounterPath, start: -2, by: minI},
+		{name: "keyed up to the max", process: "counters.add", path: CountersPath + ".k", key: "k", start: maxI - 5, by: 5, ok: true},
+		{name: "keyed past the max", process: "counters.add", path: CountersPath + ".k", key: "k", start: maxI - 5, by: 6},
+		{name: "keyed past the min", process: "counters.add", path: CountersPath + ".k", key: "k", start: minI, by: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := map[string]any{"by": tt.by}
+			if tt.key != "" {
+				args["key"] = tt.key
+			}
+			out, err := workertest.Run(context.Background(), def(t, tt.process), map[string]any{tt.path: tt.start}, args)
+			if tt.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := string(out.Delta()[tt.path]), strconv.FormatInt(tt.start+tt.by, 10); got != want {
+					t.Fatalf("%d + %d = %s, want %s", tt.start, tt.by, got, want)
+				}
+				return
+			}
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || pe.Code != protocol.CodeBadArgs || !strings.Contains(pe.Message, tt.path) {
+				t.Fatalf("%d + %d: err = %v, want bad_args naming %s", tt.start, tt.by, err, tt.path)
+			}
+		})
+	}
+}
+
+// TestTransferOverflow: a transfer that would wrap the destination's
+// balance is refused with bad_args naming it; one to the exact maximum
+// passes.
+func TestTransferOverflow(t *testing.T) {
+	ctx := context.Background()
+	state := map[string]any{"domain.accounts.a": 10, "domain.accounts.rich": int64(math.MaxInt64 - 5)}
+	out, err := workertest.Run(ctx, def(t, "bank.transfer"), state, TransferArgs{From: "a", To: "rich", Amount: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := out.Delta(); string(d["domain.accounts.a"]) != "5" || string(d["domain.accounts.rich"]) != strconv.FormatInt(math.MaxInt64, 10) {
+		t.Fatalf("delta %v", d)
+	}
+	_, err = workertest.Run(ctx, def(t, "bank.transfer"), state, TransferArgs{From: "a", To: "rich", Amount: 6})
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeBadArgs || !strings.Contains(pe.Message, `"rich"`) {
+		t.Fatalf("err = %v, want bad_args naming the account", err)
+	}
+}
+
+// TestAddInt64 checks addInt64 against math/big at the edges of int64.
+func TestAddInt64(t *testing.T) {
+	edges := []int64{math.MinInt64, math.MinInt64 + 1, -6, -5, -1, 0, 1, 5, 6, math.MaxInt64 - 1, math.MaxInt64}
+	for _, a := range edges {
+		for _, b := range edges {
+			want := new(big.Int).Add(big.NewInt(a), big.NewInt(b))
+			got, ok := addInt64(a, b)
+			if fits := want.IsInt64(); ok != fits || (ok && got != want.Int64()) {
+				t.Errorf("addInt64(%d, %d) = %d, %v; want %s, fits %v", a, b, got, ok, want, fits)
+			}
+		}
 	}
 }
