@@ -35,7 +35,7 @@ func Processes() []worker.Def {
 		worker.Process("noop", worker.Contract{}, noop),
 		worker.Process("counter.add", worker.Contract{Inputs: []string{CounterPath}, Outputs: []string{CounterPath}}, counterAdd),
 		worker.Process("counters.add", worker.Contract{Inputs: []string{CountersPath + ".{key}"}, Outputs: []string{CountersPath + ".{key}"}}, countersAdd),
-		worker.Process("bank.open", worker.Contract{Outputs: []string{AccountsPath + ".{account}"}}, bankOpen),
+		worker.Process("bank.open", worker.Contract{Inputs: []string{AccountsPath + ".{account}"}, Outputs: []string{AccountsPath + ".{account}"}}, bankOpen),
 		worker.Process("bank.transfer", worker.Contract{Inputs: []string{AccountsPath + ".{from}", AccountsPath + ".{to}"}, Outputs: []string{AccountsPath + ".{from}", AccountsPath + ".{to}"}}, bankTransfer),
 		worker.Process("fault.crash", worker.Contract{Effect: true}, faultCrash),
 		worker.Process("fault.sleep", worker.Contract{Effect: true}, faultSleep),
@@ -93,7 +93,7 @@ func addInt64(a, b int64) (int64, bool) {
 	return s, (s > a) == (b > 0)
 }
 
-// OpenArgs are bank.open's args.
+// OpenArgs are bank.open's args: a new account and its opening balance.
 type OpenArgs struct {
 	Account string `json:"account"`
 	Balance int64  `json:"balance"`
@@ -106,7 +106,19 @@ func bankOpen(ctx *worker.Ctx, in OpenArgs) (worker.None, error) {
 	if in.Balance < 0 {
 		return worker.None{}, worker.Fail("bad_args", "bank.open: negative balance %d", in.Balance)
 	}
-	return worker.None{}, ctx.Set(AccountsPath+"."+in.Account, in.Balance)
+	// It reads the account it creates: a concurrent open of the same
+	// account that commits first makes this commit conflict, and the
+	// retry sees the account.
+	path := AccountsPath + "." + in.Account
+	var held int64
+	ok, err := ctx.Get(path, &held)
+	if err != nil {
+		return worker.None{}, fmt.Errorf("bank.open: account %q: %w", in.Account, err)
+	}
+	if ok {
+		return worker.None{}, worker.Fail(CodeAccountExists, "bank.open: account %q exists, holding %d", in.Account, held)
+	}
+	return worker.None{}, ctx.Set(path, in.Balance)
 }
 
 // TransferArgs are bank.transfer's args.

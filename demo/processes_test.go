@@ -153,6 +153,35 @@ func TestAddOverflow(t *testing.T) {
 	}
 }
 
+// TestBankOpen: bank.open creates an account; on one that exists it
+// fails with account_exists and writes nothing, so no money is made or
+// lost by opening twice.
+func TestBankOpen(t *testing.T) {
+	ctx := context.Background()
+	out, err := workertest.Run(ctx, def(t, "bank.open"), map[string]any{"domain.accounts.b": 5}, OpenArgs{Account: "a", Balance: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := out.Delta(); len(d) != 1 || string(d["domain.accounts.a"]) != "10" {
+		t.Fatalf("delta %v, want domain.accounts.a = 10 only", d)
+	}
+	if !slices.Equal(out.Reads, []string{"domain.accounts.a"}) {
+		t.Fatalf("an open read %v, want its account only (the commit validates it)", out.Reads)
+	}
+	for _, existing := range []any{0, 10, 99} {
+		_, err = workertest.Run(ctx, def(t, "bank.open"), map[string]any{"domain.accounts.a": existing}, OpenArgs{Account: "a", Balance: 10})
+		var pe *protocol.Error
+		if !errors.As(err, &pe) || pe.Code != CodeAccountExists || !strings.Contains(pe.Message, `"a"`) {
+			t.Fatalf("open over a balance of %v: err = %v, want account_exists naming the account", existing, err)
+		}
+	}
+	for _, bad := range []OpenArgs{{Account: "", Balance: 1}, {Account: "a.b", Balance: 1}, {Account: "c", Balance: -1}} {
+		if _, err := workertest.Run(ctx, def(t, "bank.open"), nil, bad); !errors.Is(err, protocol.ErrBadArgs) {
+			t.Errorf("open %+v: err = %v, want bad_args", bad, err)
+		}
+	}
+}
+
 // TestTransferOverflow: a transfer that would wrap the destination's
 // balance is refused with bad_args naming it; one to the exact maximum
 // passes.
