@@ -2,11 +2,9 @@ package demo
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,7 +27,8 @@ const CodeInsufficientFunds = "insufficient_funds"
 // CodeAccountExists is bank.open's error when the account is open already.
 const CodeAccountExists = "account_exists"
 
-// Processes returns the demo processes.
+// Processes returns the demo processes a demo worker always serves; the
+// fault.* processes are apart (Faults), served only on request (Served).
 func Processes() []worker.Def {
 	return []worker.Def{
 		worker.Process("noop", worker.Contract{}, noop),
@@ -37,9 +36,6 @@ func Processes() []worker.Def {
 		worker.Process("counters.add", worker.Contract{Inputs: []string{CountersPath + ".{key}"}, Outputs: []string{CountersPath + ".{key}"}}, countersAdd),
 		worker.Process("bank.open", worker.Contract{Inputs: []string{AccountsPath + ".{account}"}, Outputs: []string{AccountsPath + ".{account}"}}, bankOpen),
 		worker.Process("bank.transfer", worker.Contract{Inputs: []string{AccountsPath + ".{from}", AccountsPath + ".{to}"}, Outputs: []string{AccountsPath + ".{from}", AccountsPath + ".{to}"}}, bankTransfer),
-		worker.Process("fault.crash", worker.Contract{Effect: true}, faultCrash),
-		worker.Process("fault.sleep", worker.Contract{Effect: true}, faultSleep),
-		worker.Process("fault.undeclared", worker.Contract{Outputs: []string{"domain.allowed"}}, faultUndeclared),
 		worker.Process("bench.spin", worker.Contract{}, benchSpin),
 		worker.Process("tensor.fill", worker.Contract{Outputs: []string{TensorPrefix + ".{key}"}}, tensorFill),
 		worker.Process("tensor.sum", worker.Contract{Inputs: []string{TensorPrefix + ".{key}"}, Outputs: []string{SumsPath + ".{key}"}}, tensorSum),
@@ -166,28 +162,6 @@ func bankTransfer(ctx *worker.Ctx, in TransferArgs) (TransferResult, error) {
 		return TransferResult{}, err
 	}
 	return TransferResult{From: from, To: to}, ctx.Set(AccountsPath+"."+in.To, to)
-}
-
-func faultCrash(*worker.Ctx, worker.None) (worker.None, error) {
-	syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	select {} // not reached
-}
-
-// SleepArgs are fault.sleep's args.
-type SleepArgs struct {
-	MS int64 `json:"ms"`
-}
-
-// faultSleep sleeps without looking at its context: it stands for a
-// process that hangs, which the supervisor must kill.
-func faultSleep(_ *worker.Ctx, in SleepArgs) (worker.None, error) {
-	time.Sleep(time.Duration(in.MS) * time.Millisecond)
-	return worker.None{}, nil
-}
-
-func faultUndeclared(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
-	ctx.Set("domain.allowed", true)
-	return worker.None{}, ctx.Set("domain.forbidden", true)
 }
 
 // SpinArgs are bench.spin's args.

@@ -17,7 +17,7 @@ import (
 
 func def(t *testing.T, name string) worker.Def {
 	t.Helper()
-	for _, d := range Processes() {
+	for _, d := range slices.Concat(Processes(), Faults()) {
 		if d.Name == name {
 			return d
 		}
@@ -90,17 +90,9 @@ func TestBankTransfer(t *testing.T) {
 	}
 }
 
-func TestUndeclaredWriteIsRejected(t *testing.T) {
-	_, err := workertest.Run(context.Background(), def(t, "fault.undeclared"), nil, nil)
-	var pe *protocol.Error
-	if !errors.As(err, &pe) || pe.Code != protocol.CodeContractViolation || pe.Path != "domain.forbidden" {
-		t.Fatalf("err = %#v, want a contract violation naming domain.forbidden", err)
-	}
-}
-
 func TestProcessesAreValid(t *testing.T) {
 	seen := map[string]bool{}
-	for _, d := range Processes() {
+	for _, d := range slices.Concat(Processes(), Faults()) {
 		if d.Spec.Name != d.Name || seen[d.Name] {
 			t.Fatalf("bad or duplicate process %q", d.Name)
 		}

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(oldWorker())
 	}
 	if worker.Launched() {
-		worker.Main(demo.Processes()...)
+		worker.Main(append(demo.Processes(), demo.Faults()...)...) // as with theus-supervisor --faults
 	}
 	goleak.VerifyTestMain(m)
 }
@@ -77,7 +77,7 @@ func dispatch(t *testing.T, p *Pool, name, args string) (*protocol.Result, error
 
 func TestDispatch(t *testing.T) {
 	p := start(t, 2, nil)
-	if n := len(p.Processes()); n != len(demo.Processes()) {
+	if n := len(p.Processes()); n != len(demo.Processes())+len(demo.Faults()) {
 		t.Fatalf("registry has %d processes", n)
 	}
 	res, err := dispatch(t, p, "counter.add", `{"by":5}`)

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,7 +30,8 @@ func TestMain(m *testing.M) {
 		if prof := os.Getenv("THEUS_WORKER_CPUPROFILE"); prof != "" {
 			os.Exit(profiledWorker(prof))
 		}
-		worker.Main(append(demo.Processes(), evilProcesses()...)...)
+		// The fault.* processes are served as with theus-supervisor --faults.
+		worker.Main(slices.Concat(demo.Processes(), demo.Faults(), evilProcesses())...)
 	}
 	if benchPeer() {
 		os.Exit(0)

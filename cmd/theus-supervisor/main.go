@@ -1,7 +1,8 @@
 // Command theus-supervisor runs theus: a pool of worker processes, the
 // Context store they commit to, and the client socket that theusctl and
 // the Go client use. Without --plugin it runs the demo processes by
-// re-executing itself as a worker. --demo runs a short workload and exits.
+// re-executing itself as a worker (the fault.* ones only with --faults).
+// --demo runs a short workload and exits.
 package main
 
 import (
@@ -33,7 +34,7 @@ import (
 
 func main() {
 	if worker.Launched() {
-		worker.Main(demo.Processes()...) // re-executed as the default worker
+		worker.Main(demo.Served(os.Getenv)...) // re-executed as the default worker
 	}
 	if err := command().Execute(); err != nil {
 		if errors.Is(err, durable.ErrCorrupt) || errors.Is(err, durable.ErrNewerFormat) || errors.Is(err, durable.ErrLocked) {
@@ -64,6 +65,7 @@ type flags struct {
 	stateDir     string
 	durability   string
 	restore      string
+	faults       bool
 }
 
 func version() string {
@@ -116,6 +118,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.StringVar(&f.restore, "restore", "", "start from this backup (theusctl snapshot save), checked in full first; the state file it replaces is kept beside it, renamed")
 	fl.StringVar(&f.durability, "durability", "sync", "sync (no reply before the commit is on disk), async (fsync every 100ms: a crash loses at most that) or none (memory only)")
 	fl.StringVar(&f.heavyInline, "heavy-inline", "2KiB", "tensors up to this size travel inline in messages instead of through the HEAVY arena")
+	fl.BoolVar(&f.faults, "faults", false, "let the demo worker serve fault.crash, fault.sleep and fault.undeclared, which crash or hang workers for any client (tests and benchmarks only)")
 	return cmd
 }
 
@@ -263,16 +266,21 @@ func run(cmd *cobra.Command, f flags) error {
 			stateDir = filepath.Join(dir, "state")
 		}
 	}
-	s, err := supervisor.Start(supervisor.Config{
+	cfg := supervisor.Config{
 		Plugins: cmds, Workers: f.workers, Socket: socket, Mode: mode, VIPAfter: f.vipAfter,
 		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
 		StateDir: stateDir, Durability: durability, Restore: f.restore, Log: log,
-	})
+	}
+	cfg.Pool.Env = []string{demo.FaultsEnv(f.faults)} // set either way: never inherited
+	s, err := supervisor.Start(cfg)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if f.faults {
+		log.Warn().Msg("--faults: any client can crash or hang the demo worker's workers (fault.*)")
+	}
 	if f.demo {
 		return runDemo(ctx, s)
 	}
