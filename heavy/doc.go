@@ -7,7 +7,9 @@
 // of them), and frees a tensor's block when the invocation that made it
 // fails, or once no snapshot can see it.
 //
-// It never reads or writes tensor data, and never touches the DATA zone:
-// the supervisor stores descriptors there and tells the zone what was
-// committed and what was dropped.
+// It reads and writes tensor data in one case only: Move copies a dead
+// worker's committed tensors into a live slab. It never touches the DATA
+// zone: the supervisor stores descriptors there and tells the zone what
+// was committed and what was dropped. The slab packet's wire format is
+// protocol's (SlabPacket); the zone only sends packets.
 package heavy

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/shm"
 )
 
@@ -148,7 +149,7 @@ func (z *Zone) Seal(s *Slab) error {
 	s.sealed = true
 	for r := range z.readers {
 		if r.own != s {
-			r.send(opMapRO, s, s.ro)
+			r.send(protocol.SlabMapRO, s, s.ro)
 		}
 	}
 	z.changedLocked() // room for the tensors of dead workers' slabs
@@ -194,7 +195,7 @@ func (z *Zone) closeIfDoneLocked(s *Slab) {
 	z.held -= s.region.Size()
 	for r := range z.readers {
 		if r.own != s {
-			r.send(opUnmap, s, nil)
+			r.send(protocol.SlabUnmap, s, nil)
 		}
 	}
 	s.ro.Close()

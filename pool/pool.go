@@ -141,7 +141,7 @@ func Start(cfg Config) (*Pool, error) {
 		for _, pr := range first {
 			if pr != nil {
 				pr.kill(errStopping)
-				<-pr.reaped
+				<-pr.done
 			}
 		}
 		p.cancel()

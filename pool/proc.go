@@ -47,7 +47,10 @@ type proc struct {
 	exited bool             // the process is a zombie or reaped: never signal it again
 	cause  error            // why it died; set once
 	dead   chan struct{}
-	reaped chan struct{}
+	reaped chan struct{} // closed by wait, once the process is reaped
+	// done is closed when both goroutines of the worker (wait and read)
+	// have returned; whoever holds the proc (the pool's slot) waits for it.
+	done chan struct{}
 }
 
 // errDied is the cause when a worker's connection or process ended.
@@ -93,7 +96,7 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.WaitDelay = time.Second
 	log := p.cfg.Log.With().Int("slot", slot).Logger()
-	pr := &proc{pool: p, slot: slot, cmd: cmd, packet: packet, calls: map[uint64]*call{}, dead: make(chan struct{}), reaped: make(chan struct{})}
+	pr := &proc{pool: p, slot: slot, cmd: cmd, packet: packet, calls: map[uint64]*call{}, dead: make(chan struct{}), reaped: make(chan struct{}), done: make(chan struct{})}
 	pr.logs = newLogBudget()
 	pr.stderr = &lineLog{log: log, stream: "stderr", budget: pr.logs}
 	stdout := &lineLog{log: log, stream: "stdout", budget: pr.logs}
@@ -127,7 +130,16 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 		return nil, err
 	}
 	pr.lastSeen.Store(time.Now().UnixNano())
-	go pr.read()
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		pr.read()
+	}()
+	go func() {
+		<-pr.reaped
+		<-readDone // the reader ends once stop has closed the socket
+		close(pr.done)
+	}()
 	return pr, nil
 }
 
@@ -192,7 +204,7 @@ func (pr *proc) attachHeavy(z *heavy.Zone) error {
 		pr.log.Warn().Err(err).Msg("worker starts without a HEAVY slab")
 	}
 	pr.slab = slab
-	pr.reader, err = z.Attach(pr.packet, slab, func(err error) { pr.kill(fmt.Errorf("%w: %w", errDied, err)) })
+	pr.reader, err = z.Attach(pr.packet, slab) // its failure is watched by supervise
 	return err
 }
 

@@ -13,6 +13,8 @@ func (p *Pool) supervise(s *slot, pr *proc) {
 		p.setSlot(s, pr, "ready")
 		select {
 		case <-pr.dead:
+		case <-pr.reader.Failed(): // it stopped reading its slab packets
+			pr.kill(fmt.Errorf("%w: %w", errDied, pr.reader.Err()))
 		case <-p.ctx.Done():
 			pr.stop(errStopping, 0) // EOF on its socket: the worker exits by itself
 			select {
@@ -21,11 +23,12 @@ func (p *Pool) supervise(s *slot, pr *proc) {
 				pr.signal(unix.SIGKILL)
 				<-pr.reaped
 			}
+			<-pr.done
 			p.retire(s, pr)
 			p.setSlot(s, nil, "stopped")
 			return
 		}
-		<-pr.reaped
+		<-pr.done
 		p.retire(s, pr)
 		for {
 			if p.ctx.Err() != nil {

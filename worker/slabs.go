@@ -10,8 +10,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
-	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/ipc"
+	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/shm"
 )
 
@@ -43,7 +43,7 @@ func newSlabs(sock *os.File) *slabs {
 // ends or sends something that is not a packet.
 func (s *slabs) read(log *zerolog.Logger) {
 	defer close(s.done)
-	buf := make([]byte, heavy.PacketSize+1)
+	buf := make([]byte, protocol.SlabPacketSize+1)
 	var err error
 	for err == nil {
 		err = s.next(buf)
@@ -68,7 +68,7 @@ func (s *slabs) next(buf []byte) error {
 	if n == 0 {
 		return errPacketsEnd
 	}
-	p, err := heavy.ParsePacket(buf[:n], len(files))
+	p, err := protocol.ParseSlabPacket(buf[:n], len(files))
 	if err != nil {
 		for _, f := range files {
 			f.Close()
@@ -76,8 +76,8 @@ func (s *slabs) next(buf []byte) error {
 		return err
 	}
 	var r *shm.Region
-	if !p.Unmap() {
-		if r, err = shm.Open(files[0], p.Writable()); err != nil {
+	if p.Op != protocol.SlabUnmap {
+		if r, err = shm.Open(files[0], p.Op == protocol.SlabMapRW); err != nil {
 			files[0].Close()
 			return fmt.Errorf("worker: slab %d: %w", p.Slab, err)
 		}
