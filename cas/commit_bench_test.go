@@ -1,7 +1,8 @@
 package cas_test
 
 // Benchmarks of the engine against a bare mutex-protected map doing the
-// same read, compare and write (the baseline of ../shared/PEERS.md).
+// same read, compare and write (the baseline, impl=mutexmap, measured in
+// the same run).
 // scripts/bench-engine.sh runs them and prints the ratios.
 
 import (
