@@ -83,7 +83,7 @@ func TestCheckCatchesForbiddenEdges(t *testing.T) {
 	})
 	want := []string{
 		"client must not import supervisor",
-		"newpackage is not in the import graph (add it to importgraph.Allowed and DESIGN.md §6)",
+		"newpackage is not in the import graph (add it to importgraph.Allowed and docs/ARCHITECTURE.md)",
 		"protocol must not import contract",
 		"vip must not import cas",
 	}
