@@ -3,6 +3,7 @@ package contract
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits on a path. They bound every structure keyed by paths and every
@@ -88,7 +89,11 @@ func validate(s string) error {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
 			segLen++
 		default:
-			return bad(fmt.Sprintf("byte %d is %q; segments allow only [A-Za-z0-9_-]", i, c))
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError {
+				return bad(fmt.Sprintf("byte %d is 0x%02x, not UTF-8; segments allow only [A-Za-z0-9_-]", i, c))
+			}
+			return bad(fmt.Sprintf("byte %d is %q; segments allow only [A-Za-z0-9_-]", i, r))
 		}
 	}
 	if segLen == 0 {

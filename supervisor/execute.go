@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/theus-run/theus/cas"
@@ -46,7 +47,7 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 		return rep
 	}
 	if len(req.Args) > 0 && !json.Valid(req.Args) {
-		rep.Err = protocol.Errorf(protocol.CodeBadArgs, "process %q: args are not JSON", req.Process)
+		rep.Err = protocol.Errorf(protocol.CodeBadArgs, "process %q: args are not JSON: %v", req.Process, whyNotJSON(req.Args))
 		return rep
 	}
 	if len(req.OpID) > cas.MaxOpIDLen {
@@ -164,7 +165,7 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 		out.Reads = append(out.Reads, path)
 	}
 	if len(res.Result) > 0 && !json.Valid(res.Result) {
-		return cas.Outcome{}, nil, protocol.Errorf(protocol.CodeProcessFailed, "process %q: its result is not JSON", req.Process)
+		return cas.Outcome{}, nil, protocol.Errorf(protocol.CodeProcessFailed, "process %q: its result is not JSON: %v", req.Process, whyNotJSON(res.Result))
 	}
 	for _, w := range res.Writes {
 		path, err := contract.Parse(w.Path)
@@ -195,7 +196,7 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 			return cas.Outcome{}, refs, protocol.Errorf(protocol.CodeProcessFailed, "process %q: write to %s has unknown op %d", req.Process, w.Path, w.Op)
 		}
 		if !json.Valid(w.Value) {
-			return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeProcessFailed, Message: fmt.Sprintf("process %q: the value for %s is not JSON", req.Process, w.Path), Path: w.Path}
+			return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeProcessFailed, Message: fmt.Sprintf("process %q: the value for %s is not JSON: %v", req.Process, w.Path, whyNotJSON(w.Value)), Path: w.Path}
 		}
 	}
 	return out, refs, nil
@@ -277,4 +278,23 @@ func (s *Supervisor) Status(req *protocol.Status) *protocol.StatusReply {
 		rep.Workers = append(rep.Workers, ws...)
 	}
 	return rep
+}
+
+// whyNotJSON says what is wrong with b, which json.Valid refused: where
+// the syntax breaks, or that it nests deeper than encoding/json's limit
+// (10000 levels).
+func whyNotJSON(b []byte) error {
+	var v json.RawMessage
+	err := json.Unmarshal(b, &v)
+	if err == nil { // cannot happen for bytes json.Valid refused
+		return errors.New("invalid")
+	}
+	if strings.Contains(err.Error(), "exceeded max depth") {
+		return errors.New("nested deeper than 10000 levels")
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w at byte %d", se, se.Offset)
+	}
+	return err
 }
