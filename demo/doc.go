@@ -5,6 +5,7 @@
 // the short workload that theus-supervisor --demo runs against them. Their
 // names and behavior are stable: scripts and tests depend on them.
 //
-// It never reaches into the supervisor: the processes use only the worker
-// SDK, and the workload only the client package.
+// It never reaches into the supervisor: the processes use the worker SDK
+// (and shm, for the tensor layout), and the workload only the client
+// package.
 package demo

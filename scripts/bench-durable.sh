@@ -44,6 +44,6 @@ awk '
     printf "%-62s %8s %8s\n", "64 in flight: sync / none", ratio("inflight=64/mode=sync", "inflight=64/mode=none"), ">= 0.5"
     printf "%-62s %8s %8s\n", "64 in flight: sync / one fsync per commit", ratio("inflight=64/mode=sync", "inflight=64/mode=sync-per-commit"), ">= 10"
     printf "%-62s %8s %8s\n", "8 in flight: sync / one fsync per commit", ratio("inflight=8/mode=sync", "inflight=8/mode=sync-per-commit"), ""
-    printf "%-62s %7.1fx %8s\n", "8 in flight: sync / etcd CAS, disjoint keys, 8 clients (PEERS.md 2.6k/s)", m("inflight=8/mode=sync") / 2600, ">= 20"
+    printf "%-62s %7.1fx %8s\n", "8 in flight: sync / etcd CAS, disjoint keys, 8 clients (2.6k/s on the dev machine)", m("inflight=8/mode=sync") / 2600, ">= 20"
     if (rec != "") printf "\nrecovery: %.2f s to start on 10^6 paths (%s MiB state file)\n", rec, mib
   }' "$out"

@@ -17,5 +17,4 @@
 // The SDK owns the worker's end of the socketpair and the handshake. It
 // never writes to stdout (the launch channel) and logs JSON through
 // zerolog to stderr, which the supervisor collects into its own log.
-// Package workertest runs a process in a test without a supervisor.
 package worker

@@ -1,5 +1,6 @@
 // Command theusctl talks to a running theus-supervisor: exec runs a
-// process, get reads the Context, status shows the workers and counters.
+// process, get reads the Context, status shows the workers and counters,
+// snapshot save writes a backup of the DATA zone.
 package main
 
 import (
