@@ -11,6 +11,9 @@
 // goroutine locked to one OS thread, because Linux ties Pdeathsig to the
 // forking thread, golang/go#27505) and sees EOF on its socket. A worker is
 // signalled only before it is reaped, so no signal reaches a reused PID.
+// With Orphans (the process as a child subreaper), a worker's descendants
+// that leave its process group die too; without it, and after SIGKILL of
+// the supervisor, they are init's.
 //
 // It never commits, retries on conflict or interprets a delta: that is the
 // supervisor's job. It never reads a worker's stdout or stderr other than

@@ -40,6 +40,12 @@ type Config struct {
 	RestartBackoff    time.Duration
 	MaxRestartBackoff time.Duration
 
+	// Orphans, when set, is the process's subreaper (AdoptOrphans): the
+	// pool's workers are known to it, and their orphaned descendants are
+	// killed (see Orphans). Nil leaves a worker's descendants that left its
+	// process group to init.
+	Orphans *Orphans
+
 	// Heavy, when set, is the HEAVY zone: each worker gets a slab of it
 	// and every other slab read-only. Zones are shared between pools.
 	Heavy *heavy.Zone
@@ -127,7 +133,7 @@ func Start(cfg Config) (*Pool, error) {
 			return nil, err
 		}
 	}
-	p := &Pool{cfg: cfg, bin: bin, spawner: newSpawner(), notify: make(chan struct{}), hard: make(chan struct{})}
+	p := &Pool{cfg: cfg, bin: bin, spawner: newSpawner(cfg.Orphans), notify: make(chan struct{}), hard: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	first := make([]*proc, cfg.Workers)
 	errs := make([]error, cfg.Workers)

@@ -32,6 +32,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv("THEUS_TEST_OLD_WORKER") != "" && worker.Launched() {
 		os.Exit(oldWorker())
 	}
+	if os.Getenv("THEUS_TEST_ORPHANS") != "" {
+		if worker.Launched() {
+			worker.Main(spawnProcess())
+		}
+		os.Exit(orphanSupervisor())
+	}
 	if worker.Launched() {
 		worker.Main(append(demo.Processes(), demo.Faults()...)...) // as with theus-supervisor --faults
 	}

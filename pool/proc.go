@@ -266,6 +266,7 @@ func (pr *proc) wait() {
 	pr.exited = true
 	pr.mu.Unlock()
 	err := pr.cmd.Wait() // after it, no more output is forwarded
+	pr.pool.cfg.Orphans.reaped(pr.pid)
 	pr.logs.report(pr.log)
 	pr.kill(fmt.Errorf("%w: exited: %v", errDied, err))
 	close(pr.reaped)

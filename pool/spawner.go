@@ -10,8 +10,9 @@ import (
 // child exits, and a locked thread exits only when the spawner does, after
 // the pool has stopped its workers.
 type spawner struct {
-	reqs chan spawnReq
-	done chan struct{}
+	orphans *Orphans // nil: the process is not a subreaper
+	reqs    chan spawnReq
+	done    chan struct{}
 }
 
 type spawnReq struct {
@@ -19,8 +20,8 @@ type spawnReq struct {
 	reply chan error
 }
 
-func newSpawner() *spawner {
-	s := &spawner{reqs: make(chan spawnReq), done: make(chan struct{})}
+func newSpawner(o *Orphans) *spawner {
+	s := &spawner{orphans: o, reqs: make(chan spawnReq), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -29,7 +30,12 @@ func (s *spawner) run() {
 	defer close(s.done)
 	runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
 	for r := range s.reqs {
-		r.reply <- r.cmd.Start()
+		r.reply <- s.orphans.fork(func() (int, error) {
+			if err := r.cmd.Start(); err != nil {
+				return 0, err
+			}
+			return r.cmd.Process.Pid, nil
+		})
 	}
 }
 

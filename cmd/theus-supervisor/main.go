@@ -272,6 +272,14 @@ func run(cmd *cobra.Command, f flags) error {
 		StateDir: stateDir, Durability: durability, Restore: f.restore, Log: log,
 	}
 	cfg.Pool.Env = []string{demo.FaultsEnv(f.faults)} // set either way: never inherited
+	// Workers' descendants that leave their process group are reparented
+	// here and killed; whatever is left dies after the supervisor stops.
+	orphans, err := pool.AdoptOrphans(log)
+	if err != nil {
+		return err
+	}
+	defer orphans.Close(f.drainTimeout)
+	cfg.Pool.Orphans = orphans
 	s, err := supervisor.Start(cfg)
 	if err != nil {
 		return err

@@ -1,0 +1,173 @@
+package pool
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/theus-run/theus/protocol"
+	"github.com/theus-run/theus/worker"
+)
+
+// spawned is what the spawn process reports: a child in the worker's
+// process group, and one that left it with setsid.
+type spawned struct {
+	Group   int `json:"group"`
+	Session int `json:"session"`
+	Worker  int `json:"worker"`
+}
+
+// spawnProcess starts two children that would sleep for an hour and
+// returns their pids without waiting for them.
+func spawnProcess() worker.Def {
+	return worker.Process("spawn", worker.Contract{Effect: true}, func(ctx *worker.Ctx, _ worker.None) (spawned, error) {
+		grp := exec.Command("sleep", "3600")
+		ses := exec.Command("sleep", "3600")
+		ses.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		for _, c := range []*exec.Cmd{grp, ses} {
+			if err := c.Start(); err != nil {
+				return spawned{}, err
+			}
+		}
+		return spawned{Group: grp.Process.Pid, Session: ses.Process.Pid, Worker: os.Getpid()}, nil
+	})
+}
+
+// orphanSupervisor is the test binary as a supervisor with a subreaper:
+// it starts a pool of one worker, has it spawn, prints what was spawned,
+// then obeys stdin: "kill" kills the worker and spawns again on its
+// replacement, "exit" closes the pool and the subreaper.
+func orphanSupervisor() int {
+	o, err := AdoptOrphans(zerolog.Nop())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	exe, _ := os.Executable()
+	p, err := Start(Config{Command: []string{exe}, Workers: 1, Orphans: o, Env: quickExit(), RestartBackoff: 10 * time.Millisecond})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	spawn := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, blocks, err := p.Dispatch(ctx, &protocol.Dispatch{Process: "spawn"})
+		blocks.Close()
+		if err != nil || res.Err != nil {
+			fmt.Fprintln(os.Stderr, "spawn:", err, res)
+			return false
+		}
+		fmt.Println(string(res.Result))
+		return true
+	}
+	if !spawn() {
+		return 1
+	}
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "kill":
+			pid := p.PIDs()[0]
+			unix.Kill(pid, unix.SIGKILL)
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if now := p.PIDs(); len(now) == 1 && now[0] != pid {
+					break
+				}
+				if time.Now().After(deadline) {
+					return 1
+				}
+			}
+			if !spawn() {
+				return 1
+			}
+		case "exit":
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p.Close(ctx)
+			if err := o.Close(10 * time.Second); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			return 0
+		}
+	}
+	return 1
+}
+
+// watch opens a pidfd on pid (not a child of the test) so that its exit
+// can be told apart from a reused pid.
+func watch(t *testing.T, pid int) int {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatalf("pidfd_open %d: %v", pid, err)
+	}
+	t.Cleanup(func() {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) // never leave a sleeper behind
+		unix.Close(fd)
+	})
+	return fd
+}
+
+// exited waits up to 10 s for the process behind pidfd fd to exit.
+func exited(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 10000)
+	return err == nil && n == 1
+}
+
+// TestNoDescendantOutlivesItsWorker: with a subreaper, a worker's child
+// that called setsid dies with the worker (it used to be reparented to
+// init and live on), and whatever is left dies with the pool.
+func TestNoDescendantOutlivesItsWorker(t *testing.T) {
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "THEUS_TEST_ORPHANS=supervisor")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	out := bufio.NewScanner(stdout)
+	next := func() spawned {
+		t.Helper()
+		var s spawned
+		if !out.Scan() {
+			t.Fatalf("the supervisor stopped: %v", out.Err())
+		}
+		if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+			t.Fatalf("%q: %v", out.Text(), err)
+		}
+		return s
+	}
+	first := next()
+	grp, ses := watch(t, first.Group), watch(t, first.Session)
+	fmt.Fprintln(stdin, "kill")
+	second := next()
+	if !exited(grp) {
+		t.Error("the worker's child in its process group outlived the worker")
+	}
+	if !exited(ses) {
+		t.Error("the worker's child that called setsid outlived the worker")
+	}
+	grp, ses = watch(t, second.Group), watch(t, second.Session)
+	fmt.Fprintln(stdin, "exit")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the supervisor: %v", err)
+	}
+	if !exited(grp) || !exited(ses) {
+		t.Error("a worker's descendant outlived the pool and the subreaper")
+	}
+}
