@@ -17,6 +17,10 @@ type Options struct {
 	// window: a second commit with the same id applies nothing and returns
 	// the first one's outcome.
 	OpID string
+	// OpDigest, when known, binds OpID to the call it identifies: a commit
+	// whose id is in the window with another known digest is refused with
+	// an *OpIDConflictError and applies nothing.
+	OpDigest OpDigest
 	// Result is stored with OpID and returned to a repeat (the reply the
 	// caller got the first time).
 	Result []byte
@@ -37,6 +41,10 @@ type Result struct {
 // path the delta sets or deletes, was written after snap; appends never
 // conflict with each other. In Strict mode it conflicts iff any commit
 // landed after snap.
+//
+// With an op id already in the window it applies nothing and returns the
+// first commit's outcome (Duplicate), or an *OpIDConflictError if that
+// commit had another digest; the check and the apply are under one lock.
 //
 // On conflict it returns a *ConflictError and applies nothing; on invalid
 // input an error wrapping ErrInvalidDelta (or contract.ErrInvalidPath) and
@@ -67,7 +75,11 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 	defer s.mu.Unlock()
 
 	if opts.OpID != "" {
-		if r, ok := s.ids.get(opts.OpID); ok {
+		r, ok, err := s.ids.find(opts.OpID, opts.OpDigest)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
 			return Result{Version: r.ver, Duplicate: true, Result: r.result}, nil
 		}
 	}
@@ -81,10 +93,14 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 	var result []byte
 	if opts.OpID != "" {
 		result = slices.Clone(opts.Result)
-		s.ids.put(opts.OpID, outcome{ver: v, result: result})
+		s.ids.put(opts.OpID, outcome{ver: v, result: result, digest: opts.OpDigest})
 	}
 	if s.committed != nil {
-		s.committed(Commit{Version: v, Changes: changes, OpID: opts.OpID, Result: result})
+		c := Commit{Version: v, Changes: changes, OpID: opts.OpID, Result: result}
+		if opts.OpID != "" {
+			c.OpDigest = opts.OpDigest
+		}
+		s.committed(c)
 	}
 	s.hist.collect(s)
 	return Result{Version: v}, nil
@@ -104,8 +120,8 @@ func (s *Store) lockUngated(ctx context.Context, reads []contract.Path, delta De
 			return nil
 		}
 		if opts.OpID != "" {
-			if _, dup := s.ids.get(opts.OpID); dup {
-				return nil // a repeat applies nothing: no reason to wait
+			if _, dup, err := s.ids.find(opts.OpID, opts.OpDigest); dup || err != nil {
+				return nil // a repeat or a conflict applies nothing: no reason to wait
 			}
 		}
 		if keys == nil {

@@ -14,6 +14,9 @@ var (
 	ErrInvalidDelta = errors.New("cas: invalid delta")
 	ErrFutureSnap   = errors.New("cas: snapshot version is ahead of the store")
 	ErrClosed       = errors.New("cas: store closed")
+	// ErrOpIDConflict: the op id was committed by another call (another
+	// process, or other args): see OpDigest.
+	ErrOpIDConflict = errors.New("cas: op id already used by another call")
 )
 
 // ConflictError is a commit refused because what it depended on changed.
@@ -45,3 +48,18 @@ func (e *ConflictError) Error() string {
 
 // Is makes errors.Is(err, ErrConflict) true.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// OpIDConflictError is a call refused because its op id, still in the
+// window, was committed by another call (the digests differ). Nothing of
+// it was applied.
+type OpIDConflictError struct {
+	OpID    string
+	Version Version // the version the op id's first commit made
+}
+
+func (e *OpIDConflictError) Error() string {
+	return fmt.Sprintf("cas: op id %q was committed at version %d by another call (another process or other args)", e.OpID, e.Version)
+}
+
+// Is makes errors.Is(err, ErrOpIDConflict) true.
+func (e *OpIDConflictError) Is(target error) bool { return target == ErrOpIDConflict }

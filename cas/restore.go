@@ -22,6 +22,7 @@ type State struct {
 type OpRecord struct {
 	ID      string
 	Version Version
+	Digest  OpDigest // zero: unknown (recorded before digests were kept)
 	Result  []byte
 }
 
@@ -62,7 +63,7 @@ func Restore(cfg Config, st State) (*Store, error) {
 		if o.Version == 0 || o.Version > st.Version || checkOpID(o.ID) != nil || o.ID == "" {
 			return nil, fmt.Errorf("cas: restore: op id %q at version %d, store at %d", o.ID, o.Version, st.Version)
 		}
-		s.ids.put(o.ID, outcome{ver: o.Version, result: o.Result})
+		s.ids.put(o.ID, outcome{ver: o.Version, result: o.Result, digest: o.Digest})
 	}
 	return s, nil
 }
@@ -96,7 +97,7 @@ func (s *Store) Export() State {
 	}
 	for _, id := range ring {
 		o := s.ids.byID[id]
-		st.OpIDs = append(st.OpIDs, OpRecord{ID: id, Version: o.ver, Result: o.result})
+		st.OpIDs = append(st.OpIDs, OpRecord{ID: id, Version: o.ver, Digest: o.digest, Result: o.result})
 	}
 	return st
 }

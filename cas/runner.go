@@ -63,8 +63,9 @@ type Outcome struct {
 // Invocation is one request to run a process until it commits.
 type Invocation struct {
 	Contract contract.Contract
-	OpID     string // optional; makes the commit idempotent
-	Owner    string // who runs it (a worker id): its tickets are revoked with it
+	OpID     string   // optional; makes the commit idempotent
+	OpDigest OpDigest // optional; binds OpID to this call (see OpDigest)
+	Owner    string   // who runs it (a worker id): its tickets are revoked with it
 	Run      Attempt
 }
 
@@ -132,13 +133,16 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 	if r.Mode == Strict && r.Arbiter != nil && !r.Arbiter.Strict() {
 		return Report{}, &RunError{Process: inv.Contract.Name, Err: ErrStrictArbiter}
 	}
-	if v, res, ok := r.Store.Lookup(inv.OpID); ok {
+	v, res, ok, err := r.Store.LookupOp(inv.OpID, inv.OpDigest)
+	if err != nil {
+		return Report{}, &RunError{Process: inv.Contract.Name, Err: err}
+	}
+	if ok {
 		return Report{Version: v, Duplicate: true, Result: res}, nil
 	}
 	l := loop{r: r, inv: &inv, rep: Report{}}
 	defer func() { l.ticket.Release() }() // l.ticket is set later: not `defer l.ticket.Release()`
-	err := l.run(ctx)
-	if err != nil {
+	if err := l.run(ctx); err != nil {
 		return Report{}, &RunError{Process: inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, Err: err}
 	}
 	return l.rep, nil
@@ -290,10 +294,11 @@ func (l *loop) attempt(ctx context.Context) error {
 	}
 	vip := l.ticket.Valid()
 	res, err := l.r.Store.Commit(ctx, snap.Version(), reads, out.Delta, Options{
-		Mode:   l.r.Mode,
-		OpID:   l.inv.OpID,
-		Result: out.Result,
-		Ticket: l.ticket,
+		Mode:     l.r.Mode,
+		OpID:     l.inv.OpID,
+		OpDigest: l.inv.OpDigest,
+		Result:   out.Result,
+		Ticket:   l.ticket,
 	})
 	if err != nil {
 		return err

@@ -55,10 +55,11 @@ type Config struct {
 
 // Commit is one applied commit, as a journal records it.
 type Commit struct {
-	Version Version
-	Changes []Change
-	OpID    string // "" for none
-	Result  []byte // stored with OpID
+	Version  Version
+	Changes  []Change
+	OpID     string   // "" for none
+	OpDigest OpDigest // stored with OpID; zero for unknown
+	Result   []byte   // stored with OpID
 }
 
 // Change is one path's new state in a commit. An append is the set of its
