@@ -83,7 +83,7 @@ func fill(tx *bolt.Tx, st cas.State) error {
 	}
 	for i, o := range st.OpIDs {
 		id := []byte(o.ID)
-		if err := ops.Put(id, opRecord(id, o.Version, uint64(i), o.Result)); err != nil {
+		if err := ops.Put(id, opRecord(id, o.Version, uint64(i), o.Digest, o.Result)); err != nil {
 			return err
 		}
 		if err := order.Put(seqKey(uint64(i)), id); err != nil {

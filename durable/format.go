@@ -14,15 +14,17 @@ import (
 )
 
 // Format is the version of the file's layout this package writes and
-// reads. A file of a newer format is refused, never read in part.
-const Format = 1
+// reads. A file of a newer format is refused, never read in part. Format
+// 2 added the op id's digest to its record; a format 1 file is read (its
+// op ids have unknown digests) and upgraded when a journal opens it.
+const Format = 2
 
 // The buckets of the file.
 var (
 	bucketMeta  = []byte("meta")  // "format", "version", "opseq"
 	bucketPaths = []byte("paths") // path -> crc, version, value
 	bucketSeqs  = []byte("seqs")  // LOG root -> crc, next entry number
-	bucketOps   = []byte("ops")   // op id -> crc, version, seq, result
+	bucketOps   = []byte("ops")   // op id -> crc, version, seq, digest, result
 	bucketOrder = []byte("order") // seq (big endian) -> op id: the window, oldest first
 )
 
@@ -69,10 +71,52 @@ func pathRecord(path []byte, v cas.Version, value []byte) []byte {
 	return record(path, append(rest, value...))
 }
 
-func opRecord(id []byte, v cas.Version, seq uint64, result []byte) []byte {
-	rest := binary.LittleEndian.AppendUint64(make([]byte, 0, 16+len(result)), uint64(v))
+// opHeader is the fixed part of an op id record: version, window
+// position and, from format 2, the digest (zeros for unknown).
+func opHeader(format uint64) int {
+	if format < 2 {
+		return 16
+	}
+	return 16 + len(cas.OpDigest{})
+}
+
+func opRecord(id []byte, v cas.Version, seq uint64, d cas.OpDigest, result []byte) []byte {
+	rest := binary.LittleEndian.AppendUint64(make([]byte, 0, opHeader(Format)+len(result)), uint64(v))
 	rest = binary.LittleEndian.AppendUint64(rest, seq)
+	rest = append(rest, d[:]...)
 	return record(id, append(rest, result...))
+}
+
+// readOp checks the record rec of op id in a file of format and returns
+// it with its window position.
+func readOp(format uint64, id, rec []byte) (o cas.OpRecord, seq uint64, err error) {
+	b, err := open(id, rec)
+	if err != nil {
+		return o, 0, err
+	}
+	n := opHeader(format)
+	if len(b) < n {
+		return o, 0, fmt.Errorf("%w: record for op id %q is %d bytes, under %d", ErrCorrupt, id, len(b), n)
+	}
+	o = cas.OpRecord{ID: string(id), Version: cas.Version(binary.LittleEndian.Uint64(b)), Result: bytes.Clone(b[n:])}
+	copy(o.Digest[:], b[16:n])
+	return o, binary.LittleEndian.Uint64(b[8:]), nil
+}
+
+// fileFormat reads the format record.
+func fileFormat(meta *bolt.Bucket) (uint64, error) {
+	f, err := open([]byte("format"), meta.Get([]byte("format")))
+	if err != nil || len(f) != 8 {
+		return 0, fmt.Errorf("%w: no format record", ErrCorrupt)
+	}
+	got := binary.LittleEndian.Uint64(f)
+	if got > Format {
+		return 0, fmt.Errorf("%w: format %d, this supervisor reads up to %d", ErrNewerFormat, got, Format)
+	}
+	if got == 0 {
+		return 0, fmt.Errorf("%w: format 0", ErrCorrupt)
+	}
+	return got, nil
 }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
@@ -83,12 +127,9 @@ func load(tx *bolt.Tx) (st cas.State, err error) {
 	if meta == nil {
 		return st, fmt.Errorf("%w: no meta bucket (not a theus state file?)", ErrCorrupt)
 	}
-	f, err := open([]byte("format"), meta.Get([]byte("format")))
-	if err != nil || len(f) != 8 {
-		return st, fmt.Errorf("%w: no format record", ErrCorrupt)
-	}
-	if got := binary.LittleEndian.Uint64(f); got > Format {
-		return st, fmt.Errorf("%w: format %d, this supervisor reads up to %d", ErrNewerFormat, got, Format)
+	format, err := fileFormat(meta)
+	if err != nil {
+		return st, err
 	}
 	v, err := open([]byte("version"), meta.Get([]byte("version")))
 	if err != nil || len(v) != 8 {
@@ -129,17 +170,21 @@ func load(tx *bolt.Tx) (st cas.State, err error) {
 	}
 	ops := tx.Bucket(bucketOps)
 	err = tx.Bucket(bucketOrder).ForEach(func(k, id []byte) error {
-		b, err := open(id, ops.Get(id))
-		if err != nil || len(b) < 16 || len(k) != 8 || binary.LittleEndian.Uint64(b[8:]) != binary.BigEndian.Uint64(k) {
-			return fmt.Errorf("%w: op id %q: %v", ErrCorrupt, id, err)
+		o, seq, err := readOp(format, id, ops.Get(id))
+		if err != nil {
+			return err
 		}
-		st.OpIDs = append(st.OpIDs, cas.OpRecord{ID: string(id), Version: cas.Version(binary.LittleEndian.Uint64(b)), Result: bytes.Clone(b[16:])})
+		if len(k) != 8 || seq != binary.BigEndian.Uint64(k) {
+			return fmt.Errorf("%w: op id %q: not at its place in the window", ErrCorrupt, id)
+		}
+		st.OpIDs = append(st.OpIDs, o)
 		return nil
 	})
 	return st, err
 }
 
-// initialize makes the buckets and meta records of a new file.
+// initialize makes the buckets and meta records of a new file, or
+// upgrades an older file to Format.
 func initialize(tx *bolt.Tx) error {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
@@ -151,7 +196,7 @@ func initialize(tx *bolt.Tx) error {
 		}
 	}
 	if meta.Get([]byte("format")) != nil {
-		return nil
+		return upgrade(tx)
 	}
 	zero := make([]byte, 8)
 	if err := meta.Put([]byte("format"), record([]byte("format"), binary.LittleEndian.AppendUint64(nil, Format))); err != nil {
@@ -161,4 +206,33 @@ func initialize(tx *bolt.Tx) error {
 		return err
 	}
 	return meta.Put([]byte("opseq"), record([]byte("opseq"), zero))
+}
+
+// upgrade rewrites a format 1 file as format 2, in the caller's
+// transaction: every op id record gets an unknown (zero) digest.
+func upgrade(tx *bolt.Tx) error {
+	meta, ops := tx.Bucket(bucketMeta), tx.Bucket(bucketOps)
+	format, err := fileFormat(meta)
+	if err != nil || format == Format {
+		return err
+	}
+	type rewrite struct{ id, rec []byte }
+	var all []rewrite
+	err = ops.ForEach(func(id, rec []byte) error {
+		o, seq, err := readOp(format, id, rec)
+		if err != nil {
+			return err
+		}
+		all = append(all, rewrite{bytes.Clone(id), opRecord(id, o.Version, seq, o.Digest, o.Result)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range all { // not inside ForEach: bbolt forbids changing a bucket it iterates
+		if err := ops.Put(r.id, r.rec); err != nil {
+			return err
+		}
+	}
+	return meta.Put([]byte("format"), record([]byte("format"), binary.LittleEndian.AppendUint64(nil, Format)))
 }

@@ -367,7 +367,7 @@ func (j *Journal) write(batch []cas.Commit) error {
 					j.ops--
 				}
 			}
-			if err := ops.Put(id, opRecord(id, c.Version, j.opseq, c.Result)); err != nil {
+			if err := ops.Put(id, opRecord(id, c.Version, j.opseq, c.OpDigest, c.Result)); err != nil {
 				return err
 			}
 			if err := order.Put(seqKey(j.opseq), id); err != nil {
