@@ -39,6 +39,7 @@ const (
 	CodeArenaFull         = "arena_full"         // the worker's HEAVY slab has no block that large free
 	CodeBadTensor         = "bad_tensor"         // a HEAVY value that is not a valid tensor of the caller's
 	CodeNotDurable        = "not_durable"        // the supervisor can no longer write commits to disk
+	CodeOpIDConflict      = "op_id_conflict"     // the op id was committed by another call (another process or other args)
 )
 
 // Sentinels for errors.Is.
@@ -59,4 +60,5 @@ var (
 	ErrArenaFull         = &Error{Code: CodeArenaFull}
 	ErrBadTensor         = &Error{Code: CodeBadTensor}
 	ErrNotDurable        = &Error{Code: CodeNotDurable}
+	ErrOpIDConflict      = &Error{Code: CodeOpIDConflict}
 )

@@ -70,6 +70,7 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 	r, err := s.runner.Execute(ctx, cas.Invocation{
 		Contract: c,
 		OpID:     req.OpID,
+		OpDigest: opDigest(req),
 		Owner:    owner,
 		Run: func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
 			s.zone.Abort(refs) // a new attempt: the last one did not commit
@@ -206,11 +207,14 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 func (s *Supervisor) wireError(err error) *protocol.Error {
 	var pe *protocol.Error
 	var v *contract.Violation
+	var oc *cas.OpIDConflictError
 	switch {
 	case errors.As(err, &pe):
 		return &protocol.Error{Code: pe.Code, Message: pe.Message, Path: pe.Path}
 	case errors.As(err, &v):
 		return &protocol.Error{Code: protocol.CodeContractViolation, Message: v.Error(), Path: string(v.Path)}
+	case errors.As(err, &oc):
+		return &protocol.Error{Code: protocol.CodeOpIDConflict, Message: oc.Error()}
 	case errors.Is(err, cas.ErrRetryLimit):
 		return &protocol.Error{Code: protocol.CodeRetryLimit, Message: err.Error()}
 	case errors.Is(err, pool.ErrWorkerCrashed):

@@ -138,7 +138,7 @@ func (a *app) execCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&args, "args", "", "the process's args as JSON")
-	cmd.Flags().StringVar(&id, "id", "", "op id: a repeat with the same id is not applied twice, and the exec is sent again if the supervisor goes away (for up to 60s); auto makes a fresh one")
+	cmd.Flags().StringVar(&id, "id", "", "op id: a repeat with the same id is not applied twice, and the exec is sent again if the supervisor goes away (for up to 60s); the id is bound to the process and args (another call with it fails with op_id_conflict); auto makes a fresh one")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "fail with code timeout after this long (default: the supervisor's, 30s)")
 	return cmd
 }
