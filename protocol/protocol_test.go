@@ -193,3 +193,14 @@ func TestLargeValues(t *testing.T) {
 		}
 	}
 }
+
+func TestNilErrorMatchesNothing(t *testing.T) {
+	var none *Error
+	var err error = none // a reply's Err, passed on as an error
+	if errors.Is(err, ErrTimeout) {
+		t.Fatal("a nil *Error matched ErrTimeout")
+	}
+	if errors.Is(ErrTimeout, none) {
+		t.Fatal("ErrTimeout matched a nil *Error")
+	}
+}
