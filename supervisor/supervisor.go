@@ -130,7 +130,16 @@ func Start(cfg Config) (*Supervisor, error) {
 	if cfg.MaxPerClient <= 0 {
 		cfg.MaxPerClient = 1024
 	}
+	// undo holds what Start has made, to release in reverse on failure.
+	var undo []func()
+	fail := func(err error) (*Supervisor, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return nil, err
+	}
 	arb := vip.New(vip.Config{Strict: cfg.Mode == cas.Strict})
+	undo = append(undo, arb.Close)
 	evac := make(chan struct{}, 1)
 	var reclaim func() // the store's Collect, once the store exists
 	zone, err := heavy.New(heavy.Config{
@@ -145,8 +154,9 @@ func Start(cfg Config) (*Supervisor, error) {
 		Log:     cfg.Log.With().Str("zone", "heavy").Logger(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("supervisor: %w", err)
+		return fail(fmt.Errorf("supervisor: %w", err))
 	}
+	undo = append(undo, zone.Close)
 	storeCfg := cas.Config{
 		Arbiter: arb,
 		Watch:   func(p contract.Path) bool { return p.InZone(contract.ZoneHeavy) },
@@ -156,55 +166,52 @@ func Start(cfg Config) (*Supervisor, error) {
 	var state cas.State
 	if cfg.Restore != "" {
 		if state, err = restoreFrom(cfg); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	if cfg.StateDir != "" && cfg.Durability != durable.None {
 		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Fault: cfg.JournalFault, MaxBatch: cfg.JournalMaxBatch, Log: cfg.Log})
 		if err != nil {
-			return nil, fmt.Errorf("supervisor: %w", err)
+			return fail(fmt.Errorf("supervisor: %w", err))
 		}
+		undo = append(undo, func() { journal.Close() }) // the lock goes last
 		storeCfg.Committed = journal.Append
 	}
 	store, err := cas.Restore(storeCfg, state)
 	if err != nil {
-		if journal != nil {
-			journal.Close()
-		}
-		return nil, fmt.Errorf("supervisor: %w: %w", durable.ErrCorrupt, err)
+		return fail(fmt.Errorf("supervisor: %w: %w", durable.ErrCorrupt, err))
 	}
 	reclaim = store.Collect
 	s := &Supervisor{cfg: cfg, store: store, arb: arb, zone: zone, journal: journal, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
 	if err := s.dropLostTensors(state); err != nil {
-		if journal != nil {
-			journal.Close()
-		}
-		return nil, err
+		return fail(err)
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
+	undo = append(undo, s.cancel)
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelClose()
 	for i, pl := range cfg.Plugins {
 		pc := cfg.Pool
 		pc.Command, pc.Pin, pc.Workers, pc.MaxFrame, pc.Heavy = pl.Command, pl.Pin, cfg.Workers, cfg.MaxFrame, zone
 		pc.Log = cfg.Log.With().Str("plugin", pl.Command[0]).Logger()
 		p, err := pool.Start(pc)
 		if err != nil {
-			s.closePools()
-			return nil, fmt.Errorf("supervisor: plugin %d (%s): %w", i+1, pl.Command[0], err)
+			return fail(fmt.Errorf("supervisor: plugin %d (%s): %w", i+1, pl.Command[0], err))
 		}
 		s.pools = append(s.pools, p)
+		undo = append(undo, func() { p.Close(closeCtx) })
 		if err := s.register(p); err != nil {
-			s.closePools()
-			return nil, err
+			return fail(err)
 		}
 	}
 	s.names = slices.Sorted(maps.Keys(s.procs))
 	s.evacDone.Go(s.evacuator)
+	undo = append(undo, s.stopEvacuator) // before the pools: no tensor moves while they stop
 	if cfg.Socket != "" {
 		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame, Blocking: true})
 		if err != nil {
-			s.closePools()
-			return nil, err
+			return fail(err)
 		}
 		s.ln = ln
 	}
@@ -230,18 +237,6 @@ func (s *Supervisor) register(p *pool.Pool) error {
 	return nil
 }
 
-func (s *Supervisor) closePools() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.stopEvacuator()
-	for _, p := range s.pools {
-		p.Close(ctx)
-	}
-	s.zone.Close()
-	if s.journal != nil {
-		s.journal.Close()
-	}
-}
 
 // stopEvacuator stops the evacuator (once) and waits for it.
 func (s *Supervisor) stopEvacuator() {
@@ -342,6 +337,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	for _, p := range s.pools {
 		p.Close(closeCtx)
 	}
+	s.arb.Close() // no invocation is left to hold or wait for a ticket
 	s.zone.Close()
 	if s.journal != nil {
 		return s.journal.Close() // writes what is queued (Async)
