@@ -162,7 +162,7 @@ func (o *Orphans) Close(timeout time.Duration) error {
 
 type child struct {
 	pid, pgid int
-	zombie     bool
+	zombie    bool
 }
 
 // children lists the processes whose parent is ppid, from /proc.

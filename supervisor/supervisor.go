@@ -237,7 +237,6 @@ func (s *Supervisor) register(p *pool.Pool) error {
 	return nil
 }
 
-
 // stopEvacuator stops the evacuator (once) and waits for it.
 func (s *Supervisor) stopEvacuator() {
 	s.evacOnce.Do(func() { close(s.evacStop) })
