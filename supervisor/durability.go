@@ -32,8 +32,12 @@ func (s *Supervisor) dropLostTensors(st cas.State) error {
 		return nil
 	}
 	sn := s.store.Snapshot()
-	defer sn.Release()
 	r, err := s.store.Commit(context.Background(), sn.Version(), nil, delta, cas.Options{})
+	sn.Release()
+	// Drop the lost descriptors now, while the zone has no slab: collected
+	// later, one could name a block of this run's slab with the same id
+	// and offset, and free it.
+	s.store.Collect()
 	if err == nil && s.journal != nil {
 		err = s.journal.Wait(context.Background(), r.Version)
 	}
