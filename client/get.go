@@ -9,14 +9,17 @@ import (
 	"github.com/theus-run/theus/protocol"
 )
 
-// Value is what Get returns: every entry at or under a path.
+// Value is what Get returns: every entry at or under a path, sorted by
+// path; a path may hold a value and have values below it.
 type Value struct {
 	Path    string
 	Version uint64 // the version read
 	Entries []protocol.Entry
 }
 
-// Get reads the value at path and everything under it.
+// Get reads the value at path and everything under it. When nothing is
+// there the error is a *protocol.Error with code not_found and the path
+// (errors.Is(err, protocol.ErrNotFound)): a Value always has an entry.
 func (c *Client) Get(ctx context.Context, path string) (*Value, error) {
 	m, err := c.roundTrip(ctx, func(id uint64) protocol.Message { return &protocol.Get{ID: id, Path: path} })
 	if err != nil {
@@ -32,17 +35,14 @@ func (c *Client) Get(ctx context.Context, path string) (*Value, error) {
 	return &Value{Path: path, Version: rep.Version, Entries: rep.Entries}, nil
 }
 
-// Found reports whether anything is at or under the path.
-func (v *Value) Found() bool { return len(v.Entries) > 0 }
-
 // SelfKey is the key under which JSON puts the value of a path that also
 // has values below it.
 const SelfKey = "_value"
 
 // JSON returns the value as one JSON document: the value itself when the
 // path has nothing below it, else an object nesting the entries below by
-// segment (a path's own value under SelfKey). It returns "null" when
-// nothing is there.
+// segment (a path's own value under SelfKey). It returns "null" for a
+// Value without entries (one built by hand: Get never returns one).
 func (v *Value) JSON() (json.RawMessage, error) {
 	if len(v.Entries) == 0 {
 		return json.RawMessage("null"), nil

@@ -209,7 +209,10 @@ func hammer(ctx context.Context, name string, n, calls int, next func(*rand.Rand
 
 func readInt(ctx context.Context, c *client.Client, path string) (int64, error) {
 	v, err := c.Get(ctx, path)
-	if err != nil || !v.Found() {
+	if errors.Is(err, protocol.ErrNotFound) {
+		return 0, nil // never written: the counter starts at 0
+	}
+	if err != nil {
 		return 0, err
 	}
 	var n int64

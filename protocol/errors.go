@@ -42,6 +42,7 @@ const (
 	CodeBadTensor         = "bad_tensor"         // a HEAVY value that is not a valid tensor of the caller's
 	CodeNotDurable        = "not_durable"        // the supervisor can no longer write commits to disk
 	CodeOpIDConflict      = "op_id_conflict"     // the op id was committed by another call (another process or other args)
+	CodeNotFound          = "not_found"          // a Get of a path with nothing at or under it; Path names it
 )
 
 // Sentinels for errors.Is.
@@ -63,4 +64,5 @@ var (
 	ErrBadTensor         = &Error{Code: CodeBadTensor}
 	ErrNotDurable        = &Error{Code: CodeNotDurable}
 	ErrOpIDConflict      = &Error{Code: CodeOpIDConflict}
+	ErrNotFound          = &Error{Code: CodeNotFound}
 )

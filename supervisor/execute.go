@@ -231,7 +231,8 @@ func (s *Supervisor) wireError(err error) *protocol.Error {
 	return &protocol.Error{Code: protocol.CodeInternal, Message: err.Error()}
 }
 
-// Get returns the entries at or under path in the newest version.
+// Get returns the entries at or under path in the newest version, or
+// not_found (with that version) when there are none.
 func (s *Supervisor) Get(req *protocol.Get) *protocol.GetReply {
 	rep := &protocol.GetReply{ID: req.ID}
 	p, err := contract.Parse(req.Path)
@@ -250,6 +251,9 @@ func (s *Supervisor) Get(req *protocol.Get) *protocol.GetReply {
 	}
 	for _, e := range snap.Subtree(p) {
 		rep.Entries = append(rep.Entries, protocol.Entry{Path: string(e.Path), Value: e.Value, Version: uint64(e.Version)})
+	}
+	if len(rep.Entries) == 0 {
+		rep.Err = &protocol.Error{Code: protocol.CodeNotFound, Message: "nothing at or under this path", Path: req.Path}
 	}
 	return rep
 }

@@ -223,3 +223,25 @@ func TestMaxPerClient(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGetMissingPath: a Get of a path with nothing at or under it is the
+// error not_found, naming the path, on the wire and through the client;
+// the connection goes on.
+func TestGetMissingPath(t *testing.T) {
+	h := start(t, 1, nil)
+	if g := h.s.Get(&protocol.Get{ID: 9, Path: "domain.missing"}); g.ID != 9 || len(g.Entries) != 0 || g.Err == nil ||
+		g.Err.Code != protocol.CodeNotFound || g.Err.Path != "domain.missing" {
+		t.Fatalf("reply %+v, error %+v: want not_found for domain.missing", g, g.Err)
+	}
+	c := h.dial(t)
+	ctx := context.Background()
+	if v, err := c.Get(ctx, "domain.missing"); !errors.Is(err, protocol.ErrNotFound) {
+		t.Fatalf("get of a missing path: %+v, %v; want not_found", v, err)
+	}
+	if _, err := c.Exec(ctx, "counter.add", map[string]int{"by": 2}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get(ctx, "domain"); err != nil || len(v.Entries) != 1 || string(v.Entries[0].Value) != "2" {
+		t.Fatalf("get domain: %+v, %v", v, err)
+	}
+}

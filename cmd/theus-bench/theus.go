@@ -167,6 +167,9 @@ func (t *theusTarget) read(ctx context.Context, w *workload) (state, error) {
 		into map[string]int64
 	}{{demo.CounterPath, st.counters}, {demo.CountersPath, st.counters}, {demo.AccountsPath, st.balances}} {
 		v, err := c.Get(ctx, q.path)
+		if errors.Is(err, protocol.ErrNotFound) {
+			continue // the workload never wrote there
+		}
 		if err != nil {
 			return st, err
 		}

@@ -168,7 +168,7 @@ func (a *app) dialFor(ctx context.Context, retry bool) (*client.Client, error) {
 func (a *app) getCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "get PATH",
-		Short: "Print the value at PATH (a subtree as a JSON object)",
+		Short: "Print the value at PATH (a subtree as a JSON object); not_found if nothing is there",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, pos []string) error {
 			c, err := a.dial()
@@ -179,9 +179,6 @@ func (a *app) getCmd() *cobra.Command {
 			v, err := c.Get(context.Background(), pos[0])
 			if err != nil {
 				return fmt.Errorf("get %s: %w", pos[0], err)
-			}
-			if !v.Found() {
-				return fmt.Errorf("get %s: %w", pos[0], &protocol.Error{Code: "not_found", Message: "nothing at or under this path"})
 			}
 			doc, err := v.JSON()
 			if err != nil {
