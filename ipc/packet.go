@@ -31,6 +31,9 @@ func PacketPair() (local, remote *os.File, err error) {
 // full: it is not reading its packets.
 var ErrPeerSlow = errors.New("ipc: peer is not reading its packets")
 
+// MaxFiles bounds the descriptors one packet may carry.
+const MaxFiles = 16
+
 // SendPacket sends data and fs (at most MaxFiles) as one message without
 // blocking: a full queue gives ErrPeerSlow.
 func SendPacket(sock *os.File, data []byte, fs ...*os.File) error {
