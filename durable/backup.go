@@ -2,7 +2,6 @@ package durable
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,41 +21,16 @@ import (
 // WriteBackup writes st as a state file at path, atomically: into a
 // temporary file beside it, fsynced, then renamed over path and the
 // directory fsynced. A crash leaves either the old file or the new one.
-func WriteBackup(path string, st cas.State) (err error) {
-	path, err = filepath.Abs(path)
+// A path that must not be replaced (see backupTarget) is an
+// ErrBadTarget and nothing changes. Temporary files that an earlier
+// backup to the same path left when it was killed are removed first.
+func WriteBackup(path string, st cas.State) error {
+	dir, name, err := backupTarget(path)
 	if err != nil {
-		return fmt.Errorf("durable: backup: %w", err)
+		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("durable: backup: %w", err)
-	}
-	tmp.Close()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	db, err := bolt.Open(tmp.Name(), 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		return fmt.Errorf("durable: backup: %w", err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if err := initialize(tx); err != nil {
-			return err
-		}
-		return fill(tx, st)
-	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("durable: backup %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("durable: backup: %w", err)
-	}
-	return syncDir(filepath.Dir(path))
+	removeStaleTemps(dir, name)
+	return writeFile(dir, name, st)
 }
 
 // fill writes st into an initialized, empty file.
@@ -114,35 +88,32 @@ func syncDir(dir string) error {
 // ReadBackup checks the state file at path in full and returns what it
 // holds, or ErrCorrupt or ErrNewerFormat; it changes nothing.
 func ReadBackup(path string) (cas.State, error) {
-	if _, err := os.Stat(path); err != nil {
-		return cas.State{}, fmt.Errorf("durable: backup: %w", err)
-	}
-	return readAll(path)
+	st, _, err := readAll(path)
+	return st, err
 }
 
 // Install makes the state file in dir hold st, for a supervisor that
 // starts from a backup. A state file already there is kept, renamed
 // theus.db.replaced-<unix time>, whatever its condition (a corrupt one
-// is a reason to restore); one that another supervisor holds is an
-// ErrLocked and nothing changes. It returns the kept file's path, if any.
+// is a reason to restore); a directory that another supervisor holds is
+// an ErrLocked and nothing changes. It returns the kept file's path, if
+// any.
 func Install(dir string, st cas.State) (kept string, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("durable: state directory: %w", err)
+	if err := openDir(dir); err != nil {
+		return "", err
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return "", err
+	}
+	defer lock.release()
+	removeStaleTemps(dir, FileName)
 	path := filepath.Join(dir, FileName)
-	if _, err := os.Stat(path); err == nil {
-		// A read-only open takes a shared lock: it fails while a writer
-		// holds the file.
-		if _, err := readAll(path); errors.Is(err, ErrLocked) {
-			return "", err
-		}
+	if _, err := os.Lstat(path); err == nil {
 		kept = fmt.Sprintf("%s.replaced-%d", path, time.Now().Unix())
 		if err := os.Rename(path, kept); err != nil {
 			return "", fmt.Errorf("durable: keep the old state file: %w", err)
 		}
 	}
-	if err := WriteBackup(path, st); err != nil {
-		return kept, err
-	}
-	return kept, nil
+	return kept, writeFile(dir, FileName, st)
 }

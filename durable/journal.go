@@ -5,14 +5,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/sys/unix"
 
 	"github.com/theus-run/theus/cas"
 )
@@ -84,6 +88,9 @@ var ErrFailed = errors.New("durable: the journal failed")
 type Journal struct {
 	cfg  Config
 	db   *bolt.DB
+	lock *dirLock // held until Close: no other journal opens the directory
+	path string
+	id   fileID // the file db writes: path must keep naming it
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
@@ -119,6 +126,9 @@ func (j *Journal) Stats() Stats {
 // corrupt, of a newer format, or held by another process is an error
 // (ErrCorrupt, ErrNewerFormat, ErrLocked) and is left as it was: it is
 // first opened read-only and read in full, and written only after that.
+// The directory must be this user's and writable by no one else
+// (ErrUnsafeDir); the journal holds it locked until Close, so a second
+// Open on it is an ErrLocked even after theus.db was renamed over.
 func Open(cfg Config) (*Journal, cas.State, error) {
 	if cfg.Mode != Sync && cfg.Mode != Async {
 		return nil, cas.State{}, fmt.Errorf("durable: open in mode %s", cfg.Mode)
@@ -129,17 +139,40 @@ func Open(cfg Config) (*Journal, cas.State, error) {
 	if cfg.OpIDWindow == 0 {
 		cfg.OpIDWindow = cas.DefaultOpIDWindow
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, cas.State{}, fmt.Errorf("durable: state directory: %w", err)
+	if err := openDir(cfg.Dir); err != nil {
+		return nil, cas.State{}, err
+	}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, cas.State{}, err
+	}
+	j, st, err := open1(cfg, lock)
+	if err != nil {
+		lock.release()
+		return nil, cas.State{}, err
+	}
+	go j.run()
+	return j, st, nil
+}
+
+// open1 is Open once the state directory is locked.
+func open1(cfg Config, lock *dirLock) (*Journal, cas.State, error) {
+	if removed := removeStaleTemps(cfg.Dir, FileName); len(removed) > 0 {
+		cfg.Log.Warn().Strs("files", removed).Msg("removed the temporary files of a state file write that was interrupted")
 	}
 	path := filepath.Join(cfg.Dir, FileName)
-	var st cas.State
-	if _, err := os.Stat(path); err == nil {
-		if st, err = readAll(path); err != nil {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		// Created whole or not at all: a crash never leaves an empty
+		// state file, which would be refused.
+		if err := writeFile(cfg.Dir, FileName, cas.State{}); err != nil {
 			return nil, cas.State{}, err
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	st, id, err := readAll(path)
+	if err != nil {
+		return nil, cas.State{}, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, OpenFile: openIf(id)})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, cas.State{}, fmt.Errorf("%w: %s", ErrLocked, path)
@@ -150,7 +183,7 @@ func Open(cfg Config) (*Journal, cas.State, error) {
 		db.Close()
 		return nil, cas.State{}, fmt.Errorf("durable: initialize %s: %w", path, err)
 	}
-	j := &Journal{cfg: cfg, db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}), failed: make(chan struct{}), durable: st.Version}
+	j := &Journal{cfg: cfg, db: db, lock: lock, path: path, id: id, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}), failed: make(chan struct{}), durable: st.Version}
 	err = db.View(func(tx *bolt.Tx) error {
 		b, err := open([]byte("opseq"), tx.Bucket(bucketMeta).Get([]byte("opseq")))
 		if err != nil || len(b) != 8 {
@@ -164,24 +197,52 @@ func Open(cfg Config) (*Journal, cas.State, error) {
 		db.Close()
 		return nil, cas.State{}, err
 	}
-	go j.run()
 	return j, st, nil
 }
 
-// readAll opens path read-only and reads all of it, turning a panic of
-// bbolt's on a damaged page into ErrCorrupt.
-func readAll(path string) (st cas.State, err error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+// readAll opens path read-only and reads all of it: the layout first
+// (checkLayout: bbolt maps only a file whose every page it will reach
+// lies within the file), then bbolt's view, every record checked. A
+// panic of bbolt's on a page the layout check let through, or a fault,
+// is an ErrCorrupt too. It returns what the file holds and which file
+// it read.
+func readAll(path string) (st cas.State, id fileID, err error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a named pipe must not block
+	if err != nil {
+		return st, id, fmt.Errorf("durable: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return st, id, fmt.Errorf("durable: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return st, id, fmt.Errorf("%w: %s is %s, not a regular file", ErrCorrupt, path, kind(fi.Mode()))
+	}
+	id = idOf(fi)
+	// Shared, as bbolt's read-only open: a journal writing it holds it
+	// exclusively.
+	if err := flock(f, unix.LOCK_SH); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return st, id, fmt.Errorf("%w: %s", ErrLocked, path)
+		}
+		return st, id, fmt.Errorf("durable: lock %s: %w", path, err)
+	}
+	if err := checkLayout(f); err != nil {
+		return st, id, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout, OpenFile: openIf(id)})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return st, fmt.Errorf("%w: %s", ErrLocked, path)
+			return st, id, fmt.Errorf("%w: %s", ErrLocked, path)
 		}
-		return st, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err) // bbolt's invalid, checksum, version errors and the like
+		return st, id, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err) // bbolt's invalid, checksum, version errors and the like
 	}
 	defer db.Close()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
+			err = fmt.Errorf("%w: %s: %w: %v", ErrCorrupt, path, errBoltPanic, r)
 		}
 	}()
 	err = db.View(func(tx *bolt.Tx) error {
@@ -190,9 +251,29 @@ func readAll(path string) (st cas.State, err error) {
 		return e
 	})
 	if err != nil {
-		return cas.State{}, fmt.Errorf("%s: %w", path, err)
+		return cas.State{}, id, fmt.Errorf("%s: %w", path, err)
 	}
-	return st, nil
+	return st, id, nil
+}
+
+// errBoltPanic marks an ErrCorrupt that bbolt found by panicking (or
+// faulting) on a page: one the layout check should have refused.
+var errBoltPanic = errors.New("bbolt panicked")
+
+// openIf is a bbolt OpenFile that opens only the file id: bbolt maps
+// the very file that was checked, not one renamed over its name since.
+func openIf(id fileID) func(string, int, os.FileMode) (*os.File, error) {
+	return func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := f.Stat(); err != nil || idOf(fi) != id {
+			f.Close()
+			return nil, fmt.Errorf("%s was replaced by another file while it was opened", name)
+		}
+		return f, nil
+	}
 }
 
 // Append queues a commit (cas.Config.Committed: under the store's lock,
@@ -247,11 +328,27 @@ func (j *Journal) Err() error {
 	return j.err
 }
 
-// Close writes what is queued and closes the file.
+// Close writes what is queued, closes the file and lets another
+// process open the state directory.
 func (j *Journal) Close() error {
 	close(j.stop)
 	<-j.done
-	return errors.Join(j.Err(), j.db.Close())
+	return errors.Join(j.Err(), j.db.Close(), j.lock.release())
+}
+
+// stillNamed checks that the state file's name still names the file the
+// journal writes. If someone renamed another file over it (or removed
+// it), what the journal writes is lost at the next start: nothing more
+// may be acknowledged.
+func (j *Journal) stillNamed() error {
+	fi, err := os.Stat(j.path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("durable: the state file is gone (%w): a restart would not find what the journal writes", err)
+	case idOf(fi) != j.id:
+		return fmt.Errorf("durable: %s was replaced by another file: a restart would read that one, not what the journal writes", j.path)
+	}
+	return nil
 }
 
 // run is the committer: it writes the queue in batches, one transaction
@@ -397,6 +494,9 @@ func (j *Journal) write(batch []cas.Commit) error {
 		return j.fault("in-tx")
 	})
 	if err != nil {
+		return err
+	}
+	if err := j.stillNamed(); err != nil {
 		return err
 	}
 	return j.fault("after-sync")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -184,15 +185,38 @@ func TestRefusesBadFiles(t *testing.T) {
 		"garbage": func(t *testing.T, path string) {
 			os.WriteFile(path, []byte("not a database at all, just some text"), 0o600)
 		},
+		"empty": func(t *testing.T, path string) {
+			os.Truncate(path, 0)
+		},
+		// bbolt would fall back to the other meta page, one transaction
+		// older, and lose the newest commits silently.
+		"flipped byte in the newest meta page": func(t *testing.T, path string) {
+			b, _ := os.ReadFile(path)
+			ps := int(native.Uint32(b[pageHeaderSize+8:]))
+			newest := 0
+			if native.Uint64(b[ps+pageHeaderSize+48:]) > native.Uint64(b[pageHeaderSize+48:]) {
+				newest = ps
+			}
+			b[newest+pageHeaderSize+48] ^= 0x04 // the transaction id
+			os.WriteFile(path, b, 0o600)
+		},
+	}
+	reasons := map[string]string{
+		"truncated":                            "truncated: the file is",
+		"empty":                                "the file is empty (0 bytes)",
+		"zeroed meta pages":                    "meta page",
+		"flipped byte in the newest meta page": "checksum mismatch",
 	}
 	for name, f := range damage {
 		t.Run(name, func(t *testing.T) {
 			cfg, path := build(t)
 			f(t, path)
 			before := fileSum(t, path)
-			if _, _, err := Open(cfg); !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("Open: %v, want ErrCorrupt", err)
+			_, _, err := Open(cfg)
+			if !errors.Is(err, ErrCorrupt) || errors.Is(err, errBoltPanic) || !strings.Contains(err.Error(), reasons[name]) {
+				t.Fatalf("Open: %v, want ErrCorrupt saying %q", err, reasons[name])
 			}
+			t.Log(err)
 			if fileSum(t, path) != before {
 				t.Fatal("Open changed the file")
 			}
