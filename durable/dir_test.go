@@ -191,3 +191,59 @@ func TestStaleTempsRemoved(t *testing.T) {
 		t.Errorf("after the backup %s holds %d files, want b.db and .c.db.tmp-zz9", out, len(es))
 	}
 }
+
+// TestInterruptedBackupCleanedAtStart: a backup that a kill interrupted
+// leaves its temporary file beside its target, wherever that is; the
+// journal noted the backup in the state directory, so the next start
+// removes that file (and only that: a completed backup's directory, and
+// a temporary file a live writer holds, are left alone).
+func TestInterruptedBackupCleanedAtStart(t *testing.T) {
+	cfg := Config{Dir: t.TempDir()}
+	j, _, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, done := t.TempDir(), t.TempDir()
+	if err := j.WriteBackup(filepath.Join(done, "ok.db"), cas.State{}); err != nil {
+		t.Fatal(err)
+	}
+	// The writer of out/b.db is killed after creating its temporary file:
+	// noted, never finished.
+	if err := j.pending.note('+', filepath.Join(out, "b.db")); err != nil {
+		t.Fatal(err)
+	}
+	killed := filepath.Join(out, ".b.db.tmp-k1ll3d")
+	live := filepath.Join(out, ".b.db.tmp-l1ve")
+	untouched := filepath.Join(done, ".ok.db.tmp-0ther")
+	for _, p := range []string{killed, live, untouched} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	j.Close() // as a kill would: the note stays
+
+	j, _, err = Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := os.Lstat(killed); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed backup's temporary file is still there (%v)", err)
+	}
+	for _, p := range []string{live, untouched, filepath.Join(done, "ok.db")} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(cfg.Dir, PendingName)); len(b) != 0 {
+		t.Errorf("the note of backups in progress is not emptied: %q", b)
+	}
+}

@@ -91,9 +91,11 @@ type Journal struct {
 	lock *dirLock // held until Close: no other journal opens the directory
 	path string
 	id   fileID // the file db writes: path must keep naming it
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	// pending notes the backups in progress (WriteBackup).
+	pending *pending
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 
 	mu      sync.Mutex
 	queue   []cas.Commit
@@ -157,8 +159,8 @@ func Open(cfg Config) (*Journal, cas.State, error) {
 
 // open1 is Open once the state directory is locked.
 func open1(cfg Config, lock *dirLock) (*Journal, cas.State, error) {
-	if removed := removeStaleTemps(cfg.Dir, FileName); len(removed) > 0 {
-		cfg.Log.Warn().Strs("files", removed).Msg("removed the temporary files of a state file write that was interrupted")
+	if removed := append(removeStaleTemps(cfg.Dir, FileName), removeInterrupted(cfg.Dir)...); len(removed) > 0 {
+		cfg.Log.Warn().Strs("files", removed).Msg("removed the temporary files of a state file or backup write that was interrupted")
 	}
 	path := filepath.Join(cfg.Dir, FileName)
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
@@ -183,7 +185,7 @@ func open1(cfg Config, lock *dirLock) (*Journal, cas.State, error) {
 		db.Close()
 		return nil, cas.State{}, fmt.Errorf("durable: initialize %s: %w", path, err)
 	}
-	j := &Journal{cfg: cfg, db: db, lock: lock, path: path, id: id, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}), failed: make(chan struct{}), durable: st.Version}
+	j := &Journal{cfg: cfg, db: db, lock: lock, path: path, id: id, pending: &pending{dir: cfg.Dir}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}), failed: make(chan struct{}), durable: st.Version}
 	err = db.View(func(tx *bolt.Tx) error {
 		b, err := open([]byte("opseq"), tx.Bucket(bucketMeta).Get([]byte("opseq")))
 		if err != nil || len(b) != 8 {
@@ -333,7 +335,7 @@ func (j *Journal) Err() error {
 func (j *Journal) Close() error {
 	close(j.stop)
 	<-j.done
-	return errors.Join(j.Err(), j.db.Close(), j.lock.release())
+	return errors.Join(j.Err(), j.db.Close(), j.pending.close(), j.lock.release())
 }
 
 // stillNamed checks that the state file's name still names the file the

@@ -124,7 +124,11 @@ func (s *Supervisor) Backup(ctx context.Context, req *protocol.Backup) *protocol
 		rep.Err = err
 		return rep
 	}
-	if err := durable.WriteBackup(req.Path, st); err != nil {
+	write := durable.WriteBackup
+	if s.journal != nil {
+		write = s.journal.WriteBackup // noted: a kill leaves no temporary file after the next start
+	}
+	if err := write(req.Path, st); err != nil {
 		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "%v", err)
 		return rep
 	}
