@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,12 +15,35 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs the tests, or (THEUS_TEST_HOLD=FILE) is a process that
+// holds FILE locked, as another supervisor's journal would, until its
+// standard input closes.
+func TestMain(m *testing.M) {
+	if path := os.Getenv("THEUS_TEST_HOLD"); path != "" {
+		os.Exit(hold(path))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func hold(path string) int {
+	f, err := os.Open(path)
+	if err == nil {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("held")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
 
 // opened is a journal and the store it records.
 type opened struct {

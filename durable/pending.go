@@ -59,10 +59,14 @@ func (p *pending) note(sign byte, target string) error {
 }
 
 func (p *pending) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.mu.f == nil {
 		return nil
 	}
-	return p.mu.f.Close()
+	err := p.mu.f.Close()
+	p.mu.f = nil
+	return err
 }
 
 // removeInterrupted removes the stale temporary files of the backups

@@ -68,13 +68,16 @@ func backupTarget(path string) (dir, name string, err error) {
 		}
 		return "", "", fmt.Errorf("%w: %s is %s this supervisor has open (%s): replacing it would lose what the supervisor writes there", ErrBadTarget, path, what, open)
 	}
-	f, err := os.OpenFile(target, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
+	// A file this user may not read is no journal's of this user: the
+	// rename may replace it as before.
+	if f, err := os.OpenFile(target, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+		held := heldByAnother(f)
+		f.Close()
+		if held {
+			return "", "", fmt.Errorf("%w: %s is locked by another process (a running supervisor's state file?)", ErrBadTarget, path)
+		}
+	} else if !errors.Is(err, fs.ErrPermission) {
 		return "", "", fmt.Errorf("durable: backup %s: %w", path, err)
-	}
-	defer f.Close()
-	if heldByAnother(f) {
-		return "", "", fmt.Errorf("%w: %s is locked by another process (a running supervisor's state file?)", ErrBadTarget, path)
 	}
 	return dir, name, stateFileOfLockedDir(path, dir, name)
 }

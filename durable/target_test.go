@@ -1,9 +1,11 @@
 package durable
 
 import (
+	"bufio"
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -112,5 +114,42 @@ func TestBackupThroughDotDot(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(a, "out.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the backup went where x/.. was cleaned lexically: %v", err)
+	}
+}
+
+// TestBackupOntoAFileAnotherProcessHolds: a file another process holds
+// locked (another supervisor's state file) is refused while it holds it,
+// and replaced once it let go.
+func TestBackupOntoAFileAnotherProcessHolds(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "theirs.db")
+	if err := WriteBackup(target, cas.State{}); err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "THEUS_TEST_HOLD="+target)
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "held\n" {
+		t.Fatalf("the holder says %q, %v", line, err)
+	}
+	before := fileSum(t, target)
+	err := WriteBackup(target, cas.State{Version: 7})
+	if !errors.Is(err, ErrBadTarget) || !strings.Contains(err.Error(), "locked by another process") {
+		t.Fatalf("a backup onto a file another process holds: %v, want ErrBadTarget", err)
+	}
+	if fileSum(t, target) != before {
+		t.Fatal("the held file changed")
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteBackup(target, cas.State{Version: 7}); err != nil {
+		t.Fatalf("once let go: %v", err)
 	}
 }
