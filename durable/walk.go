@@ -14,6 +14,7 @@ type walker struct {
 	pageSize int64
 	hwm      uint64
 	state    []byte // per page: unseen, inUse or free
+	free     [][]byte
 }
 
 const (
@@ -48,19 +49,21 @@ func (w *walker) walk(m metaPage) error {
 }
 
 // page reads page id and its overflow pages, checking that it is what
-// it says it is and lies below the high-water mark.
+// it says it is and lies below the high-water mark. The caller hands
+// the bytes back with put once it no longer needs them.
 func (w *walker) page(id uint64, as byte) ([]byte, error) {
 	if id < 2 || id >= w.hwm {
 		return nil, fmt.Errorf("a reference to page %d, outside pages [2, %d)", id, w.hwm)
 	}
-	hdr := make([]byte, pageHeaderSize)
-	if _, err := w.f.ReadAt(hdr, int64(id)*w.pageSize); err != nil {
+	off := int64(id) * w.pageSize
+	b := w.get()
+	if _, err := w.f.ReadAt(b, off); err != nil {
 		return nil, fmt.Errorf("page %d: %w", id, err)
 	}
-	n := uint64(native.Uint32(hdr[12:])) + 1
+	n := uint64(native.Uint32(b[12:])) + 1
 	switch {
-	case native.Uint64(hdr) != id:
-		return nil, fmt.Errorf("page %d says it is page %d", id, native.Uint64(hdr))
+	case native.Uint64(b) != id:
+		return nil, fmt.Errorf("page %d says it is page %d", id, native.Uint64(b))
 	case n > w.hwm-id:
 		return nil, fmt.Errorf("page %d spans %d pages, past the high-water mark %d", id, n, w.hwm)
 	}
@@ -70,11 +73,33 @@ func (w *walker) page(id uint64, as byte) ([]byte, error) {
 		}
 		w.state[p] = as
 	}
-	b := make([]byte, int64(n)*w.pageSize)
-	if _, err := w.f.ReadAt(b, int64(id)*w.pageSize); err != nil {
-		return nil, fmt.Errorf("page %d: %w", id, err)
+	if n > 1 {
+		big := make([]byte, int64(n)*w.pageSize)
+		copy(big, b)
+		w.put(b)
+		if _, err := w.f.ReadAt(big[w.pageSize:], off+w.pageSize); err != nil {
+			return nil, fmt.Errorf("page %d: %w", id, err)
+		}
+		return big, nil
 	}
 	return b, nil
+}
+
+// get and put keep the page buffers for reuse: one per level of the
+// tree is enough.
+func (w *walker) get() []byte {
+	if n := len(w.free); n > 0 {
+		b := w.free[n-1]
+		w.free = w.free[:n-1]
+		return b
+	}
+	return make([]byte, w.pageSize)
+}
+
+func (w *walker) put(b []byte) {
+	if int64(len(b)) == w.pageSize {
+		w.free = append(w.free, b)
+	}
 }
 
 // freelist marks the pages the freelist page id lists as free.
@@ -83,6 +108,7 @@ func (w *walker) freelist(id uint64) error {
 	if err != nil {
 		return fmt.Errorf("freelist: %w", err)
 	}
+	defer w.put(b)
 	if t := native.Uint16(b[8:]); t != flagFreelist {
 		return fmt.Errorf("freelist page %d has type %#x", id, t)
 	}
@@ -117,6 +143,7 @@ func (w *walker) tree(id uint64, lo, hi []byte) error {
 	if err != nil {
 		return err
 	}
+	defer w.put(b)
 	switch t := native.Uint16(b[8:]); t {
 	case flagLeaf:
 		return w.leaf(id, nil, b, lo, hi)
