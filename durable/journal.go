@@ -97,6 +97,9 @@ type Journal struct {
 	stop    chan struct{}
 	done    chan struct{}
 
+	closing  sync.Once
+	closeErr error // Close's result, for every call
+
 	mu      sync.Mutex
 	queue   []cas.Commit
 	durable cas.Version
@@ -331,11 +334,15 @@ func (j *Journal) Err() error {
 }
 
 // Close writes what is queued, closes the file and lets another
-// process open the state directory.
+// process open the state directory. It may be called more than once:
+// later calls return the first one's result.
 func (j *Journal) Close() error {
-	close(j.stop)
-	<-j.done
-	return errors.Join(j.Err(), j.db.Close(), j.pending.close(), j.lock.release())
+	j.closing.Do(func() {
+		close(j.stop)
+		<-j.done
+		j.closeErr = errors.Join(j.Err(), j.db.Close(), j.pending.close(), j.lock.release())
+	})
+	return j.closeErr
 }
 
 // stillNamed checks that the state file's name still names the file the
