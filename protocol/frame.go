@@ -180,7 +180,7 @@ var ErrFrameTooLarge = errors.New("protocol: frame too large")
 // Reader reads frames from a byte stream. The limit is checked on the
 // header, before any buffer for the body exists.
 type Reader struct {
-	r   io.Reader
+	r   *bufio.Reader
 	max int
 	hdr [HeaderLen]byte
 	buf []byte
@@ -203,29 +203,54 @@ const readBuffer = 64 << 10
 // until the next call. At a clean end of stream it returns io.EOF; a
 // stream cut inside a frame gives io.ErrUnexpectedEOF.
 func (fr *Reader) Next() (Kind, []byte, error) {
-	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+	k, n, err := fr.Header()
+	if err != nil {
 		return 0, nil, err
+	}
+	if cap(fr.buf) < n {
+		fr.buf = make([]byte, n)
+	}
+	fr.buf = fr.buf[:n]
+	if err := fr.Body(fr.buf); err != nil {
+		return 0, nil, err
+	}
+	return k, fr.buf, nil
+}
+
+// Header reads the next frame's header and returns its kind and the
+// length of its body, checked against the limit; the caller reads the
+// body with Body before the next Header, into a buffer of its choosing
+// (Next uses one it keeps). At a clean end of stream it returns io.EOF.
+func (fr *Reader) Header() (Kind, int, error) {
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+		return 0, 0, err
 	}
 	n := binary.BigEndian.Uint32(fr.hdr[:4])
 	if n == 0 {
-		return 0, nil, &Error{Code: CodeBadFrame, Message: "zero-length frame"}
+		return 0, 0, &Error{Code: CodeBadFrame, Message: "zero-length frame"}
 	}
 	if uint64(n) > uint64(fr.max) {
-		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, fr.max)
+		return 0, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, fr.max)
 	}
-	body := int(n) - 1
-	if cap(fr.buf) < body {
-		fr.buf = make([]byte, body)
-	}
-	fr.buf = fr.buf[:body]
-	if _, err := io.ReadFull(fr.r, fr.buf); err != nil {
+	return Kind(fr.hdr[4]), int(n) - 1, nil
+}
+
+// Body fills p, whose length is the one Header returned, with the body of
+// the frame. A stream cut inside it gives io.ErrUnexpectedEOF.
+func (fr *Reader) Body(p []byte) error {
+	if _, err := io.ReadFull(fr.r, p); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return 0, nil, err
+		return err
 	}
-	return Kind(fr.hdr[4]), fr.buf, nil
+	return nil
 }
+
+// Buffered returns how many bytes the Reader has read from the stream
+// and not yet returned: a body no longer than that is read without a
+// system call.
+func (fr *Reader) Buffered() int { return fr.r.Buffered() }
 
 // ReadMessage reads and decodes one frame.
 func (fr *Reader) ReadMessage() (Message, error) {
