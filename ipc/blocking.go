@@ -1,12 +1,12 @@
 package ipc
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,13 +16,14 @@ import (
 // bypassing Go's netpoller: a reader blocked in read(2) is woken by the
 // kernel directly when bytes arrive, which saves the epoll round and the
 // thread hand-offs that double a round trip through the netpoller (see
-// docs/PROTOCOL.md). It costs one OS thread per blocked reader, so it is
-// used for the few long-lived worker connections only.
+// docs/PROTOCOL.md). It costs one OS thread per blocked reader, so its
+// users bound their connections (the supervisor's --max-clients).
 type blockingFD struct {
-	fd     int
-	mu     sync.RWMutex // read-held by each Read and Write; Close takes it to close fd
-	closed bool
-	once   sync.Once
+	fd       int
+	mu       sync.RWMutex // read-held by each Read and Write; Close takes it to close fd
+	closed   bool
+	once     sync.Once
+	deadline atomic.Int64 // Unix nanoseconds of the read deadline; 0 for none
 }
 
 // newBlockingFD takes ownership of f's descriptor (f is closed).
@@ -44,7 +45,7 @@ func newBlockingFD(f *os.File, writeTimeout time.Duration) (*blockingFD, error) 
 	return &blockingFD{fd: fd}, nil
 }
 
-var errTimeout = errors.New("ipc: i/o timeout")
+var errTimeout = fmt.Errorf("ipc: i/o timeout: %w", os.ErrDeadlineExceeded)
 
 func (b *blockingFD) Read(p []byte) (int, error) {
 	b.mu.RLock()
@@ -53,6 +54,9 @@ func (b *blockingFD) Read(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	for {
+		if err := b.armReadTimeout(); err != nil {
+			return 0, err
+		}
 		n, err := unix.Read(b.fd, p)
 		switch {
 		case err == unix.EINTR:
@@ -90,17 +94,48 @@ func (b *blockingFD) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// setReadDeadline maps a deadline to SO_RCVTIMEO (zero: none).
+// setReadDeadline sets the deadline of reads (zero: none). Each read
+// then waits at most what is left of it (SO_RCVTIMEO is per call: a
+// peer that trickles a byte at a time would otherwise push it back).
 func (b *blockingFD) setReadDeadline(t time.Time) error {
-	var tv unix.Timeval
-	if !t.IsZero() {
-		d := time.Until(t)
-		if d < time.Microsecond {
-			d = time.Microsecond
-		}
-		tv = unix.NsecToTimeval(d.Nanoseconds())
+	if t.IsZero() {
+		b.deadline.Store(0)
+		var tv unix.Timeval
+		return unix.SetsockoptTimeval(b.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	}
-	return unix.SetsockoptTimeval(b.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	b.deadline.Store(t.UnixNano())
+	return nil
+}
+
+// armReadTimeout sets SO_RCVTIMEO to what is left of the deadline, if
+// there is one.
+func (b *blockingFD) armReadTimeout() error {
+	dl := b.deadline.Load()
+	if dl == 0 {
+		return nil
+	}
+	d := time.Until(time.Unix(0, dl))
+	if d <= 0 {
+		return errTimeout
+	}
+	tv := unix.NsecToTimeval(max(d, time.Microsecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(b.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fmt.Errorf("ipc: read timeout: %w", err)
+	}
+	return nil
+}
+
+// shutdownRead wakes a blocked reader; reads return EOF from then on.
+func (b *blockingFD) shutdownRead() error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil
+	}
+	if err := unix.Shutdown(b.fd, unix.SHUT_RD); err != nil {
+		return fmt.Errorf("ipc: shutdown: %w", err)
+	}
+	return nil
 }
 
 // Close wakes a blocked reader (shutdown), waits for reads and writes in

@@ -3,8 +3,11 @@ package ipc
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/theus-run/theus/protocol"
@@ -14,14 +17,14 @@ import (
 // reading for this long is cut off.
 const DefaultWriteTimeout = 10 * time.Second
 
-// ErrClosed is returned by Send on a closed Conn.
+// ErrClosed is returned by Send and Recv on a closed Conn.
 var ErrClosed = errors.New("ipc: connection closed")
 
 // Conn carries protocol frames over a stream socket. Send is safe for
 // concurrent use and batches: while one caller writes, others append their
 // frames to the next write, so n concurrent senders cost about one system
 // call, not n. Recv must be called from one goroutine at a time (the
-// connection's reader). Close unblocks both.
+// connection's reader), and so must SetReadDeadline. Close unblocks both.
 type Conn struct {
 	nc           net.Conn    // the netpoller transport, or nil
 	bfd          *blockingFD // the blocking transport, or nil
@@ -29,11 +32,19 @@ type Conn struct {
 	maxFrame     int
 	writeTimeout time.Duration
 
+	// Owned by the reader.
+	budget       *Budget
+	frameTimeout time.Duration
+	buf          []byte    // body buffer reused for frames not taken from budget
+	deadline     time.Time // the caller's read deadline
+	readClosed   atomic.Bool
+
 	mu      sync.Mutex
-	pending []byte // frames waiting for the writer
-	spare   []byte // the last written buffer, reused
-	writing bool   // a sender is writing; others only append
-	err     error  // sticky: the first write error, or ErrClosed
+	pending []byte        // frames waiting for the writer
+	spare   []byte        // the last written buffer, reused
+	writing bool          // a sender is writing; others only append
+	err     error         // sticky: the first write error, or ErrClosed
+	done    chan struct{} // closed when err is set
 }
 
 // Options tune a Conn; the zero value means the defaults.
@@ -43,7 +54,25 @@ type Options struct {
 	// Blocking makes FileConn use blocking system calls instead of the
 	// netpoller: lower latency, one OS thread per blocked reader.
 	Blocking bool
+	// Budget, when set, is shared by Conns to bound the bytes they hold
+	// for frames being read: a frame over SmallFrame bytes takes its
+	// length from it before its body is allocated and gives it back when
+	// Recv returns. Smaller frames use a buffer of their Conn's.
+	Budget *Budget
+	// FrameTimeout, when > 0, is how long a frame may take to arrive in
+	// full once its header has, waiting for Budget included: a peer that
+	// stalls inside a frame gets ErrFrameTimeout and its bytes are freed.
+	// Between frames there is no deadline.
+	FrameTimeout time.Duration
 }
+
+// SmallFrame is the largest body a Conn reads into a buffer of its own,
+// outside any Budget: as large as its read buffer, which it holds anyway.
+const SmallFrame = 64 << 10
+
+// ErrFrameTimeout is returned by Recv for a frame that did not arrive in
+// full within Options.FrameTimeout. The stream is unusable after it.
+var ErrFrameTimeout = errors.New("ipc: frame timeout")
 
 func (o *Options) defaults() {
 	if o.MaxFrame <= 0 {
@@ -56,24 +85,120 @@ func (o *Options) defaults() {
 
 // NewConn wraps nc. The Conn owns nc from then on.
 func NewConn(nc net.Conn, o Options) *Conn {
+	return newConn(nc, nil, nc, o)
+}
+
+func newConn(nc net.Conn, bfd *blockingFD, r io.Reader, o Options) *Conn {
 	o.defaults()
-	return &Conn{nc: nc, fr: protocol.NewReader(nc, o.MaxFrame), maxFrame: o.MaxFrame, writeTimeout: o.WriteTimeout}
+	return &Conn{
+		nc: nc, bfd: bfd, fr: protocol.NewReader(r, o.MaxFrame), maxFrame: o.MaxFrame, writeTimeout: o.WriteTimeout,
+		budget: o.Budget, frameTimeout: o.FrameTimeout, done: make(chan struct{}),
+	}
 }
 
 // Recv reads and decodes the next message. Errors: io.EOF at a clean end,
-// protocol.ErrFrameTooLarge, a *protocol.Error (code bad_frame) for bytes
-// that are not a message, or the socket's error. After any error but a
-// bad_frame the stream is unusable.
+// protocol.ErrFrameTooLarge, ErrFrameTimeout, a *protocol.Error (code
+// bad_frame) for bytes that are not a message, ErrClosed once Close or
+// CloseRead was called (frames already read from the socket are dropped),
+// or the socket's error. After any error but a bad_frame the stream is
+// unusable.
 func (c *Conn) Recv() (protocol.Message, error) {
-	return c.fr.ReadMessage()
+	if err := c.stopped(); err != nil {
+		return nil, err
+	}
+	k, n, err := c.fr.Header()
+	if err != nil {
+		return nil, err
+	}
+	if n <= SmallFrame && c.fr.Buffered() >= n { // the common case: no system call, no deadline
+		body := c.ownBuf(n)
+		if err := c.fr.Body(body); err != nil {
+			return nil, err
+		}
+		return protocol.Decode(k, body)
+	}
+	var deadline time.Time
+	if c.frameTimeout > 0 {
+		deadline = time.Now().Add(c.frameTimeout)
+	}
+	var body []byte
+	if n > SmallFrame && c.budget != nil {
+		if err := c.budget.acquire(int64(n), deadline, c.done); err != nil {
+			return nil, err
+		}
+		defer c.budget.release(int64(n))
+		body = make([]byte, n) // garbage once decoded: nothing keeps a large buffer
+	} else {
+		body = c.ownBuf(n)
+	}
+	if !deadline.IsZero() && c.fr.Buffered() < n && (c.deadline.IsZero() || deadline.Before(c.deadline)) {
+		if err := c.setReadDeadline(deadline); err != nil {
+			return nil, err
+		}
+		defer c.setReadDeadline(c.deadline)
+	} else {
+		deadline = time.Time{} // the caller's deadline, if any, applies
+	}
+	if err := c.fr.Body(body); err != nil {
+		if !deadline.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("ipc: %s frame of %d bytes still incomplete %s after its header: %w", k, n, c.frameTimeout, ErrFrameTimeout)
+		}
+		return nil, err
+	}
+	return protocol.Decode(k, body)
 }
 
-// SetReadDeadline sets the deadline of the next Recv calls.
+// ownBuf returns the Conn's own body buffer, n bytes long.
+func (c *Conn) ownBuf(n int) []byte {
+	if cap(c.buf) < n {
+		c.buf = make([]byte, n)
+	}
+	return c.buf[:n]
+}
+
+// stopped returns ErrClosed once the Conn or its reading side is
+// closed. (After a failed write, frames already read are still returned:
+// a client reads the Refuse that says why its server went.)
+func (c *Conn) stopped() error {
+	if c.readClosed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// SetReadDeadline sets the deadline of the next Recv calls (zero: none).
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.deadline = t
+	return c.setReadDeadline(t)
+}
+
+func (c *Conn) setReadDeadline(t time.Time) error {
 	if c.bfd != nil {
 		return c.bfd.setReadDeadline(t)
 	}
 	return c.nc.SetReadDeadline(t)
+}
+
+// CloseRead ends the reading side only: a Recv blocked in a read returns,
+// later ones return ErrClosed, and Send still works, for a last word
+// before Close. The peer's writes fail from then on.
+func (c *Conn) CloseRead() error {
+	c.readClosed.Store(true)
+	if c.bfd != nil {
+		return c.bfd.shutdownRead()
+	}
+	if rc, ok := c.nc.(interface{ CloseRead() error }); ok {
+		return rc.CloseRead()
+	}
+	return fmt.Errorf("ipc: close read: %w", errors.ErrUnsupported)
+}
+
+// setErr records the Conn's first error; c.mu is held.
+func (c *Conn) setErr(err error) {
+	if c.err == nil {
+		c.err = err
+		close(c.done)
+	}
 }
 
 // Send queues m and returns once it is written or handed to the sender
@@ -109,8 +234,8 @@ func (c *Conn) Send(m protocol.Message) error {
 		} else {
 			c.spare = nil
 		}
-		if werr != nil && c.err == nil {
-			c.err = werr
+		if werr != nil {
+			c.setErr(werr)
 		}
 	}
 	c.writing = false
@@ -143,12 +268,12 @@ func (c *Conn) write(b []byte) error {
 	return nil
 }
 
-// Close closes the connection; a blocked Recv or Send returns.
+// Close closes the connection; a blocked Recv or Send returns, and so
+// does every later one, even with frames read and not yet returned.
 func (c *Conn) Close() error {
+	c.readClosed.Store(true)
 	c.mu.Lock()
-	if c.err == nil {
-		c.err = ErrClosed
-	}
+	c.setErr(ErrClosed)
 	c.mu.Unlock()
 	return c.closeTransport()
 }

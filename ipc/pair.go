@@ -6,8 +6,6 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/theus-run/theus/protocol"
 )
 
 // Pair returns the two ends of a connected stream socketpair, both
@@ -32,7 +30,7 @@ func FileConn(f *os.File, o Options) (*Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Conn{bfd: b, fr: protocol.NewReader(b, o.MaxFrame), maxFrame: o.MaxFrame, writeTimeout: o.WriteTimeout}, nil
+		return newConn(nil, b, b, o), nil
 	}
 	nc, err := net.FileConn(f)
 	if err != nil {
