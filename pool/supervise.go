@@ -2,8 +2,9 @@ package pool
 
 import (
 	"fmt"
-	"golang.org/x/sys/unix"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // supervise keeps slot s filled until the pool closes, starting with pr.
@@ -99,11 +100,15 @@ func (p *Pool) retire(s *slot, pr *proc) {
 }
 
 // heartbeat pings every worker each Heartbeat and kills one that has been
-// silent for HeartbeatTimeout.
+// silent for HeartbeatTimeout of the supervisor's own running time: when
+// a tick comes late (the supervisor was stopped, SIGSTOP or a suspended
+// machine, or starved), the delay is not counted as the workers' silence,
+// since they were not pinged meanwhile and their Pongs were not read.
 func (p *Pool) heartbeat() {
 	t := time.NewTicker(p.cfg.Heartbeat)
 	defer t.Stop()
 	var seq uint64
+	last := time.Now()
 	for {
 		select {
 		case <-t.C:
@@ -119,13 +124,30 @@ func (p *Pool) heartbeat() {
 			}
 		}
 		p.mu.Unlock()
-		now := time.Now().UnixNano()
+		tick := time.Now()
+		stall := tick.Sub(last) - p.cfg.Heartbeat // monotonic: the time this loop could not run
+		last = tick
+		now := tick.UnixNano()
 		for _, pr := range live {
+			if stall > 0 {
+				forgive(pr, stall, now)
+			}
 			if silent := time.Duration(now - pr.lastSeen.Load()); silent > p.cfg.HeartbeatTimeout {
 				pr.terminate(fmt.Errorf("%w: no heartbeat for %s", errHung, silent.Round(time.Millisecond)), p.cfg.KillGrace)
 				continue
 			}
 			sendPing(pr, seq)
+		}
+	}
+}
+
+// forgive moves pr's last sign of life forward by stall (not past now):
+// silence while the supervisor itself did not run is not the worker's.
+func forgive(pr *proc, stall time.Duration, now int64) {
+	for {
+		seen := pr.lastSeen.Load()
+		if pr.lastSeen.CompareAndSwap(seen, min(seen+int64(stall), now)) {
+			return
 		}
 	}
 }
