@@ -11,11 +11,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -266,6 +264,8 @@ func run(cmd *cobra.Command, f flags) error {
 			stateDir = filepath.Join(dir, "state")
 		}
 	}
+	ctx, stop := signals(log) // before the socket exists: a signal from then on drains
+	defer stop()
 	cfg := supervisor.Config{
 		Plugins: cmds, Workers: f.workers, Socket: socket, Mode: mode, VIPAfter: f.vipAfter,
 		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
@@ -284,8 +284,6 @@ func run(cmd *cobra.Command, f flags) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if f.faults {
 		log.Warn().Msg("--faults: any client can crash or hang the demo worker's workers (fault.*)")
 	}

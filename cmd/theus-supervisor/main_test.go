@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/theus-run/theus/client"
+)
+
+// TestMain runs main when a test starts this binary as the supervisor
+// (THEUS_TEST_MAIN=1); its workers, started the same way, become workers
+// in main.
+func TestMain(m *testing.M) {
+	if os.Getenv("THEUS_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// lockedBuffer is a bytes.Buffer safe for a process's writes and a
+// test's reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startSupervisor starts this binary as theus-supervisor with args and waits
+// until it serves its socket.
+func startSupervisor(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBuffer) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "run", "s.sock")
+	cmd := exec.Command(exe, append([]string{"--workers", "1", "--socket", sock, "--state-dir", filepath.Join(dir, "state"), "--heavy-size", "0", "--log-format", "json"}, args...)...)
+	cmd.Env = append(os.Environ(), "THEUS_TEST_MAIN=1")
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := client.Dial(sock)
+		if err == nil {
+			c.Close()
+			return cmd, sock, stderr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the supervisor did not come up: %v\n%s", err, stderr)
+		}
+	}
+}
+
+// TestSIGHUPIgnored: SIGHUP is logged and ignored (it used to kill the
+// supervisor with no drain, leaving its socket behind); SIGTERM still
+// drains and exits 0.
+func TestSIGHUPIgnored(t *testing.T) {
+	cmd, sock, stderr := startSupervisor(t)
+	cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "SIGHUP ignored"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Signal(syscall.SIGTERM)
+			err := cmd.Wait()
+			t.Fatalf("no log line for SIGHUP (exit: %v)\n%s", err, stderr)
+		}
+	}
+	c, err := client.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Exec(context.Background(), "counter.add", nil); err != nil {
+		t.Fatalf("after SIGHUP: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("SIGTERM after SIGHUP: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
