@@ -230,7 +230,10 @@ type Request struct {
 	Process string
 	Args    any           // JSON encoded; a json.RawMessage or []byte is sent as is
 	OpID    string        // makes the request idempotent: a repeat returns the first outcome
-	Timeout time.Duration // default: ctx's deadline, else the supervisor's default
+	// Timeout defaults to ctx's deadline, else the supervisor's default;
+	// it is rounded up to a millisecond and capped at protocol.MaxTimeout,
+	// and a negative one is an error.
+	Timeout time.Duration
 	// RetryFor bounds how long a request with an op id is sent again while
 	// the supervisor is away (see the package doc), counted from the
 	// first send and ending sooner with ctx; default DefaultRetryFor, and
@@ -275,6 +278,9 @@ func (c *Client) Do(ctx context.Context, r Request) (*Result, error) {
 		}
 	}
 	timeout := r.Timeout
+	if timeout < 0 {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "timeout %s: want 0 (the default) or more", timeout)
+	}
 	if dl, ok := ctx.Deadline(); ok && timeout == 0 {
 		timeout = time.Until(dl)
 		if timeout <= 0 {
@@ -322,7 +328,7 @@ func retryable(err error) bool {
 
 func (c *Client) execute(ctx context.Context, r Request, args []byte, timeout time.Duration) (*Result, error) {
 	m, err := c.roundTrip(ctx, func(id uint64) protocol.Message {
-		return &protocol.Execute{ID: id, Process: r.Process, Args: args, OpID: r.OpID, TimeoutMS: max(timeout.Milliseconds(), 0)}
+		return &protocol.Execute{ID: id, Process: r.Process, Args: args, OpID: r.OpID, TimeoutMS: timeoutMS(timeout)}
 	})
 	if err != nil {
 		return nil, err
@@ -335,6 +341,17 @@ func (c *Client) execute(ctx context.Context, r Request, args []byte, timeout ti
 		return nil, rep.Err
 	}
 	return &Result{Version: rep.Version, Attempts: int(rep.Attempts), Conflicts: int(rep.Conflicts), VIP: rep.VIP, Duplicate: rep.Duplicate, Result: rep.Result}, nil
+}
+
+// timeoutMS is d in whole milliseconds, rounded up: a timeout under a
+// millisecond is not 0, which would mean the supervisor's default.
+func timeoutMS(d time.Duration) int64 {
+	d = min(d, protocol.MaxTimeout)
+	ms := d.Milliseconds()
+	if d%time.Millisecond > 0 {
+		ms++
+	}
+	return ms
 }
 
 // NewOpID returns a fresh random op id (128 bits, hex).

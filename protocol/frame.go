@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -16,6 +17,11 @@ const (
 	Magic   = "theus/1"
 	Version = 2
 )
+
+// MaxTimeout is the longest an Execute runs: a longer TimeoutMS means
+// MaxTimeout (in nanoseconds it would overflow, and its deadline would not
+// fit a Dispatch's).
+const MaxTimeout = 365 * 24 * time.Hour
 
 // DefaultMaxFrame is the default bound on a frame's length: 16 MiB.
 const DefaultMaxFrame = 16 << 20

@@ -60,7 +60,13 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 		return rep
 	}
 	timeout := s.cfg.DefaultTimeout
-	if req.TimeoutMS > 0 {
+	switch {
+	case req.TimeoutMS < 0:
+		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "timeout of %d ms: want 0 (the default) or more", req.TimeoutMS)
+		return rep
+	case req.TimeoutMS > protocol.MaxTimeout.Milliseconds():
+		timeout = protocol.MaxTimeout
+	case req.TimeoutMS > 0:
 		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -95,7 +95,7 @@ func (a *app) execCmd() *cobra.Command {
 		Use:   "exec PROCESS",
 		Short: "Run a process until it commits; print {ok, version, attempts, vip, result}",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, pos []string) error {
+		RunE: func(cmd *cobra.Command, pos []string) error {
 			var raw json.RawMessage
 			if args != "" {
 				if !json.Valid([]byte(args)) {
@@ -106,6 +106,10 @@ func (a *app) execCmd() *cobra.Command {
 			if id == "auto" {
 				id = client.NewOpID()
 			}
+			if cmd.Flags().Changed("timeout") && timeout < time.Millisecond {
+				return fmt.Errorf("exec %s: --timeout %s: want at least 1ms (leave it out for the supervisor's default)", pos[0], timeout)
+			}
+			timeout = min(timeout, protocol.MaxTimeout)
 			ctx := context.Background()
 			switch {
 			case timeout > 0:
@@ -139,7 +143,7 @@ func (a *app) execCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&args, "args", "", "the process's args as JSON")
 	cmd.Flags().StringVar(&id, "id", "", "op id: a repeat with the same id is not applied twice, and the exec is sent again if the supervisor goes away (for up to 60s); the id is bound to the process and args (another call with it fails with op_id_conflict); auto makes a fresh one")
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "fail with code timeout after this long (default: the supervisor's, 30s)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "fail with code timeout after this long, at least 1ms, at most a year (default: the supervisor's, 30s)")
 	return cmd
 }
 
