@@ -126,6 +126,10 @@ func (s *session) read() {
 			s.fail(err)
 			return
 		}
+		if r, ok := m.(*protocol.Refuse); ok { // the supervisor's last word: why it closes the connection
+			s.fail(&r.Err)
+			return
+		}
 		id, ok := replyID(m)
 		if !ok {
 			s.fail(fmt.Errorf("client: unexpected %s from the supervisor", m.Kind()))
@@ -202,6 +206,10 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 			s.mu.Unlock()
 			return nil, fmt.Errorf("client: %w", err)
 		}
+		// The write closed the connection. Let the reader finish first: a
+		// Refuse the supervisor sent before it closed says why, better
+		// than the broken pipe.
+		<-s.done
 		s.fail(err)
 		return nil, s.closedErr()
 	}

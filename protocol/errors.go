@@ -43,6 +43,7 @@ const (
 	CodeNotDurable        = "not_durable"        // the supervisor can no longer write commits to disk
 	CodeOpIDConflict      = "op_id_conflict"     // the op id was committed by another call (another process or other args)
 	CodeNotFound          = "not_found"          // a Get of a path with nothing at or under it; Path names it
+	CodeTooManyClients    = "too_many_clients"   // the supervisor serves --max-clients connections already
 )
 
 // Sentinels for errors.Is.
@@ -65,4 +66,5 @@ var (
 	ErrNotDurable        = &Error{Code: CodeNotDurable}
 	ErrOpIDConflict      = &Error{Code: CodeOpIDConflict}
 	ErrNotFound          = &Error{Code: CodeNotFound}
+	ErrTooManyClients    = &Error{Code: CodeTooManyClients}
 )

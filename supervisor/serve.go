@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
@@ -14,7 +18,8 @@ import (
 
 // Serve accepts clients on the socket until ctx ends, then drains (see
 // Shutdown) and returns nil. A client under another uid is refused before
-// anything is read from it.
+// anything is read from it; a client past MaxClients gets a Refuse with
+// too_many_clients.
 func (s *Supervisor) Serve(ctx context.Context) error {
 	if s.ln == nil {
 		return errors.New("supervisor: no socket to serve")
@@ -36,6 +41,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			}
 		})
 	}
+	refusals := s.cfg.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -53,22 +59,32 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			}
 			return err
 		}
-		if !s.track(c) {
+		if err := s.track(c); err != nil {
+			// The connection's socket buffer is empty: this write does not wait.
+			c.Send(&protocol.Refuse{Err: *err})
 			c.Close()
+			if err.Code == protocol.CodeTooManyClients {
+				refusals.Warn().Int("max_clients", s.cfg.MaxClients).Msg("client refused: too many clients (--max-clients; this is logged once every 10 s)")
+			}
 			continue
 		}
 		wg.Go(func() { s.serveConn(c) })
 	}
 }
 
-func (s *Supervisor) track(c *ipc.Conn) bool {
+// track admits c unless the supervisor is draining or serves MaxClients
+// connections already.
+func (s *Supervisor) track(c *ipc.Conn) *protocol.Error {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	if s.draining.Load() {
-		return false
+		return protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")
+	}
+	if len(s.conns) >= s.cfg.MaxClients {
+		return protocol.Errorf(protocol.CodeTooManyClients, "the supervisor serves %d clients, its limit (--max-clients); try again later", s.cfg.MaxClients)
 	}
 	s.conns[c] = struct{}{}
-	return true
+	return nil
 }
 
 // serveConn serves one client until it goes away. Executes run
@@ -93,13 +109,25 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 // while this one blocks in read(2). When the connection ends it cancels
 // ctx, which stops the client's executes.
 func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup, slots chan struct{}) {
+	handedOff := false
+	defer func() {
+		if handedOff {
+			return
+		}
+		end()
+		// This goroutine read with blocking system calls, which held an
+		// OS thread. Go never ends an idle thread, so each connection
+		// would leave one behind (3,013 threads after 3,000 connections);
+		// a goroutine that exits locked to its thread takes the thread
+		// with it.
+		runtime.LockOSThread()
+	}()
 	for {
 		m, err := c.Recv()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, ipc.ErrClosed) && ctx.Err() == nil {
 				s.cfg.Log.Warn().Err(err).Msg("client disconnected: bad input")
 			}
-			end()
 			return
 		}
 		switch m := m.(type) {
@@ -111,6 +139,7 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 			case <-ctx.Done():
 				return
 			}
+			handedOff = true
 			wg.Go(func() { s.readConn(ctx, end, c, wg, slots) })
 			reply(c, s.execute(ctx, m)) // ctx derives from s.base
 			<-slots
@@ -125,7 +154,6 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 			c.Send((*protocol.Pong)(m))
 		default:
 			s.cfg.Log.Warn().Stringer("kind", m.Kind()).Msg("client disconnected: unexpected message")
-			end()
 			return
 		}
 	}

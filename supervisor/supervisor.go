@@ -41,6 +41,10 @@ type Config struct {
 	DrainTimeout   time.Duration // on shutdown, for executes in flight; default 10s
 	MaxPerClient   int           // executes in flight per client connection; default 1024
 
+	// MaxClients bounds the client connections served at once (default
+	// 1024); past it a connection gets a Refuse with too_many_clients.
+	MaxClients int
+
 	// HeavySize is the HEAVY zone's budget in bytes, split into one slab
 	// per worker (the largest tensor a worker can write is
 	// HeavySize/(workers of every plugin)); 0 turns the arena off, and
@@ -129,6 +133,9 @@ func Start(cfg Config) (*Supervisor, error) {
 	}
 	if cfg.MaxPerClient <= 0 {
 		cfg.MaxPerClient = 1024
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 1024
 	}
 	// undo holds what Start has made, to release in reverse on failure.
 	var undo []func()

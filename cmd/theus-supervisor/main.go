@@ -42,6 +42,10 @@ func main() {
 	}
 }
 
+// maxClients bounds --max-clients: a client connection holds an OS
+// thread, and a Go program dies at 10,000.
+const maxClients = 8192
+
 // ExitState is the exit status when the state file, or the backup given
 // to --restore, cannot be used (corrupt, of a newer format, or held by
 // another supervisor); 1 is every other error.
@@ -64,6 +68,7 @@ type flags struct {
 	durability   string
 	restore      string
 	faults       bool
+	maxClients   int
 }
 
 func version() string {
@@ -117,6 +122,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.StringVar(&f.durability, "durability", "sync", "sync (no reply before the commit is on disk), async (fsync every 100ms: a crash loses at most that) or none (memory only)")
 	fl.StringVar(&f.heavyInline, "heavy-inline", "2KiB", "tensors up to this size travel inline in messages instead of through the HEAVY arena")
 	fl.BoolVar(&f.faults, "faults", false, "let the demo worker serve fault.crash, fault.sleep and fault.undeclared, which crash or hang workers for any client (tests and benchmarks only)")
+	fl.IntVar(&f.maxClients, "max-clients", 1024, "client connections served at once (each holds an OS thread); past it a client gets too_many_clients")
 	return cmd
 }
 
@@ -223,6 +229,9 @@ func run(cmd *cobra.Command, f flags) error {
 	if f.maxFrame < 1<<10 {
 		return fmt.Errorf("--max-frame %d: want at least 1024", f.maxFrame)
 	}
+	if f.maxClients < 1 || f.maxClients > maxClients {
+		return fmt.Errorf("--max-clients %d: want 1 to %d (each client holds an OS thread; Go stops at 10000)", f.maxClients, maxClients)
+	}
 	heavySize, err := size("heavy-size", f.heavySize, 1<<46)
 	if err != nil {
 		return err
@@ -270,6 +279,7 @@ func run(cmd *cobra.Command, f flags) error {
 		Plugins: cmds, Workers: f.workers, Socket: socket, Mode: mode, VIPAfter: f.vipAfter,
 		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
 		StateDir: stateDir, Durability: durability, Restore: f.restore, Log: log,
+		MaxClients: f.maxClients,
 	}
 	cfg.Pool.Env = []string{demo.FaultsEnv(f.faults)} // set either way: never inherited
 	// Workers' descendants that leave their process group are reparented
