@@ -5,8 +5,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,3 +152,131 @@ func TestMaxClients(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// bigExecute returns the frame of an Execute of noop whose args are a
+// JSON string filling a body of about size bytes (noop refuses them with
+// bad_args, which shows they were read whole).
+func bigExecute(t *testing.T, id uint64, size int) []byte {
+	t.Helper()
+	b, err := protocol.AppendFrame(nil, &protocol.Execute{ID: id, Process: "noop", Args: []byte(`"` + strings.Repeat("x", size) + `"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStalledFrameDropped: a client that stops in the middle of a frame
+// is told so and disconnected after FrameTimeout, and the bytes held for
+// its frame are given back.
+func TestStalledFrameDropped(t *testing.T) {
+	h := start(t, 1, func(c *Config) { c.FrameTimeout = 500 * time.Millisecond })
+	nc, err := net.Dial("unix", h.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	frame := bigExecute(t, 1, 1<<20)
+	if _, err := nc.Write(frame[:len(frame)/2]); err != nil {
+		t.Fatal(err)
+	}
+	c := ipc.NewConn(nc, ipc.Options{})
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	m, err := c.Recv()
+	if err != nil {
+		t.Fatalf("a stalled frame: %v, want a Refuse and the connection closed", err)
+	}
+	if r, ok := m.(*protocol.Refuse); !ok || r.Err.Code != protocol.CodeTimeout {
+		t.Fatalf("a stalled frame: got %#v, want a Refuse with timeout", m)
+	}
+	if m, err := c.Recv(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after the Refuse: %v, %v; want the connection closed", m, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); h.s.budget.InUse() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes of client buffer still held", h.s.budget.InUse())
+		}
+	}
+}
+
+// heapBytes returns the live heap after a collection.
+func heapBytes() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// TestClientBufferBounded: clients that each start a 4 MiB frame and
+// stall hold no more than ClientBuffer between them: the frames past it
+// wait (their bytes stay in the kernel), other clients' small requests go
+// on, and each waiting frame is taken in turn once the others are done.
+func TestClientBufferBounded(t *testing.T) {
+	const (
+		clients = 16
+		frame   = 4 << 20
+		budget  = 2 * (frame + 1<<10) // two frames (their bodies are a little over 4 MiB)
+	)
+	h := start(t, 1, func(c *Config) { c.MaxFrame = frame + 1<<10; c.ClientBuffer = budget; c.FrameTimeout = 5 * time.Minute })
+	frames := make([][]byte, clients)
+	for i := range frames {
+		frames[i] = bigExecute(t, uint64(i+1), frame)
+	}
+	before := heapBytes()
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		nc, err := net.Dial("unix", h.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		conns[i] = nc
+		if _, err := nc.Write(frames[i][:smallFrameProbe]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until every header is read: two frames taken, the others
+	// waiting; or until the heap shows that they were not made to wait.
+	body := int64(len(frames[0]) - protocol.HeaderLen)
+	var grown int64
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		grown = heapBytes() - before
+		if h.s.budget.InUse() == 2*body && h.s.budget.Waiting() == clients-2 || grown > 3*budget {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes taken, %d frames waiting; want %d taken, %d waiting", h.s.budget.InUse(), h.s.budget.Waiting(), 2*body, clients-2)
+		}
+	}
+	if grown > 3*budget {
+		t.Fatalf("%d clients stalled in %d-byte frames grew the heap by %d bytes; the budget is %d", clients, frame, grown, budget)
+	}
+	t.Logf("%d clients stalled in %d-byte frames: the heap grew by %d bytes", clients, frame, grown)
+	if _, err := h.dial(t).Exec(context.Background(), "noop", nil); err != nil {
+		t.Fatalf("a small request while the buffer is full: %v", err)
+	}
+	var wg sync.WaitGroup
+	for i, nc := range conns {
+		wg.Go(func() {
+			if _, err := nc.Write(frames[i][smallFrameProbe:]); err != nil {
+				t.Errorf("client %d: %v", i+1, err)
+				return
+			}
+			c := ipc.NewConn(nc, ipc.Options{})
+			c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+			m, err := c.Recv()
+			if err != nil {
+				t.Errorf("client %d: %v", i+1, err)
+				return
+			}
+			if r, ok := m.(*protocol.Reply); !ok || r.ID != uint64(i+1) || !errors.Is(r.Err, protocol.ErrBadArgs) {
+				t.Errorf("client %d: got %#v, want its reply (bad_args)", i+1, m)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// smallFrameProbe is how much of a large frame TestClientBufferBounded
+// sends before stalling: the header and more than a Conn reads into its
+// own buffer, so the body is not complete in it.
+const smallFrameProbe = ipc.SmallFrame + 1<<10

@@ -125,9 +125,7 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 	for {
 		m, err := c.Recv()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, ipc.ErrClosed) && ctx.Err() == nil {
-				s.cfg.Log.Warn().Err(err).Msg("client disconnected: bad input")
-			}
+			s.recvFailed(ctx, c, err)
 			return
 		}
 		switch m := m.(type) {
@@ -156,6 +154,19 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 			s.cfg.Log.Warn().Stringer("kind", m.Kind()).Msg("client disconnected: unexpected message")
 			return
 		}
+	}
+}
+
+// recvFailed logs why a client's connection ended, unless it ended
+// normally, and tells a client that stalled inside a frame why.
+func (s *Supervisor) recvFailed(ctx context.Context, c *ipc.Conn, err error) {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, ipc.ErrClosed), ctx.Err() != nil:
+	case errors.Is(err, ipc.ErrFrameTimeout):
+		s.cfg.Log.Warn().Err(err).Msg("client disconnected: frame incomplete past --frame-timeout")
+		c.Send(&protocol.Refuse{Err: protocol.Error{Code: protocol.CodeTimeout, Message: err.Error()}})
+	default:
+		s.cfg.Log.Warn().Err(err).Msg("client disconnected: bad input")
 	}
 }
 

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
+	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/shm"
 	"github.com/theus-run/theus/vip"
 )
@@ -44,6 +46,13 @@ type Config struct {
 	// MaxClients bounds the client connections served at once (default
 	// 1024); past it a connection gets a Refuse with too_many_clients.
 	MaxClients int
+	// ClientBuffer bounds the bytes held for client frames still being
+	// read, all connections together (default 256 MiB, at least
+	// MaxFrame); a frame that does not fit waits. FrameTimeout is how long
+	// a client frame may take to arrive once its header has (default
+	// 10s); a client that stalls inside one is disconnected.
+	ClientBuffer int64
+	FrameTimeout time.Duration
 
 	// HeavySize is the HEAVY zone's budget in bytes, split into one slab
 	// per worker (the largest tensor a worker can write is
@@ -97,6 +106,7 @@ type Supervisor struct {
 	procs    map[string]process
 	names    []string
 	ln       *ipc.Listener
+	budget   *ipc.Budget // bytes of client frames being read
 
 	base     context.Context // canceled when draining times out
 	cancel   context.CancelFunc
@@ -136,6 +146,15 @@ func Start(cfg Config) (*Supervisor, error) {
 	}
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = 1024
+	}
+	if cfg.ClientBuffer <= 0 {
+		cfg.ClientBuffer = 256 << 20
+	}
+	if cfg.FrameTimeout <= 0 {
+		cfg.FrameTimeout = 10 * time.Second
+	}
+	if maxFrame := cmp.Or(cfg.MaxFrame, protocol.DefaultMaxFrame); cfg.ClientBuffer < int64(maxFrame) {
+		return nil, fmt.Errorf("supervisor: a client buffer of %d bytes cannot hold one frame of %d", cfg.ClientBuffer, maxFrame)
 	}
 	// undo holds what Start has made, to release in reverse on failure.
 	var undo []func()
@@ -216,7 +235,8 @@ func Start(cfg Config) (*Supervisor, error) {
 	s.evacDone.Go(s.evacuator)
 	undo = append(undo, s.stopEvacuator) // before the pools: no tensor moves while they stop
 	if cfg.Socket != "" {
-		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame, Blocking: true})
+		s.budget = ipc.NewBudget(cfg.ClientBuffer)
+		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame, Blocking: true, Budget: s.budget, FrameTimeout: cfg.FrameTimeout})
 		if err != nil {
 			return fail(err)
 		}

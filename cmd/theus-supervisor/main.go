@@ -69,6 +69,8 @@ type flags struct {
 	restore      string
 	faults       bool
 	maxClients   int
+	clientBuffer string
+	frameTimeout time.Duration
 }
 
 func version() string {
@@ -123,6 +125,8 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.StringVar(&f.heavyInline, "heavy-inline", "2KiB", "tensors up to this size travel inline in messages instead of through the HEAVY arena")
 	fl.BoolVar(&f.faults, "faults", false, "let the demo worker serve fault.crash, fault.sleep and fault.undeclared, which crash or hang workers for any client (tests and benchmarks only)")
 	fl.IntVar(&f.maxClients, "max-clients", 1024, "client connections served at once (each holds an OS thread); past it a client gets too_many_clients")
+	fl.StringVar(&f.clientBuffer, "client-buffer", "256MiB", "memory for client frames still arriving, all clients together (at least --max-frame); a large frame waits for room")
+	fl.DurationVar(&f.frameTimeout, "frame-timeout", 10*time.Second, "how long a client frame may take to arrive once its header has; a client stalled inside a frame is disconnected")
 	return cmd
 }
 
@@ -232,6 +236,16 @@ func run(cmd *cobra.Command, f flags) error {
 	if f.maxClients < 1 || f.maxClients > maxClients {
 		return fmt.Errorf("--max-clients %d: want 1 to %d (each client holds an OS thread; Go stops at 10000)", f.maxClients, maxClients)
 	}
+	clientBuffer, err := size("client-buffer", f.clientBuffer, 1<<46)
+	if err != nil {
+		return err
+	}
+	if clientBuffer < int64(f.maxFrame) {
+		return fmt.Errorf("--client-buffer %s: want at least --max-frame (%d bytes)", f.clientBuffer, f.maxFrame)
+	}
+	if f.frameTimeout <= 0 {
+		return fmt.Errorf("--frame-timeout %s: want a positive duration", f.frameTimeout)
+	}
 	heavySize, err := size("heavy-size", f.heavySize, 1<<46)
 	if err != nil {
 		return err
@@ -279,7 +293,7 @@ func run(cmd *cobra.Command, f flags) error {
 		Plugins: cmds, Workers: f.workers, Socket: socket, Mode: mode, VIPAfter: f.vipAfter,
 		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
 		StateDir: stateDir, Durability: durability, Restore: f.restore, Log: log,
-		MaxClients: f.maxClients,
+		MaxClients: f.maxClients, ClientBuffer: clientBuffer, FrameTimeout: f.frameTimeout,
 	}
 	cfg.Pool.Env = []string{demo.FaultsEnv(f.faults)} // set either way: never inherited
 	// Workers' descendants that leave their process group are reparented
