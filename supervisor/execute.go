@@ -24,19 +24,22 @@ func (s *Supervisor) Execute(ctx context.Context, req *protocol.Execute) *protoc
 	defer cancel()
 	stop := context.AfterFunc(s.base, cancel) // draining past its deadline cancels in-process callers too
 	defer stop()
+	if !s.enter() {
+		return shuttingDown(req)
+	}
+	defer s.inflight.Done()
 	return s.execute(ctx, req)
+}
+
+func shuttingDown(req *protocol.Execute) *protocol.Reply {
+	return &protocol.Reply{ID: req.ID, Err: protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")}
 }
 
 // execute is Execute for a ctx that already ends with s.base (a client
 // connection's): no second registration on s.base, whose lock every
-// execute would otherwise take.
+// execute would otherwise take. The caller has entered (s.enter).
 func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protocol.Reply {
 	rep := &protocol.Reply{ID: req.ID}
-	if !s.enter() {
-		rep.Err = protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")
-		return rep
-	}
-	defer s.inflight.Done()
 	if err := s.journalErr(); err != nil {
 		rep.Err = err
 		return rep

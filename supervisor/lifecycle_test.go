@@ -153,11 +153,17 @@ func TestNoLeaks(t *testing.T) {
 // supervisorProcess starts the test binary as a supervisor in its own
 // process and returns it, its socket and a client connected to it.
 func supervisorProcess(t *testing.T) (*exec.Cmd, string, *client.Client) {
+	return supervisorProcessEnv(t)
+}
+
+// supervisorProcessEnv is supervisorProcess with env added to the
+// process's (see runAsSupervisor).
+func supervisorProcessEnv(t *testing.T, env ...string) (*exec.Cmd, string, *client.Client) {
 	t.Helper()
 	exe, _ := os.Executable()
 	sock := filepath.Join(t.TempDir(), "run", "s.sock")
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "THEUS_TEST_SUPERVISOR="+sock)
+	cmd.Env = append(append(os.Environ(), "THEUS_TEST_SUPERVISOR="+sock), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/worker"
 )
@@ -31,7 +33,7 @@ func TestMain(m *testing.M) {
 			os.Exit(profiledWorker(prof))
 		}
 		// The fault.* processes are served as with theus-supervisor --faults.
-		worker.Main(slices.Concat(demo.Processes(), demo.Faults(), evilProcesses())...)
+		worker.Main(slices.Concat(demo.Processes(), demo.Faults(), evilProcesses(), []worker.Def{fillProcess()})...)
 	}
 	if benchPeer() {
 		os.Exit(0)
@@ -42,10 +44,17 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// runAsSupervisor serves sock with the state in $THEUS_TEST_STATE (none
+// if unset) and a drain of $THEUS_TEST_DRAIN (a duration; the default if
+// unset) until SIGTERM. It exits 3 if the state is locked.
 func runAsSupervisor(sock string) int {
 	exe, _ := os.Executable()
-	s, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 2, Socket: sock, StateDir: os.Getenv("THEUS_TEST_STATE"),
+	drain, _ := time.ParseDuration(os.Getenv("THEUS_TEST_DRAIN"))
+	s, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 2, Socket: sock, StateDir: os.Getenv("THEUS_TEST_STATE"), DrainTimeout: drain,
 		Pool: pool.Config{Env: quickExit()}, Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)})
+	if errors.Is(err, durable.ErrLocked) {
+		return 3
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -68,7 +68,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			}
 			continue
 		}
-		wg.Go(func() { s.serveConn(c) })
+		go s.serveConn(c) // owned by s.connWG: Shutdown waits for it
 	}
 }
 
@@ -84,19 +84,32 @@ func (s *Supervisor) track(c *ipc.Conn) *protocol.Error {
 		return protocol.Errorf(protocol.CodeTooManyClients, "the supervisor serves %d clients, its limit (--max-clients); try again later", s.cfg.MaxClients)
 	}
 	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
 	return nil
 }
 
-// serveConn serves one client until it goes away. Executes run
-// concurrently (a client may pipeline many); Get and Status are answered
-// in order. A malformed or oversized frame disconnects the client.
+// serveConn serves one client until it goes away or the drain ends.
+// Executes run concurrently (a client may pipeline many); Get and Status
+// are answered in order. A malformed or oversized frame disconnects the
+// client.
 func (s *Supervisor) serveConn(c *ipc.Conn) {
+	defer s.connWG.Done()
 	ctx, cancel := context.WithCancel(s.base)
-	var wg sync.WaitGroup
+	defer cancel()
+	var wg sync.WaitGroup // the reader and the requests it started
 	slots := make(chan struct{}, s.cfg.MaxPerClient)
 	wg.Go(func() { s.readConn(ctx, cancel, c, &wg, slots) })
-	<-ctx.Done() // canceled by the reader that sees the end, or by draining
-	c.Close()    // unblocks the reader when draining
+	<-ctx.Done() // canceled by the reader that sees the end, or by the drain's end
+	if s.base.Err() != nil {
+		// The drain is over: stop reading, let what was read be answered
+		// (executes, canceled, answer shutting_down), then tell the
+		// client why the connection ends, so that what it sent since fails
+		// with shutting_down rather than EOF.
+		c.CloseRead()
+		wg.Wait()
+		c.Send(&protocol.Refuse{Err: protocol.Error{Code: protocol.CodeShuttingDown, Message: "the supervisor is shutting down; requests without a reply were not run"}})
+	}
+	c.Close() // unblocks the reader and the writers
 	wg.Wait()
 	s.connMu.Lock()
 	delete(s.conns, c)
@@ -107,7 +120,9 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 // a new goroutine and runs the Execute itself, so the Execute starts at
 // once on this thread instead of waiting for another thread to pick it up
 // while this one blocks in read(2). When the connection ends it cancels
-// ctx, which stops the client's executes.
+// ctx, which stops the client's executes. Once ctx ends, or a reply
+// cannot be written (the client is gone), requests already read from the
+// socket are dropped, not computed.
 func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup, slots chan struct{}) {
 	handedOff := false
 	defer func() {
@@ -128,6 +143,9 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 			s.recvFailed(ctx, c, err)
 			return
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		switch m := m.(type) {
 		case *protocol.Execute:
 			// At MaxPerClient executes in flight, stop reading this client
@@ -139,21 +157,38 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 			}
 			handedOff = true
 			wg.Go(func() { s.readConn(ctx, end, c, wg, slots) })
-			reply(c, s.execute(ctx, m)) // ctx derives from s.base
+			s.serveExecute(ctx, end, c, m)
 			<-slots
 			return
 		case *protocol.Get:
-			reply(c, s.Get(m))
+			err = reply(c, s.Get(m))
 		case *protocol.Status:
-			reply(c, s.Status(m))
+			err = reply(c, s.Status(m))
 		case *protocol.Backup:
 			wg.Go(func() { reply(c, s.Backup(ctx, m)) }) // seconds for a large store: the connection goes on meanwhile
 		case *protocol.Ping:
-			c.Send((*protocol.Pong)(m))
+			err = c.Send((*protocol.Pong)(m))
 		default:
 			s.cfg.Log.Warn().Stringer("kind", m.Kind()).Msg("client disconnected: unexpected message")
 			return
 		}
+		if err != nil {
+			return // the client is gone: what it sent before going is not computed
+		}
+	}
+}
+
+// serveExecute runs an Execute and replies. It counts as in flight until
+// the reply is written, so that a drain waits for the reply, not only
+// for the commit.
+func (s *Supervisor) serveExecute(ctx context.Context, end context.CancelFunc, c *ipc.Conn, m *protocol.Execute) {
+	if !s.enter() {
+		reply(c, shuttingDown(m))
+		return
+	}
+	defer s.inflight.Done()
+	if err := reply(c, s.execute(ctx, m)); err != nil {
+		end() // the client is gone: stop its other executes and its reader
 	}
 }
 
@@ -171,11 +206,12 @@ func (s *Supervisor) recvFailed(ctx context.Context, c *ipc.Conn, err error) {
 }
 
 // reply sends m, or, if it does not fit a frame, an error reply with the
-// same id, so the client never waits for an answer that cannot come.
-func reply(c *ipc.Conn, m protocol.Message) {
+// same id, so the client never waits for an answer that cannot come. An
+// error means the client is gone.
+func reply(c *ipc.Conn, m protocol.Message) error {
 	err := c.Send(m)
 	if !errors.Is(err, protocol.ErrFrameTooLarge) {
-		return // nil, or the client is gone
+		return err // nil, or the client is gone
 	}
 	e := protocol.Errorf(protocol.CodeBadRequest, "the reply does not fit a frame: %v (raise --max-frame, or read a smaller subtree)", err)
 	switch m := m.(type) {
@@ -183,12 +219,13 @@ func reply(c *ipc.Conn, m protocol.Message) {
 		if m.Err == nil && m.Version > 0 {
 			e.Message = fmt.Sprintf("committed at version %d, but %s", m.Version, e.Message)
 		}
-		c.Send(&protocol.Reply{ID: m.ID, Version: m.Version, Attempts: m.Attempts, Conflicts: m.Conflicts, VIP: m.VIP, Err: e})
+		return c.Send(&protocol.Reply{ID: m.ID, Version: m.Version, Attempts: m.Attempts, Conflicts: m.Conflicts, VIP: m.VIP, Err: e})
 	case *protocol.GetReply:
-		c.Send(&protocol.GetReply{ID: m.ID, Err: e})
+		return c.Send(&protocol.GetReply{ID: m.ID, Err: e})
 	case *protocol.StatusReply:
-		c.Send(&protocol.StatusReply{ID: m.ID, Err: e})
+		return c.Send(&protocol.StatusReply{ID: m.ID, Err: e})
 	case *protocol.BackupReply:
-		c.Send(&protocol.BackupReply{ID: m.ID, Err: e})
+		return c.Send(&protocol.BackupReply{ID: m.ID, Err: e})
 	}
+	return err
 }

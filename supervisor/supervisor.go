@@ -118,6 +118,7 @@ type Supervisor struct {
 
 	connMu sync.Mutex
 	conns  map[*ipc.Conn]struct{}
+	connWG sync.WaitGroup // a serveConn for each of conns; Add under connMu
 
 	commits, conflicts, retries, vips, failures, redispatches, moves atomic.Uint64
 }
@@ -324,7 +325,11 @@ func (s *Supervisor) WorkerPIDs() []int {
 
 // Shutdown drains: no new client or Execute is accepted, Executes in
 // flight get until ctx ends (or DrainTimeout) to finish and are canceled
-// after, client connections are closed, and every worker is stopped.
+// after, client connections send their last replies and a Refuse
+// (shutting_down) and close, every worker is stopped, and the state file
+// is closed last, so that no second supervisor can open it while this
+// one still runs. Each wait is bounded: DrainTimeout for the executes,
+// closeGrace for the connections, 5 s for the workers.
 func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.drainMu.Lock()
 	first := s.draining.CompareAndSwap(false, true)
@@ -342,21 +347,11 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
 	defer cancel()
-	done := make(chan struct{})
-	go func() { s.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	if !waitFor(ctx, s.inflight.Wait) {
 		s.cfg.Log.Warn().Msg("drain deadline passed; canceling executes in flight")
-		s.cancel()
-		<-done
 	}
 	s.cancel()
-	s.connMu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.connMu.Unlock()
+	s.closeClients()
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelClose()
 	s.stopEvacuator() // no tensor moves while the workers stop
@@ -369,6 +364,54 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		return s.journal.Close() // writes what is queued (Async)
 	}
 	return nil
+}
+
+// closeGrace bounds how long, once the executes of a drain have ended or
+// been canceled, client connections get to send their last replies and
+// close; then how long they get to return once closed by force.
+const closeGrace = time.Second
+
+// closeClients waits (closeGrace) for every client connection to finish
+// after s.base ended, closes those left, and waits for them (closeGrace).
+func (s *Supervisor) closeClients() {
+	// draining is set, so track adds no connection from now on; taking
+	// connMu orders every connWG.Add before the Wait below.
+	s.connMu.Lock()
+	open := len(s.conns)
+	s.connMu.Unlock()
+	done := func() { s.inflight.Wait(); s.connWG.Wait() }
+	if s.waitGrace(done) {
+		return
+	}
+	s.cfg.Log.Debug().Int("clients", open).Msg("client connections still open after the drain; closing them")
+	s.connMu.Lock()
+	open = len(s.conns)
+	for c := range s.conns {
+		c.Close()
+	}
+	s.connMu.Unlock()
+	if !s.waitGrace(done) {
+		s.cfg.Log.Warn().Int("clients", open).Msg("client connections still busy after the drain; stopping without them")
+	}
+}
+
+func (s *Supervisor) waitGrace(wait func()) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+	defer cancel()
+	return waitFor(ctx, wait)
+}
+
+// waitFor runs wait and reports whether it returned before ctx ended. If
+// not, wait goes on in a goroutine that ends when it returns.
+func waitFor(ctx context.Context, wait func()) bool {
+	done := make(chan struct{})
+	go func() { wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // known lists the process names for an unknown-process error.
