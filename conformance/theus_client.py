@@ -363,12 +363,19 @@ def common_checks(ck, c, known, path):
              err=errt(r["err"]))
 
     # Integers in other encodings than the shortest: an id as int64
-    # (0xd3), a negative TimeoutMS (the default timeout).
+    # (0xd3), a TimeoutMS of 0 as int 8 (0xd0: the default timeout).
     body = (b"\x95\xd3" + struct.pack(">q", 4242) + msgpack.packb(known)
-            + b"\xc4\x00" + b"\xa0" + b"\xff")
+            + b"\xc4\x00" + b"\xa0" + b"\xd0\x00")
     c.send_raw(struct.pack(">IB", len(body) + 1, EXECUTE) + body)
     r = c.wait(REPLY, 4242)
     ck.check("int64_encoded_id", r["err"] is None, err=errt(r["err"]))
+    # A negative TimeoutMS is bad_request (the spec's Execute table).
+    body = (b"\x95\xcd\x10\x93" + msgpack.packb(known)
+            + b"\xc4\x00" + b"\xa0" + b"\xff")
+    c.send_raw(struct.pack(">IB", len(body) + 1, EXECUTE) + body)
+    r = c.wait(REPLY, 4243)
+    ck.check("negative_timeout", r["err"] is not None and r["err"].code == "bad_request",
+             err=errt(r["err"]))
 
     # Get, Status and Ping are answered in the order read, and may
     # overtake an earlier Execute's Reply.
