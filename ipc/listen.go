@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // DefaultPath returns the client socket's default path: $THEUS_SOCKET,
@@ -126,8 +124,8 @@ func removeStale(path string) error {
 // Path returns the socket's path.
 func (l *Listener) Path() string { return l.path }
 
-// Accept waits for a client, checks its uid with SO_PEERCRED before
-// reading anything, and returns a Conn. A refused client gets a
+// Accept waits for a client, checks its uid (SO_PEERCRED on Linux,
+// LOCAL_PEERCRED on macOS) before reading anything, and returns a Conn. A refused client gets a
 // *PeerError (the caller logs it and accepts again); any other error means
 // the listener is closed or broken.
 func (l *Listener) Accept() (*Conn, error) {
@@ -135,14 +133,14 @@ func (l *Listener) Accept() (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cred, err := PeerCred(uc)
+	uid, pid, err := peerCred(uc)
 	if err != nil {
 		uc.Close()
 		return nil, &PeerError{UID: -1, PID: -1}
 	}
-	if int(cred.Uid) != l.allow {
+	if uid != l.allow {
 		uc.Close()
-		return nil, &PeerError{UID: int(cred.Uid), PID: int(cred.Pid)}
+		return nil, &PeerError{UID: uid, PID: pid}
 	}
 	return unixConn(uc, l.opts)
 }
@@ -164,25 +162,6 @@ func unixConn(uc *net.UnixConn, o Options) (*Conn, error) {
 
 // Close stops listening and removes the socket file.
 func (l *Listener) Close() error { return l.ln.Close() }
-
-// PeerCred returns the credentials of the process at the other end of c.
-func PeerCred(c *net.UnixConn) (*unix.Ucred, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, fmt.Errorf("ipc: peer credentials: %w", err)
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return nil, fmt.Errorf("ipc: peer credentials: %w", err)
-	}
-	if cerr != nil {
-		return nil, fmt.Errorf("ipc: peer credentials: %w", cerr)
-	}
-	return cred, nil
-}
 
 // Dial connects to the client socket at path.
 func Dial(path string, o Options) (*Conn, error) {
