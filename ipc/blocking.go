@@ -26,7 +26,8 @@ type blockingFD struct {
 	deadline atomic.Int64 // Unix nanoseconds of the read deadline; 0 for none
 }
 
-// newBlockingFD takes ownership of f's descriptor (f is closed).
+// newBlockingFD returns a transport over a dup of f's descriptor; the
+// caller still owns, and closes, f.
 func newBlockingFD(f *os.File, writeTimeout time.Duration) (*blockingFD, error) {
 	fd, err := unix.Dup(int(f.Fd()))
 	if err != nil {
