@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,14 +16,12 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/durable"
-	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/supervisor"
 	"github.com/theus-run/theus/worker"
@@ -34,7 +31,8 @@ func main() {
 	if worker.Launched() {
 		worker.Main(demo.Served(os.Getenv)...) // re-executed as the default worker
 	}
-	if err := command().Execute(); err != nil {
+	var f flags
+	if err := command(&f).Execute(); err != nil {
 		if errors.Is(err, durable.ErrCorrupt) || errors.Is(err, durable.ErrNewerFormat) || errors.Is(err, durable.ErrLocked) {
 			os.Exit(ExitState)
 		}
@@ -80,8 +78,8 @@ func version() string {
 	return "devel"
 }
 
-func command() *cobra.Command {
-	var f flags
+// command is theus-supervisor's command line; its flags land in f.
+func command(f *flags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "theus-supervisor",
 		Short: "Run theus: worker processes, a transactional Context, a client socket",
@@ -100,7 +98,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			err := run(cmd, f)
+			err := run(cmd, *f)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "theus-supervisor:", err)
 			}
@@ -130,172 +128,29 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	return cmd
 }
 
-func defaultStateDir() string {
-	if d := os.Getenv("THEUS_STATE_DIR"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "theus")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "state", "theus")
-	}
-	return ""
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-// size parses a flag's byte size: "1GiB", "512MB", "65536".
-func size(flag, v string, limit uint64) (int64, error) {
-	n, err := humanize.ParseBytes(v)
-	if err != nil {
-		return 0, fmt.Errorf("--%s %q: %w", flag, v, err)
-	}
-	if n > limit {
-		return 0, fmt.Errorf("--%s %s: over %s", flag, v, humanize.IBytes(limit))
-	}
-	return int64(n), nil
-}
-
-func logger(f flags) (zerolog.Logger, error) {
-	var w io.Writer = os.Stderr
-	format := f.logFormat
-	if format == "" {
-		format = "json"
-		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			format = "console"
-		}
-	}
-	switch format {
-	case "json":
-	case "console":
-		w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
-	default:
-		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json or console", f.logFormat)
-	}
-	level := f.logLevel
-	if level == "" {
-		level = "info"
-		if f.demo {
-			level = "warn"
-		}
-	}
-	lv, err := zerolog.ParseLevel(level)
-	if err != nil {
-		return zerolog.Logger{}, fmt.Errorf("--log-level %q: %w", level, err)
-	}
-	return zerolog.New(w).Level(lv).With().Timestamp().Logger(), nil
-}
-
-// plugins turns --plugin values into pool plugins; none means the
-// built-in demo worker (this binary, re-executed).
-func plugins(specs []string) ([]pool.Plugin, error) {
-	if len(specs) == 0 {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find the built-in worker: %w", err)
-		}
-		return []pool.Plugin{{Command: []string{self}}}, nil
-	}
-	var out []pool.Plugin
-	for _, spec := range specs {
-		pl, err := pool.ParsePlugin(spec)
-		if err != nil {
-			return nil, fmt.Errorf("--%w", err)
-		}
-		out = append(out, pl)
-	}
-	return out, nil
-}
-
 func run(cmd *cobra.Command, f flags) error {
 	log, err := logger(f)
 	if err != nil {
 		return err
 	}
-	var mode cas.Mode
-	switch f.mode {
-	case "smart":
-		mode = cas.Smart
-	case "strict":
-		mode = cas.Strict
-	default:
-		return fmt.Errorf("--mode %q: want smart or strict", f.mode)
-	}
-	if f.workers < 1 {
-		return fmt.Errorf("--workers %d: want at least 1", f.workers)
-	}
-	if f.maxFrame < 1<<10 {
-		return fmt.Errorf("--max-frame %d: want at least 1024", f.maxFrame)
-	}
-	if f.maxClients < 1 || f.maxClients > maxClients {
-		return fmt.Errorf("--max-clients %d: want 1 to %d (each client holds an OS thread; Go stops at 10000)", f.maxClients, maxClients)
-	}
-	clientBuffer, err := size("client-buffer", f.clientBuffer, 1<<46)
+	cfg, err := f.config()
 	if err != nil {
 		return err
 	}
-	if clientBuffer < int64(f.maxFrame) {
-		return fmt.Errorf("--client-buffer %s: want at least --max-frame (%d bytes)", f.clientBuffer, f.maxFrame)
-	}
-	if f.frameTimeout <= 0 {
-		return fmt.Errorf("--frame-timeout %s: want a positive duration", f.frameTimeout)
-	}
-	heavySize, err := size("heavy-size", f.heavySize, 1<<46)
-	if err != nil {
-		return err
-	}
-	heavyInline, err := size("heavy-inline", f.heavyInline, 1<<30)
-	if err != nil {
-		return err
-	}
-	if heavyInline == 0 {
-		return fmt.Errorf("--heavy-inline 0: want a size > 0")
-	}
-	if heavyInline >= int64(f.maxFrame)/2 {
-		return fmt.Errorf("--heavy-inline %s: an inline tensor must fit a frame (--max-frame %d) with room to spare", f.heavyInline, f.maxFrame)
-	}
-	durability, err := durable.ParseMode(f.durability)
-	if err != nil {
-		return fmt.Errorf("--durability: %w", err)
-	}
-	stateDir := f.stateDir
-	if durability != durable.None && stateDir == "" {
-		return errors.New("--state-dir: no home directory to default to; give one, or --durability none")
-	}
-	cmds, err := plugins(f.plugins)
-	if err != nil {
-		return err
-	}
-	socket := f.socket
-	if socket == "" {
-		socket = ipc.DefaultPath()
-	}
+	cfg.Log = log
 	if f.demo && !cmd.Flags().Changed("socket") {
 		dir, err := os.MkdirTemp("", "theus-demo-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		socket = filepath.Join(dir, "theus.sock")
+		cfg.Socket = filepath.Join(dir, "theus.sock")
 		if !cmd.Flags().Changed("state-dir") {
-			stateDir = filepath.Join(dir, "state")
+			cfg.StateDir = filepath.Join(dir, "state")
 		}
 	}
 	ctx, stop := signals(log) // before the socket exists: a signal from then on drains
 	defer stop()
-	cfg := supervisor.Config{
-		Plugins: cmds, Workers: f.workers, Socket: socket, Mode: mode, VIPAfter: f.vipAfter,
-		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
-		StateDir: stateDir, Durability: durability, Restore: f.restore, Log: log,
-		MaxClients: f.maxClients, ClientBuffer: clientBuffer, FrameTimeout: f.frameTimeout,
-	}
-	cfg.Pool.Env = []string{demo.FaultsEnv(f.faults)} // set either way: never inherited
 	// Workers' descendants that leave their process group are reparented
 	// here and killed; whatever is left dies after the supervisor stops.
 	orphans, err := pool.AdoptOrphans(log)
@@ -315,7 +170,7 @@ func run(cmd *cobra.Command, f flags) error {
 		return runDemo(ctx, s)
 	}
 	hs := s.Heavy()
-	log.Info().Str("socket", s.Addr()).Int("workers", f.workers).Str("durability", f.durability).Str("state_dir", stateDir).Strs("processes", s.Processes()).Str("mode", f.mode).
+	log.Info().Str("socket", s.Addr()).Int("workers", f.workers).Str("durability", f.durability).Str("state_dir", cfg.StateDir).Strs("processes", s.Processes()).Str("mode", f.mode).
 		Str("heavy_size", humanize.IBytes(uint64(hs.Size))).Str("heavy_slab", humanize.IBytes(uint64(hs.SlabSize))).
 		Bool("huge_pages", hs.HugeKiB > 0).Msg("theus-supervisor ready")
 	err = s.Serve(ctx)

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/durable"
+)
+
+// parse runs args through the real command line and returns the
+// supervisor's configuration, or the error a user would see.
+func parse(t *testing.T, args ...string) (flags, error) {
+	t.Helper()
+	var f flags
+	if err := command(&f).ParseFlags(args); err != nil {
+		return f, err
+	}
+	_, err := f.config()
+	return f, err
+}
+
+func TestFlagDefaults(t *testing.T) {
+	t.Setenv("THEUS_SOCKET", "/run/x/theus.sock")
+	t.Setenv("THEUS_STATE_DIR", "/var/lib/theus-test")
+	t.Setenv("THEUS_HEAVY_SIZE", "")
+	var f flags
+	if err := command(&f).ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	switch {
+	case len(cfg.Plugins) != 1 || cfg.Plugins[0].Command[0] != self || cfg.Plugins[0].Pin != "":
+		t.Errorf("plugins %+v, want this binary, unpinned", cfg.Plugins)
+	case cfg.Socket != "/run/x/theus.sock" || cfg.StateDir != "/var/lib/theus-test":
+		t.Errorf("socket %q, state dir %q: the environment's defaults were not used", cfg.Socket, cfg.StateDir)
+	case cfg.Mode != cas.Smart || cfg.Durability != durable.Sync || cfg.HeavySize != 1<<30 || cfg.HeavyInline != 2<<10:
+		t.Errorf("mode %v, durability %v, heavy %d/%d", cfg.Mode, cfg.Durability, cfg.HeavySize, cfg.HeavyInline)
+	case cfg.MaxClients != 1024 || cfg.ClientBuffer != 256<<20 || cfg.FrameTimeout != 10*time.Second || cfg.DrainTimeout != 10*time.Second:
+		t.Errorf("client limits %d %d %s, drain %s", cfg.MaxClients, cfg.ClientBuffer, cfg.FrameTimeout, cfg.DrainTimeout)
+	case len(cfg.Pool.Env) != 1 || cfg.Pool.Env[0] != "THEUS_DEMO_FAULTS=":
+		t.Errorf("pool env %q: fault.* must be off, and set so it is never inherited", cfg.Pool.Env)
+	}
+}
+
+func TestFlagsRefused(t *testing.T) {
+	exe, _ := os.Executable()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--mode", "loose"}, `--mode "loose": want smart or strict`},
+		{[]string{"--workers", "0"}, "--workers 0: want at least 1"},
+		{[]string{"--max-frame", "1000"}, "--max-frame 1000: want at least 1024"},
+		{[]string{"--max-clients", "0"}, "--max-clients 0"},
+		{[]string{"--max-clients", "9000"}, "--max-clients 9000"},
+		{[]string{"--client-buffer", "1MiB"}, "want at least --max-frame"},
+		{[]string{"--client-buffer", "lots"}, `--client-buffer "lots"`},
+		{[]string{"--frame-timeout", "0s"}, "--frame-timeout 0s"},
+		{[]string{"--heavy-size", "2PiB"}, "--heavy-size 2PiB: over"},
+		{[]string{"--heavy-inline", "0"}, "--heavy-inline 0"},
+		{[]string{"--heavy-inline", "8MiB"}, "must fit a frame"},
+		{[]string{"--durability", "maybe"}, "--durability"},
+		{[]string{"--durability", "sync", "--state-dir", ""}, "--state-dir"},
+		{[]string{"--plugin", "/no/such/worker"}, "no such file"},
+		{[]string{"--plugin", filepath.Dir(exe)}, "not a regular file"},
+		{[]string{"--plugin", exe + "@sha256:00"}, "not 64 hex digits"},
+		{[]string{"--workers", "two"}, "invalid argument"},
+	} {
+		_, err := parse(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error with %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestFlagsAccepted(t *testing.T) {
+	exe, _ := os.Executable()
+	f, err := parse(t, "--mode", "strict", "--workers", "3", "--durability", "none", "--state-dir", "",
+		"--heavy-size", "0", "--plugin", exe, "--plugin", exe+"@sha256:"+strings.Repeat("a", 64), "--faults", "--socket", "/tmp/s.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := f.config()
+	if cfg.Mode != cas.Strict || cfg.Workers != 3 || cfg.Durability != durable.None || cfg.HeavySize != 0 || cfg.Socket != "/tmp/s.sock" {
+		t.Errorf("config %+v", cfg)
+	}
+	if len(cfg.Plugins) != 2 || cfg.Plugins[1].Pin != strings.Repeat("a", 64) {
+		t.Errorf("plugins %+v", cfg.Plugins)
+	}
+	if cfg.Pool.Env[0] != "THEUS_DEMO_FAULTS=1" {
+		t.Errorf("--faults: pool env %q", cfg.Pool.Env)
+	}
+}
