@@ -27,6 +27,8 @@ func badWorker(mode string) int {
 		procs = append(procs, procs[0])
 	case "semantic":
 		procs[0].Semantic = "EFFECT"
+	case "order-a":
+		procs = append(procs, protocol.ProcessInfo{Name: "other", Semantic: "pure"})
 	}
 	c.Send(&protocol.Hello{Magic: protocol.Magic, Protocol: protocol.Version, PID: int64(os.Getpid()), Processes: procs})
 	if _, err := c.Recv(); err != nil {
@@ -175,5 +177,22 @@ func flood() {
 	for {
 		os.Stdout.Write(line)
 		os.Stderr.Write(line)
+	}
+}
+
+// A worker may list its processes in any order: two workers of one pool
+// that list the same processes in different orders are both accepted.
+func TestHelloOrderDoesNotMatter(t *testing.T) {
+	exe, _ := os.Executable()
+	p, err := Start(Config{Command: []string{exe}, Env: []string{"THEUS_TEST_BAD_WORKER=order-a"}, StartTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if err := p.checkRegistry([]protocol.ProcessInfo{{Name: "other", Semantic: "pure"}, {Name: "noop", Semantic: "pure"}}); err != nil {
+		t.Fatalf("the same processes in another order: %v", err)
+	}
+	if err := p.checkRegistry([]protocol.ProcessInfo{{Name: "other", Semantic: "effect"}, {Name: "noop", Semantic: "pure"}}); err == nil {
+		t.Fatal("another contract accepted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -191,13 +192,19 @@ func (p *Pool) checkRegistry(ps []protocol.ProcessInfo) error {
 		if len(ps) == 0 {
 			return errors.New("worker registers no processes")
 		}
-		p.registry = slices.Clone(ps)
+		p.registry = byName(ps)
 		return nil
 	}
-	if !slices.EqualFunc(p.registry, ps, sameInfo) {
+	if !slices.EqualFunc(p.registry, byName(ps), sameInfo) {
 		return errors.New("worker registers other processes than the rest of its pool (was the binary replaced?)")
 	}
 	return nil
+}
+
+// byName returns a copy of ps sorted by name: the same processes in
+// another order are the same registry.
+func byName(ps []protocol.ProcessInfo) []protocol.ProcessInfo {
+	return slices.SortedFunc(slices.Values(ps), func(a, b protocol.ProcessInfo) int { return strings.Compare(a.Name, b.Name) })
 }
 
 func sameInfo(a, b protocol.ProcessInfo) bool {
