@@ -236,8 +236,8 @@ func (s *session) closedErr() error {
 // Request is one Exec with its options.
 type Request struct {
 	Process string
-	Args    any           // JSON encoded; a json.RawMessage or []byte is sent as is
-	OpID    string        // makes the request idempotent: a repeat returns the first outcome
+	Args    any    // JSON encoded; a json.RawMessage or []byte is sent as is
+	OpID    string // makes the request idempotent: a repeat returns the first outcome
 	// Timeout defaults to ctx's deadline, else the supervisor's default;
 	// it is rounded up to a millisecond and capped at protocol.MaxTimeout,
 	// and a negative one is an error.
