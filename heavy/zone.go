@@ -42,9 +42,9 @@ type Config struct {
 // measurement behind it).
 const DefaultInlineMax = 2 << 10
 
-// ErrNoSlab is returned by NewSlab when the zone is off or the slabs of
-// dead workers, still holding committed tensors, use the whole spare
-// budget.
+// ErrNoSlab is returned by NewSlab when the zone is off. (A live worker
+// always gets a slab otherwise: dead workers' slabs that still hold
+// tensors are over the budget, with a warning, rather than refusing one.)
 var ErrNoSlab = errors.New("heavy: no room for a slab")
 
 // Zone is the HEAVY zone of one supervisor. It is safe for concurrent use.

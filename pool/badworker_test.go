@@ -195,4 +195,11 @@ func TestHelloOrderDoesNotMatter(t *testing.T) {
 	if err := p.checkRegistry([]protocol.ProcessInfo{{Name: "other", Semantic: "effect"}, {Name: "noop", Semantic: "pure"}}); err == nil {
 		t.Fatal("another contract accepted")
 	}
+	// A contract's paths are a set too.
+	a := []protocol.ProcessInfo{{Name: "x", Inputs: []string{"domain.a", "domain.b"}, Outputs: []string{"domain.c", "domain.d"}}}
+	b := []protocol.ProcessInfo{{Name: "x", Inputs: []string{"domain.b", "domain.a"}, Outputs: []string{"domain.d", "domain.c"}}}
+	c := []protocol.ProcessInfo{{Name: "x", Inputs: []string{"domain.b", "domain.a"}, Outputs: []string{"domain.d"}}}
+	if !sameInfo(a[0], b[0]) || sameInfo(a[0], c[0]) {
+		t.Fatal("contracts compared by order, or a missing path ignored")
+	}
 }

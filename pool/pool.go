@@ -207,8 +207,14 @@ func byName(ps []protocol.ProcessInfo) []protocol.ProcessInfo {
 	return slices.SortedFunc(slices.Values(ps), func(a, b protocol.ProcessInfo) int { return strings.Compare(a.Name, b.Name) })
 }
 
+// sameInfo compares two processes; a contract's paths are sets, in any
+// order.
 func sameInfo(a, b protocol.ProcessInfo) bool {
-	return a.Name == b.Name && a.Semantic == b.Semantic && slices.Equal(a.Inputs, b.Inputs) && slices.Equal(a.Outputs, b.Outputs)
+	return a.Name == b.Name && a.Semantic == b.Semantic && sameSet(a.Inputs, b.Inputs) && sameSet(a.Outputs, b.Outputs)
+}
+
+func sameSet(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
 
 // changed wakes Dispatch calls waiting for a worker.
