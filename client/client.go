@@ -43,6 +43,7 @@ var errClientClosed = fmt.Errorf("%w by Close", ErrClosed)
 // flight is sent again on the new connection (it applies at most once).
 type Client struct {
 	path string
+	opts Options
 
 	mu     sync.Mutex
 	s      *session // the current connection
@@ -60,20 +61,38 @@ type session struct {
 	err     error // why the connection ended
 }
 
-// Dial connects to the supervisor at path (ipc.DefaultPath() if empty).
-func Dial(path string) (*Client, error) {
+// Options tune a Client; the zero value gives the defaults.
+type Options struct {
+	// MaxFrame is the largest frame the client sends or accepts. The
+	// supervisor does not announce its own (--max-frame): set the same
+	// value. Default protocol.DefaultMaxFrame (16 MiB).
+	MaxFrame int
+}
+
+// Dial connects to the supervisor at path (ipc.DefaultPath() if empty)
+// with the default Options.
+func Dial(path string) (*Client, error) { return DialOptions(path, Options{}) }
+
+// DialOptions connects to the supervisor at path (ipc.DefaultPath() if
+// empty) with o.
+func DialOptions(path string, o Options) (*Client, error) {
 	if path == "" {
 		path = ipc.DefaultPath()
 	}
-	s, err := dial(path)
+	if o.MaxFrame < 0 {
+		return nil, fmt.Errorf("client: MaxFrame %d: want 0 (the default) or more", o.MaxFrame)
+	}
+	c := &Client{path: path, opts: o}
+	s, err := c.dial()
 	if err != nil {
 		return nil, err
 	}
-	return &Client{path: path, s: s}, nil
+	c.s = s
+	return c, nil
 }
 
-func dial(path string) (*session, error) {
-	conn, err := ipc.Dial(path, ipc.Options{Blocking: true})
+func (c *Client) dial() (*session, error) {
+	conn, err := ipc.Dial(c.path, ipc.Options{Blocking: true, MaxFrame: c.opts.MaxFrame})
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +123,7 @@ func (c *Client) session(old *session) (*session, error) {
 	if c.s != old || c.s.alive() {
 		return c.s, nil
 	}
-	s, err := dial(c.path)
+	s, err := c.dial()
 	if err != nil {
 		return nil, err
 	}

@@ -2,13 +2,17 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/theus-run/theus/protocol"
 )
 
 // TestDoRetryIsBounded: a supervisor that keeps hanging up makes a
@@ -73,5 +77,42 @@ func settled(n *atomic.Int64) int64 {
 			return now
 		}
 		last = n.Load()
+	}
+}
+
+// Options.MaxFrame is the client's frame limit: a request over it fails
+// alone, before anything is sent, and the connection goes on.
+func TestMaxFrameOption(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		got <- int(n)
+	}()
+	if _, err := DialOptions(path, Options{MaxFrame: -1}); err == nil {
+		t.Fatal("a negative MaxFrame accepted")
+	}
+	c, err := DialOptions(path, Options{MaxFrame: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := json.RawMessage(`"` + strings.Repeat("x", 8192) + `"`)
+	_, err = c.Do(context.Background(), Request{Process: "noop", Args: big, RetryFor: -1})
+	if !errors.Is(err, protocol.ErrFrameTooLarge) {
+		t.Fatalf("an 8 KiB execute with MaxFrame 4096: %v, want ErrFrameTooLarge", err)
+	}
+	c.Close()
+	if n := <-got; n != 0 {
+		t.Fatalf("%d bytes reached the server", n)
 	}
 }
