@@ -41,3 +41,88 @@ func TestHeat(t *testing.T) {
 		}
 	})
 }
+
+// A key is hot for exactly HotFor: at the instant it cools it is no longer
+// contended, while a key heated later still is.
+func TestHeatLastsHotFor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := New(Config{HotFor: 10 * time.Millisecond})
+		defer a.Close()
+		a.Heat([]string{"domain.k1"})
+		time.Sleep(5 * time.Millisecond)
+		a.Heat([]string{"domain.k2"})
+		time.Sleep(5 * time.Millisecond)
+		if a.Contended([]string{"domain.k1"}) {
+			t.Fatal("domain.k1 is contended HotFor after its heat")
+		}
+		if !a.Contended([]string{"domain.k2"}) {
+			t.Fatal("domain.k2 cooled before HotFor")
+		}
+		a.Heat(nil) // nothing to heat: changes nothing
+		if a.Contended([]string{"domain.k1"}) {
+			t.Fatal("an empty Heat made keys contended")
+		}
+	})
+}
+
+// A zero HotFor means DefaultHotFor.
+func TestDefaultHotFor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := New(Config{})
+		defer a.Close()
+		a.Heat([]string{"domain.k"})
+		time.Sleep(DefaultHotFor - time.Nanosecond)
+		if !a.Contended([]string{"domain.k"}) {
+			t.Fatal("cooled before DefaultHotFor")
+		}
+		time.Sleep(time.Nanosecond)
+		if a.Contended([]string{"domain.k"}) {
+			t.Fatal("still hot after DefaultHotFor")
+		}
+	})
+}
+
+func hotKeys(prefix string, n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = prefix + strconv.Itoa(i)
+	}
+	return keys
+}
+
+// At the cap, Heat first forgets the keys that have cooled; only when
+// that leaves no room does it forget the hot ones too.
+func TestHeatCap(t *testing.T) {
+	t.Run("cooled keys make room", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			a := New(Config{HotFor: 10 * time.Millisecond})
+			defer a.Close()
+			a.Heat([]string{"domain.cold"})
+			time.Sleep(5 * time.Millisecond)
+			a.Heat(hotKeys("domain.h", maxHot-1)) // the cap, exactly
+			time.Sleep(5 * time.Millisecond)      // domain.cold cools now
+			a.Heat([]string{"domain.new"})
+			if !a.Contended([]string{"domain.h0"}) || !a.Contended([]string{"domain.new"}) {
+				t.Fatal("hot keys forgotten although a cooled one made room")
+			}
+			a.mu.Lock()
+			n := len(a.mu.hot)
+			_, cold := a.mu.hot["domain.cold"]
+			a.mu.Unlock()
+			if n != maxHot || cold {
+				t.Fatalf("%d keys remembered (cooled one kept: %v), want %d", n, cold, maxHot)
+			}
+		})
+	})
+	t.Run("all hot: the old ones go", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			a := New(Config{HotFor: 10 * time.Millisecond})
+			defer a.Close()
+			a.Heat(hotKeys("domain.h", maxHot))
+			a.Heat([]string{"domain.new"})
+			if a.Contended([]string{"domain.h0"}) || !a.Contended([]string{"domain.new"}) {
+				t.Fatal("over the cap: want the old keys forgotten and the new one hot")
+			}
+		})
+	})
+}

@@ -3,6 +3,7 @@ package vip_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -193,4 +194,44 @@ func TestClose(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
+}
+
+// The zero Backoff is 20µs doubling to a 5ms cap with ±50% jitter; out of
+// range fields take their defaults, edge values are kept.
+func TestBackoffDefaults(t *testing.T) {
+	delays := func(b vip.Backoff, n int) []time.Duration {
+		seq := b.Start()
+		out := make([]time.Duration, n)
+		for i := range out {
+			out[i] = seq.Next()
+		}
+		return out
+	}
+	us := func(ds ...time.Duration) []time.Duration {
+		for i := range ds {
+			ds[i] *= time.Microsecond
+		}
+		return ds
+	}
+	defaults := us(20, 40, 80, 160, 320, 640, 1280, 2560, 5000, 5000)
+	low := func() float64 { return 0 }
+	tests := []struct {
+		name string
+		b    vip.Backoff
+		want []time.Duration
+	}{
+		{"zero", vip.Backoff{NoJitter: true}, defaults},
+		{"negative", vip.Backoff{Initial: -1, Max: -1, Multiplier: -1, NoJitter: true}, defaults},
+		{"max below initial", vip.Backoff{Initial: 100 * time.Microsecond, Max: 50 * time.Microsecond, NoJitter: true}, us(100, 100, 100)},
+		{"multiplier one", vip.Backoff{Initial: 30 * time.Microsecond, Multiplier: 1, NoJitter: true}, us(30, 30, 30)},
+		{"default jitter", vip.Backoff{Initial: 100 * time.Microsecond, Rand: low}, us(50, 100, 200)},
+		{"jitter over one", vip.Backoff{Initial: 100 * time.Microsecond, Jitter: 1.5, Rand: low}, us(50, 100, 200)},
+		{"jitter one", vip.Backoff{Initial: 100 * time.Microsecond, Jitter: 1, Rand: low}, us(0, 0, 0)},
+		{"jitter one, high", vip.Backoff{Initial: 100 * time.Microsecond, Jitter: 1, Rand: func() float64 { return 0.75 }}, us(150, 300, 600)},
+	}
+	for _, tt := range tests {
+		if got := delays(tt.b, len(tt.want)); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: delays %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }
