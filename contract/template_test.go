@@ -3,6 +3,7 @@ package contract
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -94,4 +95,137 @@ func FuzzSpecBind(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The template grammar: a whole segment {name} or {name?}, name
+// [a-z_][a-z0-9_]*, never the first segment.
+func TestTemplateGrammar(t *testing.T) {
+	good := map[string]string{
+		"domain.{a}":          "a",
+		"domain.{z}":          "z",
+		"domain.{_}":          "_",
+		"domain.{a0}":         "a0",
+		"domain.{_9}":         "_9",
+		"domain.{from_acct}":  "from_acct",
+		"domain.{key?}":       "key",
+		"domain.x.{k}.y":      "k",
+		"global.{k}.{j?}.sub": "k",
+	}
+	for decl, arg := range good {
+		s, err := NewSpec("p", []string{decl}, nil, Pure)
+		if err != nil || !s.Templated() {
+			t.Errorf("%s: %v (templated %v)", decl, err, s.Templated())
+			continue
+		}
+		if _, ok := s.Fixed(); ok {
+			t.Errorf("%s: Fixed says a templated spec is fixed", decl)
+		}
+		c, err := s.Bind([]byte(`{"` + arg + `":"v","j":"w"}`))
+		if err != nil || len(c.Inputs) != 1 || !strings.Contains(string(c.Inputs[0]), ".v") {
+			t.Errorf("%s bound with %s=v: %v %v", decl, arg, c.Inputs, err)
+		}
+	}
+	bad := map[string]string{
+		"{ns}.x":       "cannot be a template",
+		"{ns?}":        "cannot be a template",
+		"domain.{}":    "needs an arg name",
+		"domain.{?}":   "needs an arg name",
+		"domain.{A}":   "an arg name is",
+		"domain.{aB}":  "an arg name is",
+		"domain.{0}":   "an arg name is",
+		"domain.{9a}":  "an arg name is",
+		"domain.{a-b}": "an arg name is",
+		"domain.{a?b}": "an arg name is",
+		"domain.{a??}": "an arg name is",
+		"domain.{`}":   "an arg name is", // 'a'-1
+		"domain.{a{}":  "an arg name is", // 'z'+1
+		"domain.{a/}":  "an arg name is", // '0'-1
+		"domain.{a:}":  "an arg name is", // '9'+1
+		"domain.{^}":   "an arg name is", // '_'-1
+		"domain.{é}":   "an arg name is",
+		"domain.{k":    "a template is {name} or {name?}",
+		"domain.{k}x":  "a template is {name} or {name?}",
+		"domain.x{k}":  "invalid path",
+		"domain.k}":    "invalid path",
+		"domain..{k}":  "invalid path",
+		"domain.{k}.":  "invalid path",
+	}
+	for decl, want := range bad {
+		for _, in := range []bool{true, false} {
+			var err error
+			if in {
+				_, err = NewSpec("p", []string{decl}, nil, Pure)
+			} else {
+				_, err = NewSpec("p", nil, []string{decl}, Pure)
+			}
+			if !errors.Is(err, ErrInvalidContract) || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s (input %v): err = %v, want ErrInvalidContract with %q", decl, in, err, want)
+			}
+		}
+	}
+}
+
+func TestSpecFixed(t *testing.T) {
+	s, err := NewSpec("counter.add", []string{"domain.counter", "global.rate"}, []string{"domain.counter"}, Effect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := s.Fixed()
+	if !ok || c.Name != "counter.add" || fmt.Sprint(c.Inputs, c.Outputs) != "[domain.counter global.rate] [domain.counter]" || c.Semantic != Effect {
+		t.Fatalf("Fixed = %+v, %v", c, ok)
+	}
+	for decl, want := range map[string]error{"domain..x": ErrInvalidPath, "domain.a b": ErrInvalidPath, "domain.internal_x": ErrPrivateRead} {
+		if _, err := NewSpec("p", []string{decl}, nil, Pure); !errors.Is(err, want) {
+			t.Errorf("fixed %s: err = %v, want %v", decl, err, want)
+		}
+	}
+}
+
+// Absent args: no args, JSON null, an arg that is null; an optional
+// template leaves its path out, a required one is a bad arg.
+func TestSpecBindAbsent(t *testing.T) {
+	opt, err := NewSpec("p", []string{"domain.a", "domain.b.{o?}"}, []string{"domain.c.{o?}.x"}, Pure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := NewSpec("p", []string{"domain.a.{k}"}, nil, Pure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range []string{"", "null", "{}", `{"o":null}`, `{"o":""}`, `{"k":"x"}`} {
+		c, err := opt.Bind([]byte(args))
+		if err != nil || fmt.Sprint(c.Inputs, c.Outputs) != "[domain.a] []" {
+			t.Errorf("optional, args %q: %v %v, %v", args, c.Inputs, c.Outputs, err)
+		}
+		if args == `{"k":"x"}` {
+			continue
+		}
+		if _, err := req.Bind([]byte(args)); !errors.Is(err, ErrBadArg) || !strings.Contains(err.Error(), `arg "k" is needed`) {
+			t.Errorf("required, args %q: err = %v, want ErrBadArg", args, err)
+		}
+	}
+	c, err := opt.Bind([]byte(`{"o":"v"}`))
+	if err != nil || fmt.Sprint(c.Inputs, c.Outputs) != "[domain.a domain.b.v] [domain.c.v.x]" {
+		t.Errorf("optional given: %v %v, %v", c.Inputs, c.Outputs, err)
+	}
+	for _, args := range []string{`{"k":null}`, `{"k":["x"]}`, `{"k":{}}`, `{"k":true}`, `"k"`, `{`} {
+		if _, err := req.Bind([]byte(args)); !errors.Is(err, ErrBadArg) {
+			t.Errorf("required, args %s: err = %v, want ErrBadArg", args, err)
+		}
+	}
+}
+
+// A bound segment is at most MaxArgSegment bytes.
+func TestSpecBindSegmentLength(t *testing.T) {
+	s, err := NewSpec("p", []string{"domain.{k}"}, nil, Pure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("a", MaxArgSegment)
+	if c, err := s.Bind([]byte(`{"k":"` + long + `"}`)); err != nil || string(c.Inputs[0]) != "domain."+long {
+		t.Fatalf("a %d-byte arg: %v %v", MaxArgSegment, c.Inputs, err)
+	}
+	if _, err := s.Bind([]byte(`{"k":"` + long + `a"}`)); !errors.Is(err, ErrBadArg) || !strings.Contains(err.Error(), "129 bytes, over 128") {
+		t.Fatalf("a %d-byte arg: %v", MaxArgSegment+1, err)
+	}
 }
