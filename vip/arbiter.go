@@ -367,6 +367,9 @@ func (a *Arbiter) Heat(keys []string) {
 	if a.cfg.HotFor < 0 || len(keys) == 0 {
 		return
 	}
+	if len(keys) > maxHot {
+		keys = keys[:maxHot] // a conflict this wide: its first keys stand for it
+	}
 	now := time.Now().UnixNano()
 	cools := now + a.cfg.HotFor.Nanoseconds()
 	a.mu.Lock()

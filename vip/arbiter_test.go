@@ -114,6 +114,22 @@ func TestHeatCap(t *testing.T) {
 			}
 		})
 	})
+	t.Run("one conflict over the cap", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			a := New(Config{HotFor: 10 * time.Millisecond})
+			defer a.Close()
+			a.Heat(hotKeys("domain.h", 2*maxHot))
+			a.mu.Lock()
+			n := len(a.mu.hot)
+			a.mu.Unlock()
+			if n > maxHot {
+				t.Fatalf("%d keys remembered, bound %d", n, maxHot)
+			}
+			if !a.Contended([]string{"domain.h0"}) {
+				t.Fatal("a conflict over the cap heated nothing")
+			}
+		})
+	})
 	t.Run("all hot: the old ones go", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			a := New(Config{HotFor: 10 * time.Millisecond})
