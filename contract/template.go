@@ -16,7 +16,7 @@ import (
 // two accounts, not all of them.
 
 // ErrBadArg is wrapped by Bind when an arg a template names is missing,
-// not a string, or not a plain segment.
+// not a string, not a plain segment, or makes its path too long.
 var ErrBadArg = errors.New("contract: bad argument for a templated path")
 
 // MaxArgSegment bounds a bound segment.
@@ -116,7 +116,7 @@ func (s Spec) Bind(args []byte) (Contract, error) {
 			return Contract{}, fmt.Errorf("%w: %s: args are not a JSON object: %v", ErrBadArg, s.Name, err)
 		}
 	}
-	return s.bind(func(t tmpl) (string, bool, error) {
+	c, err := s.bind(func(t tmpl) (string, bool, error) {
 		raw, ok := fields[t.name]
 		var v string
 		if ok && string(raw) != "null" {
@@ -135,6 +135,13 @@ func (s Spec) Bind(args []byte) (Contract, error) {
 		}
 		return v, true, nil
 	})
+	var pe *PathError
+	if errors.As(err, &pe) {
+		// NewSpec checked each path with its templates bound to one
+		// byte: only a longer arg makes one invalid now.
+		return Contract{}, fmt.Errorf("%w: %s: %w", ErrBadArg, s.Name, pe)
+	}
+	return c, err
 }
 
 // plainSegment checks a bound value: one segment of the DATA kind, so a

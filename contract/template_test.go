@@ -229,3 +229,21 @@ func TestSpecBindSegmentLength(t *testing.T) {
 		t.Fatalf("a %d-byte arg: %v", MaxArgSegment+1, err)
 	}
 }
+
+// An arg that makes a bound path too long is a bad arg, like every Bind
+// error: NewSpec checked the path with a one-byte binding.
+func TestSpecBindPathTooLong(t *testing.T) {
+	prefix := "domain." + strings.Repeat("x", 200)
+	s, err := NewSpec("p", []string{prefix + ".{k}"}, nil, Pure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fits := strings.Repeat("a", MaxPathLen-len(prefix)-1)
+	if c, err := s.Bind([]byte(`{"k":"` + fits + `"}`)); err != nil || len(c.Inputs[0]) != MaxPathLen {
+		t.Fatalf("a path of exactly MaxPathLen: %v %v", c.Inputs, err)
+	}
+	_, err = s.Bind([]byte(`{"k":"` + fits + `a"}`))
+	if !errors.Is(err, ErrBadArg) || !errors.Is(err, ErrInvalidPath) {
+		t.Fatalf("a bound path over MaxPathLen: err = %v, want ErrBadArg wrapping ErrInvalidPath", err)
+	}
+}
