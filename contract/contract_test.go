@@ -25,6 +25,8 @@ func TestNewRefusesImpossibleContracts(t *testing.T) {
 		{name: "const output", out: paths("global.const_rate"), wantRule: ErrConstWrite},
 		{name: "pure reads signal", in: paths("domain.sig_go"), sem: Pure, wantRule: ErrSignalInPure},
 		{name: "invalid path", in: []Path{"a..b"}, wantRule: ErrInvalidPath},
+		{name: "invalid output", out: []Path{"domain.x", "b."}, wantRule: ErrInvalidPath},
+		{name: "const output under a data one", out: paths("domain.x", "domain.x.const_y"), wantRule: ErrConstWrite},
 		{name: "bad semantic", sem: Semantic(9), wantRule: ErrInvalidContract},
 	}
 	for _, tt := range tests {
@@ -124,5 +126,21 @@ func TestKeysMinimal(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("Keys = %v, want %v", got, want)
 		}
+	}
+}
+
+// Keys with more outputs than inputs, duplicates and nesting: the
+// outermost paths, each once, in declaration order.
+func TestKeysMoreOutputs(t *testing.T) {
+	c, err := New("p", paths("domain.z.q"), paths("domain.y", "domain.z", "domain.y", "domain.y.w"), Effect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Keys()
+	if want := paths("domain.y", "domain.z"); len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("Keys = %v, want %v", got, want)
+	}
+	if k := (Contract{}).Keys(); len(k) != 0 {
+		t.Fatalf("Keys of the empty contract: %v", k)
 	}
 }

@@ -156,3 +156,104 @@ func grammarOK(s string) bool {
 	}
 	return true
 }
+
+// Every byte, as a segment's second byte: Parse takes exactly
+// [A-Za-z0-9_-] and names the offending byte otherwise.
+func TestParseEveryByte(t *testing.T) {
+	for b := 0; b < 256; b++ {
+		s := "domain.a" + string([]byte{byte(b)})
+		ok := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-'
+		_, err := Parse(s)
+		if b == '.' {
+			ok = false // an empty last segment
+		}
+		if (err == nil) != ok {
+			t.Errorf("byte %#x: Parse(%q) = %v, want ok %v", b, s, err, ok)
+		}
+		if err != nil && b != '.' && !strings.Contains(err.Error(), "byte 8 is") {
+			t.Errorf("byte %#x: %v does not name byte 8", b, err)
+		}
+	}
+}
+
+// A PathError shows at most MaxPathLen+16 bytes of the input.
+func TestPathErrorTruncates(t *testing.T) {
+	for _, n := range []int{MaxPathLen + 16, MaxPathLen + 17, 4 * MaxPathLen} {
+		in := strings.Repeat("a", n)
+		_, err := Parse(in)
+		var pe *PathError
+		if !errors.As(err, &pe) {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		want := in
+		if n > MaxPathLen+16 {
+			want = in[:MaxPathLen+16] + "..."
+		}
+		if pe.Path != want || pe.Reason != "longer than 256 bytes" {
+			t.Errorf("%d bytes: PathError shows %d bytes (%q)", n, len(pe.Path), pe.Reason)
+		}
+	}
+}
+
+func TestMustParseAndParseAll(t *testing.T) {
+	if p := MustParse("domain.a"); p != "domain.a" {
+		t.Fatalf("MustParse = %q", p)
+	}
+	ps, err := ParseAll("domain.a", "global")
+	if err != nil || len(ps) != 2 || ps[1] != "global" {
+		t.Fatalf("ParseAll = %v, %v", ps, err)
+	}
+	if ps, err := ParseAll("domain.a", "domain..b", "global"); ps != nil || !errors.Is(err, ErrInvalidPath) || !strings.Contains(err.Error(), "domain..b") {
+		t.Fatalf("ParseAll with an invalid path = %v, %v", ps, err)
+	}
+	defer func() {
+		if r := recover(); r == nil {
+			t.Fatal("MustParse of an invalid path did not panic")
+		}
+	}()
+	MustParse("domain..a")
+}
+
+func TestParentAndChild(t *testing.T) {
+	if p, ok := MustParse("domain.a.b").Parent(); !ok || p != "domain.a" {
+		t.Errorf("Parent(domain.a.b) = %q, %v", p, ok)
+	}
+	if p, ok := MustParse("domain").Parent(); ok || p != "" {
+		t.Errorf("Parent(domain) = %q, %v", p, ok)
+	}
+	if c, err := MustParse("domain.a").Child("b"); err != nil || c != "domain.a.b" {
+		t.Errorf("Child = %q, %v", c, err)
+	}
+	if _, err := MustParse("domain.a").Child("b.c."); !errors.Is(err, ErrInvalidPath) {
+		t.Errorf("Child with a bad segment: %v", err)
+	}
+}
+
+func TestStrings(t *testing.T) {
+	for z, want := range map[Zone]string{ZoneData: "DATA", ZoneHeavy: "HEAVY", ZoneSignal: "SIGNAL", ZoneMeta: "META", ZoneLog: "LOG", ZoneConst: "CONST", ZonePrivate: "PRIVATE", ZonePrivate + 1: "UNKNOWN", 255: "UNKNOWN"} {
+		if z.String() != want {
+			t.Errorf("Zone(%d) = %q, want %q", z, z.String(), want)
+		}
+	}
+	for l, want := range map[Layer]string{LayerOther: "other", LayerGlobal: "global", LayerDomain: "domain", LayerLocal: "local", 9: "other"} {
+		if l.String() != want {
+			t.Errorf("Layer(%d) = %q, want %q", l, l.String(), want)
+		}
+	}
+	for o, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpAppend: "append", 0: "op(0)", 9: "op(9)"} {
+		if o.String() != want {
+			t.Errorf("Op(%d) = %q, want %q", o, o.String(), want)
+		}
+	}
+	if Pure.String() != "PURE" || Effect.String() != "EFFECT" {
+		t.Errorf("semantics: %s %s", Pure, Effect)
+	}
+	v := &Violation{Path: "domain.x", Rule: ErrConstWrite}
+	if v.Error() != "contract: write of a CONST path: domain.x" {
+		t.Errorf("violation without a process: %q", v.Error())
+	}
+	v.Process = "p"
+	if v.Error() != "contract: write of a CONST path: domain.x (process p)" || !errors.Is(v, ErrConstWrite) {
+		t.Errorf("violation of p: %q", v.Error())
+	}
+}
