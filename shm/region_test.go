@@ -210,6 +210,9 @@ func TestClose(t *testing.T) {
 		f.Close()
 		t.Fatal("ReadOnlyFile of a closed region succeeded")
 	}
+	if err := r.SealFutureWrite(); err == nil {
+		t.Fatal("SealFutureWrite of a closed region succeeded")
+	}
 }
 
 // Open maps only a memfd sealed against both shrinking and growing.
