@@ -208,10 +208,30 @@ func TestSpecBindAbsent(t *testing.T) {
 	if err != nil || fmt.Sprint(c.Inputs, c.Outputs) != "[domain.a domain.b.v] [domain.c.v.x]" {
 		t.Errorf("optional given: %v %v, %v", c.Inputs, c.Outputs, err)
 	}
-	for _, args := range []string{`{"k":null}`, `{"k":["x"]}`, `{"k":{}}`, `{"k":true}`, `"k"`, `{`} {
+	// Args that are not an object, or an arg that is not a string, are
+	// bad even when every template is optional.
+	for _, args := range []string{`{"k":null}`, `{"k":["x"]}`, `{"k":{}}`, `{"k":true}`, `{"k":3}`, `"k"`, `[1]`, `{`} {
 		if _, err := req.Bind([]byte(args)); !errors.Is(err, ErrBadArg) {
 			t.Errorf("required, args %s: err = %v, want ErrBadArg", args, err)
 		}
+		optArgs := strings.ReplaceAll(args, `"k"`, `"o"`)
+		if args == `{"k":null}` {
+			continue // an optional arg may be null
+		}
+		if _, err := opt.Bind([]byte(optArgs)); !errors.Is(err, ErrBadArg) {
+			t.Errorf("optional, args %s: err = %v, want ErrBadArg", optArgs, err)
+		}
+	}
+	// A template only in the outputs binds like one in the inputs.
+	out, err := NewSpec("p", []string{"domain.a"}, []string{"domain.b.{k}"}, Pure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := out.Bind([]byte(`{}`)); !errors.Is(err, ErrBadArg) {
+		t.Errorf("an output template without its arg: err = %v, want ErrBadArg", err)
+	}
+	if c, err := out.Bind([]byte(`{"k":"v"}`)); err != nil || fmt.Sprint(c.Inputs, c.Outputs) != "[domain.a] [domain.b.v]" {
+		t.Errorf("an output template bound: %v %v, %v", c.Inputs, c.Outputs, err)
 	}
 }
 
