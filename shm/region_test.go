@@ -281,7 +281,8 @@ func TestHugeKiB(t *testing.T) {
 	defer f.Close()
 	f.Sync()
 	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // no small folios left in the cache
-	// Two mappings of the file, one after the other, each 2 MiB aligned.
+	// Two mappings of the file, one after the other, each 2 MiB aligned,
+	// of different sizes: a count of the wrong one cannot match.
 	resv, err := unix.Mmap(-1, 0, 3*size, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		t.Fatal(err)
@@ -290,12 +291,12 @@ func TestHugeKiB(t *testing.T) {
 	start := uintptr(unsafe.Pointer(&resv[0]))
 	skip := int((start+Align-1)&^(Align-1) - start)
 	var maps [2][]byte
-	for i := range maps {
-		p, err := unix.MmapPtr(int(f.Fd()), 0, unsafe.Pointer(&resv[skip+i*size]), size, unix.PROT_READ, unix.MAP_SHARED|unix.MAP_FIXED)
+	for i, n := range []int{size, size / 2} {
+		p, err := unix.MmapPtr(int(f.Fd()), 0, unsafe.Pointer(&resv[skip+i*size]), uintptr(n), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_FIXED)
 		if err != nil {
 			t.Fatal(err)
 		}
-		maps[i] = unsafe.Slice((*byte)(p), size)
+		maps[i] = unsafe.Slice((*byte)(p), n)
 		unix.Madvise(maps[i], unix.MADV_HUGEPAGE)
 		unix.Madvise(maps[i], unix.MADV_POPULATE_READ)
 	}
