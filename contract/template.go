@@ -136,7 +136,7 @@ func (s Spec) Bind(args []byte) (Contract, error) {
 		return v, true, nil
 	})
 	var pe *PathError
-	if errors.As(err, &pe) {
+	if !errors.Is(err, ErrBadArg) && errors.As(err, &pe) {
 		// NewSpec checked each path with its templates bound to one
 		// byte: only a longer arg makes one invalid now.
 		return Contract{}, fmt.Errorf("%w: %s: %w", ErrBadArg, s.Name, pe)

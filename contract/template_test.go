@@ -145,10 +145,10 @@ func TestTemplateGrammar(t *testing.T) {
 		"domain.{é}":   "an arg name is",
 		"domain.{k":    "a template is {name} or {name?}",
 		"domain.{k}x":  "a template is {name} or {name?}",
-		"domain.x{k}":  "invalid path",
-		"domain.k}":    "invalid path",
-		"domain..{k}":  "invalid path",
-		"domain.{k}.":  "invalid path",
+		"domain.x{k}":  `invalid path "domain.x{k}"`,
+		"domain.k}":    `invalid path "domain.k}"`,
+		"domain..{k}":  `invalid path "domain..x"`, // checked with {k} bound to x
+		"domain.{k}.":  `invalid path "domain.x."`,
 	}
 	for decl, want := range bad {
 		for _, in := range []bool{true, false} {
@@ -265,5 +265,25 @@ func TestSpecBindPathTooLong(t *testing.T) {
 	_, err = s.Bind([]byte(`{"k":"` + fits + `a"}`))
 	if !errors.Is(err, ErrBadArg) || !errors.Is(err, ErrInvalidPath) {
 		t.Fatalf("a bound path over MaxPathLen: err = %v, want ErrBadArg wrapping ErrInvalidPath", err)
+	}
+}
+
+// A bad value is reported against the arg that carried it.
+func TestSpecBindNamesTheArg(t *testing.T) {
+	s, err := NewSpec("p", []string{"domain.a.{from}"}, []string{"domain.b.{to?}"}, Pure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{`"a b"`, `"a.b"`, `"internal_x"`, `"` + strings.Repeat("a", MaxArgSegment+1) + `"`, `3`, `""`} {
+		for _, arg := range []string{"from", "to"} {
+			args := `{"from":"ok","` + arg + `":` + v + `}`
+			if arg == "to" && v == `""` {
+				continue // an empty optional arg leaves its path out
+			}
+			_, err := s.Bind([]byte(args))
+			if !errors.Is(err, ErrBadArg) || !strings.Contains(err.Error(), `arg "`+arg+`"`) {
+				t.Errorf("args %s: err = %v, want ErrBadArg naming arg %q", args, err, arg)
+			}
+		}
 	}
 }
