@@ -110,6 +110,7 @@ func TestCheckBounds(t *testing.T) {
 		{"rank 8", d(4, F32, s(1, 1, 1, 1, 1, 1, 1, 1)), ""},
 		{"strides to the last element", d(4096, F32, s(2), 1023), ""},
 		{"transposed", d(4096, F32, s(32, 32), 1, 32), ""},
+		{"odd dimension", d(4096, F32, s(3, 32), 32, 1), ""},
 		{"broadcast", d(4096, F32, s(4, 32), 0, 1), ""},
 		{"dimension of one", d(4096, F32, s(1, 32), 7, 1), ""},
 		{"no elements, any strides", d(4096, F32, s(0, 2), 5000, 5000), ""},
