@@ -65,7 +65,7 @@ type Invocation struct {
 	Contract contract.Contract
 	OpID     string   // optional; makes the commit idempotent
 	OpDigest OpDigest // optional; binds OpID to this call (see OpDigest)
-	Owner    string   // who runs it (a worker id): its tickets are revoked with it
+	Owner    string   // who runs it, for the arbiter's traces (the supervisor: exec-N)
 	Run      Attempt
 }
 

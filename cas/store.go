@@ -115,13 +115,6 @@ func (s *Store) Version() Version {
 	return s.version
 }
 
-// Len returns how many paths hold a value now.
-func (s *Store) Len() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.live
-}
-
 // ensure returns the node for p, creating it and its ancestors.
 func (s *Store) ensure(p contract.Path) *node {
 	if n, ok := s.index[p]; ok {

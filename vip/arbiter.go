@@ -12,17 +12,18 @@ import (
 
 // Errors returned by the arbiter.
 var (
-	ErrClosed  = errors.New("vip: arbiter closed")
-	ErrRevoked = errors.New("vip: request revoked with its owner")
+	ErrClosed = errors.New("vip: arbiter closed")
 )
 
 // DefaultLease is how long a ticket lasts when Config.Lease is zero.
 const DefaultLease = 2 * time.Second
 
-// Clock is the time the arbiter uses for leases. The default is the time
-// package (which testing/synctest fakes).
+// Clock is the time the arbiter uses for leases and for how long keys
+// stay hot. The default is the time package (which testing/synctest
+// fakes).
 type Clock interface {
 	AfterFunc(d time.Duration, f func()) (stop func() bool)
+	Now() time.Time
 }
 
 type realClock struct{}
@@ -30,6 +31,8 @@ type realClock struct{}
 func (realClock) AfterFunc(d time.Duration, f func()) func() bool {
 	return time.AfterFunc(d, f).Stop
 }
+
+func (realClock) Now() time.Time { return time.Now() }
 
 // EventKind says what happened to a ticket.
 type EventKind uint8
@@ -287,34 +290,6 @@ func (t *Ticket) Owner() string { return t.owner }
 // Keys is the ticket's key set. The caller must not modify it.
 func (t *Ticket) Keys() []string { return t.keys }
 
-// RevokeOwner ends every ticket held by owner and drops its queued requests
-// (a dead worker's). It returns how many tickets it ended.
-func (a *Arbiter) RevokeOwner(owner string) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	// Drop the owner's queued requests first: ending its tickets below
-	// dispatches the queue, which must not grant a dead owner anything.
-	kept := a.mu.queue[:0]
-	for _, r := range a.mu.queue {
-		if r.owner == owner {
-			r.err = ErrRevoked
-			r.ready <- nil
-			continue
-		}
-		kept = append(kept, r)
-	}
-	clear(a.mu.queue[len(kept):])
-	a.mu.queue = kept
-	n := 0
-	for _, t := range slices.Clone(a.mu.held) {
-		if t.owner == owner && a.endLocked(t, Revoked) {
-			n++
-		}
-	}
-	a.dispatchLocked()
-	return n
-}
-
 // Active reports whether any ticket is held. It takes no lock, so the commit
 // path pays nothing when nobody holds a ticket.
 func (a *Arbiter) Active() bool { return a.active.Load() > 0 }
@@ -341,7 +316,7 @@ func (a *Arbiter) Blocker(keys []string, own *Ticket) <-chan struct{} {
 // (requests queue only behind a held ticket, so this covers them too), or
 // whether they overlap keys heated within HotFor.
 func (a *Arbiter) Contended(keys []string) bool {
-	now := time.Now().UnixNano()
+	now := a.cfg.Clock.Now().UnixNano()
 	if !a.Active() && now >= a.hotUntil.Load() {
 		return false
 	}
@@ -370,7 +345,7 @@ func (a *Arbiter) Heat(keys []string) {
 	if len(keys) > maxHot {
 		keys = keys[:maxHot] // a conflict this wide: its first keys stand for it
 	}
-	now := time.Now().UnixNano()
+	now := a.cfg.Clock.Now().UnixNano()
 	cools := now + a.cfg.HotFor.Nanoseconds()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -393,17 +368,6 @@ func (a *Arbiter) Heat(keys []string) {
 	if cools > a.hotUntil.Load() {
 		a.hotUntil.Store(cools)
 	}
-}
-
-// Held returns the key sets of the tickets held now, for status and tests.
-func (a *Arbiter) Held() [][]string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make([][]string, len(a.mu.held))
-	for i, t := range a.mu.held {
-		out[i] = t.keys
-	}
-	return out
 }
 
 // Close ends every ticket and refuses every queued and future request.

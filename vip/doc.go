@@ -15,8 +15,7 @@
 //
 // # Caveats
 //
-// A ticket is a lease. It ends when the holder releases it, when the arbiter
-// revokes every ticket of an owner (a dead worker), or when the lease times
-// out; after that, the holder's commit is checked like any other and may
+// A ticket is a lease. It ends when the holder releases it, when the
+// arbiter closes, or when the lease times out; after that, the holder's commit is checked like any other and may
 // conflict. In strict mode every ticket covers every key.
 package vip

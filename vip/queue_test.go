@@ -204,34 +204,6 @@ func TestAcquireCancelledWhileGranted(t *testing.T) {
 	})
 }
 
-// RevokeOwner ends only the owner's tickets and requests; the queue
-// behind them moves on.
-func TestRevokeOwnerSparesOthers(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		a := vip.New(vip.Config{Lease: time.Hour})
-		defer a.Close()
-		dead, _ := a.Acquire(bg, "dead", []string{"domain.a"})
-		alive, _ := a.Acquire(bg, "alive", []string{"domain.b"})
-		waiting := acquireAsync(bg, a, "next", "domain.a")
-		synctest.Wait()
-		if n := a.RevokeOwner("dead"); n != 1 {
-			t.Fatalf("revoked %d tickets, want 1", n)
-		}
-		if dead.Valid() || !alive.Valid() {
-			t.Fatalf("after revoking dead: dead valid %v, alive valid %v", dead.Valid(), alive.Valid())
-		}
-		r := <-waiting
-		if r.err != nil || !r.tk.Valid() {
-			t.Fatalf("the request behind the revoked ticket: %v", r.err)
-		}
-		if n := a.RevokeOwner("nobody"); n != 0 {
-			t.Fatalf("revoked %d tickets of an owner with none", n)
-		}
-		r.tk.Release()
-		alive.Release()
-	})
-}
-
 func TestTicketValid(t *testing.T) {
 	var nilTicket *vip.Ticket
 	if nilTicket.Valid() {
@@ -269,12 +241,26 @@ func TestDefaultLease(t *testing.T) {
 	}
 }
 
-// fakeClock runs a lease's expiry when the test says so.
+// fakeClock runs a lease's expiry when the test says so, and tells the
+// time the test sets.
 type fakeClock struct {
 	mu      sync.Mutex
 	d       []time.Duration
 	fire    []func()
 	stopped int
+	now     time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
 
 func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
@@ -333,5 +319,24 @@ func TestContendedByTicket(t *testing.T) {
 	tk.Release()
 	if a.Contended([]string{"domain.x"}) {
 		t.Fatal("contended after the release")
+	}
+}
+
+// Keys stay hot for HotFor on Config.Clock, not on the wall clock.
+func TestClockDrivesHeat(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(1000, 0)}
+	a := vip.New(vip.Config{HotFor: time.Second, Clock: clk})
+	defer a.Close()
+	a.Heat([]string{"domain.x"})
+	if !a.Contended([]string{"domain.x"}) {
+		t.Fatal("a key just heated is not contended")
+	}
+	clk.advance(999 * time.Millisecond)
+	if !a.Contended([]string{"domain.x"}) {
+		t.Fatal("cooled before HotFor on the arbiter's clock")
+	}
+	clk.advance(2 * time.Millisecond)
+	if a.Contended([]string{"domain.x"}) {
+		t.Fatal("still hot after HotFor on the arbiter's clock")
 	}
 }

@@ -147,25 +147,6 @@ func TestLeaseExpires(t *testing.T) {
 	})
 }
 
-func TestRevokeOwnerDropsQueuedRequests(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		a := vip.New(vip.Config{Lease: time.Hour})
-		held, _ := a.Acquire(bg, "dead", []string{"domain.x"})
-		errc := make(chan error)
-		go func() {
-			_, err := a.Acquire(bg, "dead", []string{"domain.x"})
-			errc <- err
-		}()
-		synctest.Wait()
-		if n := a.RevokeOwner("dead"); n != 1 || held.Valid() {
-			t.Fatalf("revoked %d", n)
-		}
-		if err := <-errc; !errors.Is(err, vip.ErrRevoked) {
-			t.Fatalf("queued request of a dead owner: %v", err)
-		}
-	})
-}
-
 func TestStrictCoversEverything(t *testing.T) {
 	a := vip.New(vip.Config{Strict: true})
 	tk, _ := a.Acquire(bg, "w0", []string{"domain.x"})
