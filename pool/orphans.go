@@ -35,7 +35,6 @@ type Orphans struct {
 	// sweep never sees a worker that is not yet in workers.
 	mu      sync.Mutex
 	workers map[int]bool // live workers: children that pools started and will reap
-	closed  bool
 
 	stop chan struct{}
 	done chan struct{}
