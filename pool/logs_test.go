@@ -115,3 +115,19 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	w.n.Add(int64(len(p)))
 	return len(p), nil
 }
+
+// A JSON line cut at maxLogLine is no longer JSON: it is logged as text,
+// with its length, never embedded as a broken object.
+func TestCutJSONLineIsText(t *testing.T) {
+	var out bytes.Buffer
+	l := &lineLog{log: zerolog.New(&out), stream: "stderr", budget: newLogBudget()}
+	long := `{"level":"info","message":"` + strings.Repeat("x", maxLogLine) + `"}`
+	l.Write([]byte(long + "\n"))
+	var e struct {
+		Line string `json:"line"`
+		Cut  int    `json:"cut_from"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &e); err != nil || len(e.Line) != maxLogLine || e.Cut != len(long) {
+		t.Fatalf("a cut JSON line: %.200s (%v)", out.String(), err)
+	}
+}
