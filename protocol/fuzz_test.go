@@ -49,14 +49,24 @@ func FuzzReader(f *testing.F) {
 	})
 }
 
-// FuzzCheck: Check never panics, and whatever it accepts, msgp's own
-// skipper accepts as exactly one value.
+// FuzzCheck: Check never panics and agrees with msgp's own skipper on
+// arbitrary bytes (see checkAgrees): it accepts exactly the single values
+// msgp.Skip reads whole that nest no deeper than MaxDepth.
 func FuzzCheck(f *testing.F) {
 	for _, m := range sample() {
 		b, _ := m.MarshalMsg(nil)
 		f.Add(b)
 	}
+	f.Add([]byte{0x7f})
+	f.Add([]byte{0xe0})
+	f.Add(append([]byte{0x8f}, make([]byte, 30)...))
+	f.Add(append([]byte{0x9f}, make([]byte, 15)...))
+	f.Add(append([]byte{0xbf}, make([]byte, 31)...))
+	f.Add([]byte{0xc7, 1, 5, 9})
+	f.Add([]byte{0xde, 0, 1, 1, 2})
+	f.Add(append(bytes.Repeat([]byte{0x91}, MaxDepth), 0))
+	f.Add(append(bytes.Repeat([]byte{0x91}, MaxDepth+1), 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = Check(b)
+		checkAgrees(t, b)
 	})
 }
