@@ -2,6 +2,7 @@ package heavy
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -86,5 +87,96 @@ func TestLeaseOnRetiredSlab(t *testing.T) {
 	l.Close()
 	if st := z.Stats(); st.Retired != 0 || st.Slabs != 0 {
 		t.Fatalf("retired slab kept after its last lease closed: %+v", st)
+	}
+}
+
+// TestLeaseWithoutSlab: a dispatch of a worker with no slab (or of a zone
+// that is off) allocates nothing, claims only inline tensors, and closes
+// as a no-op.
+func TestLeaseWithoutSlab(t *testing.T) {
+	z := newZone(t, 8<<20, 2)
+	a := slab(t, z)
+	arena := tensor(t, z.Lease(a, 1), 16)
+	var off *Lease
+	for name, l := range map[string]*Lease{"zone off": off, "no slab": z.Lease(nil, 2)} {
+		if _, err := l.Alloc(64); !errors.Is(err, shm.ErrArenaFull) {
+			t.Errorf("%s: Alloc = %v, want ErrArenaFull", name, err)
+		}
+		if _, _, err := z.Claim(l, "inv", "heavy.x", descJSON(t, arena)); !errors.Is(err, shm.ErrNotOwner) {
+			t.Errorf("%s: Claim of an arena tensor = %v, want ErrNotOwner", name, err)
+		}
+		l.Close()
+	}
+	if st := z.Stats(); st.Blocks != 1 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+// TestLeaseReclaim: when the slab is full, Alloc runs Reclaim once and
+// tries again; it does not run it when there is room, and a slab still
+// full after it is arena_full with the slab's size in the message.
+func TestLeaseReclaim(t *testing.T) {
+	var z *Zone
+	var old *Lease
+	reclaims := 0
+	z, err := New(Config{Size: 8 << 20, Workers: 2, Reclaim: func() {
+		reclaims++
+		old.Close()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
+	a := slab(t, z)
+	old = z.Lease(a, 1)
+	if _, err := old.Alloc(3 << 20); err != nil {
+		t.Fatal(err)
+	}
+	l := z.Lease(a, 2)
+	if _, err := l.Alloc(512 << 10); err != nil || reclaims != 0 {
+		t.Fatalf("Alloc with room: %v, %d reclaims", err, reclaims)
+	}
+	if _, err := l.Alloc(2 << 20); err != nil || reclaims != 1 {
+		t.Fatalf("Alloc after a reclaim: %v, %d reclaims", err, reclaims)
+	}
+	if st := z.Stats(); st.Blocks != 2 || st.InUse != 2<<20+512<<10 {
+		t.Fatalf("%+v", st)
+	}
+	_, err = l.Alloc(4 << 20)
+	if !errors.Is(err, shm.ErrArenaFull) || reclaims != 2 {
+		t.Fatalf("Alloc past the slab: %v, %d reclaims", err, reclaims)
+	}
+	if !strings.Contains(err.Error(), "--heavy-size/--workers = 4194304 bytes") {
+		t.Fatalf("arena_full without the slab size: %v", err)
+	}
+}
+
+// TestLeaseFullWithoutReclaim: with no Reclaim a full slab is simply
+// arena_full.
+func TestLeaseFullWithoutReclaim(t *testing.T) {
+	z := newZone(t, 8<<20, 2)
+	l := z.Lease(slab(t, z), 1)
+	defer l.Close()
+	if _, err := l.Alloc(4<<20 + 1); !errors.Is(err, shm.ErrArenaFull) {
+		t.Fatalf("Alloc past the slab: %v", err)
+	}
+}
+
+// TestClaimedBlockOutlivesItsLease: a claimed block is the invocation's,
+// whatever its name, even one that reads like a dispatch owner: closing
+// the lease does not free it.
+func TestClaimedBlockOutlivesItsLease(t *testing.T) {
+	z := newZone(t, 8<<20, 2)
+	a := slab(t, z)
+	for i, inv := range []string{"d:1", "i:x", "inv"} {
+		l := z.Lease(a, 1+uint64(i))
+		d := tensor(t, l, 16)
+		if _, _, err := z.Claim(l, inv, "heavy.x", descJSON(t, d)); err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		if st := z.Stats(); st.Blocks != i+1 {
+			t.Fatalf("invocation %q: %d blocks after its dispatch's lease closed, want %d", inv, st.Blocks, i+1)
+		}
 	}
 }
