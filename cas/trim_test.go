@@ -1,0 +1,82 @@
+package cas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/theus-run/theus/contract"
+)
+
+// TestPopFront: popFront keeps the elements after i in order, clears the
+// dropped ones (so they hold no memory), and moves the rest to the front
+// of the array exactly when they are no more than those dropped.
+func TestPopFront(t *testing.T) {
+	for n := range 9 {
+		for i := range n + 1 {
+			q := make([]*int, n, n+3)
+			for k := range q {
+				v := k
+				q[k] = &v
+			}
+			want := slices.Clone(q[i:])
+			got := popFront(q, i)
+			if !slices.Equal(got, want) {
+				t.Fatalf("popFront(%d of %d) = %v, want %v", i, n, got, want)
+			}
+			moved := i > 0 && n-i <= i
+			if moved != (cap(got) == cap(q)) && i > 0 {
+				t.Fatalf("popFront(%d of %d): cap %d of %d; want the rest moved to the front: %v", i, n, cap(got), cap(q), moved)
+			}
+			live := 0
+			for _, p := range q[:n] {
+				if p != nil {
+					live++
+				}
+			}
+			if live != n-i {
+				t.Fatalf("popFront(%d of %d): %d elements left in the array, want %d", i, n, live, n-i)
+			}
+		}
+	}
+}
+
+// TestDeleteLeavesAtOnce: with no snapshot held, a deleted path and its
+// emptied ancestors leave the trie in the commit that deletes it.
+func TestDeleteLeavesAtOnce(t *testing.T) {
+	s := New(Config{})
+	p := contract.MustParse("domain.a.b")
+	for _, op := range []contract.Op{contract.OpSet, contract.OpDelete} {
+		var v []byte
+		if op == contract.OpSet {
+			v = []byte{1}
+		}
+		if _, err := s.Commit(context.Background(), s.Version(), nil, Delta{{Path: p, Op: op, Value: v}}, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(s.index) != 0 || len(s.root.children) != 0 {
+		t.Fatalf("trie after the delete: %v", s.index)
+	}
+}
+
+// TestHotKeys: a conflict heats the paths it names, or every key when it
+// names none (strict mode, an old snapshot) or is no *ConflictError.
+func TestHotKeys(t *testing.T) {
+	keys := []string{"domain.a", "domain.b"}
+	for _, c := range []struct {
+		err  error
+		want []string
+	}{
+		{&ConflictError{Paths: []contract.Path{"domain.b"}}, []string{"domain.b"}},
+		{fmt.Errorf("wrapped: %w", &ConflictError{Paths: []contract.Path{"domain.a"}}), []string{"domain.a"}},
+		{&ConflictError{Reason: "strict"}, keys},
+		{errors.New("other"), keys},
+	} {
+		if got := hotKeys(c.err, keys); !slices.Equal(got, c.want) {
+			t.Errorf("hotKeys(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
