@@ -107,3 +107,22 @@ func TestAppendFrameAfterBytes(t *testing.T) {
 		t.Fatalf("AppendFrame = % x, want % x", b, want)
 	}
 }
+
+// failing is a Message whose encoding fails after writing a byte.
+type failing struct{}
+
+var errEncode = errors.New("cannot encode")
+
+func (failing) MarshalMsg(b []byte) ([]byte, error) { return append(b, 0xc0), errEncode }
+func (failing) UnmarshalMsg(b []byte) ([]byte, error) { return b, nil }
+func (failing) Kind() Kind                            { return KindPing }
+
+// TestAppendFrameFailure: a message that cannot be encoded is an error
+// and leaves dst as it was.
+func TestAppendFrameFailure(t *testing.T) {
+	prefix := []byte("xyz")
+	b, err := AppendFrame(prefix, failing{})
+	if !errors.Is(err, errEncode) || !bytes.Equal(b, prefix) {
+		t.Fatalf("AppendFrame = % x, %v; want % x and the encoding error", b, err, prefix)
+	}
+}
