@@ -113,7 +113,7 @@ type failing struct{}
 
 var errEncode = errors.New("cannot encode")
 
-func (failing) MarshalMsg(b []byte) ([]byte, error) { return append(b, 0xc0), errEncode }
+func (failing) MarshalMsg(b []byte) ([]byte, error)   { return append(b, 0xc0), errEncode }
 func (failing) UnmarshalMsg(b []byte) ([]byte, error) { return b, nil }
 func (failing) Kind() Kind                            { return KindPing }
 
