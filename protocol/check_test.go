@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
@@ -269,6 +270,11 @@ func TestDecodeChecksBeforeAllocating(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, ErrBadFrame) {
 		t.Fatalf("Decode = %v, want ErrBadFrame", err)
+	}
+	// Refused at the header that claims more than the bytes hold, not
+	// later for running out of them.
+	if !strings.Contains(err.Error(), "claims 1048576 elements, 0 bytes left") {
+		t.Fatalf("Decode = %v, want the header's claim named", err)
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<10 {
 		t.Fatalf("%d bytes allocated to refuse a %d-byte body", alloc, len(body))
