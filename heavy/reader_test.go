@@ -95,30 +95,49 @@ func TestReaderPackets(t *testing.T) {
 }
 
 // TestAttachFails: a worker whose packet socket is gone cannot attach,
-// whether the first packet is its own slab or another one.
+// whether the packet that fails is its own slab or another one; a failed
+// Attach registers nothing.
 func TestAttachFails(t *testing.T) {
 	z := newZone(t, 8<<20, 2)
-	a := slab(t, z)
 	own, err := z.NewSlab()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, s := range map[string]*Slab{"own slab": own, "no slab": nil} {
-		local, remote := pair(t)
-		remote.Close()
-		if _, err := z.Attach(local, s); err == nil {
-			t.Errorf("%s: Attach to a closed socket succeeded", name)
-		}
-	}
-	// Nothing was registered: a later Seal has no reader to fail.
 	local, remote := pair(t)
-	r, err := z.Attach(local, own)
+	remote.Close()
+	if _, err := z.Attach(local, own); err == nil {
+		t.Error("Attach of a slab's worker to a closed socket succeeded")
+	}
+	a := slab(t, z)
+	local, remote = pair(t)
+	remote.Close()
+	if _, err := z.Attach(local, nil); err == nil {
+		t.Error("Attach to a closed socket succeeded")
+	}
+	z.mu.Lock()
+	kept := len(z.readers)
+	z.mu.Unlock()
+	if kept != 0 {
+		t.Fatalf("%d readers kept after failed Attaches", kept)
+	}
+	if err := z.Seal(own); err != nil {
+		t.Fatal(err)
+	}
+	local, remote = pair(t)
+	r, err := z.Attach(local, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectPacket(t, remote, protocol.SlabMapRW, own, 1)
-	expectPacket(t, remote, protocol.SlabMapRO, a, 1)
-	z.Detach(r)
+	defer z.Detach(r)
+	for range 2 {
+		p, fs := recv(t, remote)
+		for _, f := range fs {
+			f.Close()
+		}
+		if p.Op != protocol.SlabMapRO || p.Slab != a.ID() && p.Slab != own.ID() {
+			t.Fatalf("packet %+v", p)
+		}
+	}
 }
 
 // TestReaderFailsOnce: a reader whose worker stopped reading is failed
