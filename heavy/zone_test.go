@@ -153,8 +153,14 @@ func TestLifecycleFreesEverything(t *testing.T) {
 	}
 }
 
+// recv receives the packet waiting on sock. The zone sends before it
+// returns, so a packet that is not there now will never come: failing
+// beats blocking.
 func recv(t *testing.T, sock *os.File) (protocol.SlabPacket, []*os.File) {
 	t.Helper()
+	if !pending(t, sock) {
+		t.Fatal("no packet waiting")
+	}
 	buf := make([]byte, protocol.SlabPacketSize+1)
 	n, fs, err := ipc.RecvPacket(sock, buf)
 	if err != nil {
