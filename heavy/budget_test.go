@@ -3,6 +3,7 @@ package heavy
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -102,13 +103,24 @@ func spareDescriptors(t *testing.T, spare int, f func()) {
 	f()
 }
 
+// openDescriptors counts the process's open descriptors.
+func openDescriptors(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds) // one of them is ReadDir's own, each time
+}
+
 // TestNewSlabFailureHoldsNothing: a slab whose memfd or read-only reopen
-// cannot be had is an error, and its share of the budget is given back.
+// cannot be had is an error; its share of the budget is given back and
+// its memfd closed.
 func TestNewSlabFailureHoldsNothing(t *testing.T) {
 	z := newZone(t, 8<<20, 2)
 	slab(t, z)
 	for spare, step := range []string{"memfd_create", "the read-only reopen"} {
-		before := z.Stats()
+		before, fds := z.Stats(), openDescriptors(t)
 		var err error
 		spareDescriptors(t, spare, func() { _, err = z.NewSlab() })
 		if !errors.Is(err, unix.EMFILE) {
@@ -116,6 +128,9 @@ func TestNewSlabFailureHoldsNothing(t *testing.T) {
 		}
 		if after := z.Stats(); after != before {
 			t.Fatalf("a failed NewSlab (%s) changed the zone: %+v, then %+v", step, before, after)
+		}
+		if n := openDescriptors(t); n != fds {
+			t.Fatalf("a failed NewSlab (%s) left %d descriptors open, was %d", step, n, fds)
 		}
 	}
 	slab(t, z)
