@@ -367,6 +367,12 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	d := *dp
 	d.ID = id
 	if err := pr.conn.Send(&d); err != nil {
+		select {
+		case res := <-c.result: // the dispatch went out and was answered before the write failed
+			pr.processed.Add(1)
+			return res, c.blocks, nil
+		default:
+		}
 		// A batched write can fail after the batch holding this dispatch
 		// went out, so the worker may have allocated for it already.
 		forget()
@@ -383,6 +389,12 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 		pr.processed.Add(1)
 		return res, c.blocks, nil
 	case <-pr.dead:
+		select {
+		case res := <-c.result: // it answered before it died: the answer stands
+			pr.processed.Add(1)
+			return res, c.blocks, nil
+		default:
+		}
 		forget()
 		return nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
 	case <-ctx.Done():
