@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
 )
@@ -31,8 +32,14 @@ func badWorker(mode string) int {
 		procs = append(procs, protocol.ProcessInfo{Name: "other", Semantic: "pure"})
 	}
 	c.Send(&protocol.Hello{Magic: protocol.Magic, Protocol: protocol.Version, PID: int64(os.Getpid()), Processes: procs})
-	if _, err := c.Recv(); err != nil {
+	m, err := c.Recv()
+	if err != nil {
 		return 1
+	}
+	if w, ok := m.(*protocol.Welcome); ok && mode == "wrong-mapped" {
+		c.Send(&protocol.Mapped{Slab: w.Slab + 1}) // not the slab it was given
+		c.Recv()
+		return 0
 	}
 	for {
 		m, err := c.Recv()
@@ -201,5 +208,23 @@ func TestHelloOrderDoesNotMatter(t *testing.T) {
 	c := []protocol.ProcessInfo{{Name: "x", Inputs: []string{"domain.b", "domain.a"}, Outputs: []string{"domain.d"}}}
 	if !sameInfo(a[0], b[0]) || sameInfo(a[0], c[0]) {
 		t.Fatal("contracts compared by order, or a missing path ignored")
+	}
+}
+
+// The handshake's Mapped must name the worker's own slab: one that names
+// another is refused before the slab is sealed or shown to anyone.
+func TestWrongMappedRefused(t *testing.T) {
+	z, err := heavy.New(heavy.Config{Size: 8 << 20, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
+	exe, _ := os.Executable()
+	_, err = Start(Config{Command: []string{exe}, Heavy: z, Env: []string{"THEUS_TEST_BAD_WORKER=wrong-mapped"}, StartTimeout: 10 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "want mapped slab") {
+		t.Fatalf("Start = %v, want the handshake refused for a wrong Mapped", err)
+	}
+	if st := z.Stats(); st.Slabs != 0 || st.Retired != 0 {
+		t.Fatalf("a refused worker left a slab: %+v", st)
 	}
 }
