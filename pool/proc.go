@@ -366,12 +366,20 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	}
 	d := *dp
 	d.ID = id
-	if err := pr.conn.Send(&d); err != nil {
+	// answered returns a result the reader delivered already: an answer
+	// that came before a write failure or the worker's death stands.
+	answered := func() (*protocol.Result, bool) {
 		select {
-		case res := <-c.result: // the dispatch went out and was answered before the write failed
+		case res := <-c.result:
 			pr.processed.Add(1)
-			return res, c.blocks, nil
+			return res, true
 		default:
+			return nil, false
+		}
+	}
+	if err := pr.conn.Send(&d); err != nil {
+		if res, ok := answered(); ok {
+			return res, c.blocks, nil
 		}
 		// A batched write can fail after the batch holding this dispatch
 		// went out, so the worker may have allocated for it already.
@@ -389,11 +397,8 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 		pr.processed.Add(1)
 		return res, c.blocks, nil
 	case <-pr.dead:
-		select {
-		case res := <-c.result: // it answered before it died: the answer stands
-			pr.processed.Add(1)
+		if res, ok := answered(); ok {
 			return res, c.blocks, nil
-		default:
 		}
 		forget()
 		return nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
