@@ -116,3 +116,50 @@ func TestMaxFrameOption(t *testing.T) {
 		t.Fatalf("%d bytes reached the server", n)
 	}
 }
+
+// A request without an op id may have run: it is never sent again, even
+// when the supervisor hangs up after reading it.
+func TestNoOpIDNoResend(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var sends atomic.Int64 // connections that carried a request
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if n, _ := c.Read(make([]byte, 5)); n > 0 {
+				sends.Add(1)
+			}
+			c.Close()
+		}
+	}()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Do(context.Background(), Request{Process: "noop"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v, want the connection's end", err)
+	}
+	if n := settled(&sends); n != 1 {
+		t.Fatalf("a request without an op id was sent %d times, want once", n)
+	}
+}
+
+func TestTimeoutMS(t *testing.T) {
+	for d, want := range map[time.Duration]int64{
+		0: 0, 500 * time.Microsecond: 1, time.Millisecond: 1, 1500 * time.Microsecond: 2,
+		protocol.MaxTimeout + time.Hour: protocol.MaxTimeout.Milliseconds(),
+	} {
+		if got := timeoutMS(d); got != want {
+			t.Errorf("timeoutMS(%s) = %d, want %d", d, got, want)
+		}
+	}
+}
