@@ -3,9 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/durable"
@@ -97,5 +100,39 @@ func TestFlagsAccepted(t *testing.T) {
 	}
 	if cfg.Pool.Env[0] != "THEUS_DEMO_FAULTS=1" {
 		t.Errorf("--faults: pool env %q", cfg.Pool.Env)
+	}
+}
+
+// The edges of the checks: the largest --max-clients is accepted, one more
+// is not; a --heavy-inline that is not a size is refused.
+func TestFlagEdges(t *testing.T) {
+	if _, err := parse(t, "--max-clients", strconv.Itoa(maxClients)); err != nil {
+		t.Errorf("--max-clients %d: %v", maxClients, err)
+	}
+	if _, err := parse(t, "--max-clients", strconv.Itoa(maxClients+1)); err == nil {
+		t.Errorf("--max-clients %d accepted", maxClients+1)
+	}
+	if _, err := parse(t, "--heavy-inline", "lots"); err == nil || !strings.Contains(err.Error(), `--heavy-inline "lots"`) {
+		t.Errorf("--heavy-inline lots: %v", err)
+	}
+}
+
+// --demo logs warnings only, unless --log-level says otherwise.
+func TestDemoLogLevel(t *testing.T) {
+	for _, c := range []struct {
+		f    flags
+		want zerolog.Level
+	}{
+		{flags{logFormat: "json"}, zerolog.InfoLevel},
+		{flags{logFormat: "json", demo: true}, zerolog.WarnLevel},
+		{flags{logFormat: "json", demo: true, logLevel: "debug"}, zerolog.DebugLevel},
+	} {
+		log, err := logger(c.f)
+		if err != nil || log.GetLevel() != c.want {
+			t.Errorf("%+v: level %v (%v), want %v", c.f, log.GetLevel(), err, c.want)
+		}
+	}
+	if _, err := logger(flags{logFormat: "xml"}); err == nil {
+		t.Error("--log-format xml accepted")
 	}
 }
