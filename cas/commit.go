@@ -26,6 +26,11 @@ type Options struct {
 	Result []byte
 	// Ticket is the caller's own VIP ticket, which does not block it.
 	Ticket *vip.Ticket
+	// Signals ride with the commit without being applied: Config.Committed
+	// receives them in Commit.Signals, in version order with every other
+	// commit. A commit with signals and an empty delta still takes a
+	// version. Their paths are checked like the delta's.
+	Signals []Write
 }
 
 // Result is a commit's outcome.
@@ -57,6 +62,14 @@ type Result struct {
 func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path, delta Delta, opts Options) (Result, error) {
 	if err := delta.check(); err != nil {
 		return Result{}, err
+	}
+	for i, w := range opts.Signals {
+		if _, err := contract.Parse(string(w.Path)); err != nil {
+			return Result{}, fmt.Errorf("%w: signal %d: %w", ErrInvalidDelta, i, err)
+		}
+		if len(w.Value) > MaxValueLen {
+			return Result{}, fmt.Errorf("%w: signal at %s is %d bytes, over %d", ErrInvalidDelta, w.Path, len(w.Value), MaxValueLen)
+		}
 	}
 	for _, r := range reads {
 		if _, err := contract.Parse(string(r)); err != nil {
@@ -96,7 +109,7 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 		s.ids.put(opts.OpID, outcome{ver: v, result: result, digest: opts.OpDigest})
 	}
 	if s.committed != nil {
-		c := Commit{Version: v, Changes: changes, OpID: opts.OpID, Result: result}
+		c := Commit{Version: v, Changes: changes, OpID: opts.OpID, Result: result, Signals: opts.Signals}
 		if opts.OpID != "" {
 			c.OpDigest = opts.OpDigest
 		}

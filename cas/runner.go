@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/theus-run/theus/contract"
@@ -58,6 +59,13 @@ type Outcome struct {
 	// read outside the inputs is a contract violation.
 	Reads      []contract.Path
 	ReadsKnown bool
+	// Signals are transient events committed with the delta but never
+	// applied (Options.Signals); checked against the contract like it.
+	Signals Delta
+	// System are writes of the caller's own (the supervisor's records of
+	// a workflow run, outbox messages): committed in the same transaction
+	// as Delta but not checked against the process's contract.
+	System Delta
 }
 
 // Invocation is one request to run a process until it commits.
@@ -277,6 +285,11 @@ func (l *loop) attempt(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, w := range out.Signals {
+		if err := l.inv.Contract.CheckWrite(w.Path, w.Op); err != nil {
+			return err
+		}
+	}
 	if out.ReadsKnown { // a read-only run is held to its contract too
 		for _, p := range out.Reads {
 			if err := l.inv.Contract.CheckRead(p); err != nil {
@@ -284,21 +297,26 @@ func (l *loop) attempt(ctx context.Context) error {
 			}
 		}
 	}
-	if len(out.Delta) == 0 {
+	if len(out.Delta) == 0 && len(out.System) == 0 && len(out.Signals) == 0 {
 		l.rep.Version, l.rep.Result, l.rep.ReadOnly = snap.Version(), out.Result, true
 		return nil
+	}
+	delta := out.Delta
+	if len(out.System) > 0 {
+		delta = append(slices.Clip(out.Delta), out.System...)
 	}
 	reads := l.inv.Contract.Inputs
 	if out.ReadsKnown {
 		reads = out.Reads
 	}
 	vip := l.ticket.Valid()
-	res, err := l.r.Store.Commit(ctx, snap.Version(), reads, out.Delta, Options{
+	res, err := l.r.Store.Commit(ctx, snap.Version(), reads, delta, Options{
 		Mode:     l.r.Mode,
 		OpID:     l.inv.OpID,
 		OpDigest: l.inv.OpDigest,
 		Result:   out.Result,
 		Ticket:   l.ticket,
+		Signals:  out.Signals,
 	})
 	if err != nil {
 		return err

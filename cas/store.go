@@ -60,6 +60,9 @@ type Commit struct {
 	OpID     string   // "" for none
 	OpDigest OpDigest // stored with OpID; zero for unknown
 	Result   []byte   // stored with OpID
+	// Signals are the commit's transient events (Options.Signals): never
+	// applied, handed on for publication in version order.
+	Signals []Write
 }
 
 // Change is one path's new state in a commit. An append is the set of its

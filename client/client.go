@@ -58,6 +58,7 @@ type session struct {
 	mu      sync.Mutex
 	next    uint64
 	waiting map[uint64]chan protocol.Message
+	streams map[uint64]*Stream
 	err     error // why the connection ended
 }
 
@@ -96,7 +97,7 @@ func (c *Client) dial() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{conn: conn, done: make(chan struct{}), waiting: map[uint64]chan protocol.Message{}}
+	s := &session{conn: conn, done: make(chan struct{}), waiting: map[uint64]chan protocol.Message{}, streams: map[uint64]*Stream{}}
 	go s.read()
 	return s, nil
 }
@@ -149,6 +150,10 @@ func (s *session) read() {
 			s.fail(&r.Err)
 			return
 		}
+		if ev, ok := m.(*protocol.Event); ok {
+			s.deliver(ev)
+			continue
+		}
 		id, ok := replyID(m)
 		if !ok {
 			s.fail(fmt.Errorf("client: unexpected %s from the supervisor", m.Kind()))
@@ -175,6 +180,8 @@ func replyID(m protocol.Message) (uint64, bool) {
 		return m.ID, true
 	case *protocol.BackupReply:
 		return m.ID, true
+	case *protocol.CallReply:
+		return m.ID, true
 	}
 	return 0, false
 }
@@ -189,6 +196,10 @@ func (s *session) fail(err error) {
 	for id, ch := range s.waiting {
 		close(ch)
 		delete(s.waiting, id)
+	}
+	for id, st := range s.streams {
+		st.finish(s.err)
+		delete(s.streams, id)
 	}
 }
 

@@ -37,7 +37,7 @@ HELLO, WELCOME, REFUSE, DISPATCH, RESULT, CANCEL, PING, PONG = 1, 2, 3, 4, 5, 6,
 ALLOC, GRANT, MAPPED = 15, 16, 17
 
 MAGIC = "theus/1"
-PROTOCOL = 2
+PROTOCOL = 3
 MAX_FRAME = int(os.environ.get("THEUS_MAX_FRAME", "16777216"))
 EVENTS = os.environ.get("CONFORM_EVENTS", "")
 PID = os.getpid()
@@ -408,9 +408,9 @@ class Worker:
         with self.lock:
             self.running.pop(c.id, None)
         if c.err is not None:
-            body = [c.id, [], b"", c.err, [], False]
+            body = [c.id, [], b"", c.err, [], False, []]
         else:
-            body = [c.id, c.writes, c.result, None, c.reads, c.reads_known]
+            body = [c.id, c.writes, c.result, None, c.reads, c.reads_known, []]
         self.fs.send(RESULT, body)
 
     def finish(self):

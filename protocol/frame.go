@@ -15,7 +15,7 @@ import (
 // from the build version: it changes only when the bytes do.
 const (
 	Magic   = "theus/1"
-	Version = 2
+	Version = 3
 )
 
 // MaxTimeout is the longest an Execute runs: a longer TimeoutMS means
@@ -54,10 +54,15 @@ const (
 	KindMapped
 	KindBackup
 	KindBackupReply
+	KindCall
+	KindCallReply
+	KindSubscribe
+	KindEvent
+	KindUnsubscribe
 	kindEnd
 )
 
-var kindNames = [...]string{"", "hello", "welcome", "refuse", "dispatch", "result", "cancel", "ping", "pong", "execute", "reply", "get", "get-reply", "status", "status-reply", "alloc", "grant", "mapped", "backup", "backup-reply"}
+var kindNames = [...]string{"", "hello", "welcome", "refuse", "dispatch", "result", "cancel", "ping", "pong", "execute", "reply", "get", "get-reply", "status", "status-reply", "alloc", "grant", "mapped", "backup", "backup-reply", "call", "call-reply", "subscribe", "event", "unsubscribe"}
 
 func (k Kind) String() string {
 	if k == 0 || k >= kindEnd {
@@ -92,6 +97,11 @@ func (*Grant) Kind() Kind       { return KindGrant }
 func (*Mapped) Kind() Kind      { return KindMapped }
 func (*Backup) Kind() Kind      { return KindBackup }
 func (*BackupReply) Kind() Kind { return KindBackupReply }
+func (*Call) Kind() Kind        { return KindCall }
+func (*CallReply) Kind() Kind   { return KindCallReply }
+func (*Subscribe) Kind() Kind   { return KindSubscribe }
+func (*Event) Kind() Kind       { return KindEvent }
+func (*Unsubscribe) Kind() Kind { return KindUnsubscribe }
 
 // Pong answers a Ping.
 type Pong Ping
@@ -143,6 +153,16 @@ func New(k Kind) Message {
 		return new(Backup)
 	case KindBackupReply:
 		return new(BackupReply)
+	case KindCall:
+		return new(Call)
+	case KindCallReply:
+		return new(CallReply)
+	case KindSubscribe:
+		return new(Subscribe)
+	case KindEvent:
+		return new(Event)
+	case KindUnsubscribe:
+		return new(Unsubscribe)
 	}
 	return nil
 }

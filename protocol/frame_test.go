@@ -13,7 +13,8 @@ func TestKindString(t *testing.T) {
 		KindHello:       "hello",
 		KindPing:        "ping",
 		KindBackupReply: "backup-reply",
-		kindEnd:         "kind(20)",
+		KindUnsubscribe: "unsubscribe",
+		kindEnd:         "kind(25)",
 		255:             "kind(255)",
 	} {
 		if got := k.String(); got != want {

@@ -6,7 +6,7 @@ package protocol
 // (a value is bounded by its frame; Check has verified every length fits
 // the bytes left before any decode). Arrays of structs have their own.
 //msgp:limit arrays:1073741824 maps:1024
-//msgp:tuple Hello ProcessInfo Welcome Dispatch Entry Result Write Error Cancel Ping Execute Reply Get GetReply Status StatusReply WorkerStatus Refuse Alloc Grant Mapped HeavyStatus Backup BackupReply
+//msgp:tuple Hello ProcessInfo Welcome Dispatch Entry Result Write Error Cancel Ping Execute Reply Get GetReply Status StatusReply WorkerStatus Refuse Alloc Grant Mapped HeavyStatus Backup BackupReply Call CallReply Subscribe Event Unsubscribe Emit
 
 // Hello is a worker's first frame: who it is and what it can run.
 type Hello struct {
@@ -103,6 +103,19 @@ type Result struct {
 	// reads, or read more than MaxReads paths, leaves ReadsKnown false.
 	Reads      []string `msg:",limit=65536"` // MaxReads
 	ReadsKnown bool
+	// Emits are the outbox messages of the attempt: committed with its
+	// writes, or dropped with it.
+	Emits []Emit `msg:",limit=65536"` // MaxEmits
+}
+
+// MaxEmits is the most outbox messages one Result carries.
+const MaxEmits = 65536
+
+// Emit is one outbox message: a topic (one path segment) and a JSON
+// payload.
+type Emit struct {
+	Topic   string
+	Payload []byte
 }
 
 // MaxReads is the most paths a Result lists in Reads (its decode limit).
@@ -241,4 +254,45 @@ type Error struct {
 	Code    string
 	Message string
 	Path    string // the offending path, when there is one
+}
+
+// Call asks the supervisor to run a method beyond the core frames (flux,
+// fsm, signal, outbox: the Method* constants). Body holds the method's
+// arguments as a JSON object; nil is {}.
+type Call struct {
+	ID     uint64 // the request id, unique per client connection (shared with Execute, Get, ...)
+	Method string
+	Body   []byte
+}
+
+// CallReply answers a Call: the method's result as JSON, or an error.
+type CallReply struct {
+	ID   uint64
+	Body []byte
+	Err  *Error
+}
+
+// Subscribe opens a stream (a Stream* method): the supervisor answers with
+// Events carrying the same ID until one has End set, or until the client
+// sends an Unsubscribe with that ID.
+type Subscribe struct {
+	ID     uint64
+	Method string
+	Body   []byte
+}
+
+// Event is one item of a stream, as JSON. The last Event of a stream has
+// End set, and Err when the stream failed (a bad request, the supervisor
+// shutting down); a stream the client ended with Unsubscribe ends with an
+// Event that has End and no Err.
+type Event struct {
+	ID   uint64
+	Body []byte
+	End  bool
+	Err  *Error
+}
+
+// Unsubscribe ends the stream opened by the Subscribe with this ID.
+type Unsubscribe struct {
+	ID uint64
 }

@@ -213,6 +213,178 @@ func (z *BackupReply) Msgsize() (s int) {
 }
 
 // MarshalMsg implements msgp.Marshaler
+func (z *Call) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 3
+	o = append(o, 0x93)
+	o = msgp.AppendUint64(o, z.ID)
+	o = msgp.AppendString(o, z.Method)
+	o = msgp.AppendBytes(o, z.Body)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Call) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 3 {
+		err = msgp.ArrayError{Wanted: 3, Got: zb0001}
+		return
+	}
+	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ID")
+		return
+	}
+	z.Method, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Method")
+		return
+	}
+	var zb0002 uint32
+	zb0002, bts, err = msgp.ReadBytesHeader(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Body")
+		return
+	}
+	if zb0002 > z2c18a699limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if z.Body == nil || uint32(cap(z.Body)) < zb0002 {
+		z.Body = make([]byte, zb0002)
+	} else {
+		z.Body = z.Body[:zb0002]
+	}
+	if uint32(len(bts)) < zb0002 {
+		err = msgp.ErrShortBytes
+		return
+	}
+	copy(z.Body, bts[:zb0002])
+	bts = bts[zb0002:]
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *Call) Msgsize() (s int) {
+	s = 1 + msgp.Uint64Size + msgp.StringPrefixSize + len(z.Method) + msgp.BytesPrefixSize + len(z.Body)
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *CallReply) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 3
+	o = append(o, 0x93)
+	o = msgp.AppendUint64(o, z.ID)
+	o = msgp.AppendBytes(o, z.Body)
+	if z.Err == nil {
+		o = msgp.AppendNil(o)
+	} else {
+		// array header, size 3
+		o = append(o, 0x93)
+		o = msgp.AppendString(o, z.Err.Code)
+		o = msgp.AppendString(o, z.Err.Message)
+		o = msgp.AppendString(o, z.Err.Path)
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *CallReply) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 3 {
+		err = msgp.ArrayError{Wanted: 3, Got: zb0001}
+		return
+	}
+	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ID")
+		return
+	}
+	var zb0002 uint32
+	zb0002, bts, err = msgp.ReadBytesHeader(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Body")
+		return
+	}
+	if zb0002 > z2c18a699limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if z.Body == nil || uint32(cap(z.Body)) < zb0002 {
+		z.Body = make([]byte, zb0002)
+	} else {
+		z.Body = z.Body[:zb0002]
+	}
+	if uint32(len(bts)) < zb0002 {
+		err = msgp.ErrShortBytes
+		return
+	}
+	copy(z.Body, bts[:zb0002])
+	bts = bts[zb0002:]
+	if msgp.IsNil(bts) {
+		bts, err = msgp.ReadNilBytes(bts)
+		if err != nil {
+			return
+		}
+		z.Err = nil
+	} else {
+		if z.Err == nil {
+			z.Err = new(Error)
+		}
+		var zb0003 uint32
+		zb0003, bts, err = msgp.ReadArrayHeaderBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err")
+			return
+		}
+		if zb0003 != 3 {
+			err = msgp.ArrayError{Wanted: 3, Got: zb0003}
+			return
+		}
+		z.Err.Code, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err", "Code")
+			return
+		}
+		z.Err.Message, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err", "Message")
+			return
+		}
+		z.Err.Path, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err", "Path")
+			return
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *CallReply) Msgsize() (s int) {
+	s = 1 + msgp.Uint64Size + msgp.BytesPrefixSize + len(z.Body)
+	if z.Err == nil {
+		s += msgp.NilSize
+	} else {
+		s += 1 + msgp.StringPrefixSize + len(z.Err.Code) + msgp.StringPrefixSize + len(z.Err.Message) + msgp.StringPrefixSize + len(z.Err.Path)
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
 func (z Cancel) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// array header, size 1
@@ -401,6 +573,64 @@ func (z *Dispatch) Msgsize() (s int) {
 }
 
 // MarshalMsg implements msgp.Marshaler
+func (z *Emit) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 2
+	o = append(o, 0x92)
+	o = msgp.AppendString(o, z.Topic)
+	o = msgp.AppendBytes(o, z.Payload)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Emit) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 2 {
+		err = msgp.ArrayError{Wanted: 2, Got: zb0001}
+		return
+	}
+	z.Topic, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Topic")
+		return
+	}
+	var zb0002 uint32
+	zb0002, bts, err = msgp.ReadBytesHeader(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Payload")
+		return
+	}
+	if zb0002 > z2c18a699limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if z.Payload == nil || uint32(cap(z.Payload)) < zb0002 {
+		z.Payload = make([]byte, zb0002)
+	} else {
+		z.Payload = z.Payload[:zb0002]
+	}
+	if uint32(len(bts)) < zb0002 {
+		err = msgp.ErrShortBytes
+		return
+	}
+	copy(z.Payload, bts[:zb0002])
+	bts = bts[zb0002:]
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *Emit) Msgsize() (s int) {
+	s = 1 + msgp.StringPrefixSize + len(z.Topic) + msgp.BytesPrefixSize + len(z.Payload)
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
 func (z *Entry) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// array header, size 3
@@ -509,6 +739,120 @@ func (z *Error) UnmarshalMsg(bts []byte) (o []byte, err error) {
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z Error) Msgsize() (s int) {
 	s = 1 + msgp.StringPrefixSize + len(z.Code) + msgp.StringPrefixSize + len(z.Message) + msgp.StringPrefixSize + len(z.Path)
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *Event) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 4
+	o = append(o, 0x94)
+	o = msgp.AppendUint64(o, z.ID)
+	o = msgp.AppendBytes(o, z.Body)
+	o = msgp.AppendBool(o, z.End)
+	if z.Err == nil {
+		o = msgp.AppendNil(o)
+	} else {
+		// array header, size 3
+		o = append(o, 0x93)
+		o = msgp.AppendString(o, z.Err.Code)
+		o = msgp.AppendString(o, z.Err.Message)
+		o = msgp.AppendString(o, z.Err.Path)
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Event) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 4 {
+		err = msgp.ArrayError{Wanted: 4, Got: zb0001}
+		return
+	}
+	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ID")
+		return
+	}
+	var zb0002 uint32
+	zb0002, bts, err = msgp.ReadBytesHeader(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Body")
+		return
+	}
+	if zb0002 > z2c18a699limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if z.Body == nil || uint32(cap(z.Body)) < zb0002 {
+		z.Body = make([]byte, zb0002)
+	} else {
+		z.Body = z.Body[:zb0002]
+	}
+	if uint32(len(bts)) < zb0002 {
+		err = msgp.ErrShortBytes
+		return
+	}
+	copy(z.Body, bts[:zb0002])
+	bts = bts[zb0002:]
+	z.End, bts, err = msgp.ReadBoolBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "End")
+		return
+	}
+	if msgp.IsNil(bts) {
+		bts, err = msgp.ReadNilBytes(bts)
+		if err != nil {
+			return
+		}
+		z.Err = nil
+	} else {
+		if z.Err == nil {
+			z.Err = new(Error)
+		}
+		var zb0003 uint32
+		zb0003, bts, err = msgp.ReadArrayHeaderBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err")
+			return
+		}
+		if zb0003 != 3 {
+			err = msgp.ArrayError{Wanted: 3, Got: zb0003}
+			return
+		}
+		z.Err.Code, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err", "Code")
+			return
+		}
+		z.Err.Message, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err", "Message")
+			return
+		}
+		z.Err.Path, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Err", "Path")
+			return
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *Event) Msgsize() (s int) {
+	s = 1 + msgp.Uint64Size + msgp.BytesPrefixSize + len(z.Body) + msgp.BoolSize
+	if z.Err == nil {
+		s += msgp.NilSize
+	} else {
+		s += 1 + msgp.StringPrefixSize + len(z.Err.Code) + msgp.StringPrefixSize + len(z.Err.Message) + msgp.StringPrefixSize + len(z.Err.Path)
+	}
 	return
 }
 
@@ -1453,8 +1797,8 @@ func (z *Reply) Msgsize() (s int) {
 // MarshalMsg implements msgp.Marshaler
 func (z *Result) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 6
-	o = append(o, 0x96)
+	// array header, size 7
+	o = append(o, 0x97)
 	o = msgp.AppendUint64(o, z.ID)
 	o = msgp.AppendArrayHeader(o, uint32(len(z.Writes)))
 	for za0001 := range z.Writes {
@@ -1479,6 +1823,13 @@ func (z *Result) MarshalMsg(b []byte) (o []byte, err error) {
 		o = msgp.AppendString(o, z.Reads[za0002])
 	}
 	o = msgp.AppendBool(o, z.ReadsKnown)
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Emits)))
+	for za0003 := range z.Emits {
+		// array header, size 2
+		o = append(o, 0x92)
+		o = msgp.AppendString(o, z.Emits[za0003].Topic)
+		o = msgp.AppendBytes(o, z.Emits[za0003].Payload)
+	}
 	return
 }
 
@@ -1490,8 +1841,8 @@ func (z *Result) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 6 {
-		err = msgp.ArrayError{Wanted: 6, Got: zb0001}
+	if zb0001 != 7 {
+		err = msgp.ArrayError{Wanted: 7, Got: zb0001}
 		return
 	}
 	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
@@ -1641,6 +1992,59 @@ func (z *Result) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "ReadsKnown")
 		return
 	}
+	var zb0008 uint32
+	zb0008, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Emits")
+		return
+	}
+	if zb0008 > 65536 {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if cap(z.Emits) >= int(zb0008) {
+		z.Emits = (z.Emits)[:zb0008]
+	} else {
+		z.Emits = make([]Emit, zb0008)
+	}
+	for za0003 := range z.Emits {
+		var zb0009 uint32
+		zb0009, bts, err = msgp.ReadArrayHeaderBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Emits", za0003)
+			return
+		}
+		if zb0009 != 2 {
+			err = msgp.ArrayError{Wanted: 2, Got: zb0009}
+			return
+		}
+		z.Emits[za0003].Topic, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Emits", za0003, "Topic")
+			return
+		}
+		var zb0010 uint32
+		zb0010, bts, err = msgp.ReadBytesHeader(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Emits", za0003, "Payload")
+			return
+		}
+		if zb0010 > z2c18a699limitArrays {
+			err = msgp.ErrLimitExceeded
+			return
+		}
+		if z.Emits[za0003].Payload == nil || uint32(cap(z.Emits[za0003].Payload)) < zb0010 {
+			z.Emits[za0003].Payload = make([]byte, zb0010)
+		} else {
+			z.Emits[za0003].Payload = z.Emits[za0003].Payload[:zb0010]
+		}
+		if uint32(len(bts)) < zb0010 {
+			err = msgp.ErrShortBytes
+			return
+		}
+		copy(z.Emits[za0003].Payload, bts[:zb0010])
+		bts = bts[zb0010:]
+	}
 	o = bts
 	return
 }
@@ -1661,7 +2065,10 @@ func (z *Result) Msgsize() (s int) {
 	for za0002 := range z.Reads {
 		s += msgp.StringPrefixSize + len(z.Reads[za0002])
 	}
-	s += msgp.BoolSize
+	s += msgp.BoolSize + msgp.ArrayHeaderSize
+	for za0003 := range z.Emits {
+		s += 1 + msgp.StringPrefixSize + len(z.Emits[za0003].Topic) + msgp.BytesPrefixSize + len(z.Emits[za0003].Payload)
+	}
 	return
 }
 
@@ -1930,6 +2337,106 @@ func (z *StatusReply) Msgsize() (s int) {
 	} else {
 		s += 1 + msgp.StringPrefixSize + len(z.Err.Code) + msgp.StringPrefixSize + len(z.Err.Message) + msgp.StringPrefixSize + len(z.Err.Path)
 	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *Subscribe) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 3
+	o = append(o, 0x93)
+	o = msgp.AppendUint64(o, z.ID)
+	o = msgp.AppendString(o, z.Method)
+	o = msgp.AppendBytes(o, z.Body)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Subscribe) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 3 {
+		err = msgp.ArrayError{Wanted: 3, Got: zb0001}
+		return
+	}
+	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ID")
+		return
+	}
+	z.Method, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Method")
+		return
+	}
+	var zb0002 uint32
+	zb0002, bts, err = msgp.ReadBytesHeader(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Body")
+		return
+	}
+	if zb0002 > z2c18a699limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if z.Body == nil || uint32(cap(z.Body)) < zb0002 {
+		z.Body = make([]byte, zb0002)
+	} else {
+		z.Body = z.Body[:zb0002]
+	}
+	if uint32(len(bts)) < zb0002 {
+		err = msgp.ErrShortBytes
+		return
+	}
+	copy(z.Body, bts[:zb0002])
+	bts = bts[zb0002:]
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *Subscribe) Msgsize() (s int) {
+	s = 1 + msgp.Uint64Size + msgp.StringPrefixSize + len(z.Method) + msgp.BytesPrefixSize + len(z.Body)
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z Unsubscribe) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 1
+	o = append(o, 0x91)
+	o = msgp.AppendUint64(o, z.ID)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Unsubscribe) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 1 {
+		err = msgp.ArrayError{Wanted: 1, Got: zb0001}
+		return
+	}
+	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ID")
+		return
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z Unsubscribe) Msgsize() (s int) {
+	s = 1 + msgp.Uint64Size
 	return
 }
 

@@ -71,6 +71,11 @@ func specExamples() []specExample {
 			Durability: "sync", Durable: 42, Batches: 40, Persisted: 42}},
 		{"Backup", &Backup{ID: 7, Path: "/var/backups/theus.db"}},
 		{"BackupReply", &BackupReply{ID: 7, Version: 42, Paths: 3, OpIDs: 1, Bytes: 32768}},
+		{"Call", &Call{ID: 8, Method: MethodSignalPublish, Body: []byte(`{"path":"domain.cmd_go"}`)}},
+		{"CallReply", &CallReply{ID: 8, Body: []byte(`{"version":43}`)}},
+		{"Subscribe", &Subscribe{ID: 9, Method: StreamSignals, Body: []byte(`{"prefix":"domain"}`)}},
+		{"Event", &Event{ID: 9, Body: []byte(`{"version":43,"path":"domain.cmd_go","value":null}`)}},
+		{"Unsubscribe", &Unsubscribe{ID: 9}},
 	}
 }
 

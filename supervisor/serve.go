@@ -98,7 +98,8 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 	defer cancel()
 	var wg sync.WaitGroup // the reader and the requests it started
 	slots := make(chan struct{}, s.cfg.MaxPerClient)
-	wg.Go(func() { s.readConn(ctx, cancel, c, &wg, slots) })
+	cs := &connStreams{open: map[uint64]context.CancelFunc{}}
+	wg.Go(func() { s.readConn(ctx, cancel, c, &wg, slots, cs) })
 	<-ctx.Done() // canceled by the reader that sees the end, or by the drain's end
 	if s.base.Err() != nil {
 		// The drain is over: stop reading, let what was read be answered
@@ -123,7 +124,7 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 // ctx, which stops the client's executes. Once ctx ends, or a reply
 // cannot be written (the client is gone), requests already read from the
 // socket are dropped, not computed.
-func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup, slots chan struct{}) {
+func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup, slots chan struct{}, cs *connStreams) {
 	handedOff := false
 	defer func() {
 		if handedOff {
@@ -156,7 +157,7 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 				return
 			}
 			handedOff = true
-			wg.Go(func() { s.readConn(ctx, end, c, wg, slots) })
+			wg.Go(func() { s.readConn(ctx, end, c, wg, slots, cs) })
 			s.serveExecute(ctx, end, c, m)
 			<-slots
 			return
@@ -168,6 +169,30 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 			wg.Go(func() { reply(c, s.Backup(ctx, m)) }) // seconds for a large store: the connection goes on meanwhile
 		case *protocol.Ping:
 			err = c.Send((*protocol.Pong)(m))
+		case *protocol.Call:
+			// A call may wait long (flux.run waits for its run): the
+			// connection goes on meanwhile.
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				s.serveCall(ctx, c, m)
+			})
+		case *protocol.Subscribe:
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				s.serveStream(ctx, c, cs, m)
+			})
+		case *protocol.Unsubscribe:
+			cs.unsubscribe(m.ID)
 		default:
 			s.cfg.Log.Warn().Stringer("kind", m.Kind()).Msg("client disconnected: unexpected message")
 			return
@@ -226,6 +251,8 @@ func reply(c *ipc.Conn, m protocol.Message) error {
 		return c.Send(&protocol.StatusReply{ID: m.ID, Err: e})
 	case *protocol.BackupReply:
 		return c.Send(&protocol.BackupReply{ID: m.ID, Err: e})
+	case *protocol.CallReply:
+		return c.Send(&protocol.CallReply{ID: m.ID, Err: e})
 	}
 	return err
 }

@@ -110,6 +110,10 @@ type Supervisor struct {
 
 	base     context.Context // canceled when draining times out
 	cancel   context.CancelFunc
+	quit     context.Context // canceled when draining starts: streams end, runs stop at a step
+	quitNow  context.CancelFunc
+	methods  map[string]method
+	streams  map[string]stream
 	draining atomic.Bool
 	drainMu  sync.RWMutex  // orders inflight.Add before inflight.Wait
 	drained  chan struct{} // closed when Shutdown has finished
@@ -215,6 +219,9 @@ func Start(cfg Config) (*Supervisor, error) {
 		return fail(err)
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
+	s.quit, s.quitNow = context.WithCancel(context.Background())
+	s.methods, s.streams = map[string]method{}, map[string]stream{}
+	undo = append(undo, s.quitNow)
 	undo = append(undo, s.cancel)
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelClose()
@@ -342,6 +349,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	defer close(s.drained)
+	s.quitNow()
 	if s.ln != nil {
 		s.ln.Close()
 	}

@@ -1,0 +1,24 @@
+package protocol
+
+// The methods a Call names. Their bodies are JSON objects, described in
+// docs/FLUX.md.
+const (
+	MethodFluxValidate  = "flux.validate"
+	MethodFluxRun       = "flux.run"
+	MethodFluxStatus    = "flux.status"
+	MethodFluxCancel    = "flux.cancel"
+	MethodFluxList      = "flux.list"
+	MethodFSMStart      = "fsm.start"
+	MethodFSMStatus     = "fsm.status"
+	MethodFSMSend       = "fsm.send"
+	MethodFSMList       = "fsm.list"
+	MethodSignalPublish = "signal.publish"
+	MethodOutboxPull    = "outbox.pull"
+	MethodOutboxAck     = "outbox.ack"
+)
+
+// The streams a Subscribe names.
+const (
+	StreamSignals = "signal.watch"
+	StreamFlux    = "flux.watch"
+)
