@@ -39,6 +39,13 @@ func shuttingDown(req *protocol.Execute) *protocol.Reply {
 // connection's): no second registration on s.base, whose lock every
 // execute would otherwise take. The caller has entered (s.enter).
 func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protocol.Reply {
+	return s.run(ctx, req, nil)
+}
+
+// run is execute with system writes: when system is not nil, the writes
+// it returns for an attempt commit in the same transaction as that
+// attempt's delta (a workflow step and its run's records).
+func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func(attempt int) cas.Delta) *protocol.Reply {
 	rep := &protocol.Reply{ID: req.ID}
 	if err := s.journalErr(); err != nil {
 		rep.Err = err
@@ -86,6 +93,9 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 			var out cas.Outcome
 			var err error
 			out, refs, err = s.attempt(ctx, p, c, req, owner, snap, attempt)
+			if err == nil && system != nil {
+				out.System = append(out.System, system(attempt)...)
+			}
 			return out, err
 		},
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/flux"
 	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
@@ -79,6 +80,11 @@ type Config struct {
 	// off (the benchmarks' one-fsync-per-commit baseline).
 	JournalMaxBatch int
 
+	// Flux is the directory of workflow and machine files (*.yaml,
+	// *.yml) to load; "" for none. An invalid file stops the start with a
+	// *flux.LoadError.
+	Flux string
+
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.
 	Pool pool.Config
@@ -104,6 +110,7 @@ type Supervisor struct {
 	evacDone sync.WaitGroup
 	evacOnce sync.Once
 	procs    map[string]process
+	flux     *flux.Engine
 	names    []string
 	ln       *ipc.Listener
 	budget   *ipc.Budget // bytes of client frames being read
@@ -240,6 +247,9 @@ func Start(cfg Config) (*Supervisor, error) {
 		}
 	}
 	s.names = slices.Sorted(maps.Keys(s.procs))
+	if err := s.startFlux(); err != nil {
+		return fail(err)
+	}
 	s.evacDone.Go(s.evacuator)
 	undo = append(undo, s.stopEvacuator) // before the pools: no tensor moves while they stop
 	if cfg.Socket != "" {
@@ -250,6 +260,10 @@ func Start(cfg Config) (*Supervisor, error) {
 		}
 		s.ln = ln
 	}
+	if err := s.flux.Start(); err != nil { // resume the runs and machines a restart stopped
+		return fail(fmt.Errorf("supervisor: %w", err))
+	}
+	undo = append(undo, s.flux.Close)
 	return s, nil
 }
 
@@ -352,6 +366,9 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.quitNow()
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.flux != nil {
+		s.flux.Close() // runs stop between steps, to resume at the next start
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
 	defer cancel()

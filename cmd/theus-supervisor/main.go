@@ -22,6 +22,7 @@ import (
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/flux"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/supervisor"
 	"github.com/theus-run/theus/worker"
@@ -36,6 +37,10 @@ func main() {
 		if errors.Is(err, durable.ErrCorrupt) || errors.Is(err, durable.ErrNewerFormat) || errors.Is(err, durable.ErrLocked) {
 			os.Exit(ExitState)
 		}
+		var le *flux.LoadError
+		if errors.As(err, &le) {
+			os.Exit(ExitFlux)
+		}
 		os.Exit(1)
 	}
 }
@@ -49,6 +54,10 @@ const maxClients = 8192
 // another supervisor); 1 is every other error.
 const ExitState = 3
 
+// ExitFlux is the exit status when a file in --flux does not load: each
+// problem is on stderr as file:line:col: message.
+const ExitFlux = 2
+
 type flags struct {
 	workers      int
 	plugins      []string
@@ -58,6 +67,7 @@ type flags struct {
 	logFormat    string
 	logLevel     string
 	demo         bool
+	flux         string
 	maxFrame     int
 	drainTimeout time.Duration
 	heavySize    string
@@ -121,6 +131,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.StringVar(&f.restore, "restore", "", "start from this backup (theusctl snapshot save), checked in full first; the state file it replaces is kept beside it, renamed")
 	fl.StringVar(&f.durability, "durability", "sync", "sync (no reply before the commit is on disk), async (fsync every 100ms: a crash loses at most that) or none (memory only)")
 	fl.StringVar(&f.heavyInline, "heavy-inline", "2KiB", "tensors up to this size travel inline in messages instead of through the HEAVY arena")
+	fl.StringVar(&f.flux, "flux", "", "directory of Flux workflow and state-machine files (*.yaml, *.yml) to load; an invalid one stops the start (exit status 2)")
 	fl.BoolVar(&f.faults, "faults", false, "let the demo worker serve fault.crash, fault.sleep and fault.undeclared, which crash or hang workers for any client (tests and benchmarks only)")
 	fl.IntVar(&f.maxClients, "max-clients", 1024, "client connections served at once (each holds an OS thread); past it a client gets too_many_clients")
 	fl.StringVar(&f.clientBuffer, "client-buffer", "256MiB", "memory for client frames still arriving, all clients together (at least --max-frame); a large frame waits for room")

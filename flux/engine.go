@@ -1,0 +1,623 @@
+package flux
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/theus-run/theus/cas"
+)
+
+// Engine runs workflows and machines for a supervisor: it holds the
+// loaded files, the live runs (one goroutine each, owned by the engine and
+// stopped by Close) and the live machines, and keeps every record in the
+// Context through its Host.
+type Engine struct {
+	host Host
+	logf func(format string, args ...any)
+
+	files map[string]*loaded // by name
+
+	mu       sync.Mutex
+	runs     map[string]*run     // live runs
+	machines map[string]*machine // live machines
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// loaded is a file with its source's hash.
+type loaded struct {
+	*File
+	hash string
+}
+
+// Config describes an Engine.
+type Config struct {
+	Host Host
+	// Dir holds the workflow and machine files (*.yaml, *.yml); "" for
+	// none.
+	Dir string
+	// Log receives what the engine has to say (a step run again, a record
+	// it could not write); nil discards it.
+	Log func(format string, args ...any)
+}
+
+// New loads cfg.Dir's files, checked against the host's processes. An
+// invalid file is a *LoadError naming every problem with file:line:col.
+func New(cfg Config) (*Engine, error) {
+	e := &Engine{host: cfg.Host, logf: cfg.Log, files: map[string]*loaded{}, runs: map[string]*run{}, machines: map[string]*machine{}}
+	if cfg.Dir == "" {
+		return e, nil
+	}
+	files, err := LoadDir(cfg.Dir, cfg.Host.Known)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f.Path)
+		if err != nil {
+			return nil, fmt.Errorf("flux: %w", err)
+		}
+		e.files[f.Name] = &loaded{File: f, hash: hash(src)}
+	}
+	return e, nil
+}
+
+func hash(src []byte) string {
+	h := sha256.Sum256(src)
+	return hex.EncodeToString(h[:])
+}
+
+func (e *Engine) log(format string, args ...any) {
+	if e.logf != nil {
+		e.logf(format, args...)
+	}
+}
+
+// Start resumes every run and machine the Context says was live.
+func (e *Engine) Start() error {
+	snap := e.host.Snapshot()
+	heads, err := readHeads(snap)
+	if err != nil {
+		snap.Release()
+		return err
+	}
+	machines, err := readMachines(snap)
+	if err != nil {
+		snap.Release()
+		return err
+	}
+	var resume []*run
+	for _, h := range heads {
+		if terminal(h.Status) {
+			continue
+		}
+		r, err := e.prepare(snap, h)
+		if err != nil {
+			f := asFailure(err)
+			e.log("flux: run %s cannot resume: %v", h.ID, f)
+			h.Status, h.Error, h.ErrorPC = StatusFailed, f, h.PC
+			if _, err := e.host.Commit(context.Background(), h.records(nil)); err != nil {
+				snap.Release()
+				return fmt.Errorf("flux: run %s: %w", h.ID, err)
+			}
+			continue
+		}
+		resume = append(resume, r)
+	}
+	snap.Release()
+	for _, r := range resume {
+		e.launch(r)
+	}
+	for _, mh := range machines {
+		if err := e.resumeMachine(mh); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepare makes a live run from its head: it finds its program (loaded,
+// or the source committed with it) and reads its history.
+func (e *Engine) prepare(snap *cas.Snapshot, h *head) (*run, error) {
+	prog, file, err := e.program(snap, h)
+	if err != nil {
+		return nil, err
+	}
+	args, err := decodeArgs(h.Args)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := readHistory(snap, h.ID)
+	if err != nil {
+		return nil, err
+	}
+	return e.newRun(h, prog, file, args, steps), nil
+}
+
+func (e *Engine) program(snap *cas.Snapshot, h *head) (*Program, *File, error) {
+	name, state, _ := strings.Cut(h.Flow, "#")
+	if h.File != "" {
+		ent, ok := snap.Get(path(sourceRoot, h.ID))
+		if !ok {
+			return nil, nil, failf(CodeChanged, "the source of run %s is gone", h.ID)
+		}
+		f, err := Load(h.File, ent.Value, e.host.Known)
+		if err != nil {
+			return nil, nil, failf(CodeChanged, "%s no longer loads: %v", h.File, err)
+		}
+		if f.Kind != KindWorkflow {
+			return nil, nil, failf(CodeChanged, "%s is not a workflow", h.File)
+		}
+		return f.Workflow, f, nil
+	}
+	l, ok := e.files[name]
+	if !ok {
+		return nil, nil, failf(CodeChanged, "workflow %s is not loaded any more", name)
+	}
+	if l.hash != h.Hash {
+		return nil, nil, failf(CodeChanged, "%s changed since run %s started (its steps are not the ones the run was at)", l.Path, h.ID)
+	}
+	if state == "" {
+		if l.Kind != KindWorkflow {
+			return nil, nil, failf(CodeChanged, "%s is not a workflow", l.Path)
+		}
+		return l.Workflow, l.File, nil
+	}
+	if l.Kind != KindMachine || l.Machine.State(state) == nil || l.Machine.State(state).Entry == nil {
+		return nil, nil, failf(CodeChanged, "%s has no state %s with an entry block", l.Path, state)
+	}
+	return l.Machine.State(state).Entry, l.File, nil
+}
+
+func (e *Engine) newRun(h *head, prog *Program, file *File, args map[string]any, steps []step) *run {
+	r := &run{e: e, h: h, prog: prog, src: file, args: args, steps: steps, done: make(chan struct{}), events: newFeed()}
+	r.ctx, r.cancel = context.WithCancelCause(context.Background())
+	return r
+}
+
+// launch starts r's goroutine, unless the engine is closed.
+func (e *Engine) launch(r *run) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	r.sigs, r.unsub = e.host.Signals()
+	e.runs[r.h.ID] = r
+	e.wg.Go(r.loop)
+	return true
+}
+
+// ended forgets a run that finished.
+func (e *Engine) ended(r *run) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.runs[r.h.ID] == r {
+		delete(e.runs, r.h.ID)
+	}
+}
+
+// Close stops every run and machine where it is (each resumes at the next
+// Start from what it committed) and waits for them.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	e.closed = true
+	for _, r := range e.runs {
+		r.cancel(errStopped)
+	}
+	for _, m := range e.machines {
+		m.cancel(errStopped)
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+}
+
+// RunRequest asks for a run.
+type RunRequest struct {
+	Name   string          `json:"name,omitempty"`   // a loaded workflow
+	File   string          `json:"file,omitempty"`   // or a file's name and its source
+	Source string          `json:"source,omitempty"` // (run once; not loaded)
+	Args   json.RawMessage `json:"args,omitempty"`
+	ID     string          `json:"id,omitempty"` // makes the start idempotent
+	MaxOps int             `json:"max_ops,omitempty"`
+	// TimeoutMS is the run's deadline from its start; 0 for none.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	Detach    bool  `json:"detach,omitempty"` // answer at once, with the run's id
+}
+
+// MaxSource bounds a file sent to run or validate.
+const MaxSource = 1 << 20
+
+// Run starts a run (or finds the one with req.ID) and, unless req.Detach,
+// waits for it to end or for ctx. It returns the run's view.
+func (e *Engine) Run(ctx context.Context, req RunRequest) (*RunView, error) {
+	r, err := e.start(req)
+	if err != nil {
+		return nil, err
+	}
+	if req.Detach {
+		return &RunView{Run: r, Status: StatusRunning}, nil
+	}
+	return e.Wait(ctx, r)
+}
+
+// start starts the run req asks for and returns its id.
+func (e *Engine) start(req RunRequest) (string, error) {
+	if (req.Name == "") == (req.Source == "") {
+		return "", failf(CodeBadRequest, "give a workflow name or a file's source, not both or neither")
+	}
+	if req.MaxOps < 0 || req.TimeoutMS < 0 {
+		return "", failf(CodeBadRequest, "max_ops and timeout_ms: want 0 (the default) or more")
+	}
+	args, err := decodeArgs(req.Args)
+	if err != nil {
+		return "", err
+	}
+	h := &head{ID: req.ID, Args: req.Args, Status: StatusRunning, MaxOps: req.MaxOps, Started: time.Now().UnixMilli()}
+	if len(h.Args) == 0 {
+		h.Args = json.RawMessage("{}")
+	}
+	if h.MaxOps == 0 {
+		h.MaxOps = DefaultMaxOps
+	}
+	if req.TimeoutMS > 0 {
+		h.Deadline = h.Started + req.TimeoutMS
+	}
+	h.Updated = h.Started
+	var prog *Program
+	var file *File
+	var sys cas.Delta
+	if req.Name != "" {
+		l, ok := e.files[req.Name]
+		if !ok {
+			return "", failf(CodeNotFound, "no workflow %q; loaded: %s", req.Name, e.names(KindWorkflow))
+		}
+		if l.Kind != KindWorkflow {
+			return "", failf(CodeBadRequest, "%s is a state machine: start it with fsm start", req.Name)
+		}
+		prog, file, h.Flow, h.Hash = l.Workflow, l.File, req.Name, l.hash
+	} else {
+		if len(req.Source) > MaxSource {
+			return "", failf(CodeBadRequest, "the file is %d bytes, over %d", len(req.Source), MaxSource)
+		}
+		name := req.File
+		if name == "" {
+			name = "workflow.yaml"
+		}
+		f, err := Load(name, []byte(req.Source), e.host.Known)
+		if err != nil {
+			return "", failf(CodeBadRequest, "%v", err)
+		}
+		if f.Kind != KindWorkflow {
+			return "", failf(CodeBadRequest, "%s is a state machine, not a workflow", name)
+		}
+		prog, file, h.Flow, h.File, h.Hash = f.Workflow, f, f.Name, name, hash([]byte(req.Source))
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock() // starts are serialized: two with one id cannot both begin
+	if e.closed {
+		return "", failf("shutting_down", "the supervisor is shutting down")
+	}
+	if h.ID == "" {
+		h.ID = newID("r")
+	} else {
+		if err := checkID(h.ID); err != nil {
+			return "", err
+		}
+		snap := e.host.Snapshot()
+		old, _, ok, err := readHead(snap, h.ID)
+		snap.Release()
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			if old.Flow != h.Flow || old.Hash != h.Hash || !sameJSON(old.Args, h.Args) {
+				return "", failf(CodeExists, "run id %s was used for another run (%s with args %s)", h.ID, old.Flow, old.Args)
+			}
+			return h.ID, nil // the same start again: the first one's run
+		}
+	}
+	if req.Source != "" {
+		sys.Set(path(sourceRoot, h.ID), []byte(req.Source))
+	}
+	sys = append(sys, h.records(nil)...)
+	if _, err := e.host.Commit(context.Background(), sys); err != nil {
+		return "", err
+	}
+	r := e.newRun(h, prog, file, args, nil)
+	r.sigs, r.unsub = e.host.Signals()
+	e.runs[h.ID] = r
+	e.wg.Go(r.loop)
+	return h.ID, nil
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return string(a) == string(b)
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}
+
+func newID(prefix string) string {
+	var b [8]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func (e *Engine) names(k Kind) string {
+	var out []string
+	for n, l := range e.files {
+		if l.Kind == k {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// Wait waits for run id to end, or for ctx, and returns its view.
+func (e *Engine) Wait(ctx context.Context, id string) (*RunView, error) {
+	e.mu.Lock()
+	r := e.runs[id]
+	e.mu.Unlock()
+	if r != nil {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return e.Status(id)
+}
+
+// Cancel stops a live run: it ends cancelled, with the steps it committed
+// kept.
+func (e *Engine) Cancel(ctx context.Context, id string) (*RunView, error) {
+	e.mu.Lock()
+	r := e.runs[id]
+	e.mu.Unlock()
+	if r == nil {
+		v, err := e.Status(id)
+		if err != nil {
+			return nil, err
+		}
+		return nil, failf(CodeBadRequest, "run %s is %s, not running", id, v.Status)
+	}
+	r.cancel(errCancelled)
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return e.Status(id)
+}
+
+// Watch sends run id's events (steps started and finished, waits, its
+// end) until it ends or ctx does. A run that has ended sends its end.
+func (e *Engine) Watch(ctx context.Context, id string, send func(any) error) error {
+	e.mu.Lock()
+	r := e.runs[id]
+	m := e.machines[id]
+	var w *watcher
+	ok := false
+	if r != nil {
+		w, ok = r.events.subscribe()
+	}
+	var mw *watcher
+	mok := false
+	if m != nil {
+		mw, mok = m.events.subscribe()
+	}
+	e.mu.Unlock()
+	if mok {
+		defer m.events.unsubscribe(mw)
+		for {
+			select {
+			case ev, ok := <-mw.c:
+				if !ok {
+					return failf("shutting_down", "machine %s stopped with the supervisor", id)
+				}
+				if err := send(ev); err != nil {
+					return err
+				}
+				if ev["event"] == "end" {
+					return nil
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	if m == nil && r == nil {
+		if mv, err := e.MachineStatus(id); err == nil {
+			return send(map[string]any{"event": "end", "machine": id, "state": mv.State, "status": mv.Status})
+		}
+	}
+	if ok {
+		defer r.events.unsubscribe(w)
+		for {
+			select {
+			case ev, ok := <-w.c:
+				if !ok {
+					goto ended
+				}
+				if err := send(ev); err != nil {
+					return err
+				}
+				if ev["event"] == "end" {
+					return nil
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+ended:
+	v, err := e.Status(id)
+	if err != nil {
+		return err
+	}
+	if !terminal(v.Status) {
+		return failf("shutting_down", "run %s stopped with the supervisor; it resumes at the next start", id)
+	}
+	ev := map[string]any{"event": "end", "run": id, "status": v.Status, "ops": v.Ops}
+	if v.Code != "" {
+		ev["code"], ev["error"] = v.Code, v.Error
+	}
+	return send(ev)
+}
+
+// Validate loads src as the engine would, against the host's processes,
+// and returns its problems (none: it is valid).
+func (e *Engine) Validate(file string, src []byte) []Problem {
+	if len(src) > MaxSource {
+		return []Problem{{Pos: Pos{File: file}, Msg: fmt.Sprintf("the file is %d bytes, over %d", len(src), MaxSource)}}
+	}
+	_, err := Load(file, src, e.host.Known)
+	var le *LoadError
+	if errors.As(err, &le) {
+		return le.Problems
+	}
+	if err != nil {
+		return []Problem{{Pos: Pos{File: file}, Msg: err.Error()}}
+	}
+	return nil
+}
+
+// List describes the loaded files and every run and machine on record.
+func (e *Engine) List() (*ListView, error) {
+	out := &ListView{Workflows: []FileView{}, Runs: []RunSummary{}}
+	for _, l := range e.files {
+		kind := "workflow"
+		if l.Kind == KindMachine {
+			kind = "machine"
+		}
+		out.Workflows = append(out.Workflows, FileView{Name: l.Name, Kind: kind, File: l.Path, Title: l.Meta.Name, Description: l.Meta.Description, Version: l.Meta.Version})
+	}
+	slices.SortFunc(out.Workflows, func(a, b FileView) int { return strings.Compare(a.Name, b.Name) })
+	snap := e.host.Snapshot()
+	defer snap.Release()
+	heads, err := readHeads(snap)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range heads {
+		out.Runs = append(out.Runs, RunSummary{Run: h.ID, Flow: h.Flow, Status: h.Status, Ops: h.Ops, Steps: h.Steps, Started: h.Started, Updated: h.Updated, Machine: h.Machine})
+	}
+	slices.SortFunc(out.Runs, func(a, b RunSummary) int { return int(a.Started - b.Started) })
+	return out, nil
+}
+
+// Status is run id's view, from what it committed.
+func (e *Engine) Status(id string) (*RunView, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	snap := e.host.Snapshot()
+	defer snap.Release()
+	h, _, ok, err := readHead(snap, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, failf(CodeNotFound, "no run %s", id)
+	}
+	steps, err := readHistory(snap, id)
+	if err != nil {
+		return nil, err
+	}
+	v := &RunView{Run: h.ID, Flow: h.Flow, Status: h.Status, Ops: h.Ops, Steps: []StepView{}, Machine: h.Machine}
+	for _, s := range steps {
+		sv := StepView{Process: s.Process, Version: s.Version, Attempts: s.Attempts}
+		if s.Error != nil {
+			sv.Code, sv.Error, sv.Version = s.Error.Code, s.Error.Message, 0
+		} else {
+			v.Version = max(v.Version, s.Version)
+		}
+		v.Steps = append(v.Steps, sv)
+	}
+	if h.Error != nil {
+		v.Code, v.Error = h.Error.Code, h.Error.Message
+		if prog, _, err := e.program(snap, h); err == nil && h.ErrorPC >= 0 && h.ErrorPC < len(prog.Instrs) {
+			in := prog.Instrs[h.ErrorPC]
+			v.Step = &StepRef{PC: h.ErrorPC, Kind: in.Kind, Process: in.Process, Pos: in.Pos.String()}
+		}
+	}
+	return v, nil
+}
+
+// RunView is a run as the CLI and the client show it.
+type RunView struct {
+	Run     string     `json:"run"`
+	Flow    string     `json:"flow,omitempty"`
+	Status  string     `json:"status"`
+	Ops     int        `json:"ops"`
+	Steps   []StepView `json:"steps,omitempty"`
+	Version uint64     `json:"version,omitempty"` // the newest commit a step made
+	Code    string     `json:"code,omitempty"`
+	Error   string     `json:"error,omitempty"`
+	Step    *StepRef   `json:"step,omitempty"` // where a failed run stopped
+	Machine string     `json:"machine,omitempty"`
+}
+
+// StepView is one step of a run's history.
+type StepView struct {
+	Process  string `json:"process"`
+	Version  uint64 `json:"version"`
+	Attempts int    `json:"attempts"`
+	Code     string `json:"code,omitempty"` // a step that failed
+	Error    string `json:"error,omitempty"`
+}
+
+// StepRef names a step of a program.
+type StepRef struct {
+	PC      int    `json:"pc"`
+	Kind    string `json:"kind"`
+	Process string `json:"process,omitempty"`
+	Pos     string `json:"pos"`
+}
+
+// ListView is flux.list's answer.
+type ListView struct {
+	Workflows []FileView   `json:"workflows"`
+	Runs      []RunSummary `json:"runs"`
+}
+
+// FileView is a loaded file.
+type FileView struct {
+	Name        string `json:"name"`
+	Kind        string `json:"kind"`
+	File        string `json:"file"`
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	Version     string `json:"version,omitempty"`
+}
+
+// RunSummary is a run in a list.
+type RunSummary struct {
+	Run     string `json:"run"`
+	Flow    string `json:"flow"`
+	Status  string `json:"status"`
+	Ops     int    `json:"ops"`
+	Steps   int    `json:"steps"`
+	Started int64  `json:"started"`
+	Updated int64  `json:"updated"`
+	Machine string `json:"machine,omitempty"`
+}
