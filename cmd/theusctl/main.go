@@ -53,10 +53,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&a.socket, "socket", "", "supervisor socket (default $THEUS_SOCKET, else $XDG_RUNTIME_DIR/theus/theus.sock, else /tmp/theus-<uid>/theus.sock)")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "text", "output format: text or json (json also reports errors on stdout)")
-	root.AddCommand(a.execCmd(), a.getCmd(), a.statusCmd(), a.snapshotCmd())
+	root.AddCommand(a.execCmd(), a.getCmd(), a.statusCmd(), a.snapshotCmd(), a.fluxCmd(), a.fsmCmd())
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
-		a.fail(err)
+		if !errors.Is(err, errShown) {
+			a.fail(err)
+		}
 		return 1
 	}
 	return 0
