@@ -45,12 +45,12 @@ func TestMain(m *testing.M) {
 }
 
 // runAsSupervisor serves sock with the state in $THEUS_TEST_STATE (none
-// if unset) and a drain of $THEUS_TEST_DRAIN (a duration; the default if
+// if unset), the workflows in $THEUS_TEST_FLUX (none if unset) and a drain of $THEUS_TEST_DRAIN (a duration; the default if
 // unset) until SIGTERM. It exits 3 if the state is locked.
 func runAsSupervisor(sock string) int {
 	exe, _ := os.Executable()
 	drain, _ := time.ParseDuration(os.Getenv("THEUS_TEST_DRAIN"))
-	s, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 2, Socket: sock, StateDir: os.Getenv("THEUS_TEST_STATE"), DrainTimeout: drain,
+	s, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 2, Socket: sock, StateDir: os.Getenv("THEUS_TEST_STATE"), DrainTimeout: drain, Flux: os.Getenv("THEUS_TEST_FLUX"),
 		Pool: pool.Config{Env: quickExit()}, Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)})
 	if errors.Is(err, durable.ErrLocked) {
 		return 3

@@ -1,0 +1,148 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/flux"
+	"github.com/theus-run/theus/protocol"
+)
+
+// stepsFlow is a workflow of n counters.add steps on key, one after the
+// other: a step applied twice or skipped shows in the counter.
+func stepsFlow(n int, key string) string {
+	var b strings.Builder
+	b.WriteString("steps:\n")
+	for range n {
+		fmt.Fprintf(&b, "  - process: counters.add\n    args: {key: %s}\n", key)
+	}
+	return b.String()
+}
+
+// TestFluxRunSurvivesSupervisorKills: a 200-step workflow runs while the
+// supervisor is SIGKILLed at random points and restarted on the same
+// state, 20 times. Each restart resumes the run from what it committed;
+// in the end the counter is exactly 200 and the history holds 200 steps
+// at strictly increasing versions: no step applied twice or skipped.
+func TestFluxRunSurvivesSupervisorKills(t *testing.T) {
+	const steps, kills = 200, 20
+	dir := fluxDir(t, map[string]string{"long.yaml": stepsFlow(steps, "long")})
+	t.Setenv("THEUS_TEST_FLUX", dir)
+	state := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "run", "theus.sock")
+	req := flux.RunRequest{Name: "long", ID: "crash-run", Detach: true}
+	var at []int // the steps committed at each kill
+	done := 0
+	for round := 0; round <= kills; round++ {
+		cmd, c := durableSupervisor(t, sock, state)
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		if round == 0 {
+			var v flux.RunView
+			if err := c.Call(ctx, protocol.MethodFluxRun, req, &v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if round == kills { // the last start: let it finish
+			req.Detach = false
+			var v flux.RunView
+			if err := c.Call(ctx, protocol.MethodFluxRun, req, &v); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			if v.Status != flux.StatusComplete || len(v.Steps) != steps {
+				t.Fatalf("after %d kills: status %s, %d steps (%s: %s)", kills, v.Status, len(v.Steps), v.Code, v.Error)
+			}
+			for i := 1; i < len(v.Steps); i++ {
+				if v.Steps[i].Version <= v.Steps[i-1].Version {
+					t.Fatalf("step %d at version %d after step %d at %d", i, v.Steps[i].Version, i-1, v.Steps[i-1].Version)
+				}
+			}
+			if n := counter(t, c, "long"); n != steps {
+				t.Fatalf("counter %d after %d steps and %d kills", n, steps, kills)
+			}
+			c.Close()
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Logf("killed after %v steps", at)
+			return
+		}
+		// Kill once the run has made 1 to 8 more steps, a random moment
+		// into the next: every kill lands while the run is going.
+		want := done + 1 + rand.IntN(8)
+		for {
+			var v flux.RunView
+			if err := c.Call(ctx, protocol.MethodFluxStatus, map[string]string{"run": req.ID}, &v); err != nil {
+				t.Fatal(err)
+			}
+			if v.Status != flux.StatusRunning {
+				t.Fatalf("round %d: the run is %s (%s: %s) after %d steps", round, v.Status, v.Code, v.Error, len(v.Steps))
+			}
+			if len(v.Steps) >= want {
+				done = len(v.Steps)
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		at = append(at, done)
+		cancel()
+		cmd.Process.Kill()
+		cmd.Wait()
+		c.Close()
+	}
+}
+
+// TestFluxRunSurvivesWorkerKills: a 200-step workflow runs while its
+// workers are SIGKILLed every few milliseconds. Steps whose worker died
+// are dispatched again (and the run retries a step that ran out of
+// redispatches, under the same op id); the counter ends exactly at 200.
+func TestFluxRunSurvivesWorkerKills(t *testing.T) {
+	const steps = 200
+	dir := fluxDir(t, map[string]string{"long.yaml": stepsFlow(steps, "w")})
+	h := start(t, 2, func(c *Config) { c.Flux = dir })
+	c := h.dial(t)
+	stop := make(chan struct{})
+	killed := make(chan int)
+	go func() {
+		n := 0
+		defer func() { killed <- n }()
+		next := h.s.store.Version() + 1
+		for {
+			// A kill each time the run has committed 1 to 10 more steps.
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Microsecond):
+			}
+			if h.s.store.Version() < next {
+				continue
+			}
+			next = h.s.store.Version() + 1 + cas.Version(rand.IntN(10))
+			pids := h.s.WorkerPIDs()
+			if len(pids) > 0 && syscall.Kill(pids[rand.IntN(len(pids))], syscall.SIGKILL) == nil {
+				n++
+			}
+		}
+	}()
+	v := runFlow(t, c, flux.RunRequest{Name: "long"})
+	close(stop)
+	n := <-killed
+	if v.Status != flux.StatusComplete || len(v.Steps) != steps {
+		t.Fatalf("status %s, %d steps (%s: %s)", v.Status, len(v.Steps), v.Code, v.Error)
+	}
+	if got := counter(t, c, "w"); got != steps {
+		t.Fatalf("counter %d after %d steps", got, steps)
+	}
+	if n < 15 {
+		t.Fatalf("only %d workers killed", n)
+	}
+	t.Logf("%d workers killed during the run", n)
+}
