@@ -28,6 +28,7 @@ type Ctx struct {
 	heavy     *tensors // nil: every tensor inline
 	dispatch  uint64
 	outputs   []output // tensors made by NewTensor
+	emits     []protocol.Emit
 }
 
 func newCtx(ctx context.Context, c contract.Contract, dp *protocol.Dispatch, h *tensors) *Ctx {
@@ -145,3 +146,25 @@ func (c *Ctx) Delete(path string) error { return c.write(path, contract.OpDelete
 
 // Append adds v as the next entry of the LOG rooted at path.
 func (c *Ctx) Append(path string, v any) error { return c.write(path, contract.OpAppend, v) }
+
+// Emit adds an outbox message under topic, its payload JSON encoded. It
+// is committed with the delta, in the same transaction, or dropped with
+// an attempt that does not commit: a consumer pulling the topic sees it
+// only once the call's writes are visible. topic is one DATA-zone path
+// segment (contract.CheckTopic). Emitting is a side effect: a PURE
+// process may not (contract.ErrEmitInPure). As with Set, an error here
+// fails the call even if the process ignores it.
+func (c *Ctx) Emit(topic string, payload any) error {
+	if err := c.c.CheckEmit(topic); err != nil {
+		return c.fail(err)
+	}
+	if len(c.emits) >= protocol.MaxEmits {
+		return c.fail(fmt.Errorf("worker: more than %d outbox messages in one call", protocol.MaxEmits))
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return c.fail(fmt.Errorf("worker: payload for topic %s: %w", topic, err))
+	}
+	c.emits = append(c.emits, protocol.Emit{Topic: topic, Payload: b})
+	return nil
+}

@@ -5,8 +5,9 @@
 // typed function) and hands them to Main. A process reads its inputs
 // through its *Ctx, which holds only the paths its contract declares, and
 // writes through Ctx.Set, Ctx.Delete and Ctx.Append, which build the delta
-// the supervisor commits; it has no other way to reach shared state. Its
-// return value goes back to the caller as JSON.
+// the supervisor commits; it has no other way to reach shared state. An
+// EFFECT process may also emit outbox messages (Ctx.Emit), committed with
+// that delta. Its return value goes back to the caller as JSON.
 //
 //	func main() {
 //		worker.Main(worker.Process("counter.add", worker.Contract{

@@ -143,7 +143,7 @@ func (d Def) run1(ctx context.Context, dp *protocol.Dispatch, h *tensors) *proto
 		res.Err = wireError(err)
 		return res
 	}
-	res.Writes = c.writes
+	res.Writes, res.Emits = c.writes, c.emits
 	slices.Sort(c.reads)
 	if reads := slices.Compact(c.reads); len(reads) <= protocol.MaxReads {
 		res.Reads, res.ReadsKnown = reads, true

@@ -32,6 +32,15 @@ type Outcome struct {
 	// Reads are the paths the process read, sorted: the supervisor
 	// validates its commit against these.
 	Reads []string
+	// Emits are the outbox messages of the run (Ctx.Emit), in order: the
+	// supervisor commits them with Writes.
+	Emits []Emit
+}
+
+// Emit is one outbox message, with its payload as JSON.
+type Emit struct {
+	Topic   string
+	Payload json.RawMessage
 }
 
 // Delta returns the writes as a map from path to value, for a quick check
@@ -104,6 +113,19 @@ func Run(ctx context.Context, d worker.Def, state map[string]any, args any) (*Ou
 			return nil, &protocol.Error{Code: protocol.CodeBadFrame, Message: "value is not JSON", Path: w.Path}
 		}
 		o.Writes = append(o.Writes, Write{Path: w.Path, Op: contract.Op(w.Op), Value: w.Value})
+	}
+	for _, e := range out.Emits {
+		if err := c.CheckEmit(e.Topic); err != nil {
+			var v *contract.Violation
+			if errors.As(err, &v) {
+				return nil, &protocol.Error{Code: protocol.CodeContractViolation, Message: err.Error(), Path: e.Topic}
+			}
+			return nil, &protocol.Error{Code: protocol.CodeProcessFailed, Message: err.Error()}
+		}
+		if !json.Valid(e.Payload) {
+			return nil, &protocol.Error{Code: protocol.CodeProcessFailed, Message: "payload is not JSON", Path: e.Topic}
+		}
+		o.Emits = append(o.Emits, Emit{Topic: e.Topic, Payload: e.Payload})
 	}
 	return o, nil
 }
