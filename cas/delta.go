@@ -33,6 +33,9 @@ func (d *Delta) Append(p contract.Path, v []byte) {
 	*d = append(*d, Write{Path: p, Op: contract.OpAppend, Value: v})
 }
 
+// EntryPath is the path of the seq-th entry appended to the log at root.
+func EntryPath(root contract.Path, seq uint64) contract.Path { return entryPath(root, seq) }
+
 // seqDigits is the width of an appended entry's last segment.
 const seqDigits = 20
 

@@ -18,7 +18,15 @@ const (
 	CounterPath  = "domain.counter"
 	CountersPath = "domain.counters" // counters.add's keyed counters
 	AccountsPath = "domain.accounts"
+	OrdersPath   = "domain.orders" // order.place's orders, by id
 )
+
+// OrdersTopic is the outbox topic order.place emits each order on.
+const OrdersTopic = "orders"
+
+// CodeOrderExists is order.place's error when the order id is taken.
+const CodeOrderExists = "order_exists"
+
 
 // CodeInsufficientFunds is bank.transfer's error when the source account
 // holds less than the amount.
@@ -36,6 +44,7 @@ func Processes() []worker.Def {
 		worker.Process("counters.add", worker.Contract{Inputs: []string{CountersPath + ".{key}"}, Outputs: []string{CountersPath + ".{key}"}}, countersAdd),
 		worker.Process("bank.open", worker.Contract{Inputs: []string{AccountsPath + ".{account}"}, Outputs: []string{AccountsPath + ".{account}"}}, bankOpen),
 		worker.Process("bank.transfer", worker.Contract{Inputs: []string{AccountsPath + ".{from}", AccountsPath + ".{to}"}, Outputs: []string{AccountsPath + ".{from}", AccountsPath + ".{to}"}}, bankTransfer),
+		worker.Process("order.place", worker.Contract{Inputs: []string{OrdersPath + ".{id}"}, Outputs: []string{OrdersPath + ".{id}"}, Effect: true}, orderPlace),
 		worker.Process("bench.spin", worker.Contract{}, benchSpin),
 		worker.Process("tensor.fill", worker.Contract{Outputs: []string{TensorPrefix + ".{key}"}}, tensorFill),
 		worker.Process("tensor.sum", worker.Contract{Inputs: []string{TensorPrefix + ".{key}"}, Outputs: []string{SumsPath + ".{key}"}}, tensorSum),
@@ -115,6 +124,35 @@ func bankOpen(ctx *worker.Ctx, in OpenArgs) (worker.None, error) {
 		return worker.None{}, worker.Fail(CodeAccountExists, "bank.open: account %q exists, holding %d", in.Account, held)
 	}
 	return worker.None{}, ctx.Set(path, in.Balance)
+}
+
+// Order is order.place's args, what it stores at domain.orders.<id> and
+// the payload of the message it emits on OrdersTopic.
+type Order struct {
+	ID   string `json:"id"`
+	Item string `json:"item"`
+	Qty  int64  `json:"qty"`
+}
+
+// orderPlace stores a new order and emits it on the outbox, in one
+// commit: the message leaves only if the order is stored.
+func orderPlace(ctx *worker.Ctx, in Order) (Order, error) {
+	if in.Qty <= 0 {
+		return Order{}, worker.Fail("bad_args", "order.place: need a positive qty, not %d", in.Qty)
+	}
+	path := OrdersPath + "." + in.ID // the contract checked the id
+	var held Order
+	ok, err := ctx.Get(path, &held)
+	if err != nil {
+		return Order{}, fmt.Errorf("order.place: order %q: %w", in.ID, err)
+	}
+	if ok {
+		return Order{}, worker.Fail(CodeOrderExists, "order.place: order %q exists", in.ID)
+	}
+	if err := ctx.Set(path, in); err != nil {
+		return Order{}, err
+	}
+	return in, ctx.Emit(OrdersTopic, in)
 }
 
 // TransferArgs are bank.transfer's args.

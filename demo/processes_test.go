@@ -207,3 +207,29 @@ func TestAddInt64(t *testing.T) {
 		}
 	}
 }
+
+// order.place stores the order and emits it on the outbox; an existing
+// order or a bad qty fails it, emitting nothing.
+func TestOrderPlace(t *testing.T) {
+	ctx := context.Background()
+	out, err := workertest.Run(ctx, def(t, "order.place"), nil, Order{ID: "o1", Item: "tea", Qty: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"o1","item":"tea","qty":2}`
+	if got := string(out.Delta()[OrdersPath+".o1"]); got != want {
+		t.Fatalf("stored %s, want %s", got, want)
+	}
+	if len(out.Emits) != 1 || out.Emits[0].Topic != OrdersTopic || string(out.Emits[0].Payload) != want {
+		t.Fatalf("emits %+v", out.Emits)
+	}
+	_, err = workertest.Run(ctx, def(t, "order.place"), map[string]any{OrdersPath + ".o1": Order{ID: "o1"}}, Order{ID: "o1", Qty: 1})
+	if !errors.Is(err, &protocol.Error{Code: CodeOrderExists}) {
+		t.Fatalf("existing order: %v", err)
+	}
+	for _, bad := range []Order{{ID: "o2"}, {ID: "a.b", Qty: 1}, {Qty: 1}} {
+		if _, err := workertest.Run(ctx, def(t, "order.place"), nil, bad); !errors.Is(err, protocol.ErrBadArgs) {
+			t.Errorf("%+v: %v, want bad_args", bad, err)
+		}
+	}
+}

@@ -184,6 +184,9 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 		}
 		out.Reads = append(out.Reads, path)
 	}
+	if out.System, err = outboxDelta(req.Process, c, res.Emits); err != nil {
+		return cas.Outcome{}, nil, err
+	}
 	if len(res.Result) > 0 && !json.Valid(res.Result) {
 		return cas.Outcome{}, nil, protocol.Errorf(protocol.CodeProcessFailed, "process %q: its result is not JSON: %v", req.Process, whyNotJSON(res.Result))
 	}

@@ -121,6 +121,7 @@ type Supervisor struct {
 	quitNow  context.CancelFunc
 	methods  map[string]method
 	streams  map[string]stream
+	outbox   *outbox // outbox.pull's leases
 	draining atomic.Bool
 	drainMu  sync.RWMutex  // orders inflight.Add before inflight.Wait
 	drained  chan struct{} // closed when Shutdown has finished
@@ -228,6 +229,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.quit, s.quitNow = context.WithCancel(context.Background())
 	s.methods, s.streams = map[string]method{}, map[string]stream{}
+	s.startOutbox()
 	undo = append(undo, s.quitNow)
 	undo = append(undo, s.cancel)
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
