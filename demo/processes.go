@@ -27,7 +27,6 @@ const OrdersTopic = "orders"
 // CodeOrderExists is order.place's error when the order id is taken.
 const CodeOrderExists = "order_exists"
 
-
 // CodeInsufficientFunds is bank.transfer's error when the source account
 // holds less than the amount.
 const CodeInsufficientFunds = "insufficient_funds"
