@@ -1,6 +1,7 @@
 // Command theusctl talks to a running theus-supervisor: exec runs a
 // process, get reads the Context, status shows the workers and counters,
-// snapshot save writes a backup of the DATA zone.
+// snapshot save writes a backup of the DATA zone, outbox pull and ack
+// take the messages processes emitted.
 package main
 
 import (
@@ -54,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().StringVar(&a.socket, "socket", "", "supervisor socket (default $THEUS_SOCKET, else $XDG_RUNTIME_DIR/theus/theus.sock, else /tmp/theus-<uid>/theus.sock)")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "text", "output format: text or json (json also reports errors on stdout)")
 	root.AddCommand(a.execCmd(), a.getCmd(), a.statusCmd(), a.snapshotCmd(), a.fluxCmd(), a.fsmCmd())
+	root.AddCommand(a.outboxCmd())
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		if !errors.Is(err, errShown) {
