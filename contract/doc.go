@@ -1,8 +1,9 @@
 // Package contract owns context paths and process contracts: it parses and
 // validates paths, classifies them by layer and zone, and decides whether a
-// process may read or write a path. It never stores values and never talks
-// to another process; the supervisor, the worker SDK and the CAS engine all
-// ask it the same questions so the rules live in one place.
+// process may read or write a path, or emit an outbox message on a topic.
+// It never stores values and never talks to another process; the
+// supervisor, the worker SDK and the CAS engine all ask it the same
+// questions so the rules live in one place.
 //
 // # Basics
 //
