@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -102,4 +103,63 @@ func TestFluxRunEndToEnd(t *testing.T) {
 	if a := counter(t, c, "a"); a != 5 {
 		t.Fatalf("a start with the same id ran again: a=%d", a)
 	}
+}
+
+// TestFluxExamples runs the examples in examples/flux as docs/FLUX.md
+// shows them: the sensor workflow, and the door machine driven through
+// closed → opening → open → closed twice by events.
+func TestFluxExamples(t *testing.T) {
+	h := start(t, 2, func(c *Config) { c.Flux = filepath.Join("..", "examples", "flux") })
+	c := h.dial(t)
+	ctx := context.Background()
+	v, err := c.RunFlow(ctx, client.FlowRequest{Name: "sensor", Args: json.RawMessage(`{"mode":"active","by":3}`)})
+	if err != nil || v.Status != flux.StatusComplete {
+		t.Fatalf("sensor: %+v %v", v, err)
+	}
+	if r, a, f := counter(t, c, "readings"), counter(t, c, "active"), counter(t, c, "transfer_failed"); r != 5 || a != 3 || f != 1 {
+		t.Fatalf("readings=%d active=%d transfer_failed=%d, want 5 3 1", r, a, f)
+	}
+	m, err := c.StartMachine(ctx, "door", "front", nil)
+	if err != nil || m.State != "closed" || m.Status != "active" {
+		t.Fatalf("start: %+v %v", m, err)
+	}
+	for round := 1; round <= 2; round++ {
+		if m, err = c.SendEvent(ctx, "front", "domain.door.cmd_open"); err != nil || m.State != "opening" {
+			t.Fatalf("open: %+v %v", m, err)
+		}
+		m = waitState(t, c, "front", "open")
+		if n := counter(t, c, "opened"); n != int64(round) {
+			t.Fatalf("opened %d times after %d rounds", n, round)
+		}
+		if _, err := c.SendEvent(ctx, "front", "domain.door.cmd_open"); !errors.Is(err, protocol.ErrBadRequest) {
+			t.Fatalf("open when open: %v, want bad_request", err)
+		}
+		if m, err = c.SendEvent(ctx, "front", "domain.door.cmd_close"); err != nil || m.State != "closed" {
+			t.Fatalf("close: %+v %v", m, err)
+		}
+	}
+	if len(m.History) != 6 {
+		t.Fatalf("history: %+v", m.History)
+	}
+	for i := 1; i < len(m.History); i++ {
+		if m.History[i].Version <= m.History[i-1].Version {
+			t.Fatalf("history versions: %+v", m.History)
+		}
+	}
+}
+
+// waitState polls machine id until it is in state.
+func waitState(t *testing.T, c *client.Client, id, state string) *client.Machine {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		m, err := c.MachineStatus(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.State == state {
+			return m
+		}
+	}
+	t.Fatalf("machine %s never reached %s", id, state)
+	return nil
 }
