@@ -149,11 +149,28 @@ func Run(ctx context.Context, c *client.Client, w io.Writer, o Options) error {
 		checks = append(checks, tensorLine)
 	}
 
+	// 5. A workflow and a state machine (when the supervisor loaded the
+	// demo's files: theus-supervisor --demo does).
+	var flows []string
+	flowChecks, err := runFlux(ctx, c, fmt.Sprint(st0.Version), func(format string, args ...any) {
+		flows = append(flows, fmt.Sprintf(format, args...))
+	})
+	if err != nil {
+		return err
+	}
+	checks = append(checks, flowChecks...)
+
 	fmt.Fprintf(w, "%-20s %8s %10s %10s %12s %6s\n", "phase", "commits", "commits/s", "attempts", "max attempts", "VIP")
 	for _, p := range []phase{inc, bank, hot} {
 		fmt.Fprintf(w, "%-20s %8d %10.0f %10.2f %12d %6d\n", p.name, p.calls, float64(p.calls)/p.elapsed.Seconds(), float64(p.attempts)/float64(max(p.calls+p.failed, 1)), p.maxTries, p.vip)
 		if p.failed > 0 {
 			fmt.Fprintf(w, "%-20s %8d refused with insufficient_funds, nothing committed\n", "", p.failed)
+		}
+	}
+	if len(flows) > 0 {
+		fmt.Fprintln(w)
+		for _, l := range flows {
+			fmt.Fprint(w, l)
 		}
 	}
 	fmt.Fprintf(w, "\nsupervisor: version %d, %d commits, %d conflicts, %d retries, %d VIP tickets\n",

@@ -160,6 +160,17 @@ func run(cmd *cobra.Command, f flags) error {
 			cfg.StateDir = filepath.Join(dir, "state")
 		}
 	}
+	if f.demo && cfg.Flux == "" { // the demo's workflow and machine
+		dir, err := os.MkdirTemp("", "theus-demo-flux-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := demo.WriteFlux(dir); err != nil {
+			return err
+		}
+		cfg.Flux = dir
+	}
 	ctx, stop := signals(log) // before the socket exists: a signal from then on drains
 	defer stop()
 	// Workers' descendants that leave their process group are reparented
