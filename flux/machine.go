@@ -34,13 +34,7 @@ const (
 func (l *loader) machine(states entry, initial *entry, rootPos Pos) *Machine {
 	m := &Machine{byName: map[string]*State{}}
 	es, ok := l.mapping(states.value, states.keyPos, "states:")
-	if !ok {
-		if isNull(l.value(states.value, states.keyPos)) {
-			l.problem(states.keyPos, "states: is empty: a machine needs at least one state")
-		}
-		return m
-	}
-	if len(es) == 0 {
+	if len(es) == 0 && (ok || isNull(states.value)) {
 		l.problem(states.keyPos, "states: is empty: a machine needs at least one state")
 	}
 	type target struct {
