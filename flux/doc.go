@@ -105,5 +105,5 @@
 // its arguments. Memory is bounded by expr's memory budget for what the VM
 // builds and, for what the functions build, by a limit on each result: a
 // string from + or str() of at most 1 MiB, a list from + or range() of at
-// most 65536 items; over a limit is an *EvalError.
+// most 10000 items; over a limit is an *EvalError.
 package flux
