@@ -107,3 +107,33 @@ func checkProgram(t *testing.T, p *Program) {
 		}
 	}
 }
+
+// FuzzExpr checks that compiling and evaluating any condition never
+// panics: it compiles or is refused, and evaluates or fails with an
+// *EvalError.
+func FuzzExpr(f *testing.F) {
+	for _, s := range []string{
+		"len(domain.get('action_log', [])) < 5", "domain['sensor_data']['temp'] >= 25", "domain.x.y",
+		"domain.l[-1] + 1", "str(domain.m) + 'x'", "sorted(domain.l)", "range(3) + domain.l",
+		"domain.s.lower() in 'abc'", "max(domain.l) if True else 0", "int(domain.s) // 2",
+		"{'a': domain.n}['a'] ?? 1", "domain.l[1:] == [2]", "not signal.domain.cmd_x and run.ops < 3",
+	} {
+		f.Add(s)
+	}
+	dom := map[string]any{
+		"l": []any{1.0, 2.0, "x", nil}, "m": map[string]any{"k": []any{}}, "s": "Abc", "n": nil, "f": 1.5,
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		e, err := compileExpr(src, Pos{File: "f.yaml", Line: 1, Col: 1})
+		if err != nil {
+			return
+		}
+		env := &Env{Domain: func() (map[string]any, error) { return dom, nil }, Args: map[string]any{"a": 1.0}}
+		if _, err := e.Truth(env); err != nil {
+			var ee *EvalError
+			if !errors.As(err, &ee) {
+				t.Fatalf("%q: %v is not an *EvalError", src, err)
+			}
+		}
+	})
+}
