@@ -3,6 +3,7 @@ package flux
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -303,4 +304,26 @@ func TestEvalArgs(t *testing.T) {
 	if _, err := nan.Workflow.Instrs[0].EvalArgs(env); !errors.As(err, &ee) {
 		t.Fatalf("EvalArgs of NaN = %v; want an *EvalError (JSON has no NaN)", err)
 	}
+}
+
+// An Expr is shared by every run of a workflow: it must be safe to
+// evaluate concurrently (run with -race).
+func TestExprConcurrentEval(t *testing.T) {
+	e := mustExpr(t, "len(domain.get('log', [])) < 5 and args.n > 1 and str(run.ops) != ''")
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dom := map[string]any{"log": []any{float64(i)}}
+			env := &Env{Domain: func() (map[string]any, error) { return dom, nil }, Args: map[string]any{"n": 2.0}, Run: RunInfo{Ops: i}}
+			for range 200 {
+				if ok, err := e.Truth(env); err != nil || !ok {
+					t.Errorf("Truth = %v, %v", ok, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
