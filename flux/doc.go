@@ -75,13 +75,16 @@
 // original Python framework run unchanged. Names: domain and global (the
 // committed state under those layers, nested maps built by Tree), args
 // (the run's args), signal (the signals the run has seen since its
-// previous step) and run (run.id, run.ops). Python's and, or, not (which
-// return booleans here), True, False, None, x.get(k[, default]),
-// x.keys(), .values(), .items(), s.lower(), .upper(), .strip(),
-// .startswith(p), .endswith(p) and the builtins len, int, float, str, bool,
-// abs, min, max, sum, round, any, all, sorted and range work as in Python.
-// Numbers from JSON are float64: == and != compare numbers by value across
-// int and float, and str() of an integral float prints no ".0".
+// previous step) and run (run.id, run.ops). These work as in Python:
+// and, or, not (which return booleans here), is and is not (which mean ==
+// and !=), in and not in, True, False, None, x['k'] and x.k, negative list
+// indices, d.get(k[, default]), d.keys(), d.values(), d.items(),
+// s.lower(), s.upper(), s.strip(), s.startswith(p), s.endswith(p), and
+// the builtins len, int, float, str, bool, abs, min, max, sum, round, any,
+// all, sorted and range. Numbers from JSON are float64: == and != compare
+// numbers by value across int and float, and str() of an integral float
+// prints no ".0". Not supported: Python's `a if c else b` (write
+// c ? a : b), comprehensions and lambdas.
 //
 // Missing keys: a missing key is None, and so is any member or index of
 // None (domain.a.b is None when a is missing); d.get(k) is None and

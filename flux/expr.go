@@ -102,7 +102,7 @@ func compileExpr(src string, pos Pos) (*Expr, error) {
 	for name, fn := range opFuncs {
 		opts = append(opts, expr.Function(name, fn))
 	}
-	prog, err := compileSafely(src, opts)
+	prog, err := compileSafely(pySyntax(src), opts)
 	if p.err != nil {
 		return nil, fmt.Errorf("expression %s: %w", quoteShort(src), p.err)
 	}

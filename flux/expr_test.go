@@ -131,6 +131,10 @@ func TestEval(t *testing.T) {
 		{"10 / 4", 2.5},
 		{"7 % 3", 1},
 		{"-domain.count", -2.0},
+		{"domain.get('nope') is None", true},
+		{"domain.mode is not None and domain.n is None", true},
+		{"'this is it' == \"this is\" + ' it'", true},
+		{"{'is': 1}.is", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {
