@@ -71,3 +71,10 @@ func TestLoadMachine(t *testing.T) {
 		t.Errorf("after a cycle: %s", state)
 	}
 }
+
+func TestMachineBuiltByHand(t *testing.T) {
+	m := &Machine{Initial: "a", States: []*State{{Name: "a", On: map[string]string{"done": "b"}}, {Name: "b"}}}
+	if m.State("b") != m.States[1] || m.State("c") != nil {
+		t.Fatal("State does not find the states of a Machine literal")
+	}
+}
