@@ -64,9 +64,11 @@
 // Process, Branch, Wait and Enter count one op each (so each iteration of
 // a while counts, even with an empty-looking body); Jump counts nothing.
 //
-// Limits, refused at load: a file over MaxFileSize, blocks nested deeper
-// than MaxDepth, a program of more than MaxInstrs instructions, an
-// expression over MaxExprLen bytes.
+// Limits, refused at load: a file over MaxFileSize, YAML nested deeper
+// than 256 levels (checked on the tokens, before go-yaml's parser, whose
+// time grows with depth times size), blocks nested deeper than MaxDepth,
+// a program of more than MaxInstrs instructions, an expression over
+// MaxExprLen bytes, an args value nested deeper than 64 levels.
 //
 // # Conditions and expressions
 //
@@ -98,7 +100,8 @@
 //
 // # Sandbox
 //
-// A condition can call only the functions listed above: all of expr's
+// A condition can call only the functions listed above (and use expr's
+// operators such as ?:, ??, slices, contains and matches): all of expr's
 // builtins are disabled (no now, date, repeat, toJSON or any other),
 // and predicates (map, filter, all with a {...} closure, #), let, $env and
 // the range operator .. are refused at load, so an expression has no loop
