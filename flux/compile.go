@@ -2,6 +2,7 @@ package flux
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,10 +63,12 @@ func (c *compiler) block(n ast.Node, at Pos, bk blockKind, depth int) (continued
 		c.l.problem(at, "%s: blocks are nested deeper than %d", bk.key, MaxDepth)
 		return false
 	}
-	n = c.l.value(n, at)
 	if isNull(n) {
 		c.l.problem(at, "%s: is empty: a block needs at least one step", bk.key)
 		return false
+	}
+	if n = c.l.value(n, at); n == nil {
+		return false // refused and reported
 	}
 	seq, ok := n.(*ast.SequenceNode)
 	if !ok {
@@ -115,7 +118,11 @@ func (c *compiler) step(n ast.Node, at Pos, depth int) (isContinue bool) {
 		c.process(name, p, nil, nil, depth)
 		return false
 	}
-	es, ok := c.l.mapping(n, p, "a step (a process name or a mapping)")
+	if !isMapping(n) {
+		c.l.problem(p, "a step must be a process name or a mapping, not %s", kindOf(n))
+		return false
+	}
+	es, ok := c.l.mapping(n, p, "a step")
 	if !ok {
 		return false
 	}
@@ -191,6 +198,9 @@ func (c *compiler) args(n ast.Node, at Pos) []Arg {
 	out := make([]Arg, 0, len(es))
 	for _, e := range es {
 		v := c.l.value(e.value, e.keyPos)
+		if v == nil && !isNull(e.value) {
+			continue // refused and reported
+		}
 		if s, ok := stringValue(v); ok {
 			if src, ok := exprForm(s); ok {
 				x, err := compileExpr(src, c.l.pos(v, e.keyPos))
@@ -202,7 +212,7 @@ func (c *compiler) args(n ast.Node, at Pos) []Arg {
 				continue
 			}
 		}
-		if b, ok := c.l.toJSON(e.value, e.keyPos, 0); ok {
+		if b, ok := c.l.toJSON(v, e.keyPos, 0); ok {
 			out = append(out, Arg{Key: e.key, JSON: b})
 		}
 	}
@@ -359,7 +369,9 @@ func (c *compiler) timeout(e entry) time.Duration {
 	switch x := v.(type) {
 	case *ast.StringNode:
 		var err error
-		if d, err = time.ParseDuration(x.Value); err != nil {
+		if secs, perr := strconv.ParseFloat(x.Value, 64); perr == nil && secs <= maxTimeoutSeconds {
+			d = time.Duration(secs * float64(time.Second)) // "30": a number of seconds
+		} else if d, err = time.ParseDuration(x.Value); err != nil {
 			c.l.problem(vp, "timeout: %q is not a duration (write 30s, 5m, 1h30m or a number of seconds)", x.Value)
 			return 0
 		}

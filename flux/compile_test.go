@@ -109,6 +109,17 @@ func TestCompileShapes(t *testing.T) {
 				"3 fail fail @3:5 target=0\n4 process process @4:5 c onfail=-1\n",
 		},
 		{
+			name: "on_fail inside on_fail",
+			src:  "steps:\n  - process: a\n    on_fail:\n      - process: b\n        on_fail:\n          - flux: continue\n      - flux: continue\n",
+			want: "0 process process @2:5 a onfail=2\n1 jump jump @3:5 target=6\n2 process process @4:9 b onfail=4\n" +
+				"3 jump jump @5:9 target=5\n4 jump jump @5:9 target=5\n5 jump jump @3:5 target=6\n",
+		},
+		{
+			name: "timeout as a quoted number of seconds",
+			src:  "steps:\n  - flux: wait\n    signal: global.sig_x\n    timeout: '90'\n",
+			want: "0 wait wait @2:5 global.sig_x timeout=1m30s\n",
+		},
+		{
 			name: "nested while in if in run",
 			src: "steps:\n  - flux: run\n    steps:\n      - flux: if\n        condition: args.go\n        then:\n" +
 				"          - flux: while\n            condition: not signal.domain.cmd_stop\n            do: [a]\n",

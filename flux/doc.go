@@ -64,9 +64,11 @@
 // Process, Branch, Wait and Enter count one op each (so each iteration of
 // a while counts, even with an empty-looking body); Jump counts nothing.
 //
-// Limits, refused at load: a file over MaxFileSize, blocks nested deeper
-// than MaxDepth, a program of more than MaxInstrs instructions, an
-// expression over MaxExprLen bytes.
+// Limits, refused at load: a file over MaxFileSize, YAML nested deeper
+// than 256 levels (checked on the tokens, before go-yaml's parser, whose
+// time grows with depth times size), blocks nested deeper than MaxDepth,
+// a program of more than MaxInstrs instructions, an expression over
+// MaxExprLen bytes, an args value nested deeper than 64 levels.
 //
 // # Conditions and expressions
 //
@@ -75,13 +77,16 @@
 // original Python framework run unchanged. Names: domain and global (the
 // committed state under those layers, nested maps built by Tree), args
 // (the run's args), signal (the signals the run has seen since its
-// previous step) and run (run.id, run.ops). Python's and, or, not (which
-// return booleans here), True, False, None, x.get(k[, default]),
-// x.keys(), .values(), .items(), s.lower(), .upper(), .strip(),
-// .startswith(p), .endswith(p) and the builtins len, int, float, str, bool,
-// abs, min, max, sum, round, any, all, sorted and range work as in Python.
-// Numbers from JSON are float64: == and != compare numbers by value across
-// int and float, and str() of an integral float prints no ".0".
+// previous step) and run (run.id, run.ops). These work as in Python:
+// and, or, not (which return booleans here), is and is not (which mean ==
+// and !=), in and not in, True, False, None, x['k'] and x.k, negative list
+// indices, d.get(k[, default]), d.keys(), d.values(), d.items(),
+// s.lower(), s.upper(), s.strip(), s.startswith(p), s.endswith(p), and
+// the builtins len, int, float, str, bool, abs, min, max, sum, round, any,
+// all, sorted and range. Numbers from JSON are float64: == and != compare
+// numbers by value across int and float, and str() of an integral float
+// prints no ".0". Not supported: Python's `a if c else b` (write
+// c ? a : b), comprehensions and lambdas.
 //
 // Missing keys: a missing key is None, and so is any member or index of
 // None (domain.a.b is None when a is missing); d.get(k) is None and
@@ -95,7 +100,8 @@
 //
 // # Sandbox
 //
-// A condition can call only the functions listed above: all of expr's
+// A condition can call only the functions listed above (and use expr's
+// operators such as ?:, ??, slices, contains and matches): all of expr's
 // builtins are disabled (no now, date, repeat, toJSON or any other),
 // and predicates (map, filter, all with a {...} closure, #), let, $env and
 // the range operator .. are refused at load, so an expression has no loop
@@ -105,5 +111,5 @@
 // its arguments. Memory is bounded by expr's memory budget for what the VM
 // builds and, for what the functions build, by a limit on each result: a
 // string from + or str() of at most 1 MiB, a list from + or range() of at
-// most 65536 items; over a limit is an *EvalError.
+// most 10000 items; over a limit is an *EvalError.
 package flux

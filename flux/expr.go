@@ -3,6 +3,7 @@ package flux
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -101,18 +102,26 @@ func compileExpr(src string, pos Pos) (*Expr, error) {
 	for name, fn := range opFuncs {
 		opts = append(opts, expr.Function(name, fn))
 	}
-	prog, err := compileSafely(src, opts)
+	prog, err := compileSafely(pySyntax(src), opts)
 	if p.err != nil {
-		return nil, fmt.Errorf("expression %q: %w", src, p.err)
+		return nil, fmt.Errorf("expression %s: %w", quoteShort(src), p.err)
 	}
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			return nil, fmt.Errorf("expression %q does not compile: %s (column %d)", src, fe.Message, fe.Column+1)
+			return nil, fmt.Errorf("expression %s does not compile: %s (column %d)", quoteShort(src), fe.Message, fe.Column+1)
 		}
-		return nil, fmt.Errorf("expression %q does not compile: %w", src, err)
+		return nil, fmt.Errorf("expression %s does not compile: %w", quoteShort(src), err)
 	}
 	return &Expr{src: src, pos: pos, prog: prog, uses: p.uses}, nil
+}
+
+// quoteShort quotes src for a message, cut to 80 bytes.
+func quoteShort(src string) string {
+	if len(src) <= 80 {
+		return strconv.Quote(src)
+	}
+	return strconv.Quote(src[:80]) + "..."
 }
 
 // compileSafely is expr.Compile, with a panic inside expr turned into an

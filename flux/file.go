@@ -10,7 +10,9 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
 )
 
 // Kind is what a file is.
@@ -130,7 +132,12 @@ func (l *loader) load(src []byte) *File {
 
 // parse parses src and returns the body of its single document.
 func (l *loader) parse(src []byte, start Pos) (body ast.Node, ok bool) {
-	file, err := parseSafely(src)
+	file, tooDeep, err := parseSafely(src)
+	if tooDeep != nil {
+		l.problem(Pos{File: l.path, Line: tooDeep.Position.Line, Col: tooDeep.Position.Column},
+			"the YAML is nested deeper than %d levels", maxYAMLDepth)
+		return nil, false
+	}
 	if err != nil {
 		l.problem(l.syntaxPos(err, start), "YAML: %s", syntaxMsg(err))
 		return nil, false
@@ -147,15 +154,22 @@ func (l *loader) parse(src []byte, start Pos) (body ast.Node, ok bool) {
 	return file.Docs[0].Body, true
 }
 
-// parseSafely is parser.ParseBytes, with a panic inside go-yaml turned
-// into an error: a file is input, and Load must not crash on any input.
-func parseSafely(src []byte) (f *ast.File, err error) {
+// parseSafely tokenizes src, refuses it when it is nested too deep for
+// the parser (returning the token where it gets too deep), and parses it.
+// A panic inside go-yaml is turned into an error: a file is input, and
+// Load must not crash on any input.
+func parseSafely(src []byte) (f *ast.File, tooDeep *token.Token, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("the YAML parser failed: %v", r)
 		}
 	}()
-	return parser.ParseBytes(src, 0)
+	tokens := lexer.Tokenize(string(src))
+	if tk, _ := yamlDepth(tokens); tk != nil {
+		return nil, tk, nil
+	}
+	f, err = parser.Parse(tokens, 0)
+	return f, nil, err
 }
 
 func (l *loader) syntaxPos(err error, start Pos) Pos {

@@ -10,7 +10,6 @@ import (
 type Machine struct {
 	Initial string
 	States  []*State // in file order
-	byName  map[string]*State
 }
 
 // State is one state of a Machine.
@@ -21,8 +20,16 @@ type State struct {
 	Entry *Program          // nil when there is no entry block
 }
 
-// State returns the state named name, or nil.
-func (m *Machine) State(name string) *State { return m.byName[name] }
+// State returns the state named name, or nil. It scans States, so it also
+// works on a Machine built by hand (in a test).
+func (m *Machine) State(name string) *State {
+	for _, s := range m.States {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
 
 // Events a state's entry block ends with.
 const (
@@ -32,15 +39,10 @@ const (
 
 // machine compiles the states: and initial: of a machine file.
 func (l *loader) machine(states entry, initial *entry, rootPos Pos) *Machine {
-	m := &Machine{byName: map[string]*State{}}
+	m := &Machine{}
+	byName := map[string]*State{}
 	es, ok := l.mapping(states.value, states.keyPos, "states:")
-	if !ok {
-		if isNull(l.value(states.value, states.keyPos)) {
-			l.problem(states.keyPos, "states: is empty: a machine needs at least one state")
-		}
-		return m
-	}
-	if len(es) == 0 {
+	if len(es) == 0 && (ok || isNull(states.value)) {
 		l.problem(states.keyPos, "states: is empty: a machine needs at least one state")
 	}
 	type target struct {
@@ -54,7 +56,7 @@ func (l *loader) machine(states entry, initial *entry, rootPos Pos) *Machine {
 			l.problem(e.keyPos, "state name %q must be one segment of letters, digits, _ or -", e.key)
 		}
 		m.States = append(m.States, st)
-		m.byName[st.Name] = st
+		byName[st.Name] = st
 		if isNull(l.value(e.value, e.keyPos)) {
 			continue // a state with no entry and no transitions: final
 		}
@@ -91,7 +93,7 @@ func (l *loader) machine(states entry, initial *entry, rootPos Pos) *Machine {
 		}
 	}
 	for _, t := range targets {
-		if m.byName[t.state] == nil {
+		if byName[t.state] == nil {
 			l.problem(t.pos, "on %s: no state named %q", t.event, t.state)
 		}
 	}
@@ -104,7 +106,7 @@ func (l *loader) machine(states entry, initial *entry, rootPos Pos) *Machine {
 	switch {
 	case !ok:
 		l.problem(l.pos(v, initial.keyPos), "initial: must be a state name, not %s", kindOf(v))
-	case m.byName[name] == nil:
+	case byName[name] == nil:
 		l.problem(l.pos(v, initial.keyPos), "initial: no state named %q", name)
 	default:
 		m.Initial = name

@@ -19,7 +19,7 @@ import (
 // allocate without bound (see the package doc, Sandbox).
 const (
 	maxBuiltLen   = 1 << 20 // bytes of a string built by + or str()
-	maxBuiltItems = 1 << 16 // items of a list built by + or range()
+	maxBuiltItems = 10000   // items of a list built by + or range()
 )
 
 var errTooLarge = errors.New("result too large")

@@ -111,6 +111,14 @@ func (l *loader) mapping(n ast.Node, at Pos, what string) ([]entry, bool) {
 	return out, true
 }
 
+func isMapping(n ast.Node) bool {
+	switch n.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+		return true
+	}
+	return false
+}
+
 // scalarText returns the text of a scalar node: a string's value, or the
 // token as written for a number, bool or null (so `version: 1.0` is "1.0").
 func scalarText(n ast.Node) (string, bool) {
