@@ -286,10 +286,29 @@ func (s *Store) push(n *node, v Version, val []byte, deleted bool) {
 	case !wasLive && !deleted:
 		s.live++
 	}
-	for a := n; a != nil && a.subtree < v; a = a.parent {
-		a.subtree = v
-	}
+	stamp(n, v)
 	if n.head.prev != nil || deleted {
 		s.hist.pending = append(s.hist.pending, garbage{ver: v, n: n})
+	}
+}
+
+// stamp records that n changed at v: n and its ancestors, whose subtree
+// reads it invalidates. A PRIVATE path stamps nothing above its PRIVATE
+// root: no process can read it, so a read of an ancestor (global) must not
+// conflict with the supervisor's own records (workflow runs, the outbox)
+// kept there.
+func stamp(n *node, v Version) {
+	var stop *node
+	if root, ok := n.path.PrivateRoot(); ok {
+		stop = n
+		for stop != nil && stop.path != root {
+			stop = stop.parent
+		}
+		if stop != nil {
+			stop = stop.parent
+		}
+	}
+	for a := n; a != nil && a != stop && a.subtree < v; a = a.parent {
+		a.subtree = v
 	}
 }

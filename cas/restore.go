@@ -49,9 +49,7 @@ func Restore(cfg Config, st State) (*Store, error) {
 		}
 		n.head = newRev(e.Version, e.Value, false, nil)
 		s.live++
-		for a := n; a != nil && a.subtree < e.Version; a = a.parent {
-			a.subtree = e.Version
-		}
+		stamp(n, e.Version)
 	}
 	for root, next := range st.Seqs {
 		if _, err := contract.Parse(string(root)); err != nil {

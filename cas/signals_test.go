@@ -54,3 +54,31 @@ func TestSignalsAndSystemWrites(t *testing.T) {
 		t.Fatalf("version %d after a refused signal, want 2", s.Version())
 	}
 }
+
+// A write under a PRIVATE root does not conflict with a read of an
+// ancestor: processes cannot read it, and the supervisor keeps its own
+// records there (workflow runs, the outbox).
+func TestPrivateWritesDoNotConflictWithAncestorReads(t *testing.T) {
+	s := cas.New(cas.Config{})
+	set(t, s, "global.config", 1)
+	snap := s.Version()
+	set(t, s, "global.internal_flux.run.r1", 2)
+	set(t, s, "global.internal_flux.hist.r1.x", 3)
+	var d cas.Delta
+	d.Set(P("domain.out"), enc(1))
+	if _, err := s.Commit(bg, snap, Ps("global"), d, cas.Options{}); err != nil {
+		t.Fatalf("a read of global conflicted with PRIVATE writes: %v", err)
+	}
+	// A PRIVATE read still sees PRIVATE writes, and DATA writes still
+	// conflict with a read of their ancestor.
+	snap = s.Version()
+	set(t, s, "global.internal_flux.run.r1", 4)
+	if _, err := s.Commit(bg, snap, Ps("global.internal_flux"), d, cas.Options{}); !errors.Is(err, cas.ErrConflict) {
+		t.Fatalf("a read of global.internal_flux after a write under it: %v, want a conflict", err)
+	}
+	snap = s.Version()
+	set(t, s, "global.config", 5)
+	if _, err := s.Commit(bg, snap, Ps("global"), d, cas.Options{}); !errors.Is(err, cas.ErrConflict) {
+		t.Fatalf("a read of global after a write of global.config: %v, want a conflict", err)
+	}
+}

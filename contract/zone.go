@@ -127,3 +127,8 @@ func (p Path) zoneRoot(z Zone) (Path, bool) {
 // LogRoot returns the path of the log p belongs to (the prefix ending at its
 // outermost log_* segment), and false when p is not in the LOG zone.
 func (p Path) LogRoot() (Path, bool) { return p.zoneRoot(ZoneLog) }
+
+// PrivateRoot returns the path of the PRIVATE subtree p belongs to (the
+// prefix ending at its outermost internal_* segment), and false when p is
+// not in the PRIVATE zone.
+func (p Path) PrivateRoot() (Path, bool) { return p.zoneRoot(ZonePrivate) }

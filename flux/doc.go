@@ -1,8 +1,9 @@
-// Package flux owns the Flux language: workflow files (steps: process, if, while, run, wait,
-// on_fail) and state-machine files (states:), their validation at load with file:line:col, their
-// compilation into a flat program, and the conditions and argument expressions evaluated against a
-// snapshot. It never runs a process, never reads or writes the Context itself and never talks to
-// another process: the supervisor runs the program and hands it the values.
+// Package flux owns the Flux language and its runs: workflow files (steps: process, if, while,
+// run, wait, on_fail) and state-machine files (states:), their validation at load with
+// file:line:col, their compilation into a flat program, the conditions and argument expressions
+// evaluated against a snapshot, and the Engine that runs programs and machines, durably. It never
+// dispatches to a worker, never touches the store and never talks to another process: every step,
+// record and snapshot goes through the Host that the supervisor gives the Engine.
 //
 // # Files
 //

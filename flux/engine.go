@@ -27,6 +27,9 @@ type Engine struct {
 	logf func(format string, args ...any)
 
 	files map[string]*loaded // by name
+	// loads admits one load of a client's file at a time: a hostile file
+	// at the size limit costs go-yaml hundreds of MiB for a moment.
+	loads chan struct{}
 
 	mu       sync.Mutex
 	runs     map[string]*run     // live runs
@@ -55,7 +58,7 @@ type Config struct {
 // New loads cfg.Dir's files, checked against the host's processes. An
 // invalid file is a *LoadError naming every problem with file:line:col.
 func New(cfg Config) (*Engine, error) {
-	e := &Engine{host: cfg.Host, logf: cfg.Log, files: map[string]*loaded{}, runs: map[string]*run{}, machines: map[string]*machine{}}
+	e := &Engine{host: cfg.Host, logf: cfg.Log, files: map[string]*loaded{}, runs: map[string]*run{}, machines: map[string]*machine{}, loads: make(chan struct{}, 1)}
 	if cfg.Dir == "" {
 		return e, nil
 	}
@@ -295,7 +298,9 @@ func (e *Engine) start(req RunRequest) (string, error) {
 		if name == "" {
 			name = "workflow.yaml"
 		}
+		e.loads <- struct{}{}
 		f, err := Load(name, []byte(req.Source), e.host.Known)
+		<-e.loads
 		if err != nil {
 			return "", failf(CodeBadRequest, "%v", err)
 		}
@@ -490,7 +495,9 @@ func (e *Engine) Validate(file string, src []byte) []Problem {
 	if len(src) > MaxSource {
 		return []Problem{{Pos: Pos{File: file}, Msg: fmt.Sprintf("the file is %d bytes, over %d", len(src), MaxSource)}}
 	}
+	e.loads <- struct{}{}
 	_, err := Load(file, src, e.host.Known)
+	<-e.loads
 	var le *LoadError
 	if errors.As(err, &le) {
 		return le.Problems

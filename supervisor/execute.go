@@ -147,6 +147,9 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 	}
 	for _, in := range c.Inputs {
 		for _, e := range snap.Subtree(in) {
+			if e.Path.InZone(contract.ZonePrivate) {
+				continue // the supervisor's own records (runs, the outbox): never shipped to a worker
+			}
 			dp.Inputs = append(dp.Inputs, protocol.Entry{Path: string(e.Path), Value: e.Value, Version: uint64(e.Version)})
 		}
 	}

@@ -18,16 +18,20 @@ var Allowed = map[string][]string{
 	// (worker, demo), runs the --demo workload through a client (client,
 	// demo), names the socket's default path and commit modes (ipc, cas),
 	// and parses --plugin into the pool's plugin policy (pool).
-	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client", "pool"},
+	// (flux: a file that does not load exits with status 2.)
+	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client", "pool", "flux"},
 	"cmd/theusctl":         {"client", "protocol"},
 	// The load generator starts its own supervisor (re-executing itself as
 	// its worker, and as the go-plugin peer) or drives one through clients.
-	"cmd/theus-bench":      {"supervisor", "pool", "client", "demo", "worker", "durable", "protocol"},
-	"cmd/theus-worker":     {"worker", "demo"},
-	"demo":                 {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
-	"examples/contention":  {"cas", "vip", "contract"},              // the engine alone, in one process
-	"examples/*":           {"worker"},
-	"supervisor":           {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract"},
+	"cmd/theus-bench":     {"supervisor", "pool", "client", "demo", "worker", "durable", "protocol"},
+	"cmd/theus-worker":    {"worker", "demo"},
+	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
+	"examples/contention": {"cas", "vip", "contract"},              // the engine alone, in one process
+	"examples/*":          {"worker"},
+	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux"},
+	// The Flux language and its run engine: it reads snapshots and runs
+	// steps through the Host the supervisor gives it.
+	"flux":                 {"cas", "contract"},
 	"client":               {"ipc", "protocol"},
 	"worker":               {"ipc", "protocol", "shm", "contract"},
 	"worker/dense":         {"worker", "shm"},
