@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,4 +163,74 @@ func waitState(t *testing.T, c *client.Client, id, state string) *client.Machine
 	}
 	t.Fatalf("machine %s never reached %s", id, state)
 	return nil
+}
+
+// TestFluxCancelAndWatch: a watcher sees a detached run's steps start
+// and finish and its end; cancel stops it between steps, its committed
+// steps kept, and a second cancel is refused.
+func TestFluxCancelAndWatch(t *testing.T) {
+	dir := fluxDir(t, map[string]string{"forever.yaml": `
+steps:
+  - flux: while
+    condition: True
+    do:
+      - process: counters.add
+        args: {key: forever}
+`})
+	h := start(t, 1, func(c *Config) { c.Flux = dir })
+	c := h.dial(t)
+	ctx := context.Background()
+	f, err := c.RunFlow(ctx, client.FlowRequest{Name: "forever", Detach: true, MaxOps: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.WatchFlow(ctx, f.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	finished := 0
+	var last map[string]any
+	for item := range st.Items() {
+		var ev map[string]any
+		if err := json.Unmarshal(item, &ev); err != nil {
+			t.Fatal(err)
+		}
+		last = ev
+		if ev["event"] == "step" && ev["state"] == "finished" {
+			finished++
+			if finished == 5 {
+				go c.CancelFlow(ctx, f.Run)
+			}
+		}
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if last["event"] != "end" || last["status"] != flux.StatusCancelled || last["code"] != flux.CodeCancelled {
+		t.Fatalf("last event %v", last)
+	}
+	v, err := c.FlowStatus(ctx, f.Run)
+	if err != nil || v.Status != flux.StatusCancelled {
+		t.Fatalf("status %+v %v", v, err)
+	}
+	if n := counter(t, c, "forever"); n != int64(len(v.Steps)) || n < 5 {
+		t.Fatalf("counter %d, %d steps committed", n, len(v.Steps))
+	}
+	if _, err := c.CancelFlow(ctx, f.Run); !errors.Is(err, protocol.ErrBadRequest) {
+		t.Fatalf("cancel of a cancelled run: %v", err)
+	}
+	// Watching a run that ended sends its end at once.
+	st, err = c.WatchFlow(ctx, f.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends int
+	for item := range st.Items() {
+		if strings.Contains(string(item), `"event":"end"`) {
+			ends++
+		}
+	}
+	if ends != 1 || st.Err() != nil {
+		t.Fatalf("watch of an ended run: %d ends, %v", ends, st.Err())
+	}
 }
