@@ -28,7 +28,7 @@ var Allowed = map[string][]string{
 	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention": {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":          {"worker"},
-	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux"},
+	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal"},
 	// The Flux language and its run engine: it reads snapshots and runs
 	// steps through the Host the supervisor gives it.
 	"flux":                 {"cas", "contract"},
@@ -40,6 +40,7 @@ var Allowed = map[string][]string{
 	"heavy":                {"shm", "ipc", "protocol"},
 	"cas":                  {"contract", "vip"},
 	"durable":              {"cas", "contract"},
+	"signal":               {"cas", "contract"},
 	"ipc":                  {"protocol"},
 	"shm":                  {},
 	"vip":                  {},

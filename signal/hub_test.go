@@ -1,0 +1,239 @@
+package signal_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/signal"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// commit is a commit at version v with one signal per path.
+func commit(v cas.Version, paths ...string) cas.Commit {
+	c := cas.Commit{Version: v}
+	for _, p := range paths {
+		c.Signals = append(c.Signals, cas.Write{Path: contract.Path(p), Op: contract.OpSet, Value: []byte(fmt.Sprintf("%d", v))})
+	}
+	return c
+}
+
+// recv returns the next item of s, failing after a generous wait.
+func recv(t *testing.T, s *signal.Sub) signal.Item {
+	t.Helper()
+	select {
+	case it, ok := <-s.C():
+		if !ok {
+			t.Fatal("the subscription ended")
+		}
+		return it
+	case <-time.After(20 * time.Second):
+		t.Fatal("no item in 20s")
+	}
+	return signal.Item{}
+}
+
+// quiet fails if s has an item now that the hub has published everything
+// it was given (Stats counts each delivery).
+func quiet(t *testing.T, h *signal.Hub, s *signal.Sub, deliveries uint64) {
+	t.Helper()
+	poll(t, func() bool { st := h.Stats(); return st.Published+st.Missed >= deliveries })
+	select {
+	case it := <-s.C():
+		t.Fatalf("unexpected item %+v", it)
+	default:
+	}
+}
+
+func poll(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 20s")
+		}
+	}
+}
+
+// A subscription sees the subtree of its prefix, in version order; ""
+// sees everything.
+func TestSubtree(t *testing.T) {
+	h := signal.New(signal.Config{})
+	defer h.Close()
+	dom := h.Subscribe("domain", 0)
+	all := h.Subscribe("", 0)
+	h.Committed(commit(1, "domain.sig_ping"))
+	h.Committed(commit(2, "global.sig_x"))
+	h.Committed(commit(3, "domain.orders.cmd_ship", "domainx.sig_y"))
+	h.Committed(cas.Commit{Version: 4}) // no signal
+	for _, want := range []signal.Item{{Version: 1, Path: "domain.sig_ping"}, {Version: 3, Path: "domain.orders.cmd_ship"}} {
+		if it := recv(t, dom); it.Version != want.Version || it.Path != want.Path || string(it.Value) != fmt.Sprint(want.Version) {
+			t.Fatalf("domain got %+v, want %+v", it, want)
+		}
+	}
+	var got []string
+	for range 4 {
+		it := recv(t, all)
+		got = append(got, fmt.Sprintf("%d %s", it.Version, it.Path))
+	}
+	if fmt.Sprint(got) != "[1 domain.sig_ping 2 global.sig_x 3 domain.orders.cmd_ship 3 domainx.sig_y]" {
+		t.Fatalf("all got %v", got)
+	}
+	quiet(t, h, dom, 6)
+	dom.Close()
+	dom.Close()
+	if _, ok := <-dom.C(); ok {
+		t.Fatal("C is open after Close")
+	}
+}
+
+// gate is a Wait that holds every version until released.
+type gate struct {
+	mu      sync.Mutex
+	durable cas.Version
+	changed chan struct{}
+	fail    error
+}
+
+func newGate() *gate { return &gate{changed: make(chan struct{})} }
+
+func (g *gate) set(v cas.Version, fail error) {
+	g.mu.Lock()
+	g.durable, g.fail = v, fail
+	close(g.changed)
+	g.changed = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *gate) Wait(ctx context.Context, v cas.Version) error {
+	for {
+		g.mu.Lock()
+		d, fail, ch := g.durable, g.fail, g.changed
+		g.mu.Unlock()
+		if fail != nil {
+			return fail
+		}
+		if d >= v {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Nothing is published before its commit is durable; a commit that never
+// becomes durable is never published.
+func TestPublishAfterDurable(t *testing.T) {
+	g := newGate()
+	h := signal.New(signal.Config{Wait: g.Wait})
+	defer h.Close()
+	s := h.Subscribe("", 0)
+	h.Committed(commit(1, "domain.sig_a"))
+	h.Committed(commit(2, "domain.sig_b"))
+	h.Committed(commit(3, "domain.sig_c"))
+	select {
+	case it := <-s.C():
+		t.Fatalf("%+v published before it was durable", it)
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.set(2, nil)
+	if it := recv(t, s); it.Version != 1 {
+		t.Fatalf("got %+v, want version 1", it)
+	}
+	if it := recv(t, s); it.Version != 2 {
+		t.Fatalf("got %+v, want version 2", it)
+	}
+	g.set(2, errors.New("disk gone"))
+	poll(t, func() bool { return h.Stats().Undelivered == 1 })
+	select {
+	case it := <-s.C():
+		t.Fatalf("%+v published though it never became durable", it)
+	default:
+	}
+}
+
+// A subscriber that does not read never slows the publisher nor the other
+// subscribers: its signals are counted as missed, and it gets one lagged
+// item with the exact count once it reads again, in order, while one with
+// room gets them all.
+func TestLagged(t *testing.T) {
+	h := signal.New(signal.Config{})
+	defer h.Close()
+	const n = 500
+	slow := h.Subscribe("domain", 4)
+	roomy := h.Subscribe("domain", n)
+	for v := range cas.Version(n) {
+		h.Committed(commit(v+1, "domain.sig_ping")) // returns though slow reads nothing
+	}
+	for i := range n {
+		if it := recv(t, roomy); it.Version != uint64(i+1) || it.Lagged != 0 {
+			t.Fatalf("the subscriber with room got %+v at %d", it, i)
+		}
+	}
+	poll(t, func() bool { st := h.Stats(); return st.Published+st.Missed == 2*n })
+	missed := h.Stats().Missed
+	if missed == 0 || missed > n-4 {
+		t.Fatalf("missed %d of %d with a buffer of 4", missed, n)
+	}
+	if lagged := drain(t, slow, n); lagged != missed {
+		t.Fatalf("lagged items say %d missed, the hub counted %d", lagged, missed)
+	}
+	h.Committed(commit(n+1, "domain.sig_ping"))
+	if it := recv(t, slow); it.Version != n+1 || it.Lagged != 0 {
+		t.Fatalf("after the lag: %+v, want version %d", it, n+1)
+	}
+}
+
+// drain reads s until the signals and the lagged counts it got account
+// for versions 1 to n, one signal each, and returns the lagged total. A
+// lagged item must sit exactly where its signals went missing: the next
+// signal's version is the last one's plus the count plus one.
+func drain(t *testing.T, s *signal.Sub, n uint64) uint64 {
+	t.Helper()
+	var last, lagged, pending uint64
+	for last+pending < n {
+		it := recv(t, s)
+		if it.Lagged != 0 {
+			if pending != 0 {
+				t.Fatalf("two lagged items in a row after version %d", last)
+			}
+			pending = it.Lagged
+			lagged += it.Lagged
+			continue
+		}
+		if it.Version != last+pending+1 {
+			t.Fatalf("version %d after version %d and %d missed", it.Version, last, pending)
+		}
+		last, pending = it.Version, 0
+	}
+	return lagged
+}
+
+// Close ends every subscription and stops the publisher; a subscription
+// made after Close is ended at once.
+func TestClose(t *testing.T) {
+	h := signal.New(signal.Config{Wait: newGate().Wait}) // the publisher waits forever
+	s := h.Subscribe("", 0)
+	h.Committed(commit(1, "domain.sig_a"))
+	h.Close()
+	h.Close()
+	if _, ok := <-s.C(); ok {
+		t.Fatal("an item after Close")
+	}
+	s.Close()
+	late := h.Subscribe("", 0)
+	if _, ok := <-late.C(); ok {
+		t.Fatal("an item on a subscription made after Close")
+	}
+	h.Committed(commit(2, "domain.sig_a")) // never blocks, publishes nothing
+}
