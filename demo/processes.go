@@ -48,6 +48,8 @@ func Processes() []worker.Def {
 		worker.Process("tensor.fill", worker.Contract{Outputs: []string{TensorPrefix + ".{key}"}}, tensorFill),
 		worker.Process("tensor.sum", worker.Contract{Inputs: []string{TensorPrefix + ".{key}"}, Outputs: []string{SumsPath + ".{key}"}}, tensorSum),
 		worker.Process("tensor.peek", worker.Contract{Inputs: []string{TensorPrefix + ".{key}"}}, tensorPeek),
+		worker.Process("ping.send", worker.Contract{Outputs: []string{PingSignal}, Effect: true}, pingSend),
+		worker.Process("ping.mark", worker.Contract{Outputs: []string{PingsPath + ".{key}", PingSignal}}, pingMark),
 		worker.Process("tensor.scale", worker.Contract{Inputs: []string{TensorPrefix + ".{src}"}, Outputs: []string{TensorPrefix + ".{dst}"}}, tensorScale),
 	}
 }

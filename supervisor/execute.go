@@ -198,6 +198,13 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 		if err != nil {
 			return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeContractViolation, Message: err.Error(), Path: w.Path}
 		}
+		if path.InZone(contract.ZoneSignal) { // published after the commit, never stored
+			if err := signalWrite(req.Process, path, w); err != nil {
+				return cas.Outcome{}, refs, err
+			}
+			out.Signals.Set(path, w.Value)
+			continue
+		}
 		if path.InZone(contract.ZoneHeavy) && contract.Op(w.Op) != contract.OpDelete {
 			if contract.Op(w.Op) != contract.OpSet {
 				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: a HEAVY path is set or deleted, never appended to", req.Process), Path: w.Path}
