@@ -22,4 +22,3 @@ func signalWrite(process string, path contract.Path, w protocol.Write) *protocol
 	}
 	return nil
 }
-
