@@ -23,6 +23,7 @@ import (
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/shm"
+	"github.com/theus-run/theus/signal"
 	"github.com/theus-run/theus/vip"
 )
 
@@ -102,6 +103,8 @@ type Supervisor struct {
 	zone   *heavy.Zone
 	// journal makes commits durable; nil in memory only.
 	journal *durable.Journal
+	// signals publishes committed signals once durable (signals.go).
+	signals *signal.Hub
 	lost    int // tensors lost at the last restart (their paths were removed)
 	// evac wakes the evacuator (owned by s, stopped by evacStop) when a
 	// dead worker's slab holds tensors it could move.
@@ -214,14 +217,19 @@ func Start(cfg Config) (*Supervisor, error) {
 			return fail(fmt.Errorf("supervisor: %w", err))
 		}
 		undo = append(undo, func() { journal.Close() }) // the lock goes last
-		storeCfg.Committed = journal.Append
+	}
+	hub := newSignalHub(journal)
+	undo = append(undo, hub.Close)
+	storeCfg.Committed = hub.Committed
+	if journal != nil {
+		storeCfg.Committed = func(c cas.Commit) { journal.Append(c); hub.Committed(c) }
 	}
 	store, err := cas.Restore(storeCfg, state)
 	if err != nil {
 		return fail(fmt.Errorf("supervisor: %w: %w", durable.ErrCorrupt, err))
 	}
 	reclaim = store.Collect
-	s := &Supervisor{cfg: cfg, store: store, arb: arb, zone: zone, journal: journal, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
+	s := &Supervisor{cfg: cfg, store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
 	if err := s.dropLostTensors(state); err != nil {
 		return fail(err)
@@ -230,6 +238,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	s.quit, s.quitNow = context.WithCancel(context.Background())
 	s.methods, s.streams = map[string]method{}, map[string]stream{}
 	s.startOutbox()
+	s.startSignals()
 	undo = append(undo, s.quitNow)
 	undo = append(undo, s.cancel)
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
@@ -387,6 +396,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	}
 	s.arb.Close() // no invocation is left to hold or wait for a ticket
 	s.zone.Close()
+	s.signals.Close() // before the journal it waits on
 	if s.journal != nil {
 		return s.journal.Close() // writes what is queued (Async)
 	}
