@@ -56,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "text", "output format: text or json (json also reports errors on stdout)")
 	root.AddCommand(a.execCmd(), a.getCmd(), a.statusCmd(), a.snapshotCmd(), a.fluxCmd(), a.fsmCmd())
 	root.AddCommand(a.outboxCmd())
+	root.AddCommand(a.watchCmd(), a.signalCmd())
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		if !errors.Is(err, errShown) {
