@@ -13,7 +13,8 @@
 //
 // A subscriber that does not keep up never slows the Hub: a signal that
 // does not fit in its buffer is counted as missed, and once it has room
-// again it receives one Item with Lagged set to that count, before the
-// next signal. A subscriber sees the signals of the commits published
+// again it receives one Item with Lagged set to that count, right before
+// the next signal it gets (so the count arrives with that signal, not
+// when the buffer drains). A subscriber sees the signals of the commits published
 // after it subscribed, never older ones; nothing is replayed.
 package signal

@@ -106,7 +106,9 @@ func (h *Hub) Close() {
 		return
 	}
 	h.mu.closed = true
-	subs := h.mu.subs
+	for s := range h.mu.subs {
+		s.end()
+	}
 	h.mu.subs = map[*Sub]struct{}{}
 	h.mu.Unlock()
 	h.q.Lock()
@@ -114,9 +116,6 @@ func (h *Hub) Close() {
 	h.q.Unlock()
 	h.stop()
 	<-h.done
-	for s := range subs {
-		s.end()
-	}
 }
 
 // publish is the Hub's goroutine: it takes the queue in version order
@@ -178,33 +177,20 @@ func (h *Hub) deliver(c cas.Commit) {
 
 // Subscribe opens a subscription to the signals at or under prefix (""
 // for every signal) with a buffer of that many items (DefaultBuffer when
-// buffer < 1). After Close the subscription is ended at once.
+// buffer < 2: a lagged item and the signal after it must fit). After
+// Close the subscription is ended at once.
 func (h *Hub) Subscribe(prefix contract.Path, buffer int) *Sub {
-	if buffer < 1 {
+	if buffer < 2 {
 		buffer = DefaultBuffer
 	}
 	s := newSub(h, prefix, buffer)
 	h.mu.Lock()
-	closed := h.mu.closed
-	if !closed {
-		h.mu.subs[s] = struct{}{}
-		h.subs.Add(1)
-	}
-	h.mu.Unlock()
-	if closed {
-		s.end()
-	}
-	return s
-}
-
-// remove drops s from the subscribers; it reports whether s was there.
-func (h *Hub) remove(s *Sub) bool {
-	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.mu.subs[s]; !ok {
-		return false
+	if h.mu.closed {
+		s.end()
+		return s
 	}
-	delete(h.mu.subs, s)
-	h.subs.Add(-1)
-	return true
+	h.mu.subs[s] = struct{}{}
+	h.subs.Add(1)
+	return s
 }

@@ -1,8 +1,6 @@
 package signal
 
 import (
-	"sync"
-
 	"github.com/theus-run/theus/contract"
 )
 
@@ -11,119 +9,57 @@ import (
 type Sub struct {
 	h      *Hub
 	prefix contract.Path
-	out    chan Item
-	wake   chan struct{} // size one: the pump has something to send
-	quit   chan struct{} // closed by end
-	done   chan struct{} // closed when the pump has returned
-	once   sync.Once
-
-	// mu guards the buffer, shared by the Hub's publisher (offer) and the
-	// pump. A lagged marker is queued in the buffer where the signals went
-	// missing, so it reaches the subscriber in order.
-	mu struct {
-		sync.Mutex
-		buf    []Item // a ring of cap items
-		head   int
-		n      int
-		missed uint64 // missed since the last item queued
-	}
+	// ch is sent to by the Hub's publisher only, and closed by end, both
+	// under the Hub's mu: a send never meets a closed channel.
+	ch     chan Item
+	missed uint64 // since the last item sent; the publisher's, under the Hub's mu
+	closed bool   // under the Hub's mu
 }
 
 func newSub(h *Hub, prefix contract.Path, buffer int) *Sub {
-	s := &Sub{h: h, prefix: prefix, out: make(chan Item), wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
-	// One slot more than asked: room for the lagged marker that precedes
-	// the first signal after a gap.
-	s.mu.buf = make([]Item, buffer+1)
-	go s.pump()
-	return s
+	return &Sub{h: h, prefix: prefix, ch: make(chan Item, buffer)}
 }
 
 // C delivers the subscription's items.
-func (s *Sub) C() <-chan Item { return s.out }
+func (s *Sub) C() <-chan Item { return s.ch }
 
-// Close ends the subscription; C is closed once its pump has stopped.
-// It is safe to call twice.
+// Close ends the subscription and closes C (after the items already in
+// it). It is safe to call twice.
 func (s *Sub) Close() {
-	if s.h.remove(s) {
-		s.end()
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if _, ok := s.h.mu.subs[s]; ok {
+		delete(s.h.mu.subs, s)
+		s.h.subs.Add(-1)
 	}
-	<-s.done
+	s.end()
 }
 
-// end stops the pump (once).
+// end closes C once; the caller holds the Hub's mu.
 func (s *Sub) end() {
-	s.once.Do(func() { close(s.quit) })
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+	}
 }
 
-// offer queues it without waiting; false when the buffer was full and it
-// was counted as missed.
+// offer puts it in the buffer without waiting (the publisher, under the
+// Hub's mu); false when there was no room and it was counted as missed.
+// After a gap the lagged item goes first, and only with room for both,
+// so a subscriber reads the count exactly where the signals went missing.
 func (s *Sub) offer(it Item) bool {
-	s.mu.Lock()
-	// At most buffer items wait; the ring has one slot more, so that a
-	// marker and the signal after it fit whenever a signal does.
-	if s.mu.n >= len(s.mu.buf)-1 {
-		s.mu.missed++
-		s.mu.Unlock()
+	need := 1
+	if s.missed > 0 {
+		need = 2
+	}
+	if cap(s.ch)-len(s.ch) < need { // only the subscriber changes len meanwhile, downwards
+		s.missed++
 		return false
 	}
-	if s.mu.missed > 0 {
-		s.push(Item{Lagged: s.mu.missed})
-		s.mu.missed = 0
+	if s.missed > 0 {
+		s.ch <- Item{Lagged: s.missed}
+		s.missed = 0
 	}
-	s.push(it)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.ch <- it
 	return true
-}
-
-// push appends to the ring; the caller holds mu and has checked room.
-func (s *Sub) push(it Item) {
-	s.mu.buf[(s.mu.head+s.mu.n)%len(s.mu.buf)] = it
-	s.mu.n++
-}
-
-// next takes the oldest item, or, with the buffer empty and signals
-// missed, the lagged marker for them.
-func (s *Sub) next() (Item, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.n > 0 {
-		it := s.mu.buf[s.mu.head]
-		s.mu.buf[s.mu.head] = Item{}
-		s.mu.head = (s.mu.head + 1) % len(s.mu.buf)
-		s.mu.n--
-		return it, true
-	}
-	if s.mu.missed > 0 {
-		it := Item{Lagged: s.mu.missed}
-		s.mu.missed = 0
-		return it, true
-	}
-	return Item{}, false
-}
-
-// pump moves the buffer to C, one item at a time, until the
-// subscription ends; it owns C and closes it.
-func (s *Sub) pump() {
-	defer close(s.done)
-	defer close(s.out)
-	for {
-		it, ok := s.next()
-		if !ok {
-			select {
-			case <-s.wake:
-				continue
-			case <-s.quit:
-				return
-			}
-		}
-		select {
-		case s.out <- it:
-		case <-s.quit:
-			return
-		}
-	}
 }
