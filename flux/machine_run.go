@@ -77,6 +77,10 @@ type machine struct {
 	done   chan struct{}
 	sends  chan sendReq
 	events *feed
+	// sigs is subscribed before the machine's goroutine starts, so that
+	// a signal committed once StartMachine returns reaches it.
+	sigs  <-chan Signal
+	unsub func()
 }
 
 type sendReq struct {
@@ -145,6 +149,7 @@ func (e *Engine) StartMachine(ctx context.Context, req MachineRequest) (*Machine
 		e.runs[r.h.ID] = r
 		e.wg.Go(r.loop)
 	}
+	m.sigs, m.unsub = e.host.Signals()
 	e.wg.Go(m.loop)
 	e.mu.Unlock()
 	return e.MachineStatus(h.ID)
@@ -198,6 +203,7 @@ func (e *Engine) resumeMachine(h *machineHead) error {
 		return nil
 	}
 	e.machines[h.ID] = m
+	m.sigs, m.unsub = e.host.Signals()
 	e.wg.Go(m.loop)
 	return nil
 }
@@ -222,8 +228,8 @@ func (m *machine) entryDone() <-chan struct{} {
 func (m *machine) loop() {
 	defer close(m.done)
 	defer m.events.close()
-	sigs, unsub := m.e.host.Signals()
-	defer unsub()
+	defer m.unsub()
+	sigs := m.sigs
 	for {
 		st := m.def.State(m.h.State)
 		runDone := m.entryDone()

@@ -146,3 +146,38 @@ func TestFluxRunSurvivesWorkerKills(t *testing.T) {
 	}
 	t.Logf("%d workers killed during the run", n)
 }
+
+// TestFSMSurvivesSupervisorKill: after a kill -9 a machine is in the
+// state it last committed, and goes on from there.
+func TestFSMSurvivesSupervisorKill(t *testing.T) {
+	t.Setenv("THEUS_TEST_FLUX", filepath.Join("..", "examples", "flux"))
+	state := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "run", "theus.sock")
+	ctx := context.Background()
+	cmd, c := durableSupervisor(t, sock, state)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if _, err := c.StartMachine(ctx, "door", "d9", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Signal(ctx, "domain.door.cmd_open", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "d9", "open")
+	cmd.Process.Kill()
+	cmd.Wait()
+	c.Close()
+	cmd2, c := durableSupervisor(t, sock, state)
+	t.Cleanup(func() { cmd2.Process.Kill(); cmd2.Wait() })
+	defer c.Close()
+	m, err := c.MachineStatus(ctx, "d9")
+	if err != nil || m.State != "open" || len(m.History) != 2 {
+		t.Fatalf("after kill -9: %+v %v", m, err)
+	}
+	if _, err := c.Signal(ctx, "domain.door.cmd_close", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "d9", "closed")
+	if n := counter(t, c, "opened"); n != 1 {
+		t.Fatalf("the entry block ran %d times", n)
+	}
+}

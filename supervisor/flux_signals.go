@@ -1,11 +1,36 @@
 package supervisor
 
-import "github.com/theus-run/theus/flux"
+import (
+	"sync"
 
-// Signals subscribes a run or machine to every committed signal.
-// TODO(issue 12): replaced by the signal hub when it lands; until then
-// no signal reaches a run.
+	"github.com/theus-run/theus/flux"
+	"github.com/theus-run/theus/signal"
+)
+
+// Signals subscribes a run or machine to every committed signal, once
+// durable, in version order. The goroutine that converts the hub's items
+// is the subscription's: stop ends both.
 func (h fluxHost) Signals() (<-chan flux.Signal, func()) {
-	c := make(chan flux.Signal)
-	return c, func() {}
+	sub := h.s.signals.Subscribe("", signal.DefaultBuffer)
+	out := make(chan flux.Signal)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(out)
+		for it := range sub.C() {
+			select {
+			case out <- flux.Signal{Version: it.Version, Path: it.Path, Value: it.Value, Lagged: it.Lagged}:
+			case <-done:
+				return
+			}
+		}
+	})
+	var once sync.Once
+	return out, func() {
+		once.Do(func() {
+			close(done)
+			sub.Close()
+			wg.Wait()
+		})
+	}
 }

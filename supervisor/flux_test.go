@@ -234,3 +234,111 @@ steps:
 		t.Fatalf("watch of an ended run: %d ends, %v", ends, st.Err())
 	}
 }
+
+// TestFluxWaitAndSignalLatch: a run parks on flux: wait until a signal
+// under its path is committed, then a condition sees that signal in
+// `signal` (the run's own latch, emptied by the next step); a wait with a timeout fails with
+// flux_timeout.
+func TestFluxWaitAndSignalLatch(t *testing.T) {
+	dir := fluxDir(t, map[string]string{
+		"waiter.yaml": `
+steps:
+  - process: counters.add
+    args: {key: waited}
+  - flux: wait
+    signal: domain.door
+    timeout: 60s
+  - flux: if
+    condition: signal.domain.door.cmd_go == 'yes' and 'cmd_other' in signal.global
+    then:
+      - process: counters.add
+        args: {key: go_yes}
+  - process: counters.add
+    args: {key: after}
+  - flux: if
+    condition: signal.get('domain') != None
+    then:
+      - process: counters.add
+        args: {key: stale}
+`,
+		"impatient.yaml": `
+steps:
+  - flux: wait
+    signal: domain.never.cmd_x
+    timeout: 0.2
+`})
+	h := start(t, 1, func(c *Config) { c.Flux = dir })
+	c := h.dial(t)
+	ctx := context.Background()
+	f, err := c.RunFlow(ctx, client.FlowRequest{Name: "waiter", Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		v, err := c.FlowStatus(ctx, f.Run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Status == flux.StatusWaiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run never waited: %+v", v)
+		}
+	}
+	if _, err := c.Signal(ctx, "global.cmd_other", nil); err != nil { // not under domain.door: ignored
+		t.Fatal(err)
+	}
+	if _, err := c.Signal(ctx, "domain.door.cmd_go", "yes"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.RunFlow(ctx, client.FlowRequest{Name: "waiter", ID: f.Run})
+	if err != nil || v.Status != flux.StatusComplete {
+		t.Fatalf("%+v %v", v, err)
+	}
+	if n := counter(t, c, "go_yes"); n != 1 {
+		t.Fatalf("go_yes = %d: the condition did not see the signal", n)
+	}
+	// The latch holds the signals since the run's previous step only.
+	if _, err := c.Get(ctx, "domain.counters.stale"); !errors.Is(err, protocol.ErrNotFound) {
+		t.Fatalf("a condition saw a signal from before the previous step: %v", err)
+	}
+	v, err = c.RunFlow(ctx, client.FlowRequest{Name: "impatient"})
+	if err != nil || v.Status != flux.StatusFailed || v.Code != flux.CodeTimeout || v.Step == nil || v.Step.Kind != "wait" {
+		t.Fatalf("impatient: %+v %v", v, err)
+	}
+}
+
+// TestFSMDrivenBySignals: the door machine of examples/flux is driven
+// through closed → opening → open → closed three times by committed
+// signals alone; each cycle runs its entry block once.
+func TestFSMDrivenBySignals(t *testing.T) {
+	h := start(t, 2, func(c *Config) { c.Flux = filepath.Join("..", "examples", "flux") })
+	c := h.dial(t)
+	ctx := context.Background()
+	if _, err := c.StartMachine(ctx, "door", "d1", nil); err != nil {
+		t.Fatal(err)
+	}
+	var m *client.Machine
+	for round := 1; round <= 3; round++ {
+		if _, err := c.Signal(ctx, "domain.door.cmd_open", nil); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, c, "d1", "open")
+		if _, err := c.Signal(ctx, "domain.door.cmd_close", nil); err != nil {
+			t.Fatal(err)
+		}
+		m = waitState(t, c, "d1", "closed")
+	}
+	if n := counter(t, c, "opened"); n != 3 {
+		t.Fatalf("opened %d times in 3 cycles", n)
+	}
+	var path []string
+	for _, tr := range m.History {
+		path = append(path, tr.On+"→"+tr.To)
+	}
+	want := strings.Repeat("domain.door.cmd_open→opening done→open domain.door.cmd_close→closed ", 3)
+	if got := strings.Join(path, " ") + " "; got != want {
+		t.Fatalf("history %s, want %s", got, want)
+	}
+}
