@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/durable"
 )
 
 // BenchmarkSignalSubscribers: commit throughput of ping.send (a process
@@ -23,14 +24,19 @@ func BenchmarkSignalSubscribers(b *testing.B) {
 	for _, bc := range []struct {
 		subs   int
 		socket bool
-	}{{0, false}, {100, false}, {100, true}} {
-		name := fmt.Sprintf("subscribers=%d", bc.subs)
+		dur    string
+	}{{0, false, "none"}, {100, false, "none"}, {100, true, "none"}, {0, false, "sync"}, {100, false, "sync"}, {100, true, "sync"}} {
+		name := fmt.Sprintf("durability=%s/subscribers=%d", bc.dur, bc.subs)
 		if bc.subs > 0 {
 			name += map[bool]string{false: "/in-process", true: "/socket"}[bc.socket]
 		}
 		subs := bc.subs
 		b.Run(name, func(b *testing.B) {
-			h := benchSupervisorWith(b, Config{Workers: 2})
+			cfg := Config{Workers: 2}
+			if bc.dur == "sync" {
+				cfg.StateDir, cfg.Durability = b.TempDir(), durable.Sync
+			}
+			h := benchSupervisorWith(b, cfg)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var got, lagged atomic.Uint64
