@@ -204,19 +204,34 @@ func (c *Conn) setErr(err error) {
 // Send queues m and returns once it is written or handed to the sender
 // that is writing. A nil error does not mean the peer read it; a write
 // error is returned by this or a later Send, and closes the Conn.
-func (c *Conn) Send(m protocol.Message) error {
+func (c *Conn) Send(m protocol.Message) error { return c.SendBatch(m) }
+
+// SendBatch is Send for several messages, which go in order, with no
+// other sender's frame between them, and in one write when they fit in
+// it. When one of them is refused (too large, or not encodable) none is
+// sent and the Conn stays usable.
+func (c *Conn) SendBatch(ms ...protocol.Message) error {
+	if len(ms) == 0 {
+		return nil
+	}
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
 		return err
 	}
-	n := len(c.pending)
+	start := len(c.pending)
 	var err error
-	c.pending, err = protocol.AppendFrame(c.pending, m)
-	if size := len(c.pending) - n - 4; err == nil && size > c.maxFrame {
-		c.pending = c.pending[:n]
-		err = fmt.Errorf("ipc: send %s: %d bytes, limit %d: %w", m.Kind(), size, c.maxFrame, protocol.ErrFrameTooLarge)
+	for _, m := range ms {
+		n := len(c.pending)
+		c.pending, err = protocol.AppendFrame(c.pending, m)
+		if size := len(c.pending) - n - 4; err == nil && size > c.maxFrame {
+			err = fmt.Errorf("ipc: send %s: %d bytes, limit %d: %w", m.Kind(), size, c.maxFrame, protocol.ErrFrameTooLarge)
+		}
+		if err != nil {
+			c.pending = c.pending[:start]
+			break
+		}
 	}
 	if err != nil || c.writing {
 		c.mu.Unlock()

@@ -3,10 +3,12 @@ package ipc
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -271,4 +273,60 @@ func copyExecutable(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return exe
+}
+
+// countingConn counts its writes.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestSendBatch: the messages of one SendBatch go in order in one write;
+// a batch with a frame over the limit sends none of them, and the
+// connection stays usable.
+func TestSendBatch(t *testing.T) {
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	na, err := net.FileConn(a)
+	a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingConn{Conn: na}
+	ca := NewConn(counted, Options{MaxFrame: 1024})
+	cb, err := FileConn(b, Options{MaxFrame: 1024})
+	b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	defer cb.Close()
+	if err := ca.SendBatch(&protocol.Ping{Seq: 1}, &protocol.Ping{Seq: 2}, &protocol.Ping{Seq: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.writes.Load(); n != 1 {
+		t.Fatalf("%d writes for a batch of 3, want 1", n)
+	}
+	err = ca.SendBatch(&protocol.Ping{Seq: 4}, &protocol.Execute{Args: make([]byte, 4096)}, &protocol.Ping{Seq: 5})
+	if !errors.Is(err, protocol.ErrFrameTooLarge) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := ca.SendBatch(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Send(&protocol.Ping{Seq: 9}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []uint64{1, 2, 3, 9} {
+		if m, err := cb.Recv(); err != nil || m.(*protocol.Ping).Seq != want {
+			t.Fatalf("got %v %v, want ping %d", m, err, want)
+		}
+	}
 }

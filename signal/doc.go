@@ -6,8 +6,11 @@
 //
 // A Hub is told of every commit under the store's lock (Committed, which
 // only queues it). One goroutine of the Hub takes the queued commits in
-// version order, waits until each is durable (Config.Wait) and hands its
-// signals to every subscriber whose prefix covers their path.
+// version order, a batch at a time, waits until each is durable
+// (Config.Wait) and queues its signals to every subscriber whose prefix
+// covers their path. It wakes a subscriber (Sub.Ready) once per batch,
+// and the subscriber takes everything queued at once (Sub.Take), so a
+// busy Hub costs a subscriber one wakeup per batch, not one per signal.
 //
 // # Caveats
 //

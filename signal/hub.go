@@ -31,6 +31,11 @@ type Config struct {
 	// durable as it is applied (no journal). A commit whose Wait fails
 	// is never published.
 	Wait func(ctx context.Context, v cas.Version) error
+	// Durable, when set with Wait, returns the highest version durable
+	// now (the journal's Durable): the commits up to it are published
+	// without calling Wait, and the subscribers are woken only before a
+	// Wait that may block, not before each commit.
+	Durable func() cas.Version
 }
 
 // Stats counts what a Hub did.
@@ -97,7 +102,7 @@ func (h *Hub) Stats() Stats {
 }
 
 // Close stops the publisher, drops what it had not published, and ends
-// every subscription (their channels close). It is safe to call twice.
+// every subscription (their readers take what they hold, then the end). It is safe to call twice.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	if h.mu.closed {
@@ -118,10 +123,13 @@ func (h *Hub) Close() {
 	<-h.done
 }
 
-// publish is the Hub's goroutine: it takes the queue in version order
-// and delivers each commit's signals once that commit is durable.
+// publish is the Hub's goroutine: it takes the queue in version order, a
+// batch at a time, queues each commit's signals to the subscribers once
+// that commit is durable, and wakes each subscriber that got any once
+// per batch, or before waiting for a commit to become durable.
 func (h *Hub) publish(ctx context.Context) {
 	defer close(h.done)
+	var items []Item // one commit's signals, reused
 	for {
 		select {
 		case <-h.kick:
@@ -137,7 +145,8 @@ func (h *Hub) publish(ctx context.Context) {
 				break
 			}
 			for i, c := range batch {
-				if h.cfg.Wait != nil {
+				if h.cfg.Wait != nil && (h.cfg.Durable == nil || c.Version > h.cfg.Durable()) {
+					h.wake() // what is durable goes out before the wait
 					if err := h.cfg.Wait(ctx, c.Version); err != nil {
 						if ctx.Err() != nil {
 							return
@@ -150,27 +159,39 @@ func (h *Hub) publish(ctx context.Context) {
 						break
 					}
 				}
-				h.deliver(c)
+				items = items[:0]
+				for _, w := range c.Signals {
+					items = append(items, Item{Path: string(w.Path), Value: json.RawMessage(w.Value)})
+				}
+				h.deliver(uint64(c.Version), items)
 			}
+			h.wake()
 		}
 	}
 }
 
-// deliver hands one commit's signals to the subscribers whose prefix
+// deliver queues one commit's signals to the subscribers whose prefix
 // covers them.
-func (h *Hub) deliver(c cas.Commit) {
+func (h *Hub) deliver(version uint64, items []Item) {
+	var published, missed uint64
+	h.mu.Lock()
+	for s := range h.mu.subs {
+		p, m := s.offer(version, items)
+		published += p
+		missed += m
+	}
+	h.mu.Unlock()
+	h.published.Add(published)
+	h.missed.Add(missed)
+}
+
+// wake wakes the subscribers that were given items since the last wake.
+func (h *Hub) wake() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, w := range c.Signals {
-		for s := range h.mu.subs {
-			if s.prefix != "" && !contract.Covers(string(s.prefix), string(w.Path)) {
-				continue
-			}
-			if s.offer(Item{Version: uint64(c.Version), Path: string(w.Path), Value: json.RawMessage(w.Value)}) {
-				h.published.Add(1)
-			} else {
-				h.missed.Add(1)
-			}
+	for s := range h.mu.subs {
+		if s.touched {
+			s.wake()
 		}
 	}
 }

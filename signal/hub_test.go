@@ -29,16 +29,32 @@ func commit(v cas.Version, paths ...string) cas.Commit {
 // recv returns the next item of s, failing after a generous wait.
 func recv(t *testing.T, s *signal.Sub) signal.Item {
 	t.Helper()
-	select {
-	case it, ok := <-s.C():
-		if !ok {
-			t.Fatal("the subscription ended")
-		}
-		return it
-	case <-time.After(20 * time.Second):
-		t.Fatal("no item in 20s")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	it, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("no item: %v", err)
 	}
-	return signal.Item{}
+	return it
+}
+
+// none fails if s holds an item now.
+func none(t *testing.T, s *signal.Sub, why string) {
+	t.Helper()
+	if items, _ := s.Take(nil); len(items) > 0 {
+		t.Fatalf("%+v %s", items[0], why)
+	}
+}
+
+// ended fails unless s has ended with nothing left to take.
+func ended(t *testing.T, s *signal.Sub, what string) {
+	t.Helper()
+	if items, ok := s.Take(nil); ok || len(items) > 0 {
+		t.Fatalf("%s: %d items, ended %t", what, len(items), !ok)
+	}
+	if _, err := s.Next(context.Background()); !errors.Is(err, signal.ErrEnded) {
+		t.Fatalf("%s: Next: %v, want ErrEnded", what, err)
+	}
 }
 
 // quiet fails if s has an item now that the hub has published everything
@@ -46,11 +62,7 @@ func recv(t *testing.T, s *signal.Sub) signal.Item {
 func quiet(t *testing.T, h *signal.Hub, s *signal.Sub, deliveries uint64) {
 	t.Helper()
 	poll(t, func() bool { st := h.Stats(); return st.Published+st.Missed >= deliveries })
-	select {
-	case it := <-s.C():
-		t.Fatalf("unexpected item %+v", it)
-	default:
-	}
+	none(t, s, "unexpected")
 }
 
 func poll(t *testing.T, cond func() bool) {
@@ -89,9 +101,7 @@ func TestSubtree(t *testing.T) {
 	quiet(t, h, dom, 6)
 	dom.Close()
 	dom.Close()
-	if _, ok := <-dom.C(); ok {
-		t.Fatal("C is open after Close")
-	}
+	ended(t, dom, "after Close")
 }
 
 // gate is a Wait that holds every version until released.
@@ -131,6 +141,53 @@ func (g *gate) Wait(ctx context.Context, v cas.Version) error {
 	}
 }
 
+func (g *gate) Durable() cas.Version {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.durable
+}
+
+// The publisher wakes a subscriber once per batch of commits, not once
+// per signal: commits queued while it waits for the first to become
+// durable reach the subscriber in one Take.
+func TestOneWakePerBatch(t *testing.T) {
+	g := newGate()
+	h := signal.New(signal.Config{Wait: g.Wait, Durable: g.Durable})
+	defer h.Close()
+	s := h.Subscribe("domain", 0)
+	const n = 50
+	for v := range cas.Version(n) {
+		h.Committed(commit(v+1, "domain.sig_a", "global.sig_b"))
+	}
+	g.set(n, nil)
+	var got []signal.Item
+	wakes := 0
+	for len(got) < n {
+		select {
+		case <-s.Ready():
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d items of %d after %d wakes", len(got), n, wakes)
+		}
+		wakes++
+		items, ok := s.Take(nil)
+		if !ok {
+			t.Fatal("the subscription ended")
+		}
+		got = append(got, items...)
+	}
+	// The publisher may have taken commit 1 alone, before the others
+	// were queued: then it is a batch of its own.
+	if wakes > 2 {
+		t.Fatalf("%d wakes for %d commits", wakes, n)
+	}
+	for i, it := range got {
+		if it.Version != uint64(i+1) || it.Path != "domain.sig_a" || it.Lagged != 0 {
+			t.Fatalf("item %d: %+v", i, it)
+		}
+	}
+	none(t, s, "after the batch")
+}
+
 // Nothing is published before its commit is durable; a commit that never
 // becomes durable is never published.
 func TestPublishAfterDurable(t *testing.T) {
@@ -141,11 +198,8 @@ func TestPublishAfterDurable(t *testing.T) {
 	h.Committed(commit(1, "domain.sig_a"))
 	h.Committed(commit(2, "domain.sig_b"))
 	h.Committed(commit(3, "domain.sig_c"))
-	select {
-	case it := <-s.C():
-		t.Fatalf("%+v published before it was durable", it)
-	case <-time.After(50 * time.Millisecond):
-	}
+	time.Sleep(50 * time.Millisecond)
+	none(t, s, "published before it was durable")
 	g.set(2, nil)
 	if it := recv(t, s); it.Version != 1 {
 		t.Fatalf("got %+v, want version 1", it)
@@ -155,11 +209,7 @@ func TestPublishAfterDurable(t *testing.T) {
 	}
 	g.set(2, errors.New("disk gone"))
 	poll(t, func() bool { return h.Stats().Undelivered == 1 })
-	select {
-	case it := <-s.C():
-		t.Fatalf("%+v published though it never became durable", it)
-	default:
-	}
+	none(t, s, "published though it never became durable")
 }
 
 // A subscriber that does not read never slows the publisher nor the other
@@ -261,13 +311,9 @@ func TestClose(t *testing.T) {
 	h.Committed(commit(1, "domain.sig_a"))
 	h.Close()
 	h.Close()
-	if _, ok := <-s.C(); ok {
-		t.Fatal("an item after Close")
-	}
+	ended(t, s, "after Close")
 	s.Close()
 	late := h.Subscribe("", 0)
-	if _, ok := <-late.C(); ok {
-		t.Fatal("an item on a subscription made after Close")
-	}
+	ended(t, late, "a subscription made after Close")
 	h.Committed(commit(2, "domain.sig_a")) // never blocks, publishes nothing
 }

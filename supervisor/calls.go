@@ -17,10 +17,11 @@ import (
 // wireError).
 type method func(ctx context.Context, body []byte) (any, error)
 
-// stream serves one Subscribe: it sends items until it returns. ctx ends
-// when the client unsubscribes or goes away, or the supervisor drains;
-// send fails once the client is gone.
-type stream func(ctx context.Context, body []byte, send func(any) error) error
+// stream serves one Subscribe: it sends items until it returns, each its
+// own Event (the items of one send go in one write). ctx ends when the
+// client unsubscribes or goes away, or the supervisor drains; send fails
+// once the client is gone.
+type stream func(ctx context.Context, body []byte, send func(items ...any) error) error
 
 // registerMethod adds a Call method; the supervisor's parts (flux, signals,
 // outbox) register theirs in Start.
@@ -134,12 +135,16 @@ func (s *Supervisor) serveStream(ctx context.Context, c *ipc.Conn, cs *connStrea
 		delete(cs.open, m.ID)
 		cs.mu.Unlock()
 	}()
-	send := func(v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", m.Method, err)
+	send := func(items ...any) error {
+		evs := make([]protocol.Message, 0, len(items))
+		for _, v := range items {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("stream %s: %w", m.Method, err)
+			}
+			evs = append(evs, &protocol.Event{ID: m.ID, Body: b})
 		}
-		return c.Send(&protocol.Event{ID: m.ID, Body: b})
+		return c.SendBatch(evs...)
 	}
 	err := st(ctx, m.Body, send)
 	switch {

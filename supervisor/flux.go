@@ -137,14 +137,14 @@ func (s *Supervisor) startFlux() error {
 		}
 		return map[string]any{"machines": ms}, nil
 	})
-	s.registerStream(protocol.StreamFlux, func(ctx context.Context, body []byte, send func(any) error) error {
+	s.registerStream(protocol.StreamFlux, func(ctx context.Context, body []byte, send func(...any) error) error {
 		var req struct {
 			Run string `json:"run"`
 		}
 		if err := decodeBody(body, &req); err != nil {
 			return err
 		}
-		return fluxErr(s.flux.Watch(ctx, req.Run, send))
+		return fluxErr(s.flux.Watch(ctx, req.Run, func(v any) error { return send(v) }))
 	})
 	return nil
 }

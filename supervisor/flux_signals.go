@@ -17,10 +17,23 @@ func (h fluxHost) Signals() (<-chan flux.Signal, func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(out)
-		for it := range sub.C() {
+		var items []signal.Item
+		for {
 			select {
-			case out <- flux.Signal{Version: it.Version, Path: it.Path, Value: it.Value, Lagged: it.Lagged}:
+			case <-sub.Ready():
 			case <-done:
+				return
+			}
+			var ok bool
+			items, ok = sub.Take(items)
+			for _, it := range items {
+				select {
+				case out <- flux.Signal{Version: it.Version, Path: it.Path, Value: it.Value, Lagged: it.Lagged}:
+				case <-done:
+					return
+				}
+			}
+			if !ok {
 				return
 			}
 		}

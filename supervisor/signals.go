@@ -37,7 +37,7 @@ const WatchBuffer = 1024
 func newSignalHub(journal *durable.Journal) *signal.Hub {
 	cfg := signal.Config{}
 	if journal != nil {
-		cfg.Wait = journal.Wait
+		cfg.Wait, cfg.Durable = journal.Wait, journal.Durable
 	}
 	return signal.New(cfg)
 }
@@ -141,7 +141,7 @@ type (
 )
 
 // signalWatch streams the signals at or under a prefix ("" for all).
-func (s *Supervisor) signalWatch(ctx context.Context, body []byte, send func(any) error) error {
+func (s *Supervisor) signalWatch(ctx context.Context, body []byte, send func(...any) error) error {
 	var in signalWatchBody
 	if err := decodeBody(body, &in); err != nil {
 		return err
@@ -159,25 +159,32 @@ func (s *Supervisor) signalWatch(ctx context.Context, body []byte, send func(any
 	if err := send(watchReady{Watching: in.Prefix}); err != nil {
 		return err
 	}
+	var items []signal.Item
+	var out []any
 	for {
-		var it signal.Item
-		var ok bool
 		select {
-		case it, ok = <-sub.C():
+		case <-sub.Ready():
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		var ok bool
+		items, ok = sub.Take(items)
+		// Everything the watcher holds goes in one write.
+		out = out[:0]
+		for _, it := range items {
+			if it.Lagged != 0 {
+				out = append(out, watchLagged{Lagged: it.Lagged})
+			} else {
+				out = append(out, watchSignal{Version: it.Version, Path: it.Path, Value: it.Value})
+			}
+		}
+		if len(out) > 0 {
+			if err := send(out...); err != nil {
+				return err
+			}
+		}
 		if !ok { // the hub closed: the supervisor is stopping
 			return protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")
-		}
-		var err error
-		if it.Lagged != 0 {
-			err = send(watchLagged{Lagged: it.Lagged})
-		} else {
-			err = send(watchSignal{Version: it.Version, Path: it.Path, Value: it.Value})
-		}
-		if err != nil {
-			return err
 		}
 	}
 }

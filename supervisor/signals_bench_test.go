@@ -10,6 +10,7 @@ import (
 
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/signal"
 )
 
 // BenchmarkSignalSubscribers: commit throughput of ping.send (a process
@@ -46,16 +47,20 @@ func BenchmarkSignalSubscribers(b *testing.B) {
 					sub := h.s.signals.Subscribe("domain", WatchBuffer)
 					readers.Go(func() {
 						defer sub.Close()
+						var items []signal.Item
 						for {
 							select {
-							case it := <-sub.C():
+							case <-sub.Ready():
+							case <-ctx.Done():
+								return
+							}
+							items, _ = sub.Take(items)
+							for _, it := range items {
 								if it.Lagged != 0 {
 									lagged.Add(it.Lagged)
 								} else {
 									got.Add(1)
 								}
-							case <-ctx.Done():
-								return
 							}
 						}
 					})

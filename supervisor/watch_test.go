@@ -15,6 +15,7 @@ import (
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/protocol"
+	"github.com/theus-run/theus/signal"
 )
 
 // next is w's next item, failing after a generous wait.
@@ -27,6 +28,18 @@ func next(t *testing.T, w *client.Watcher) client.Signal {
 		t.Fatalf("watch: %v", err)
 	}
 	return s
+}
+
+// nextItem is s's next item, failing after a generous wait.
+func nextItem(t *testing.T, s *signal.Sub) signal.Item {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	it, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("in-process subscriber: %v", err)
+	}
+	return it
 }
 
 // `watch domain` sees domain.sig_ping and domain.orders.cmd_ship, not
@@ -180,15 +193,11 @@ func TestSignalOrderingUnderLoad(t *testing.T) {
 	wg.Wait()
 	var inLast uint64
 	for range writers * each {
-		select {
-		case it := <-in.C():
-			if it.Lagged != 0 || it.Version <= inLast {
-				t.Fatalf("in-process: %+v after %d", it, inLast)
-			}
-			inLast = it.Version
-		case <-time.After(30 * time.Second):
-			t.Fatal("in-process subscriber: no item")
+		it := nextItem(t, in)
+		if it.Lagged != 0 || it.Version <= inLast {
+			t.Fatalf("in-process: %+v after %d", it, inLast)
 		}
+		inLast = it.Version
 	}
 }
 
@@ -211,7 +220,7 @@ func TestSlowSubscriberLagged(t *testing.T) {
 		}
 	}
 	for i := range n {
-		if it := <-roomy.C(); it.Version != uint64(i+1) || it.Lagged != 0 {
+		if it := nextItem(t, roomy); it.Version != uint64(i+1) || it.Lagged != 0 {
 			t.Fatalf("the subscriber with room got %+v at %d", it, i)
 		}
 	}
@@ -226,7 +235,7 @@ func TestSlowSubscriberLagged(t *testing.T) {
 		t.Fatalf("missed %d of %d with a buffer of 4, want %d", missed, n, n-4)
 	}
 	for i := range 4 {
-		if it := <-slow.C(); it.Version != uint64(i+1) || it.Lagged != 0 {
+		if it := nextItem(t, slow); it.Version != uint64(i+1) || it.Lagged != 0 {
 			t.Fatalf("the slow subscriber got %+v, want version %d", it, i+1)
 		}
 	}
@@ -234,10 +243,10 @@ func TestSlowSubscriberLagged(t *testing.T) {
 	if _, err := c.Exec(ctx, "ping.send", nil); err != nil {
 		t.Fatal(err)
 	}
-	if it := <-slow.C(); it.Lagged != n-4 {
+	if it := nextItem(t, slow); it.Lagged != n-4 {
 		t.Fatalf("got %+v, want lagged %d", it, n-4)
 	}
-	if it := <-slow.C(); it.Version != n+1 || it.Lagged != 0 {
+	if it := nextItem(t, slow); it.Version != n+1 || it.Lagged != 0 {
 		t.Fatalf("after the lag: %+v, want version %d", it, n+1)
 	}
 }
