@@ -128,7 +128,9 @@ func TestFluxExamples(t *testing.T) {
 		if m, err = c.SendEvent(ctx, "front", "domain.door.cmd_open"); err != nil || m.State != "opening" {
 			t.Fatalf("open: %+v %v", m, err)
 		}
-		m = waitState(t, c, "front", "open")
+		if m = waitState(t, c, "front", "open"); m.Status != "active" {
+			t.Fatalf("open: %+v", m)
+		}
 		if n := counter(t, c, "opened"); n != int64(round) {
 			t.Fatalf("opened %d times after %d rounds", n, round)
 		}
