@@ -24,10 +24,10 @@ func raw(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
 	if err != nil {
 		return worker.None{}, err
 	}
-	b[0] = '1'             // want `POP-E05 assigns into a read view from ctx.Raw`
-	copy(b[1:], "23")      // want `POP-E05 copy writes into a read view from ctx.Raw`
-	slices.Reverse(b)      // want `POP-E05 slices.Reverse writes into a read view from ctx.Raw`
-	zero(b)                // want `POP-E05 passes to zero, which writes into a read view from ctx.Raw`
+	b[0] = '1'        // want `POP-E05 assigns into a read view from ctx.Raw`
+	copy(b[1:], "23") // want `POP-E05 copy writes into a read view from ctx.Raw`
+	slices.Reverse(b) // want `POP-E05 slices.Reverse writes into a read view from ctx.Raw`
+	zero(b)           // want `POP-E05 passes to zero, which writes into a read view from ctx.Raw`
 	return worker.None{}, ctx.Set("domain.y", len(b))
 }
 

@@ -13,10 +13,10 @@ func Defs() []worker.Def {
 }
 
 func careless(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
-	ctx.Set("domain.a", 1)          // want `POP-E06 the error of ctx.Set is ignored`
+	ctx.Set("domain.a", 1)            // want `POP-E06 the error of ctx.Set is ignored`
 	_ = ctx.Append("domain.log_l", 1) // want `POP-E06 the error of ctx.Append is assigned to _`
-	defer ctx.Delete("domain.a")    // want `POP-E06 the error of ctx.Delete is ignored \(deferred\)`
-	ctx.Emit("topic", 1)            // want `POP-E06 the error of ctx.Emit is ignored`
+	defer ctx.Delete("domain.a")      // want `POP-E06 the error of ctx.Delete is ignored \(deferred\)`
+	ctx.Emit("topic", 1)              // want `POP-E06 the error of ctx.Emit is ignored`
 	return worker.None{}, nil
 }
 
