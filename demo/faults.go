@@ -73,6 +73,9 @@ func faultSleep(_ *worker.Ctx, in SleepArgs) (worker.None, error) {
 }
 
 func faultUndeclared(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
-	ctx.Set("domain.allowed", true)
+	if err := ctx.Set("domain.allowed", true); err != nil {
+		return worker.None{}, err
+	}
+	//theus-lint:ignore POP-C01 fault.undeclared breaks its contract on purpose
 	return worker.None{}, ctx.Set("domain.forbidden", true)
 }

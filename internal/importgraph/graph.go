@@ -25,6 +25,7 @@ var Allowed = map[string][]string{
 	// its worker, and as the go-plugin peer) or drives one through clients.
 	"cmd/theus-bench":     {"supervisor", "pool", "client", "demo", "worker", "durable", "protocol"},
 	"cmd/theus-worker":    {"worker", "demo"},
+	"cmd/theus-lint":      {"lint"},
 	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention": {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":          {"worker"},
@@ -46,6 +47,7 @@ var Allowed = map[string][]string{
 	"vip":                  {},
 	"protocol":             {},
 	"contract":             {},
+	"lint":                 {"contract"}, // the POP analyzers read Go source, not the runtime
 	"internal/importgraph": {},
 	"internal/doclinks":    {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a
