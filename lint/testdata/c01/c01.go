@@ -16,6 +16,7 @@ func Defs() []worker.Def {
 		worker.Process("shared.narrow", worker.Contract{Outputs: []string{"domain.b"}}, shared),
 		worker.Process("shared.wide", worker.Contract{Outputs: []string{"domain"}}, shared),
 		worker.Process("fault", worker.Contract{Outputs: []string{"domain.b"}}, fault),
+		worker.Process("no.reason", worker.Contract{Outputs: []string{"domain.b"}}, noReason),
 		worker.Process("dynamic", dynamicContract(), dynamic),
 	}
 }
@@ -59,6 +60,11 @@ func write(ctx *worker.Ctx) error {
 func fault(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
 	//theus-lint:ignore POP-C01 this process breaks its contract on purpose
 	return worker.None{}, ctx.Set("domain.c", 1)
+}
+
+func noReason(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
+	//theus-lint:ignore POP-C01
+	return worker.None{}, ctx.Set("domain.c", 1) // want `POP-C01 ctx.Set writes domain.c, which the contract of process "no.reason"`
 }
 
 func dynamicContract() worker.Contract { return worker.Contract{Outputs: []string{"domain.b"}} }
