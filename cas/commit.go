@@ -45,7 +45,8 @@ type Result struct {
 // subtree. In Smart mode the commit conflicts iff a path under a read, or a
 // path the delta sets or deletes, was written after snap; appends never
 // conflict with each other. In Strict mode it conflicts iff any commit
-// landed after snap.
+// landed after snap. In Training mode it never conflicts (last writer
+// wins), and snap need not be held.
 //
 // With an op id already in the window it applies nothing and returns the
 // first commit's outcome (Duplicate), or an *OpIDConflictError if that
@@ -79,7 +80,7 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 	if err := checkOpID(opts.OpID); err != nil {
 		return Result{}, err
 	}
-	if opts.Mode != Smart && opts.Mode != Strict {
+	if opts.Mode > Training {
 		return Result{}, fmt.Errorf("%w: unknown mode %d", ErrInvalidDelta, opts.Mode)
 	}
 	if err := s.lockUngated(ctx, reads, delta, opts); err != nil {
@@ -168,6 +169,9 @@ func keysOf(reads []contract.Path, delta Delta) []string {
 func (s *Store) validate(snap Version, reads []contract.Path, delta Delta, mode Mode) error {
 	if snap > s.version {
 		return fmt.Errorf("%w: %d > %d", ErrFutureSnap, snap, s.version)
+	}
+	if mode == Training {
+		return nil // nothing is validated: the snapshot may be gone already
 	}
 	if snap < s.hist.trimmed {
 		return &ConflictError{Snapshot: snap, Current: s.version, Reason: "snapshot too old"}

@@ -12,8 +12,9 @@
 // million. Commit(snapshot, reads, delta) succeeds in smart mode iff no path
 // in the read set (a read of a subtree covers the whole subtree) and no path
 // in the write set changed after the snapshot; in strict mode iff nothing at
-// all changed. On conflict it returns a *ConflictError listing the paths and
-// applies nothing.
+// all changed; in training mode always (last writer wins, and the Runner
+// releases the snapshot before committing). On conflict it returns a
+// *ConflictError listing the paths and applies nothing.
 //
 // # Concurrency
 //

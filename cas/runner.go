@@ -26,6 +26,8 @@ const (
 type Runner struct {
 	Store   *Store
 	Arbiter *vip.Arbiter // nil: no tickets, only backoff
+	// Mode is the commits' validation. In Training an attempt's snapshot
+	// is released before its commit and no ticket is ever taken.
 	Mode    Mode
 	Backoff vip.Backoff
 	// VIPAfter is the number of conflicts after which an invocation takes a
@@ -228,7 +230,7 @@ func hotKeys(err error, keys []string) []string {
 
 func (l *loop) wantTicket() bool {
 	k := l.r.vipAfter()
-	return l.r.Arbiter != nil && k >= 0 && l.rep.Conflicts >= k
+	return l.r.Arbiter != nil && k >= 0 && l.rep.Conflicts >= k && l.r.Mode != Training
 }
 
 // joinQueue reports whether a first attempt should queue for a ticket
@@ -237,7 +239,7 @@ func (l *loop) wantTicket() bool {
 // write, so running it first only wastes a run), or lost a commit within
 // the arbiter's HotFor (a burst of callers on a hot key would collide).
 func (l *loop) joinQueue() bool {
-	if l.rep.Attempts > 0 || l.r.Optimistic || l.r.Arbiter == nil || l.r.vipAfter() < 0 {
+	if l.rep.Attempts > 0 || l.r.Optimistic || l.r.Arbiter == nil || l.r.vipAfter() < 0 || l.r.Mode == Training {
 		return false
 	}
 	return l.r.Arbiter.Contended(l.keySet())
@@ -277,6 +279,10 @@ func (l *loop) attempt(ctx context.Context) error {
 	snap := l.snap
 	defer snap.Release()
 	out, err := l.inv.Run(ctx, snap, l.rep.Attempts)
+	snapVer := snap.Version()
+	if l.r.Mode == Training {
+		snap.Release() // the inputs were read; nothing validates against them
+	}
 	if err != nil {
 		return err
 	}
@@ -298,7 +304,7 @@ func (l *loop) attempt(ctx context.Context) error {
 		}
 	}
 	if len(out.Delta) == 0 && len(out.System) == 0 && len(out.Signals) == 0 {
-		l.rep.Version, l.rep.Result, l.rep.ReadOnly = snap.Version(), out.Result, true
+		l.rep.Version, l.rep.Result, l.rep.ReadOnly = snapVer, out.Result, true
 		return nil
 	}
 	delta := out.Delta
@@ -310,7 +316,7 @@ func (l *loop) attempt(ctx context.Context) error {
 		reads = out.Reads
 	}
 	vip := l.ticket.Valid()
-	res, err := l.r.Store.Commit(ctx, snap.Version(), reads, delta, Options{
+	res, err := l.r.Store.Commit(ctx, snapVer, reads, delta, Options{
 		Mode:     l.r.Mode,
 		OpID:     l.inv.OpID,
 		OpDigest: l.inv.OpDigest,

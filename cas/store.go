@@ -21,11 +21,18 @@ const (
 	Smart Mode = iota
 	// Strict commits iff nothing changed at all since the snapshot.
 	Strict
+	// Training commits without validation: last writer wins, and a commit
+	// never conflicts. Only the atomicity of one delta (and its op id)
+	// remains: for single-writer pipelines that want speed.
+	Training
 )
 
 func (m Mode) String() string {
-	if m == Strict {
+	switch m {
+	case Strict:
 		return "strict"
+	case Training:
+		return "training"
 	}
 	return "smart"
 }
