@@ -291,6 +291,7 @@ type Result struct {
 	VIP       bool            `json:"vip"`
 	Duplicate bool            `json:"duplicate,omitempty"`
 	Result    json.RawMessage `json:"result,omitempty"`
+	Mode      string          `json:"mode"` // the supervisor's commit mode: smart, strict or training
 }
 
 // Exec runs process with args (nil for none) until it commits.
@@ -378,7 +379,7 @@ func (c *Client) execute(ctx context.Context, r Request, args []byte, timeout ti
 	if rep.Err != nil {
 		return nil, rep.Err
 	}
-	return &Result{Version: rep.Version, Attempts: int(rep.Attempts), Conflicts: int(rep.Conflicts), VIP: rep.VIP, Duplicate: rep.Duplicate, Result: rep.Result}, nil
+	return &Result{Version: rep.Version, Attempts: int(rep.Attempts), Conflicts: int(rep.Conflicts), VIP: rep.VIP, Duplicate: rep.Duplicate, Result: rep.Result, Mode: rep.Mode}, nil
 }
 
 // timeoutMS is d in whole milliseconds, rounded up: a timeout under a

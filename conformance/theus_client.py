@@ -102,10 +102,10 @@ def decode_entry(v):
 
 
 def decode_reply(t):
-    _tuple(t, 8, "Reply")
+    _tuple(t, 9, "Reply")
     return {"id": _u(t[0]), "version": _u(t[1]), "attempts": _u(t[2], 32),
             "conflicts": _u(t[3], 32), "vip": _b(t[4]), "duplicate": _b(t[5]),
-            "result": _bin(t[6]), "err": decode_error(t[7])}
+            "result": _bin(t[6]), "err": decode_error(t[7]), "mode": _s(t[8])}
 
 
 def decode_getreply(t):
@@ -328,7 +328,7 @@ def common_checks(ck, c, known, path):
     # Status: every field decodes, with the documented values.
     st = c.status()
     ck.check("status_fields",
-             st["err"] is None and st["mode"] in ("smart", "strict")
+             st["err"] is None and st["mode"] in ("smart", "strict", "training")
              and st["durability"] in ("sync", "async", "none")
              and st["processes"] == sorted(st["processes"])
              and all(w["state"] in ("starting", "ready", "backoff", "stopped") for w in st["workers"])
@@ -358,6 +358,8 @@ def common_checks(ck, c, known, path):
     # Op ids: 128 bytes is fine, 129 is bad_request.
     r = c.execute(known, op_id="x" * 128)
     ck.check("op_id_128", r["err"] is None, err=errt(r["err"]))
+    # Every reply, failed or not, carries the supervisor's mode.
+    ck.check("reply_mode", r["mode"] == st["mode"], mode=r["mode"], status_mode=st["mode"])
     r = c.execute(known, op_id="y" * 129)
     ck.check("op_id_129", r["err"] is not None and r["err"].code == "bad_request",
              err=errt(r["err"]))

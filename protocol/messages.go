@@ -157,6 +157,7 @@ type Reply struct {
 	Duplicate bool
 	Result    []byte // JSON; nil for none
 	Err       *Error // nil on success
+	Mode      string // the supervisor's commit mode: smart, strict or training
 }
 
 // Get asks for the value at a path, or its subtree.

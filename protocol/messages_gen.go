@@ -1659,8 +1659,8 @@ func (z *Refuse) Msgsize() (s int) {
 // MarshalMsg implements msgp.Marshaler
 func (z *Reply) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 8
-	o = append(o, 0x98)
+	// array header, size 9
+	o = append(o, 0x99)
 	o = msgp.AppendUint64(o, z.ID)
 	o = msgp.AppendUint64(o, z.Version)
 	o = msgp.AppendUint32(o, z.Attempts)
@@ -1677,6 +1677,7 @@ func (z *Reply) MarshalMsg(b []byte) (o []byte, err error) {
 		o = msgp.AppendString(o, z.Err.Message)
 		o = msgp.AppendString(o, z.Err.Path)
 	}
+	o = msgp.AppendString(o, z.Mode)
 	return
 }
 
@@ -1688,8 +1689,8 @@ func (z *Reply) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 8 {
-		err = msgp.ArrayError{Wanted: 8, Got: zb0001}
+	if zb0001 != 9 {
+		err = msgp.ArrayError{Wanted: 9, Got: zb0001}
 		return
 	}
 	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
@@ -1779,6 +1780,11 @@ func (z *Reply) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			return
 		}
 	}
+	z.Mode, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Mode")
+		return
+	}
 	o = bts
 	return
 }
@@ -1791,6 +1797,7 @@ func (z *Reply) Msgsize() (s int) {
 	} else {
 		s += 1 + msgp.StringPrefixSize + len(z.Err.Code) + msgp.StringPrefixSize + len(z.Err.Message) + msgp.StringPrefixSize + len(z.Err.Path)
 	}
+	s += msgp.StringPrefixSize + len(z.Mode)
 	return
 }
 

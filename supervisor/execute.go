@@ -25,14 +25,14 @@ func (s *Supervisor) Execute(ctx context.Context, req *protocol.Execute) *protoc
 	stop := context.AfterFunc(s.base, cancel) // draining past its deadline cancels in-process callers too
 	defer stop()
 	if !s.enter() {
-		return shuttingDown(req)
+		return s.shuttingDown(req)
 	}
 	defer s.inflight.Done()
 	return s.execute(ctx, req)
 }
 
-func shuttingDown(req *protocol.Execute) *protocol.Reply {
-	return &protocol.Reply{ID: req.ID, Err: protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")}
+func (s *Supervisor) shuttingDown(req *protocol.Execute) *protocol.Reply {
+	return &protocol.Reply{ID: req.ID, Mode: s.mode, Err: protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")}
 }
 
 // execute is Execute for a ctx that already ends with s.base (a client
@@ -46,7 +46,7 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 // it returns for an attempt commit in the same transaction as that
 // attempt's delta (a workflow step and its run's records).
 func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func(attempt int) cas.Delta) *protocol.Reply {
-	rep := &protocol.Reply{ID: req.ID}
+	rep := &protocol.Reply{ID: req.ID, Mode: s.mode}
 	if err := s.journalErr(); err != nil {
 		rep.Err = err
 		return rep
@@ -293,7 +293,7 @@ func (s *Supervisor) Get(req *protocol.Get) *protocol.GetReply {
 // Status returns the supervisor's counters and its workers.
 func (s *Supervisor) Status(req *protocol.Status) *protocol.StatusReply {
 	rep := &protocol.StatusReply{
-		ID: req.ID, Version: uint64(s.store.Version()), Mode: s.cfg.Mode.String(),
+		ID: req.ID, Version: uint64(s.store.Version()), Mode: s.mode,
 		Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Retries: s.retries.Load(),
 		VIP: s.vips.Load(), Failures: s.failures.Load(), Processes: s.Processes(),
 	}

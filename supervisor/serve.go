@@ -208,7 +208,7 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 // for the commit.
 func (s *Supervisor) serveExecute(ctx context.Context, end context.CancelFunc, c *ipc.Conn, m *protocol.Execute) {
 	if !s.enter() {
-		reply(c, shuttingDown(m))
+		reply(c, s.shuttingDown(m))
 		return
 	}
 	defer s.inflight.Done()
@@ -244,7 +244,7 @@ func reply(c *ipc.Conn, m protocol.Message) error {
 		if m.Err == nil && m.Version > 0 {
 			e.Message = fmt.Sprintf("committed at version %d, but %s", m.Version, e.Message)
 		}
-		return c.Send(&protocol.Reply{ID: m.ID, Version: m.Version, Attempts: m.Attempts, Conflicts: m.Conflicts, VIP: m.VIP, Err: e})
+		return c.Send(&protocol.Reply{ID: m.ID, Version: m.Version, Attempts: m.Attempts, Conflicts: m.Conflicts, VIP: m.VIP, Err: e, Mode: m.Mode})
 	case *protocol.GetReply:
 		return c.Send(&protocol.GetReply{ID: m.ID, Err: e})
 	case *protocol.StatusReply:

@@ -96,6 +96,7 @@ type Config struct {
 // Shutdown to drain.
 type Supervisor struct {
 	cfg    Config
+	mode   string // cfg.Mode, as every Reply carries it
 	store  *cas.Store
 	arb    *vip.Arbiter
 	runner *cas.Runner
@@ -229,7 +230,7 @@ func Start(cfg Config) (*Supervisor, error) {
 		return fail(fmt.Errorf("supervisor: %w: %w", durable.ErrCorrupt, err))
 	}
 	reclaim = store.Collect
-	s := &Supervisor{cfg: cfg, store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
+	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
 	if err := s.dropLostTensors(state); err != nil {
 		return fail(err)

@@ -30,8 +30,10 @@ func (f flags) config() (supervisor.Config, error) {
 		mode = cas.Smart
 	case "strict":
 		mode = cas.Strict
+	case "training":
+		mode = cas.Training
 	default:
-		return bad(fmt.Errorf("--mode %q: want smart or strict", f.mode))
+		return bad(fmt.Errorf("--mode %q: want smart, strict or training", f.mode))
 	}
 	if f.workers < 1 {
 		return bad(fmt.Errorf("--workers %d: want at least 1", f.workers))

@@ -59,7 +59,7 @@ func TestFlagsRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--mode", "loose"}, `--mode "loose": want smart or strict`},
+		{[]string{"--mode", "loose"}, `--mode "loose": want smart, strict or training`},
 		{[]string{"--workers", "0"}, "--workers 0: want at least 1"},
 		{[]string{"--max-frame", "1000"}, "--max-frame 1000: want at least 1024"},
 		{[]string{"--max-clients", "0"}, "--max-clients 0"},

@@ -119,7 +119,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.IntVar(&f.workers, "workers", runtime.NumCPU(), "worker processes per plugin")
 	fl.StringArrayVar(&f.plugins, "plugin", nil, "worker plugin binary, PATH or PATH@sha256:HEX (repeatable; default: the built-in demo worker)")
 	fl.StringVar(&f.socket, "socket", "", "client socket path (default $THEUS_SOCKET, else $XDG_RUNTIME_DIR/theus/theus.sock, else /tmp/theus-<uid>/theus.sock)")
-	fl.StringVar(&f.mode, "mode", "smart", "commit validation: smart (read and write sets) or strict (global version)")
+	fl.StringVar(&f.mode, "mode", "smart", "commit validation: smart (read and write sets), strict (global version) or training (none: last writer wins, no retries)")
 	fl.IntVar(&f.vipAfter, "vip-after", cas.DefaultVIPAfter, "conflicts before an invocation takes a VIP ticket (negative: never)")
 	fl.StringVar(&f.logFormat, "log-format", "", "json or console (default: console on a terminal, else json)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info; warn with --demo)")

@@ -98,7 +98,7 @@ func (a *app) execCmd() *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "exec PROCESS",
-		Short: "Run a process until it commits; print {ok, version, attempts, vip, result}",
+		Short: "Run a process until it commits; print {ok, version, attempts, vip, result, mode}",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, pos []string) error {
 			var raw json.RawMessage
