@@ -44,6 +44,7 @@ const (
 	CodeOpIDConflict      = "op_id_conflict"     // the op id was committed by another call (another process or other args)
 	CodeNotFound          = "not_found"          // a Get of a path with nothing at or under it; Path names it
 	CodeTooManyClients    = "too_many_clients"   // the supervisor serves --max-clients connections already
+	CodeSchemaViolation   = "schema_violation"   // a value the commit would write fails the --schema file; Path names it
 )
 
 // Sentinels for errors.Is.
@@ -67,4 +68,5 @@ var (
 	ErrOpIDConflict      = &Error{Code: CodeOpIDConflict}
 	ErrNotFound          = &Error{Code: CodeNotFound}
 	ErrTooManyClients    = &Error{Code: CodeTooManyClients}
+	ErrSchemaViolation   = &Error{Code: CodeSchemaViolation}
 )

@@ -93,6 +93,9 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 			var out cas.Outcome
 			var err error
 			out, refs, err = s.attempt(ctx, p, c, req, owner, snap, attempt)
+			if err == nil {
+				err = s.checkSchema(out.Delta)
+			}
 			if err == nil && system != nil {
 				out.System = append(out.System, system(attempt)...)
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
+	"github.com/theus-run/theus/schema"
 	"github.com/theus-run/theus/shm"
 	"github.com/theus-run/theus/signal"
 	"github.com/theus-run/theus/vip"
@@ -85,6 +86,12 @@ type Config struct {
 	// *.yml) to load; "" for none. An invalid file stops the start with a
 	// *flux.LoadError.
 	Flux string
+
+	// Schema, when set, is the schema gate: every value a process's
+	// commit sets or appends must satisfy the schemas whose patterns
+	// match its path, else the execute fails with schema_violation and
+	// commits nothing. nil checks nothing.
+	Schema *schema.Gate
 
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.

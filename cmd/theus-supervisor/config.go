@@ -16,6 +16,7 @@ import (
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
+	"github.com/theus-run/theus/schema"
 	"github.com/theus-run/theus/supervisor"
 )
 
@@ -80,6 +81,12 @@ func (f flags) config() (supervisor.Config, error) {
 	if err != nil {
 		return bad(err)
 	}
+	var gate *schema.Gate
+	if f.schema != "" {
+		if gate, err = schema.Load(f.schema); err != nil {
+			return bad(fmt.Errorf("--schema: %w", err))
+		}
+	}
 	socket := f.socket
 	if socket == "" {
 		socket = ipc.DefaultPath()
@@ -89,7 +96,7 @@ func (f flags) config() (supervisor.Config, error) {
 		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
 		StateDir: stateDir, Durability: durability, Restore: f.restore,
 		MaxClients: f.maxClients, ClientBuffer: clientBuffer, FrameTimeout: f.frameTimeout,
-		Flux: f.flux,
+		Flux: f.flux, Schema: gate,
 	}
 	cfg.Pool.Env = []string{demo.FaultsEnv(f.faults)} // set either way: never inherited
 	return cfg, nil

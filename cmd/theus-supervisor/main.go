@@ -24,6 +24,7 @@ import (
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/flux"
 	"github.com/theus-run/theus/pool"
+	"github.com/theus-run/theus/schema"
 	"github.com/theus-run/theus/supervisor"
 	"github.com/theus-run/theus/worker"
 )
@@ -40,6 +41,10 @@ func main() {
 		var le *flux.LoadError
 		if errors.As(err, &le) {
 			os.Exit(ExitFlux)
+		}
+		var se *schema.LoadError
+		if errors.As(err, &se) {
+			os.Exit(ExitSchema)
 		}
 		os.Exit(1)
 	}
@@ -58,6 +63,11 @@ const ExitState = 3
 // problem is on stderr as file:line:col: message.
 const ExitFlux = 2
 
+// ExitSchema is the exit status when the --schema file does not load
+// (unreadable, not a mapping of patterns to schemas, a bad pattern or a
+// schema that does not compile): the reason is on stderr.
+const ExitSchema = 4
+
 type flags struct {
 	workers      int
 	plugins      []string
@@ -68,6 +78,7 @@ type flags struct {
 	logLevel     string
 	demo         bool
 	flux         string
+	schema       string
 	maxFrame     int
 	drainTimeout time.Duration
 	heavySize    string
@@ -132,6 +143,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.StringVar(&f.durability, "durability", "sync", "sync (no reply before the commit is on disk), async (fsync every 100ms: a crash loses at most that) or none (memory only)")
 	fl.StringVar(&f.heavyInline, "heavy-inline", "2KiB", "tensors up to this size travel inline in messages instead of through the HEAVY arena")
 	fl.StringVar(&f.flux, "flux", "", "directory of Flux workflow and state-machine files (*.yaml, *.yml) to load; an invalid one stops the start (exit status 2)")
+	fl.StringVar(&f.schema, "schema", "", "JSON or YAML file of path patterns (* is one segment) and the JSON Schemas that values written there must satisfy; a commit that breaks one fails with schema_violation; a bad file stops the start (exit status 4)")
 	fl.BoolVar(&f.faults, "faults", false, "let the demo worker serve fault.crash, fault.sleep and fault.undeclared, which crash or hang workers for any client (tests and benchmarks only)")
 	fl.IntVar(&f.maxClients, "max-clients", 1024, "client connections served at once (each holds an OS thread); past it a client gets too_many_clients")
 	fl.StringVar(&f.clientBuffer, "client-buffer", "256MiB", "memory for client frames still arriving, all clients together (at least --max-frame); a large frame waits for room")

@@ -18,8 +18,9 @@ var Allowed = map[string][]string{
 	// (worker, demo), runs the --demo workload through a client (client,
 	// demo), names the socket's default path and commit modes (ipc, cas),
 	// and parses --plugin into the pool's plugin policy (pool).
-	// (flux: a file that does not load exits with status 2.)
-	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client", "pool", "flux"},
+	// (flux: a file that does not load exits with status 2; schema: the
+	// --schema file is compiled here, a bad one exits with status 4.)
+	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client", "pool", "flux", "schema"},
 	"cmd/theusctl":         {"client", "protocol"},
 	// The load generator starts its own supervisor (re-executing itself as
 	// its worker, and as the go-plugin peer) or drives one through clients.
@@ -29,7 +30,7 @@ var Allowed = map[string][]string{
 	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention": {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":          {"worker"},
-	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal"},
+	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema"},
 	// The Flux language and its run engine: it reads snapshots and runs
 	// steps through the Host the supervisor gives it.
 	"flux":                 {"cas", "contract"},
@@ -42,6 +43,7 @@ var Allowed = map[string][]string{
 	"cas":                  {"contract", "vip"},
 	"durable":              {"cas", "contract"},
 	"signal":               {"cas", "contract"},
+	"schema":               {"contract"}, // the schema gate: patterns and compiled JSON Schemas
 	"ipc":                  {"protocol"},
 	"shm":                  {},
 	"vip":                  {},
