@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/protocol"
@@ -43,21 +44,28 @@ domain.log_events.*:
   required: [kind]
 `
 
-func startWithSchema(t *testing.T) *harness {
+func startWithSchema(t *testing.T, mode cas.Mode) *harness {
 	t.Helper()
 	g, err := schema.Parse("test.yaml", []byte(testSchema))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return start(t, 1, func(c *Config) { c.Schema = g })
+	return start(t, 1, func(c *Config) { c.Schema, c.Mode = g, mode })
 }
 
 // TestSchemaViolationChangesNothing: a commit whose new value breaks the
 // schema of a `*` pattern is refused with schema_violation naming the path
 // and the keyword, runs once, and leaves the value and the version as
-// they were; other keys under the pattern are checked the same way.
+// they were; other keys under the pattern are checked the same way. The
+// gate holds in training mode too.
 func TestSchemaViolationChangesNothing(t *testing.T) {
-	h := startWithSchema(t)
+	for _, mode := range []cas.Mode{cas.Smart, cas.Training} {
+		t.Run(mode.String(), func(t *testing.T) { testSchemaViolation(t, mode) })
+	}
+}
+
+func testSchemaViolation(t *testing.T, mode cas.Mode) {
+	h := startWithSchema(t, mode)
 	c := h.dial(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -97,7 +105,7 @@ func TestSchemaViolationChangesNothing(t *testing.T) {
 // the patterns of LOG.*; the signal published beside it is not state and
 // is not checked (no pattern may name a signal path).
 func TestSchemaChecksAppendedEntries(t *testing.T) {
-	h := startWithSchema(t)
+	h := startWithSchema(t, cas.Smart)
 	c := h.dial(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
