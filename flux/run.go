@@ -277,6 +277,11 @@ func (r *run) process(in *Instr) error {
 			},
 		})
 		cancel()
+		if err != nil {
+			if d, ok := r.landed(pc); ok {
+				done, err = d, nil
+			}
+		}
 		if err == nil {
 			break
 		}
@@ -329,6 +334,29 @@ func (r *run) process(in *Instr) error {
 	r.h = &h
 	r.steps = append(r.steps, st)
 	return nil
+}
+
+// landed reports whether the step at pc committed although Exec reported
+// an error: the reply, not the commit, was lost (a deadline or a cancel
+// during the wait for the disk). The run's record, in the same
+// transaction as the step, says which; a step that committed is not
+// failed (no on_fail for it) and the run's head counts it.
+func (r *run) landed(pc int) (Done, bool) {
+	snap := r.e.host.Snapshot()
+	defer snap.Release()
+	h, _, ok, err := readHead(snap, r.h.ID)
+	if err != nil || !ok || h.Steps <= r.h.Steps {
+		return Done{}, false
+	}
+	steps, err := readHistory(snap, r.h.ID)
+	if err != nil || len(steps) <= r.h.Steps {
+		return Done{}, false
+	}
+	st := steps[r.h.Steps]
+	if st.PC != pc || st.Error != nil {
+		return Done{}, false
+	}
+	return Done{Version: st.Version, Attempts: st.Attempts}, true
 }
 
 // stepContext bounds a step by the run's deadline.

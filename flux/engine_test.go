@@ -1,0 +1,80 @@
+package flux
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+func TestEngineRunsAWorkflow(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"three.yaml": "steps: [{process: add, args: {key: a}}, {process: add, args: {key: a}}, {process: add, args: {key: a}}]\n"})
+	v, err := e.Run(context.Background(), RunRequest{Name: "three"})
+	if err != nil || v.Status != StatusComplete || len(v.Steps) != 3 || h.counter("a") != 3 {
+		t.Fatalf("%+v %v, a=%d", v, err, h.counter("a"))
+	}
+}
+
+// A step whose commit landed but whose Exec reported an error (a
+// deadline or a cancel during the durability wait) did run: the run
+// must go on from it, not run its on_fail block as if it had failed,
+// nor apply it again.
+func TestStepCommittedThoughExecFailed(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"w.yaml": `
+steps:
+  - process: add
+    args: {key: x}
+    on_fail:
+      - process: add
+        args: {key: failed}
+      - flux: continue
+  - process: add
+    args: {key: y}
+`})
+	var once atomic.Bool
+	h.after = func(context.Context, Call) error {
+		if once.CompareAndSwap(false, true) {
+			return failf("timeout", "version 2 was applied but is not on disk yet")
+		}
+		return nil
+	}
+	v, err := e.Run(context.Background(), RunRequest{Name: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x, f, y := h.counter("x"), h.counter("failed"), h.counter("y"); x != 1 || f != 0 || y != 1 {
+		t.Fatalf("x=%d failed=%d y=%d, want 1 0 1; run %+v", x, f, y, v)
+	}
+	if v.Status != StatusComplete || len(v.Steps) != 2 || v.Steps[0].Code != "" {
+		t.Fatalf("run %+v", v)
+	}
+}
+
+// A cancel that lands while a step commits: the run ends cancelled, and
+// its record counts the step that committed.
+func TestCancelDuringACommittingStep(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"w.yaml": "steps: [{process: add, args: {key: x}}, {process: add, args: {key: y}}]\n"})
+	h.after = func(ctx context.Context, call Call) error {
+		id, _, _ := strings.Cut(call.OpID, ".")
+		go e.Cancel(context.Background(), id)
+		<-ctx.Done()
+		return failf("canceled", "%v", ctx.Err())
+	}
+	v, err := e.Run(context.Background(), RunRequest{Name: "w", ID: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != StatusCancelled || len(v.Steps) != 1 || h.counter("x") != 1 || h.counter("y") != 0 {
+		t.Fatalf("run %+v, x=%d y=%d", v, h.counter("x"), h.counter("y"))
+	}
+	l, err := e.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Runs) != 1 || l.Runs[0].Steps != 1 {
+		t.Fatalf("the run's record says %+v, its history holds 1 step", l.Runs)
+	}
+}
