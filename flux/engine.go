@@ -414,54 +414,33 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*RunView, error) {
 	return e.Status(id)
 }
 
-// Watch sends run id's events (steps started and finished, waits, its
-// end) until it ends or ctx does. A run that has ended sends its end.
+// Watch sends run (or machine) id's events (steps started and finished,
+// waits, transitions, its end) until it ends or ctx does. One that has
+// ended sends its end; a watcher always gets an end or an error.
 func (e *Engine) Watch(ctx context.Context, id string, send func(any) error) error {
 	e.mu.Lock()
-	r := e.runs[id]
-	m := e.machines[id]
+	r, m := e.runs[id], e.machines[id]
+	var f *feed
+	switch {
+	case m != nil:
+		f = m.events
+	case r != nil:
+		f = r.events
+	}
 	var w *watcher
 	ok := false
-	if r != nil {
-		w, ok = r.events.subscribe()
-	}
-	var mw *watcher
-	mok := false
-	if m != nil {
-		mw, mok = m.events.subscribe()
+	if f != nil {
+		w, ok = f.subscribe()
 	}
 	e.mu.Unlock()
-	if mok {
-		defer m.events.unsubscribe(mw)
-		for {
-			select {
-			case ev, ok := <-mw.c:
-				if !ok {
-					return failf("shutting_down", "machine %s stopped with the supervisor", id)
-				}
-				if err := send(ev); err != nil {
-					return err
-				}
-				if ev["event"] == "end" {
-					return nil
-				}
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
-	if m == nil && r == nil {
-		if mv, err := e.MachineStatus(id); err == nil {
-			return send(map[string]any{"event": "end", "machine": id, "state": mv.State, "status": mv.Status})
-		}
-	}
 	if ok {
-		defer r.events.unsubscribe(w)
+		defer f.unsubscribe(w)
+	forward:
 		for {
 			select {
 			case ev, ok := <-w.c:
 				if !ok {
-					goto ended
+					break forward // it stopped: its end is on record, or it resumes later
 				}
 				if err := send(ev); err != nil {
 					return err
@@ -474,7 +453,14 @@ func (e *Engine) Watch(ctx context.Context, id string, send func(any) error) err
 			}
 		}
 	}
-ended:
+	if r == nil {
+		if mv, err := e.MachineStatus(id); err == nil {
+			if m != nil && mv.Status != MachineFinal {
+				return failf("shutting_down", "machine %s stopped with the supervisor", id)
+			}
+			return send(map[string]any{"event": "end", "machine": id, "state": mv.State, "status": mv.Status})
+		}
+	}
 	v, err := e.Status(id)
 	if err != nil {
 		return err

@@ -138,7 +138,9 @@ func (e *Engine) StartMachine(ctx context.Context, req MachineRequest) (*Machine
 		}
 	}
 	sys, r := e.enter(h, l, l.Machine.Initial, nil)
-	if _, err := e.host.Commit(ctx, sys); err != nil {
+	// Not the caller's ctx: a commit that lands as the client goes away
+	// would leave a machine on record that nothing runs.
+	if _, err := e.host.Commit(context.WithoutCancel(ctx), sys); err != nil {
 		e.mu.Unlock()
 		return nil, err
 	}
@@ -225,12 +227,15 @@ func (m *machine) entryDone() <-chan struct{} {
 	return closed
 }
 
+// loop delivers the machine's events until it reaches a final state or
+// the engine closes.
 func (m *machine) loop() {
 	defer close(m.done)
 	defer m.events.close()
+	defer m.e.machineEnded(m)
 	defer m.unsub()
 	sigs := m.sigs
-	for {
+	for m.h.Status != MachineFinal {
 		st := m.def.State(m.h.State)
 		runDone := m.entryDone()
 		var event string
@@ -287,6 +292,15 @@ func (m *machine) loop() {
 	}
 }
 
+// machineEnded forgets a machine whose loop returned.
+func (e *Engine) machineEnded(m *machine) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.machines[m.h.ID] == m {
+		delete(e.machines, m.h.ID)
+	}
+}
+
 func onKeys(st *State) string {
 	var keys []string
 	for k := range st.On {
@@ -302,7 +316,10 @@ func onKeys(st *State) string {
 // transition leaves the current state (cancelling its entry run if it is
 // still going) and enters next, in one commit.
 func (m *machine) transition(from, event, next string) error {
-	if m.h.EntryRun != "" && event != "done" && event != "failed" {
+	// An entry run whose end is this event is handled (EntryRun is
+	// cleared); any other still going is cancelled, done sent by hand
+	// included.
+	if m.h.EntryRun != "" {
 		if _, err := m.e.Cancel(m.ctx, m.h.EntryRun); err != nil && !isNotRunning(err) {
 			return fmt.Errorf("cancelling the entry run %s: %w", m.h.EntryRun, err)
 		}
@@ -340,29 +357,38 @@ func (e *Engine) Send(ctx context.Context, id, event string) (*MachineView, erro
 	e.mu.Lock()
 	m := e.machines[id]
 	e.mu.Unlock()
-	if m == nil {
-		if _, err := e.MachineStatus(id); err != nil {
-			return nil, err
+	if m != nil {
+		req := sendReq{event: event, reply: make(chan error, 1)}
+		select {
+		case m.sends <- req:
+			select {
+			case err := <-req.reply:
+				if err != nil {
+					return nil, err
+				}
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return e.MachineStatus(id)
+		case <-m.done: // it stopped: say why, as for one that is not live
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return nil, failf(CodeBadRequest, "machine %s is in a final state (or its file changed): it takes no events", id)
 	}
-	req := sendReq{event: event, reply: make(chan error, 1)}
-	select {
-	case m.sends <- req:
-	case <-m.done:
-		return nil, failf("shutting_down", "machine %s stopped", id)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	v, err := e.MachineStatus(id)
+	if err != nil {
+		return nil, err
 	}
-	select {
-	case err := <-req.reply:
-		if err != nil {
-			return nil, err
-		}
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	switch {
+	case v.Status == MachineFinal:
+		return nil, failf(CodeBadRequest, "machine %s is in its final state %s: it takes no events", id, v.State)
+	case closed:
+		return nil, failf("shutting_down", "machine %s stopped with the supervisor", id)
 	}
-	return e.MachineStatus(id)
+	return nil, failf(CodeBadRequest, "machine %s does not run: its file changed or is gone", id)
 }
 
 // MachineStatus is machine id's view, from what it committed.

@@ -1,0 +1,104 @@
+package flux
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+const finalMachine = `
+initial: a
+states:
+  a:
+    on:
+      domain.cmd_go: b
+  b:
+`
+
+// A machine that reaches a final state stops: its goroutine and its
+// signal subscription end, and a watcher that comes later gets its end
+// at once instead of waiting forever.
+func TestMachineInAFinalStateStops(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"fin.yaml": finalMachine})
+	ctx := context.Background()
+	if _, err := e.StartMachine(ctx, MachineRequest{Name: "fin", ID: "f1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Send(ctx, "f1", "domain.cmd_go"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the final machine's subscription ends", func() bool { return h.subscribers() == 0 })
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var last map[string]any
+	err := e.Watch(wctx, "f1", func(ev any) error { last = ev.(map[string]any); return nil })
+	if err != nil || last["event"] != "end" || last["state"] != "b" {
+		t.Fatalf("watch of a final machine: %v, last %v", err, last)
+	}
+}
+
+const entryMachine = `
+initial: a
+states:
+  a:
+    entry:
+      - process: add
+        args: {key: x}
+    on:
+      done: b
+      domain.cmd_skip: b
+  b:
+    on:
+      domain.cmd_back: a
+`
+
+// An event that moves a machine while its entry block runs cancels that
+// run, whatever the event: done sent by hand too.
+func TestSendDoneCancelsTheEntryRun(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"m.yaml": entryMachine})
+	release := make(chan struct{})
+	defer close(release)
+	h.before = func(ctx context.Context, _ Call) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return failf("canceled", "%v", ctx.Err())
+		}
+	}
+	ctx := context.Background()
+	m, err := e.StartMachine(ctx, MachineRequest{Name: "m", ID: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := m.EntryRun
+	if m, err = e.Send(ctx, "m1", EventDone); err != nil || m.State != "b" {
+		t.Fatalf("send done: %+v %v", m, err)
+	}
+	v, err := e.Status(entry)
+	if err != nil || v.Status != StatusCancelled {
+		t.Fatalf("the entry run of the state left: %+v %v", v, err)
+	}
+}
+
+// StartMachine commits the machine whatever happens to the caller's
+// context after: a machine on record is live.
+func TestStartMachineCommitNotTiedToTheCaller(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"fin.yaml": finalMachine})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.durable = func(ctx context.Context) error {
+		cancel() // the client goes away while the commit is made durable
+		return ctx.Err()
+	}
+	e.StartMachine(ctx, MachineRequest{Name: "fin", ID: "f2"})
+	h.durable = nil
+	if _, err := e.MachineStatus("f2"); err != nil {
+		return // not on record: nothing to check
+	}
+	if _, err := e.Send(context.Background(), "f2", "domain.cmd_go"); err != nil {
+		t.Fatalf("a machine on record is not live: %v", err)
+	}
+}
