@@ -520,7 +520,7 @@ func (e *Engine) List() (*ListView, error) {
 
 // Status is run id's view, from what it committed.
 func (e *Engine) Status(id string) (*RunView, error) {
-	if err := checkID(id); err != nil {
+	if err := checkRef(id); err != nil {
 		return nil, err
 	}
 	snap := e.host.Snapshot()

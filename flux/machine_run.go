@@ -171,7 +171,7 @@ func (e *Engine) enter(h *machineHead, l *loaded, state string, t *transition) (
 	var r *run
 	if st.Entry != nil {
 		args, _ := decodeArgs(h.Args) // checked when the machine started
-		rh := &head{ID: fmt.Sprintf("%s-%d", h.ID, h.Seq), Flow: h.Machine + "#" + state, Hash: h.Hash, Args: h.Args, Status: StatusRunning, MaxOps: DefaultMaxOps, Machine: h.ID, Started: h.Updated, Updated: h.Updated}
+		rh := &head{ID: entryRunID(h.ID, h.Seq), Flow: h.Machine + "#" + state, Hash: h.Hash, Args: h.Args, Status: StatusRunning, MaxOps: DefaultMaxOps, Machine: h.ID, Started: h.Updated, Updated: h.Updated}
 		h.EntryRun = rh.ID
 		sys = append(sys, rh.records(nil)...)
 		r = e.newRun(rh, st.Entry, l.File, args, nil)

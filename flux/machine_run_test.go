@@ -2,6 +2,7 @@ package flux
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -101,4 +102,40 @@ func TestStartMachineCommitNotTiedToTheCaller(t *testing.T) {
 	if _, err := e.Send(context.Background(), "f2", "domain.cmd_go"); err != nil {
 		t.Fatalf("a machine on record is not live: %v", err)
 	}
+}
+
+// A machine's entry runs have ids no client can give a run: a run
+// started with the id a machine's entry run will get is not overwritten
+// by it.
+func TestEntryRunIDsDoNotCollide(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"m.yaml": entryMachine, "w.yaml": "steps: [{process: add, args: {key: w}}]\n"})
+	ctx := context.Background()
+	m, err := e.StartMachine(ctx, MachineRequest{Name: "m", ID: "m2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.Run(ctx, RunRequest{Name: "w", ID: m.EntryRun}); err == nil {
+		t.Fatalf("a run took the id of entry run %s: %+v", m.EntryRun, v)
+	}
+	// The id the machine's next entry run would get.
+	next := strings.Replace(m.EntryRun, "0", "2", 1)
+	if v, err := e.Run(ctx, RunRequest{Name: "w", ID: next}); err == nil {
+		t.Fatalf("a run took the id %s, of a future entry run: %+v", next, v)
+	}
+}
+
+// A machine id of the longest length still runs its entry blocks and
+// moves on their end.
+func TestLongMachineIDRunsItsEntry(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"m.yaml": entryMachine})
+	id := strings.Repeat("m", MaxIDLen)
+	if _, err := e.StartMachine(context.Background(), MachineRequest{Name: "m", ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the machine reaches b", func() bool {
+		v, err := e.MachineStatus(id)
+		return err == nil && v.State == "b"
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/theus-run/theus/cas"
@@ -40,7 +41,8 @@ func terminal(status string) bool {
 // MaxIDLen bounds a run or machine id.
 const MaxIDLen = 64
 
-// checkID validates a run or machine id: it becomes a path segment.
+// checkID validates the id a client gives a new run or machine: it
+// becomes a path segment. "__" is reserved for entry runs.
 func checkID(id string) error {
 	if id == "" || len(id) > MaxIDLen {
 		return failf(CodeBadRequest, "id %q: want 1 to %d characters", id, MaxIDLen)
@@ -50,7 +52,29 @@ func checkID(id string) error {
 			return failf(CodeBadRequest, "id %q: only [A-Za-z0-9_-] are allowed", id)
 		}
 	}
+	if strings.Contains(id, entrySep) {
+		return failf(CodeBadRequest, "id %q: %q is reserved (a machine's entry runs are MACHINE%sN)", id, entrySep, entrySep)
+	}
 	return nil
+}
+
+// entrySep joins a machine's id and its transition count into the id of
+// that state's entry run. No id a client gives holds it, so an entry
+// run's id is never one a client can take first.
+const entrySep = "__"
+
+func entryRunID(machine string, seq int) string { return machine + entrySep + strconv.Itoa(seq) }
+
+// checkRef validates an id a client looks a run up by: one checkID
+// accepts, or an entry run's.
+func checkRef(id string) error {
+	if i := strings.LastIndex(id, entrySep); i > 0 {
+		seq := id[i+len(entrySep):]
+		if _, err := strconv.ParseUint(seq, 10, 63); err == nil && checkID(id[:i]) == nil {
+			return nil
+		}
+	}
+	return checkID(id)
 }
 
 func path(rootPath, id string) contract.Path { return contract.Path(rootPath + "." + id) }
