@@ -78,3 +78,54 @@ func TestCancelDuringACommittingStep(t *testing.T) {
 		t.Fatalf("the run's record says %+v, its history holds 1 step", l.Runs)
 	}
 }
+
+// An on_fail block without continue that runs process steps of its own
+// ends the run with the failed step's error, as docs/FLUX.md says, and
+// the run's record names that step, also when a step of the block
+// failed and continued.
+func TestOnFailWithoutContinueKeepsTheError(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"w.yaml": `
+steps:
+  - process: add
+    args: {}
+    on_fail:
+      - process: add
+        args: {key: f1}
+      - process: add
+        args: {key: f2}
+  - process: add
+    args: {key: after}
+`, "nested.yaml": `
+steps:
+  - process: add
+    args: {}
+    on_fail:
+      - process: add
+        args: {key: boom}
+        on_fail:
+          - flux: continue
+      - process: add
+        args: {key: f1}
+`})
+	h.before = func(_ context.Context, call Call) error {
+		if strings.Contains(string(call.Args), "boom") {
+			return failf("boom", "boom")
+		}
+		return nil
+	}
+	v, err := e.Run(context.Background(), RunRequest{Name: "nested"})
+	if err != nil || v.Status != StatusFailed || v.Code != "bad_args" || v.Step == nil || v.Step.PC != 0 {
+		t.Fatalf("nested: %+v %v", v, err)
+	}
+	v, err = e.Run(context.Background(), RunRequest{Name: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != StatusFailed || v.Code != "bad_args" || v.Step == nil || v.Step.PC != 0 {
+		t.Fatalf("run %+v (step %+v)", v, v.Step)
+	}
+	if h.counter("f1") != 2 || h.counter("f2") != 1 || h.counter("after") != 0 {
+		t.Fatalf("f1=%d f2=%d after=%d", h.counter("f1"), h.counter("f2"), h.counter("after"))
+	}
+}

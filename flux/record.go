@@ -92,9 +92,7 @@ type head struct {
 	MaxOps   int             `json:"max_ops"`
 	Steps    int             `json:"steps"`              // history entries
 	Deadline int64           `json:"deadline,omitempty"` // Unix ms; 0 for none
-	Failed   *Failure        `json:"failed,omitempty"`   // in an on_fail block: the failed step's error
-	FailedPC int             `json:"failed_pc,omitempty"`
-	Error    *Failure        `json:"error,omitempty"` // why the run failed or was cancelled
+	Error    *Failure        `json:"error,omitempty"`    // why the run failed or was cancelled
 	ErrorPC  int             `json:"error_pc,omitempty"`
 	Machine  string          `json:"machine,omitempty"` // the machine whose entry block this is
 	Started  int64           `json:"started"`           // Unix ms

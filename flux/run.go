@@ -147,10 +147,7 @@ func (r *run) interpret() error {
 			err = r.wait(in)
 		case OpFail:
 			r.h.ErrorPC = in.Target
-			if r.h.Failed != nil {
-				return r.h.Failed
-			}
-			return failf("internal", "an on_fail block ended without the failure that started it")
+			return r.failure(in.Target)
 		default:
 			return fmt.Errorf("flux: unknown instruction %d at %d", in.Op, r.h.PC)
 		}
@@ -159,6 +156,19 @@ func (r *run) interpret() error {
 		}
 	}
 	return nil
+}
+
+// failure is the error of the newest failure of the process step at pc:
+// the step whose on_fail block ends, without continue, here. It is in the
+// history (committed with the jump into the block), so that steps of the
+// block, and failures inside it that continued, do not hide it.
+func (r *run) failure(pc int) error {
+	for i := len(r.steps) - 1; i >= 0; i-- {
+		if s := r.steps[i]; s.PC == pc && s.Error != nil {
+			return s.Error
+		}
+	}
+	return failf("internal", "an on_fail block ended without the failure of the step at %d that started it", pc)
 }
 
 func counts(op Op) bool { return op != OpJump && op != OpFail }
@@ -272,7 +282,7 @@ func (r *run) process(in *Instr) error {
 			Process: in.Process, Args: args, OpID: opID,
 			System: func(attempt int) cas.Delta {
 				h := *r.h
-				h.PC, h.Steps, h.Failed, h.FailedPC, h.Status, h.Updated = pc+1, r.h.Steps+1, nil, 0, StatusRunning, time.Now().UnixMilli()
+				h.PC, h.Steps, h.Status, h.Updated = pc+1, r.h.Steps+1, StatusRunning, time.Now().UnixMilli()
 				return h.records(&step{PC: pc, Process: in.Process, Attempts: attempt})
 			},
 		})
@@ -309,7 +319,7 @@ func (r *run) process(in *Instr) error {
 		}
 	}
 	if err == nil {
-		r.h.PC, r.h.Steps, r.h.Failed, r.h.FailedPC, r.h.Status = pc+1, r.h.Steps+1, nil, 0, StatusRunning
+		r.h.PC, r.h.Steps, r.h.Status = pc+1, r.h.Steps+1, StatusRunning
 		r.steps = append(r.steps, step{PC: pc, Process: in.Process, Attempts: done.Attempts, Version: done.Version})
 		r.clearLatch(done.Version)
 		r.events.publish(map[string]any{"event": "step", "state": "finished", "run": r.h.ID, "pc": pc, "process": in.Process, "version": done.Version, "attempts": done.Attempts})
@@ -324,7 +334,7 @@ func (r *run) process(in *Instr) error {
 	// the on_fail block are committed together, so that a crash now does
 	// not run the step again.
 	h := *r.h
-	h.PC, h.Steps, h.Failed, h.FailedPC, h.Updated = in.OnFail, r.h.Steps+1, f, pc, time.Now().UnixMilli()
+	h.PC, h.Steps, h.Updated = in.OnFail, r.h.Steps+1, time.Now().UnixMilli()
 	st := step{PC: pc, Process: in.Process, Error: f}
 	v, err := r.e.host.Commit(context.WithoutCancel(r.ctx), h.records(&st))
 	if err != nil {
