@@ -239,6 +239,10 @@ type RunRequest struct {
 	Detach    bool  `json:"detach,omitempty"` // answer at once, with the run's id
 }
 
+// MaxTimeoutMS bounds a run's timeout_ms (2^53 ms, some 285000 years):
+// the deadline, its start plus the timeout, cannot overflow.
+const MaxTimeoutMS = 1 << 53
+
 // MaxSource bounds a file sent to run or validate.
 const MaxSource = 1 << 20
 
@@ -250,7 +254,7 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (*RunView, error) {
 		return nil, err
 	}
 	if req.Detach {
-		return &RunView{Run: r, Status: StatusRunning}, nil
+		return e.Status(r) // as committed: a start with the id of a run that ended is that run
 	}
 	return e.Wait(ctx, r)
 }
@@ -262,6 +266,9 @@ func (e *Engine) start(req RunRequest) (string, error) {
 	}
 	if req.MaxOps < 0 || req.TimeoutMS < 0 {
 		return "", failf(CodeBadRequest, "max_ops and timeout_ms: want 0 (the default) or more")
+	}
+	if req.TimeoutMS > MaxTimeoutMS {
+		return "", failf(CodeBadRequest, "timeout_ms %d: want at most %d", req.TimeoutMS, int64(MaxTimeoutMS))
 	}
 	args, err := decodeArgs(req.Args)
 	if err != nil {

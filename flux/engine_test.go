@@ -129,3 +129,18 @@ steps:
 		t.Fatalf("f1=%d f2=%d after=%d", h.counter("f1"), h.counter("f2"), h.counter("after"))
 	}
 }
+
+// A detached start with the id of a run that ended answers that run as
+// it is, not "running".
+func TestDetachedStartOfAnEndedRun(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"w.yaml": "steps: [{process: add, args: {key: d}}]\n"})
+	ctx := context.Background()
+	if v, err := e.Run(ctx, RunRequest{Name: "w", ID: "d1"}); err != nil || v.Status != StatusComplete {
+		t.Fatalf("%+v %v", v, err)
+	}
+	v, err := e.Run(ctx, RunRequest{Name: "w", ID: "d1", Detach: true})
+	if err != nil || v.Status != StatusComplete || h.counter("d") != 1 {
+		t.Fatalf("detached start of an ended run: %+v %v, d=%d", v, err, h.counter("d"))
+	}
+}
