@@ -554,11 +554,7 @@ func (e *Engine) Status(id string) (*RunView, error) {
 		v.Steps = append(v.Steps, sv)
 	}
 	if h.Error != nil {
-		v.Code, v.Error = h.Error.Code, h.Error.Message
-		if prog, _, err := e.program(snap, h); err == nil && h.ErrorPC >= 0 && h.ErrorPC < len(prog.Instrs) {
-			in := prog.Instrs[h.ErrorPC]
-			v.Step = &StepRef{PC: h.ErrorPC, Kind: in.Kind, Process: in.Process, Pos: in.Pos.String()}
-		}
+		v.Code, v.Error, v.Step = h.Error.Code, h.Error.Message, h.ErrorStep
 	}
 	return v, nil
 }

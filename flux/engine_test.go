@@ -144,3 +144,23 @@ func TestDetachedStartOfAnEndedRun(t *testing.T) {
 		t.Fatalf("detached start of an ended run: %+v %v, d=%d", v, err, h.counter("d"))
 	}
 }
+
+// The status of a failed run of a file names the step it failed at
+// without loading the file again (a file may be 1 MiB: loads are
+// admitted one at a time, and status is not one).
+func TestStatusOfAFailedFileRunDoesNotLoadIt(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, nil)
+	v, err := e.Run(context.Background(), RunRequest{File: "f.yaml", Source: "steps:\n  - process: add\n    args: {}\n"})
+	if err != nil || v.Status != StatusFailed || v.Step == nil || v.Step.Pos != "f.yaml:2:5" {
+		t.Fatalf("%+v %v", v, err)
+	}
+	before := h.known.Load()
+	v, err = e.Status(v.Run)
+	if err != nil || v.Step == nil || v.Step.Pos != "f.yaml:2:5" || v.Step.Process != "add" {
+		t.Fatalf("status: %+v %v", v, err)
+	}
+	if n := h.known.Load() - before; n != 0 {
+		t.Fatalf("status loaded the file again (%d process look-ups)", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 // commit, as a deadline during the durability wait does).
 type fakeHost struct {
 	store *cas.Store
+	known atomic.Int64 // calls of Known: each load of a file makes some
 
 	mu   sync.Mutex
 	subs map[chan Signal]struct{}
@@ -37,7 +39,10 @@ func newFakeHost() *fakeHost {
 	return &fakeHost{store: cas.New(cas.Config{}), subs: map[chan Signal]struct{}{}}
 }
 
-func (h *fakeHost) Known(p string) bool { return p == "add" }
+func (h *fakeHost) Known(p string) bool {
+	h.known.Add(1)
+	return p == "add"
+}
 
 func (h *fakeHost) Snapshot() *cas.Snapshot { return h.store.Snapshot() }
 

@@ -94,9 +94,12 @@ type head struct {
 	Deadline int64           `json:"deadline,omitempty"` // Unix ms; 0 for none
 	Error    *Failure        `json:"error,omitempty"`    // why the run failed or was cancelled
 	ErrorPC  int             `json:"error_pc,omitempty"`
-	Machine  string          `json:"machine,omitempty"` // the machine whose entry block this is
-	Started  int64           `json:"started"`           // Unix ms
-	Updated  int64           `json:"updated"`
+	// ErrorStep names the step at ErrorPC, written with the run's end so
+	// that its status does not load the program again.
+	ErrorStep *StepRef `json:"error_step,omitempty"`
+	Machine   string   `json:"machine,omitempty"` // the machine whose entry block this is
+	Started   int64    `json:"started"`           // Unix ms
+	Updated   int64    `json:"updated"`
 }
 
 // step is one history entry.

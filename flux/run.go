@@ -81,6 +81,10 @@ func (r *run) loop() {
 func (r *run) finish(status string, f *Failure, pc int) {
 	h := *r.h
 	h.Status, h.Error, h.ErrorPC, h.Updated = status, f, pc, time.Now().UnixMilli()
+	if f != nil && pc >= 0 && pc < len(r.prog.Instrs) {
+		in := r.prog.Instrs[pc]
+		h.ErrorStep = &StepRef{PC: pc, Kind: in.Kind, Process: in.Process, Pos: in.Pos.String()}
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 30*time.Second)
 	defer cancel()
 	if _, err := r.e.host.Commit(ctx, h.records(nil)); err != nil {
