@@ -56,13 +56,11 @@ func (a *app) fluxValidateCmd() *cobra.Command {
 	}
 }
 
-// isFile reports whether arg names a file rather than a loaded workflow.
+// isFile reports whether arg names a file rather than a loaded workflow:
+// a path, or a name ending in .yaml or .yml (a workflow's name has no
+// extension), there or not.
 func isFile(arg string) bool {
-	if strings.ContainsRune(arg, filepath.Separator) || strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") {
-		_, err := os.Stat(arg)
-		return err == nil || strings.ContainsRune(arg, filepath.Separator)
-	}
-	return false
+	return strings.ContainsRune(arg, filepath.Separator) || strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml")
 }
 
 func (a *app) fluxRunCmd() *cobra.Command {
