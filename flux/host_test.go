@@ -125,13 +125,17 @@ func (h *fakeHost) Signals() (<-chan Signal, func()) {
 	}
 }
 
-// signal commits nothing; it publishes a signal to every subscriber.
+// signal commits nothing; it publishes a signal to every subscriber. A
+// subscriber whose buffer is full misses it, as with the supervisor's hub.
 func (h *fakeHost) signal(path string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	v := uint64(h.store.Version())
 	for c := range h.subs {
-		c <- Signal{Version: v, Path: path}
+		select {
+		case c <- Signal{Version: v, Path: path}:
+		default:
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package flux
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -137,5 +138,48 @@ func TestLongMachineIDRunsItsEntry(t *testing.T) {
 	eventually(t, "the machine reaches b", func() bool {
 		v, err := e.MachineStatus(id)
 		return err == nil && v.State == "b"
+	})
+}
+
+// A machine driven by signals and sends at once, while its entry block
+// runs: it ends with at most one entry run live, the one its record
+// names; every other ended.
+func TestMachineUnderConcurrentEvents(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"m.yaml": entryMachine})
+	ctx := context.Background()
+	if _, err := e.StartMachine(ctx, MachineRequest{Name: "m", ID: "busy"}); err != nil {
+		t.Fatal(err)
+	}
+	events := []string{"domain.cmd_skip", "domain.cmd_back", EventDone}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				ev := events[(g+i)%len(events)]
+				if g%2 == 0 {
+					h.signal(ev)
+				} else {
+					e.Send(ctx, "busy", ev)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	eventually(t, "only the current entry run is live", func() bool {
+		m, err := e.MachineStatus("busy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := e.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range l.Runs {
+			if r.Machine == "busy" && !terminal(r.Status) && r.Run != m.EntryRun {
+				return false
+			}
+		}
+		return true
 	})
 }
