@@ -164,3 +164,48 @@ func TestStatusOfAFailedFileRunDoesNotLoadIt(t *testing.T) {
 		t.Fatalf("status loaded the file again (%d process look-ups)", n)
 	}
 }
+
+// Runs stopped by Close resume at the next Start over the same state: a
+// run of a loaded workflow whose file changed fails with flux_changed;
+// a run of a file sent with it (its source kept) resumes and completes,
+// no step applied twice.
+func TestResumeAfterClose(t *testing.T) {
+	h := newFakeHost()
+	two := "steps: [{process: add, args: {key: a}}, {process: add, args: {key: a}}]\n"
+	gate := make(chan struct{})
+	h.after = func(ctx context.Context, _ Call) error {
+		select { // the first step committed: hold the run until Close
+		case <-gate:
+			return nil
+		case <-ctx.Done():
+			return failf("canceled", "%v", ctx.Err())
+		}
+	}
+	e := newEngine(t, h, map[string]string{"w.yaml": two})
+	ctx := context.Background()
+	for _, req := range []RunRequest{{Name: "w", ID: "named", Detach: true}, {File: "f.yaml", Source: two, ID: "file", Detach: true}} {
+		if _, err := e.Run(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "both runs made their first step", func() bool { return h.counter("a") == 2 })
+	e.Close()
+	for _, id := range []string{"named", "file"} {
+		if v, err := e.Status(id); err != nil || v.Status != StatusRunning || len(v.Steps) != 1 {
+			t.Fatalf("%s after Close: %+v %v", id, v, err)
+		}
+	}
+	close(gate)
+	e2 := newEngine(t, h, map[string]string{"w.yaml": two + "# changed\n"})
+	v, err := e2.Wait(ctx, "named")
+	if err != nil || v.Status != StatusFailed || v.Code != CodeChanged {
+		t.Fatalf("named after its file changed: %+v %v", v, err)
+	}
+	v, err = e2.Wait(ctx, "file")
+	if err != nil || v.Status != StatusComplete || len(v.Steps) != 2 {
+		t.Fatalf("file run resumed: %+v %v", v, err)
+	}
+	if n := h.counter("a"); n != 3 {
+		t.Fatalf("a = %d, want 3 (2 first steps, 1 second)", n)
+	}
+}

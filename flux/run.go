@@ -362,15 +362,16 @@ func (r *run) landed(pc int) (Done, bool) {
 	if err != nil || !ok || h.Steps <= r.h.Steps {
 		return Done{}, false
 	}
-	steps, err := readHistory(snap, r.h.ID)
-	if err != nil || len(steps) <= r.h.Steps {
+	// The history is a LOG: its entries are numbered from 0, one a step.
+	ent, ok := snap.Get(cas.EntryPath(path(historyRoot, r.h.ID), uint64(r.h.Steps)))
+	if !ok {
 		return Done{}, false
 	}
-	st := steps[r.h.Steps]
-	if st.PC != pc || st.Error != nil {
+	var st step
+	if json.Unmarshal(ent.Value, &st) != nil || st.PC != pc || st.Error != nil {
 		return Done{}, false
 	}
-	return Done{Version: st.Version, Attempts: st.Attempts}, true
+	return Done{Version: uint64(ent.Version), Attempts: st.Attempts}, true
 }
 
 // stepContext bounds a step by the run's deadline.
