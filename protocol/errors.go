@@ -45,6 +45,9 @@ const (
 	CodeNotFound          = "not_found"          // a Get of a path with nothing at or under it; Path names it
 	CodeTooManyClients    = "too_many_clients"   // the supervisor serves --max-clients connections already
 	CodeSchemaViolation   = "schema_violation"   // a value the commit would write fails the --schema file; Path names it
+	CodeAuditAbort        = "audit_abort"        // an audit rule of level A refused the call; nothing committed
+	CodeAuditBlock        = "audit_block"        // an audit rule of level B passed its threshold_max; nothing committed
+	CodeAuditStop         = "audit_stop"         // an audit rule of level S stopped the process until theusctl audit resume
 )
 
 // Sentinels for errors.Is.
@@ -69,4 +72,7 @@ var (
 	ErrNotFound          = &Error{Code: CodeNotFound}
 	ErrTooManyClients    = &Error{Code: CodeTooManyClients}
 	ErrSchemaViolation   = &Error{Code: CodeSchemaViolation}
+	ErrAuditAbort        = &Error{Code: CodeAuditAbort}
+	ErrAuditBlock        = &Error{Code: CodeAuditBlock}
+	ErrAuditStop         = &Error{Code: CodeAuditStop}
 )

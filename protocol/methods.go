@@ -15,6 +15,10 @@ const (
 	MethodSignalPublish = "signal.publish"
 	MethodOutboxPull    = "outbox.pull"
 	MethodOutboxAck     = "outbox.ack"
+	MethodAuditStatus   = "audit.status"
+	MethodAuditLog      = "audit.log"
+	MethodAuditReload   = "audit.reload"
+	MethodAuditResume   = "audit.resume"
 )
 
 // The streams a Subscribe names.

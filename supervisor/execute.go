@@ -79,6 +79,12 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 	case req.TimeoutMS > 0:
 		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
 	}
+	ac, aerr := s.auditBegin(req) // nil when no recipe audits the process
+	if aerr != nil {
+		s.failures.Add(1)
+		rep.Err = aerr
+		return rep
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	owner := "exec-" + strconv.FormatUint(s.seq.Add(1), 10)
@@ -96,6 +102,9 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 			if err == nil {
 				err = s.checkSchema(out.Delta)
 			}
+			if err == nil {
+				err = ac.check(out.Delta)
+			}
 			if err == nil && system != nil {
 				out.System = append(out.System, system(attempt)...)
 			}
@@ -107,6 +116,7 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 	} else {
 		s.zone.Abort(refs)
 	}
+	ac.end(err == nil && !r.Duplicate)
 	if err != nil {
 		var re *cas.RunError
 		if errors.As(err, &re) {

@@ -92,6 +92,10 @@ type Config struct {
 	// match its path, else the execute fails with schema_violation and
 	// commits nothing. nil checks nothing.
 	Schema *schema.Gate
+	// Audit is an audit recipe (YAML, docs/GOVERNANCE.md) to check calls
+	// with; "" for none. A recipe that does not load stops the start with
+	// a *audit.LoadError.
+	Audit string
 
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.
@@ -132,7 +136,8 @@ type Supervisor struct {
 	quitNow  context.CancelFunc
 	methods  map[string]method
 	streams  map[string]stream
-	outbox   *outbox // outbox.pull's leases
+	outbox   *outbox  // outbox.pull's leases
+	audit    *auditor // nil without Config.Audit
 	draining atomic.Bool
 	drainMu  sync.RWMutex  // orders inflight.Add before inflight.Wait
 	drained  chan struct{} // closed when Shutdown has finished
@@ -266,6 +271,9 @@ func Start(cfg Config) (*Supervisor, error) {
 		}
 	}
 	s.names = slices.Sorted(maps.Keys(s.procs))
+	if err := s.startAudit(); err != nil {
+		return fail(err)
+	}
 	if err := s.startFlux(); err != nil {
 		return fail(err)
 	}

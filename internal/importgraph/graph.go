@@ -30,7 +30,7 @@ var Allowed = map[string][]string{
 	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention": {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":          {"worker"},
-	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema"},
+	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit"},
 	// The Flux language and its run engine: it reads snapshots and runs
 	// steps through the Host the supervisor gives it.
 	"flux":                 {"cas", "contract"},
@@ -47,6 +47,7 @@ var Allowed = map[string][]string{
 	"ipc":                  {"protocol"},
 	"shm":                  {},
 	"vip":                  {},
+	"audit":                {"contract"}, // audit recipes and their counters; never the store
 	"protocol":             {},
 	"contract":             {},
 	"lint":                 {"contract"}, // the POP analyzers read Go source, not the runtime
