@@ -32,6 +32,16 @@ func (l Level) String() string {
 // MarshalText writes the level's letter.
 func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 
+// UnmarshalText reads a level as ParseLevel does.
+func (l *Level) UnmarshalText(b []byte) error {
+	lv, ok := ParseLevel(string(b))
+	if !ok {
+		return fmt.Errorf("audit: unknown level %q", b)
+	}
+	*l = lv
+	return nil
+}
+
 // ParseLevel reads a level by its letter or the original's name (Info,
 // Stop, Abort, Block, Count), in any case.
 func ParseLevel(s string) (Level, bool) {
