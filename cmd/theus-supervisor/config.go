@@ -96,7 +96,7 @@ func (f flags) config() (supervisor.Config, error) {
 		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
 		StateDir: stateDir, Durability: durability, Restore: f.restore,
 		MaxClients: f.maxClients, ClientBuffer: clientBuffer, FrameTimeout: f.frameTimeout,
-		Flux: f.flux, Schema: gate,
+		Flux: f.flux, Schema: gate, Audit: f.audit,
 	}
 	cfg.Pool.Env = []string{demo.FaultsEnv(f.faults)} // set either way: never inherited
 	return cfg, nil

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -79,6 +80,7 @@ type flags struct {
 	demo         bool
 	flux         string
 	schema       string
+	audit        string
 	maxFrame     int
 	drainTimeout time.Duration
 	heavySize    string
@@ -144,6 +146,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.StringVar(&f.heavyInline, "heavy-inline", "2KiB", "tensors up to this size travel inline in messages instead of through the HEAVY arena")
 	fl.StringVar(&f.flux, "flux", "", "directory of Flux workflow and state-machine files (*.yaml, *.yml) to load; an invalid one stops the start (exit status 2)")
 	fl.StringVar(&f.schema, "schema", "", "JSON or YAML file of path patterns (* is one segment) and the JSON Schemas that values written there must satisfy; a commit that breaks one fails with schema_violation; a bad file stops the start (exit status 4)")
+	fl.StringVar(&f.audit, "audit", "", "audit recipe (YAML) to check every call's args and writes with; theusctl audit reload or SIGHUP reloads it; an invalid one stops the start")
 	fl.BoolVar(&f.faults, "faults", false, "let the demo worker serve fault.crash, fault.sleep and fault.undeclared, which crash or hang workers for any client (tests and benchmarks only)")
 	fl.IntVar(&f.maxClients, "max-clients", 1024, "client connections served at once (each holds an OS thread); past it a client gets too_many_clients")
 	fl.StringVar(&f.clientBuffer, "client-buffer", "256MiB", "memory for client frames still arriving, all clients together (at least --max-frame); a large frame waits for room")
@@ -183,7 +186,9 @@ func run(cmd *cobra.Command, f flags) error {
 		}
 		cfg.Flux = dir
 	}
-	ctx, stop := signals(log) // before the socket exists: a signal from then on drains
+	// SIGHUP reloads the audit recipe once the supervisor has started.
+	var sup atomic.Pointer[supervisor.Supervisor]
+	ctx, stop := signals(log, func() bool { return reloadAudit(sup.Load(), cfg.Audit, log) }) // before the socket exists: a signal from then on drains
 	defer stop()
 	// Workers' descendants that leave their process group are reparented
 	// here and killed; whatever is left dies after the supervisor stops.
@@ -197,6 +202,7 @@ func run(cmd *cobra.Command, f flags) error {
 	if err != nil {
 		return err
 	}
+	sup.Store(s)
 	if f.faults {
 		log.Warn().Msg("--faults: any client can crash or hang the demo worker's workers (fault.*)")
 	}

@@ -110,3 +110,66 @@ func TestSIGHUPIgnored(t *testing.T) {
 		t.Fatalf("socket left behind: %v", err)
 	}
 }
+
+// TestSIGHUPReloadsAudit: with --audit, SIGHUP reloads the recipe; one
+// that does not load is logged with file:line and the old one stays.
+func TestSIGHUPReloadsAudit(t *testing.T) {
+	recipe := filepath.Join(t.TempDir(), "audit.yaml")
+	write := func(text string) {
+		if err := os.WriteFile(recipe+".tmp", []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(recipe+".tmp", recipe); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("process_recipes:\n  counter.add: {inputs: [{field: by, max: 5, level: A}]}\n")
+	cmd, sock, stderr := startSupervisor(t, "--audit", recipe)
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("SIGTERM: %v\n%s", err, stderr)
+		}
+	}()
+	c, err := client.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, "counter.add", map[string]int{"by": 9}); err == nil || !strings.Contains(err.Error(), "audit_abort") {
+		t.Fatalf("recipe 1 let by=9 through: %v", err)
+	}
+	waitRecipe := func(gen uint64) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			st, err := c.AuditStatus(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Recipe == gen {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("recipe %d, want %d\n%s", st.Recipe, gen, stderr)
+			}
+		}
+	}
+	write("process_recipes:\n  counter.add: {inputs: [{field: by, max: 50, level: A}]}\n")
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitRecipe(2)
+	if _, err := c.Exec(ctx, "counter.add", map[string]int{"by": 9}); err != nil {
+		t.Fatalf("recipe 2 refused by=9: %v", err)
+	}
+	write("process_recipes:\n  counter.add: {inputs: [{field: by, mux: 50}]}\n")
+	cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), `audit.yaml:2: unknown key \"mux\"`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line for the bad recipe\n%s", stderr)
+		}
+	}
+	waitRecipe(2)
+	if _, err := c.Exec(ctx, "counter.add", map[string]int{"by": 60}); err == nil {
+		t.Fatal("the old recipe is not in force after a bad reload")
+	}
+}

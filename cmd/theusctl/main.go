@@ -1,7 +1,8 @@
 // Command theusctl talks to a running theus-supervisor: exec runs a
 // process, get reads the Context, status shows the workers and counters,
 // snapshot save writes a backup of the DATA zone, outbox pull and ack
-// take the messages processes emitted.
+// take the messages processes emitted, audit inspects and steers the
+// audit recipe.
 package main
 
 import (
@@ -57,6 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(a.execCmd(), a.getCmd(), a.statusCmd(), a.snapshotCmd(), a.fluxCmd(), a.fsmCmd())
 	root.AddCommand(a.outboxCmd())
 	root.AddCommand(a.watchCmd(), a.signalCmd())
+	root.AddCommand(a.auditCmd())
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		if !errors.Is(err, errShown) {
