@@ -188,14 +188,15 @@ type Written func(p contract.Path, visit func(value []byte))
 // CheckOutputs checks the values a commit would write, each output rule
 // at its path bound with the call's args (a templated segment the args do
 // not bind leaves the rule out for the call, as it leaves the path out of
-// a contract). A path the commit does not write is not checked.
+// a contract). A path the commit does not write is not checked. Rules on
+// the same field share one binding and one decoding of each value.
 func (rs *Rules) CheckOutputs(args []byte, written Written) []Violation {
 	if rs == nil || len(rs.Outputs) == 0 {
 		return nil
 	}
 	var out []Violation
-	for _, r := range rs.Outputs {
-		c, err := r.spec.Bind(args)
+	for _, g := range rs.outGroups() {
+		c, err := g[0].spec.Bind(args)
 		if err != nil || len(c.Outputs) == 0 {
 			continue // the process's own contract refuses such args first
 		}
@@ -205,10 +206,30 @@ func (rs *Rules) CheckOutputs(args []byte, written Written) []Violation {
 			if err := json.Unmarshal(raw, &v); err != nil {
 				return // not JSON: the supervisor fails such a write first
 			}
-			if why := r.check(v); why != "" {
-				out = append(out, r.violation(string(p), v, why))
+			for _, r := range g {
+				if why := r.check(v); why != "" {
+					out = append(out, r.violation(string(p), v, why))
+				}
 			}
 		})
 	}
 	return out
+}
+
+// outGroups are the output rules grouped by field, in the order each
+// field first appears.
+func (rs *Rules) outGroups() [][]*Rule {
+	if rs.groups == nil {
+		at := map[string]int{}
+		for _, r := range rs.Outputs {
+			i, ok := at[r.Field]
+			if !ok {
+				i = len(rs.groups)
+				at[r.Field] = i
+				rs.groups = append(rs.groups, nil)
+			}
+			rs.groups[i] = append(rs.groups[i], r)
+		}
+	}
+	return rs.groups
 }

@@ -283,6 +283,7 @@ func (l *loader) recipe(data []byte) *Recipe {
 		}
 		rs := l.process(r, e)
 		if rs != nil {
+			rs.outGroups() // compiled once: a Recipe is read by many calls at once
 			r.procs[e.key] = rs
 			r.order = append(r.order, e.key)
 		}

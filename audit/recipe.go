@@ -119,6 +119,8 @@ type Rules struct {
 	Reset   bool // the recipe's reset_on_success
 	// Gen is the generation of the recipe they belong to.
 	Gen uint64
+
+	groups [][]*Rule // Outputs by field (outGroups), set when compiled
 }
 
 // Recipe is a compiled recipe. It never changes: a reload makes a new one.
