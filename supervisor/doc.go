@@ -5,7 +5,9 @@
 // against the contract, commit; on conflict back off and dispatch again on
 // a fresh snapshot; after K conflicts hold a VIP ticket. A worker that
 // crashes mid-dispatch committed nothing, so the dispatch is sent again,
-// to another worker, a bounded number of times.
+// to another worker, a bounded number of times. With an audit recipe
+// (Config.Audit) it also checks a call's args before dispatch and the
+// delta that would commit before the commit (audit.go).
 //
 // It never runs user code in its own process and never trusts a worker:
 // every write a worker returns is checked against the contract the worker
