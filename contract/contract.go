@@ -77,6 +77,9 @@ func New(name string, inputs, outputs []Path, sem Semantic) (Contract, error) {
 		if p.InZone(ZoneConst) {
 			return Contract{}, c.violation(p, ErrConstWrite)
 		}
+		if p.InZone(ZonePrivate) {
+			return Contract{}, c.violation(p, ErrPrivateWrite)
+		}
 	}
 	return c, nil
 }
@@ -131,6 +134,9 @@ func (c Contract) CheckWrite(p Path, op Op) error {
 	}
 	if p.InZone(ZoneConst) {
 		return c.violation(p, ErrConstWrite)
+	}
+	if p.InZone(ZonePrivate) {
+		return c.violation(p, ErrPrivateWrite)
 	}
 	root, inLog := p.LogRoot()
 	switch {

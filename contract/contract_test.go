@@ -23,6 +23,7 @@ func TestNewRefusesImpossibleContracts(t *testing.T) {
 	}{
 		{name: "private input", in: paths("domain.internal_key"), wantRule: ErrPrivateRead},
 		{name: "const output", out: paths("global.const_rate"), wantRule: ErrConstWrite},
+		{name: "private output", out: paths("global.internal_flux"), wantRule: ErrPrivateWrite},
 		{name: "pure reads signal", in: paths("domain.sig_go"), sem: Pure, wantRule: ErrSignalInPure},
 		{name: "invalid path", in: []Path{"a..b"}, wantRule: ErrInvalidPath},
 		{name: "invalid output", out: []Path{"domain.x", "b."}, wantRule: ErrInvalidPath},
@@ -65,6 +66,8 @@ func TestChecks(t *testing.T) {
 		{name: "delete declared", path: "domain.accounts.bob", op: OpDelete},
 		{name: "write undeclared", path: "global.rate", op: OpSet, wantRule: ErrUndeclaredWrite},
 		{name: "write const under declared", path: "domain.const_fee", op: OpSet, wantRule: ErrConstWrite},
+		{name: "write private under declared", path: "domain.accounts.internal_pin", op: OpSet, wantRule: ErrPrivateWrite},
+		{name: "delete private under declared", path: "domain.accounts.internal_pin", op: OpDelete, wantRule: ErrPrivateWrite},
 		{name: "append log root", path: "domain.log_audit", op: OpAppend},
 		{name: "set log root", path: "domain.log_audit", op: OpSet, wantRule: ErrLogNotAppend},
 		{name: "overwrite log entry", path: "domain.log_audit.00000000000000000001", op: OpSet, wantRule: ErrLogNotAppend},

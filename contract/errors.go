@@ -13,6 +13,7 @@ var (
 	ErrUndeclaredWrite = errors.New("contract: write of an undeclared path")
 	ErrConstWrite      = errors.New("contract: write of a CONST path")
 	ErrPrivateRead     = errors.New("contract: read of a PRIVATE path")
+	ErrPrivateWrite    = errors.New("contract: write of a PRIVATE path (the supervisor's own records live there)")
 	ErrLogNotAppend    = errors.New("contract: LOG paths only accept appends")
 	ErrAppendNotLog    = errors.New("contract: append outside the root of a LOG")
 	ErrSignalInPure    = errors.New("contract: PURE process reads a SIGNAL path")

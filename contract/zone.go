@@ -52,7 +52,7 @@ const (
 	ZoneMeta                // meta_*: observability
 	ZoneLog                 // log_*: append-only
 	ZoneConst               // const_*: never written by a process
-	ZonePrivate             // internal_*: never read by a process
+	ZonePrivate             // internal_*: the supervisor's own; never read or written by a process
 )
 
 var zoneNames = [...]string{"DATA", "HEAVY", "SIGNAL", "META", "LOG", "CONST", "PRIVATE"}
