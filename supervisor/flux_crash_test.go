@@ -26,14 +26,23 @@ func stepsFlow(n int, key string) string {
 	return b.String()
 }
 
-// TestFluxRunSurvivesSupervisorKills: a 200-step workflow runs while the
-// supervisor is SIGKILLed at random points and restarted on the same
-// state, 20 times. Each restart resumes the run from what it committed;
-// in the end the counter is exactly 200 and the history holds 200 steps
-// at strictly increasing versions: no step applied twice or skipped.
+// TestFluxRunSurvivesSupervisorKills: a workflow of 200 counters.add
+// steps (each followed by a 2 ms spin) runs while the supervisor is
+// SIGKILLed at random points and restarted on the same state, 20 times.
+// Each restart resumes the run from what it committed; in the end the
+// counter is exactly 200 and the history holds every step, the counter
+// steps at strictly increasing versions: no step applied twice or skipped.
 func TestFluxRunSurvivesSupervisorKills(t *testing.T) {
 	const steps, kills = 200, 20
-	dir := fluxDir(t, map[string]string{"long.yaml": stepsFlow(steps, "long")})
+	// Each counter step is followed by 2 ms of bench.spin (a step that
+	// writes nothing), so the run moves slowly enough for every kill to
+	// land in it, whatever the machine's speed.
+	var flow strings.Builder
+	flow.WriteString("steps:\n")
+	for range steps {
+		flow.WriteString("  - process: counters.add\n    args: {key: long}\n  - process: bench.spin\n    args: {us: 2000}\n")
+	}
+	dir := fluxDir(t, map[string]string{"long.yaml": flow.String()})
 	t.Setenv("THEUS_TEST_FLUX", dir)
 	state := t.TempDir()
 	sock := filepath.Join(t.TempDir(), "run", "theus.sock")
@@ -57,12 +66,12 @@ func TestFluxRunSurvivesSupervisorKills(t *testing.T) {
 				t.Fatal(err)
 			}
 			cancel()
-			if v.Status != flux.StatusComplete || len(v.Steps) != steps {
+			if v.Status != flux.StatusComplete || len(v.Steps) != 2*steps {
 				t.Fatalf("after %d kills: status %s, %d steps (%s: %s)", kills, v.Status, len(v.Steps), v.Code, v.Error)
 			}
-			for i := 1; i < len(v.Steps); i++ {
-				if v.Steps[i].Version <= v.Steps[i-1].Version {
-					t.Fatalf("step %d at version %d after step %d at %d", i, v.Steps[i].Version, i-1, v.Steps[i-1].Version)
+			for i := 2; i < len(v.Steps); i += 2 { // the counter steps; a spin commits nothing
+				if v.Steps[i].Version <= v.Steps[i-2].Version {
+					t.Fatalf("step %d at version %d after step %d at %d", i, v.Steps[i].Version, i-2, v.Steps[i-2].Version)
 				}
 			}
 			if n := counter(t, c, "long"); n != steps {
@@ -74,9 +83,10 @@ func TestFluxRunSurvivesSupervisorKills(t *testing.T) {
 			t.Logf("killed after %v steps", at)
 			return
 		}
-		// Kill once the run has made 1 to 8 more steps, a random moment
-		// into the next: every kill lands while the run is going.
-		want := done + 1 + rand.IntN(8)
+		// Kill once the run has made 1 to 4 more steps than it had at the
+		// last kill, a random moment into the next: every kill lands while
+		// the run is going (20 rounds take about 100 of its 400 steps).
+		want := done + 1 + rand.IntN(4)
 		for {
 			var v flux.RunView
 			if err := c.Call(ctx, protocol.MethodFluxStatus, map[string]string{"run": req.ID}, &v); err != nil {
@@ -89,9 +99,9 @@ func TestFluxRunSurvivesSupervisorKills(t *testing.T) {
 				done = len(v.Steps)
 				break
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(100 * time.Microsecond)
 		}
-		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
 		at = append(at, done)
 		cancel()
 		cmd.Process.Kill()
