@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -318,14 +319,15 @@ func TestResetOnSuccess(t *testing.T) {
 func TestJudgeWithoutRecord(t *testing.T) {
 	rs, tr := judgeRecipe(t, "B", "")
 	vs := rs.CheckInputs([]byte(`{"n":1}`))
-	if j := tr.Judge(rs, vs, false); j.Refusal != nil || j.Changed {
+	j := tr.Judge(rs, vs, false)
+	if j.Refusal != nil || j.Changed || j.Hold == nil {
 		t.Fatalf("%+v", j)
 	}
 	if log, _ := tr.Log(0); len(log) != 0 {
 		t.Fatal("a judgement without record logged")
 	}
-	tr.Record(rs, vs)
-	tr.Record(rs, vs)
+	tr.Record(rs, vs, j.Hold)
+	tr.Record(rs, vs, nil)
 	if j := tr.Judge(rs, vs, false); j.Refusal == nil || j.Refusal.Count != 3 {
 		t.Fatalf("the third violation: %+v", j)
 	}
@@ -391,5 +393,40 @@ func TestPrune(t *testing.T) {
 	other := mustParse(t, "process_recipes:\n  p:\n    inputs: [{field: m, max: 5, level: C}]\n")
 	if !tr.Prune(other) {
 		t.Error("a counter of a rule gone was kept")
+	}
+}
+
+// Held violations count against threshold_max until recorded or
+// released; several violations of one rule in one judgement count one
+// each.
+func TestJudgeHolds(t *testing.T) {
+	rs, tr := judgeRecipe(t, "B", "") // threshold_max 2
+	vs := rs.CheckInputs([]byte(`{"n":1}`))
+	h1 := tr.Judge(rs, vs, false).Hold
+	h2 := tr.Judge(rs, vs, false).Hold
+	if h1 == nil || h2 == nil {
+		t.Fatal("nothing held")
+	}
+	if j := tr.Judge(rs, vs, false); j.Refusal == nil || j.Refusal.Count != 3 {
+		t.Fatalf("a third violation while two are held: %+v", j)
+	}
+	// The refusal was recorded: 1 counted, 2 held. Release one: room for none.
+	tr.Release(h1)
+	tr.Release(h1) // a second release of the same hold is nothing
+	if j := tr.Judge(rs, vs, false); j.Refusal == nil {
+		t.Fatalf("count 1 + held 1 + 1 passed threshold_max 2: %+v", j)
+	}
+	tr.Record(rs, vs, h2) // counted 3, held 0
+	if st, _ := tr.Status(&Recipe{procs: map[string]*Rules{"p": rs}, order: []string{"p"}}); st[0].Count != 3 {
+		t.Fatalf("count %d, want 3", st[0].Count)
+	}
+	// Two violations of one rule in one judgement: both count.
+	rs, tr = judgeRecipe(t, "B", "")
+	two := append(slices.Clone(vs), vs...)
+	if j := tr.Judge(rs, two, false); j.Refusal != nil {
+		t.Fatalf("2 of threshold_max 2: %+v", j)
+	}
+	if j := tr.Judge(rs, vs, false); j.Refusal == nil || j.Refusal.Count != 3 {
+		t.Fatalf("a third violation: %+v", j)
 	}
 }

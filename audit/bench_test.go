@@ -47,6 +47,6 @@ func BenchmarkCheck(b *testing.B) {
 			b.Fatal(vs)
 		}
 		tr.Judge(rs, vs, false)
-		tr.Record(rs, vs)
+		tr.Record(rs, vs, nil)
 	}
 }

@@ -77,6 +77,19 @@ type Judgement struct {
 	Refusal  *Refusal // nil when the call may go on
 	Changed  bool     // counters or stops changed: persist Export
 	Warnings []Entry  // B violations at or past their threshold_min
+	// Hold is what a judgement without record let through: its B
+	// violations, which count against their thresholds until the caller
+	// records them (Record) or drops them (Release). Nil when none.
+	Hold *Hold
+}
+
+// Hold is the B violations of a call that a Tracker let through and
+// that are not recorded yet: the call may still commit. While held they
+// count against their rules' threshold_max, so that calls judged at the
+// same time cannot all pass a threshold that only some of them may.
+type Hold struct {
+	process string
+	ids     map[string]int // rule ID -> violations held
 }
 
 // Tracker keeps the counters of the rules, the stopped processes and the
@@ -85,6 +98,7 @@ type Tracker struct {
 	mu      sync.Mutex
 	now     func() time.Time
 	counts  map[string]map[string]int // process -> rule ID -> violations counted
+	held    map[string]map[string]int // process -> rule ID -> violations held (Hold)
 	stopped map[string]Stopped
 	log     []Entry // a ring of LogSize
 	next    int     // where the next entry goes
@@ -96,7 +110,7 @@ func NewTracker(now func() time.Time) *Tracker {
 	if now == nil {
 		now = time.Now
 	}
-	return &Tracker{now: now, counts: map[string]map[string]int{}, stopped: map[string]Stopped{}}
+	return &Tracker{now: now, counts: map[string]map[string]int{}, held: map[string]map[string]int{}, stopped: map[string]Stopped{}}
 }
 
 // Stopped reports whether process is stopped, and why.
@@ -131,11 +145,15 @@ func severity(l Level) int {
 
 // Judge decides what the violations of one check of a call (its inputs,
 // or the outputs of an attempt) mean: whether the call is refused (the
-// most severe of S, A, and B past its threshold_max). When the call is
-// refused, or record is true, the violations are recorded at once: each
-// is logged, B and C ones counted, an S one stops the process. A caller
-// that judges an attempt that may not commit passes record false and
-// calls Record once it has.
+// most severe of S, A, and B past its threshold_max). A B violation's
+// count is its rule's counter, plus the violations other calls hold
+// (below), plus the earlier violations of the same rule in vs, plus one.
+// When the call is refused, or record is true, the violations are
+// recorded at once: each is logged, B and C ones counted, an S one stops
+// the process. A caller that judges an attempt that may not commit
+// passes record false: the B violations it lets through are held
+// (Judgement.Hold) until the caller calls Record once the call has
+// committed, or Release when it has not.
 func (t *Tracker) Judge(rs *Rules, vs []Violation, record bool) Judgement {
 	if len(vs) == 0 {
 		return Judgement{}
@@ -143,12 +161,17 @@ func (t *Tracker) Judge(rs *Rules, vs []Violation, record bool) Judgement {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var ref *Refusal
+	var seen map[string]int // B violations of vs so far, by rule
 	for _, v := range vs {
 		r := v.Rule
 		count := 0
 		switch r.Level {
 		case Block:
-			count = t.counts[rs.Process][r.ID] + 1
+			if seen == nil {
+				seen = map[string]int{}
+			}
+			seen[r.ID]++
+			count = t.counts[rs.Process][r.ID] + t.held[rs.Process][r.ID] + seen[r.ID]
 			if count <= r.Max {
 				continue
 			}
@@ -161,21 +184,62 @@ func (t *Tracker) Judge(rs *Rules, vs []Violation, record bool) Judgement {
 		}
 	}
 	if ref == nil && !record {
-		return Judgement{}
+		if len(seen) == 0 {
+			return Judgement{}
+		}
+		h := &Hold{process: rs.Process, ids: seen}
+		m := t.held[rs.Process]
+		if m == nil {
+			m = map[string]int{}
+			t.held[rs.Process] = m
+		}
+		for id, n := range seen {
+			m[id] += n
+		}
+		return Judgement{Hold: h}
 	}
 	j := t.record(rs, vs)
 	j.Refusal = ref
 	return j
 }
 
-// Record records violations of a call that committed (see Judge).
-func (t *Tracker) Record(rs *Rules, vs []Violation) Judgement {
+// Record records violations of a call that committed (see Judge), and
+// drops h, what judging them held.
+func (t *Tracker) Record(rs *Rules, vs []Violation, h *Hold) Judgement {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.release(h)
 	if len(vs) == 0 {
 		return Judgement{}
 	}
+	return t.record(rs, vs)
+}
+
+// Release drops what a judgement held, for a call that did not commit
+// (or an attempt judged again). A nil h is nothing.
+func (t *Tracker) Release(h *Hold) {
+	if h == nil {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.record(rs, vs)
+	t.release(h)
+}
+
+func (t *Tracker) release(h *Hold) {
+	if h == nil {
+		return
+	}
+	m := t.held[h.process]
+	for id, n := range h.ids {
+		if m[id] -= n; m[id] <= 0 {
+			delete(m, id)
+		}
+	}
+	if len(m) == 0 {
+		delete(t.held, h.process)
+	}
+	h.ids = nil // released once
 }
 
 func (t *Tracker) record(rs *Rules, vs []Violation) Judgement {

@@ -119,16 +119,22 @@ type auditCall struct {
 	args     []byte
 	violated bool              // its inputs broke a rule
 	out      []audit.Violation // the output violations of the latest attempt
+	hold     *audit.Hold       // what judging out held: B violations not yet recorded
 	dirty    bool              // the tracker changed: persist its state
 }
 
 // auditBegin refuses a call of a stopped process, and checks the call's
 // args. Input violations are recorded at once (the args are the same for
-// every attempt). It returns nil when there is nothing to audit.
+// every attempt). It returns nil when there is nothing to audit, and for
+// the repeat of an op id that committed: the repeat runs nothing and
+// replies what the first call did, so it is judged by nothing either.
 func (s *Supervisor) auditBegin(req *protocol.Execute) (*auditCall, *protocol.Error) {
 	a := s.audit
 	if a == nil {
 		return nil, nil
+	}
+	if _, _, dup, err := s.store.LookupOp(req.OpID, opDigest(req)); dup || err != nil {
+		return nil, nil // a repeat, or an op id reused for another call: the runner replies
 	}
 	if ref := a.tracker.StoppedRefusal(req.Process); ref != nil {
 		return nil, refusalError(ref)
@@ -152,11 +158,17 @@ func (s *Supervisor) auditBegin(req *protocol.Execute) (*auditCall, *protocol.Er
 // check checks the delta of an attempt against the output rules. A
 // refusal is final (the attempt fails, so the call does) and recorded at
 // once; other violations wait for the commit (end), so that an attempt
-// that conflicts and runs again is not counted twice.
+// that conflicts and runs again is not counted twice. Until then its B
+// violations are held: they count against their thresholds for the
+// calls judged meanwhile, so that concurrent calls cannot all pass a
+// threshold_max together.
 func (ac *auditCall) check(d cas.Delta) error {
 	if ac == nil || len(ac.rs.Outputs) == 0 {
 		return nil
 	}
+	t := ac.s.audit.tracker
+	t.Release(ac.hold) // a new attempt: the last one's violations did not commit
+	ac.hold = nil
 	ac.out = ac.rs.CheckOutputs(ac.args, func(p contract.Path, visit func([]byte)) {
 		for _, w := range d {
 			if w.Path == p && w.Op != contract.OpDelete {
@@ -164,7 +176,8 @@ func (ac *auditCall) check(d cas.Delta) error {
 			}
 		}
 	})
-	j := ac.s.audit.tracker.Judge(ac.rs, ac.out, false)
+	j := t.Judge(ac.rs, ac.out, false)
+	ac.hold = j.Hold
 	if j.Refusal != nil {
 		ac.dirty = ac.dirty || j.Changed
 		ac.out = nil
@@ -184,8 +197,9 @@ func (ac *auditCall) end(committed bool) {
 	t := ac.s.audit.tracker
 	switch {
 	case !committed:
+		t.Release(ac.hold)
 	case len(ac.out) > 0:
-		j := t.Record(ac.rs, ac.out)
+		j := t.Record(ac.rs, ac.out, ac.hold)
 		ac.s.auditLogJudgement(j)
 		ac.dirty = ac.dirty || j.Changed
 	case !ac.violated:
