@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -428,5 +429,27 @@ func TestJudgeHolds(t *testing.T) {
 	}
 	if j := tr.Judge(rs, vs, false); j.Refusal == nil || j.Refusal.Count != 3 {
 		t.Fatalf("a third violation: %+v", j)
+	}
+}
+
+// YAML aliases are refused wherever they are, each at its line: a few
+// hundred bytes of nested aliases would otherwise expand to gigabytes
+// (a "billion laughs") when a value is decoded.
+func TestParseRefusesAliases(t *testing.T) {
+	bomb := "process_recipes:\n  p:\n    inputs:\n      - field: a\n        eq:\n          a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+	prev := "a"
+	for _, name := range []string{"b", "c", "d", "e", "f", "g", "h", "i", "j"} {
+		bomb += fmt.Sprintf("          %s: &%s [%s]\n", name, name, strings.TrimSuffix(strings.Repeat("*"+prev+",", 9), ","))
+		prev = name
+
+	}
+	_, err := Parse("bomb.yaml", []byte(bomb))
+	var le *LoadError
+	if !errors.As(err, &le) || !strings.Contains(le.Problems[0].String(), "bomb.yaml:7: ") || !strings.Contains(err.Error(), "alias") {
+		t.Fatalf("a YAML bomb: %v", err)
+	}
+	_, err = Parse("r.yaml", []byte("process_recipes:\n  p:\n    inputs:\n      - &r {field: a, eq: 1}\n      - *r\n"))
+	if err == nil || !strings.Contains(err.Error(), "r.yaml:5: ") || !strings.Contains(err.Error(), "alias") {
+		t.Fatalf("an aliased rule: %v", err)
 	}
 }

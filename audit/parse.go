@@ -244,6 +244,15 @@ func (l *loader) recipe(data []byte) *Recipe {
 	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
 		return r // an empty recipe: no rules
 	}
+	// Aliases are refused before anything is decoded: nested ones expand
+	// exponentially (a few hundred bytes to gigabytes), and a recipe
+	// needs none.
+	for _, a := range ast.FilterFile(ast.AliasType, f) {
+		l.problem(a, "YAML aliases (*name) are not supported in recipes")
+	}
+	if len(l.problems) > 0 {
+		return nil
+	}
 	if len(f.Docs) > 1 {
 		l.problem(f.Docs[1], "a recipe is one YAML document")
 	}

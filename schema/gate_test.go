@@ -112,6 +112,10 @@ func TestLoadRefuses(t *testing.T) {
 		{name: "twice", file: "s.json", text: `{"domain.a": {}, "domain.a": {}}`, want: "twice"},
 		{name: "ref outside the file", file: "s.json", text: `{"domain.a": {"$ref": "/etc/passwd"}}`, want: "inside the schema file only"},
 		{name: "trailing data", file: "s.json", text: `{"domain.a": {}} {}`, want: "more after"},
+		{name: "remote ref", file: "s.json", text: `{"domain.a": {"$ref": "http://127.0.0.1:9/s.json"}}`, want: "inside the schema file only"},
+		{name: "remote metaschema", file: "s.json", text: `{"domain.a": {"$schema": "http://127.0.0.1:9/meta.json"}}`, want: "inside the schema file only"},
+		// Nested aliases expand exponentially: none is decoded.
+		{name: "alias", file: "s.yaml", text: "domain.a: &a {type: integer}\ndomain.b: *a\n", want: "line 2: YAML aliases"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/theus-run/theus/contract"
@@ -53,6 +55,9 @@ func Parse(name string, data []byte) (*Gate, error) {
 	}
 	js := data
 	if !strings.EqualFold(filepath.Ext(name), ".json") {
+		if err := noAliases(data); err != nil {
+			return fail("", err)
+		}
 		var err error
 		if js, err = yaml.YAMLToJSON(data); err != nil {
 			return fail("", fmt.Errorf("not YAML: %w", err))
@@ -85,6 +90,25 @@ func Parse(name string, data []byte) (*Gate, error) {
 		g.add(segs, &rule{pattern: e.pattern, sch: sch})
 	}
 	return g, nil
+}
+
+// noAliases refuses a YAML file with an alias (*name) before anything is
+// decoded: nested aliases expand exponentially (a few hundred bytes to
+// gigabytes), and a schema file needs none ($ref and $defs share a
+// schema inside the file).
+func noAliases(data []byte) error {
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return fmt.Errorf("not YAML: %w", err)
+	}
+	if as := ast.FilterFile(ast.AliasType, f); len(as) > 0 {
+		ln := 0
+		if tk := as[0].GetToken(); tk != nil && tk.Position != nil {
+			ln = tk.Position.Line
+		}
+		return fmt.Errorf("line %d: YAML aliases (*name) are not supported: use $ref and $defs", ln)
+	}
+	return nil
 }
 
 type entry struct {
