@@ -85,3 +85,35 @@ process_recipes:
 		t.Fatalf("count %d, want %d", c, calls)
 	}
 }
+
+// Bad bodies to the audit methods are bad_request and change nothing.
+func TestAuditMethodsRefuseBadBodies(t *testing.T) {
+	h, _ := startAudited(t, levelsRecipe, nil)
+	h.wantCode(t, h.exec(t, "counters.add", `{"key":"b","by":5000}`), protocol.CodeAuditStop)
+	for _, c := range []struct{ method, body string }{
+		{protocol.MethodAuditLog, `{"n":"5"}`},
+		{protocol.MethodAuditLog, `{"n":1.5}`},
+		{protocol.MethodAuditLog, `{"n":-1}`},
+		{protocol.MethodAuditLog, `{"count":5}`},
+		{protocol.MethodAuditStatus, `{"verbose":true}`},
+		{protocol.MethodAuditStatus, `[]`},
+		{protocol.MethodAuditReload, `{"file":"/etc/passwd"}`},
+		{protocol.MethodAuditResume, `{"process":["counters.add"]}`},
+		{protocol.MethodAuditResume, `{"process":"counters.add","all":true}`},
+		{protocol.MethodAuditResume, `{"process":"counters.add"} {}`},
+	} {
+		rep := h.s.Call(context.Background(), &protocol.Call{Method: c.method, Body: []byte(c.body)})
+		if rep.Err == nil || rep.Err.Code != protocol.CodeBadRequest {
+			t.Errorf("%s %s: %v", c.method, c.body, rep.Err)
+		}
+	}
+	var st AuditStatus
+	h.auditCall(t, protocol.MethodAuditStatus, struct{}{}, &st)
+	if len(st.Stopped) != 1 || st.Recipe != 1 {
+		t.Fatalf("a bad body changed the audit: %+v", st)
+	}
+	rep := h.s.Call(context.Background(), &protocol.Call{Method: protocol.MethodAuditResume, Body: []byte(`{"process":"nope"}`)})
+	if rep.Err == nil || rep.Err.Code != protocol.CodeUnknownProcess {
+		t.Fatalf("resume of an unknown process: %v", rep.Err)
+	}
+}
