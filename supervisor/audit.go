@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -77,8 +78,15 @@ func (s *Supervisor) loadRecipe(file string) (*audit.Recipe, error) {
 	}
 	var problems []audit.Problem
 	for _, rs := range rec.Processes() {
-		if _, ok := s.procs[rs.Process]; !ok {
+		p, ok := s.procs[rs.Process]
+		if !ok {
 			problems = append(problems, audit.Problem{File: file, Line: rs.Line, Msg: fmt.Sprintf("process_recipes: no process %q; known: %s", rs.Process, s.known())})
+			continue
+		}
+		for _, r := range rs.Outputs {
+			if !mayWrite(p.spec.Outputs, r.Field) {
+				problems = append(problems, audit.Problem{File: file, Line: r.Line, Msg: fmt.Sprintf("%s: output field %q is not under any output %s declares (%s): the rule could never fire", r.ID, r.Field, rs.Process, strings.Join(p.spec.Outputs, ", "))})
+			}
 		}
 	}
 	if problems != nil {
@@ -261,4 +269,29 @@ func (s *Supervisor) auditPersist() {
 		return
 	}
 	s.cfg.Log.Error().Msg("audit: the counters could not be saved: every commit conflicted")
+}
+
+// mayWrite reports whether a process with these declared outputs
+// (templates) could write at field (a template too): some output is a
+// prefix of it, segment by segment, where a {name} segment on either side
+// may stand for anything.
+func mayWrite(outputs []string, field string) bool {
+	fs := strings.Split(field, ".")
+	for _, o := range outputs {
+		os := strings.Split(o, ".")
+		if len(os) > len(fs) {
+			continue
+		}
+		ok := true
+		for i, seg := range os {
+			if seg != fs[i] && !strings.HasPrefix(seg, "{") && !strings.HasPrefix(fs[i], "{") {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }

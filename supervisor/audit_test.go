@@ -373,6 +373,20 @@ func TestAuditBadRecipeAtStart(t *testing.T) {
 	}
 }
 
+// An output rule on a path the process's contract cannot write could
+// never fire (a typo, a template it does not have): the recipe is refused
+// at that rule's line. Templates on either side may match anything.
+func TestAuditOutputFieldOutsideTheContract(t *testing.T) {
+	exe, _ := os.Executable()
+	recipe := "process_recipes:\n  counters.add:\n    outputs:\n      - {field: \"domain.counters.{key}\", min: 0}\n      - {field: \"domain.counters.fixed\", min: 0}\n      - {field: \"domian.counters.{key}\", min: 0}\n"
+	file := writeRecipe(t, filepath.Join(t.TempDir(), "a.yaml"), recipe)
+	_, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 1, Audit: file, Log: zerolog.Nop(), Pool: pool.Config{Env: quickExit()}})
+	var le *audit.LoadError
+	if !errors.As(err, &le) || len(le.Problems) != 1 || !strings.Contains(err.Error(), `a.yaml:6: outputs[2]:domian.counters.{key}: output field "domian.counters.{key}" is not under any output counters.add declares`) {
+		t.Fatalf("start with an output field outside the contract: %v", err)
+	}
+}
+
 // Counters and stops are committed with durability sync: they survive a
 // restart.
 func TestAuditStateSurvivesRestart(t *testing.T) {
