@@ -1,0 +1,133 @@
+package ring
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The parking protocol, for a word W that one side (the waiter) parks on
+// and the other (the waker) clears:
+//
+//	waiter                               waker
+//	  W = parked                           publish (tail or head)
+//	  re-check the ring: ready? return     if W == parked and
+//	  futex_wait(W, parked)                   CAS(W, parked, running):
+//	  W = running, loop                         futex_wake(W)
+//
+// Both stores and loads are sequentially consistent, so either the
+// waiter's re-check sees what the waker published or the waker sees W ==
+// parked; and since the waker changes W before it wakes, a futex_wait that
+// starts after the wake returns at once (W is no longer parked). The
+// waker makes one system call per park of the waiter, not per record.
+// The words live in shared memory, so the futex is not FUTEX_PRIVATE.
+
+const (
+	futexWaitOp = 0 // FUTEX_WAIT
+	futexWakeOp = 1 // FUTEX_WAKE
+)
+
+func futexWait(w *atomic.Uint32, val uint32) {
+	// EAGAIN (the word changed), EINTR and a wake all mean: look again.
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWaitOp, uintptr(val), 0, 0, 0)
+}
+
+func futexWake(w *atomic.Uint32) {
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWakeOp, 1, 0, 0, 0)
+}
+
+// wake wakes the waiter of w if it parks, and reports whether it did.
+func wake(w *atomic.Uint32) bool {
+	if w.Load() == parked && w.CompareAndSwap(parked, running) {
+		futexWake(w)
+		return true
+	}
+	return false
+}
+
+// life is a mapping's lifetime, shared by its Reader and Writer: every
+// wait holds mu for reading, so Close (which holds it for writing while
+// it unmaps) never unmaps memory a waiter or an interrupt still touches.
+type life struct {
+	mu     sync.RWMutex
+	closed atomic.Bool
+}
+
+// interrupt wakes a waiter of w in this process, unless the mapping is
+// gone.
+func (l *life) interrupt(w *atomic.Uint32) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if !l.closed.Load() {
+		wake(w)
+	}
+}
+
+// waiter is one side's way to block until its ring is ready.
+type waiter struct {
+	life *life
+	word *atomic.Uint32 // the word this side parks on
+	spin time.Duration  // poll this long before parking
+	// beforePark runs just before the word is set to parked; tests use
+	// it to publish in the window that the re-check closes.
+	beforePark func()
+	parks      uint64
+}
+
+// readier is a Reader or a Writer: ready reports whether waiting is over.
+type readier interface{ ready() bool }
+
+// wait returns nil once r.ready() holds, ctx.Err() once ctx is done, or
+// ErrClosed once the pair is closed in this process.
+func (w *waiter) wait(ctx context.Context, r readier) error {
+	w.life.mu.RLock()
+	defer w.life.mu.RUnlock()
+	registered := false
+	for {
+		if r.ready() {
+			return nil
+		}
+		if w.life.closed.Load() {
+			return ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if w.spin > 0 && spinUntil(r, w.spin) {
+			return nil
+		}
+		if !registered && ctx.Done() != nil {
+			registered = true
+			stop := context.AfterFunc(ctx, func() { w.life.interrupt(w.word) })
+			defer stop()
+		}
+		if w.beforePark != nil {
+			w.beforePark()
+		}
+		w.word.Store(parked)
+		if r.ready() || w.life.closed.Load() || ctx.Err() != nil {
+			w.word.Store(running)
+			continue
+		}
+		w.parks++
+		futexWait(w.word, parked)
+		w.word.Store(running)
+	}
+}
+
+// spinUntil polls r.ready for up to d and reports whether it held.
+func spinUntil(r readier, d time.Duration) bool {
+	start := time.Now()
+	for i := 0; ; i++ {
+		if r.ready() {
+			return true
+		}
+		if i%64 == 63 && time.Since(start) >= d {
+			return false
+		}
+	}
+}
