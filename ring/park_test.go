@@ -1,0 +1,250 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// close ends a heap ring's life as Pair.Close does, without unmapping.
+func (h *heapRing) close() {
+	if h.life.closed.Swap(true) {
+		return
+	}
+	wake(h.r.w.word)
+	wake(h.w.w.word)
+	h.life.mu.Lock()
+	h.life.mu.Unlock()
+}
+
+// waitParked polls until word says its owner parks.
+func waitParked(t *testing.T, h *heapRing, what string, word interface{ Load() uint32 }) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for word.Load() != parked {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never parked", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A record published after the consumer found the ring empty but before
+// it announced that it parks: the producer sees no parked flag and does
+// not wake it, so only the re-check after the announcement finds the
+// record. Without the re-check this Wait sleeps forever.
+func TestNoLostWakeupBetweenCheckAndPark(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	published := false
+	h.r.w.beforePark = func() {
+		if !published {
+			published = true
+			if err := h.w.Write([]byte("racing")); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.r.Wait(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		h.close()
+		<-done
+		t.Fatal("Wait slept through a record published just before it parked: a lost wakeup")
+	}
+	if h.w.Wakes() != 0 || h.r.Parks() != 0 {
+		t.Fatalf("%d wakes, %d parks: want none (the re-check found the record)", h.w.Wakes(), h.r.Parks())
+	}
+}
+
+// Many round trips between two goroutines, each parking whenever its ring
+// is empty, with batches of random sizes: any lost wakeup hangs a round
+// (caught by the timeout), and -race checks the record bytes are handed
+// over through the tail.
+func TestParkWakeManyRounds(t *testing.T) {
+	req, rep := newHeapRing(t, MinCapacity), newHeapRing(t, MinCapacity)
+	const rounds = 50000
+	ctx := context.Background()
+	errc := make(chan error, 2)
+	go func() { // the worker: echo each batch with one Commit
+		var b Batch
+		for {
+			if err := req.r.Wait(ctx); err != nil {
+				errc <- nil // closed: done
+				return
+			}
+			n, err := req.r.ReadBatch(&b, 0)
+			if err != nil {
+				errc <- err
+				return
+			}
+			for i := range n {
+				if err := rep.w.Append(b.Record(i)); err != nil {
+					errc <- err
+					return
+				}
+			}
+			if err := rep.w.Commit(); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	go func() { // the supervisor: batches of 1 to 4, then wait for them all
+		var buf []byte
+		for i := 0; i < rounds; {
+			k := 1 + i%4
+			for j := range k {
+				if err := req.w.Append(fmt.Appendf(nil, "%d", i+j)); err != nil {
+					errc <- err
+					return
+				}
+			}
+			if err := req.w.Commit(); err != nil {
+				errc <- err
+				return
+			}
+			for j := range k {
+				if err := rep.r.Wait(ctx); err != nil {
+					errc <- err
+					return
+				}
+				got, err := rep.r.Read(buf)
+				if err != nil {
+					errc <- err
+					return
+				}
+				if want := fmt.Sprint(i + j); string(got) != want {
+					errc <- fmt.Errorf("round %d: %q, want %q", i+j, got, want)
+					return
+				}
+				buf = got
+			}
+			i += k
+		}
+		errc <- nil
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Minute):
+		req.close()
+		rep.close()
+		<-errc
+		<-errc
+		t.Fatal("a round hung: lost wakeup")
+	}
+	req.close() // stops the worker
+	rep.close()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d rounds: worker parked %d times, supervisor %d; %d and %d wakes",
+		rounds, req.r.Parks(), rep.r.Parks(), req.w.Wakes(), rep.w.Wakes())
+	if commits := uint64(rounds * 2 / 5); req.w.Wakes() > commits {
+		t.Fatalf("%d wakes for %d commits: more than one per batch", req.w.Wakes(), commits)
+	}
+}
+
+// One wake for a batch, none while the consumer is not parked.
+func TestOneWakePerBatch(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	if err := h.w.Write([]byte("nobody waits")); err != nil {
+		t.Fatal(err)
+	}
+	if h.w.Wakes() != 0 {
+		t.Fatal("woke a consumer that does not park")
+	}
+	if _, err := h.r.Read(nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.r.Wait(context.Background()) }()
+	waitParked(t, h, "the reader", h.r.m.consPark)
+	for range 10 {
+		if err := h.w.Append([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := h.w.Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if h.w.Wakes() != 1 {
+		t.Fatalf("%d wakes, want 1", h.w.Wakes())
+	}
+}
+
+// A writer waiting for room is woken by the reader that frees it.
+func TestWriterWaitsForRoom(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	rec := make([]byte, 1000)
+	for h.w.Write(rec) == nil {
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.w.Wait(context.Background(), len(rec)) }()
+	waitParked(t, h, "the writer", h.w.m.prodPark)
+	if _, err := h.r.Read(nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the writer was not woken when room was freed")
+	}
+	if err := h.w.Write(rec); err != nil {
+		t.Fatalf("after Wait: %v", err)
+	}
+}
+
+// A context that ends and Close both interrupt a parked Wait.
+func TestWaitInterrupted(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.r.Wait(ctx) }()
+	waitParked(t, h, "the reader", h.r.m.consPark)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait after cancel: %v", err)
+	}
+
+	_, wrk := newTestPair(t, MinCapacity)
+	go func() { done <- wrk.Reader().Wait(context.Background()) }()
+	deadline := time.Now().Add(time.Minute)
+	for wrk.Reader().m.consPark.Load() != parked && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := wrk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Wait after Close: %v", err)
+	}
+	if err := wrk.Writer().Write(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Write after Close: %v", err)
+	}
+	if _, err := wrk.Reader().Read(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Read after Close: %v", err)
+	}
+	h.close()
+}
