@@ -69,6 +69,7 @@ type ringMem struct {
 	prodPark *atomic.Uint32
 	data     []byte
 	size     uint64
+	max      uint64 // MaxRecord(size)
 }
 
 // newRingMem views mem[ctl:ctl+ctlSize] as a control block and
@@ -84,6 +85,7 @@ func newRingMem(name string, mem []byte, ctl, data, size uint64) ringMem {
 		prodPark: (*atomic.Uint32)(word(ctlProdPark)),
 		data:     mem[data : data+size : data+size],
 		size:     size,
+		max:      uint64(MaxRecord(int(size))),
 	}
 }
 

@@ -165,8 +165,8 @@ func (r *Reader) next(dst []byte) ([]byte, bool, error) {
 			r.head += skip
 			r.pos = 0
 		case kindRecord:
-			if n > uint64(MaxRecord(int(r.m.size))) {
-				return dst, false, r.fail("a record of %d bytes, at most %d", n, MaxRecord(int(r.m.size)))
+			if n > r.m.max {
+				return dst, false, r.fail("a record of %d bytes, at most %d", n, r.m.max)
 			}
 			rec := padded(n)
 			if rec > r.m.size-r.pos {

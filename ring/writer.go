@@ -21,7 +21,7 @@ type Writer struct {
 }
 
 // MaxRecord is the largest payload this ring carries.
-func (w *Writer) MaxRecord() int { return MaxRecord(int(w.m.size)) }
+func (w *Writer) MaxRecord() int { return int(w.m.max) }
 
 // Wakes is how many times this writer woke its consumer: at most once per
 // Commit, and only when the consumer had announced it parks.
@@ -31,7 +31,7 @@ func (w *Writer) Wakes() uint64 { return w.wakes }
 // position, counting the unused end of the buffer when it must wrap, and
 // that end.
 func (w *Writer) need(n int) (need, skip uint64, err error) {
-	if n < 0 || n > w.MaxRecord() {
+	if n < 0 || uint64(n) > w.m.max {
 		return 0, 0, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, n, w.MaxRecord())
 	}
 	rec := padded(uint64(n))
