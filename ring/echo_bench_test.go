@@ -142,7 +142,8 @@ func benchRing(b *testing.B, inflight int, spin bool) {
 	if err := w.Commit(); err != nil {
 		b.Fatal(err)
 	}
-	for got := 0; got < b.N; {
+	batches := 0
+	for got := 0; got < b.N; batches++ {
 		if err := r.Wait(ctx); err != nil {
 			b.Fatal(err)
 		}
@@ -163,6 +164,7 @@ func benchRing(b *testing.B, inflight int, spin bool) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(w.Wakes())/float64(b.N), "wakes/op")
+	b.ReportMetric(float64(b.N)/float64(batches), "replies/batch")
 	if err := p.stop(); err != nil {
 		b.Fatal(err)
 	}

@@ -16,6 +16,7 @@ func (h *heapRing) close() {
 	wake(h.r.w.word)
 	wake(h.w.w.word)
 	h.life.mu.Lock()
+	//lint:ignore SA2001 waits until every waiter has left, as Pair.Close does before it unmaps
 	h.life.mu.Unlock()
 }
 

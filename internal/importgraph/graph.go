@@ -46,6 +46,7 @@ var Allowed = map[string][]string{
 	"schema":               {"contract"}, // the schema gate: patterns and compiled JSON Schemas
 	"ipc":                  {"protocol"},
 	"shm":                  {},
+	"ring":                 {"shm", "protocol"}, // the supervisor <-> worker ring pair in a shm memfd
 	"vip":                  {},
 	"audit":                {"contract"}, // audit recipes and their counters; never the store
 	"protocol":             {},
