@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,14 +17,18 @@ import (
 // bypassing Go's netpoller: a reader blocked in read(2) is woken by the
 // kernel directly when bytes arrive, which saves the epoll round and the
 // thread hand-offs that double a round trip through the netpoller (see
-// docs/PROTOCOL.md). It costs one OS thread per blocked reader, so its
-// users bound their connections (the supervisor's --max-clients).
+// docs/PROTOCOL.md). It costs one OS thread per blocked reader; a
+// Listener's connections bound that with a parker (park.go): past a
+// short wait, or past a number of blocked readers, they wait in the
+// netpoller instead, holding no thread.
 type blockingFD struct {
 	fd       int
 	mu       sync.RWMutex // read-held by each Read and Write; Close takes it to close fd
 	closed   bool
 	once     sync.Once
 	deadline atomic.Int64 // Unix nanoseconds of the read deadline; 0 for none
+	rcvtimeo int64        // SO_RCVTIMEO now set on fd, in ns; owned by the reader
+	park     *parker      // nil: always block
 }
 
 // newBlockingFD returns a transport over a dup of f's descriptor; the
@@ -54,16 +59,32 @@ func (b *blockingFD) Read(p []byte) (int, error) {
 	if b.closed {
 		return 0, net.ErrClosed
 	}
+	if b.park != nil {
+		return b.park.read(b, p)
+	}
+	return b.readBlocking(p, 0)
+}
+
+// errLinger is returned by readBlocking when linger passed with nothing
+// read (and the read deadline, if any, has not).
+var errLinger = errors.New("ipc: nothing to read within the linger")
+
+// readBlocking reads with read(2), waiting at most linger (0: no limit)
+// and at most until the read deadline.
+func (b *blockingFD) readBlocking(p []byte, linger time.Duration) (int, error) {
 	for {
-		if err := b.armReadTimeout(); err != nil {
+		if err := b.armReadTimeout(linger); err != nil {
 			return 0, err
 		}
 		n, err := unix.Read(b.fd, p)
 		switch {
 		case err == unix.EINTR:
 			continue
-		case err == unix.EAGAIN:
-			return 0, errTimeout // SO_RCVTIMEO passed
+		case err == unix.EAGAIN: // SO_RCVTIMEO passed
+			if dl := b.deadline.Load(); dl != 0 && time.Now().UnixNano() >= dl || linger == 0 {
+				return 0, errTimeout
+			}
+			return 0, errLinger
 		case err != nil:
 			return 0, fmt.Errorf("ipc: read: %w", err)
 		case n == 0:
@@ -78,6 +99,9 @@ func (b *blockingFD) Write(p []byte) (int, error) {
 	defer b.mu.RUnlock()
 	if b.closed {
 		return 0, net.ErrClosed
+	}
+	if b.park != nil {
+		return b.park.write(b, p)
 	}
 	total := 0
 	for total < len(p) {
@@ -101,28 +125,37 @@ func (b *blockingFD) Write(p []byte) (int, error) {
 func (b *blockingFD) setReadDeadline(t time.Time) error {
 	if t.IsZero() {
 		b.deadline.Store(0)
-		var tv unix.Timeval
-		return unix.SetsockoptTimeval(b.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	} else {
+		b.deadline.Store(t.UnixNano())
 	}
-	b.deadline.Store(t.UnixNano())
+	if b.park != nil {
+		return b.park.uc.SetReadDeadline(t)
+	}
 	return nil
 }
 
-// armReadTimeout sets SO_RCVTIMEO to what is left of the deadline, if
-// there is one.
-func (b *blockingFD) armReadTimeout() error {
-	dl := b.deadline.Load()
-	if dl == 0 {
+// armReadTimeout sets SO_RCVTIMEO to what is left of the deadline, or
+// to linger if that is sooner (0: neither, no timeout). It makes a
+// system call only when the value changes: with no deadline, never.
+func (b *blockingFD) armReadTimeout(linger time.Duration) error {
+	want := linger
+	if dl := b.deadline.Load(); dl != 0 {
+		d := time.Until(time.Unix(0, dl))
+		if d <= 0 {
+			return errTimeout
+		}
+		if want == 0 || d < want {
+			want = max(d, time.Microsecond)
+		}
+	}
+	if int64(want) == b.rcvtimeo {
 		return nil
 	}
-	d := time.Until(time.Unix(0, dl))
-	if d <= 0 {
-		return errTimeout
-	}
-	tv := unix.NsecToTimeval(max(d, time.Microsecond).Nanoseconds())
+	tv := unix.NsecToTimeval(want.Nanoseconds())
 	if err := unix.SetsockoptTimeval(b.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		return fmt.Errorf("ipc: read timeout: %w", err)
 	}
+	b.rcvtimeo = int64(want)
 	return nil
 }
 
@@ -144,7 +177,10 @@ func (b *blockingFD) shutdownRead() error {
 // reused by another file is never read or written.
 func (b *blockingFD) Close() error {
 	b.once.Do(func() {
-		unix.Shutdown(b.fd, unix.SHUT_RDWR)
+		unix.Shutdown(b.fd, unix.SHUT_RDWR) // wakes readers and writers, blocked or parked
+		if b.park != nil {
+			b.park.uc.Close()
+		}
 		b.mu.Lock()
 		b.closed = true
 		unix.Close(b.fd)

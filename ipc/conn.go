@@ -106,7 +106,7 @@ func (c *Conn) Recv() (protocol.Message, error) {
 	if err := c.stopped(); err != nil {
 		return nil, err
 	}
-	k, n, err := c.fr.Header()
+	k, n, err := c.header()
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +146,28 @@ func (c *Conn) Recv() (protocol.Message, error) {
 		return nil, err
 	}
 	return protocol.Decode(k, body)
+}
+
+// header reads the next frame's header. A Listener's connection that
+// has nothing to read waits for bytes in the netpoller (park.go).
+func (c *Conn) header() (protocol.Kind, int, error) {
+	var k *parker
+	if c.bfd != nil {
+		k = c.bfd.park
+	}
+	if k == nil || c.fr.Buffered() > 0 {
+		return c.fr.Header()
+	}
+	k.mayIdle = true
+	kind, n, err := c.fr.Header()
+	if !errors.Is(err, errIdle) {
+		return kind, n, err
+	}
+	k.mayIdle = false
+	if err := k.waitReadable(); err != nil {
+		return 0, 0, err
+	}
+	return c.fr.Header()
 }
 
 // ownBuf returns the Conn's own body buffer, n bytes long.

@@ -47,6 +47,9 @@ type Listener struct {
 	opts Options
 	// allow is the uid a peer must have; the listener's own by default.
 	allow int
+	// slots bounds the connections in a blocking read (park.go); nil
+	// without opts.Blocking.
+	slots chan struct{}
 }
 
 // Listen creates the directory of path (mode 0700, refusing one that is
@@ -79,7 +82,11 @@ func Listen(path string, o Options) (*Listener, error) {
 		return nil, fmt.Errorf("ipc: listen: %w", err)
 	}
 	ln.SetUnlinkOnClose(true)
-	return &Listener{ln: ln, path: path, opts: o, allow: os.Getuid()}, nil
+	l := &Listener{ln: ln, path: path, opts: o, allow: os.Getuid()}
+	if o.Blocking {
+		l.slots = make(chan struct{}, BlockingReaders)
+	}
+	return l, nil
 }
 
 func checkDir(dir string) error {
@@ -125,7 +132,9 @@ func removeStale(path string) error {
 func (l *Listener) Path() string { return l.path }
 
 // Accept waits for a client, checks its uid (SO_PEERCRED on Linux,
-// LOCAL_PEERCRED on macOS) before reading anything, and returns a Conn. A refused client gets a
+// LOCAL_PEERCRED on macOS) before reading anything, and returns a Conn
+// (with Options.Blocking, one that blocks only while it has traffic:
+// see park.go). A refused client gets a
 // *PeerError (the caller logs it and accepts again); any other error means
 // the listener is closed or broken.
 func (l *Listener) Accept() (*Conn, error) {
@@ -141,6 +150,9 @@ func (l *Listener) Accept() (*Conn, error) {
 	if uid != l.allow {
 		uc.Close()
 		return nil, &PeerError{UID: uid, PID: pid}
+	}
+	if l.slots != nil {
+		return hybridConn(uc, l.slots, l.opts)
 	}
 	return unixConn(uc, l.opts)
 }

@@ -1,0 +1,173 @@
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A Listener's connections read with blocking system calls while they
+// have traffic (the fast path, see blockingFD) and wait in Go's
+// netpoller when they do not, so that thousands of idle clients cost a
+// parked goroutine each, not an OS thread: a blocking read waits at most
+// Linger; then, or when BlockingReaders of the Listener's connections
+// are in a blocking read already, the connection waits for bytes through
+// the netpoller (recv with MSG_DONTWAIT, the goroutine parked until
+// epoll says the socket is readable). Writes never block a thread:
+// send with MSG_DONTWAIT, and a full socket buffer parks the writer in
+// the netpoller until the write deadline.
+const (
+	// Linger is how long a blocking read waits before the connection
+	// gives its thread back and waits in the netpoller.
+	Linger = 50 * time.Millisecond
+	// BlockingReaders bounds a Listener's connections in a blocking read
+	// at once, and so the OS threads they hold.
+	BlockingReaders = 32
+)
+
+// errIdle is returned by parker.read, with nothing read, when the
+// connection's reader said it is between frames (mayIdle) and there is
+// nothing to read now: the Conn gives back its read buffer and waits
+// with waitReadable.
+var errIdle = errors.New("ipc: connection idle")
+
+// parker moves one connection between the blocking fast path and the
+// netpoller. The socket's file description is shared by uc (registered
+// with the netpoller) and blockingFD.fd, and is in blocking mode: uc is
+// only used through rc with MSG_DONTWAIT, which does not block whatever
+// the mode.
+type parker struct {
+	uc           *net.UnixConn
+	rc           syscall.RawConn
+	slots        chan struct{} // the Listener's: one per connection in a blocking read
+	linger       time.Duration
+	writeTimeout time.Duration
+	mayIdle      bool // set by the Conn between frames; cleared once bytes are read
+}
+
+// hybridConn wraps uc, a Listener's connection, per o.
+func hybridConn(uc *net.UnixConn, slots chan struct{}, o Options) (*Conn, error) {
+	o.defaults()
+	f, err := uc.File()
+	if err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("ipc: %w", err)
+	}
+	b, err := newBlockingFD(f, o.WriteTimeout) // a dup in blocking mode: the mode is uc's too
+	f.Close()
+	if err != nil {
+		uc.Close()
+		return nil, err
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		b.Close()
+		uc.Close()
+		return nil, fmt.Errorf("ipc: %w", err)
+	}
+	b.park = &parker{uc: uc, rc: rc, slots: slots, linger: Linger, writeTimeout: o.WriteTimeout}
+	return newConn(nil, b, b, o), nil
+}
+
+// read reads into p: blocking, for at most linger, if a slot is free;
+// else, or once linger passed, through the netpoller, or errIdle if the
+// reader is between frames. b.mu is read-held.
+func (k *parker) read(b *blockingFD, p []byte) (int, error) {
+	select {
+	case k.slots <- struct{}{}:
+		n, err := b.readBlocking(p, k.linger)
+		<-k.slots
+		if !errors.Is(err, errLinger) {
+			if n > 0 {
+				k.mayIdle = false
+			}
+			return n, err
+		}
+	default:
+	}
+	if k.mayIdle {
+		return 0, errIdle
+	}
+	var n int
+	var rerr error
+	err := k.rc.Read(func(fd uintptr) bool {
+		n, _, rerr = unix.Recvfrom(int(fd), p, unix.MSG_DONTWAIT)
+		return rerr != unix.EAGAIN && rerr != unix.EINTR
+	})
+	if err == nil {
+		err = rerr
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return 0, errTimeout
+	case errors.Is(err, net.ErrClosed):
+		return 0, net.ErrClosed
+	case err != nil:
+		return 0, fmt.Errorf("ipc: read: %w", err)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// waitReadable parks the caller in the netpoller until the socket has
+// bytes, or its end, to read, or the read deadline passes.
+func (k *parker) waitReadable() error {
+	var one [1]byte
+	var rerr error
+	err := k.rc.Read(func(fd uintptr) bool {
+		_, _, rerr = unix.Recvfrom(int(fd), one[:], unix.MSG_DONTWAIT|unix.MSG_PEEK)
+		return rerr != unix.EAGAIN && rerr != unix.EINTR
+	})
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errTimeout
+	case errors.Is(err, net.ErrClosed):
+		return net.ErrClosed
+	case err != nil:
+		return fmt.Errorf("ipc: read: %w", err)
+	}
+	return nil // rerr, if any (a reset), is returned by the read that follows
+}
+
+// write writes p whole without blocking a thread: a full socket buffer
+// parks the writer in the netpoller, for at most the write timeout.
+// b.mu is read-held.
+func (k *parker) write(b *blockingFD, p []byte) (int, error) {
+	total := 0
+	armed := false
+	for total < len(p) {
+		n, err := unix.SendmsgN(b.fd, p[total:], nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		if err == unix.EAGAIN {
+			if !armed {
+				if err := k.uc.SetWriteDeadline(time.Now().Add(k.writeTimeout)); err != nil {
+					return total, fmt.Errorf("ipc: write: %w", err)
+				}
+				armed = true
+			}
+			werr := k.rc.Write(func(fd uintptr) bool {
+				n, err = unix.SendmsgN(int(fd), p[total:], nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+				return err != unix.EAGAIN && err != unix.EINTR
+			})
+			if werr != nil {
+				err = werr
+			}
+		}
+		switch {
+		case err == unix.EINTR:
+			continue
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return total, errTimeout
+		case err != nil:
+			return total, fmt.Errorf("ipc: write: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}
