@@ -38,6 +38,8 @@ type Conn struct {
 	buf          []byte    // body buffer reused for frames not taken from budget
 	deadline     time.Time // the caller's read deadline
 	readClosed   atomic.Bool
+	readers      *sync.Pool    // a Listener's frame readers, for its connections while idle; or nil
+	pr           *pooledReader // fr's, from readers; nil while idle
 
 	mu      sync.Mutex
 	pending []byte        // frames waiting for the writer
@@ -90,10 +92,14 @@ func NewConn(nc net.Conn, o Options) *Conn {
 
 func newConn(nc net.Conn, bfd *blockingFD, r io.Reader, o Options) *Conn {
 	o.defaults()
-	return &Conn{
-		nc: nc, bfd: bfd, fr: protocol.NewReader(r, o.MaxFrame), maxFrame: o.MaxFrame, writeTimeout: o.WriteTimeout,
+	c := &Conn{
+		nc: nc, bfd: bfd, maxFrame: o.MaxFrame, writeTimeout: o.WriteTimeout,
 		budget: o.Budget, frameTimeout: o.FrameTimeout, done: make(chan struct{}),
 	}
+	if r != nil {
+		c.fr = protocol.NewReader(r, o.MaxFrame)
+	}
+	return c
 }
 
 // Recv reads and decodes the next message. Errors: io.EOF at a clean end,
@@ -155,7 +161,13 @@ func (c *Conn) header() (protocol.Kind, int, error) {
 	if c.bfd != nil {
 		k = c.bfd.park
 	}
-	if k == nil || c.fr.Buffered() > 0 {
+	if k == nil {
+		return c.fr.Header()
+	}
+	if c.pr == nil {
+		c.takeReader()
+	}
+	if c.fr.Buffered() > 0 {
 		return c.fr.Header()
 	}
 	k.mayIdle = true
@@ -163,11 +175,44 @@ func (c *Conn) header() (protocol.Kind, int, error) {
 	if !errors.Is(err, errIdle) {
 		return kind, n, err
 	}
+	// Nothing read, nothing buffered: the reader's 64 KiB go back to the
+	// pool while the connection waits.
 	k.mayIdle = false
+	c.pr.src.r = nil
+	c.readers.Put(c.pr)
+	c.pr, c.fr = nil, nil
 	if err := k.waitReadable(); err != nil {
 		return 0, 0, err
 	}
+	c.takeReader()
 	return c.fr.Header()
+}
+
+// pooledReader is a frame reader that a Listener's connections share
+// while idle: it reads from whichever connection holds it.
+type pooledReader struct {
+	fr  *protocol.Reader
+	src swapReader
+}
+
+type swapReader struct{ r io.Reader }
+
+func (s *swapReader) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// newReaderPool returns a pool of frame readers of frames up to max bytes.
+func newReaderPool(max int) *sync.Pool {
+	return &sync.Pool{New: func() any {
+		pr := &pooledReader{}
+		pr.fr = protocol.NewReader(&pr.src, max)
+		return pr
+	}}
+}
+
+// takeReader takes a frame reader from the pool for c.
+func (c *Conn) takeReader() {
+	c.pr = c.readers.Get().(*pooledReader)
+	c.pr.src.r = c.bfd
+	c.fr = c.pr.fr
 }
 
 // ownBuf returns the Conn's own body buffer, n bytes long.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -49,7 +50,8 @@ type Listener struct {
 	allow int
 	// slots bounds the connections in a blocking read (park.go); nil
 	// without opts.Blocking.
-	slots chan struct{}
+	slots   chan struct{}
+	readers *sync.Pool // frame readers, for the connections with traffic
 }
 
 // Listen creates the directory of path (mode 0700, refusing one that is
@@ -85,6 +87,8 @@ func Listen(path string, o Options) (*Listener, error) {
 	l := &Listener{ln: ln, path: path, opts: o, allow: os.Getuid()}
 	if o.Blocking {
 		l.slots = make(chan struct{}, BlockingReaders)
+		o.defaults()
+		l.readers = newReaderPool(o.MaxFrame)
 	}
 	return l, nil
 }
@@ -152,7 +156,7 @@ func (l *Listener) Accept() (*Conn, error) {
 		return nil, &PeerError{UID: uid, PID: pid}
 	}
 	if l.slots != nil {
-		return hybridConn(uc, l.slots, l.opts)
+		return hybridConn(uc, l.slots, l.readers, l.opts)
 	}
 	return unixConn(uc, l.opts)
 }

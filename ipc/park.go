@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 // Linger; then, or when BlockingReaders of the Listener's connections
 // are in a blocking read already, the connection waits for bytes through
 // the netpoller (recv with MSG_DONTWAIT, the goroutine parked until
-// epoll says the socket is readable). Writes never block a thread:
+// epoll says the socket is readable), and its frame reader (a 64 KiB
+// buffer) goes back to a pool the Listener's connections share. Writes never block a thread:
 // send with MSG_DONTWAIT, and a full socket buffer parks the writer in
 // the netpoller until the write deadline.
 const (
@@ -52,7 +54,7 @@ type parker struct {
 }
 
 // hybridConn wraps uc, a Listener's connection, per o.
-func hybridConn(uc *net.UnixConn, slots chan struct{}, o Options) (*Conn, error) {
+func hybridConn(uc *net.UnixConn, slots chan struct{}, readers *sync.Pool, o Options) (*Conn, error) {
 	o.defaults()
 	f, err := uc.File()
 	if err != nil {
@@ -72,7 +74,9 @@ func hybridConn(uc *net.UnixConn, slots chan struct{}, o Options) (*Conn, error)
 		return nil, fmt.Errorf("ipc: %w", err)
 	}
 	b.park = &parker{uc: uc, rc: rc, slots: slots, linger: Linger, writeTimeout: o.WriteTimeout}
-	return newConn(nil, b, b, o), nil
+	c := newConn(nil, b, nil, o) // its frame reader comes from readers when it reads
+	c.readers = readers
+	return c, nil
 }
 
 // read reads into p: blocking, for at most linger, if a slot is free;

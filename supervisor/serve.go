@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"time"
 
@@ -125,18 +124,14 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 // cannot be written (the client is gone), requests already read from the
 // socket are dropped, not computed.
 func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup, slots chan struct{}, cs *connStreams) {
+	// The reads block a thread only while the client has traffic, and at
+	// most ipc.BlockingReaders connections at once; an idle connection
+	// waits in the netpoller, holding no thread (ipc/park.go).
 	handedOff := false
 	defer func() {
-		if handedOff {
-			return
+		if !handedOff {
+			end()
 		}
-		end()
-		// This goroutine read with blocking system calls, which held an
-		// OS thread. Go never ends an idle thread, so each connection
-		// would leave one behind (3,013 threads after 3,000 connections);
-		// a goroutine that exits locked to its thread takes the thread
-		// with it.
-		runtime.LockOSThread()
 	}()
 	for {
 		m, err := c.Recv()
