@@ -43,7 +43,7 @@ func (f flags) config() (supervisor.Config, error) {
 		return bad(fmt.Errorf("--max-frame %d: want at least 1024", f.maxFrame))
 	}
 	if f.maxClients < 1 || f.maxClients > maxClients {
-		return bad(fmt.Errorf("--max-clients %d: want 1 to %d (each client holds an OS thread; Go stops at 10000)", f.maxClients, maxClients))
+		return bad(fmt.Errorf("--max-clients %d: want 1 to %d (each client holds a descriptor)", f.maxClients, maxClients))
 	}
 	clientBuffer, err := size("client-buffer", f.clientBuffer, 1<<46)
 	if err != nil {

@@ -51,9 +51,9 @@ func main() {
 	}
 }
 
-// maxClients bounds --max-clients: a client connection holds an OS
-// thread, and a Go program dies at 10,000.
-const maxClients = 8192
+// maxClients bounds --max-clients: an idle client connection holds no
+// OS thread (ipc/park.go), but a descriptor and about 13 KiB.
+const maxClients = 65536
 
 // ExitState is the exit status when the state file, or the backup given
 // to --restore, cannot be used (corrupt, of a newer format, or held by
@@ -148,7 +148,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.StringVar(&f.schema, "schema", "", "JSON or YAML file of path patterns (* is one segment) and the JSON Schemas that values written there must satisfy; a commit that breaks one fails with schema_violation; a bad file stops the start (exit status 4)")
 	fl.StringVar(&f.audit, "audit", "", "audit recipe (YAML) to check every call's args and writes with; theusctl audit reload or SIGHUP reloads it; an invalid one stops the start")
 	fl.BoolVar(&f.faults, "faults", false, "let the demo worker serve fault.crash, fault.sleep and fault.undeclared, which crash or hang workers for any client (tests and benchmarks only)")
-	fl.IntVar(&f.maxClients, "max-clients", 1024, "client connections served at once (each holds an OS thread); past it a client gets too_many_clients")
+	fl.IntVar(&f.maxClients, "max-clients", 1024, "client connections served at once (each holds a descriptor: raise ulimit -n to match); past it a client gets too_many_clients")
 	fl.StringVar(&f.clientBuffer, "client-buffer", "256MiB", "memory for client frames still arriving, all clients together (at least --max-frame); a large frame waits for room")
 	fl.DurationVar(&f.frameTimeout, "frame-timeout", 10*time.Second, "how long a client frame may take to arrive once its header has; a client stalled inside a frame is disconnected")
 	return cmd
