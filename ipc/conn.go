@@ -181,7 +181,10 @@ func (c *Conn) header() (protocol.Kind, int, error) {
 	c.pr.src.r = nil
 	c.readers.Put(c.pr)
 	c.pr, c.fr = nil, nil
-	if err := k.waitReadable(); err != nil {
+	k.parked.Store(true)
+	err = k.waitReadable()
+	k.parked.Store(false)
+	if err != nil {
 		return 0, 0, err
 	}
 	c.takeReader()

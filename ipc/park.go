@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,7 +51,8 @@ type parker struct {
 	slots        chan struct{} // the Listener's: one per connection in a blocking read
 	linger       time.Duration
 	writeTimeout time.Duration
-	mayIdle      bool // set by the Conn between frames; cleared once bytes are read
+	mayIdle      bool        // set by the Conn between frames; cleared once bytes are read
+	parked       atomic.Bool // in waitReadable, its frame reader given back
 }
 
 // hybridConn wraps uc, a Listener's connection, per o.

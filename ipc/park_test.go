@@ -1,0 +1,145 @@
+package ipc
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/theus-run/theus/protocol"
+)
+
+// acceptPair returns a Listener's connection (Blocking: with the
+// parker) and the bare socket of its peer.
+func acceptPair(t *testing.T, o Options) (*Conn, net.Conn) {
+	t.Helper()
+	o.Blocking = true
+	l, err := Listen(filepath.Join(t.TempDir(), "run", "t.sock"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	peer, err := net.Dial("unix", l.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.bfd == nil || c.bfd.park == nil {
+		t.Fatal("a Listener's connection with Blocking has no parker")
+	}
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return c, peer
+}
+
+func frameOf(t *testing.T, m protocol.Message) []byte {
+	t.Helper()
+	b, err := protocol.AppendFrame(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestParkedReads: a connection idle past Linger gives back its frame
+// reader and still reads what comes next; a frame cut by a pause longer
+// than Linger (read partly with read(2), the rest through the netpoller)
+// arrives whole; the read deadline holds in the netpoller; the peer's
+// end is io.EOF.
+func TestParkedReads(t *testing.T) {
+	c, peer := acceptPair(t, Options{})
+	idle := func() {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !c.bfd.park.parked.Load(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("an idle connection still holds its frame reader")
+			}
+		}
+	}
+	type res struct {
+		m   protocol.Message
+		err error
+	}
+	recv := func() chan res {
+		ch := make(chan res, 1)
+		go func() { m, err := c.Recv(); ch <- res{m, err} }()
+		return ch
+	}
+	wait := func(ch chan res) res {
+		t.Helper()
+		select {
+		case r := <-ch:
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatal("Recv did not return")
+			return res{}
+		}
+	}
+
+	ch := recv()
+	idle()
+	if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 1})); err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(ch); r.err != nil || r.m.(*protocol.Ping).Seq != 1 {
+		t.Fatalf("after idling: %#v, %v", r.m, r.err)
+	}
+
+	big := frameOf(t, &protocol.Execute{ID: 2, Process: "p", Args: []byte(`"` + strings.Repeat("x", 200<<10) + `"`)})
+	ch = recv()
+	if _, err := peer.Write(big[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * Linger) // the reader waits past its linger inside the frame
+	go peer.Write(big[1000:])
+	if r := wait(ch); r.err != nil || r.m.(*protocol.Execute).ID != 2 || len(r.m.(*protocol.Execute).Args) != 200<<10+2 {
+		t.Fatalf("a frame cut by a pause: %v", r.err)
+	}
+
+	c.SetReadDeadline(time.Now().Add(3 * Linger))
+	if r := wait(recv()); !errors.Is(r.err, os.ErrDeadlineExceeded) {
+		t.Fatalf("past the read deadline: %v, want a timeout", r.err)
+	}
+	c.SetReadDeadline(time.Time{})
+
+	ch = recv()
+	idle()
+	peer.Close()
+	if r := wait(ch); !errors.Is(r.err, io.EOF) {
+		t.Fatalf("after the peer closed: %v, want io.EOF", r.err)
+	}
+}
+
+// TestParkedWrites: a write to a peer that does not read parks (it does
+// not fail and holds no thread) until the peer reads, and fails after the
+// write timeout if it never does.
+func TestParkedWrites(t *testing.T) {
+	c, peer := acceptPair(t, Options{WriteTimeout: time.Second})
+	blob := &protocol.Execute{ID: 1, Process: "p", Args: []byte(`"` + strings.Repeat("x", 4<<20) + `"`)}
+	done := make(chan error, 1)
+	go func() { done <- c.Send(blob) }()
+	fr := protocol.NewReader(peer, 0)
+	peer.SetReadDeadline(time.Now().Add(30 * time.Second))
+	m, err := fr.ReadMessage()
+	if err != nil || m.(*protocol.Execute).ID != 1 {
+		t.Fatalf("reading a large frame: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("a write the peer read in the end: %v", err)
+	}
+	go func() { done <- c.Send(blob) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a write the peer never reads: %v, want a timeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a write the peer never reads did not time out")
+	}
+}
