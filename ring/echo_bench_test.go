@@ -19,7 +19,8 @@ import (
 //     at once when empty;
 //   - ring-spin: the same, both readers polling 5 µs before parking.
 //
-// One op is one round trip; compare the ns/op of a row with the others of
+// wakes/op counts the benchmark's wakes of its peer, parks/op its own
+// parks (each one a wake by the peer). One op is one round trip; compare the ns/op of a row with the others of
 // the same in-flight count, from the same run (docs/BENCHMARKS.md).
 func BenchmarkEcho(b *testing.B) {
 	for _, inflight := range []int{1, 16, 256} {
@@ -165,6 +166,7 @@ func benchRing(b *testing.B, inflight int, spin bool) {
 	b.StopTimer()
 	b.ReportMetric(float64(w.Wakes())/float64(b.N), "wakes/op")
 	b.ReportMetric(float64(b.N)/float64(batches), "replies/batch")
+	b.ReportMetric(float64(r.Parks())/float64(b.N), "parks/op")
 	if err := p.stop(); err != nil {
 		b.Fatal(err)
 	}
