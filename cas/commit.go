@@ -303,14 +303,8 @@ func (s *Store) push(n *node, v Version, val []byte, deleted bool) {
 // kept there.
 func stamp(n *node, v Version) {
 	var stop *node
-	if root, ok := n.path.PrivateRoot(); ok {
-		stop = n
-		for stop != nil && stop.path != root {
-			stop = stop.parent
-		}
-		if stop != nil {
-			stop = stop.parent
-		}
+	if n.private != nil {
+		stop = n.private.parent
 	}
 	for a := n; a != nil && a != stop && a.subtree < v; a = a.parent {
 		a.subtree = v

@@ -16,6 +16,10 @@ type node struct {
 	subtree Version
 	// nextSeq numbers the next append under this path (LOG roots).
 	nextSeq uint64
+	// private is the node of the outermost internal_* segment at or above
+	// this one (the PRIVATE root stamping stops at), nil outside PRIVATE.
+	// Fixed at creation, so a commit does not parse its paths again.
+	private *node
 	// watched: values dropped from here go to Config.Dropped.
 	watched bool
 }
@@ -43,7 +47,12 @@ func (n *node) child(seg string, path contract.Path) *node {
 	if c, ok := n.children[seg]; ok {
 		return c
 	}
-	c := &node{path: path, seg: seg, parent: n}
+	c := &node{path: path, seg: seg, parent: n, private: n.private}
+	if c.private == nil {
+		if _, ok := contract.Path(seg).PrivateRoot(); ok {
+			c.private = c
+		}
+	}
 	if n.children == nil {
 		n.children = make(map[string]*node, 1)
 	}
