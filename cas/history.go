@@ -77,7 +77,6 @@ func (h *history) collect(s *Store) {
 	i := 0
 	for ; i < len(h.pending) && h.pending[i].ver <= hz; i++ {
 		n := h.pending[i].n
-		h.pending[i] = garbage{}
 		n.trim(hz, s.dropped)
 		s.unlink(n, hz)
 	}
@@ -99,6 +98,10 @@ func popFront[T any](q []T, i int) []T {
 		return q
 	}
 	rest := len(q) - i
+	if rest == 0 { // the common case: everything popped, nothing to move
+		clear(q)
+		return q[:0]
+	}
 	if rest <= i {
 		copy(q, q[i:])
 		clear(q[rest:])
