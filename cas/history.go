@@ -27,7 +27,8 @@ type garbage struct {
 // history to drop. Guarded by Store.mu (exclusive) except epoch.holds.
 type history struct {
 	cur     atomic.Pointer[epoch]
-	slab    []epoch   // unused epochs, allocated together
+	slab    []epoch   // epochs allocated together; slab[used:] are unused
+	used    int       // an index, not a re-slice: no pointer write per commit
 	old     []*epoch  // epochs with holds at commit time, oldest first
 	pending []garbage // oldest first
 	// trimmed is the newest horizon trimming has used: history older than
@@ -41,11 +42,11 @@ const epochSlab = 64
 
 // advance publishes the epoch of version v (called with the write lock).
 func (h *history) advance(v Version) {
-	if len(h.slab) == 0 {
-		h.slab = make([]epoch, epochSlab)
+	if h.used == len(h.slab) {
+		h.slab, h.used = make([]epoch, epochSlab), 0
 	}
-	next := &h.slab[0]
-	h.slab = h.slab[1:]
+	next := &h.slab[h.used]
+	h.used++
 	next.ver = v
 	prev := h.cur.Swap(next)
 	if prev.holds.Load() != 0 {
@@ -92,21 +93,26 @@ func (h *history) collect(s *Store) {
 // popFront drops the first i elements of q. It moves the rest to the front
 // when they are no more than those dropped (so each element moves at most
 // once per time it is behind as many dropped ones: amortized O(1)), which
-// keeps the array instead of letting appends reallocate it.
+// keeps the array instead of letting appends reallocate it. It moves and
+// zeroes element by element: a commit pops one or two, and a loop of plain
+// stores costs less there than the runtime's typed copy and clear.
 func popFront[T any](q []T, i int) []T {
 	if i == 0 {
 		return q
 	}
+	var zero T
 	rest := len(q) - i
-	if rest == 0 { // the common case: everything popped, nothing to move
-		clear(q)
-		return q[:0]
-	}
 	if rest <= i {
-		copy(q, q[i:])
-		clear(q[rest:])
+		for j := range rest {
+			q[j] = q[i+j]
+		}
+		for j := rest; j < len(q); j++ {
+			q[j] = zero
+		}
 		return q[:rest]
 	}
-	clear(q[:i])
+	for j := range i {
+		q[j] = zero
+	}
 	return q[i:]
 }
