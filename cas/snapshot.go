@@ -59,7 +59,9 @@ func (sn *Snapshot) take() {
 		e.holds.Add(1)
 		if h.cur.Load() == e {
 			sn.e, sn.v = e, e.ver
-			sn.released.Store(false)
+			if sn.released.Load() { // a Renew after Release; a new Snapshot is not released
+				sn.released.Store(false)
+			}
 			return
 		}
 		e.holds.Add(-1) // a commit moved on meanwhile: take the newer epoch
@@ -72,7 +74,9 @@ func (sn *Snapshot) Version() Version { return sn.v }
 // Release lets the store drop history this snapshot held. It is safe to
 // call more than once.
 func (sn *Snapshot) Release() {
-	if sn.released.CompareAndSwap(false, true) {
+	// The load first: a second Release (Renew after Release, a deferred
+	// Release after an explicit one) then takes no locked instruction.
+	if !sn.released.Load() && sn.released.CompareAndSwap(false, true) {
 		sn.e.holds.Add(-1)
 	}
 }
