@@ -104,28 +104,30 @@ type Arbiter struct {
 	mu struct {
 		sync.Mutex
 		held   []*Ticket
-		queue  []*request
+		queue  []*Ticket        // requests, granted in order (dispatchLocked)
+		spare  []*lease         // leases of tickets that just ended, still armed
+		ready  []chan struct{}  // drained request channels, for reuse
 		hot    map[string]int64 // key -> when it cools (Unix ns)
 		closed bool
 	}
 }
 
-type request struct {
-	owner string
-	keys  []string
-	ready chan *Ticket // buffered(1): the grant is never blocked by a gone waiter
-	err   error        // why a nil was sent on ready; written before the send
-}
-
-// Ticket is a granted lease over a key set.
+// Ticket is a granted lease over a key set. Before its grant it is the
+// request Acquire queues.
 type Ticket struct {
 	id    uint64
 	owner string
 	keys  []string
 	a     *Arbiter
-	done  chan struct{} // closed when the ticket ends, however it ends
-	stop  func() bool
-	ended bool // guarded by a.mu
+	ended atomic.Bool // set under a.mu; read without it by Valid
+
+	// Guarded by a.mu.
+	ready    chan struct{} // the grant (or Close) is sent here; reused (readyLocked)
+	drained  atomic.Bool   // Acquire has received the grant from ready
+	err      error         // why the request failed (Close); set before the send
+	done     chan struct{} // made on first use (Done, Blocker); closed at the end
+	lease    *lease
+	deadline int64 // when the lease runs out (Unix ns on Config.Clock)
 }
 
 // New returns an Arbiter.
@@ -153,41 +155,77 @@ func (a *Arbiter) overlap(x, y []string) bool {
 // key sets overlap. It returns ctx's error if ctx ends first, and ErrClosed
 // after Close.
 func (a *Arbiter) Acquire(ctx context.Context, owner string, keys []string) (*Ticket, error) {
-	req := &request{owner: owner, keys: slices.Clone(keys), ready: make(chan *Ticket, 1)}
+	t := &Ticket{owner: owner, keys: slices.Clone(keys), a: a}
 	a.mu.Lock()
 	if a.mu.closed {
 		a.mu.Unlock()
 		return nil, ErrClosed
 	}
-	a.mu.queue = append(a.mu.queue, req)
+	t.ready = a.readyLocked()
+	ready := t.ready
+	a.mu.queue = append(a.mu.queue, t)
 	a.dispatchLocked()
 	a.mu.Unlock()
 
 	select {
-	case t := <-req.ready:
-		if t == nil {
-			return nil, req.err
-		}
-		return t, nil
+	case <-ready:
+		return answered(t)
 	case <-ctx.Done():
 	}
 	a.mu.Lock()
-	if i := slices.Index(a.mu.queue, req); i >= 0 {
+	if i := slices.Index(a.mu.queue, t); i >= 0 {
 		a.mu.queue = slices.Delete(a.mu.queue, i, i+1)
+		a.recycleLocked(ready) // never sent on: it left the queue unanswered
+		t.ready = nil
 		a.dispatchLocked() // those queued behind us may go now
 		a.mu.Unlock()
 		return nil, ctx.Err()
 	}
 	a.mu.Unlock()
-	// Granted (or closed) while we gave up: hand it back.
-	if t := <-req.ready; t != nil {
+	// Granted (or closed) while we gave up: the send was made under the
+	// lock, so it is there; hand the ticket back.
+	<-ready
+	if t, err := answered(t); err == nil {
 		t.Release()
 	}
 	return nil, ctx.Err()
 }
 
+// answered returns what the request t was answered, once its channel has
+// been drained.
+func answered(t *Ticket) (*Ticket, error) {
+	if t.err != nil { // written before the send we received
+		return nil, t.err
+	}
+	t.drained.Store(true)
+	return t, nil
+}
+
+// maxReady bounds the request channels an arbiter keeps for reuse.
+const maxReady = 64
+
+// readyLocked returns a channel for a request to wait on: one an earlier
+// request drained, or a new one.
+func (a *Arbiter) readyLocked() chan struct{} {
+	if n := len(a.mu.ready); n > 0 {
+		c := a.mu.ready[n-1]
+		a.mu.ready[n-1] = nil
+		a.mu.ready = a.mu.ready[:n-1]
+		return c
+	}
+	return make(chan struct{}, 1)
+}
+
+// recycleLocked keeps an empty request channel for a later request.
+func (a *Arbiter) recycleLocked(c chan struct{}) {
+	if len(a.mu.ready) < maxReady {
+		a.mu.ready = append(a.mu.ready, c)
+	}
+}
+
 // dispatchLocked grants every queued request that overlaps no held ticket
-// and no request queued before it.
+// and no request queued before it; then it stops the leases that ended
+// tickets left and no grant took over.
 func (a *Arbiter) dispatchLocked() {
 	q := a.mu.queue
 	kept := q[:0]
@@ -213,15 +251,20 @@ func (a *Arbiter) dispatchLocked() {
 	}
 	clear(q[len(kept):])
 	a.mu.queue = kept
+	for i, l := range a.mu.spare {
+		l.stop()
+		a.mu.spare[i] = nil
+	}
+	a.mu.spare = a.mu.spare[:0]
 }
 
-func (a *Arbiter) grantLocked(r *request) {
-	t := &Ticket{id: a.nextID.Add(1), owner: r.owner, keys: r.keys, a: a, done: make(chan struct{})}
+func (a *Arbiter) grantLocked(t *Ticket) {
+	t.id = a.nextID.Add(1)
 	a.mu.held = append(a.mu.held, t)
 	a.active.Store(int32(len(a.mu.held)))
-	t.stop = a.cfg.Clock.AfterFunc(a.cfg.Lease, func() { a.end(t, Expired) })
+	a.leaseLocked(t)
 	a.trace(Granted, t)
-	r.ready <- t
+	t.ready <- struct{}{}
 }
 
 func (a *Arbiter) trace(k EventKind, t *Ticket) {
@@ -230,28 +273,28 @@ func (a *Arbiter) trace(k EventKind, t *Ticket) {
 	}
 }
 
-// end finishes t once; later calls do nothing. It reports whether t was
-// still held.
-func (a *Arbiter) end(t *Ticket, why EventKind) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.endLocked(t, why)
-}
-
+// endLocked finishes t once; later calls do nothing. It reports whether t
+// was still held.
 func (a *Arbiter) endLocked(t *Ticket, why EventKind) bool {
-	if t.ended {
+	if t.ended.Load() {
 		return false
 	}
-	t.ended = true
-	if t.stop != nil {
-		t.stop()
+	a.unleaseLocked(t, why)
+	if t.drained.Load() { // else the grant may still sit in it
+		a.recycleLocked(t.ready)
 	}
+	t.ready = nil
 	if i := slices.Index(a.mu.held, t); i >= 0 {
 		a.mu.held = slices.Delete(a.mu.held, i, i+1)
 	}
 	a.active.Store(int32(len(a.mu.held)))
-	close(t.done)
 	a.trace(why, t)
+	// Whoever sees the end (Valid, Done, a Release that does nothing) sees
+	// the trace of it too.
+	t.ended.Store(true)
+	if t.done != nil {
+		close(t.done)
+	}
 	a.dispatchLocked()
 	return true
 }
@@ -259,27 +302,38 @@ func (a *Arbiter) endLocked(t *Ticket, why EventKind) bool {
 // Release ends the ticket. It is safe to call more than once and on a nil
 // ticket.
 func (t *Ticket) Release() {
-	if t != nil {
-		t.a.end(t, Released)
+	if t == nil || t.ended.Load() {
+		return
 	}
+	t.a.mu.Lock()
+	t.a.endLocked(t, Released)
+	t.a.mu.Unlock()
 }
 
 // Valid reports whether the ticket is still held (not released, revoked or
 // expired).
 func (t *Ticket) Valid() bool {
-	if t == nil {
-		return false
-	}
-	select {
-	case <-t.done:
-		return false
-	default:
-		return true
-	}
+	return t != nil && !t.ended.Load()
 }
 
 // Done is closed when the ticket ends.
-func (t *Ticket) Done() <-chan struct{} { return t.done }
+func (t *Ticket) Done() <-chan struct{} {
+	t.a.mu.Lock()
+	defer t.a.mu.Unlock()
+	return t.doneLocked()
+}
+
+// doneLocked makes t's done channel on first use: most tickets end
+// without anyone waiting on them.
+func (t *Ticket) doneLocked() chan struct{} {
+	if t.done == nil {
+		t.done = make(chan struct{})
+		if t.ended.Load() {
+			close(t.done)
+		}
+	}
+	return t.done
+}
 
 // ID identifies the ticket in traces and logs.
 func (t *Ticket) ID() uint64 { return t.id }
@@ -306,7 +360,7 @@ func (a *Arbiter) Blocker(keys []string, own *Ticket) <-chan struct{} {
 	defer a.mu.Unlock()
 	for _, t := range a.mu.held {
 		if t != own && a.overlap(keys, t.keys) {
-			return t.done
+			return t.doneLocked()
 		}
 	}
 	return nil
@@ -378,7 +432,7 @@ func (a *Arbiter) Close() {
 	a.mu.closed = true
 	for _, r := range a.mu.queue {
 		r.err = ErrClosed
-		r.ready <- nil
+		r.ready <- struct{}{}
 	}
 	a.mu.queue = nil
 	for _, t := range slices.Clone(a.mu.held) {
