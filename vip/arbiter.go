@@ -127,7 +127,7 @@ type Ticket struct {
 	err      error         // why the request failed (Close); set before the send
 	done     chan struct{} // made on first use (Done, Blocker); closed at the end
 	lease    *lease
-	deadline int64 // when the lease runs out (Unix ns on Config.Clock)
+	deadline int64 // when a handed-over lease runs out (Unix ns on Config.Clock)
 }
 
 // New returns an Arbiter.
@@ -370,9 +370,15 @@ func (a *Arbiter) Blocker(keys []string, own *Ticket) <-chan struct{} {
 // (requests queue only behind a held ticket, so this covers them too), or
 // whether they overlap keys heated within HotFor.
 func (a *Arbiter) Contended(keys []string) bool {
-	now := a.cfg.Clock.Now().UnixNano()
-	if !a.Active() && now >= a.hotUntil.Load() {
-		return false
+	// The clock is read only when heat decides: on a hot key a ticket is
+	// nearly always held, and reading the clock costs more than the rest.
+	var now int64
+	timed := false
+	if !a.Active() {
+		now, timed = a.cfg.Clock.Now().UnixNano(), true
+		if now >= a.hotUntil.Load() {
+			return false
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -380,6 +386,12 @@ func (a *Arbiter) Contended(keys []string) bool {
 		if a.overlap(keys, t.keys) {
 			return true
 		}
+	}
+	if len(a.mu.hot) == 0 {
+		return false
+	}
+	if !timed {
+		now = a.cfg.Clock.Now().UnixNano()
 	}
 	for k, cools := range a.mu.hot {
 		if cools > now && a.overlap(keys, []string{k}) {

@@ -10,3 +10,10 @@ func (a *Arbiter) Held() [][]string {
 	}
 	return out
 }
+
+// Queued returns how many requests wait (tests only).
+func (a *Arbiter) Queued() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.mu.queue)
+}

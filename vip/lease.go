@@ -19,12 +19,13 @@ type lease struct {
 // leaseLocked gives the newly granted t a lease: a timer an ended ticket
 // left, or a new one.
 func (a *Arbiter) leaseLocked(t *Ticket) {
-	t.deadline = a.cfg.Clock.Now().UnixNano() + a.cfg.Lease.Nanoseconds()
 	var l *lease
 	if n := len(a.mu.spare); n > 0 {
 		l = a.mu.spare[n-1]
 		a.mu.spare[n-1] = nil
 		a.mu.spare = a.mu.spare[:n-1]
+		// The timer fires for an earlier deadline; then it needs t's.
+		t.deadline = a.cfg.Clock.Now().UnixNano() + a.cfg.Lease.Nanoseconds()
 	} else {
 		l = &lease{}
 		a.armLocked(l, t, a.cfg.Lease.Nanoseconds())
