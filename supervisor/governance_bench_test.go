@@ -1,10 +1,8 @@
 package supervisor
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/schema"
@@ -28,44 +26,16 @@ func BenchmarkGovernedCommit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var execs [2]func()
-			for i := range execs {
-				cfg := Config{Workers: 1}
+			var cfgs [2]Config
+			for i := range cfgs {
+				cfgs[i].Workers = 1
 				if dur == "sync" {
-					cfg.StateDir, cfg.Durability = b.TempDir(), durable.Sync
-				}
-				if i == 1 {
-					cfg.Audit = writeRecipe(b, filepath.Join(b.TempDir(), "audit.yaml"), benchRecipe)
-					cfg.Schema = gate
-				}
-				c := benchClient(b, benchSupervisorWith(b, cfg))
-				args := map[string]any{"key": "e", "by": 1}
-				execs[i] = func() {
-					if _, err := c.Exec(context.Background(), "counters.add", args); err != nil {
-						b.Fatal(err)
-					}
+					cfgs[i].StateDir, cfgs[i].Durability = b.TempDir(), durable.Sync
 				}
 			}
-			const block = 50
-			var spent [2]time.Duration
-			var calls [2]int
-			b.ResetTimer()
-			for n := 0; n < b.N; n += block {
-				for i := range execs {
-					k := min(block, b.N-n)
-					t := time.Now()
-					for range k {
-						execs[i]()
-					}
-					spent[i] += time.Since(t)
-					calls[i] += k
-				}
-			}
-			none := float64(spent[0].Nanoseconds()) / float64(calls[0])
-			governed := float64(spent[1].Nanoseconds()) / float64(calls[1])
-			b.ReportMetric(none, "ns/op-none")
-			b.ReportMetric(governed, "ns/op-governed")
-			b.ReportMetric(governed/none, "ratio")
+			cfgs[1].Audit = writeRecipe(b, filepath.Join(b.TempDir(), "audit.yaml"), benchRecipe)
+			cfgs[1].Schema = gate
+			interleaved(b, cfgs, "governed")
 		})
 	}
 }
