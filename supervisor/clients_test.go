@@ -27,22 +27,29 @@ import (
 // threads returns this process's OS thread count.
 func threads(t *testing.T) int {
 	t.Helper()
+	n, err := strconv.Atoi(procStatus(t, "Threads"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// procStatus returns the value of field in /proc/self/status, trimmed
+// (skipping the test without /proc).
+func procStatus(t *testing.T, field string) string {
+	t.Helper()
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Skip("no /proc/self/status")
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
-		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("Threads:")); ok {
-			n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
+		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte(field+":")); ok {
+			return string(bytes.TrimSpace(v))
 		}
 	}
-	t.Fatal("no Threads line in /proc/self/status")
-	return 0
+	t.Fatalf("no %s line in /proc/self/status", field)
+	return ""
 }
 
 // rawClient dials the supervisor through the netpoller (so that the

@@ -1,13 +1,12 @@
 package supervisor
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"net"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,22 +17,11 @@ import (
 // rssBytes returns this process's resident set size.
 func rssBytes(t *testing.T) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(procStatus(t, "VmRSS"), "kB")), 10, 64)
 	if err != nil {
-		t.Skip("no /proc/self/status")
+		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("VmRSS:")); ok {
-			kb, err := strconv.ParseInt(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB")))), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS line in /proc/self/status")
-	return 0
+	return kb << 10
 }
 
 // idleClients is how many connections TestIdleClients opens:
