@@ -109,6 +109,7 @@ func TestParseErrorsHaveLines(t *testing.T) {
 		{"process_recipes:\n  p:\n    inputs:\n      - {min: 1}\n", `recipe.yaml:4: process_recipes.p.inputs[0]: no field`},
 		{"process_recipes:\n  p:\n    outputs:\n      - {field: \"domain.{a\", min: 1}\n", `recipe.yaml:4: process_recipes.p.outputs[0]: field "domain.{a"`},
 		{"process_recipes:\n  p:\n    inputs:\n      - {field: a, min: 5, max: 1}\n", `min 5 is over max 1`},
+		{"process_recipes:\n  p:\n    inputs:\n      - {field: a, min_len: 5, max_len: 2}\n", `recipe.yaml:4: process_recipes.p.inputs[0]: min_len 5 is over max_len 2`},
 		{"process_recipes:\n  p:\n    inputs:\n      - {field: a, in: 3}\n", `recipe.yaml:4: process_recipes.p.inputs[0].in: want a list`},
 		{"process_recipes:\n  p:\n    input: []\n", `recipe.yaml:3: unknown key "input"`},
 		{"process_recipes: [1]\n", `recipe.yaml:1: process_recipes must be a mapping`},
@@ -164,6 +165,9 @@ func TestRuleKinds(t *testing.T) {
 		{`{"color":"blue"}`, []string{"inputs[5]:color"}},
 		{`{"color":"3"}`, []string{"inputs[5]:color"}},
 		{`{"deep":{"list":[1,3]}}`, []string{"inputs[6]:deep.list.1"}},
+		{`{"deep":{"list":[1]}}`, nil},                                   // an index past the list is absent
+		{`{"deep":{"list":"ab"}}`, nil},                                  // so is one into a string
+		{`{"deep":{"list":{"1":3}}}`, []string{"inputs[6]:deep.list.1"}}, // a key of an object
 	} {
 		var got []string
 		for _, v := range rs.CheckInputs([]byte(c.args)) {
