@@ -291,7 +291,8 @@ func (s *Store) push(n *node, v Version, val []byte, deleted bool) {
 		s.live++
 	}
 	stamp(n, v)
-	if n.head.prev != nil || deleted {
+	if (n.head.prev != nil || deleted) && !n.queued {
+		n.queued = true
 		s.hist.pending = append(s.hist.pending, garbage{ver: v, n: n})
 	}
 }

@@ -30,7 +30,7 @@ type history struct {
 	slab    []epoch   // epochs allocated together; slab[used:] are unused
 	used    int       // an index, not a re-slice: no pointer write per commit
 	old     []*epoch  // epochs with holds at commit time, oldest first
-	pending []garbage // oldest first
+	pending []garbage // oldest first; a node at most once (node.queued)
 	// trimmed is the newest horizon trimming has used: history older than
 	// it may be gone, so a commit from an older snapshot cannot be checked.
 	trimmed Version
@@ -69,17 +69,27 @@ func (h *history) horizon() Version {
 }
 
 // collect trims what no live snapshot can see. It is amortized over
-// commits: each pending entry is visited once.
+// commits: a node is pending at most once, and an entry is visited once.
+// A node still holding revs newer than the horizon (written again since
+// it was queued) goes back to the end of the queue, at the newest
+// version, for the history those revs will make trimmable.
 func (h *history) collect(s *Store) {
 	if len(h.pending) == 0 {
 		return
 	}
 	hz := h.horizon()
+	newest := h.cur.Load().ver // no older than any pending entry: requeuing at it keeps the order
 	i := 0
 	for ; i < len(h.pending) && h.pending[i].ver <= hz; i++ {
 		n := h.pending[i].n
+		n.queued = false
 		n.trim(hz, s.dropped)
 		s.unlink(n, hz)
+		if hd := n.head; hd != nil && hd.ver > hz && (hd.prev != nil || hd.deleted) {
+			// newest > hz: the loop stops before the entries it appends.
+			n.queued = true
+			h.pending = append(h.pending, garbage{ver: newest, n: n})
+		}
 	}
 	if i == 0 {
 		return

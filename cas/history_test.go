@@ -107,3 +107,56 @@ func TestEntryPath(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestHotNodePendingOnce: a path written at every commit while a snapshot
+// holds the horizon back has one entry in the trim queue, not one per
+// commit (each entry walks the path's revs down to the horizon, so one per
+// commit made trimming quadratic in the horizon's lag), and once the
+// snapshot is renewed or released its history is still trimmed in full.
+func TestHotNodePendingOnce(t *testing.T) {
+	s := New(Config{})
+	p := contract.MustParse("domain.hot")
+	q := contract.MustParse("domain.cold")
+	put := func(path contract.Path) {
+		t.Helper()
+		if _, err := s.Commit(context.Background(), s.Version(), nil, Delta{{Path: path, Op: contract.OpSet, Value: []byte{1}}}, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(p)
+	put(q)
+	sn := s.Snapshot()
+	for range 1000 {
+		put(p)
+	}
+	put(q)
+	if n := len(s.hist.pending); n != 2 {
+		t.Fatalf("%d entries in the trim queue for two written paths, want 2", n)
+	}
+	if k := chainLen(s.index[p]); k != 1001 {
+		t.Fatalf("%d revs of the hot path while the snapshot holds the first, want 1001", k)
+	}
+	// Renew while writing: the horizon moves in steps, the node stays
+	// queued once, and each step trims what it can.
+	for range 5 {
+		sn.Release()
+		sn = s.Snapshot()
+		for range 100 {
+			put(p)
+		}
+		if n := len(s.hist.pending); n != 1 {
+			t.Fatalf("%d entries in the trim queue, want 1 (the hot path)", n)
+		}
+		if k := chainLen(s.index[p]); k != 101 {
+			t.Fatalf("%d revs of the hot path, want 101 (the snapshot's and the 100 after it)", k)
+		}
+	}
+	sn.Release()
+	s.Collect()
+	if k := chainLen(s.index[p]); k != 1 {
+		t.Fatalf("%d revs of the hot path with no snapshot, want 1", k)
+	}
+	if n := len(s.hist.pending); n != 0 {
+		t.Fatalf("%d entries in the trim queue with no snapshot, want 0", n)
+	}
+}

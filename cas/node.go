@@ -22,6 +22,11 @@ type node struct {
 	private *node
 	// watched: values dropped from here go to Config.Dropped.
 	watched bool
+	// queued: n has an entry in history.pending. A node has at most one,
+	// so a hot node written at every commit while a snapshot holds the
+	// horizon back costs one walk of its revs per horizon advance, not
+	// one per commit.
+	queued bool
 }
 
 // rev is one version of a path's value. Revs are immutable once linked,
