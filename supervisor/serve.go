@@ -117,7 +117,7 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 }
 
 // readConn reads requests until an Execute; then it hands the reading to
-// a new goroutine and runs the Execute itself, so the Execute starts at
+// another goroutine (a kept one, s.gos) and runs the Execute itself, so the Execute starts at
 // once on this thread instead of waiting for another thread to pick it up
 // while this one blocks in read(2). When the connection ends it cancels
 // ctx, which stops the client's executes. Once ctx ends, or a reply
@@ -152,7 +152,11 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 				return
 			}
 			handedOff = true
-			wg.Go(func() { s.readConn(ctx, end, c, wg, slots, cs) })
+			wg.Add(1)
+			s.gos.Go(func() {
+				defer wg.Done()
+				s.readConn(ctx, end, c, wg, slots, cs)
+			})
 			s.serveExecute(ctx, end, c, m)
 			<-slots
 			return

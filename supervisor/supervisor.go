@@ -19,6 +19,7 @@ import (
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/flux"
 	"github.com/theus-run/theus/heavy"
+	"github.com/theus-run/theus/internal/gopool"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
@@ -147,6 +148,10 @@ type Supervisor struct {
 	connMu sync.Mutex
 	conns  map[*ipc.Conn]struct{}
 	connWG sync.WaitGroup // a serveConn for each of conns; Add under connMu
+	// gos runs the connections' readers: each Execute hands the reading
+	// to a kept goroutine (its stack grown already) and runs on the
+	// reader's own (serve.go).
+	gos *gopool.Pool
 
 	commits, conflicts, retries, vips, failures, redispatches, moves atomic.Uint64
 }
@@ -242,7 +247,7 @@ func Start(cfg Config) (*Supervisor, error) {
 		return fail(fmt.Errorf("supervisor: %w: %w", durable.ErrCorrupt, err))
 	}
 	reclaim = store.Collect
-	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
+	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{}), gos: gopool.New(connGoroutines)}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
 	if err := s.dropLostTensors(state); err != nil {
 		return fail(err)
@@ -404,6 +409,8 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	s.closeClients()
+	s.gos.Close()
+	s.waitGrace(s.gos.Wait) // the readers of connections that outlived the grace go on without it
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelClose()
 	s.stopEvacuator() // no tensor moves while the workers stop
@@ -447,6 +454,10 @@ func (s *Supervisor) closeClients() {
 		s.cfg.Log.Warn().Int("clients", open).Msg("client connections still busy after the drain; stopping without them")
 	}
 }
+
+// connGoroutines is how many client-connection goroutines the supervisor
+// keeps idle for the next request: about a pipelining client's window.
+const connGoroutines = 256
 
 func (s *Supervisor) waitGrace(wait func()) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/theus-run/theus/internal/gopool"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
 )
@@ -89,7 +90,8 @@ func Serve(ctx context.Context, defs ...Def) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	s := &server{conn: conn, reg: reg, running: map[uint64]context.CancelFunc{}, grants: map[uint64]chan *protocol.Grant{}, done: make(chan error, 1)}
+	s := &server{conn: conn, reg: reg, running: map[uint64]context.CancelFunc{}, grants: map[uint64]chan *protocol.Grant{}, done: make(chan error, 1), gos: gopool.New(dispatchGoroutines)}
+	defer s.gos.Close() // the kept goroutines end; the running ones when their process returns
 	if sl != nil {
 		s.heavy = &tensors{slabs: sl, alloc: s.alloc}
 	}
@@ -237,10 +239,17 @@ type server struct {
 	nextAlloc uint64
 	heavy     *tensors   // nil without a packet socket
 	done      chan error // the reader's end: nil for EOF
+	gos       *gopool.Pool
 }
 
+// dispatchGoroutines is how many goroutines a worker keeps idle for the
+// next dispatch: a dispatch hands the reading to one of them, whose stack
+// has grown already, and runs on the reader's own.
+const dispatchGoroutines = 64
+
 // read reads frames until the connection ends. On a Dispatch it passes
-// the reading on to a new goroutine and runs the process itself: the
+// the reading on to another goroutine (a kept one, s.gos) and runs the
+// process itself: the
 // process starts at once on this thread, and with one dispatch in flight
 // no thread ever waits for another (see docs/PROTOCOL.md).
 func (s *server) read(ctx context.Context) {
@@ -262,7 +271,11 @@ func (s *server) readUntilDispatch(ctx context.Context) error {
 		}
 		switch m := m.(type) {
 		case *protocol.Dispatch:
-			s.wg.Go(func() { s.read(ctx) })
+			s.wg.Add(1)
+			s.gos.Go(func() {
+				defer s.wg.Done()
+				s.read(ctx)
+			})
 			s.run(ctx, m)
 			return nil
 		case *protocol.Cancel:

@@ -30,12 +30,12 @@ var Allowed = map[string][]string{
 	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention": {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":          {"worker"},
-	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit"},
+	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit", "internal/gopool"},
 	// The Flux language and its run engine: it reads snapshots and runs
 	// steps through the Host the supervisor gives it.
 	"flux":                 {"cas", "contract"},
 	"client":               {"ipc", "protocol"},
-	"worker":               {"ipc", "protocol", "shm", "contract"},
+	"worker":               {"ipc", "protocol", "shm", "contract", "internal/gopool"},
 	"worker/dense":         {"worker", "shm"},
 	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
 	"pool":                 {"ipc", "protocol", "shm", "heavy"},
@@ -52,6 +52,7 @@ var Allowed = map[string][]string{
 	"protocol":             {},
 	"contract":             {},
 	"lint":                 {"contract"}, // the POP analyzers read Go source, not the runtime
+	"internal/gopool":      {},           // goroutines kept for the next request (supervisor, worker)
 	"internal/importgraph": {},
 	"internal/doclinks":    {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a

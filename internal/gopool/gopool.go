@@ -1,0 +1,92 @@
+// Package gopool keeps the goroutines of short tasks for the next task.
+//
+// A server that hands each request to a new goroutine pays, per request,
+// for the goroutine's start and for growing its stack (copying it, 8 KiB
+// to 16 KiB to 32 KiB) through a deep call path. A Pool keeps up to a
+// bound of goroutines idle after their task and hands the next task to
+// one of them, whose stack has grown already. It owns those goroutines;
+// it never queues a task: Go runs it at once, on an idle goroutine or a
+// new one.
+package gopool
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Pool runs tasks on goroutines it keeps, up to MaxIdle waiting at once.
+// The zero value is not usable; call New. Close stops it.
+type Pool struct {
+	tasks   chan func() // unbuffered: a send succeeds only to an idle goroutine
+	idle    atomic.Int32
+	maxIdle int32
+	wg      sync.WaitGroup // the goroutines started before Close
+
+	mu     sync.Mutex // orders wg.Add before Close
+	closed bool
+	stop   chan struct{} // closed by Close
+}
+
+// New returns a Pool that keeps at most maxIdle goroutines idle (at least
+// one).
+func New(maxIdle int) *Pool {
+	return &Pool{tasks: make(chan func()), maxIdle: int32(max(maxIdle, 1)), stop: make(chan struct{})}
+}
+
+// Go runs f on an idle goroutine of p, or on a new one when none is idle.
+// It never waits for a goroutine. After Close, f runs on a new goroutine
+// that p does not keep or wait for (its caller owns f, as always).
+func (p *Pool) Go(f func()) {
+	select {
+	case p.tasks <- f:
+		return
+	default:
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		go f()
+		return
+	}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go p.run(f)
+}
+
+// run runs f, then the tasks handed to it while it waits idle, until p is
+// closed or enough goroutines are idle already.
+func (p *Pool) run(f func()) {
+	defer p.wg.Done()
+	for {
+		f()
+		if p.idle.Add(1) > p.maxIdle {
+			p.idle.Add(-1)
+			return
+		}
+		select {
+		case f = <-p.tasks:
+			p.idle.Add(-1)
+		case <-p.stop:
+			p.idle.Add(-1)
+			return
+		}
+	}
+}
+
+// Idle returns how many goroutines wait for a task now.
+func (p *Pool) Idle() int { return int(p.idle.Load()) }
+
+// Close ends the idle goroutines, and those running a task when their
+// task returns. It does not wait: see Wait.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		close(p.stop)
+	}
+}
+
+// Wait waits, after Close, until every goroutine p kept has returned:
+// those running a task return when it does.
+func (p *Pool) Wait() { p.wg.Wait() }

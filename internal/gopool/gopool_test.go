@@ -1,0 +1,121 @@
+package gopool
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestReuse: a task handed to a pool with an idle goroutine runs on that
+// goroutine (the goroutine count does not grow), every task runs once,
+// and Close leaves no goroutine behind.
+func TestReuse(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := New(4)
+	var ran atomic.Int64
+	done := make(chan struct{}, 1)
+	p.Go(func() { ran.Add(1); done <- struct{}{} })
+	<-done
+	waitIdle(t, p, 1)
+	for range 100 {
+		p.Go(func() { ran.Add(1); done <- struct{}{} })
+		<-done
+		waitIdle(t, p, 1) // the same goroutine came back: never two idle
+	}
+	if ran.Load() != 101 {
+		t.Fatalf("%d tasks ran, want 101", ran.Load())
+	}
+	p.Close()
+	p.Wait()
+	if p.Idle() != 0 {
+		t.Fatalf("%d idle after Close", p.Idle())
+	}
+}
+
+// TestMaxIdle: past MaxIdle, goroutines that finish a task exit instead
+// of waiting; Go never blocks, even with every goroutine busy.
+func TestMaxIdle(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := New(3)
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		p.Go(func() { defer wg.Done(); <-release }) // all busy: 10 goroutines
+	}
+	close(release)
+	wg.Wait()
+	waitIdle(t, p, 3)
+	time.Sleep(10 * time.Millisecond)
+	if n := p.Idle(); n != 3 {
+		t.Fatalf("%d idle, want 3 (MaxIdle)", n)
+	}
+	p.Close()
+	p.Wait()
+}
+
+// TestGoAfterClose: a task handed over after Close still runs (its
+// caller waits for it), and a task running at Close ends its goroutine
+// when it returns, so Wait returns.
+func TestGoAfterClose(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := New(2)
+	release := make(chan struct{})
+	done := make(chan struct{}, 2)
+	p.Go(func() { <-release; done <- struct{}{} })
+	p.Close()
+	p.Go(func() { done <- struct{}{} })
+	<-done
+	close(release)
+	<-done
+	p.Wait()
+	if n := p.Idle(); n != 0 {
+		t.Fatalf("%d idle after Close and Wait", n)
+	}
+}
+
+func waitIdle(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Idle() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle, want %d", p.Idle(), n)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// BenchmarkGo: a task with a deep stack, on a new goroutine each time
+// (go) and through a Pool.
+func BenchmarkGo(b *testing.B) {
+	done := make(chan struct{})
+	task := func() { deep(64); done <- struct{}{} }
+	b.Run("impl=go", func(b *testing.B) {
+		for range b.N {
+			go task()
+			<-done
+		}
+	})
+	b.Run("impl=pool", func(b *testing.B) {
+		p := New(8)
+		defer p.Wait()
+		defer p.Close()
+		for range b.N {
+			p.Go(task)
+			<-done
+		}
+	})
+}
+
+//go:noinline
+func deep(n int) int {
+	var pad [256]byte
+	pad[n%256] = byte(n)
+	if n == 0 {
+		return int(pad[0])
+	}
+	return deep(n-1) + int(pad[n%256])
+}
