@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -93,6 +94,61 @@ func TestModes(t *testing.T) {
 		if fi.Mode().Perm() != want {
 			t.Errorf("%s: mode %04o, want %04o", path, fi.Mode().Perm(), want)
 		}
+	}
+}
+
+// TestSocketAppearsReady: from the moment the socket's path exists it is
+// mode 0600 and listening; no temporary name is left beside it; Close
+// removes it. A watcher stats the path while a listener is opened and
+// closed again and again: before, bind made the path exist (with the
+// umask's mode, 0755) before the chmod.
+func TestSocketAppearsReady(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	path := filepath.Join(dir, "s.sock")
+	var seen atomic.Int64
+	stop := make(chan struct{})
+	bad := make(chan string, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			fi, err := os.Lstat(path)
+			if err != nil {
+				continue
+			}
+			seen.Add(1)
+			if fi.Mode().Perm() != 0o600 {
+				select {
+				case bad <- fmt.Sprintf("%s seen with mode %04o", path, fi.Mode().Perm()):
+				default:
+				}
+			}
+		}
+	})
+	for i := 0; i < 2000 || seen.Load() < 50; i++ {
+		l, err := Listen(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		if i > 100000 {
+			t.Fatal("the watcher never saw the socket")
+		}
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case msg := <-bad:
+		t.Fatal(msg)
+	default:
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		t.Errorf("%s left in the socket's directory after Close", e.Name())
 	}
 }
 

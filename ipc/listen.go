@@ -72,18 +72,31 @@ func Listen(path string, o Options) (*Listener, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	// The directory is 0700 and ours (checked above), so no other user can
-	// reach the socket in the instant before its chmod; no umask dance,
-	// which would change file modes for the whole process.
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	// The socket is bound and chmodded under a temporary name, then
+	// linked to path: path never names a socket that is not listening yet
+	// or not yet 0600, and the link fails rather than replace a socket
+	// another server bound meanwhile. (The directory is 0700 and ours, so
+	// no other user can reach the temporary name either; no umask dance,
+	// which would change file modes for the whole process.)
+	tmp := filepath.Join(dir, ".t"+strconv.FormatInt(int64(os.Getpid()), 36))
+	os.Remove(tmp) // left by a dead process of this pid
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("ipc: listen: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	ln.SetUnlinkOnClose(false) // the listener unlinks path, not the temporary name
+	err = os.Chmod(tmp, 0o600)
+	if err == nil {
+		err = os.Link(tmp, path)
+	}
+	os.Remove(tmp)
+	if err != nil {
 		ln.Close()
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%w: %s (bound by another server just now)", ErrInUse, path)
+		}
 		return nil, fmt.Errorf("ipc: listen: %w", err)
 	}
-	ln.SetUnlinkOnClose(true)
 	l := &Listener{ln: ln, path: path, opts: o, allow: os.Getuid()}
 	if o.Blocking {
 		l.slots = make(chan struct{}, BlockingReaders)
@@ -177,7 +190,13 @@ func unixConn(uc *net.UnixConn, o Options) (*Conn, error) {
 }
 
 // Close stops listening and removes the socket file.
-func (l *Listener) Close() error { return l.ln.Close() }
+func (l *Listener) Close() error {
+	err := l.ln.Close()
+	if err == nil {
+		os.Remove(l.path) // the first Close only: a later server may own path by then
+	}
+	return err
+}
 
 // Dial connects to the client socket at path.
 func Dial(path string, o Options) (*Conn, error) {
