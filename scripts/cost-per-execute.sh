@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# CPU and system calls per noop execute at 256 in flight, all processes
+# (the client and supervisor in the benchmark's process, and its two
+# workers), next to the same figures per message of the batched msgpack
+# echo between two processes: issue 14's "CPU per execute" and "writes
+# per execute". Counted by perf stat (Debian linux-perf; root, or
+# kernel.perf_event_paranoid <= -1 for the syscall tracepoints) over
+# BenchmarkPipelined at N and 2N iterations: the difference is N
+# executes, without the start-up of the supervisor and its workers.
+# Usage: scripts/cost-per-execute.sh [N] [runs]   (default 20000 3)
+# Env: SUPERVISOR_TEST (a prebuilt test binary of ./supervisor, e.g.
+#      CGO_ENABLED=0 go test -c -o bin/supervisor.test ./supervisor).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-20000}
+runs=${2:-3}
+command -v perf >/dev/null || { echo "cost-per-execute.sh: needs perf (apt-get install linux-perf)" >&2; exit 2; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+bin=${SUPERVISOR_TEST:-}
+if [ -z "$bin" ]; then
+  go test -c -o "$tmp/supervisor.test" ./supervisor
+  bin=$tmp/supervisor.test
+fi
+bin=$(realpath "$bin")
+events=task-clock,context-switches,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendmsg,syscalls:sys_enter_read,syscalls:sys_enter_recvmsg,syscalls:sys_enter_futex
+perf stat -e syscalls:sys_enter_write -- true >/dev/null 2>&1 || { echo "cost-per-execute.sh: perf cannot count syscall tracepoints here (run as root, or lower kernel.perf_event_paranoid)" >&2; exit 2; }
+# count IMPL ITERATIONS: one perf stat of the benchmark, as "event value" lines
+count() {
+  (cd supervisor && perf stat -x, -e "$events" -- "$bin" -test.run '^$' \
+    -test.bench "BenchmarkPipelined/impl=$1\$" -test.benchtime "${2}x" 2>&1 >/dev/null) |
+    awk -F, '$3 ~ /^[a-z]/ { print $3, $1 }'
+}
+printf '%-14s %4s %12s %10s %10s %10s %10s\n' impl run "cpu-us/op" "writes/op" "reads/op" "futex/op" "cs/op"
+for impl in msgpack-echo theus-noop; do
+  for r in $(seq "$runs"); do
+    count "$impl" "$n" > "$tmp/a"
+    count "$impl" $((2 * n)) > "$tmp/b"
+    awk -v n="$n" -v impl="$impl" -v r="$r" '
+      FNR == NR { a[$1] = $2; next }
+      { d[$1] = $2 - a[$1] }
+      END {
+        w = d["syscalls:sys_enter_write"] + d["syscalls:sys_enter_writev"] + d["syscalls:sys_enter_sendmsg"]
+        rd = d["syscalls:sys_enter_read"] + d["syscalls:sys_enter_recvmsg"]
+        printf "%-14s %4d %12.2f %10.3f %10.3f %10.3f %10.3f\n", impl, r, d["task-clock"] * 1000 / n, w / n, rd / n, d["syscalls:sys_enter_futex"] / n, d["context-switches"] / n
+      }' "$tmp/a" "$tmp/b"
+  done
+done
+echo "(msgpack-echo: per message round trip between two processes; theus-noop: per execute, client -> supervisor -> worker and back. Targets, issue 14: theus-noop cpu-us/op <= 8, writes/op <= 0.5.)"
