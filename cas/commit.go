@@ -61,27 +61,8 @@ type Result struct {
 // a commit from a snapshot whose history was already dropped is refused as
 // a conflict ("snapshot too old"), never checked against partial history.
 func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path, delta Delta, opts Options) (Result, error) {
-	if err := delta.check(); err != nil {
+	if err := CheckCommit(reads, delta, opts); err != nil {
 		return Result{}, err
-	}
-	for i, w := range opts.Signals {
-		if _, err := contract.Parse(string(w.Path)); err != nil {
-			return Result{}, fmt.Errorf("%w: signal %d: %w", ErrInvalidDelta, i, err)
-		}
-		if len(w.Value) > MaxValueLen {
-			return Result{}, fmt.Errorf("%w: signal at %s is %d bytes, over %d", ErrInvalidDelta, w.Path, len(w.Value), MaxValueLen)
-		}
-	}
-	for _, r := range reads {
-		if _, err := contract.Parse(string(r)); err != nil {
-			return Result{}, fmt.Errorf("%w: read set: %w", ErrInvalidDelta, err)
-		}
-	}
-	if err := checkOpID(opts.OpID); err != nil {
-		return Result{}, err
-	}
-	if opts.Mode > Training {
-		return Result{}, fmt.Errorf("%w: unknown mode %d", ErrInvalidDelta, opts.Mode)
 	}
 	if err := s.lockUngated(ctx, reads, delta, opts); err != nil {
 		return Result{}, err
@@ -118,6 +99,36 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 	}
 	s.hist.collect(s)
 	return Result{Version: v}, nil
+}
+
+// CheckCommit is what Commit checks before it looks at the store: valid
+// paths in the delta, the signals and the read set, known ops and mode,
+// bounded values and op id. An Engine runs it too. Its errors wrap
+// ErrInvalidDelta (or contract.ErrInvalidPath).
+func CheckCommit(reads []contract.Path, delta Delta, opts Options) error {
+	if err := delta.check(); err != nil {
+		return err
+	}
+	for i, w := range opts.Signals {
+		if _, err := contract.Parse(string(w.Path)); err != nil {
+			return fmt.Errorf("%w: signal %d: %w", ErrInvalidDelta, i, err)
+		}
+		if len(w.Value) > MaxValueLen {
+			return fmt.Errorf("%w: signal at %s is %d bytes, over %d", ErrInvalidDelta, w.Path, len(w.Value), MaxValueLen)
+		}
+	}
+	for _, r := range reads {
+		if _, err := contract.Parse(string(r)); err != nil {
+			return fmt.Errorf("%w: read set: %w", ErrInvalidDelta, err)
+		}
+	}
+	if err := checkOpID(opts.OpID); err != nil {
+		return err
+	}
+	if opts.Mode > Training {
+		return fmt.Errorf("%w: unknown mode %d", ErrInvalidDelta, opts.Mode)
+	}
+	return nil
 }
 
 // lockUngated takes the write lock at a moment when no VIP ticket but the

@@ -2,7 +2,6 @@ package cas_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -15,68 +14,9 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/internal/regmodel"
 	"github.com/theus-run/theus/vip"
 )
-
-// The model: a versioned register per path, partitioned by path.
-
-type regInput struct {
-	path  string
-	write bool  // read-modify-write; else a read
-	val   int64 // the value a write stores
-}
-
-type regOutput struct {
-	val     int64 // read: the value seen; write: the value it read before writing
-	present bool
-	ver     uint64 // read: the version of the value seen; write: the commit's version
-}
-
-type regState struct {
-	val     int64
-	present bool
-	ver     uint64
-}
-
-var registerModel = porcupine.Model{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		byPath := map[string][]porcupine.Operation{}
-		var order []string
-		for _, op := range h {
-			p := op.Input.(regInput).path
-			if _, ok := byPath[p]; !ok {
-				order = append(order, p)
-			}
-			byPath[p] = append(byPath[p], op)
-		}
-		out := make([][]porcupine.Operation, 0, len(order))
-		for _, p := range order {
-			out = append(out, byPath[p])
-		}
-		return out
-	},
-	Init: func() any { return regState{} },
-	Step: func(state, input, output any) (bool, any) {
-		s, in, out := state.(regState), input.(regInput), output.(regOutput)
-		if out.present != s.present || out.present && out.val != s.val {
-			return false, s
-		}
-		if !in.write {
-			return out.ver == s.ver, s
-		}
-		if out.ver <= s.ver {
-			return false, s
-		}
-		return true, regState{val: in.val, present: true, ver: out.ver}
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(regInput), output.(regOutput)
-		if in.write {
-			return fmt.Sprintf("rmw(%s) read %d/%v wrote %d at v%d", in.path, out.val, out.present, in.val, out.ver)
-		}
-		return fmt.Sprintf("get(%s) = %d/%v v%d", in.path, out.val, out.present, out.ver)
-	},
-}
 
 // TestLinearizable records histories from 8 goroutines doing random reads
 // and read-modify-write commits through the Runner, over many seeds, and
@@ -104,7 +44,7 @@ func TestLinearizable(t *testing.T) {
 			wg.Go(func() {
 				for i := range opsEach {
 					p := paths[rng.IntN(len(paths))]
-					in := regInput{path: p, write: rng.IntN(2) == 0, val: int64(g*1_000_000 + i + 1)}
+					in := regmodel.Input{Path: p, Write: rng.IntN(2) == 0, Val: int64(g*1_000_000 + i + 1)}
 					call := clock.Add(1)
 					out := runOp(t, s, r, in)
 					ret := clock.Add(1)
@@ -115,41 +55,41 @@ func TestLinearizable(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		res := porcupine.CheckOperationsTimeout(registerModel, history, 10*time.Second)
+		res := porcupine.CheckOperationsTimeout(regmodel.Model, history, 10*time.Second)
 		if res != porcupine.Ok {
 			t.Fatalf("seed %d: porcupine says %s over %d operations", seed, res, len(history))
 		}
 	}
 }
 
-func runOp(t *testing.T, s *cas.Store, r *cas.Runner, in regInput) regOutput {
-	p := contract.MustParse(in.path)
-	if !in.write {
+func runOp(t *testing.T, s *cas.Store, r *cas.Runner, in regmodel.Input) regmodel.Output {
+	p := contract.MustParse(in.Path)
+	if !in.Write {
 		sn := s.Snapshot()
 		defer sn.Release()
 		e, ok := sn.Get(p)
 		if !ok {
-			return regOutput{}
+			return regmodel.Output{}
 		}
-		return regOutput{val: dec(t, e.Value), present: true, ver: uint64(e.Version)}
+		return regmodel.Output{Val: dec(t, e.Value), Present: true, Ver: uint64(e.Version)}
 	}
-	c := mustContract(t, "rmw", []string{in.path}, []string{in.path}, contract.Pure)
-	var seen regOutput // what the attempt that committed read
+	c := mustContract(t, "rmw", []string{in.Path}, []string{in.Path}, contract.Pure)
+	var seen regmodel.Output // what the attempt that committed read
 	rep, err := r.Call(bg, c, "", func(_ context.Context, v cas.View) (cas.Outcome, error) {
-		seen = regOutput{}
+		seen = regmodel.Output{}
 		if b, ok, err := v.Get(p); err != nil {
 			return cas.Outcome{}, err
 		} else if ok {
-			seen = regOutput{val: dec(t, b), present: true}
+			seen = regmodel.Output{Val: dec(t, b), Present: true}
 		}
 		var d cas.Delta
-		d.Set(p, enc(in.val))
+		d.Set(p, enc(in.Val))
 		return cas.Outcome{Delta: d}, nil
 	})
 	if err != nil {
 		t.Error(err)
 	}
-	seen.ver = uint64(rep.Version)
+	seen.Ver = uint64(rep.Version)
 	return seen
 }
 

@@ -24,7 +24,11 @@ const (
 // or on a remote worker (the supervisor). A Runner is safe for concurrent
 // use; its fields must not change after the first call.
 type Runner struct {
-	Store   *Store
+	Store *Store
+	// Engine, when set, replaces Store: attempts read a View of their
+	// inputs and commit through it. VIP tickets are then the Engine's
+	// business: Arbiter must be nil.
+	Engine  Engine
 	Arbiter *vip.Arbiter // nil: no tickets, only backoff
 	// Mode is the commits' validation. In Training an attempt's snapshot
 	// is released before its commit and no ticket is ever taken.
@@ -107,6 +111,10 @@ func (e *RunError) Unwrap() error { return e.Err }
 // ErrRetryLimit is the cause when every allowed attempt conflicted.
 var ErrRetryLimit = errors.New("cas: retry limit reached")
 
+// ErrEngineArbiter is returned by a Runner with both an Engine and an
+// Arbiter: a local ticket would not gate the Engine's commits.
+var ErrEngineArbiter = errors.New("cas: a Runner with an Engine takes no Arbiter")
+
 // ErrStrictArbiter is returned by a Strict Runner whose Arbiter is not
 // strict: its tickets would not stop the commits that break the holder's.
 var ErrStrictArbiter = errors.New("cas: strict mode needs a strict vip.Arbiter")
@@ -143,7 +151,10 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 	if r.Mode == Strict && r.Arbiter != nil && !r.Arbiter.Strict() {
 		return Report{}, &RunError{Process: inv.Contract.Name, Err: ErrStrictArbiter}
 	}
-	v, res, ok, err := r.Store.LookupOp(inv.OpID, inv.OpDigest)
+	if r.Engine != nil && r.Arbiter != nil {
+		return Report{}, &RunError{Process: inv.Contract.Name, Err: ErrEngineArbiter}
+	}
+	v, res, ok, err := r.lookupOp(ctx, inv.OpID, inv.OpDigest)
 	if err != nil {
 		return Report{}, &RunError{Process: inv.Contract.Name, Err: err}
 	}
@@ -156,6 +167,16 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 		return Report{}, &RunError{Process: inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, Err: err}
 	}
 	return l.rep, nil
+}
+
+func (r *Runner) lookupOp(ctx context.Context, id string, d OpDigest) (Version, []byte, bool, error) {
+	if r.Engine != nil {
+		if id == "" {
+			return 0, nil, false, nil
+		}
+		return r.Engine.LookupOp(ctx, id, d)
+	}
+	return r.Store.LookupOp(id, d)
 }
 
 // loop is the state of one Execute.
@@ -271,9 +292,16 @@ func (l *loop) maybeTicket(ctx context.Context) error {
 
 // attempt is one snapshot → run → check → commit.
 func (l *loop) attempt(ctx context.Context) error {
-	if l.snap == nil {
+	switch {
+	case l.r.Engine != nil:
+		sn, err := l.r.Engine.View(ctx, l.inv.Contract.Inputs)
+		if err != nil {
+			return err
+		}
+		l.snap = sn
+	case l.snap == nil:
 		l.snap = l.r.Store.Snapshot()
-	} else {
+	default:
 		l.snap.Renew()
 	}
 	snap := l.snap
@@ -316,14 +344,20 @@ func (l *loop) attempt(ctx context.Context) error {
 		reads = out.Reads
 	}
 	vip := l.ticket.Valid()
-	res, err := l.r.Store.Commit(ctx, snapVer, reads, delta, Options{
+	opts := Options{
 		Mode:     l.r.Mode,
 		OpID:     l.inv.OpID,
 		OpDigest: l.inv.OpDigest,
 		Result:   out.Result,
 		Ticket:   l.ticket,
 		Signals:  out.Signals,
-	})
+	}
+	var res Result
+	if l.r.Engine != nil {
+		res, err = l.r.Engine.Commit(ctx, snapVer, reads, delta, opts)
+	} else {
+		res, err = l.r.Store.Commit(ctx, snapVer, reads, delta, opts)
+	}
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ type Snapshot struct {
 	e        *epoch
 	v        Version
 	released atomic.Bool
+	frozen   []Entry // a Frozen snapshot's values (s is nil then)
 }
 
 // Entry is a path's value as seen by a snapshot.
@@ -38,6 +39,9 @@ func (s *Store) Snapshot() *Snapshot {
 // again and again allocates nothing. It must not run concurrently with
 // other uses of sn.
 func (sn *Snapshot) Renew() {
+	if sn.s == nil {
+		panic("cas: Renew of a Frozen snapshot")
+	}
 	sn.Release()
 	sn.take()
 }
@@ -76,7 +80,7 @@ func (sn *Snapshot) Version() Version { return sn.v }
 func (sn *Snapshot) Release() {
 	// The load first: a second Release (Renew after Release, a deferred
 	// Release after an explicit one) then takes no locked instruction.
-	if !sn.released.Load() && sn.released.CompareAndSwap(false, true) {
+	if !sn.released.Load() && sn.released.CompareAndSwap(false, true) && sn.e != nil {
 		sn.e.holds.Add(-1)
 	}
 }
@@ -91,6 +95,9 @@ func (sn *Snapshot) check() {
 // false if p holds no value at this snapshot.
 func (sn *Snapshot) Get(p contract.Path) (Entry, bool) {
 	sn.check()
+	if sn.s == nil {
+		return sn.frozenGet(p)
+	}
 	sn.s.mu.RLock()
 	defer sn.s.mu.RUnlock()
 	n, ok := sn.s.index[p]
@@ -107,6 +114,9 @@ func (sn *Snapshot) Get(p contract.Path) (Entry, bool) {
 // Subtree returns every value at p or below it, sorted by path.
 func (sn *Snapshot) Subtree(p contract.Path) []Entry {
 	sn.check()
+	if sn.s == nil {
+		return sn.frozenSubtree(p)
+	}
 	sn.s.mu.RLock()
 	n, ok := sn.s.index[p]
 	var out []Entry

@@ -55,6 +55,9 @@ var Allowed = map[string][]string{
 	"internal/gopool":      {},           // goroutines kept for the next request (supervisor, worker)
 	"internal/importgraph": {},
 	"internal/doclinks":    {},
+	// The porcupine model the linearizability tests of cas and etcdstore
+	// share.
+	"internal/regmodel": {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a
 	// supervisor it builds; it imports nothing of the module.
 	"conformance": {},
