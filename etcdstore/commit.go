@@ -1,0 +1,298 @@
+package etcdstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
+)
+
+// appendRetries bounds how often a commit is sent again because another
+// commit appended to one of its logs meanwhile (appends commute: that is
+// not a conflict, only a new entry number).
+const appendRetries = 64
+
+// opOverhead is what one operation costs in a Txn request beside its key
+// and value: tags, lengths, the compare's target and revision.
+const opOverhead = 32
+
+// Commit applies delta in one etcd Txn if what it depends on is unchanged
+// since revision snap, as cas.Store.Commit does (see the package doc for
+// how). Signals and VIP tickets are not carried yet: a commit with signals
+// is refused.
+func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.Path, delta cas.Delta, opts cas.Options) (cas.Result, error) {
+	if err := cas.CheckCommit(reads, delta, opts); err != nil {
+		return cas.Result{}, err
+	}
+	if len(opts.Signals) > 0 {
+		return cas.Result{}, ErrSignals
+	}
+	t := s.plan(snap, reads, delta, opts)
+	if err := t.fits(s.maxOps, s.maxBytes); err != nil {
+		return cas.Result{}, err
+	}
+	for range appendRetries {
+		seqs, err := s.readSeqs(ctx, t.logs)
+		if err != nil {
+			return cas.Result{}, err
+		}
+		r, err := s.c.Txn(ctx).If(t.compares(seqs)...).Then(t.writes(seqs)...).Else(t.readBack...).Commit()
+		if err != nil {
+			return cas.Result{}, txnError(err)
+		}
+		if r.Succeeded {
+			return cas.Result{Version: cas.Version(r.Header.Revision)}, nil
+		}
+		res, err, again := t.failed(r, seqs)
+		if !again {
+			return res, err
+		}
+	}
+	return cas.Result{}, fmt.Errorf("etcdstore: %d commits in a row appended to the same logs first", appendRetries)
+}
+
+// txn is a commit planned: every key it compares, writes and reads back.
+type txn struct {
+	s     *Store
+	snap  cas.Version
+	delta cas.Delta
+	opts  cas.Options
+	// checked are the paths whose stamps must not have moved past snap,
+	// in the order of the read set then the delta (no duplicates).
+	checked []contract.Path
+	stamps  []contract.Path // every stamp the delta rewrites
+	logs    []contract.Path // the LOG roots it appends to, sorted
+	// readBack is the Else branch: the op id, the checked stamps, the
+	// head, the log counters (in that order).
+	readBack []clientv3.Op
+}
+
+func (s *Store) plan(snap cas.Version, reads []contract.Path, delta cas.Delta, opts cas.Options) *txn {
+	t := &txn{s: s, snap: snap, delta: delta, opts: opts}
+	if opts.Mode == cas.Smart {
+		for _, r := range reads {
+			if !slices.Contains(t.checked, r) {
+				t.checked = append(t.checked, r)
+			}
+		}
+		for _, w := range delta {
+			if w.Op != contract.OpAppend && !slices.Contains(t.checked, w.Path) {
+				t.checked = append(t.checked, w.Path)
+			}
+		}
+	}
+	seen := map[contract.Path]bool{}
+	for _, w := range delta {
+		if w.Op == contract.OpAppend && !slices.Contains(t.logs, w.Path) {
+			t.logs = append(t.logs, w.Path)
+		}
+		// An entry's own stamp is new (its number is too); its log's
+		// root and the root's ancestors are what readers compare.
+		for _, a := range stampsOf(w.Path) {
+			if !seen[a] {
+				seen[a] = true
+				t.stamps = append(t.stamps, a)
+			}
+		}
+	}
+	slices.Sort(t.logs)
+	t.readBack = append(t.readBack, clientv3.OpGet(s.opKey(opts.OpID)))
+	for _, p := range t.checked {
+		t.readBack = append(t.readBack, clientv3.OpGet(s.stampKey(p), clientv3.WithKeysOnly()))
+	}
+	t.readBack = append(t.readBack, clientv3.OpGet(s.headKey(), clientv3.WithKeysOnly()))
+	for _, l := range t.logs {
+		t.readBack = append(t.readBack, clientv3.OpGet(s.seqKey(l)))
+	}
+	return t
+}
+
+// stampsOf returns p and its ancestors, up to p's PRIVATE root if it has
+// one (a read above it must not conflict with the supervisor's records).
+func stampsOf(p contract.Path) []contract.Path {
+	stop := contract.Path("")
+	if root, ok := p.PrivateRoot(); ok {
+		stop, _ = root.Parent()
+	}
+	var out []contract.Path
+	for a, ok := p, true; ok && a != stop; a, ok = a.Parent() {
+		out = append(out, a)
+	}
+	return out
+}
+
+// seq is a log's counter as read before the Txn: the next entry number and
+// the counter key's mod revision (0: absent).
+type seq struct {
+	next uint64
+	rev  int64
+}
+
+func (s *Store) readSeqs(ctx context.Context, logs []contract.Path) ([]seq, error) {
+	if len(logs) == 0 {
+		return nil, nil
+	}
+	ops := make([]clientv3.Op, len(logs))
+	for i, l := range logs {
+		ops[i] = clientv3.OpGet(s.seqKey(l))
+	}
+	r, err := s.c.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return nil, &UnavailableError{Op: "log counters", Err: err}
+	}
+	out := make([]seq, len(logs))
+	for i, op := range r.Responses {
+		if kvs := op.GetResponseRange().Kvs; len(kvs) > 0 {
+			n, err := strconv.ParseUint(string(kvs[0].Value), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("etcdstore: log %s: counter %q: %w", logs[i], kvs[0].Value, err)
+			}
+			out[i] = seq{next: n, rev: kvs[0].ModRevision}
+		}
+	}
+	return out, nil
+}
+
+func (t *txn) compares(seqs []seq) []clientv3.Cmp {
+	s := t.s
+	var cs []clientv3.Cmp
+	if t.opts.OpID != "" {
+		cs = append(cs, clientv3.Compare(clientv3.CreateRevision(s.opKey(t.opts.OpID)), "=", 0))
+	}
+	after := int64(t.snap) + 1
+	switch t.opts.Mode {
+	case cas.Smart:
+		for _, p := range t.checked {
+			cs = append(cs, clientv3.Compare(clientv3.ModRevision(s.stampKey(p)), "<", after))
+		}
+	case cas.Strict:
+		cs = append(cs, clientv3.Compare(clientv3.ModRevision(s.headKey()), "<", after))
+	}
+	for i, l := range t.logs {
+		cs = append(cs, clientv3.Compare(clientv3.ModRevision(s.seqKey(l)), "=", seqs[i].rev))
+	}
+	return cs
+}
+
+func (t *txn) writes(seqs []seq) []clientv3.Op {
+	s := t.s
+	ops := make([]clientv3.Op, 0, len(t.delta)+len(t.stamps)+len(t.logs)+2)
+	next := map[contract.Path]uint64{}
+	for i, l := range t.logs {
+		next[l] = seqs[i].next
+	}
+	for _, w := range t.delta {
+		switch w.Op {
+		case contract.OpSet:
+			ops = append(ops, clientv3.OpPut(s.valueKey(w.Path), string(w.Value)))
+		case contract.OpDelete:
+			ops = append(ops, clientv3.OpDelete(s.valueKey(w.Path)))
+		case contract.OpAppend:
+			n := next[w.Path]
+			next[w.Path] = n + 1
+			ops = append(ops, clientv3.OpPut(s.valueKey(cas.EntryPath(w.Path, n)), string(w.Value)))
+		}
+	}
+	for _, p := range t.stamps {
+		ops = append(ops, clientv3.OpPut(s.stampKey(p), ""))
+	}
+	for _, l := range t.logs {
+		ops = append(ops, clientv3.OpPut(s.seqKey(l), strconv.FormatUint(next[l], 10)))
+	}
+	ops = append(ops, clientv3.OpPut(s.headKey(), ""))
+	if t.opts.OpID != "" {
+		rec := make([]byte, 0, len(t.opts.OpDigest)+len(t.opts.Result))
+		rec = append(rec, t.opts.OpDigest[:]...)
+		rec = append(rec, t.opts.Result...)
+		ops = append(ops, clientv3.OpPut(s.opKey(t.opts.OpID), string(rec)))
+	}
+	return ops
+}
+
+// failed explains a Txn whose compares failed from what it read back: a
+// repeat of the op id, a conflict, or (again) a log counter that moved.
+func (t *txn) failed(r *clientv3.TxnResponse, seqs []seq) (res cas.Result, err error, again bool) {
+	cur := cas.Version(r.Header.Revision)
+	got := r.Responses
+	if kvs := got[0].GetResponseRange().Kvs; t.opts.OpID != "" && len(kvs) > 0 {
+		v, result, _, err := decodeOp(t.opts.OpID, kvs[0].Value, cas.Version(kvs[0].ModRevision), t.opts.OpDigest)
+		if err != nil {
+			return cas.Result{}, err, false
+		}
+		return cas.Result{Version: v, Duplicate: true, Result: result}, nil, false
+	}
+	var changed []contract.Path
+	for i, p := range t.checked {
+		if kvs := got[1+i].GetResponseRange().Kvs; len(kvs) > 0 && cas.Version(kvs[0].ModRevision) > t.snap {
+			changed = append(changed, p)
+		}
+	}
+	if t.opts.Mode == cas.Strict {
+		if kvs := got[1+len(t.checked)].GetResponseRange().Kvs; len(kvs) > 0 && cas.Version(kvs[0].ModRevision) > t.snap {
+			return cas.Result{}, &cas.ConflictError{Snapshot: t.snap, Current: cur, Reason: "strict"}, false
+		}
+	}
+	if len(changed) > 0 {
+		return cas.Result{}, &cas.ConflictError{Snapshot: t.snap, Current: cur, Paths: changed}, false
+	}
+	return cas.Result{}, nil, true
+}
+
+// fits checks the Txn against etcd's limits: operations per branch and
+// the request's bytes (estimated from above).
+func (t *txn) fits(maxOps, maxBytes int) error {
+	s := t.s
+	compares := len(t.checked) + len(t.logs) + 1
+	writes := len(t.delta) + len(t.stamps) + len(t.logs) + 2
+	ops := max(compares, writes, len(t.readBack))
+	if ops > maxOps {
+		return &LimitError{What: "operations", Got: ops, Max: maxOps}
+	}
+	n := 0
+	for _, w := range t.delta {
+		n += len(s.valueKey(w.Path)) + len(w.Value) + opOverhead
+		if w.Op == contract.OpAppend {
+			n += seqDigits + 1
+		}
+	}
+	for _, p := range t.stamps {
+		n += len(s.stampKey(p)) + opOverhead
+	}
+	for _, p := range t.checked {
+		n += 2 * (len(s.stampKey(p)) + opOverhead) // compared and read back
+	}
+	for _, l := range t.logs {
+		n += 3 * (len(s.seqKey(l)) + opOverhead + seqDigits)
+	}
+	n += 3*(len(s.opKey(t.opts.OpID))+opOverhead) + len(t.opts.OpDigest) + len(t.opts.Result)
+	n += 3 * (len(s.headKey()) + opOverhead)
+	if n > maxBytes {
+		return &LimitError{What: "bytes", Got: n, Max: maxBytes}
+	}
+	return nil
+}
+
+// txnError classifies a failed Txn: refused before it applied (a limit
+// the cluster enforces lower than configured here, a key written twice)
+// or of unknown outcome.
+func txnError(err error) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrTooManyOps):
+		return &LimitError{What: "operations (the cluster's limit)", Err: err}
+	case errors.Is(err, rpctypes.ErrRequestTooLarge):
+		return &LimitError{What: "bytes (the cluster's limit)", Err: err}
+	case errors.Is(err, rpctypes.ErrDuplicateKey):
+		return fmt.Errorf("%w: %w", cas.ErrInvalidDelta, err)
+	}
+	return &UncertainError{Err: err}
+}
+
+// seqDigits is the width of a log entry's number (cas.EntryPath).
+const seqDigits = 20

@@ -1,0 +1,46 @@
+// Package etcdstore keeps the Context's DATA zone in etcd, so that several
+// supervisors on several hosts share one serializable state: it is a
+// cas.Engine. It owns the key layout under its prefix, the snapshot (an
+// etcd revision), and the commit (one etcd Txn). It never runs user code,
+// never interprets values (opaque bytes, as in cas), never holds HEAVY
+// tensor bytes (they stay in one host's arena), and never runs consensus
+// of its own: etcd's Raft orders every commit.
+//
+// # Keys
+//
+// Under the prefix P (default "theus/"), a path p is written as p + "."
+// so that the keys of p's subtree are exactly those that start with it:
+//
+//	P v/<p>.   the value at p (absent when p holds none)
+//	P s/<p>.   p's subtree stamp: rewritten by every commit that sets,
+//	           deletes or appends at p or below it; only its mod
+//	           revision matters
+//	P q/<r>.   the next entry number of the LOG rooted at r
+//	P o/<id>   an op id: the call's digest (32 bytes) and its result
+//	P h        the head: rewritten by every commit (strict mode)
+//
+// # Commit
+//
+// A snapshot is the revision of one read-only Txn that reads every value
+// under the invocation's inputs (cas.Frozen serves the run from them). A
+// commit from revision S is one Txn: if the op id is absent, and (smart)
+// the stamp of every path read and of every path set or deleted has a mod
+// revision at most S (strict: the head's; training: nothing), and the LOG
+// counters are those just read, then apply the delta, rewrite the stamps
+// and the head, and store the op id; else read back what failed. A stamp
+// covers its subtree's deletes, which a prefix compare on the values
+// cannot see. The commit's version is the Txn's revision. As in cas, a
+// PRIVATE path stamps nothing above its PRIVATE root.
+//
+// A set or delete conflicts with a change anywhere in its own subtree
+// since S (cas looks at the path alone): a rare false conflict, never a
+// missed one. A delta larger than etcd takes in one Txn (operations or
+// bytes) is a *LimitError (bad_request) and changes nothing.
+//
+// # Failures
+//
+// An etcd error during a commit is an *UncertainError: the Txn may or may
+// not have applied (a timeout after it was sent); never a success. A
+// caller retrying with the same op id gets the first outcome. Op ids are
+// kept until deleted (there is no window yet).
+package etcdstore

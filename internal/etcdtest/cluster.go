@@ -1,0 +1,186 @@
+// Package etcdtest runs a real etcd cluster inside the calling process, on
+// loopback, for tests and for scripts/cluster.sh: n members of the
+// embedded etcd server (go.etcd.io/etcd/server/v3/embed), each with its
+// own data directory, ports picked free on 127.0.0.1. It owns those
+// members (start, stop one, restart it, close all) and never the data a
+// caller keeps in them.
+package etcdtest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Cluster is n embedded etcd members that form one etcd cluster.
+type Cluster struct {
+	dir     string
+	initial string // the initial-cluster flag every member was started with
+	members []*member
+}
+
+type member struct {
+	name      string
+	dir       string
+	peer, cli url.URL
+	mu        sync.Mutex
+	e         *embed.Etcd // nil while stopped
+}
+
+// StartTimeout bounds how long Start and Restart wait for a member to
+// join its cluster (generous: a loaded 2-core machine is slow).
+const StartTimeout = 60 * time.Second
+
+// Start runs n members with data under dir and waits until every one of
+// them serves.
+func Start(dir string, n int) (*Cluster, error) {
+	if n < 1 {
+		return nil, errors.New("etcdtest: at least one member")
+	}
+	c := &Cluster{dir: dir}
+	var parts []string
+	for i := range n {
+		ports, err := freePorts(2)
+		if err != nil {
+			return nil, err
+		}
+		m := &member{
+			name: fmt.Sprintf("m%d", i),
+			dir:  filepath.Join(dir, fmt.Sprintf("m%d", i)),
+			peer: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])},
+			cli:  url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])},
+		}
+		c.members = append(c.members, m)
+		parts = append(parts, m.name+"="+m.peer.String())
+	}
+	c.initial = strings.Join(parts, ",")
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, m := range c.members {
+		wg.Go(func() { errs[i] = c.run(m, embed.ClusterStateFlagNew) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// freePorts returns n TCP ports free on 127.0.0.1 now.
+func freePorts(n int) ([]int, error) {
+	var out []int
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("etcdtest: %w", err)
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return out, nil
+}
+
+// run starts m and waits until it serves.
+func (c *Cluster) run(m *member, state string) error {
+	cfg := embed.NewConfig()
+	cfg.Name, cfg.Dir = m.name, m.dir
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{m.peer}, []url.URL{m.peer}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{m.cli}, []url.URL{m.cli}
+	cfg.InitialCluster, cfg.InitialClusterToken, cfg.ClusterState = c.initial, "theus-test", state
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	cfg.LogLevel = "error"
+	// Tests run on a loaded 2-core machine: a tick of 100 ms with an
+	// election at 10 ticks (the defaults) keeps leaders from flapping.
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return fmt.Errorf("etcdtest: member %s: %w", m.name, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return fmt.Errorf("etcdtest: member %s: %w", m.name, err)
+	case <-time.After(StartTimeout):
+		e.Close()
+		return fmt.Errorf("etcdtest: member %s not ready after %v", m.name, StartTimeout)
+	}
+	m.mu.Lock()
+	m.e = e
+	m.mu.Unlock()
+	return nil
+}
+
+// Endpoints returns every member's client URL, stopped ones included.
+func (c *Cluster) Endpoints() []string {
+	out := make([]string, len(c.members))
+	for i, m := range c.members {
+		out[i] = m.cli.String()
+	}
+	return out
+}
+
+// Len is the number of members.
+func (c *Cluster) Len() int { return len(c.members) }
+
+// Leader returns the index of the member that is the Raft leader now, as
+// the running members see it, or -1 if none is known.
+func (c *Cluster) Leader() int {
+	for _, m := range c.members {
+		m.mu.Lock()
+		e := m.e
+		m.mu.Unlock()
+		if e == nil {
+			continue
+		}
+		lead := uint64(e.Server.Leader())
+		for j, o := range c.members {
+			o.mu.Lock()
+			if o.e != nil && uint64(o.e.Server.MemberID()) == lead {
+				o.mu.Unlock()
+				return j
+			}
+			o.mu.Unlock()
+		}
+	}
+	return -1
+}
+
+// Stop stops member i (its data stays, for Restart). Stopping a stopped
+// member does nothing.
+func (c *Cluster) Stop(i int) {
+	m := c.members[i]
+	m.mu.Lock()
+	e := m.e
+	m.e = nil
+	m.mu.Unlock()
+	if e != nil {
+		e.Close()
+	}
+}
+
+// Restart starts a stopped member again on its data and ports.
+func (c *Cluster) Restart(i int) error {
+	return c.run(c.members[i], embed.ClusterStateFlagExisting)
+}
+
+// Close stops every member.
+func (c *Cluster) Close() {
+	for i := range c.members {
+		c.Stop(i)
+	}
+}
