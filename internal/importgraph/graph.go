@@ -33,18 +33,15 @@ var Allowed = map[string][]string{
 	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit", "internal/gopool"},
 	// The Flux language and its run engine: it reads snapshots and runs
 	// steps through the Host the supervisor gives it.
-	"flux":              {"cas", "contract"},
-	"client":            {"ipc", "protocol"},
-	"worker":            {"ipc", "protocol", "shm", "contract", "internal/gopool"},
-	"worker/dense":      {"worker", "shm"},
-	"worker/workertest": {"worker", "ipc", "protocol", "shm", "contract"},
-	"pool":              {"ipc", "protocol", "shm", "heavy"},
-	"heavy":             {"shm", "ipc", "protocol"},
-	"cas":               {"contract", "vip"},
-	"durable":           {"cas", "contract"},
-	// The Context in etcd: a cas.Engine; its size limits are bad_request
-	// errors (protocol).
-	"etcdstore":            {"cas", "contract", "protocol"},
+	"flux":                 {"cas", "contract"},
+	"client":               {"ipc", "protocol"},
+	"worker":               {"ipc", "protocol", "shm", "contract", "internal/gopool"},
+	"worker/dense":         {"worker", "shm"},
+	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
+	"pool":                 {"ipc", "protocol", "shm", "heavy"},
+	"heavy":                {"shm", "ipc", "protocol"},
+	"cas":                  {"contract", "vip"},
+	"durable":              {"cas", "contract"},
 	"signal":               {"cas", "contract"},
 	"schema":               {"contract"}, // the schema gate: patterns and compiled JSON Schemas
 	"ipc":                  {"protocol"},
@@ -58,14 +55,17 @@ var Allowed = map[string][]string{
 	"internal/gopool":      {},           // goroutines kept for the next request (supervisor, worker)
 	"internal/importgraph": {},
 	"internal/doclinks":    {},
+	// Runs Python programs written from docs/PROTOCOL.md alone against a
+	// supervisor it builds; it imports nothing of the module.
+	"conformance": {},
+	// The Context in etcd, a cas.Engine; its size limits are bad_request
+	// errors (protocol).
+	"etcdstore": {"cas", "contract", "protocol"},
 	// The porcupine model the linearizability tests of cas and etcdstore
 	// share.
 	"internal/regmodel": {},
 	// A real etcd cluster in the calling process (tests, scripts).
 	"internal/etcdtest": {},
-	// Runs Python programs written from docs/PROTOCOL.md alone against a
-	// supervisor it builds; it imports nothing of the module.
-	"conformance": {},
 }
 
 func match(pattern, pkg string) bool {
