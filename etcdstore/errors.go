@@ -1,6 +1,7 @@
 package etcdstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -8,8 +9,22 @@ import (
 )
 
 // ErrSignals: a commit carried signals, which the etcd store does not
-// publish yet.
-var ErrSignals = errors.New("etcdstore: signals are not carried by the etcd store yet")
+// publish yet. It is a bad_request on the wire: nothing was sent.
+var ErrSignals error = &refusedError{msg: "etcdstore: signals are not carried by the etcd store yet: nothing committed"}
+
+// refusedError is a commit the etcd store does not take: a bad_request.
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return e.msg }
+
+// As makes errors.As(err, **protocol.Error) give a bad_request.
+func (e *refusedError) As(target any) bool {
+	if pe, ok := target.(**protocol.Error); ok {
+		*pe = &protocol.Error{Code: protocol.CodeBadRequest, Message: e.msg}
+		return true
+	}
+	return false
+}
 
 // ErrUnavailable matches every error that comes from etcd not answering
 // (UnavailableError, UncertainError).
@@ -54,6 +69,18 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 // Is makes errors.Is(err, ErrUnavailable) true.
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
 
+// As makes errors.As(err, **protocol.Error) give a not_durable: the
+// store cannot be reached, and nothing changed. A read that its caller
+// canceled is not one (the caller's own cancel is the cause).
+func (e *UnavailableError) As(target any) bool {
+	pe, ok := target.(**protocol.Error)
+	if !ok || errors.Is(e.Err, context.Canceled) {
+		return false
+	}
+	*pe = &protocol.Error{Code: protocol.CodeNotDurable, Message: e.Error() + " (nothing changed)"}
+	return true
+}
+
 // UncertainError is a commit whose Txn got no answer: it may or may not
 // have applied. It is never reported as a success; retrying with the
 // same op id applies it at most once.
@@ -67,3 +94,13 @@ func (e *UncertainError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrUnavailable) true.
 func (e *UncertainError) Is(target error) bool { return target == ErrUnavailable }
+
+// As makes errors.As(err, **protocol.Error) give a not_durable: the
+// commit may have applied, and it is not acknowledged.
+func (e *UncertainError) As(target any) bool {
+	if pe, ok := target.(**protocol.Error); ok {
+		*pe = &protocol.Error{Code: protocol.CodeNotDurable, Message: e.Error()}
+		return true
+	}
+	return false
+}

@@ -7,7 +7,9 @@
 // crashes mid-dispatch committed nothing, so the dispatch is sent again,
 // to another worker, a bounded number of times. With an audit recipe
 // (Config.Audit) it also checks a call's args before dispatch and the
-// delta that would commit before the commit (audit.go).
+// delta that would commit before the commit (audit.go). With Config.Etcd
+// the Context lives in an etcd cluster that several supervisors share
+// (etcd.go): the runner commits through it and takes no local tickets.
 //
 // It never runs user code in its own process and never trusts a worker:
 // every write a worker returns is checked against the contract the worker

@@ -119,6 +119,10 @@ func (s *Supervisor) Backup(ctx context.Context, req *protocol.Backup) *protocol
 		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "backup: %q is not an absolute path", req.Path)
 		return rep
 	}
+	if s.etcd != nil {
+		rep.Err = errEtcdLocal("backup (etcdctl snapshot save backs up the cluster)")
+		return rep
+	}
 	st := s.store.Export()
 	if err := s.durableAt(ctx, st.Version); err != nil {
 		rep.Err = err

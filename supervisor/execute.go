@@ -285,11 +285,15 @@ func (s *Supervisor) Get(req *protocol.Get) *protocol.GetReply {
 		rep.Err = &protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error(), Path: req.Path}
 		return rep
 	}
-	snap := s.store.Snapshot()
-	defer snap.Release()
-	rep.Version = uint64(snap.Version())
 	ctx, cancel := context.WithTimeout(s.base, s.cfg.DefaultTimeout)
 	defer cancel()
+	snap, err := s.view(ctx, p)
+	if err != nil {
+		rep.Err = s.wireError(err)
+		return rep
+	}
+	defer snap.Release()
+	rep.Version = uint64(snap.Version())
 	if err := s.durableAt(ctx, snap.Version()); err != nil { // never show what a crash could take back
 		rep.Err = err
 		return rep
@@ -306,11 +310,12 @@ func (s *Supervisor) Get(req *protocol.Get) *protocol.GetReply {
 // Status returns the supervisor's counters and its workers.
 func (s *Supervisor) Status(req *protocol.Status) *protocol.StatusReply {
 	rep := &protocol.StatusReply{
-		ID: req.ID, Version: uint64(s.store.Version()), Mode: s.mode,
+		ID: req.ID, Mode: s.mode,
 		Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Retries: s.retries.Load(),
 		VIP: s.vips.Load(), Failures: s.failures.Load(), Processes: s.Processes(),
 	}
 	rep.Durability, rep.LostTensors = "none", int64(s.lost)
+	s.statusStore(rep)
 	if s.journal != nil {
 		js := s.journal.Stats()
 		rep.Durability, rep.Durable, rep.Batches, rep.Persisted = s.cfg.Durability.String(), uint64(js.Durable), js.Batches, js.Commits

@@ -22,6 +22,9 @@ func (h fluxHost) Exec(ctx context.Context, call flux.Call) (flux.Done, error) {
 		return flux.Done{}, &flux.Failure{Code: protocol.CodeShuttingDown, Message: "the supervisor is shutting down"}
 	}
 	defer s.inflight.Done()
+	if s.etcd != nil {
+		return flux.Done{}, fluxLocal()
+	}
 	req := &protocol.Execute{Process: call.Process, Args: call.Args, OpID: call.OpID}
 	rep := s.run(ctx, req, call.System)
 	if rep.Err != nil {
@@ -36,6 +39,9 @@ func (h fluxHost) Exec(ctx context.Context, call flux.Call) (flux.Done, error) {
 // went stale under it: it tries again.
 func (h fluxHost) Commit(ctx context.Context, sys cas.Delta) (uint64, error) {
 	s := h.s
+	if s.etcd != nil {
+		return 0, fluxLocal()
+	}
 	if err := s.journalErr(); err != nil {
 		return 0, &flux.Failure{Code: err.Code, Message: err.Message}
 	}

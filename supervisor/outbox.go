@@ -125,7 +125,11 @@ func (s *Supervisor) outboxPull(ctx context.Context, body []byte) (any, error) {
 	}
 	o := s.outbox
 	o.mu.Lock()
-	snap := s.store.Snapshot()
+	snap, err := s.view(ctx, topicRoot(req.Topic))
+	if err != nil {
+		o.mu.Unlock()
+		return nil, fmt.Errorf("outbox.pull: %w", err)
+	}
 	now := o.now()
 	rep := pullReply{Messages: []Message{}}
 	for _, e := range snap.Subtree(topicRoot(req.Topic)) {
@@ -206,7 +210,7 @@ func (s *Supervisor) outboxAck(ctx context.Context, body []byte) (any, error) {
 	o := s.outbox
 	o.mu.Lock()
 	r, err := s.runner.Execute(ctx, cas.Invocation{
-		Contract: contract.Contract{Name: protocol.MethodOutboxAck},
+		Contract: contract.Contract{Name: protocol.MethodOutboxAck, Inputs: s.ackInputs(paths)},
 		Owner:    protocol.MethodOutboxAck,
 		Run: func(_ context.Context, snap *cas.Snapshot, _ int) (cas.Outcome, error) {
 			var out cas.Outcome

@@ -98,6 +98,11 @@ type Config struct {
 	// a *audit.LoadError.
 	Audit string
 
+	// Etcd, when set, keeps the DATA zone in an etcd cluster shared with
+	// other supervisors instead of in this process (see EtcdConfig; then
+	// StateDir, Restore, HeavySize, Flux and Audit must be unset).
+	Etcd *EtcdConfig
+
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.
 	Pool pool.Config
@@ -116,6 +121,9 @@ type Supervisor struct {
 	zone   *heavy.Zone
 	// journal makes commits durable; nil in memory only.
 	journal *durable.Journal
+	// etcd holds the DATA zone when Config.Etcd is set (etcd.go); then
+	// store stays empty and the runner commits to etcd.
+	etcd *etcdBackend
 	// signals publishes committed signals once durable (signals.go).
 	signals *signal.Hub
 	lost    int // tensors lost at the last restart (their paths were removed)
@@ -187,6 +195,9 @@ func Start(cfg Config) (*Supervisor, error) {
 	if cfg.FrameTimeout <= 0 {
 		cfg.FrameTimeout = 10 * time.Second
 	}
+	if err := checkEtcd(cfg); err != nil {
+		return nil, err
+	}
 	if maxFrame := cmp.Or(cfg.MaxFrame, protocol.DefaultMaxFrame); cfg.ClientBuffer < int64(maxFrame) {
 		return nil, fmt.Errorf("supervisor: a client buffer of %d bytes cannot hold one frame of %d", cfg.ClientBuffer, maxFrame)
 	}
@@ -249,6 +260,12 @@ func Start(cfg Config) (*Supervisor, error) {
 	reclaim = store.Collect
 	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{}), gos: gopool.New(connGoroutines)}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
+	if cfg.Etcd != nil {
+		if err := s.openEtcd(); err != nil {
+			return fail(err)
+		}
+		undo = append(undo, s.etcd.close)
+	}
 	if err := s.dropLostTensors(state); err != nil {
 		return fail(err)
 	}
@@ -420,6 +437,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.arb.Close() // no invocation is left to hold or wait for a ticket
 	s.zone.Close()
 	s.signals.Close() // before the journal it waits on
+	s.etcd.close()
 	if s.journal != nil {
 		return s.journal.Close() // writes what is queued (Async)
 	}

@@ -92,6 +92,7 @@ type flags struct {
 	maxClients   int
 	clientBuffer string
 	frameTimeout time.Duration
+	etcd         etcdFlags
 }
 
 func version() string {
@@ -151,6 +152,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.IntVar(&f.maxClients, "max-clients", 1024, "client connections served at once (each holds a descriptor: raise ulimit -n to match); past it a client gets too_many_clients")
 	fl.StringVar(&f.clientBuffer, "client-buffer", "256MiB", "memory for client frames still arriving, all clients together (at least --max-frame); a large frame waits for room")
 	fl.DurationVar(&f.frameTimeout, "frame-timeout", 10*time.Second, "how long a client frame may take to arrive once its header has; a client stalled inside a frame is disconnected")
+	f.etcd.register(fl)
 	return cmd
 }
 
@@ -161,6 +163,9 @@ func run(cmd *cobra.Command, f flags) error {
 	}
 	cfg, err := f.config()
 	if err != nil {
+		return err
+	}
+	if err := f.storeConfig(&cfg, cmd.Flags().Changed); err != nil {
 		return err
 	}
 	cfg.Log = log

@@ -30,7 +30,7 @@ var Allowed = map[string][]string{
 	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention": {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":          {"worker"},
-	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit", "internal/gopool"},
+	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit", "internal/gopool", "etcdstore"},
 	// The Flux language and its run engine: it reads snapshots and runs
 	// steps through the Host the supervisor gives it.
 	"flux":                 {"cas", "contract"},
@@ -66,6 +66,8 @@ var Allowed = map[string][]string{
 	"internal/regmodel": {},
 	// A real etcd cluster in the calling process (tests, scripts).
 	"internal/etcdtest": {},
+	// Tests of several supervisors on one etcd cluster; no code of its own.
+	"internal/clustertest": {},
 }
 
 func match(pattern, pkg string) bool {

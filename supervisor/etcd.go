@@ -1,0 +1,196 @@
+package supervisor
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/etcdstore"
+	"github.com/theus-run/theus/flux"
+	"github.com/theus-run/theus/protocol"
+)
+
+// EtcdConfig keeps the DATA zone in an etcd cluster (package etcdstore)
+// instead of this process's memory and state file: every supervisor on
+// the same cluster and Prefix shares one Context (docs/DISTRIBUTED.md).
+// Endpoints or Client is required.
+type EtcdConfig struct {
+	Endpoints []string
+	// Prefix is the Context's key prefix; default etcdstore.DefaultPrefix.
+	Prefix string
+	// CA, Cert and Key are PEM files: CA verifies the members (with none
+	// given, plain connections), Cert and Key (both or neither) are this
+	// supervisor's client certificate.
+	CA, Cert, Key string
+	// DialTimeout bounds the first connection; default 5s.
+	DialTimeout time.Duration
+	// MaxTxnOps and MaxRequestBytes are the cluster's --max-txn-ops and
+	// --max-request-bytes (etcd's defaults when zero).
+	MaxTxnOps, MaxRequestBytes int
+	// Client, when set, is used instead of dialing Endpoints; the caller
+	// owns it and closes it after Shutdown (tests close it before, to
+	// cut the supervisor off from etcd).
+	Client *clientv3.Client
+}
+
+// etcdBackend is the supervisor's connection to its etcd Context.
+type etcdBackend struct {
+	client *clientv3.Client
+	owned  bool // dialed here: closed at Shutdown
+	store  *etcdstore.Store
+}
+
+// checkEtcd refuses, before anything starts, what the etcd store does
+// not carry: it would be silently local to one supervisor otherwise.
+func checkEtcd(cfg Config) error {
+	e := cfg.Etcd
+	if e == nil {
+		return nil
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("supervisor: etcd store: "+format, args...)
+	}
+	switch {
+	case e.Client == nil && len(e.Endpoints) == 0:
+		return bad("no endpoints")
+	case cfg.StateDir != "" || cfg.Restore != "":
+		return bad("a commit is durable once etcd has it (a quorum of members logged it): no state directory, durability mode or backup to restore applies")
+	case cfg.HeavySize > 0:
+		return bad("HEAVY arena tensors live in one host's memory, which other supervisors cannot read: set the HEAVY size to 0 (inline tensors only)")
+	case cfg.Flux != "":
+		return bad("workflow runs and machines are not kept in etcd yet: no flux directory")
+	case cfg.Audit != "":
+		return bad("audit counters are not kept in etcd yet: no audit recipe")
+	case (e.Cert == "") != (e.Key == ""):
+		return bad("a client certificate needs both its certificate and its key")
+	}
+	return nil
+}
+
+// openEtcd connects to the cluster (or takes Config.Etcd.Client) and
+// makes the runner commit through it. VIP tickets are local to one
+// process, so the runner has none: a hot key is served by backoff.
+func (s *Supervisor) openEtcd() error {
+	e := s.cfg.Etcd
+	b := &etcdBackend{client: e.Client}
+	if b.client == nil {
+		tc, err := etcdTLS(e)
+		if err != nil {
+			return err
+		}
+		b.client, err = clientv3.New(clientv3.Config{
+			Endpoints: e.Endpoints, DialTimeout: cmp.Or(e.DialTimeout, 5*time.Second), TLS: tc, Logger: zap.NewNop(),
+		})
+		if err != nil {
+			return fmt.Errorf("supervisor: etcd store: %w", err)
+		}
+		b.owned = true
+	}
+	st, err := etcdstore.New(etcdstore.Config{Client: b.client, Prefix: e.Prefix, MaxTxnOps: e.MaxTxnOps, MaxRequestBytes: e.MaxRequestBytes})
+	if err != nil {
+		b.close()
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	b.store = st
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(e.DialTimeout, 5*time.Second))
+	defer cancel()
+	if _, err := st.Version(ctx); err != nil { // fail the start, not the first execute
+		b.close()
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	s.etcd = b
+	s.runner = &cas.Runner{Engine: st, Mode: s.cfg.Mode, VIPAfter: -1}
+	return nil
+}
+
+// etcdTLS builds the client's TLS configuration from PEM files; nil when
+// none is given.
+func etcdTLS(e *EtcdConfig) (*tls.Config, error) {
+	if e.CA == "" && e.Cert == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if e.CA != "" {
+		pem, err := os.ReadFile(e.CA)
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: etcd CA: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("supervisor: etcd CA %s: no PEM certificate in it", e.CA)
+		}
+	}
+	if e.Cert != "" {
+		c, err := tls.LoadX509KeyPair(e.Cert, e.Key)
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: etcd client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	return tc, nil
+}
+
+// close closes the client if it was dialed here.
+func (b *etcdBackend) close() {
+	if b != nil && b.owned {
+		b.client.Close()
+	}
+}
+
+// view returns a snapshot of the newest version that reads at least the
+// values at or under paths: the process's store's, or a read of etcd.
+// The caller releases it.
+func (s *Supervisor) view(ctx context.Context, paths ...contract.Path) (*cas.Snapshot, error) {
+	if s.etcd == nil {
+		return s.store.Snapshot(), nil
+	}
+	return s.etcd.store.View(ctx, paths)
+}
+
+// statusStore fills a Status reply's version and durability: an etcd
+// commit is durable once acknowledged, so Durable is the version.
+func (s *Supervisor) statusStore(rep *protocol.StatusReply) {
+	if s.etcd == nil {
+		rep.Version = uint64(s.store.Version())
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.DefaultTimeout)
+	defer cancel()
+	v, err := s.etcd.store.Version(ctx)
+	if err != nil {
+		rep.Err = s.wireError(err)
+	}
+	rep.Version, rep.Durable, rep.Durability = uint64(v), uint64(v), "etcd"
+}
+
+// errEtcdLocal answers what stays local to one supervisor and so is
+// refused with an etcd store.
+func errEtcdLocal(what string) *protocol.Error {
+	return protocol.Errorf(protocol.CodeBadRequest, "%s is not available with the etcd store yet (docs/DISTRIBUTED.md)", what)
+}
+
+// ackInputs are the inputs outbox.ack reads: none from a local store (its
+// snapshot reads everything), the messages from etcd (a view reads only
+// what it names).
+func (s *Supervisor) ackInputs(paths []contract.Path) []contract.Path {
+	if s.etcd == nil {
+		return nil
+	}
+	return paths
+}
+
+// fluxLocal refuses a workflow run or machine on the etcd store: their
+// records would stay in this process.
+func fluxLocal() *flux.Failure {
+	e := errEtcdLocal("a workflow run or state machine")
+	return &flux.Failure{Code: e.Code, Message: e.Message}
+}
