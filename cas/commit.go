@@ -26,6 +26,9 @@ type Options struct {
 	Result []byte
 	// Ticket is the caller's own VIP ticket, which does not block it.
 	Ticket *vip.Ticket
+	// Held is the caller's own ticket from an Engine's Tickets (the
+	// Engine's counterpart of Ticket).
+	Held EngineTicket
 	// Signals ride with the commit without being applied: Config.Committed
 	// receives them in Commit.Signals, in version order with every other
 	// commit. A commit with signals and an empty delta still takes a

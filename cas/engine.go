@@ -53,3 +53,27 @@ func (sn *Snapshot) frozenSubtree(p contract.Path) []Entry {
 	}
 	return out
 }
+
+// Tickets is an Engine that grants VIP tickets every process sharing it
+// honours (etcdstore: keys with a lease, so a dead holder's ticket
+// expires). A Runner whose Engine implements it takes tickets as it would
+// from a vip.Arbiter: after VIPAfter conflicts, or at once on keys that
+// are Contended, and passes the ticket it holds in Options.Held. While a
+// ticket is held on some keys, a commit that writes at, above or below
+// one of them, by anyone but the holder, fails with a conflict; so the
+// holder's next attempt cannot lose. Tickets are taken in Smart mode only.
+type Tickets interface {
+	// Acquire waits until no other ticket overlaps keys and takes one.
+	Acquire(ctx context.Context, owner string, keys []string) (EngineTicket, error)
+	// Heat notes that a commit on keys lost; Contended reports whether
+	// keys lost a commit lately (a first attempt on them then queues for
+	// a ticket instead of running optimistically).
+	Heat(keys []string)
+	Contended(keys []string) bool
+}
+
+// EngineTicket is a ticket a Tickets engine granted.
+type EngineTicket interface {
+	Valid() bool // held: not released, its lease not lost
+	Release()    // idempotent; the ticket may also end with its holder's commit
+}

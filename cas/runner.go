@@ -27,7 +27,7 @@ type Runner struct {
 	Store *Store
 	// Engine, when set, replaces Store: attempts read a View of their
 	// inputs and commit through it. VIP tickets are then the Engine's
-	// business: Arbiter must be nil.
+	// business (Tickets, when it implements it): Arbiter must be nil.
 	Engine  Engine
 	Arbiter *vip.Arbiter // nil: no tickets, only backoff
 	// Mode is the commits' validation. In Training an attempt's snapshot
@@ -163,6 +163,11 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 	}
 	l := loop{r: r, inv: &inv, rep: Report{}}
 	defer func() { l.ticket.Release() }() // l.ticket is set later: not `defer l.ticket.Release()`
+	defer func() {
+		if l.held != nil {
+			l.held.Release()
+		}
+	}()
 	if err := l.run(ctx); err != nil {
 		return Report{}, &RunError{Process: inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, Err: err}
 	}
@@ -186,7 +191,23 @@ type loop struct {
 	inv    *Invocation
 	rep    Report
 	ticket *vip.Ticket
+	held   EngineTicket // the Engine's ticket (Tickets)
 	keys   []string
+}
+
+// tickets is the Engine's Tickets, or nil: then tickets come from the
+// Arbiter, if any. Only Smart mode takes them (Strict would need every
+// commit gated).
+func (r *Runner) tickets() Tickets {
+	if t, ok := r.Engine.(Tickets); ok && r.Mode == Smart {
+		return t
+	}
+	return nil
+}
+
+// valid reports whether the invocation holds a ticket now.
+func (l *loop) valid() bool {
+	return l.ticket.Valid() || (l.held != nil && l.held.Valid())
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -216,10 +237,13 @@ func (l *loop) run(ctx context.Context) error {
 		if l.r.Arbiter != nil && l.r.vipAfter() >= 0 {
 			l.r.Arbiter.Heat(hotKeys(err, l.keySet()))
 		}
+		if t := l.r.tickets(); t != nil && l.r.vipAfter() >= 0 {
+			t.Heat(hotKeys(err, l.keySet()))
+		}
 		if l.rep.Attempts >= l.r.maxAttempts() {
 			return fmt.Errorf("%w: %w", ErrRetryLimit, err)
 		}
-		if l.ticket.Valid() || l.wantTicket() {
+		if l.valid() || l.wantTicket() {
 			continue // a ticket holder, or one about to queue, needs no backoff
 		}
 		if err := sleep(ctx, seq.Next()); err != nil {
@@ -251,7 +275,7 @@ func hotKeys(err error, keys []string) []string {
 
 func (l *loop) wantTicket() bool {
 	k := l.r.vipAfter()
-	return l.r.Arbiter != nil && k >= 0 && l.rep.Conflicts >= k && l.r.Mode != Training
+	return (l.r.Arbiter != nil || l.r.tickets() != nil) && k >= 0 && l.rep.Conflicts >= k && l.r.Mode != Training
 }
 
 // joinQueue reports whether a first attempt should queue for a ticket
@@ -260,10 +284,13 @@ func (l *loop) wantTicket() bool {
 // write, so running it first only wastes a run), or lost a commit within
 // the arbiter's HotFor (a burst of callers on a hot key would collide).
 func (l *loop) joinQueue() bool {
-	if l.rep.Attempts > 0 || l.r.Optimistic || l.r.Arbiter == nil || l.r.vipAfter() < 0 || l.r.Mode == Training {
+	if l.rep.Attempts > 0 || l.r.Optimistic || l.r.vipAfter() < 0 || l.r.Mode == Training {
 		return false
 	}
-	return l.r.Arbiter.Contended(l.keySet())
+	if t := l.r.tickets(); t != nil {
+		return t.Contended(l.keySet())
+	}
+	return l.r.Arbiter != nil && l.r.Arbiter.Contended(l.keySet())
 }
 
 func (l *loop) keySet() []string {
@@ -278,10 +305,21 @@ func (l *loop) keySet() []string {
 // maybeTicket takes a ticket once the invocation has conflicted enough or
 // its keys are contended, or takes a new one if a lease ran out.
 func (l *loop) maybeTicket(ctx context.Context) error {
-	if l.ticket.Valid() || !(l.wantTicket() || l.joinQueue()) {
+	if l.valid() || !(l.wantTicket() || l.joinQueue()) {
 		return nil
 	}
 	l.keySet()
+	if t := l.r.tickets(); t != nil {
+		if l.held != nil {
+			l.held.Release() // its lease was lost
+		}
+		h, err := t.Acquire(ctx, l.inv.Owner, l.keys)
+		if err != nil {
+			return fmt.Errorf("vip ticket: %w", err)
+		}
+		l.held = h
+		return nil
+	}
 	t, err := l.r.Arbiter.Acquire(ctx, l.inv.Owner, l.keys)
 	if err != nil {
 		return fmt.Errorf("vip ticket: %w", err)
@@ -343,13 +381,14 @@ func (l *loop) attempt(ctx context.Context) error {
 	if out.ReadsKnown {
 		reads = out.Reads
 	}
-	vip := l.ticket.Valid()
+	vip := l.valid()
 	opts := Options{
 		Mode:     l.r.Mode,
 		OpID:     l.inv.OpID,
 		OpDigest: l.inv.OpDigest,
 		Result:   out.Result,
 		Ticket:   l.ticket,
+		Held:     l.held,
 		Signals:  out.Signals,
 	}
 	var res Result

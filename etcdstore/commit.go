@@ -25,8 +25,9 @@ const opOverhead = 32
 
 // Commit applies delta in one etcd Txn if what it depends on is unchanged
 // since revision snap, as cas.Store.Commit does (see the package doc for
-// how). Signals and VIP tickets are not carried yet: a commit with signals
-// is refused.
+// how). A commit that writes where another holds a VIP ticket conflicts;
+// the caller's own ticket (opts.Held) ends with its commit. Signals are
+// not carried yet: a commit with signals is refused.
 func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.Path, delta cas.Delta, opts cas.Options) (cas.Result, error) {
 	if err := cas.CheckCommit(reads, delta, opts); err != nil {
 		return cas.Result{}, err
@@ -48,6 +49,9 @@ func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.P
 			return cas.Result{}, txnError(err)
 		}
 		if r.Succeeded {
+			if t.held != nil {
+				t.held.end() // its keys were deleted in the Txn
+			}
 			return cas.Result{Version: cas.Version(r.Header.Revision)}, nil
 		}
 		res, err, again := t.failed(r, seqs)
@@ -69,9 +73,24 @@ type txn struct {
 	checked []contract.Path
 	stamps  []contract.Path // every stamp the delta rewrites
 	logs    []contract.Path // the LOG roots it appends to, sorted
+	// held is the caller's valid ticket of this Store: the commit checks
+	// that its keys are still on its lease, and deletes them.
+	held *Ticket
+	// gates are the ticket keys that must not exist: the VIP gate of the
+	// written paths the caller holds no ticket on.
+	gates []gateKey
 	// readBack is the Else branch: the op id, the checked stamps, the
-	// head, the log counters (in that order).
+	// head, the log counters, the gates, the held keys (in that order).
 	readBack []clientv3.Op
+}
+
+// gateKey is a ticket key that blocks a write, compared (and read back)
+// alone or, for the written path's own subtree, as a prefix.
+type gateKey struct {
+	cmp   clientv3.Cmp
+	path  contract.Path // the write it blocks
+	key   string
+	whole bool // the key's prefix
 }
 
 func (s *Store) plan(snap cas.Version, reads []contract.Path, delta cas.Delta, opts cas.Options) *txn {
@@ -103,6 +122,16 @@ func (s *Store) plan(snap cas.Version, reads []contract.Path, delta cas.Delta, o
 		}
 	}
 	slices.Sort(t.logs)
+	if h, ok := opts.Held.(*Ticket); ok && h.s == s && h.Valid() {
+		t.held = h
+	}
+	seenGate := map[string]bool{}
+	for _, w := range delta {
+		if t.held != nil && t.held.covers(w.Path) {
+			continue
+		}
+		t.gates = append(t.gates, s.gate(w.Path, seenGate)...)
+	}
 	t.readBack = append(t.readBack, clientv3.OpGet(s.opKey(opts.OpID)))
 	for _, p := range t.checked {
 		t.readBack = append(t.readBack, clientv3.OpGet(s.stampKey(p), clientv3.WithKeysOnly()))
@@ -110,6 +139,18 @@ func (s *Store) plan(snap cas.Version, reads []contract.Path, delta cas.Delta, o
 	t.readBack = append(t.readBack, clientv3.OpGet(s.headKey(), clientv3.WithKeysOnly()))
 	for _, l := range t.logs {
 		t.readBack = append(t.readBack, clientv3.OpGet(s.seqKey(l)))
+	}
+	for _, g := range t.gates {
+		opts := []clientv3.OpOption{clientv3.WithCountOnly()}
+		if g.whole {
+			opts = append(opts, clientv3.WithPrefix())
+		}
+		t.readBack = append(t.readBack, clientv3.OpGet(g.key, opts...))
+	}
+	if t.held != nil {
+		for _, k := range t.held.keys {
+			t.readBack = append(t.readBack, clientv3.OpGet(s.ticketKey(k), clientv3.WithKeysOnly()))
+		}
 	}
 	return t
 }
@@ -178,6 +219,14 @@ func (t *txn) compares(seqs []seq) []clientv3.Cmp {
 	for i, l := range t.logs {
 		cs = append(cs, clientv3.Compare(clientv3.ModRevision(s.seqKey(l)), "=", seqs[i].rev))
 	}
+	for _, g := range t.gates {
+		cs = append(cs, g.cmp)
+	}
+	if t.held != nil {
+		for _, k := range t.held.keys {
+			cs = append(cs, clientv3.Compare(clientv3.LeaseValue(s.ticketKey(k)), "=", t.held.sess.Lease()))
+		}
+	}
 	return cs
 }
 
@@ -207,6 +256,11 @@ func (t *txn) writes(seqs []seq) []clientv3.Op {
 		ops = append(ops, clientv3.OpPut(s.seqKey(l), strconv.FormatUint(next[l], 10)))
 	}
 	ops = append(ops, clientv3.OpPut(s.headKey(), ""))
+	if t.held != nil {
+		for _, k := range t.held.keys {
+			ops = append(ops, clientv3.OpDelete(s.ticketKey(k)))
+		}
+	}
 	if t.opts.OpID != "" {
 		rec := make([]byte, 0, len(t.opts.OpDigest)+len(t.opts.Result))
 		rec = append(rec, t.opts.OpDigest[:]...)
@@ -242,6 +296,26 @@ func (t *txn) failed(r *clientv3.TxnResponse, seqs []seq) (res cas.Result, err e
 	if len(changed) > 0 {
 		return cas.Result{}, &cas.ConflictError{Snapshot: t.snap, Current: cur, Paths: changed}, false
 	}
+	next := 1 + len(t.checked) + 1 + len(t.logs)
+	var blocked []contract.Path
+	for i, g := range t.gates {
+		if got[next+i].GetResponseRange().Count > 0 && !slices.Contains(blocked, g.path) {
+			blocked = append(blocked, g.path)
+		}
+	}
+	if len(blocked) > 0 {
+		return cas.Result{}, &cas.ConflictError{Snapshot: t.snap, Current: cur, Paths: blocked, Reason: "another holds a VIP ticket"}, false
+	}
+	next += len(t.gates)
+	if t.held != nil {
+		for i := range t.held.keys {
+			kvs := got[next+i].GetResponseRange().Kvs
+			if len(kvs) == 0 || kvs[0].Lease != int64(t.held.sess.Lease()) {
+				t.held.end()
+				return cas.Result{}, &cas.ConflictError{Snapshot: t.snap, Current: cur, Reason: "VIP ticket lost"}, false
+			}
+		}
+	}
 	return cas.Result{}, nil, true
 }
 
@@ -249,8 +323,12 @@ func (t *txn) failed(r *clientv3.TxnResponse, seqs []seq) (res cas.Result, err e
 // the request's bytes (estimated from above).
 func (t *txn) fits(maxOps, maxBytes int) error {
 	s := t.s
-	compares := len(t.checked) + len(t.logs) + 1
-	writes := len(t.delta) + len(t.stamps) + len(t.logs) + 2
+	held := 0
+	if t.held != nil {
+		held = len(t.held.keys)
+	}
+	compares := len(t.checked) + len(t.logs) + 1 + len(t.gates) + held
+	writes := len(t.delta) + len(t.stamps) + len(t.logs) + 2 + held
 	ops := max(compares, writes, len(t.readBack))
 	if ops > maxOps {
 		return &LimitError{What: "operations", Got: ops, Max: maxOps}
@@ -273,6 +351,9 @@ func (t *txn) fits(maxOps, maxBytes int) error {
 	}
 	n += 3*(len(s.opKey(t.opts.OpID))+opOverhead) + len(t.opts.OpDigest) + len(t.opts.Result)
 	n += 3 * (len(s.headKey()) + opOverhead)
+	for _, g := range t.gates {
+		n += 2 * (len(g.key) + opOverhead)
+	}
 	if n > maxBytes {
 		return &LimitError{What: "bytes", Got: n, Max: maxBytes}
 	}

@@ -18,6 +18,7 @@
 //	P q/<r>.   the next entry number of the LOG rooted at r
 //	P o/<id>   an op id: the call's digest (32 bytes) and its result
 //	P h        the head: rewritten by every commit (strict mode)
+//	P t/<k>.   a VIP ticket on key k, on its holder's lease
 //
 // # Commit
 //
@@ -36,6 +37,17 @@
 // since S (cas looks at the path alone): a rare false conflict, never a
 // missed one. A delta larger than etcd takes in one Txn (operations or
 // bytes) is a *LimitError (bad_request) and changes nothing.
+//
+// # VIP tickets
+//
+// The Store is a cas.Tickets: a Runner on it takes tickets that every
+// Store on the prefix honours. A ticket is a key per contract key, put
+// in one Txn if no ticket exists at, below or above any of them, on the
+// Store's lease (one etcd session, kept alive until Close): a holder
+// that dies loses its tickets after the TTL. Every commit compares that
+// no ticket exists at, below or above each path it writes, except under
+// its own ticket (Options.Held), whose keys it deletes: another's ticket
+// makes it a conflict, so a holder's next attempt cannot lose.
 //
 // # Failures
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -31,6 +32,12 @@ type Config struct {
 	// them is refused before it is sent.
 	MaxTxnOps       int
 	MaxRequestBytes int
+	// TicketTTL is how long a VIP ticket outlives a holder that died (its
+	// lease's TTL, in whole seconds); default DefaultTicketTTL. HotFor is
+	// how long keys count as contended here after a commit on them lost;
+	// default DefaultHotFor, negative for never.
+	TicketTTL time.Duration
+	HotFor    time.Duration
 }
 
 // Store is the Context in etcd. It is safe for concurrent use, by any
@@ -40,9 +47,11 @@ type Store struct {
 	prefix   string
 	maxOps   int
 	maxBytes int
+	tk       tickets
 }
 
-// New returns a Store on cfg.Client. It does not contact etcd.
+// New returns a Store on cfg.Client. It does not contact etcd. Close
+// ends its VIP tickets' lease.
 func New(cfg Config) (*Store, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("etcdstore: no client")
@@ -52,6 +61,7 @@ func New(cfg Config) (*Store, error) {
 		prefix:   cmp.Or(cfg.Prefix, DefaultPrefix),
 		maxOps:   cmp.Or(cfg.MaxTxnOps, DefaultMaxTxnOps),
 		maxBytes: cmp.Or(cfg.MaxRequestBytes, DefaultMaxRequestBytes),
+		tk:       tickets{ttl: cmp.Or(cfg.TicketTTL, DefaultTicketTTL), hotFor: cmp.Or(cfg.HotFor, DefaultHotFor)},
 	}, nil
 }
 

@@ -9,7 +9,7 @@
 // (Config.Audit) it also checks a call's args before dispatch and the
 // delta that would commit before the commit (audit.go). With Config.Etcd
 // the Context lives in an etcd cluster that several supervisors share
-// (etcd.go): the runner commits through it and takes no local tickets.
+// (etcd.go): the runner commits through it and takes its tickets there.
 //
 // It never runs user code in its own process and never trusts a worker:
 // every write a worker returns is checked against the contract the worker

@@ -36,6 +36,9 @@ type EtcdConfig struct {
 	// MaxTxnOps and MaxRequestBytes are the cluster's --max-txn-ops and
 	// --max-request-bytes (etcd's defaults when zero).
 	MaxTxnOps, MaxRequestBytes int
+	// TicketTTL is how long a VIP ticket of this supervisor outlives it,
+	// should it die; default etcdstore.DefaultTicketTTL.
+	TicketTTL time.Duration
 	// Client, when set, is used instead of dialing Endpoints; the caller
 	// owns it and closes it after Shutdown (tests close it before, to
 	// cut the supervisor off from etcd).
@@ -77,8 +80,9 @@ func checkEtcd(cfg Config) error {
 }
 
 // openEtcd connects to the cluster (or takes Config.Etcd.Client) and
-// makes the runner commit through it. VIP tickets are local to one
-// process, so the runner has none: a hot key is served by backoff.
+// makes the runner commit through it. Its VIP tickets are the store's:
+// keys in etcd on this supervisor's lease, honoured by every supervisor,
+// ended by the lease if this one dies.
 func (s *Supervisor) openEtcd() error {
 	e := s.cfg.Etcd
 	b := &etcdBackend{client: e.Client}
@@ -95,7 +99,7 @@ func (s *Supervisor) openEtcd() error {
 		}
 		b.owned = true
 	}
-	st, err := etcdstore.New(etcdstore.Config{Client: b.client, Prefix: e.Prefix, MaxTxnOps: e.MaxTxnOps, MaxRequestBytes: e.MaxRequestBytes})
+	st, err := etcdstore.New(etcdstore.Config{Client: b.client, Prefix: e.Prefix, MaxTxnOps: e.MaxTxnOps, MaxRequestBytes: e.MaxRequestBytes, TicketTTL: e.TicketTTL})
 	if err != nil {
 		b.close()
 		return fmt.Errorf("supervisor: %w", err)
@@ -108,7 +112,7 @@ func (s *Supervisor) openEtcd() error {
 		return fmt.Errorf("supervisor: %w", err)
 	}
 	s.etcd = b
-	s.runner = &cas.Runner{Engine: st, Mode: s.cfg.Mode, VIPAfter: -1}
+	s.runner = &cas.Runner{Engine: st, Mode: s.cfg.Mode, VIPAfter: s.cfg.VIPAfter}
 	return nil
 }
 
@@ -139,9 +143,16 @@ func etcdTLS(e *EtcdConfig) (*tls.Config, error) {
 	return tc, nil
 }
 
-// close closes the client if it was dialed here.
+// close ends the store's tickets, and closes the client if it was
+// dialed here.
 func (b *etcdBackend) close() {
-	if b != nil && b.owned {
+	if b == nil {
+		return
+	}
+	if b.store != nil {
+		b.store.Close()
+	}
+	if b.owned {
 		b.client.Close()
 	}
 }
