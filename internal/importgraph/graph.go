@@ -68,6 +68,8 @@ var Allowed = map[string][]string{
 	"internal/etcdtest": {},
 	// Tests of several supervisors on one etcd cluster; no code of its own.
 	"internal/clustertest": {},
+	// A small etcd cluster on loopback for scripts/cluster.sh.
+	"cmd/theus-etcd": {"internal/etcdtest"},
 }
 
 func match(pattern, pkg string) bool {
