@@ -71,6 +71,9 @@ func (s *Store) session() (*concurrency.Session, error) {
 	ttl := max(int((t.ttl+time.Second-1)/time.Second), 1)
 	sess, err := concurrency.NewSession(s.c, concurrency.WithTTL(ttl))
 	if err != nil {
+		if s.c.Ctx().Err() != nil { // the client's own context, not a caller's: it was closed
+			err = fmt.Errorf("the etcd client is closed (%v)", err)
+		}
 		return nil, &UnavailableError{Op: "vip ticket lease", Err: err}
 	}
 	t.sess = sess

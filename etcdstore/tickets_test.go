@@ -11,6 +11,7 @@ import (
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/etcdstore"
+	"github.com/theus-run/theus/protocol"
 )
 
 func set(p string, v int64) cas.Delta {
@@ -154,4 +155,21 @@ func TestHotKeyBoundAcrossStores(t *testing.T) {
 		t.Fatalf("a commit took %d attempts, over VIPAfter+1 = %d", w, cas.DefaultVIPAfter+1)
 	}
 	t.Logf("%.2f conflicts per commit, at most %d attempts", float64(conflicts.Load())/(clients*each), worst.Load())
+}
+
+// A ticket asked of a store whose client was closed is a not_durable
+// (etcd unreachable), not the caller's cancel: the caller canceled
+// nothing.
+func TestTicketClosedClient(t *testing.T) {
+	c := client(t, 0)
+	s, err := etcdstore.New(etcdstore.Config{Client: c, Prefix: "t/" + t.Name() + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	_, err = s.Acquire(bg, "a", []string{"domain.k"})
+	var pe *protocol.Error
+	if !errors.Is(err, etcdstore.ErrUnavailable) || errors.Is(err, context.Canceled) || !errors.As(err, &pe) || pe.Code != protocol.CodeNotDurable {
+		t.Fatalf("a ticket through a closed client: %v, want etcd unavailable (not_durable), not canceled", err)
+	}
 }
