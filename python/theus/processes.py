@@ -172,7 +172,7 @@ class Ctx:
         self._reads = []
         self._violation = None
         self._heavy = heavy
-        self._outputs = []  # (path, array, descriptor) of new_tensor
+        self._outputs = []  # (path, array, dtype name, (slab, off, gen) or None) of new_tensor
         self._emits = []
 
     # --- cancellation -----------------------------------------------------
@@ -333,14 +333,14 @@ class Ctx:
         np = _tensor.numpy()
         if h is None or h.slabs is None or size <= h.inline_max:
             a = np.zeros(shape, dt)
-            self._outputs.append((path, a, None))
+            self._outputs.append((path, a, name, None))
             return a
         slab, off, length, gen = h.alloc(self, size)
         r = h.slabs.region(slab, self._mono_deadline(), self.canceled)
         if not r.writable or r.mm is None or off <= 0 or length < size or off > r.size - size:
             raise ProcessFailed("new_tensor %s: the supervisor granted [%d, +%d) of slab %d, which this worker cannot write" % (path, off, length, slab))
         a = np.ndarray(shape, dt, buffer=r.mm, offset=off)
-        self._outputs.append((path, a, (slab, off, gen)))
+        self._outputs.append((path, a, name, (slab, off, gen)))
         return a
 
     def _mono_deadline(self):
@@ -349,11 +349,11 @@ class Ctx:
         return time.monotonic() + max(0.0, self.deadline - time.time())
 
     def _flush_tensors(self):
-        for path, a, where in self._outputs:
+        for path, a, name, where in self._outputs:
             if where is None:
-                v = _tensor.inline_descriptor(a)
+                v = _tensor.inline_descriptor(a, name)
             else:
-                v = _tensor.arena_descriptor(where[0], where[1], where[2], a)
+                v = _tensor.arena_descriptor(where[0], where[1], where[2], a, name)
             self._writes.append([path, OP_SET, v])
 
 

@@ -170,16 +170,17 @@ def array(desc, buffer=None, writable=False):
     return a
 
 
-def inline_descriptor(arr):
-    """The JSON bytes of an inline descriptor holding arr's bytes."""
-    name = dtype_name(arr.dtype)
+def inline_descriptor(arr, name=None):
+    """The JSON bytes of an inline descriptor holding arr's bytes (name:
+    the dtype, when arr's numpy dtype does not say it: BF16)."""
+    name = name or dtype_name(arr.dtype)
     data = numpy().ascontiguousarray(arr).tobytes()
     return json.dumps({"len": len(data), "dtype": name, "shape": list(arr.shape),
                        "data": base64.b64encode(data).decode()}, separators=(",", ":")).encode()
 
 
-def arena_descriptor(slab, off, gen, arr):
+def arena_descriptor(slab, off, gen, arr, name=None):
     """The JSON bytes of the descriptor of arr, a C-order block at off in slab."""
     return json.dumps({"slab": slab, "off": off, "len": arr.nbytes, "gen": gen,
-                       "dtype": dtype_name(arr.dtype), "shape": list(arr.shape)},
+                       "dtype": name or dtype_name(arr.dtype), "shape": list(arr.shape)},
                       separators=(",", ":")).encode()

@@ -15,10 +15,11 @@ import threading
 import time
 
 from . import processes as _process
+from . import wire as _wire
 from .errors import Canceled, Error, ProcessFailed, Timeout, UnknownProcess
 from .slabs import Slabs
 from .wire import (ALLOC, CANCEL, DISPATCH, DEFAULT_MAX_FRAME, GRANT, HELLO, MAGIC, MAPPED, PING,
-                   PONG, REFUSE, RESULT, VERSION, WELCOME, FrameReader, FrameTooLarge, check_bin,
+                   PONG, REFUSE, RESULT, WELCOME, FrameReader, FrameTooLarge, check_bin,
                    check_entry, check_error, check_int, check_list, check_str, check_tuple,
                    check_uint, frame)
 
@@ -148,7 +149,7 @@ class _Server:
     # --- handshake ------------------------------------------------------------
 
     def handshake(self, procs):
-        hello = [MAGIC, VERSION, _build(), os.getpid(), [p.info() for p in procs]]
+        hello = [MAGIC, _wire.VERSION, _build(), os.getpid(), [p.info() for p in procs]]
         try:
             self.send(HELLO, hello)
             self.sock.settimeout(HANDSHAKE_TIMEOUT)
