@@ -38,6 +38,31 @@ def test_greeter():
         tt.run(greeter.greet, {}, [1, 2])
 
 
+def test_a_type_error_of_the_process_is_not_bad_args():
+    import functools
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            return fn(*a, **k)
+        return wrapper
+
+    @deco
+    def length(ctx, x):
+        return len(x)
+    p = Process("length", length)
+    assert tt.run(p, {}, {"x": "ab"}).result == 2
+    with pytest.raises(theus.BadArgs, match="missing a required argument: 'x'"):
+        tt.run(p, {}, {"y": 1})  # through the wrapper: the signature says so
+    with pytest.raises(theus.ProcessFailed, match="TypeError"):
+        tt.run(p, {}, {"x": 5})  # len(5) in the process: its own failure
+    q = Process("plain", lambda ctx, x: len(x))
+    with pytest.raises(theus.BadArgs):
+        tt.run(q, {}, {"x": 1, "z": 2})
+    with pytest.raises(theus.ProcessFailed):
+        tt.run(q, {}, {"x": 1})
+
+
 def test_only_declared_inputs_reach_the_process():
     seen = {}
 

@@ -114,10 +114,20 @@ class Process:
             if type(kwargs) is not dict:
                 raise BadArgs("process %s: args are a JSON %s, want an object" % (self.name, type(kwargs).__name__))
         try:
-            self.signature.bind(ctx, **kwargs)
+            v = self.fn(ctx, **kwargs)
         except TypeError as e:
-            raise BadArgs("process %s: %s" % (self.name, e)) from None
-        v = self.fn(ctx, **kwargs)
+            # Args that do not fit the function's parameters are bad_args;
+            # a TypeError the function raised is its own failure. The call
+            # failed to bind when it never entered the function (no frame
+            # after this one), or when the signature says so.
+            tb = e.__traceback__
+            if tb is not None and tb.tb_next is None:
+                raise BadArgs("process %s: %s" % (self.name, e)) from None
+            try:
+                self.signature.bind(ctx, **kwargs)
+            except TypeError as be:
+                raise BadArgs("process %s: %s" % (self.name, be)) from None
+            raise
         if v is None:
             return b""
         try:

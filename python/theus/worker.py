@@ -58,6 +58,10 @@ def serve(*processes):
     launched by a supervisor, refused, a bad frame) it logs the reason to
     stderr and exits with status 1."""
     procs = list(processes) or list(_process.REGISTRY)
+    try:  # the supervisor logs stdout line by line: print() should reach it at once
+        sys.stdout.reconfigure(line_buffering=True)
+    except (AttributeError, ValueError):
+        pass
     try:
         run(procs)
     except WorkerError as e:
