@@ -244,8 +244,32 @@ class Client:
             with self._wlock:
                 self._sock.sendall(data)
         except OSError as e:
-            self._fail(ConnectionLost("theus: send to the supervisor: %s" % e))
+            self._fail(self._refusal() or ConnectionLost("theus: send to the supervisor: %s" % e))
             raise self._closed from None
+
+    def _refusal(self):
+        """The Refuse the supervisor sent before it closed the connection
+        (too_many_clients, shutting_down), if one waits unread; None when
+        another thread reads (it will find it) or there is none."""
+        with self._cond:
+            if self._reading:
+                return None
+            self._reading = True
+        try:
+            self._sock.settimeout(1.0)
+            while True:
+                got = self._reader.next()
+                if got is None:
+                    return None
+                if got[0] == REFUSE:
+                    check_tuple(got[1], 1, "Refuse")
+                    return check_error(got[1][0], "Refuse.Err")
+        except (OSError, Error):
+            return None
+        finally:
+            with self._cond:
+                self._reading = False
+                self._cond.notify_all()
 
     def _fail(self, err):
         with self._cond:
