@@ -61,6 +61,7 @@ class Supervisor:
         e = dict(os.environ)
         e["PYTHONPATH"] = str(PYTHON_DIR) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
         e.pop("THEUS_SOCKET", None)
+        e.pop("PYTHONUNBUFFERED", None)  # the SDK must not need it
         e.update(env or {})
         self.args = [str(bins.supervisor), "--socket", self.socket, "--state-dir", str(self.root / "state"),
                      "--log-format", "json"] + [str(a) for a in args]

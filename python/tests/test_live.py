@@ -187,9 +187,21 @@ def test_worker_errors_reach_the_client(shared):
             c.get("domain.bad path")
         with pytest.raises(theus.Timeout):
             c.exec("py.sleep", {"ms": 5000}, timeout=0.3)
+        with pytest.raises(theus.ProcessFailed, match="over the limit"):
+            c.exec("py.big", {"n": 17 << 20})  # a Result over the frame limit
         with pytest.raises(theus.WorkerCrashed):
             c.exec("py.crash")
         assert c.exec("py.noop").value is None
+
+
+def test_logs_reach_the_supervisor(shared):
+    with shared.client() as c:
+        c.exec("py.log", {"word": "zebra42"})
+    from conftest import poll
+    poll(lambda: "zebra42" in shared.log() and shared.log().count("zebra42") >= 2, timeout=30)
+    lines = [ln for ln in shared.log().splitlines() if "zebra42" in ln]
+    assert any("a log line" in ln and "py.log" in ln for ln in lines), lines
+    assert any("a stdout line zebra42" in ln for ln in lines), lines
 
 
 def test_outbox(shared):

@@ -196,6 +196,17 @@ def schema(ctx, value):
     ctx.set("domain.py_schema.x", value)
 
 
+@theus.process("py.big")
+def big(ctx, n):
+    return "x" * n  # over the frame limit: the Result cannot be sent as is
+
+
+@theus.process("py.log")
+def log(ctx, word):
+    ctx.log("a log line", word=word)
+    print("a stdout line", word)
+
+
 @theus.process("py.audited")
 def audited(ctx, a=0, b=0, s=0):
     return a + b + s
