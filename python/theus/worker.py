@@ -231,14 +231,18 @@ class _Server:
                 dp = self.read_until_dispatch()
                 if dp is None:
                     return
+                # Registered before another thread reads: a Cancel right
+                # behind the Dispatch finds it.
+                cancel = threading.Event()
                 with self.mu:
+                    self.running[dp[0]] = cancel
                     self.idle -= 1
                     spawn = self.idle == 0
                     if spawn:
                         self.idle += 1
             if spawn:
                 threading.Thread(target=self.loop, name="theus-worker", daemon=True).start()
-            self.run(dp)
+            self.run(dp, cancel)
             with self.mu:
                 if self.idle >= MAX_IDLE:
                     return
@@ -315,20 +319,17 @@ class _Server:
             slot[1] = t
             slot[0].set()
 
-    def run(self, dp):
+    def run(self, dp, cancel):
         did = dp[0]
         p = self.reg.get(dp[2])
-        if p is None:
-            res = [did, [], b"", UnknownProcess("this worker has no process %r" % dp[2]).wire(), [], False, []]
-        else:
-            cancel = threading.Event()
-            with self.mu:
-                self.running[did] = cancel
-            try:
+        try:
+            if p is None:
+                res = [did, [], b"", UnknownProcess("this worker has no process %r" % dp[2]).wire(), [], False, []]
+            else:
                 res = p.run(dp, self.heavy, cancel)
-            finally:
-                with self.mu:
-                    self.running.pop(did, None)
+        finally:
+            with self.mu:
+                self.running.pop(did, None)
         try:
             try:
                 data = frame(RESULT, res, self.max_frame)
