@@ -271,12 +271,15 @@ func (s *server) readUntilDispatch(ctx context.Context) error {
 		}
 		switch m := m.(type) {
 		case *protocol.Dispatch:
+			// Registered before another goroutine reads: a Cancel right
+			// behind the Dispatch finds it.
+			dctx, cancel := s.begin(ctx, m)
 			s.wg.Add(1)
 			s.gos.Go(func() {
 				defer s.wg.Done()
 				s.read(ctx)
 			})
-			s.run(ctx, m)
+			s.run(dctx, cancel, m)
 			return nil
 		case *protocol.Cancel:
 			s.mu.Lock()
@@ -301,13 +304,9 @@ func (s *server) readUntilDispatch(ctx context.Context) error {
 	}
 }
 
-// run runs one dispatch and sends its result.
-func (s *server) run(ctx context.Context, dp *protocol.Dispatch) {
-	d, ok := s.reg[dp.Process]
-	if !ok {
-		s.conn.Send(&protocol.Result{ID: dp.ID, Err: protocol.Errorf(protocol.CodeUnknownProcess, "this worker has no process %q", dp.Process)})
-		return
-	}
+// begin returns the context of dispatch dp, registered under its id so
+// that a Cancel cancels it.
+func (s *server) begin(ctx context.Context, dp *protocol.Dispatch) (context.Context, context.CancelFunc) {
 	var cancel context.CancelFunc
 	if dp.Deadline != 0 {
 		ctx, cancel = context.WithDeadline(ctx, time.Unix(0, dp.Deadline))
@@ -317,7 +316,18 @@ func (s *server) run(ctx context.Context, dp *protocol.Dispatch) {
 	s.mu.Lock()
 	s.running[dp.ID] = cancel
 	s.mu.Unlock()
-	res := d.run1(ctx, dp, s.heavy)
+	return ctx, cancel
+}
+
+// run runs one dispatch begun with begin and sends its result.
+func (s *server) run(ctx context.Context, cancel context.CancelFunc, dp *protocol.Dispatch) {
+	d, ok := s.reg[dp.Process]
+	var res *protocol.Result
+	if ok {
+		res = d.run1(ctx, dp, s.heavy)
+	} else {
+		res = &protocol.Result{ID: dp.ID, Err: protocol.Errorf(protocol.CodeUnknownProcess, "this worker has no process %q", dp.Process)}
+	}
 	s.mu.Lock()
 	delete(s.running, dp.ID)
 	s.mu.Unlock()

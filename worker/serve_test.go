@@ -1,0 +1,98 @@
+package worker
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/theus-run/theus/ipc"
+	"github.com/theus-run/theus/protocol"
+)
+
+// fakeSupervisor runs Serve on one end of a socketpair, in this process,
+// and returns the other end, past the handshake (no HEAVY zone).
+func fakeSupervisor(t *testing.T, defs ...Def) *ipc.Conn {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvFD, strconv.Itoa(fds[1]))
+	t.Setenv(EnvHeavyFD, "")
+	t.Setenv(EnvSupervisorPID, "")
+	f := os.NewFile(uintptr(fds[0]), "supervisor")
+	conn, err := ipc.FileConn(f, ipc.Options{})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- Serve(context.Background(), defs...) }()
+	t.Cleanup(func() {
+		conn.Close() // Serve returns at the end of file
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("Serve did not return after the connection closed")
+		}
+	})
+	if m, err := conn.Recv(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(*protocol.Hello); !ok {
+		t.Fatalf("first frame %s, want a Hello", m.Kind())
+	}
+	if err := conn.Send(&protocol.Welcome{Protocol: protocol.Version, HeartbeatMS: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// TestCancelBehindItsDispatch: a Cancel that arrives right behind its
+// Dispatch (one write; the caller gave up at once) stops the process.
+// The reader that takes the Dispatch hands the reading to a new
+// goroutine: the dispatch must be registered before that goroutine can
+// read the Cancel, or the Cancel finds nothing to stop and the process
+// runs on until the supervisor kills the worker.
+func TestCancelBehindItsDispatch(t *testing.T) {
+	wait := Process("wait", Contract{}, func(ctx *Ctx, _ None) (bool, error) {
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-time.After(10 * time.Second): // far longer than a Cancel takes, even on a loaded machine
+			return false, nil
+		}
+	})
+	conn := fakeSupervisor(t, wait)
+	const rounds, n = 20, 1000
+	id := uint64(0)
+	for round := range rounds {
+		go func(first uint64) {
+			for i := first; i < first+n; i++ {
+				if conn.SendBatch(&protocol.Dispatch{ID: i, Attempt: 1, Process: "wait", Version: 1}, &protocol.Cancel{ID: i}) != nil {
+					return
+				}
+			}
+		}(id + 1)
+		id += n
+		lost := 0
+		for range n {
+			m, err := conn.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := m.(*protocol.Result); r.Err == nil || r.Err.Code != protocol.CodeCanceled {
+				lost++
+			}
+		}
+		if lost > 0 {
+			t.Fatalf("round %d: %d of %d Cancels right behind their Dispatch were lost", round, lost, n)
+		}
+	}
+}
