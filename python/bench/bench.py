@@ -108,7 +108,7 @@ def main():
     with theus.Client(args.socket) as c:
         c.exec_many(["noop", "py.noop"] * 500)  # warm up both workers
         out = {"noop": noop_latency(c, args.rounds, 2000)}
-        out["tensor_sum"] = tensor_sum(c, args.tensor_bytes, max(args.rounds, 5))
+        out["tensor_sum"] = tensor_sum(c, args.tensor_bytes, max(2 * args.rounds - 1, 5))
         out["pipelined"] = pipelined(c, args.bench, args.socket, 64, 50000, args.rounds)
     out["python"] = sys.version.split()[0]
     out["msgpack"] = ".".join(map(str, __import__("msgpack").version))
