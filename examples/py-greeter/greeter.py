@@ -3,16 +3,24 @@
 that says hello and counts the greetings of each name in the Context
 (the Go examples/greeter, in Python).
 
-    PYTHONPATH=python theus-supervisor --plugin examples/py-greeter/greeter.py
+    theus-supervisor --plugin examples/py-greeter/greeter.py
     theusctl exec greet --args '{"name":"ada"}'
 
 The interpreter is the one on the #! line (Debian's /usr/bin/python3,
 which has python3-msgpack); the theus package must be importable by it:
-installed, or on the PYTHONPATH the supervisor runs with (its workers
-inherit its environment). See docs/PYTHON.md.
+installed, on the PYTHONPATH the supervisor runs with (its workers
+inherit its environment), or, for this script in a checkout, found in
+python/ beside examples/. See docs/PYTHON.md.
 """
 
-import theus
+import os
+import sys
+
+try:
+    import theus
+except ImportError:  # run from a checkout: the SDK is python/ at its root
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "python"))
+    import theus
 
 
 @theus.process("greet", inputs=["domain.greetings"], outputs=["domain.greetings"])

@@ -15,9 +15,16 @@ copy); ctx.new_tensor a writable one in this worker's own slab, committed
 with the delta.
 """
 
+import os
+import sys
+
 import numpy as np
 
-import theus
+try:
+    import theus
+except ImportError:  # run from a checkout: the SDK is python/ at its root
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "python"))
+    import theus
 
 
 @theus.process("py.tensor.stats", inputs=["heavy.{key}"])

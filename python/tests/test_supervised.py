@@ -25,6 +25,14 @@ def test_greeter_plugin_by_shebang(supervisor):
         assert c.status()["processes"] == ["greet"]
 
 
+def test_greeter_plugin_from_a_checkout(supervisor):
+    """The example finds the SDK in python/ beside examples/, without
+    PYTHONPATH: the issue's command works as written."""
+    s = supervisor("--workers", "1", "--plugin", GREETER, env={"PYTHONPATH": ""})
+    with s.client() as c:
+        assert c.exec("greet", {"name": "cy"}).value["count"] == 1
+
+
 def test_greeter_plugin_pinned(supervisor):
     digest = hashlib.sha256(GREETER.read_bytes()).hexdigest()
     s = supervisor("--workers", "1", "--plugin", "%s@sha256:%s" % (GREETER, digest))
