@@ -58,6 +58,8 @@ var Allowed = map[string][]string{
 	// Runs Python programs written from docs/PROTOCOL.md alone against a
 	// supervisor it builds; it imports nothing of the module.
 	"conformance": {},
+	// Runs the Python SDK's pytest suite (python/tests); no Go code of its own.
+	"python": {},
 	// The Context in etcd, a cas.Engine; its size limits are bad_request
 	// errors (protocol).
 	"etcdstore": {"cas", "contract", "protocol"},
