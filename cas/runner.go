@@ -150,7 +150,7 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 	if ok {
 		return Report{Version: v, Duplicate: true, Result: res}, nil
 	}
-	l := loop{r: r, inv: &inv, rep: Report{}}
+	l := loop{r: r, inv: &inv, rep: Report{}, start: time.Now()}
 	defer func() { l.ticket.Release() }() // l.ticket is set later: not `defer l.ticket.Release()`
 	if err := l.run(ctx); err != nil {
 		return Report{}, &RunError{Process: inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, Err: err}
@@ -166,6 +166,7 @@ type loop struct {
 	rep    Report
 	ticket *vip.Ticket
 	keys   []string
+	start  time.Time // when Execute began, for Origin
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -323,6 +324,7 @@ func (l *loop) attempt(ctx context.Context) error {
 		Result:   out.Result,
 		Ticket:   l.ticket,
 		Signals:  out.Signals,
+		Origin:   Origin{Process: l.inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, VIP: vip, Start: l.start},
 	})
 	if err != nil {
 		return err
