@@ -43,6 +43,7 @@ type Stats struct {
 	Published   uint64 // signals handed to subscribers' buffers (once per subscriber)
 	Missed      uint64 // signals that found a subscriber's buffer full
 	Undelivered uint64 // signals of commits that never became durable
+	Subscribers int64  // subscribers now
 }
 
 // Hub publishes committed signals. Make one with New; Close stops it.
@@ -98,7 +99,7 @@ func (h *Hub) Committed(c cas.Commit) {
 
 // Stats returns the Hub's counters.
 func (h *Hub) Stats() Stats {
-	return Stats{Published: h.published.Load(), Missed: h.missed.Load(), Undelivered: h.undelivered.Load()}
+	return Stats{Published: h.published.Load(), Missed: h.missed.Load(), Undelivered: h.undelivered.Load(), Subscribers: h.subs.Load()}
 }
 
 // Close stops the publisher, drops what it had not published, and ends

@@ -97,6 +97,13 @@ type Config struct {
 	// a *audit.LoadError.
 	Audit string
 
+	// CommitLog is how many commits the commit log keeps (theusctl log,
+	// /api/log); default DefaultCommitLog.
+	CommitLog int
+	// noMeters turns off the counters issue 15 added (the baseline of
+	// BenchmarkObserve; see meters.off).
+	noMeters bool
+
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.
 	Pool pool.Config
@@ -148,7 +155,7 @@ type Supervisor struct {
 	conns  map[*ipc.Conn]struct{}
 	connWG sync.WaitGroup // a serveConn for each of conns; Add under connMu
 
-	commits, conflicts, retries, vips, failures, redispatches, moves atomic.Uint64
+	*meters // every counter (meters.go)
 }
 
 type process struct {
@@ -193,7 +200,8 @@ func Start(cfg Config) (*Supervisor, error) {
 		}
 		return nil, err
 	}
-	arb := vip.New(vip.Config{Strict: cfg.Mode == cas.Strict})
+	m := newMeters(cfg.CommitLog, cfg.noMeters)
+	arb := vip.New(vip.Config{Strict: cfg.Mode == cas.Strict, Trace: m.ticket})
 	undo = append(undo, arb.Close)
 	evac := make(chan struct{}, 1)
 	var reclaim func() // the store's Collect, once the store exists
@@ -225,7 +233,7 @@ func Start(cfg Config) (*Supervisor, error) {
 		}
 	}
 	if cfg.StateDir != "" && cfg.Durability != durable.None {
-		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Fault: cfg.JournalFault, MaxBatch: cfg.JournalMaxBatch, Log: cfg.Log})
+		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Fault: cfg.JournalFault, MaxBatch: cfg.JournalMaxBatch, Flushed: m.flushed, Log: cfg.Log})
 		if err != nil {
 			return fail(fmt.Errorf("supervisor: %w", err))
 		}
@@ -233,16 +241,16 @@ func Start(cfg Config) (*Supervisor, error) {
 	}
 	hub := newSignalHub(journal)
 	undo = append(undo, hub.Close)
-	storeCfg.Committed = hub.Committed
+	storeCfg.Committed = func(c cas.Commit) { hub.Committed(c); m.committed(c) }
 	if journal != nil {
-		storeCfg.Committed = func(c cas.Commit) { journal.Append(c); hub.Committed(c) }
+		storeCfg.Committed = func(c cas.Commit) { journal.Append(c); hub.Committed(c); m.committed(c) }
 	}
 	store, err := cas.Restore(storeCfg, state)
 	if err != nil {
 		return fail(fmt.Errorf("supervisor: %w: %w", durable.ErrCorrupt, err))
 	}
 	reclaim = store.Collect
-	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{})}
+	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{}), meters: m}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
 	if err := s.dropLostTensors(state); err != nil {
 		return fail(err)
@@ -252,6 +260,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	s.methods, s.streams = map[string]method{}, map[string]stream{}
 	s.startOutbox()
 	s.startSignals()
+	s.startObserve()
 	undo = append(undo, s.quitNow)
 	undo = append(undo, s.cancel)
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
@@ -271,6 +280,7 @@ func Start(cfg Config) (*Supervisor, error) {
 		}
 	}
 	s.names = slices.Sorted(maps.Keys(s.procs))
+	s.addProcesses(s.names)
 	if err := s.startAudit(); err != nil {
 		return fail(err)
 	}
