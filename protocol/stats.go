@@ -119,6 +119,17 @@ type HeavyStats struct {
 	Blocks      int64 `json:"blocks"`
 	LargestFree int64 `json:"largest_free"`
 	InlineMax   int64 `json:"inline_max"`
+	// Slabs one by one (each SlabSize bytes), by id.
+	PerSlab []SlabStats `json:"per_slab"`
+}
+
+// SlabStats is one HEAVY slab: the bytes in its blocks, and whether it
+// is retired (its worker died; it keeps committed tensors until they are
+// freed or moved to a live slab).
+type SlabStats struct {
+	ID      uint32 `json:"id"`
+	InUse   int64  `json:"in_use"`
+	Retired bool   `json:"retired,omitempty"`
 }
 
 // JournalStats describes durability: Mode (sync, async or none), the

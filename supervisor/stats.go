@@ -72,6 +72,9 @@ func (s *Supervisor) Stats() protocol.Stats {
 	hs := s.zone.Stats()
 	st.Heavy = protocol.HeavyStats{Size: hs.Size, SlabSize: hs.SlabSize, Slabs: int64(hs.Slabs), Retired: int64(hs.Retired),
 		Held: hs.Held, InUse: hs.InUse, Blocks: int64(hs.Blocks), LargestFree: hs.LargestFree, InlineMax: int64(hs.InlineMax)}
+	for _, sl := range s.zone.Slabs() {
+		st.Heavy.PerSlab = append(st.Heavy.PerSlab, protocol.SlabStats{ID: sl.ID, InUse: sl.InUse, Retired: sl.Retired})
+	}
 	st.Journal = protocol.JournalStats{Mode: "none", Bytes: s.written.Load(), BatchSize: s.batchSize.State(), Fsync: s.fsync.State()}
 	if s.journal != nil {
 		js := s.journal.Stats()

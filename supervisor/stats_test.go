@@ -21,7 +21,7 @@ import (
 // the per-commit attempts, the journal's batches and each worker, and
 // agrees with Status: both read the same counters.
 func TestStatsCountExecutesByProcessAndOutcome(t *testing.T) {
-	h := start(t, 2, func(c *Config) { c.StateDir, c.Durability = t.TempDir(), durable.Sync })
+	h := start(t, 2, func(c *Config) { c.StateDir, c.Durability, c.HeavySize = t.TempDir(), durable.Sync, 8<<20 })
 	c := h.dial(t)
 	ctx := context.Background()
 	for range 3 {
@@ -70,6 +70,9 @@ func TestStatsCountExecutesByProcessAndOutcome(t *testing.T) {
 		if w.State != "ready" || w.PID == 0 || w.RSS <= 0 {
 			t.Errorf("worker %+v: want ready, with a pid and a resident size", w)
 		}
+	}
+	if hv := st.Heavy; hv.Slabs != 2 || len(hv.PerSlab) != 2 || hv.PerSlab[0].ID >= hv.PerSlab[1].ID {
+		t.Errorf("heavy: %+v, want 2 slabs, by id", hv)
 	}
 	if st.Clients != 1 {
 		t.Errorf("clients %d, want 1", st.Clients)
