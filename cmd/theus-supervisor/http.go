@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -38,27 +39,55 @@ func (h httpFlags) check(demo bool) error {
 	return nil
 }
 
-// startHTTP starts the --http listener on s (on a free loopback port for
-// --demo without --http), or nothing without either. It is closed when
-// ctx ends, before the supervisor drains, or by the returned func.
-func startHTTP(ctx context.Context, f flags, s *supervisor.Supervisor, log zerolog.Logger) (func(), error) {
-	addr := f.http.addr
-	if addr == "" && !f.demo {
+// listener is the --http listener to start, once checked: its address
+// ("" for none) and token.
+type listener struct {
+	addr, token string
+}
+
+// prepare checks what can be checked before the supervisor starts: the
+// token file, and that an IP address off loopback is allowed and has a
+// token (a host name is checked once it is listened on).
+func (h httpFlags) prepare(demo bool) (listener, error) {
+	l := listener{addr: h.addr}
+	if l.addr == "" && demo {
+		l.addr = "127.0.0.1:0"
+	}
+	if l.addr == "" {
+		return l, nil
+	}
+	var err error
+	if l.token, err = readToken(h.tokenFile); err != nil {
+		return l, err
+	}
+	host, _, err := net.SplitHostPort(l.addr)
+	if err != nil {
+		return l, fmt.Errorf("--http %s: %w", l.addr, err)
+	}
+	ip := net.ParseIP(host)
+	remote := host == "" || (ip != nil && !ip.IsLoopback())
+	if remote && (!h.allowRemote || l.token == "") {
+		return l, fmt.Errorf("--http %s: %w", l.addr, observe.ErrRemote)
+	}
+	if h.allowRemote && l.token == "" {
+		return l, fmt.Errorf("--http-allow-remote: %w", observe.ErrRemote)
+	}
+	return l, nil
+}
+
+// startHTTP starts the listener on s, or nothing without one. It is
+// closed when ctx ends, before the supervisor drains, or by the returned
+// func.
+func startHTTP(ctx context.Context, l listener, f flags, s *supervisor.Supervisor, log zerolog.Logger) (func(), error) {
+	if l.addr == "" {
 		return func() {}, nil
 	}
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	token, err := readToken(f.http.tokenFile)
+	hs, err := observe.Start(observe.Config{Addr: l.addr, AllowRemote: f.http.allowRemote, Token: l.token, PProf: f.http.pprof, Log: log}, s)
 	if err != nil {
-		return nil, err
-	}
-	hs, err := observe.Start(observe.Config{Addr: addr, AllowRemote: f.http.allowRemote, Token: token, PProf: f.http.pprof, Log: log}, s)
-	if err != nil {
-		return nil, fmt.Errorf("--http %s: %w", addr, err)
+		return nil, fmt.Errorf("--http %s: %w", l.addr, err)
 	}
 	stop := context.AfterFunc(ctx, func() { hs.Close() })
-	log.Info().Str("url", hs.URL()).Bool("pprof", f.http.pprof).Bool("token", token != "").Msg("status page, /metrics and /api/log")
+	log.Info().Str("url", hs.URL()).Bool("pprof", f.http.pprof).Bool("token", l.token != "").Msg("status page, /metrics and /api/log")
 	if f.demo {
 		fmt.Println("status page:", hs.URL())
 	}

@@ -205,12 +205,16 @@ func run(cmd *cobra.Command, f flags) error {
 	}
 	defer orphans.Close(f.drainTimeout)
 	cfg.Pool.Orphans = orphans
+	web, err := f.http.prepare(f.demo)
+	if err != nil {
+		return err
+	}
 	s, err := supervisor.Start(cfg)
 	if err != nil {
 		return err
 	}
 	sup.Store(s)
-	closeHTTP, err := startHTTP(ctx, f, s, log)
+	closeHTTP, err := startHTTP(ctx, web, f, s, log)
 	if err != nil {
 		s.Shutdown(context.Background())
 		return err
