@@ -198,6 +198,7 @@ func poolMetrics() []metric {
 		counter("signals_missed_total", "Signals a subscriber missed because its buffer was full (it lagged).", func(st *protocol.Stats) uint64 { return st.Signals.Missed }),
 		counter("signals_undelivered_total", "Signals never published: their commit did not become durable.", func(st *protocol.Stats) uint64 { return st.Signals.Undelivered }),
 		gauge("signal_subscribers", "Signal subscribers (theusctl watch) now.", func(st *protocol.Stats) float64 { return float64(st.Signals.Subscribers) }),
+		gauge("signal_subscribers_lagging", "Signal subscribers that missed signals not yet reported to them (they do not keep up).", func(st *protocol.Stats) float64 { return float64(st.Signals.Lagging) }),
 		labeled("audit_violations_total", "Audit violations logged, by level (I, S, A, B, C).", []string{"level"},
 			func(d *prometheus.Desc, st *protocol.Stats, emit func(prometheus.Metric)) {
 				for level, n := range st.AuditViolations {

@@ -57,7 +57,7 @@ func (f *fakeSource) Stats() protocol.Stats {
 		Journal:         protocol.JournalStats{Mode: "sync", Durable: f.n * 10, Batches: f.n, Commits: f.n * 10, Bytes: 1000, LastFlush: time.Now(), BatchSize: attempts.State(), Fsync: lat.State()},
 		Clients:         1,
 		FluxRuns:        map[string]int{"running": 1, "complete": 4},
-		Signals:         protocol.SignalStats{Published: 7, Missed: 1, Subscribers: 2},
+		Signals:         protocol.SignalStats{Published: 7, Missed: 1, Subscribers: 2, Lagging: 1},
 		AuditViolations: map[string]uint64{"B": 2, "I": 0},
 		CommitLog:       f.n * 10, CommitLogSize: 1024,
 	}
@@ -127,6 +127,7 @@ func TestMetricsFollowPrometheusConventions(t *testing.T) {
 		`theus_heavy_free_bytes 7.340032e+06`,
 		`theus_journal_fsync_duration_seconds_count `,
 		`theus_flux_runs{status="complete"} 4`,
+		`theus_signal_subscribers_lagging 1`,
 		`theus_audit_violations_total{level="B"} 2`,
 		`theus_info{durability="sync",mode="smart"} 1`,
 		`go_goroutines `,

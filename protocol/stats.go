@@ -150,13 +150,14 @@ type JournalStats struct {
 
 // SignalStats counts signals: handed to subscribers (once per
 // subscriber), missed by a subscriber whose buffer was full (it lagged),
-// never published (their commit did not become durable), and the
-// subscribers now.
+// never published (their commit did not become durable); and the
+// subscribers now, and how many of them are lagging.
 type SignalStats struct {
 	Published   uint64 `json:"published"`
 	Missed      uint64 `json:"missed"`
 	Undelivered uint64 `json:"undelivered"`
 	Subscribers int64  `json:"subscribers"`
+	Lagging     int64  `json:"lagging"` // subscribers that missed signals not yet reported to them
 }
 
 // Histogram is a histogram's state: Counts[i] observations at most

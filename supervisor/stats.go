@@ -94,7 +94,7 @@ func (s *Supervisor) Stats() protocol.Stats {
 		}
 	}
 	ss := s.signals.Stats()
-	st.Signals = protocol.SignalStats{Published: ss.Published, Missed: ss.Missed, Undelivered: ss.Undelivered, Subscribers: ss.Subscribers}
+	st.Signals = protocol.SignalStats{Published: ss.Published, Missed: ss.Missed, Undelivered: ss.Undelivered, Subscribers: ss.Subscribers, Lagging: ss.Lagging}
 	if s.audit != nil {
 		maps.Copy(st.AuditViolations, s.audit.tracker.Levels())
 	}
