@@ -100,8 +100,8 @@ type Config struct {
 	// CommitLog is how many commits the commit log keeps (theusctl log,
 	// /api/log); default DefaultCommitLog.
 	CommitLog int
-	// noMeters turns off the counters issue 15 added (the baseline of
-	// BenchmarkObserve; see meters.off).
+	// noMeters turns off the per-process and per-commit counters and the
+	// commit log: the baseline of BenchmarkObserve (meters.off).
 	noMeters bool
 
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
