@@ -113,14 +113,14 @@ func (m *tmux) waitScreen(what string, ok func(string) bool) string {
 // and on Ctrl-C exits 0 and gives the screen back as it was.
 func TestTopInTerminal(t *testing.T) {
 	sock := supervisorFor(t)
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { stop(); wg.Wait() }()
 	c, err := client.Dial(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer c.Close() // after the load stops
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
 	wg.Go(func() {
 		for ctx.Err() == nil {
 			if _, err := c.Exec(ctx, "counter.add", nil); err != nil && ctx.Err() == nil {
