@@ -55,3 +55,20 @@ func TestHistogramConcurrent(t *testing.T) {
 		t.Errorf("quantile of nothing: %v, want NaN", q)
 	}
 }
+
+// Bounds must ascend strictly.
+func TestHistogramBoundsAscend(t *testing.T) {
+	for _, bounds := range [][]int64{{1, 1}, {2, 1}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("NewHistogram(%v) did not panic", bounds)
+				}
+			}()
+			NewHistogram(bounds, 1)
+		}()
+	}
+	if got := Exponential(3, 2, 4); len(got) != 4 || got[0] != 3 || got[3] != 24 {
+		t.Errorf("Exponential(3, 2, 4) = %v", got)
+	}
+}

@@ -6,14 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
@@ -146,6 +150,48 @@ func TestMetricsFollowPrometheusConventions(t *testing.T) {
 	cmd.Stdin = strings.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// Times travel as seconds since the epoch; a flush that never happened
+// is 0.
+func TestMetricTimes(t *testing.T) {
+	started, flushed := time.Unix(1700000000, 500000000), time.Unix(1700000100, 250000000)
+	st := protocol.Stats{Started: started, Journal: protocol.JournalStats{LastFlush: flushed}}
+	value := func(st protocol.Stats, name string) float64 {
+		t.Helper()
+		for _, m := range slices.Concat(engineMetrics(), poolMetrics()) {
+			if strings.Contains(m.desc.String(), `"theus_`+name+`"`) {
+				var got float64
+				m.collect(&st, func(pm prometheus.Metric) {
+					var d dto.Metric
+					pm.Write(&d)
+					got = d.GetGauge().GetValue()
+				})
+				return got
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return 0
+	}
+	if got := value(st, "start_time_seconds"); math.Abs(got-1700000000.5) > 1e-6 {
+		t.Errorf("start time %v", got)
+	}
+	if got := value(st, "journal_last_flush_timestamp_seconds"); math.Abs(got-1700000100.25) > 1e-6 {
+		t.Errorf("last flush %v", got)
+	}
+	if got := value(protocol.Stats{}, "journal_last_flush_timestamp_seconds"); got != 0 {
+		t.Errorf("last flush before any: %v, want 0", got)
+	}
+}
+
+// An address that cannot be listened on is an error.
+func TestStartBadAddress(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:99999", "no-such-host.invalid:0"} {
+		if s, err := Start(Config{Addr: addr}, &fakeSource{}); err == nil {
+			s.Close()
+			t.Errorf("Start(%q): no error", addr)
+		}
 	}
 }
 
