@@ -43,6 +43,7 @@ func TestJudge(t *testing.T) {
 		{"queued half the time", ready, append(steady(sample{Executes: 10, Commits: 10})[:5], steady(sample{Executes: 10, Commits: 10, Queue: 1})[:5]...), nil, "healthy", ""},
 		{"queued 6 of 10", ready, append(steady(sample{Executes: 10, Commits: 10})[:4], steady(sample{Executes: 10, Commits: 10, Queue: 1})[:6]...), nil, "saturated", "in 6 of the last 10 s (queue 0 now)"},
 		{"5% failing", ready, steady(sample{Executes: 100, Commits: 95, Failures: 5}), nil, "healthy", ""},
+		{"no sample yet", ready, nil, nil, "idle", "no execute in the last 0 s"},
 		{"old samples", ready, append(steady(sample{Executes: 100, Conflicts: 500}), steady(sample{Executes: 7, Commits: 7})...), nil, "healthy", "7 executes/s"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
