@@ -60,7 +60,7 @@ func TestStatsCountExecutesByProcessAndOutcome(t *testing.T) {
 	if st.Commits != 2 || st.AttemptsPerCommit.Count != 2 || st.AttemptsPerCommit.Counts[0] != 2 {
 		t.Errorf("commits %d, attempts per commit %+v: want 2 commits of one attempt", st.Commits, st.AttemptsPerCommit)
 	}
-	if st.Journal.Mode != "sync" || st.Journal.Durable != st.Version || st.Journal.BatchSize.Count != st.Journal.Batches || st.Journal.Bytes == 0 || st.Journal.LastFlush.IsZero() {
+	if st.Journal.Mode != "sync" || st.Journal.Durable != st.Version || st.Journal.BatchSize.Count != st.Journal.Batches || st.Journal.Fsync.Count != st.Journal.Batches || st.Journal.Bytes == 0 || st.Journal.LastFlush.IsZero() {
 		t.Errorf("journal: %+v, version %d", st.Journal, st.Version)
 	}
 	if len(st.Workers) != 2 {
