@@ -242,6 +242,9 @@ func TestLevels(t *testing.T) {
 	if log, total := tr.Log(0); len(log) != 5 || total != 5 || log[0].Action != "logged" || log[0].Message != "too big" {
 		t.Errorf("I: log %+v", log)
 	}
+	if lv := tr.Levels(); len(lv) != 5 || lv["I"] != 5 || lv["S"] != 0 || lv["C"] != 0 {
+		t.Errorf("I: levels %v, want 5 at I and every level present", lv)
+	}
 	// C: counted only.
 	rs, tr = judgeRecipe(t, "C", "")
 	for range 5 {
@@ -251,6 +254,9 @@ func TestLevels(t *testing.T) {
 	}
 	if st, _ := tr.Status(&Recipe{procs: map[string]*Rules{"p": rs}, order: []string{"p"}}); st[0].Count != 5 {
 		t.Errorf("C: status %+v", st)
+	}
+	if lv := tr.Levels(); lv["C"] != 5 || lv["I"] != 0 {
+		t.Errorf("C: levels %v", lv)
 	}
 	// A: every violation refuses.
 	rs, tr = judgeRecipe(t, "A", "")

@@ -103,6 +103,8 @@ type Tracker struct {
 	log     []Entry // a ring of LogSize
 	next    int     // where the next entry goes
 	total   uint64  // entries ever logged
+	// levels counts the entries ever logged, by level.
+	levels [len(levelNames)]uint64
 }
 
 // NewTracker returns an empty Tracker; now is its clock (nil: time.Now).
@@ -297,6 +299,21 @@ func (t *Tracker) push(e Entry) {
 	}
 	t.next = (t.next + 1) % LogSize
 	t.total++
+	if int(e.Level) < len(t.levels) {
+		t.levels[e.Level]++
+	}
+}
+
+// Levels returns how many violations were ever logged, by level (its
+// letter: I, S, A, B, C), each level present.
+func (t *Tracker) Levels() map[string]uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]uint64, len(t.levels))
+	for i, n := range t.levels {
+		out[levelNames[i]] = n
+	}
+	return out
 }
 
 // Clean records that a call of rs's process committed without a

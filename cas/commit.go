@@ -34,6 +34,9 @@ type Options struct {
 	// commit. A commit with signals and an empty delta still takes a
 	// version. Their paths are checked like the delta's.
 	Signals []Write
+	// Origin describes the invocation behind the commit for Config.Committed
+	// (Commit.Origin); the store never reads it.
+	Origin Origin
 }
 
 // Result is a commit's outcome.
@@ -94,7 +97,7 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 		s.ids.put(opts.OpID, outcome{ver: v, result: result, digest: opts.OpDigest})
 	}
 	if s.committed != nil {
-		c := Commit{Version: v, Changes: changes, OpID: opts.OpID, Result: result, Signals: opts.Signals}
+		c := Commit{Version: v, Changes: changes, OpID: opts.OpID, Result: result, Signals: opts.Signals, Origin: opts.Origin}
 		if opts.OpID != "" {
 			c.OpDigest = opts.OpDigest
 		}
@@ -160,6 +163,7 @@ func (s *Store) lockUngated(ctx context.Context, reads []contract.Path, delta De
 			return nil
 		}
 		s.mu.Unlock()
+		s.gateWaits.Add(1)
 		select {
 		case <-done:
 		case <-ctx.Done():

@@ -161,7 +161,7 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 	if ok {
 		return Report{Version: v, Duplicate: true, Result: res}, nil
 	}
-	l := loop{r: r, inv: &inv, rep: Report{}}
+	l := loop{r: r, inv: &inv, rep: Report{}, start: time.Now()}
 	defer func() { l.ticket.Release() }() // l.ticket is set later: not `defer l.ticket.Release()`
 	defer func() {
 		if l.held != nil {
@@ -193,6 +193,7 @@ type loop struct {
 	ticket *vip.Ticket
 	held   EngineTicket // the Engine's ticket (Tickets)
 	keys   []string
+	start  time.Time // when Execute began, for Origin
 }
 
 // tickets is the Engine's Tickets, or nil: then tickets come from the
@@ -390,6 +391,7 @@ func (l *loop) attempt(ctx context.Context) error {
 		Ticket:   l.ticket,
 		Held:     l.held,
 		Signals:  out.Signals,
+		Origin:   Origin{Process: l.inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, VIP: vip, Start: l.start},
 	}
 	var res Result
 	if l.r.Engine != nil {

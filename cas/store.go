@@ -3,6 +3,7 @@ package cas
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/vip"
@@ -70,6 +71,7 @@ type Commit struct {
 	// Signals are the commit's transient events (Options.Signals): never
 	// applied, handed on for publication in version order.
 	Signals []Write
+	Origin  Origin // Options.Origin, passed on
 }
 
 // Change is one path's new state in a commit. An append is the set of its
@@ -101,6 +103,8 @@ type Store struct {
 	live    int                     // paths holding a value now (not tombstones)
 	hist    history
 	ids     opIDs
+	// gateWaits counts commits that waited for a VIP ticket not theirs.
+	gateWaits atomic.Uint64
 }
 
 // New returns an empty store.

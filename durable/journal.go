@@ -73,7 +73,10 @@ type Config struct {
 	// transaction, after every change is written) and "after-sync"; an
 	// error it returns fails the batch as a disk error would. For tests.
 	Fault func(point string) error
-	Log   zerolog.Logger
+	// Flushed, when set, is told of every batch written (see Flush), from
+	// the journal's goroutine, after the commits it holds are durable.
+	Flushed func(Flush)
+	Log     zerolog.Logger
 }
 
 // FileName is the state file's name in its directory.
@@ -408,7 +411,9 @@ func (j *Journal) flush1() (more, ok bool) {
 	if len(batch) == 0 {
 		return false, true
 	}
+	start := time.Now()
 	err := j.write(batch)
+	took := time.Since(start)
 	j.mu.Lock()
 	if err != nil {
 		j.err = fmt.Errorf("%w: %w", ErrFailed, err)
@@ -424,6 +429,9 @@ func (j *Journal) flush1() (more, ok bool) {
 	if err != nil {
 		j.cfg.Log.Error().Err(err).Uint64("durable", uint64(j.Durable())).Msg("the journal failed: nothing more will be acknowledged")
 		return false, false
+	}
+	if j.cfg.Flushed != nil {
+		j.cfg.Flushed(Flush{Commits: len(batch), Bytes: batchBytes(batch), Took: took, At: start.Add(took)})
 	}
 	return more, true
 }

@@ -1,9 +1,11 @@
 package heavy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,6 +273,27 @@ func (z *Zone) Stats() Stats {
 		st.LargestFree = max(st.LargestFree, a.LargestFree)
 	}
 	return st
+}
+
+// SlabStats is one slab: its id, the bytes in its blocks, and whether it
+// is retired (its worker died; it holds committed tensors until they
+// are freed or moved).
+type SlabStats struct {
+	ID      uint32
+	InUse   int64
+	Retired bool
+}
+
+// Slabs describes every slab, live and retired, by id.
+func (z *Zone) Slabs() []SlabStats {
+	z.mu.Lock()
+	out := make([]SlabStats, 0, len(z.slabs))
+	for _, s := range z.slabs {
+		out = append(out, SlabStats{ID: s.id, InUse: s.alloc.Stats().InUse, Retired: s.retired})
+	}
+	z.mu.Unlock()
+	slices.SortFunc(out, func(a, b SlabStats) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // Describe lists every live block, by slab, with its owner ("" once

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -100,7 +101,8 @@ type Pool struct {
 	hard    chan struct{}  // closed when Close's deadline passes
 	wg      sync.WaitGroup // slot and heartbeat goroutines
 	closing sync.Once
-	bin     *os.File // the pinned binary's sealed copy; nil when unpinned
+	bin     *os.File     // the pinned binary's sealed copy; nil when unpinned
+	waiting atomic.Int64 // Dispatch calls waiting in pick
 
 	mu       sync.Mutex
 	slots    []*slot
@@ -249,15 +251,23 @@ func (p *Pool) pick(ctx context.Context) (*proc, error) {
 		if best != nil {
 			return best, nil
 		}
+		p.waiting.Add(1)
 		select {
 		case <-wait:
 		case <-p.ctx.Done():
+			p.waiting.Add(-1)
 			return nil, ErrClosed
 		case <-ctx.Done():
+			p.waiting.Add(-1)
 			return nil, ctx.Err()
 		}
+		p.waiting.Add(-1)
 	}
 }
+
+// Waiting returns the dispatches waiting for a worker with room (every
+// live worker has MaxInFlight): the dispatch queue's depth.
+func (p *Pool) Waiting() int64 { return p.waiting.Load() }
 
 func (pr *proc) isDead() bool {
 	select {

@@ -1,7 +1,7 @@
 package protocol
 
 // The methods a Call names. Their bodies are JSON objects, described in
-// docs/FLUX.md.
+// docs/FLUX.md (stats and log: docs/OPERATIONS.md).
 const (
 	MethodFluxValidate  = "flux.validate"
 	MethodFluxRun       = "flux.run"
@@ -19,10 +19,13 @@ const (
 	MethodAuditLog      = "audit.log"
 	MethodAuditReload   = "audit.reload"
 	MethodAuditResume   = "audit.resume"
+	MethodStats         = "stats"
+	MethodLog           = "log"
 )
 
 // The streams a Subscribe names.
 const (
 	StreamSignals = "signal.watch"
 	StreamFlux    = "flux.watch"
+	StreamLog     = "log.follow"
 )

@@ -43,6 +43,10 @@ type Stats struct {
 	Published   uint64 // signals handed to subscribers' buffers (once per subscriber)
 	Missed      uint64 // signals that found a subscriber's buffer full
 	Undelivered uint64 // signals of commits that never became durable
+	Subscribers int64  // subscribers now
+	// Lagging is the subscribers that missed signals they have not been
+	// told of yet (their next item is a lagged count).
+	Lagging int64
 }
 
 // Hub publishes committed signals. Make one with New; Close stops it.
@@ -96,9 +100,20 @@ func (h *Hub) Committed(c cas.Commit) {
 	}
 }
 
-// Stats returns the Hub's counters.
+// Stats returns the Hub's counters. It takes every subscriber's lock in
+// turn (for Lagging): call it once in a while, not per signal.
 func (h *Hub) Stats() Stats {
-	return Stats{Published: h.published.Load(), Missed: h.missed.Load(), Undelivered: h.undelivered.Load()}
+	st := Stats{Published: h.published.Load(), Missed: h.missed.Load(), Undelivered: h.undelivered.Load(), Subscribers: h.subs.Load()}
+	h.mu.Lock()
+	for s := range h.mu.subs {
+		s.mu.Lock()
+		if s.mu.missed > 0 {
+			st.Lagging++
+		}
+		s.mu.Unlock()
+	}
+	h.mu.Unlock()
+	return st
 }
 
 // Close stops the publisher, drops what it had not published, and ends

@@ -231,8 +231,8 @@ func TestLagged(t *testing.T) {
 		}
 	}
 	poll(t, func() bool { st := h.Stats(); return st.Published+st.Missed == 2*n })
-	if missed := h.Stats().Missed; missed != n-4 {
-		t.Fatalf("missed %d of %d with a buffer of 4, want %d", missed, n, n-4)
+	if st := h.Stats(); st.Missed != n-4 || st.Lagging != 1 || st.Subscribers != 2 {
+		t.Fatalf("missed %d of %d with a buffer of 4, want %d; %d of %d subscribers lagging, want 1 of 2", st.Missed, n, n-4, st.Lagging, st.Subscribers)
 	}
 	// The count comes with the next signal, which has room now.
 	for i := range 4 {
@@ -246,6 +246,9 @@ func TestLagged(t *testing.T) {
 	}
 	if it := recv(t, slow); it.Version != n+1 || it.Lagged != 0 {
 		t.Fatalf("after the lag: %+v, want version %d", it, n+1)
+	}
+	if st := h.Stats(); st.Lagging != 0 {
+		t.Fatalf("%d subscribers lagging once told, want 0", st.Lagging)
 	}
 }
 

@@ -47,6 +47,7 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 // attempt's delta (a workflow step and its run's records).
 func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func(attempt int) cas.Delta) *protocol.Reply {
 	rep := &protocol.Reply{ID: req.ID, Mode: s.mode}
+	defer s.executed(req.Process, time.Now(), rep)
 	if err := s.journalErr(); err != nil {
 		rep.Err = err
 		return rep

@@ -103,6 +103,13 @@ type Config struct {
 	// StateDir, Restore, HeavySize, Flux and Audit must be unset).
 	Etcd *EtcdConfig
 
+	// CommitLog is how many commits the commit log keeps (theusctl log,
+	// /api/log); default DefaultCommitLog.
+	CommitLog int
+	// noMeters turns off the per-process and per-commit counters and the
+	// commit log: the baseline of BenchmarkObserve (meters.off).
+	noMeters bool
+
 	// Pool tunes every pool's supervision (heartbeats, restart limits);
 	// its Command, Workers, MaxFrame and Log are set by the supervisor.
 	Pool pool.Config
@@ -161,7 +168,7 @@ type Supervisor struct {
 	// reader's own (serve.go).
 	gos *gopool.Pool
 
-	commits, conflicts, retries, vips, failures, redispatches, moves atomic.Uint64
+	*meters // every counter (meters.go)
 }
 
 type process struct {
@@ -209,7 +216,8 @@ func Start(cfg Config) (*Supervisor, error) {
 		}
 		return nil, err
 	}
-	arb := vip.New(vip.Config{Strict: cfg.Mode == cas.Strict})
+	m := newMeters(cfg.CommitLog, cfg.noMeters)
+	arb := vip.New(vip.Config{Strict: cfg.Mode == cas.Strict, Trace: m.ticket})
 	undo = append(undo, arb.Close)
 	evac := make(chan struct{}, 1)
 	var reclaim func() // the store's Collect, once the store exists
@@ -241,7 +249,7 @@ func Start(cfg Config) (*Supervisor, error) {
 		}
 	}
 	if cfg.StateDir != "" && cfg.Durability != durable.None {
-		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Fault: cfg.JournalFault, MaxBatch: cfg.JournalMaxBatch, Log: cfg.Log})
+		journal, state, err = durable.Open(durable.Config{Dir: cfg.StateDir, Mode: cfg.Durability, Fault: cfg.JournalFault, MaxBatch: cfg.JournalMaxBatch, Flushed: m.flushed, Log: cfg.Log})
 		if err != nil {
 			return fail(fmt.Errorf("supervisor: %w", err))
 		}
@@ -249,16 +257,16 @@ func Start(cfg Config) (*Supervisor, error) {
 	}
 	hub := newSignalHub(journal)
 	undo = append(undo, hub.Close)
-	storeCfg.Committed = hub.Committed
+	storeCfg.Committed = func(c cas.Commit) { hub.Committed(c); m.committed(c) }
 	if journal != nil {
-		storeCfg.Committed = func(c cas.Commit) { journal.Append(c); hub.Committed(c) }
+		storeCfg.Committed = func(c cas.Commit) { journal.Append(c); hub.Committed(c); m.committed(c) }
 	}
 	store, err := cas.Restore(storeCfg, state)
 	if err != nil {
 		return fail(fmt.Errorf("supervisor: %w: %w", durable.ErrCorrupt, err))
 	}
 	reclaim = store.Collect
-	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{}), gos: gopool.New(connGoroutines)}
+	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{}), gos: gopool.New(connGoroutines), meters: m}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
 	if cfg.Etcd != nil {
 		if err := s.openEtcd(); err != nil {
@@ -274,6 +282,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	s.methods, s.streams = map[string]method{}, map[string]stream{}
 	s.startOutbox()
 	s.startSignals()
+	s.startObserve()
 	undo = append(undo, s.quitNow)
 	undo = append(undo, s.cancel)
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
@@ -293,6 +302,7 @@ func Start(cfg Config) (*Supervisor, error) {
 		}
 	}
 	s.names = slices.Sorted(maps.Keys(s.procs))
+	s.addProcesses(s.names)
 	if err := s.startAudit(); err != nil {
 		return fail(err)
 	}

@@ -69,6 +69,12 @@ func (f flags) config() (supervisor.Config, error) {
 	if heavyInline >= int64(f.maxFrame)/2 {
 		return bad(fmt.Errorf("--heavy-inline %s: an inline tensor must fit a frame (--max-frame %d) with room to spare", f.heavyInline, f.maxFrame))
 	}
+	if err := f.http.check(f.demo); err != nil {
+		return bad(err)
+	}
+	if f.commitLog < 1 || f.commitLog > 1<<20 {
+		return bad(fmt.Errorf("--commit-log %d: want 1 to %d", f.commitLog, 1<<20))
+	}
 	durability, err := durable.ParseMode(f.durability)
 	if err != nil {
 		return bad(fmt.Errorf("--durability: %w", err))
@@ -96,7 +102,7 @@ func (f flags) config() (supervisor.Config, error) {
 		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
 		StateDir: stateDir, Durability: durability, Restore: f.restore,
 		MaxClients: f.maxClients, ClientBuffer: clientBuffer, FrameTimeout: f.frameTimeout,
-		Flux: f.flux, Schema: gate, Audit: f.audit,
+		Flux: f.flux, Schema: gate, Audit: f.audit, CommitLog: f.commitLog,
 	}
 	cfg.Pool.Env = []string{demo.FaultsEnv(f.faults)} // set either way: never inherited
 	return cfg, nil

@@ -76,6 +76,10 @@ func TestFlagsRefused(t *testing.T) {
 		{[]string{"--plugin", filepath.Dir(exe)}, "not a regular file"},
 		{[]string{"--plugin", exe + "@sha256:00"}, "not 64 hex digits"},
 		{[]string{"--workers", "two"}, "invalid argument"},
+		{[]string{"--http-allow-remote"}, "--http-allow-remote: needs --http"},
+		{[]string{"--http-token-file", "/x"}, "--http-token-file: needs --http"},
+		{[]string{"--pprof"}, "--pprof: needs --http"},
+		{[]string{"--commit-log", "0"}, "--commit-log 0: want 1 to"},
 	} {
 		_, err := parse(t, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -93,6 +93,8 @@ type flags struct {
 	clientBuffer string
 	frameTimeout time.Duration
 	etcd         etcdFlags
+	commitLog    int
+	http         httpFlags
 }
 
 func version() string {
@@ -153,6 +155,11 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.StringVar(&f.clientBuffer, "client-buffer", "256MiB", "memory for client frames still arriving, all clients together (at least --max-frame); a large frame waits for room")
 	fl.DurationVar(&f.frameTimeout, "frame-timeout", 10*time.Second, "how long a client frame may take to arrive once its header has; a client stalled inside a frame is disconnected")
 	f.etcd.register(fl)
+	fl.IntVar(&f.commitLog, "commit-log", supervisor.DefaultCommitLog, "commits the commit log keeps (theusctl log, /api/log)")
+	fl.StringVar(&f.http.addr, "http", "", "serve the status page, /metrics and /api/log (read only) on this address, e.g. 127.0.0.1:9090; off by default (--demo: a free loopback port)")
+	fl.BoolVar(&f.http.allowRemote, "http-allow-remote", false, "let --http listen on an address other than loopback; requires --http-token-file")
+	fl.StringVar(&f.http.tokenFile, "http-token-file", "", "file holding the bearer token every HTTP request must carry (mode 0600, at least 16 characters)")
+	fl.BoolVar(&f.http.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the --http listener")
 	return cmd
 }
 
@@ -203,11 +210,21 @@ func run(cmd *cobra.Command, f flags) error {
 	}
 	defer orphans.Close(f.drainTimeout)
 	cfg.Pool.Orphans = orphans
+	web, err := f.http.prepare(f.demo)
+	if err != nil {
+		return err
+	}
 	s, err := supervisor.Start(cfg)
 	if err != nil {
 		return err
 	}
 	sup.Store(s)
+	closeHTTP, err := startHTTP(ctx, web, f, s, log)
+	if err != nil {
+		s.Shutdown(context.Background())
+		return err
+	}
+	defer closeHTTP()
 	if f.faults {
 		log.Warn().Msg("--faults: any client can crash or hang the demo worker's workers (fault.*)")
 	}

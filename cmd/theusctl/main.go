@@ -2,7 +2,8 @@
 // process, get reads the Context, status shows the workers and counters,
 // snapshot save writes a backup of the DATA zone, outbox pull and ack
 // take the messages processes emitted, audit inspects and steers the
-// audit recipe.
+// audit recipe, log prints the commit log and top shows the supervisor
+// live.
 package main
 
 import (
@@ -59,6 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(a.outboxCmd())
 	root.AddCommand(a.watchCmd(), a.signalCmd())
 	root.AddCommand(a.auditCmd())
+	root.AddCommand(a.logCmd(), a.topCmd())
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		if !errors.Is(err, errShown) {

@@ -16,6 +16,9 @@ var binDir string
 // TestMain builds the real theus-supervisor and theus-worker binaries for
 // the scripts, as a user would; theusctl runs from this test binary.
 func TestMain(m *testing.M) {
+	if os.Getenv("THEUSCTL_TEST_MAIN") == "1" { // a test runs theusctl itself (top, in a pseudo-terminal)
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	testscript.Main(mainWithBinaries{m}, map[string]func(){
 		"theusctl": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})

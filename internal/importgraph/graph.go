@@ -20,7 +20,8 @@ var Allowed = map[string][]string{
 	// and parses --plugin into the pool's plugin policy (pool).
 	// (flux: a file that does not load exits with status 2; schema: the
 	// --schema file is compiled here, a bad one exits with status 4.)
-	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client", "pool", "flux", "schema"},
+	// (observe: the --http listener, which reads the supervisor.)
+	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client", "pool", "flux", "schema", "observe"},
 	"cmd/theusctl":         {"client", "protocol"},
 	// The load generator starts its own supervisor (re-executing itself as
 	// its worker, and as the go-plugin peer) or drives one through clients.
@@ -30,7 +31,10 @@ var Allowed = map[string][]string{
 	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention": {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":          {"worker"},
-	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit", "internal/gopool", "etcdstore"},
+	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit", "internal/gopool", "etcdstore", "observe"},
+	// Metrics, the status page and the HTTP listener: it reads the
+	// supervisor's counters through an interface, never the supervisor.
+	"observe": {"protocol"},
 	// The Flux language and its run engine: it reads snapshots and runs
 	// steps through the Host the supervisor gives it.
 	"flux":                 {"cas", "contract"},
