@@ -26,14 +26,11 @@ const opOverhead = 32
 // Commit applies delta in one etcd Txn if what it depends on is unchanged
 // since revision snap, as cas.Store.Commit does (see the package doc for
 // how). A commit that writes where another holds a VIP ticket conflicts;
-// the caller's own ticket (opts.Held) ends with its commit. Signals are
-// not carried yet: a commit with signals is refused.
+// the caller's own ticket (opts.Held) ends with its commit. Its signals
+// are written in the same Txn (the signal key), for WatchSignals.
 func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.Path, delta cas.Delta, opts cas.Options) (cas.Result, error) {
 	if err := cas.CheckCommit(reads, delta, opts); err != nil {
 		return cas.Result{}, err
-	}
-	if len(opts.Signals) > 0 {
-		return cas.Result{}, ErrSignals
 	}
 	t := s.plan(snap, reads, delta, opts)
 	if err := t.fits(s.maxOps, s.maxBytes); err != nil {
@@ -256,6 +253,9 @@ func (t *txn) writes(seqs []seq) []clientv3.Op {
 		ops = append(ops, clientv3.OpPut(s.seqKey(l), strconv.FormatUint(next[l], 10)))
 	}
 	ops = append(ops, clientv3.OpPut(s.headKey(), ""))
+	if len(t.opts.Signals) > 0 {
+		ops = append(ops, clientv3.OpPut(s.signalKey(), string(encodeSignals(t.opts.Signals))))
+	}
 	if t.held != nil {
 		for _, k := range t.held.keys {
 			ops = append(ops, clientv3.OpDelete(s.ticketKey(k)))
@@ -329,6 +329,9 @@ func (t *txn) fits(maxOps, maxBytes int) error {
 	}
 	compares := len(t.checked) + len(t.logs) + 1 + len(t.gates) + held
 	writes := len(t.delta) + len(t.stamps) + len(t.logs) + 2 + held
+	if len(t.opts.Signals) > 0 {
+		writes++
+	}
 	ops := max(compares, writes, len(t.readBack))
 	if ops > maxOps {
 		return &LimitError{What: "operations", Got: ops, Max: maxOps}
@@ -351,6 +354,9 @@ func (t *txn) fits(maxOps, maxBytes int) error {
 	}
 	n += 3*(len(s.opKey(t.opts.OpID))+opOverhead) + len(t.opts.OpDigest) + len(t.opts.Result)
 	n += 3 * (len(s.headKey()) + opOverhead)
+	if len(t.opts.Signals) > 0 {
+		n += len(s.signalKey()) + opOverhead + signalsSize(t.opts.Signals)
+	}
 	for _, g := range t.gates {
 		n += 2 * (len(g.key) + opOverhead)
 	}

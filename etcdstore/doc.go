@@ -19,6 +19,8 @@
 //	P o/<id>   an op id: the call's digest (32 bytes) and its result
 //	P h        the head: rewritten by every commit (strict mode)
 //	P t/<k>.   a VIP ticket on key k, on its holder's lease
+//	P g        the signals of the last commit that carried any; its
+//	           history is the signal log (see Signals)
 //
 // # Commit
 //
@@ -48,6 +50,17 @@
 // no ticket exists at, below or above each path it writes, except under
 // its own ticket (Options.Held), whose keys it deletes: another's ticket
 // makes it a conflict, so a holder's next attempt cannot lose.
+//
+// # Signals
+//
+// A commit's signals (Options.Signals) are never applied: they are put,
+// encoded, at the signal key in the commit's own Txn, so the key's
+// history holds one revision per commit that carried signals, in commit
+// order. WatchSignals watches that key from a revision on and delivers
+// each commit's signals once, in version order; a watch that etcd ends
+// or a reconnect resumes after the last commit delivered, never before.
+// Signals older than etcd's compacted revision are lost to a watcher
+// that was away (SignalWatch.Lost says so).
 //
 // # Failures
 //

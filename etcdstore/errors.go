@@ -8,24 +8,6 @@ import (
 	"github.com/theus-run/theus/protocol"
 )
 
-// ErrSignals: a commit carried signals, which the etcd store does not
-// publish yet. It is a bad_request on the wire: nothing was sent.
-var ErrSignals error = &refusedError{msg: "etcdstore: signals are not carried by the etcd store yet: nothing committed"}
-
-// refusedError is a commit the etcd store does not take: a bad_request.
-type refusedError struct{ msg string }
-
-func (e *refusedError) Error() string { return e.msg }
-
-// As makes errors.As(err, **protocol.Error) give a bad_request.
-func (e *refusedError) As(target any) bool {
-	if pe, ok := target.(**protocol.Error); ok {
-		*pe = &protocol.Error{Code: protocol.CodeBadRequest, Message: e.msg}
-		return true
-	}
-	return false
-}
-
 // ErrUnavailable matches every error that comes from etcd not answering
 // (UnavailableError, UncertainError).
 var ErrUnavailable = errors.New("etcdstore: etcd unavailable")
