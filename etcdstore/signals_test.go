@@ -57,7 +57,9 @@ func watch(t *testing.T, s *etcdstore.Store, after cas.Version) *signalCollector
 	col := &signalCollector{}
 	ctx, cancel := context.WithCancel(bg)
 	done := make(chan error, 1)
-	go func() { done <- s.WatchSignals(ctx, after, etcdstore.SignalWatch{Committed: col.committed, Broken: col.broke}) }()
+	go func() {
+		done <- s.WatchSignals(ctx, after, etcdstore.SignalWatch{Committed: col.committed, Broken: col.broke})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != context.Canceled {
