@@ -50,6 +50,10 @@ type etcdBackend struct {
 	client *clientv3.Client
 	owned  bool // dialed here: closed at Shutdown
 	store  *etcdstore.Store
+	// stopWatch ends the signal watch (etcd_signals.go), watchDone is
+	// closed once it has.
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // checkEtcd refuses, before anything starts, what the etcd store does
@@ -107,11 +111,13 @@ func (s *Supervisor) openEtcd() error {
 	b.store = st
 	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(e.DialTimeout, 5*time.Second))
 	defer cancel()
-	if _, err := st.Version(ctx); err != nil { // fail the start, not the first execute
+	from, err := st.Version(ctx) // fail the start, not the first execute
+	if err != nil {
 		b.close()
 		return fmt.Errorf("supervisor: %w", err)
 	}
 	s.etcd = b
+	s.watchSignals(from)
 	s.runner = &cas.Runner{Engine: st, Mode: s.cfg.Mode, VIPAfter: s.cfg.VIPAfter}
 	return nil
 }
@@ -149,6 +155,7 @@ func (b *etcdBackend) close() {
 	if b == nil {
 		return
 	}
+	b.stopSignals()
 	if b.store != nil {
 		b.store.Close()
 	}

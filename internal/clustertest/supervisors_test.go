@@ -36,6 +36,7 @@ func TestEtcd(t *testing.T) {
 	t.Run("HotKeyTicketsAcrossSupervisors", func(t *testing.T) { etcdHotKey(t, cl) })
 	t.Run("BankThreeSupervisors", func(t *testing.T) { etcdBank(t, cl) })
 	t.Run("OutboxAcrossSupervisors", func(t *testing.T) { etcdOutbox(t, cl) })
+	t.Run("SignalsAcrossSupervisors", func(t *testing.T) { etcdSignals(t, cl) })
 	t.Run("LocalOnlyRefused", func(t *testing.T) { etcdRefused(t, cl) })
 	t.Run("ClosedClientNeverAcks", func(t *testing.T) { etcdClosedClient(t, cl) })
 	t.Run("NoQuorumNeverAcks", func(t *testing.T) { etcdNoQuorum(t, cl) })
@@ -314,19 +315,13 @@ func etcdOutbox(t *testing.T, cl *etcdtest.Cluster) {
 }
 
 // What stays local to one process is refused with a clear error, and
-// commits nothing: signals, backups, workflow runs; and a start with a
+// commits nothing: backups, workflow runs; and a start with a
 // state directory, an arena or no endpoint.
 func etcdRefused(t *testing.T, cl *etcdtest.Cluster) {
 	h := startEtcd(t, cl, nil)
 	c := h.dial(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := c.Exec(ctx, "ping.mark", demo.MarkArgs{Key: "k", Value: json.RawMessage("1")}); !errors.Is(err, protocol.ErrBadRequest) {
-		t.Fatalf("a commit with a signal: %v, want bad_request", err)
-	}
-	if _, err := c.Get(ctx, demo.PingsPath); !errors.Is(err, protocol.ErrNotFound) {
-		t.Fatalf("get %s after the refused commit: %v, want not_found", demo.PingsPath, err)
-	}
 	if _, err := c.Backup(ctx, t.TempDir()+"/b"); !errors.Is(err, protocol.ErrBadRequest) {
 		t.Fatalf("backup: %v, want bad_request", err)
 	}
