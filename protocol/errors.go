@@ -48,6 +48,7 @@ const (
 	CodeAuditAbort        = "audit_abort"        // an audit rule of level A refused the call; nothing committed
 	CodeAuditBlock        = "audit_block"        // an audit rule of level B passed its threshold_max; nothing committed
 	CodeAuditStop         = "audit_stop"         // an audit rule of level S stopped the process until theusctl audit resume
+	CodeRemoteTensor      = "remote_tensor"      // a HEAVY tensor in another supervisor's arena (--store etcd); Path names it
 )
 
 // Sentinels for errors.Is.
@@ -75,4 +76,5 @@ var (
 	ErrAuditAbort        = &Error{Code: CodeAuditAbort}
 	ErrAuditBlock        = &Error{Code: CodeAuditBlock}
 	ErrAuditStop         = &Error{Code: CodeAuditStop}
+	ErrRemoteTensor      = &Error{Code: CodeRemoteTensor}
 )

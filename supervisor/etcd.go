@@ -50,6 +50,9 @@ type etcdBackend struct {
 	client *clientv3.Client
 	owned  bool // dialed here: closed at Shutdown
 	store  *etcdstore.Store
+	// host names this supervisor's HEAVY arena in the descriptors it
+	// commits (etcd_heavy.go).
+	host string
 	// stopWatch ends the signal watch (etcd_signals.go), watchDone is
 	// closed once it has.
 	stopWatch context.CancelFunc
@@ -71,8 +74,6 @@ func checkEtcd(cfg Config) error {
 		return bad("no endpoints")
 	case cfg.StateDir != "" || cfg.Restore != "":
 		return bad("a commit is durable once etcd has it (a quorum of members logged it): no state directory, durability mode or backup to restore applies")
-	case cfg.HeavySize > 0:
-		return bad("HEAVY arena tensors live in one host's memory, which other supervisors cannot read: set the HEAVY size to 0 (inline tensors only)")
 	case cfg.Flux != "":
 		return bad("workflow runs and machines are not kept in etcd yet: no flux directory")
 	case cfg.Audit != "":
@@ -89,7 +90,11 @@ func checkEtcd(cfg Config) error {
 // ended by the lease if this one dies.
 func (s *Supervisor) openEtcd() error {
 	e := s.cfg.Etcd
-	b := &etcdBackend{client: e.Client}
+	host, err := newHostID()
+	if err != nil {
+		return err
+	}
+	b := &etcdBackend{client: e.Client, host: host}
 	if b.client == nil {
 		tc, err := etcdTLS(e)
 		if err != nil {

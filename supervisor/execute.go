@@ -164,7 +164,11 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 			if e.Path.InZone(contract.ZonePrivate) {
 				continue // the supervisor's own records (runs, the outbox): never shipped to a worker
 			}
-			dp.Inputs = append(dp.Inputs, protocol.Entry{Path: string(e.Path), Value: e.Value, Version: uint64(e.Version)})
+			v, perr := s.localTensor(e.Path, e.Value) // etcd: a tensor of another host's arena is refused
+			if perr != nil {
+				return cas.Outcome{}, nil, perr
+			}
+			dp.Inputs = append(dp.Inputs, protocol.Entry{Path: string(e.Path), Value: v, Version: uint64(e.Version)})
 		}
 	}
 	var res *protocol.Result
@@ -223,12 +227,15 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 			if contract.Op(w.Op) != contract.OpSet {
 				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: a HEAVY path is set or deleted, never appended to", req.Process), Path: w.Path}
 			}
-			_, ref, err := s.zone.Claim(blocks, owner, w.Path, w.Value)
+			d, ref, err := s.zone.Claim(blocks, owner, w.Path, w.Value)
 			if err != nil {
 				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: %v", req.Process, err), Path: w.Path}
 			}
 			if ref != (heavy.Ref{}) {
 				refs = append(refs, ref)
+				if w.Value, err = s.hostTensor(d, w.Value); err != nil { // etcd: names this host
+					return cas.Outcome{}, refs, err
+				}
 			}
 		}
 		switch contract.Op(w.Op) {
@@ -300,7 +307,12 @@ func (s *Supervisor) Get(req *protocol.Get) *protocol.GetReply {
 		return rep
 	}
 	for _, e := range snap.Subtree(p) {
-		rep.Entries = append(rep.Entries, protocol.Entry{Path: string(e.Path), Value: e.Value, Version: uint64(e.Version)})
+		v, perr := s.localTensor(e.Path, e.Value)
+		if perr != nil {
+			rep.Entries, rep.Err = nil, perr
+			return rep
+		}
+		rep.Entries = append(rep.Entries, protocol.Entry{Path: string(e.Path), Value: v, Version: uint64(e.Version)})
 	}
 	if len(rep.Entries) == 0 {
 		rep.Err = &protocol.Error{Code: protocol.CodeNotFound, Message: "nothing at or under this path", Path: req.Path}

@@ -100,7 +100,9 @@ type Config struct {
 
 	// Etcd, when set, keeps the DATA zone in an etcd cluster shared with
 	// other supervisors instead of in this process (see EtcdConfig; then
-	// StateDir, Restore, HeavySize, Flux and Audit must be unset).
+	// StateDir, Restore, Flux and Audit must be unset). HEAVY arena
+	// tensors stay in this process: other supervisors refuse to read them
+	// (remote_tensor).
 	Etcd *EtcdConfig
 
 	// CommitLog is how many commits the commit log keeps (theusctl log,
@@ -374,13 +376,22 @@ func (s *Supervisor) Tensor(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap := s.store.Snapshot()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DefaultTimeout)
+	defer cancel()
+	snap, err := s.view(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	defer snap.Release()
 	v, ok := snap.Get(p)
 	if !ok {
 		return nil, fmt.Errorf("supervisor: no value at %s", path)
 	}
-	d, err := shm.ParseDescriptor(v.Value, s.zone.InlineMax())
+	value, perr := s.localTensor(p, v.Value)
+	if perr != nil {
+		return nil, perr
+	}
+	d, err := shm.ParseDescriptor(value, s.zone.InlineMax())
 	if err != nil {
 		return nil, err
 	}

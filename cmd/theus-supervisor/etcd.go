@@ -31,8 +31,10 @@ func (e *etcdFlags) register(fl *pflag.FlagSet) {
 // storeConfig applies --store to cfg. With etcd, a commit is durable once
 // etcd acknowledges it: --state-dir, --durability and --restore are the
 // bbolt store's and are refused when given; the HEAVY arena (host-local
-// memory) is off, and --flux, --audit and --demo are refused (their
-// records are not kept in etcd yet). changed reports whether a flag was
+// memory) is off unless --heavy-size is given (its tensors are read only
+// through the supervisor that holds them: remote_tensor elsewhere), and
+// --flux, --audit and --demo are refused (their records are not kept in
+// etcd yet). changed reports whether a flag was
 // given.
 func (f *flags) storeConfig(cfg *supervisor.Config, changed func(string) bool) error {
 	e := f.etcd
@@ -58,16 +60,16 @@ func (f *flags) storeConfig(cfg *supervisor.Config, changed func(string) bool) e
 			return fmt.Errorf("--%s: not available with --store etcd yet (docs/DISTRIBUTED.md)", n)
 		}
 	}
-	if changed("heavy-size") && cfg.HeavySize != 0 {
-		return errors.New("--heavy-size: with --store etcd the HEAVY arena is off (a tensor in one host's memory cannot be read by other supervisors): give 0 or leave it out; inline tensors still travel")
-	}
 	if len(e.endpoints) == 0 {
 		return errors.New("--store etcd: give the members' client URLs with --etcd-endpoints")
 	}
 	if (e.cert == "") != (e.key == "") {
 		return errors.New("--etcd-tls-cert and --etcd-tls-key: give both or neither")
 	}
-	cfg.StateDir, cfg.Restore, cfg.HeavySize = "", "", 0
+	cfg.StateDir, cfg.Restore = "", ""
+	if !changed("heavy-size") {
+		cfg.HeavySize = 0 // opt-in: see docs/HEAVY.md, several supervisors
+	}
 	cfg.Etcd = &supervisor.EtcdConfig{Endpoints: e.endpoints, Prefix: e.prefix, CA: e.ca, Cert: e.cert, Key: e.key}
 	f.durability = "etcd"
 	return nil

@@ -53,6 +53,9 @@ func TestStoreFlags(t *testing.T) {
 	if _, err = parseStore("--store", "etcd", "--etcd-endpoints", "http://a:2379", "--heavy-size", "0"); err != nil {
 		t.Fatalf("--heavy-size 0 with etcd: %v", err)
 	}
+	if cfg, err = parseStore("--store", "etcd", "--etcd-endpoints", "http://a:2379", "--heavy-size", "1MiB"); err != nil || cfg.HeavySize != 1<<20 {
+		t.Fatalf("--heavy-size 1MiB with etcd: heavy size %d, %v: want the arena, host-local", cfg.HeavySize, err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -63,7 +66,6 @@ func TestStoreFlags(t *testing.T) {
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--state-dir", "/tmp/x"}, "--state-dir"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--durability", "async"}, "--durability"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--restore", "/tmp/b"}, "--restore"},
-		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--heavy-size", "1MiB"}, "--heavy-size"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--flux", "/tmp/f"}, "--flux"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--demo"}, "--demo"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--etcd-tls-cert", "c.pem"}, "--etcd-tls-key"},

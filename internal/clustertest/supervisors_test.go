@@ -37,6 +37,7 @@ func TestEtcd(t *testing.T) {
 	t.Run("BankThreeSupervisors", func(t *testing.T) { etcdBank(t, cl) })
 	t.Run("OutboxAcrossSupervisors", func(t *testing.T) { etcdOutbox(t, cl) })
 	t.Run("SignalsAcrossSupervisors", func(t *testing.T) { etcdSignals(t, cl) })
+	t.Run("RemoteTensor", func(t *testing.T) { etcdRemoteTensor(t, cl) })
 	t.Run("LocalOnlyRefused", func(t *testing.T) { etcdRefused(t, cl) })
 	t.Run("ClosedClientNeverAcks", func(t *testing.T) { etcdClosedClient(t, cl) })
 	t.Run("NoQuorumNeverAcks", func(t *testing.T) { etcdNoQuorum(t, cl) })
@@ -333,7 +334,6 @@ func etcdRefused(t *testing.T, cl *etcdtest.Cluster) {
 	}
 	for name, tune := range map[string]func(*supervisor.Config){
 		"state dir":    func(c *supervisor.Config) { c.StateDir = t.TempDir() },
-		"arena":        func(c *supervisor.Config) { c.HeavySize = 1 << 20 },
 		"no endpoints": func(c *supervisor.Config) { c.Etcd.Endpoints = nil },
 		"cert no key":  func(c *supervisor.Config) { c.Etcd.Cert = "x.pem" },
 		"unreachable": func(c *supervisor.Config) {
