@@ -3,7 +3,10 @@
 // the processes registered in it with their contracts, the signals its
 // commits publish and a Flux engine whose steps run those processes. It
 // never opens a socket or a file, never starts a worker and has no HEAVY
-// zone.
+// zone. The js && wasm files (js_*.go) turn JavaScript functions into
+// Processes and install the API on a JavaScript object (Install);
+// cmd/theus-wasm is the program that does so, and nothing else here
+// touches syscall/js.
 //
 // # Basics
 //

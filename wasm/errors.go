@@ -71,3 +71,19 @@ func canonicalArgs(args []byte) []byte {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
+
+// isCode reports whether c has the form of a wire code: lower snake case,
+// at most 64 bytes ("insufficient_funds"). A JavaScript error's code
+// property is taken as the call's code only then (Node's ERR_* codes and
+// DOMException's numbers are not).
+func isCode(c string) bool {
+	if c == "" || len(c) > 64 || c[0] < 'a' || c[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		if b := c[i]; !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '_') {
+			return false
+		}
+	}
+	return true
+}

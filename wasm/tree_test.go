@@ -1,3 +1,7 @@
+//go:build !wasm
+
+// (client, which this test holds document to, uses Unix sockets.)
+
 package wasm
 
 import (

@@ -60,7 +60,8 @@ var Allowed = map[string][]string{
 	"conformance": {},
 	// theus in a WebAssembly page: the engine packages the supervisor
 	// uses (no fork), JavaScript processes in place of workers.
-	"wasm": {"cas", "contract", "vip", "flux", "signal", "protocol"},
+	"wasm":           {"cas", "contract", "vip", "flux", "signal", "protocol"},
+	"cmd/theus-wasm": {"wasm"},
 }
 
 func match(pattern, pkg string) bool {
