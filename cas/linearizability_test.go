@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -194,6 +195,7 @@ func TestSerializableTransfers(t *testing.T) {
 				return
 			}
 			audits.Add(1)
+			runtime.Gosched() // WebAssembly has one thread and no preemption: a loop that never yields starves the workers
 		}
 	})
 	var workers sync.WaitGroup
