@@ -12,8 +12,11 @@ import (
 )
 
 // TestMain checks that no test leaves a goroutine behind: a Runtime's
-// Close stops the hub's, the arbiter's and every run's.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// Close stops the hub's, the arbiter's and every run's. (Under js/wasm
+// the runtime keeps one of its own to wait for JavaScript's events.)
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("runtime.handleEvent"))
+}
 
 func newRuntime(t testing.TB, cfg Config) *Runtime {
 	t.Helper()

@@ -7,19 +7,21 @@ import (
 	"syscall/js"
 
 	"github.com/theus-run/theus/flux"
+	"github.com/theus-run/theus/internal/gopool"
 	"github.com/theus-run/theus/protocol"
 )
 
 // Install sets target[name] to the raw theus API, {newContext(options)},
-// which theus.js (cmd/theus-wasm) wraps: synchronous methods return {v}
-// or {e} there, and theus.js throws e. The functions live as long as the
-// program.
+// which theus.js (cmd/theus-wasm) wraps: values cross as JSON text, a
+// synchronous method returns its value or a TheusError (theus.js throws
+// it), and an asynchronous one takes a promise's resolve and reject last.
+// The functions live as long as the program.
 func Install(target js.Value, name string) {
-	api := js.Global().Get("Object").New()
+	api := jsObject.New()
 	api.Set("newContext", syncMethod(func(a []js.Value) (any, error) {
-		opts, err := toJSON(arg(a, 0))
+		opts, err := jsonArg(arg(a, 0))
 		if err != nil {
-			return nil, asProtocol(err)
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "newContext options: %v", err)
 		}
 		cfg, err := contextConfig(opts)
 		if err != nil {
@@ -37,38 +39,50 @@ func Install(target js.Value, name string) {
 // contextObject is r's raw API. Its functions are never released: a
 // closed context's methods answer shutting_down.
 func contextObject(r *Runtime) js.Value {
-	o := js.Global().Get("Object").New()
+	o := jsObject.New()
+	as := &attempts{live: map[float64]*attempt{}}
+	pool := gopool.New(16) // the calls in flight at once that keep a goroutine
+	as.methods(o)
 	sync := func(name string, f func(a []js.Value) (any, error)) { o.Set(name, syncMethod(f)) }
-	async := func(name string, f func(a []js.Value) (any, error)) {
-		o.Set(name, js.FuncOf(func(_ js.Value, a []js.Value) any {
-			return promise(func() (any, error) { return f(a) })
-		}))
-	}
-	sync("register", func(a []js.Value) (any, error) {
-		decl, err := toJSON(arg(a, 1))
+	async := func(name string, n int, f func(a []js.Value) (any, error)) { o.Set(name, asyncMethod(pool, n, f)) }
+	opts := func(what string, v js.Value) ([]byte, error) {
+		b, err := jsonArg(v)
 		if err != nil {
-			return nil, asProtocol(err)
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "%s options: %v", what, err)
+		}
+		return b, nil
+	}
+	engine := func() (*flux.Engine, error) { return r.Flux() }
+
+	// register(name, contract, run): run is theus.js's wrapper (see
+	// attempts.process).
+	sync("register", func(a []js.Value) (any, error) {
+		decl, err := opts("register", arg(a, 1))
+		if err != nil {
+			return nil, err
 		}
 		var d Decl
 		if err := options("register", decl, &d); err != nil {
 			return nil, err
 		}
-		fn := arg(a, 2)
-		if fn.Type() != js.TypeFunction {
-			return nil, r.Register(arg(a, 0).String(), d, nil) // refused: no function
+		var p Process
+		if run := arg(a, 2); run.Type() == js.TypeFunction {
+			p = as.process(run)
 		}
-		return js.Undefined(), r.Register(arg(a, 0).String(), d, jsProcess(fn))
+		return js.Undefined(), r.Register(str(arg(a, 0)), d, p)
 	})
-	async("exec", func(a []js.Value) (any, error) {
-		args, err := toJSON(arg(a, 1))
+	// exec(name, args, options, resolve, reject): resolves with theusctl
+	// exec's reply as JSON text.
+	async("exec", 3, func(a []js.Value) (any, error) {
+		args, err := jsonArg(arg(a, 1))
 		if err != nil {
-			return nil, badArgs(err)
+			return nil, protocol.Errorf(protocol.CodeBadArgs, "args are %v", err)
 		}
-		opts, err := toJSON(arg(a, 2))
+		o, err := opts("exec", arg(a, 2))
 		if err != nil {
-			return nil, asProtocol(err)
+			return nil, err
 		}
-		req, err := execRequest(arg(a, 0).String(), args, opts)
+		req, err := execRequest(str(arg(a, 0)), args, o)
 		if err != nil {
 			return nil, err
 		}
@@ -76,109 +90,104 @@ func contextObject(r *Runtime) js.Value {
 		if err != nil {
 			return nil, err
 		}
-		out := struct {
+		return text(struct {
 			OK bool `json:"ok"`
 			Reply
 			OpID string `json:"op_id,omitempty"`
-		}{true, rep, req.OpID}
-		return value(out)
+		}{true, rep, req.OpID})
 	})
 	sync("get", func(a []js.Value) (any, error) {
-		v, _, err := r.Get(arg(a, 0).String())
+		v, _, err := r.Get(str(arg(a, 0)))
 		if err != nil {
 			return nil, err
 		}
-		return fromJSON(v), nil
+		return rawText(v), nil
 	})
 	sync("version", func([]js.Value) (any, error) { return r.Version(), nil })
-	sync("snapshot", func([]js.Value) (any, error) { return value(r.Snapshot()) })
-	async("signal", func(a []js.Value) (any, error) {
-		v, err := toJSON(arg(a, 1))
+	sync("snapshot", func([]js.Value) (any, error) { return text(r.Snapshot()) })
+	async("signal", 2, func(a []js.Value) (any, error) {
+		v, err := jsonArg(arg(a, 1))
 		if err != nil {
-			return nil, asProtocol(err)
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "signal: the value is %v", err)
 		}
-		return r.Signal(context.Background(), arg(a, 0).String(), v)
+		return r.Signal(context.Background(), str(arg(a, 0)), v)
 	})
-	async("flux", func(a []js.Value) (any, error) {
-		opts, err := toJSON(arg(a, 1))
-		if err != nil {
-			return nil, asProtocol(err)
-		}
-		req, err := runRequest(arg(a, 0).String(), opts)
+	async("flux", 2, func(a []js.Value) (any, error) {
+		o, err := opts("flux", arg(a, 1))
 		if err != nil {
 			return nil, err
 		}
-		eng, err := r.Flux()
+		req, err := runRequest(str(arg(a, 0)), o)
 		if err != nil {
 			return nil, err
 		}
-		return viewOf(eng.Run(context.Background(), req))
+		eng, err := engine()
+		if err != nil {
+			return nil, err
+		}
+		return viewText(eng.Run(context.Background(), req))
 	})
 	sync("validate", func(a []js.Value) (any, error) {
-		file := "workflow.yaml"
-		if f := arg(a, 1); f.Type() == js.TypeString {
-			file = f.String()
+		file := str(arg(a, 1))
+		if file == "" {
+			file = "workflow.yaml"
 		}
-		eng, err := r.Flux()
+		eng, err := engine()
 		if err != nil {
 			return nil, err
 		}
 		problems := []string{}
-		for _, p := range eng.Validate(file, []byte(arg(a, 0).String())) {
+		for _, p := range eng.Validate(file, []byte(str(arg(a, 0)))) {
 			problems = append(problems, p.String())
 		}
-		return value(problems)
+		return text(problems)
 	})
 	sync("status", func(a []js.Value) (any, error) {
-		eng, err := r.Flux()
+		eng, err := engine()
 		if err != nil {
 			return nil, err
 		}
-		return viewOf(eng.Status(arg(a, 0).String()))
+		return viewText(eng.Status(str(arg(a, 0))))
 	})
-	async("cancel", func(a []js.Value) (any, error) {
-		eng, err := r.Flux()
+	async("cancel", 1, func(a []js.Value) (any, error) {
+		eng, err := engine()
 		if err != nil {
 			return nil, err
 		}
-		return viewOf(eng.Cancel(context.Background(), arg(a, 0).String()))
+		return viewText(eng.Cancel(context.Background(), str(arg(a, 0))))
 	})
-	async("watch", func(a []js.Value) (any, error) {
-		eng, err := r.Flux()
+	// watch(run, onEvent, resolve, reject): onEvent gets each event as
+	// JSON text; what it throws ends the watch with that error.
+	async("watch", 2, func(a []js.Value) (any, error) {
+		eng, err := engine()
 		if err != nil {
 			return nil, err
 		}
 		on := arg(a, 1)
-		return js.Undefined(), eng.Watch(context.Background(), arg(a, 0).String(), func(ev any) error {
-			v, err := value(ev)
-			if err != nil {
+		return js.Undefined(), eng.Watch(context.Background(), str(arg(a, 0)), func(ev any) error {
+			v, err := text(ev)
+			if err != nil || on.Type() != js.TypeFunction {
 				return err
 			}
-			if on.Type() == js.TypeFunction {
-				if _, err := call(on, v); err != nil {
-					return asProtocol(err)
-				}
+			if _, err := call(on, v); err != nil {
+				return asProtocol(err)
 			}
 			return nil
 		})
 	})
-	async("close", func([]js.Value) (any, error) {
+	async("close", 0, func([]js.Value) (any, error) {
 		r.Close()
+		pool.Close() // its goroutines end as their calls return
 		return js.Undefined(), nil
 	})
 	o.Set("mode", r.Mode().String())
 	return o
 }
 
-// viewOf is a run's view as JavaScript.
-func viewOf(v *flux.RunView, err error) (any, error) {
+// viewText is a run's view as JSON text.
+func viewText(v *flux.RunView, err error) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return value(v)
-}
-
-// badArgs is args that JSON cannot carry (a cycle, a BigInt).
-func badArgs(err error) error {
-	return protocol.Errorf(protocol.CodeBadArgs, "args are not JSON: %v", err)
+	return text(v)
 }

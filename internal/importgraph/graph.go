@@ -60,7 +60,7 @@ var Allowed = map[string][]string{
 	"conformance": {},
 	// theus in a WebAssembly page: the engine packages the supervisor
 	// uses (no fork), JavaScript processes in place of workers.
-	"wasm":           {"cas", "contract", "vip", "flux", "signal", "protocol"},
+	"wasm":           {"cas", "contract", "vip", "flux", "signal", "protocol", "internal/gopool"},
 	"cmd/theus-wasm": {"wasm"},
 }
 
