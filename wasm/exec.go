@@ -83,6 +83,8 @@ func (r *Runtime) run(ctx context.Context, req Request, system func(attempt int)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	stop := context.AfterFunc(r.base, cancel) // Close cancels the calls in flight
+	defer stop()
 	rep, err := r.runner.Execute(ctx, cas.Invocation{
 		Contract: c,
 		OpID:     req.OpID,
@@ -104,6 +106,9 @@ func (r *Runtime) run(ctx context.Context, req Request, system func(attempt int)
 	})
 	if err != nil {
 		f := &Failure{Err: wireError(err)}
+		if r.base.Err() != nil && errors.Is(err, context.Canceled) {
+			f.Err = errClosed
+		}
 		var re *cas.RunError
 		if errors.As(err, &re) {
 			f.Attempts, f.Conflicts = re.Attempts, re.Conflicts

@@ -206,6 +206,31 @@ func TestClosedRuntimeRefuses(t *testing.T) {
 	}
 }
 
+// Close cancels the calls in flight: they fail with shutting_down and
+// commit nothing.
+func TestCloseCancelsCallsInFlight(t *testing.T) {
+	r := newRuntime(t, Config{})
+	started := make(chan struct{})
+	register(t, r, "hang", counterDecl, counterAdd(func(ctx context.Context, c *Ctx) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}))
+	errs := make(chan error, 1)
+	go func() {
+		_, err := r.Exec(context.Background(), Request{Process: "hang"})
+		errs <- err
+	}()
+	<-started
+	r.Close()
+	if err := <-errs; code(err) != protocol.CodeShuttingDown {
+		t.Fatalf("the call in flight: %v", err)
+	}
+	if r.Version() != 0 {
+		t.Fatal("it committed")
+	}
+}
+
 func ExampleRuntime_Exec() {
 	r, _ := New(Config{})
 	defer r.Close()

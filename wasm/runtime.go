@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -46,6 +47,9 @@ type Runtime struct {
 	hub    *signal.Hub
 	flux   *flux.Engine
 	seq    atomic.Uint64 // names the owners of calls, for the arbiter
+	// base ends with Close: it cancels the calls in flight.
+	base context.Context
+	stop context.CancelFunc
 
 	mu struct {
 		sync.Mutex
@@ -80,6 +84,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "unknown mode %d", cfg.Mode)
 	}
 	r := &Runtime{cfg: cfg}
+	r.base, r.stop = context.WithCancel(context.Background())
 	r.mu.procs = map[string]proc{}
 	r.arb = vip.New(vip.Config{Strict: cfg.Mode == cas.Strict})
 	r.hub = signal.New(signal.Config{}) // no journal: a commit is published once applied
@@ -89,6 +94,7 @@ func New(cfg Config) (*Runtime, error) {
 		if err != nil {
 			r.hub.Close()
 			r.arb.Close()
+			r.stop()
 			return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()}
 		}
 		r.store = s
@@ -100,15 +106,16 @@ func New(cfg Config) (*Runtime, error) {
 	if err != nil { // cannot happen without a directory to load
 		r.hub.Close()
 		r.arb.Close()
+		r.stop()
 		return nil, fmt.Errorf("wasm: %w", err)
 	}
 	r.flux = eng
 	return r, nil
 }
 
-// Close stops every Flux run where it is (Export keeps where) and the
-// signal hub, and fails every later call with shutting_down. It is safe to
-// call twice.
+// Close stops every Flux run where it is (Export keeps where), then the
+// calls in flight and the signal hub, and fails every later call with
+// shutting_down (those in flight too). It is safe to call twice.
 func (r *Runtime) Close() {
 	r.start.Lock() // a start in progress ends first; none begins after
 	r.mu.Lock()
@@ -120,6 +127,7 @@ func (r *Runtime) Close() {
 		return
 	}
 	r.flux.Close()
+	r.stop()
 	r.hub.Close()
 	r.arb.Close()
 }

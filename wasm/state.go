@@ -67,6 +67,8 @@ func (r *Runtime) Signal(ctx context.Context, path string, value json.RawMessage
 	sig.Set(p, value)
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
+	stop := context.AfterFunc(r.base, cancel)
+	defer stop()
 	rep, err := r.runner.Execute(ctx, cas.Invocation{
 		Contract: c,
 		Owner:    fmt.Sprintf("signal-%d", r.seq.Add(1)),
