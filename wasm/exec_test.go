@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/protocol"
 )
 
@@ -167,6 +168,30 @@ func TestExecTimesOut(t *testing.T) {
 	var f *Failure
 	if code(err) != protocol.CodeTimeout || !errors.As(err, &f) || f.Attempts != 1 {
 		t.Fatalf("%v", err)
+	}
+}
+
+// A write or read outside the contract is refused when the process makes
+// it, as the worker SDK refuses it, not only by the runner's check before
+// the commit: the process sees the violation at once.
+func TestCtxRefusesAtOnce(t *testing.T) {
+	r := newRuntime(t, Config{})
+	var setErr, getErr, appendErr error
+	register(t, r, "p", counterDecl, func(_ context.Context, c *Ctx) (json.RawMessage, error) {
+		setErr = c.Set("domain.other", json.RawMessage("1"))
+		_, _, getErr = c.Get("domain.other")
+		appendErr = c.Append("domain.counter", json.RawMessage("1")) // not a LOG
+		return nil, nil
+	})
+	_, err := r.Exec(context.Background(), Request{Process: "p"})
+	if code(err) != protocol.CodeContractViolation {
+		t.Fatalf("the call: %v", err)
+	}
+	for _, err := range []error{setErr, getErr, appendErr} {
+		var v *contract.Violation
+		if !errors.As(err, &v) {
+			t.Errorf("%v, want a *contract.Violation at once", err)
+		}
 	}
 }
 
