@@ -11,7 +11,11 @@ import (
 	"github.com/theus-run/theus/contract"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks that no test leaves a goroutine behind. (Under js/wasm
+// the runtime keeps one of its own to wait for JavaScript's events.)
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("runtime.handleEvent"))
+}
 
 var bg = context.Background()
 

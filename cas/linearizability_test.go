@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -134,6 +135,7 @@ func TestSerializableTransfers(t *testing.T) {
 				return
 			}
 			audits.Add(1)
+			runtime.Gosched() // WebAssembly has one thread and no preemption: a loop that never yields starves the workers
 		}
 	})
 	var workers sync.WaitGroup

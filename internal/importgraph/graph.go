@@ -76,6 +76,10 @@ var Allowed = map[string][]string{
 	"internal/clustertest": {},
 	// A small etcd cluster on loopback for scripts/cluster.sh.
 	"cmd/theus-etcd": {"internal/etcdtest"},
+	// theus in a WebAssembly page: the engine packages the supervisor
+	// uses (no fork), JavaScript processes in place of workers.
+	"wasm":           {"cas", "contract", "vip", "flux", "signal", "protocol", "internal/gopool"},
+	"cmd/theus-wasm": {"wasm"},
 }
 
 func match(pattern, pkg string) bool {

@@ -28,7 +28,7 @@ from .client import Client, Entry, Result, Value, default_socket, new_op_id
 from .errors import (CODES, ArenaFull, AuditAbort, AuditBlock, AuditStop, BadArgs, BadFrame,
                      BadRequest, BadTensor, Canceled, ConnectionLost, ContractViolation, Error,
                      Fail, Internal, NotDurable, NotFound, OpIDConflict, ProcessFailed,
-                     ProtocolMismatch, RetryLimit, SchemaViolation, ShuttingDown, Timeout,
+                     ProtocolMismatch, RemoteTensor, RetryLimit, SchemaViolation, ShuttingDown, Timeout,
                      TooManyClients, UnknownProcess, WorkerCrashed, error_class)
 from .processes import Ctx, Process, log, process
 from .wire import MAGIC, VERSION
@@ -41,5 +41,5 @@ __all__ = [
     "UnknownProcess", "BadArgs", "ContractViolation", "RetryLimit", "WorkerCrashed", "Timeout",
     "Canceled", "ShuttingDown", "BadRequest", "BadFrame", "ProtocolMismatch", "ProcessFailed",
     "Internal", "ArenaFull", "BadTensor", "NotDurable", "OpIDConflict", "NotFound",
-    "TooManyClients", "SchemaViolation", "AuditAbort", "AuditBlock", "AuditStop",
+    "TooManyClients", "SchemaViolation", "AuditAbort", "AuditBlock", "AuditStop", "RemoteTensor",
 ]

@@ -33,6 +33,7 @@ SCHEMA_VIOLATION = "schema_violation"  # a value the commit would write fails th
 AUDIT_ABORT = "audit_abort"  # an audit rule of level A refused the call
 AUDIT_BLOCK = "audit_block"  # an audit rule of level B passed its threshold_max
 AUDIT_STOP = "audit_stop"  # an audit rule of level S stopped the process
+REMOTE_TENSOR = "remote_tensor"  # a HEAVY tensor in another supervisor's arena (--store etcd); path names it
 
 
 class Error(Exception):
@@ -115,12 +116,13 @@ SchemaViolation = _code_class("SchemaViolation", SCHEMA_VIOLATION, "A value the 
 AuditAbort = _code_class("AuditAbort", AUDIT_ABORT, "An audit rule of level A refused the call.")
 AuditBlock = _code_class("AuditBlock", AUDIT_BLOCK, "An audit rule of level B passed its threshold_max.")
 AuditStop = _code_class("AuditStop", AUDIT_STOP, "An audit rule of level S stopped the process.")
+RemoteTensor = _code_class("RemoteTensor", REMOTE_TENSOR, "A HEAVY tensor lives in another supervisor's arena (--store etcd); path names it.")
 
 # Every code theus itself uses, in the order of protocol/errors.go.
 CODES = (UNKNOWN_PROCESS, BAD_ARGS, CONTRACT_VIOLATION, RETRY_LIMIT, WORKER_CRASHED, TIMEOUT,
          CANCELED, SHUTTING_DOWN, BAD_REQUEST, BAD_FRAME, PROTOCOL_MISMATCH, PROCESS_FAILED,
          INTERNAL, ARENA_FULL, BAD_TENSOR, NOT_DURABLE, OP_ID_CONFLICT, NOT_FOUND,
-         TOO_MANY_CLIENTS, SCHEMA_VIOLATION, AUDIT_ABORT, AUDIT_BLOCK, AUDIT_STOP)
+         TOO_MANY_CLIENTS, SCHEMA_VIOLATION, AUDIT_ABORT, AUDIT_BLOCK, AUDIT_STOP, REMOTE_TENSOR)
 
 
 def error_class(code):

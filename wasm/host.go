@@ -1,0 +1,101 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/flux"
+	"github.com/theus-run/theus/protocol"
+	"github.com/theus-run/theus/signal"
+)
+
+// host is the Runtime as the Flux engine sees it: what supervisor.fluxHost
+// is to the supervisor, without a journal (a commit is final once
+// applied) and with registered processes in place of workers.
+type host struct{ r *Runtime }
+
+var _ flux.Host = host{}
+
+// Exec runs one step of a run as one transaction, with the run's records.
+func (h host) Exec(ctx context.Context, call flux.Call) (flux.Done, error) {
+	rep, err := h.r.run(ctx, Request{Process: call.Process, Args: call.Args, OpID: call.OpID}, call.System)
+	if err != nil {
+		pe := wireError(err)
+		return flux.Done{}, &flux.Failure{Code: pe.Code, Message: pe.Message}
+	}
+	return flux.Done{Version: rep.Version, Attempts: rep.Attempts, Result: rep.Result}, nil
+}
+
+// Commit commits the engine's own records. Only the engine writes them,
+// one run from one goroutine, so a conflict comes from a snapshot that
+// went stale under it: it tries again.
+func (h host) Commit(ctx context.Context, sys cas.Delta) (uint64, error) {
+	if h.r.closed() {
+		return 0, &flux.Failure{Code: errClosed.Code, Message: errClosed.Message}
+	}
+	s := h.r.store
+	for range cas.DefaultMaxAttempts {
+		snap := s.Snapshot()
+		res, err := s.Commit(ctx, snap.Version(), nil, sys, cas.Options{Mode: h.r.cfg.Mode})
+		snap.Release()
+		if errors.Is(err, cas.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("wasm: flux record: %w", err)
+		}
+		return uint64(res.Version), nil
+	}
+	return 0, &flux.Failure{Code: protocol.CodeRetryLimit, Message: "a flux record kept conflicting"}
+}
+
+func (h host) Snapshot() *cas.Snapshot { return h.r.store.Snapshot() }
+
+func (h host) Known(process string) bool {
+	_, ok := h.r.lookup(process)
+	return ok
+}
+
+// Signals subscribes a run to every committed signal, in version order.
+// The goroutine that converts the hub's items is the subscription's: stop
+// ends both.
+func (h host) Signals() (<-chan flux.Signal, func()) {
+	sub := h.r.hub.Subscribe("", signal.DefaultBuffer)
+	out := make(chan flux.Signal)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(out)
+		var items []signal.Item
+		for {
+			select {
+			case <-sub.Ready():
+			case <-done:
+				return
+			}
+			var ok bool
+			items, ok = sub.Take(items)
+			for _, it := range items {
+				select {
+				case out <- flux.Signal{Version: it.Version, Path: it.Path, Value: it.Value, Lagged: it.Lagged}:
+				case <-done:
+					return
+				}
+			}
+			if !ok {
+				return
+			}
+		}
+	})
+	var once sync.Once
+	return out, func() {
+		once.Do(func() {
+			close(done)
+			sub.Close()
+			wg.Wait()
+		})
+	}
+}
