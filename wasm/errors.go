@@ -1,9 +1,7 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 
@@ -37,39 +35,13 @@ func wireError(err error) *protocol.Error {
 	return &protocol.Error{Code: protocol.CodeInternal, Message: err.Error()}
 }
 
-// opDigest binds an op id to its call as the supervisor's does: the
-// SHA-256 of the process name, a zero byte and the canonical args (keys
-// sorted, no whitespace, numbers as written; absent and null args are
-// none). Zero without an op id.
+// opDigest binds an op id to its call as the supervisor does
+// (cas.CallDigest). Zero without an op id.
 func opDigest(process string, args json.RawMessage, opID string) cas.OpDigest {
-	var d cas.OpDigest
 	if opID == "" {
-		return d
+		return cas.OpDigest{}
 	}
-	h := sha256.New()
-	h.Write([]byte(process))
-	h.Write([]byte{0})
-	h.Write(canonicalArgs(args))
-	return cas.OpDigest(h.Sum(d[:0]))
-}
-
-func canonicalArgs(args []byte) []byte {
-	dec := json.NewDecoder(bytes.NewReader(args))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return args
-	}
-	if v == nil {
-		return nil
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return args
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return cas.CallDigest(process, args)
 }
 
 // isCode reports whether c has the form of a wire code: lower snake case,
