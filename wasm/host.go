@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/flux"
 	"github.com/theus-run/theus/protocol"
-	"github.com/theus-run/theus/signal"
 )
 
 // host is the Runtime as the Flux engine sees it: what supervisor.fluxHost
@@ -59,43 +57,8 @@ func (h host) Known(process string) bool {
 	return ok
 }
 
-// Signals subscribes a run to every committed signal, in version order.
-// The goroutine that converts the hub's items is the subscription's: stop
-// ends both.
+// Signals subscribes a run to every committed signal, in version order
+// (flux.HubSignals).
 func (h host) Signals() (<-chan flux.Signal, func()) {
-	sub := h.r.hub.Subscribe("", signal.DefaultBuffer)
-	out := make(chan flux.Signal)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(out)
-		var items []signal.Item
-		for {
-			select {
-			case <-sub.Ready():
-			case <-done:
-				return
-			}
-			var ok bool
-			items, ok = sub.Take(items)
-			for _, it := range items {
-				select {
-				case out <- flux.Signal{Version: it.Version, Path: it.Path, Value: it.Value, Lagged: it.Lagged}:
-				case <-done:
-					return
-				}
-			}
-			if !ok {
-				return
-			}
-		}
-	})
-	var once sync.Once
-	return out, func() {
-		once.Do(func() {
-			close(done)
-			sub.Close()
-			wg.Wait()
-		})
-	}
+	return flux.HubSignals(h.r.hub)
 }
