@@ -141,7 +141,16 @@ func TestIdleClients(t *testing.T) {
 	if peak >= 100 {
 		t.Errorf("%d idle clients: %d threads at peak (%d before them), want < 100", n, peak, baseThreads)
 	}
-	if limit := int64(n) * 40 << 10; grown > limit {
-		t.Errorf("%d idle clients: RSS grew by %d MiB, want < %d MiB (40 KiB a connection)", n, grown>>20, limit>>20)
+	perConn := int64(40 << 10)
+	if raceDetector {
+		// Each idle connection's goroutine carries the race detector's
+		// state too: 70-90 KiB a connection under -race on the
+		// development machine, against 13-15 KiB without. The 40 KiB
+		// bound is the product's; under -race the test still catches a
+		// connection that holds a buffer or a thread.
+		perConn = 128 << 10
+	}
+	if limit := int64(n) * perConn; grown > limit {
+		t.Errorf("%d idle clients: RSS grew by %d MiB, want < %d MiB (%d KiB a connection)", n, grown>>20, limit>>20, perConn>>10)
 	}
 }
