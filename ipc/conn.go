@@ -47,6 +47,10 @@ type Conn struct {
 	writing bool          // a sender is writing; others only append
 	err     error         // sticky: the first write error, or ErrClosed
 	done    chan struct{} // closed when err is set
+	// held: the last Recv left frames read and not yet returned, so the
+	// reader comes back without blocking; frames given to Defer wait for
+	// it (or for the next Send) and go out in one write with the others.
+	held bool
 }
 
 // Options tune a Conn; the zero value means the defaults.
@@ -109,6 +113,26 @@ func newConn(nc net.Conn, bfd *blockingFD, r io.Reader, o Options) *Conn {
 // or the socket's error. After any error but a bad_frame the stream is
 // unusable.
 func (c *Conn) Recv() (protocol.Message, error) {
+	m, err := c.recv()
+	c.settle()
+	return m, err
+}
+
+// settle records, after a Recv, whether frames read wait in the buffer
+// (held); once none do, it writes what Defer left pending, so that a
+// deferred frame never waits for a read that may block.
+func (c *Conn) settle() {
+	held := c.fr != nil && c.fr.Buffered() > 0
+	c.mu.Lock()
+	c.held = held
+	if held || c.writing || len(c.pending) == 0 || c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.flushLocked()
+}
+
+func (c *Conn) recv() (protocol.Message, error) {
 	if err := c.stopped(); err != nil {
 		return nil, err
 	}
@@ -274,13 +298,25 @@ func (c *Conn) setErr(err error) {
 // Send queues m and returns once it is written or handed to the sender
 // that is writing. A nil error does not mean the peer read it; a write
 // error is returned by this or a later Send, and closes the Conn.
-func (c *Conn) Send(m protocol.Message) error { return c.SendBatch(m) }
+func (c *Conn) Send(m protocol.Message) error { return c.send(false, m) }
+
+// Defer is Send for a reply that may share a write with the replies to
+// the frames the reader has read and not yet returned: while there are
+// such frames, m waits in the queue and goes out with the next write,
+// which comes at the latest when the reader has returned them all (so a
+// reply never waits for a read that may block). Otherwise it is Send.
+// A peer that pipelines gets one write for a batch of replies; a lone
+// request's reply is written at once. Only for a Conn whose reader
+// keeps reading while replies are pending (a worker's connection).
+func (c *Conn) Defer(m protocol.Message) error { return c.send(true, m) }
 
 // SendBatch is Send for several messages, which go in order, with no
 // other sender's frame between them, and in one write when they fit in
 // it. When one of them is refused (too large, or not encodable) none is
 // sent and the Conn stays usable.
-func (c *Conn) SendBatch(ms ...protocol.Message) error {
+func (c *Conn) SendBatch(ms ...protocol.Message) error { return c.send(false, ms...) }
+
+func (c *Conn) send(deferred bool, ms ...protocol.Message) error {
 	if len(ms) == 0 {
 		return nil
 	}
@@ -303,10 +339,17 @@ func (c *Conn) SendBatch(ms ...protocol.Message) error {
 			break
 		}
 	}
-	if err != nil || c.writing {
+	if err != nil || c.writing || (deferred && c.held) {
 		c.mu.Unlock()
 		return err
 	}
+	return c.flushLocked()
+}
+
+// flushLocked makes the caller the writer: it writes what is pending,
+// and what others append meanwhile, until nothing is. c.mu is held on
+// entry and released on return.
+func (c *Conn) flushLocked() error {
 	c.writing = true
 	for len(c.pending) > 0 && c.err == nil {
 		buf := c.pending
@@ -324,7 +367,7 @@ func (c *Conn) SendBatch(ms ...protocol.Message) error {
 		}
 	}
 	c.writing = false
-	err = c.err
+	err := c.err
 	c.mu.Unlock()
 	if err != nil && !errors.Is(err, ErrClosed) {
 		c.closeTransport()

@@ -332,7 +332,8 @@ func (s *server) run(ctx context.Context, cancel context.CancelFunc, dp *protoco
 	delete(s.running, dp.ID)
 	s.mu.Unlock()
 	cancel()
-	if err := s.conn.Send(res); errors.Is(err, protocol.ErrFrameTooLarge) {
+	// Defer: results of a pipelined batch share one write (ipc.Conn.Defer).
+	if err := s.conn.Defer(res); errors.Is(err, protocol.ErrFrameTooLarge) {
 		// The delta or result does not fit a frame: fail the call instead
 		// of leaving the supervisor waiting for an answer.
 		s.conn.Send(&protocol.Result{ID: dp.ID, Err: protocol.Errorf(protocol.CodeProcessFailed, "process %q: %v", dp.Process, err)})
