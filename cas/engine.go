@@ -30,6 +30,15 @@ func Frozen(v Version, entries []Entry) *Snapshot {
 	return &Snapshot{v: v, frozen: entries}
 }
 
+// FrozenHeld is Frozen, with release called by the snapshot's first
+// Release: an Engine that must know which views are still read (to free
+// what only they can see) learns here when one no longer is.
+func FrozenHeld(v Version, entries []Entry, release func()) *Snapshot {
+	sn := Frozen(v, entries)
+	sn.release = release
+	return sn
+}
+
 // frozenGet is Get on a Frozen snapshot.
 func (sn *Snapshot) frozenGet(p contract.Path) (Entry, bool) {
 	i, ok := slices.BinarySearchFunc(sn.frozen, p, func(e Entry, p contract.Path) int { return strings.Compare(string(e.Path), string(p)) })

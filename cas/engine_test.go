@@ -74,6 +74,20 @@ func TestFrozenReadsOnlyItsEntries(t *testing.T) {
 	sn.Renew()
 }
 
+// A FrozenHeld snapshot calls its release once, at its first Release.
+func TestFrozenHeldReleasesOnce(t *testing.T) {
+	n := 0
+	sn := cas.FrozenHeld(3, nil, func() { n++ })
+	if n != 0 {
+		t.Fatalf("released %d times before Release", n)
+	}
+	sn.Release()
+	sn.Release()
+	if n != 1 {
+		t.Fatalf("released %d times by two Releases, want 1", n)
+	}
+}
+
 // TestRunnerDrivesAnEngine: with an Engine, attempts read a View and
 // commit through it, a conflict runs again on a new View, and an op id is
 // looked up through it.

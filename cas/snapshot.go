@@ -17,6 +17,7 @@ type Snapshot struct {
 	v        Version
 	released atomic.Bool
 	frozen   []Entry // a Frozen snapshot's values (s is nil then)
+	release  func()  // FrozenHeld's: called by the first Release
 }
 
 // Entry is a path's value as seen by a snapshot.
@@ -80,8 +81,13 @@ func (sn *Snapshot) Version() Version { return sn.v }
 func (sn *Snapshot) Release() {
 	// The load first: a second Release (Renew after Release, a deferred
 	// Release after an explicit one) then takes no locked instruction.
-	if !sn.released.Load() && sn.released.CompareAndSwap(false, true) && sn.e != nil {
-		sn.e.holds.Add(-1)
+	if !sn.released.Load() && sn.released.CompareAndSwap(false, true) {
+		if sn.e != nil {
+			sn.e.holds.Add(-1)
+		}
+		if sn.release != nil {
+			sn.release()
+		}
 	}
 }
 

@@ -113,6 +113,7 @@ func commit(t testing.TB, s *etcdstore.Store, d cas.Delta, opts cas.Options, rea
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer sn.Release()
 	r, err := s.Commit(bg, sn.Version(), reads, d, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +128,7 @@ func get(t testing.TB, s *etcdstore.Store, p contract.Path) ([]byte, bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer sn.Release()
 	e, ok := sn.Get(p)
 	return e.Value, ok
 }

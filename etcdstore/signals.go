@@ -95,16 +95,25 @@ type SignalWatch struct {
 // at all. A commit whose record does not decode is skipped and reported
 // through Broken.
 func (s *Store) WatchSignals(ctx context.Context, after cas.Version, w SignalWatch) error {
+	return s.keepWatching(ctx, after, w.Broken, func(ctx context.Context, next *int64) error {
+		return s.watchFrom(ctx, next, w)
+	})
+}
+
+// keepWatching runs watch from the revision after after, and again from
+// where it stopped (watch moves next) each time etcd ends it, until ctx
+// ends; broken, when set, is told why each watch ended.
+func (s *Store) keepWatching(ctx context.Context, after cas.Version, broken func(error), watch func(ctx context.Context, next *int64) error) error {
 	next := int64(after) + 1
 	for {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		err := s.watchFrom(wctx, &next, w)
+		err := watch(wctx, &next)
 		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if w.Broken != nil {
-			w.Broken(err)
+		if broken != nil {
+			broken(err)
 		}
 		select {
 		case <-time.After(rewatchPause):

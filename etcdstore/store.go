@@ -48,6 +48,7 @@ type Store struct {
 	maxOps   int
 	maxBytes int
 	tk       tickets
+	views    views // the live views, for WatchDropped
 }
 
 // New returns a Store on cfg.Client. It does not contact etcd. Close
@@ -75,17 +76,21 @@ func (s *Store) pathOf(key []byte) contract.Path {
 }
 
 // View reads every value under inputs at one revision, the newest (a
-// linearizable read), in one round trip.
+// linearizable read), in one round trip. Until its Release, the values
+// it may read are not handed to WatchDropped's Dropped.
 func (s *Store) View(ctx context.Context, inputs []contract.Path) (*cas.Snapshot, error) {
 	ops := make([]clientv3.Op, 0, len(inputs)+1)
 	ops = append(ops, clientv3.OpGet(s.headKey(), clientv3.WithCountOnly()))
 	for _, in := range inputs {
 		ops = append(ops, clientv3.OpGet(s.valueKey(in), clientv3.WithPrefix()))
 	}
+	s.views.open()
 	r, err := s.c.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
+		s.views.failed()
 		return nil, &UnavailableError{Op: "snapshot", Err: err}
 	}
+	release := s.views.opened(r.Header.Revision)
 	var entries []cas.Entry
 	seen := map[contract.Path]bool{}
 	for _, op := range r.Responses[1:] {
@@ -98,7 +103,7 @@ func (s *Store) View(ctx context.Context, inputs []contract.Path) (*cas.Snapshot
 			entries = append(entries, cas.Entry{Path: p, Value: kv.Value, Version: cas.Version(kv.ModRevision)})
 		}
 	}
-	return cas.Frozen(cas.Version(r.Header.Revision), entries), nil
+	return cas.FrozenHeld(cas.Version(r.Header.Revision), entries, release), nil
 }
 
 // Version returns the cluster's newest revision (a linearizable read).
