@@ -62,6 +62,15 @@
 // Signals older than etcd's compacted revision are lost to a watcher
 // that was away (SignalWatch.Lost says so).
 //
+// # Dropped values
+//
+// A Store counts its live views by revision. WatchDropped watches the
+// values of the prefix with their previous values and hands each old
+// value the caller selects, replaced or deleted by any Store, to its
+// Dropped once no live view older than that commit remains: what
+// cas.Config.Dropped is on one machine (a supervisor frees its HEAVY
+// arena tensors there).
+//
 // # Failures
 //
 // An etcd error during a commit is an *UncertainError: the Txn may or may

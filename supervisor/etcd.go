@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -53,10 +54,10 @@ type etcdBackend struct {
 	// host names this supervisor's HEAVY arena in the descriptors it
 	// commits (etcd_heavy.go).
 	host string
-	// stopWatch ends the signal watch (etcd_signals.go), watchDone is
-	// closed once it has.
+	// stopWatch ends the watches (signals, etcd_signals.go; replaced
+	// tensors, etcd_heavy.go), watches waits for them.
 	stopWatch context.CancelFunc
-	watchDone chan struct{}
+	watches   sync.WaitGroup
 }
 
 // checkEtcd refuses, before anything starts, what the etcd store does
@@ -122,7 +123,10 @@ func (s *Supervisor) openEtcd() error {
 		return fmt.Errorf("supervisor: %w", err)
 	}
 	s.etcd = b
-	s.watchSignals(from)
+	watch, stop := context.WithCancel(context.Background())
+	b.stopWatch = stop
+	s.watchSignals(watch, from)
+	s.watchTensors(watch, from)
 	s.runner = &cas.Runner{Engine: st, Mode: s.cfg.Mode, VIPAfter: s.cfg.VIPAfter}
 	return nil
 }
@@ -160,7 +164,7 @@ func (b *etcdBackend) close() {
 	if b == nil {
 		return
 	}
-	b.stopSignals()
+	b.stopWatches()
 	if b.store != nil {
 		b.store.Close()
 	}

@@ -1,13 +1,16 @@
 package supervisor
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 
+	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/etcdstore"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/shm"
 )
@@ -71,4 +74,39 @@ func (s *Supervisor) localTensor(p contract.Path, value []byte) ([]byte, *protoc
 		return nil, protocol.Errorf(protocol.CodeInternal, "tensor descriptor at %s: %v", p, err)
 	}
 	return b, nil
+}
+
+// watchTensors frees the block of each arena tensor of this supervisor
+// that a commit through any supervisor replaced or deleted, once no view
+// of this one that could read it (an attempt's, a Get's) is live
+// (etcdstore.WatchDropped): what cas.Config.Dropped does on one machine.
+// Without an arena (--heavy-size 0) no tensor is hosted here and nothing
+// is watched. The watch ends with ctx.
+func (s *Supervisor) watchTensors(ctx context.Context, from cas.Version) {
+	if s.cfg.HeavySize <= 0 {
+		return
+	}
+	b := s.etcd
+	log := s.cfg.Log.With().Str("store", "etcd").Logger()
+	w := etcdstore.DropWatch{
+		Select: func(p contract.Path, v []byte) bool {
+			if !p.InZone(contract.ZoneHeavy) {
+				return false
+			}
+			var h hostedTensor
+			return json.Unmarshal(v, &h) == nil && h.Host == b.host
+		},
+		Dropped: func(p contract.Path, v []byte) {
+			if d, perr := s.localTensor(p, v); perr == nil {
+				s.zone.Drop(d)
+			}
+		},
+		Lost: func(from, to cas.Version) {
+			log.Warn().Uint64("from", uint64(from)).Uint64("to", uint64(to)).Msg("tensors replaced in these versions stay in the arena: etcd compacted their history while the watch was away")
+		},
+		Broken: func(err error) { log.Debug().Err(err).Msg("tensor watch ended; watching again") },
+	}
+	b.watches.Go(func() {
+		_ = b.store.WatchDropped(ctx, from, w) // ends with ctx
+	})
 }

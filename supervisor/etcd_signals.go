@@ -11,11 +11,9 @@ import (
 // every commit on the etcd prefix after revision from, whichever
 // supervisor made it: each commit's signals once, in version order
 // (etcdstore.WatchSignals). The watch belongs to the backend: its close
-// stops it.
-func (s *Supervisor) watchSignals(from cas.Version) {
+// stops it (it ends with ctx).
+func (s *Supervisor) watchSignals(ctx context.Context, from cas.Version) {
 	b := s.etcd
-	ctx, cancel := context.WithCancel(context.Background())
-	b.stopWatch, b.watchDone = cancel, make(chan struct{})
 	log := s.cfg.Log.With().Str("store", "etcd").Logger()
 	w := etcdstore.SignalWatch{
 		Committed: s.signals.Committed,
@@ -24,17 +22,16 @@ func (s *Supervisor) watchSignals(from cas.Version) {
 		},
 		Broken: func(err error) { log.Debug().Err(err).Msg("signal watch ended; watching again") },
 	}
-	go func() {
-		defer close(b.watchDone)
+	b.watches.Go(func() {
 		_ = b.store.WatchSignals(ctx, from, w) // ends with ctx
-	}()
+	})
 }
 
-// stopSignals stops the backend's signal watch, if it has one, and waits
-// for it.
-func (b *etcdBackend) stopSignals() {
+// stopWatches stops the backend's watches, if it has any, and waits for
+// them.
+func (b *etcdBackend) stopWatches() {
 	if b.stopWatch != nil {
 		b.stopWatch()
-		<-b.watchDone
+		b.watches.Wait()
 	}
 }

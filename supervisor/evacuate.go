@@ -59,18 +59,35 @@ func (s *Supervisor) evacuate() bool {
 }
 
 // move moves one tensor and reports false if it should be tried again.
+// With the etcd store the path is read from etcd, and the moved tensor
+// is committed there with this supervisor's host id; the old block is
+// then freed by the tensor watch (etcd_heavy.go), as any replaced one.
 func (s *Supervisor) move(e heavy.Evacuee) bool {
 	path, err := contract.Parse(e.Path)
 	if err != nil {
 		return true
 	}
-	snap := s.store.Snapshot() // holds the old block while it is copied
+	wait := evacWait
+	if s.etcd != nil {
+		wait = s.cfg.DefaultTimeout // a view and a commit: two round trips to etcd
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	snap, err := s.view(ctx, path) // holds the old block while it is copied
+	if err != nil {
+		s.cfg.Log.Debug().Err(err).Str("path", e.Path).Msg("cannot read a dead worker's tensor yet")
+		return false
+	}
 	defer snap.Release()
 	cur, ok := snap.Get(path)
 	if !ok {
 		return true
 	}
-	d, err := shm.ParseDescriptor(cur.Value, s.zone.InlineMax())
+	value, perr := s.localTensor(path, cur.Value)
+	if perr != nil {
+		return true // another host's tensor now: replaced
+	}
+	d, err := shm.ParseDescriptor(value, s.zone.InlineMax())
 	if err != nil || d.Slab != e.Slab || d.Off != e.Off || d.Gen != e.Gen {
 		return true // replaced
 	}
@@ -81,11 +98,12 @@ func (s *Supervisor) move(e heavy.Evacuee) bool {
 	}
 	b, err := json.Marshal(nd)
 	if err == nil {
+		b, err = s.hostTensor(nd, b)
+	}
+	if err == nil {
 		var delta cas.Delta
 		delta.Set(path, b)
-		ctx, cancel := context.WithTimeout(context.Background(), evacWait)
-		_, err = s.store.Commit(ctx, snap.Version(), []contract.Path{path}, delta, cas.Options{Mode: cas.Smart})
-		cancel()
+		err = s.commitMove(ctx, snap.Version(), path, delta)
 	}
 	if err != nil {
 		s.zone.Abort([]heavy.Ref{ref})
@@ -95,4 +113,16 @@ func (s *Supervisor) move(e heavy.Evacuee) bool {
 	s.zone.Commit([]heavy.Ref{ref})
 	s.moves.Add(1)
 	return true
+}
+
+// commitMove commits a moved tensor's new descriptor at path if path is
+// unchanged since snap: in this process's store, or in etcd.
+func (s *Supervisor) commitMove(ctx context.Context, snap cas.Version, path contract.Path, delta cas.Delta) error {
+	reads := []contract.Path{path}
+	if s.etcd != nil {
+		_, err := s.etcd.store.Commit(ctx, snap, reads, delta, cas.Options{Mode: cas.Smart})
+		return err
+	}
+	_, err := s.store.Commit(ctx, snap, reads, delta, cas.Options{Mode: cas.Smart})
+	return err
 }

@@ -3,10 +3,13 @@ package clustertest
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/internal/etcdtest"
 	"github.com/theus-run/theus/protocol"
@@ -80,4 +83,83 @@ func etcdRemoteTensor(t *testing.T, cl *etcdtest.Cluster) {
 	if string(r.Result) != "16" {
 		t.Fatalf("an inline tensor written through B, summed through A: %s", r.Result)
 	}
+}
+
+// A tensor written again and again at one path, through two supervisors
+// in turn, each with an arena that holds a few of them: each replaced
+// tensor is freed by the supervisor whose arena holds it, whichever
+// supervisor replaced it, so no write finds the arena full, and each
+// arena ends with what it holds at the start plus the one tensor of the
+// last write, if it made it.
+func etcdTensorsFreed(t *testing.T, cl *etcdtest.Cluster) {
+	small := func(cfg *supervisor.Config) {
+		cfg.HeavySize = 2 << 20
+		cfg.Etcd = &supervisor.EtcdConfig{Endpoints: cl.Endpoints(), Prefix: "t/" + t.Name() + "/"}
+	}
+	sups := []*harness{start(t, 1, small), start(t, 1, small)}
+	clients := []*client.Client{sups[0].dial(t), sups[1].dial(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	heavyOf := func(h *harness) protocol.HeavyStatus { return h.s.Status(&protocol.Status{}).Heavy }
+	base := []protocol.HeavyStatus{heavyOf(sups[0]), heavyOf(sups[1])}
+	const n, writes = 1 << 16, 24 // 256 KiB each: 12 per arena of 2 MiB, were none freed
+	for i := range writes {
+		if _, err := clients[i%2].Exec(ctx, "tensor.fill", demo.FillArgs{Key: "w", N: n, Value: float32(i)}); err != nil {
+			t.Fatalf("write %d through supervisor %d: %v (a full arena: replaced tensors are not freed)", i, i%2, err)
+		}
+	}
+	last := (writes - 1) % 2
+	deadline := time.Now().Add(time.Minute)
+	for i, h := range sups {
+		want := base[i]
+		for {
+			got := heavyOf(h)
+			if i != last && got.InUse == want.InUse && got.Blocks == want.Blocks {
+				break
+			}
+			if i == last && got.Blocks == want.Blocks+1 && got.InUse >= want.InUse+4*n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("supervisor %d holds %d blocks, %d bytes; at the start %d, %d (the last write went through supervisor %d)", i, got.Blocks, got.InUse, want.Blocks, want.InUse, last)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	sum := func(when string) {
+		t.Helper()
+		r, err := clients[last].Exec(ctx, "tensor.sum", demo.KeyArgs{Key: "w"})
+		if err != nil || string(r.Result) != strconv.Itoa((writes-1)*n) {
+			t.Fatalf("tensor.sum of the last write, %s: %s, %v; want %d", when, r.Result, err, (writes-1)*n)
+		}
+	}
+	sum("before its writer dies")
+	// Its writer dies: the tensor moves out of the dead worker's slab,
+	// committed to etcd with its new descriptor, and the slab closes.
+	h := sups[last]
+	before, err := clients[last].Get(ctx, demo.TensorPrefix+".w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := h.s.WorkerPIDs()
+	for _, pid := range old {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		st, pids := heavyOf(h), h.s.WorkerPIDs()
+		if len(pids) == 1 && pids[0] != old[0] && st.Retired == 0 && st.Blocks == base[last].Blocks+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead writer's slab never closed: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	after, err := clients[last].Get(ctx, demo.TensorPrefix+".w")
+	if err != nil || after.Entries[0].Version == before.Entries[0].Version {
+		t.Fatalf("after its writer died, the tensor is %+v, %v: not moved", after, err)
+	}
+	sum("after it moved")
 }
