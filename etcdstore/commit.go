@@ -49,7 +49,11 @@ func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.P
 			if t.held != nil {
 				t.held.end() // its keys were deleted in the Txn
 			}
-			return cas.Result{Version: cas.Version(r.Header.Revision)}, nil
+			v := cas.Version(r.Header.Revision)
+			if s.committed != nil {
+				s.committed(t.applied(v, seqs))
+			}
+			return cas.Result{Version: v}, nil
 		}
 		res, err, again := t.failed(r, seqs)
 		if !again {
@@ -268,6 +272,30 @@ func (t *txn) writes(seqs []seq) []clientv3.Op {
 		ops = append(ops, clientv3.OpPut(s.opKey(t.opts.OpID), string(rec)))
 	}
 	return ops
+}
+
+// applied describes the commit that t's Txn, sent with seqs, made at
+// version v, as cas.Config.Committed receives it.
+func (t *txn) applied(v cas.Version, seqs []seq) cas.Commit {
+	c := cas.Commit{Version: v, OpID: t.opts.OpID, OpDigest: t.opts.OpDigest, Result: t.opts.Result, Signals: t.opts.Signals, Origin: t.opts.Origin}
+	next := map[contract.Path]uint64{}
+	for i, l := range t.logs {
+		next[l] = seqs[i].next
+	}
+	c.Changes = make([]cas.Change, 0, len(t.delta))
+	for _, w := range t.delta {
+		switch w.Op {
+		case contract.OpSet:
+			c.Changes = append(c.Changes, cas.Change{Path: w.Path, Value: w.Value})
+		case contract.OpDelete:
+			c.Changes = append(c.Changes, cas.Change{Path: w.Path, Deleted: true})
+		case contract.OpAppend:
+			n := next[w.Path]
+			next[w.Path] = n + 1
+			c.Changes = append(c.Changes, cas.Change{Path: cas.EntryPath(w.Path, n), Value: w.Value, Root: w.Path, Seq: n})
+		}
+	}
+	return c
 }
 
 // failed explains a Txn whose compares failed from what it read back: a

@@ -38,17 +38,24 @@ type Config struct {
 	// default DefaultHotFor, negative for never.
 	TicketTTL time.Duration
 	HotFor    time.Duration
+	// Committed, when set, is called with every commit this Store
+	// applied, once its Txn returned: what cas.Config.Committed is on one
+	// machine, for the commits made through this Store only (others'
+	// carry no Origin here). Concurrent commits may reach it out of
+	// version order. It must be quick and must not call the Store.
+	Committed func(cas.Commit)
 }
 
 // Store is the Context in etcd. It is safe for concurrent use, by any
 // number of Stores on the same cluster and prefix.
 type Store struct {
-	c        *clientv3.Client
-	prefix   string
-	maxOps   int
-	maxBytes int
-	tk       tickets
-	views    views // the live views, for WatchDropped
+	c         *clientv3.Client
+	prefix    string
+	maxOps    int
+	maxBytes  int
+	tk        tickets
+	views     views // the live views, for WatchDropped
+	committed func(cas.Commit)
 }
 
 // New returns a Store on cfg.Client. It does not contact etcd. Close
@@ -58,11 +65,12 @@ func New(cfg Config) (*Store, error) {
 		return nil, errors.New("etcdstore: no client")
 	}
 	return &Store{
-		c:        cfg.Client,
-		prefix:   cmp.Or(cfg.Prefix, DefaultPrefix),
-		maxOps:   cmp.Or(cfg.MaxTxnOps, DefaultMaxTxnOps),
-		maxBytes: cmp.Or(cfg.MaxRequestBytes, DefaultMaxRequestBytes),
-		tk:       tickets{ttl: cmp.Or(cfg.TicketTTL, DefaultTicketTTL), hotFor: cmp.Or(cfg.HotFor, DefaultHotFor)},
+		c:         cfg.Client,
+		prefix:    cmp.Or(cfg.Prefix, DefaultPrefix),
+		maxOps:    cmp.Or(cfg.MaxTxnOps, DefaultMaxTxnOps),
+		maxBytes:  cmp.Or(cfg.MaxRequestBytes, DefaultMaxRequestBytes),
+		tk:        tickets{ttl: cmp.Or(cfg.TicketTTL, DefaultTicketTTL), hotFor: cmp.Or(cfg.HotFor, DefaultHotFor)},
+		committed: cfg.Committed,
 	}, nil
 }
 

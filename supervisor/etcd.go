@@ -109,7 +109,10 @@ func (s *Supervisor) openEtcd() error {
 		}
 		b.owned = true
 	}
-	st, err := etcdstore.New(etcdstore.Config{Client: b.client, Prefix: e.Prefix, MaxTxnOps: e.MaxTxnOps, MaxRequestBytes: e.MaxRequestBytes, TicketTTL: e.TicketTTL})
+	st, err := etcdstore.New(etcdstore.Config{
+		Client: b.client, Prefix: e.Prefix, MaxTxnOps: e.MaxTxnOps, MaxRequestBytes: e.MaxRequestBytes, TicketTTL: e.TicketTTL,
+		Committed: s.meters.committed, // the commit log and per-commit histograms, as on one machine
+	})
 	if err != nil {
 		b.close()
 		return fmt.Errorf("supervisor: %w", err)
@@ -198,6 +201,25 @@ func (s *Supervisor) statusStore(rep *protocol.StatusReply) {
 	}
 	rep.Version, rep.Durable, rep.Durability = uint64(v), uint64(v), "etcd"
 }
+
+// statsVersion is Stats's version: the store's, or etcd's newest
+// revision, read with a short timeout (0 when etcd does not answer).
+func (s *Supervisor) statsVersion() uint64 {
+	if s.etcd == nil {
+		return uint64(s.store.Version())
+	}
+	ctx, cancel := context.WithTimeout(s.base, statsTimeout)
+	defer cancel()
+	v, err := s.etcd.store.Version(ctx)
+	if err != nil {
+		return 0
+	}
+	return uint64(v)
+}
+
+// statsTimeout bounds Stats's read of etcd's version: a stats call
+// answers even when etcd does not.
+const statsTimeout = time.Second
 
 // errEtcdLocal answers what stays local to one supervisor and so is
 // refused with an etcd store.

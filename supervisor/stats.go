@@ -37,7 +37,7 @@ func (s *Supervisor) startObserve() {
 // request.
 func (s *Supervisor) Stats() protocol.Stats {
 	st := protocol.Stats{
-		Time: time.Now(), Started: s.started, Version: uint64(s.store.Version()), Mode: s.mode,
+		Time: time.Now(), Started: s.started, Version: s.statsVersion(), Mode: s.mode,
 		Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Retries: s.retries.Load(),
 		VIP: s.vips.Load(), Failures: s.failures.Load(), Redispatches: s.redispatches.Load(),
 		AttemptsPerCommit: s.attempts.State(), ConflictsPerCommit: s.conflictsPer.State(),

@@ -39,6 +39,7 @@ func TestEtcd(t *testing.T) {
 	t.Run("SignalsAcrossSupervisors", func(t *testing.T) { etcdSignals(t, cl) })
 	t.Run("RemoteTensor", func(t *testing.T) { etcdRemoteTensor(t, cl) })
 	t.Run("TensorsFreed", func(t *testing.T) { etcdTensorsFreed(t, cl) })
+	t.Run("ObservedOnEtcd", func(t *testing.T) { etcdObserved(t, cl) })
 	t.Run("LocalOnlyRefused", func(t *testing.T) { etcdRefused(t, cl) })
 	t.Run("ClosedClientNeverAcks", func(t *testing.T) { etcdClosedClient(t, cl) })
 	t.Run("NoQuorumNeverAcks", func(t *testing.T) { etcdNoQuorum(t, cl) })
