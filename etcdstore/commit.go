@@ -12,6 +12,7 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/vip"
 )
 
 // appendRetries bounds how often a commit is sent again because another
@@ -47,7 +48,7 @@ func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.P
 		}
 		if r.Succeeded {
 			if t.held != nil {
-				t.held.end() // its keys were deleted in the Txn
+				t.held.end(vip.Released) // its keys were deleted in the Txn
 			}
 			v := cas.Version(r.Header.Revision)
 			if s.committed != nil {
@@ -339,7 +340,7 @@ func (t *txn) failed(r *clientv3.TxnResponse, seqs []seq) (res cas.Result, err e
 		for i := range t.held.keys {
 			kvs := got[next+i].GetResponseRange().Kvs
 			if len(kvs) == 0 || kvs[0].Lease != int64(t.held.sess.Lease()) {
-				t.held.end()
+				t.held.end(vip.Expired)
 				return cas.Result{}, &cas.ConflictError{Snapshot: t.snap, Current: cur, Reason: "VIP ticket lost"}, false
 			}
 		}

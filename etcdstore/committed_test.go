@@ -1,12 +1,15 @@
 package etcdstore_test
 
 import (
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/etcdstore"
+	"github.com/theus-run/theus/vip"
 )
 
 // Config.Committed sees each commit the Store applied, with its version,
@@ -52,5 +55,40 @@ func TestCommittedHook(t *testing.T) {
 		c.Changes[1].Path != P("domain.b") || !c.Changes[1].Deleted ||
 		c.Changes[2].Root != P("domain.log_x") || c.Changes[2].Seq != 0 || c.Changes[2].Path != cas.EntryPath(P("domain.log_x"), 0) {
 		t.Fatalf("changes %+v", c.Changes)
+	}
+}
+
+// Config.Trace sees each ticket granted, and its end: by its holder's
+// commit, or by Release.
+func TestTicketTrace(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	s, err := etcdstore.New(etcdstore.Config{Client: client(t), Prefix: "t/" + t.Name() + "/", Trace: func(e vip.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, e.Kind.String()+" "+e.Owner+" "+strings.Join(e.Keys, ","))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tk, err := s.Acquire(bg, "one", []string{"domain.a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d cas.Delta
+	d.Set(P("domain.a"), enc(1))
+	commit(t, s, d, cas.Options{Held: tk})
+	tk.Release() // ended by the commit already: no second event
+	tk, err = s.Acquire(bg, "two", []string{"domain.b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.Release()
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"granted one domain.a", "released one domain.a", "granted two domain.b", "released two domain.b"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("traced %q, want %q", got, want)
 	}
 }

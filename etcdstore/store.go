@@ -12,6 +12,7 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/vip"
 )
 
 // Defaults, etcd's own: --max-txn-ops and --max-request-bytes.
@@ -44,6 +45,11 @@ type Config struct {
 	// carry no Origin here). Concurrent commits may reach it out of
 	// version order. It must be quick and must not call the Store.
 	Committed func(cas.Commit)
+	// Trace, when set, is told of each VIP ticket this Store granted
+	// (Granted) and of its end: Released (its holder's commit or
+	// Release) or Expired (its lease was found lost), as
+	// vip.Config.Trace is of a local arbiter's. Event.Ticket is 0.
+	Trace func(vip.Event)
 }
 
 // Store is the Context in etcd. It is safe for concurrent use, by any
@@ -56,6 +62,7 @@ type Store struct {
 	tk        tickets
 	views     views // the live views, for WatchDropped
 	committed func(cas.Commit)
+	traceFn   func(vip.Event)
 }
 
 // New returns a Store on cfg.Client. It does not contact etcd. Close
@@ -71,6 +78,7 @@ func New(cfg Config) (*Store, error) {
 		maxBytes:  cmp.Or(cfg.MaxRequestBytes, DefaultMaxRequestBytes),
 		tk:        tickets{ttl: cmp.Or(cfg.TicketTTL, DefaultTicketTTL), hotFor: cmp.Or(cfg.HotFor, DefaultHotFor)},
 		committed: cfg.Committed,
+		traceFn:   cfg.Trace,
 	}, nil
 }
 

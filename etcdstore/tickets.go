@@ -11,6 +11,7 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/vip"
 )
 
 // Defaults for the VIP tickets.
@@ -42,11 +43,12 @@ type tickets struct {
 // Ticket is a VIP ticket: a key P t/<k>. for each of its keys, on the
 // holder's lease. It is a cas.EngineTicket.
 type Ticket struct {
-	s    *Store
-	sess *concurrency.Session
-	keys []contract.Path
-	mu   sync.Mutex
-	done bool
+	s     *Store
+	sess  *concurrency.Session
+	keys  []contract.Path
+	owner string
+	mu    sync.Mutex
+	done  bool
 }
 
 func (s *Store) ticketKey(p contract.Path) string { return s.prefix + "t/" + string(p) + "." }
@@ -123,7 +125,9 @@ func (s *Store) Acquire(ctx context.Context, owner string, keys []string) (cas.E
 			return nil, &UnavailableError{Op: "vip ticket", Err: err}
 		}
 		if r.Succeeded {
-			return &Ticket{s: s, sess: sess, keys: paths}, nil
+			t := &Ticket{s: s, sess: sess, keys: paths, owner: owner}
+			s.trace(vip.Granted, t)
+			return t, nil
 		}
 		if err := s.waitRelease(ctx, r.Header.Revision); err != nil {
 			return nil, err
@@ -231,7 +235,7 @@ func (t *Ticket) Valid() bool {
 
 // Release deletes the ticket's keys, if they are still its own.
 func (t *Ticket) Release() {
-	if !t.end() {
+	if !t.end(vip.Released) {
 		return
 	}
 	s := t.s
@@ -247,13 +251,29 @@ func (t *Ticket) Release() {
 	s.c.Txn(ctx).If(cmps...).Then(dels...).Commit()
 }
 
-// end marks the ticket ended; false if it was already.
-func (t *Ticket) end() bool {
+// end marks the ticket ended (how: Released, or Expired with its lease)
+// and traces it; false if it was already.
+func (t *Ticket) end(how vip.EventKind) bool {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	was := t.done
 	t.done = true
+	t.mu.Unlock()
+	if !was {
+		t.s.trace(how, t)
+	}
 	return !was
+}
+
+// trace reports a ticket's event to Config.Trace, if set.
+func (s *Store) trace(kind vip.EventKind, t *Ticket) {
+	if s.traceFn == nil {
+		return
+	}
+	keys := make([]string, len(t.keys))
+	for i, k := range t.keys {
+		keys[i] = string(k)
+	}
+	s.traceFn(vip.Event{Kind: kind, Owner: t.owner, Keys: keys})
 }
 
 // covers reports whether the ticket covers p (p at or below a key).

@@ -112,6 +112,7 @@ func (s *Supervisor) openEtcd() error {
 	st, err := etcdstore.New(etcdstore.Config{
 		Client: b.client, Prefix: e.Prefix, MaxTxnOps: e.MaxTxnOps, MaxRequestBytes: e.MaxRequestBytes, TicketTTL: e.TicketTTL,
 		Committed: s.meters.committed, // the commit log and per-commit histograms, as on one machine
+		Trace:     s.meters.ticket,    // stats' VIP ticket counters
 	})
 	if err != nil {
 		b.close()

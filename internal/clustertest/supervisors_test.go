@@ -164,7 +164,20 @@ func etcdHotKey(t *testing.T, cl *etcdtest.Cluster) {
 	if got := getInt(t, ctx, sups[1].dial(t), demo.CounterPath); got != clients*each {
 		t.Fatalf("counter %d, want %d", got, clients*each)
 	}
-	t.Logf("%.2f retries per commit, %d commits under a ticket", float64(retries.Load())/(clients*each), vips.Load())
+	// Every commit under a ticket took one, which stats count; none is
+	// held once the load is done.
+	var granted uint64
+	for i, h := range sups {
+		tk := h.s.Stats().Tickets
+		if tk.Held != 0 || tk.Released+tk.Expired != tk.Granted {
+			t.Fatalf("supervisor %d's ticket stats: %+v, want every granted ticket ended", i, tk)
+		}
+		granted += tk.Granted
+	}
+	if granted < uint64(vips.Load()) {
+		t.Fatalf("stats count %d tickets granted, under the %d commits made under one", granted, vips.Load())
+	}
+	t.Logf("%.2f retries per commit, %d commits under a ticket, %d tickets", float64(retries.Load())/(clients*each), vips.Load(), granted)
 }
 
 // One op id sent eight times at once, through two supervisors, applies
