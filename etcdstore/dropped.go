@@ -113,7 +113,7 @@ func deliver(ds []drop) {
 }
 
 // Pending reports how many replaced values wait for a live view to end
-// (for tests and Status).
+// (tests poll it).
 func (s *Store) Pending() int {
 	s.views.mu.Lock()
 	defer s.views.mu.Unlock()
