@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -109,4 +110,16 @@ func (s *Supervisor) watchTensors(ctx context.Context, from cas.Version) {
 	b.watches.Go(func() {
 		_ = b.store.WatchDropped(ctx, from, w) // ends with ctx
 	})
+}
+
+// outcomeUnknown reports whether err is a commit that may have applied
+// (etcd did not answer its Txn). The tensors it names then keep their
+// blocks: freeing them could leave a committed descriptor pointing at a
+// block a later tensor reuses, and a reader would get that tensor's
+// bytes. A block so kept is freed when a later commit replaces its value
+// (watchTensors), or stays taken until the restart if the commit did
+// not apply.
+func outcomeUnknown(err error) bool {
+	var ue *etcdstore.UncertainError
+	return errors.As(err, &ue)
 }

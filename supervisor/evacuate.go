@@ -106,7 +106,11 @@ func (s *Supervisor) move(e heavy.Evacuee) bool {
 		err = s.commitMove(ctx, snap.Version(), path, delta)
 	}
 	if err != nil {
-		s.zone.Abort([]heavy.Ref{ref})
+		if outcomeUnknown(err) {
+			s.zone.Commit([]heavy.Ref{ref}) // the move may have applied: keep the copy's block
+		} else {
+			s.zone.Abort([]heavy.Ref{ref})
+		}
 		s.cfg.Log.Debug().Err(err).Str("path", e.Path).Msg("a dead worker's tensor was not moved")
 		return false // changed (the next pass sees) or a ticket holder was in the way
 	}

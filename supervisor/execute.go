@@ -112,8 +112,8 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 			return out, err
 		},
 	})
-	if err == nil && !r.Duplicate {
-		s.zone.Commit(refs)
+	if (err == nil && !r.Duplicate) || outcomeUnknown(err) {
+		s.zone.Commit(refs) // an unknown outcome keeps them too (outcomeUnknown)
 	} else {
 		s.zone.Abort(refs)
 	}
