@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/theus-run/theus/protocol"
@@ -369,10 +370,19 @@ func (c *Conn) flushLocked() error {
 	c.writing = false
 	err := c.err
 	c.mu.Unlock()
-	if err != nil && !errors.Is(err, ErrClosed) {
-		c.closeTransport()
+	if err != nil && !errors.Is(err, ErrClosed) && !peerGone(err) {
+		c.closeTransport() // unblocks the reader: the peer may be alive and stuck
 	}
 	return err
+}
+
+// peerGone reports whether a write failed because the peer closed its end
+// (EPIPE, ECONNRESET). The transport then stays open for the reader: what
+// the peer sent before it closed (a Refuse saying why) is still read,
+// then the end. Closing it here raced the reader and lost those frames.
+// The Conn's owner closes it, as always.
+func peerGone(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func (c *Conn) closeTransport() error {
