@@ -1,9 +1,11 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/theus-run/theus/protocol"
@@ -134,4 +136,29 @@ func (s *session) deliver(ev *protocol.Event) {
 		return
 	}
 	st.items <- json.RawMessage(ev.Body)
+}
+
+// nextItem is a typed stream's Next: the next item decoded strictly into
+// T, io.EOF once the stream was closed, the stream's error when it ended
+// otherwise, or ctx's error. what names the stream in errors.
+func nextItem[T any](ctx context.Context, st *Stream, what string) (T, error) {
+	var v T
+	select {
+	case b, ok := <-st.Items():
+		if !ok {
+			if err := st.Err(); err != nil {
+				return v, err
+			}
+			return v, io.EOF
+		}
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&v); err != nil {
+			var zero T
+			return zero, fmt.Errorf("client: %s: an item: %w", what, err)
+		}
+		return v, nil
+	case <-ctx.Done():
+		return v, ctx.Err()
+	}
 }

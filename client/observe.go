@@ -1,11 +1,9 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 
 	"github.com/theus-run/theus/protocol"
 )
@@ -81,24 +79,7 @@ func (c *Client) FollowLog(ctx context.Context, n int, process string) (*LogFoll
 // once the follow was closed, the stream's error when it ended
 // otherwise (shutting_down), or ctx's error.
 func (f *LogFollower) Next(ctx context.Context) (LogEntry, error) {
-	select {
-	case b, ok := <-f.st.Items():
-		if !ok {
-			if err := f.st.Err(); err != nil {
-				return LogEntry{}, err
-			}
-			return LogEntry{}, io.EOF
-		}
-		var e LogEntry
-		d := json.NewDecoder(bytes.NewReader(b))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&e); err != nil {
-			return LogEntry{}, fmt.Errorf("client: log follow: an item: %w", err)
-		}
-		return e, nil
-	case <-ctx.Done():
-		return LogEntry{}, ctx.Err()
-	}
+	return nextItem[LogEntry](ctx, f.st, "log follow")
 }
 
 // Close ends the follow; Next then returns io.EOF once the supervisor

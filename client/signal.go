@@ -1,11 +1,9 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 
 	"github.com/theus-run/theus/protocol"
 )
@@ -82,24 +80,7 @@ func (c *Client) Watch(ctx context.Context, prefix string) (*Watcher, error) {
 // the watch was closed, the stream's error (a *protocol.Error, e.g.
 // shutting_down) when it ended otherwise, or ctx's error.
 func (w *Watcher) Next(ctx context.Context) (Signal, error) {
-	select {
-	case b, ok := <-w.st.Items():
-		if !ok {
-			if err := w.st.Err(); err != nil {
-				return Signal{}, err
-			}
-			return Signal{}, io.EOF
-		}
-		var s Signal
-		d := json.NewDecoder(bytes.NewReader(b))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&s); err != nil {
-			return Signal{}, fmt.Errorf("client: watch: an item: %w", err)
-		}
-		return s, nil
-	case <-ctx.Done():
-		return Signal{}, ctx.Err()
-	}
+	return nextItem[Signal](ctx, w.st, "watch")
 }
 
 // Close ends the watch; Next then returns io.EOF once the supervisor has
