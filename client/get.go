@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/theus-run/theus/protocol"
 )
@@ -37,7 +36,7 @@ func (c *Client) Get(ctx context.Context, path string) (*Value, error) {
 
 // SelfKey is the key under which JSON puts the value of a path that also
 // has values below it.
-const SelfKey = "_value"
+const SelfKey = protocol.SelfKey
 
 // JSON returns the value as one JSON document: the value itself when the
 // path has nothing below it, else an object nesting the entries below by
@@ -47,38 +46,9 @@ func (v *Value) JSON() (json.RawMessage, error) {
 	if len(v.Entries) == 0 {
 		return json.RawMessage("null"), nil
 	}
-	if len(v.Entries) == 1 && v.Entries[0].Path == v.Path {
-		return v.Entries[0].Value, nil
+	doc, err := protocol.Document(v.Path, v.Entries)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
 	}
-	root := map[string]any{}
-	for _, e := range v.Entries {
-		if e.Path == v.Path {
-			root[SelfKey] = json.RawMessage(e.Value)
-			continue
-		}
-		rest, ok := strings.CutPrefix(e.Path, v.Path+".")
-		if !ok {
-			return nil, fmt.Errorf("client: entry %s is not under %s", e.Path, v.Path)
-		}
-		segs := strings.Split(rest, ".")
-		node := root
-		for _, s := range segs[:len(segs)-1] {
-			next, ok := node[s].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				if own, isVal := node[s].(json.RawMessage); isVal {
-					next[SelfKey] = own
-				}
-				node[s] = next
-			}
-			node = next
-		}
-		last := segs[len(segs)-1]
-		if sub, ok := node[last].(map[string]any); ok {
-			sub[SelfKey] = json.RawMessage(e.Value)
-		} else {
-			node[last] = json.RawMessage(e.Value)
-		}
-	}
-	return json.Marshal(root)
+	return doc, nil
 }
