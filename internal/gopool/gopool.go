@@ -19,6 +19,7 @@ import (
 type Pool struct {
 	tasks   chan func() // unbuffered: a send succeeds only to an idle goroutine
 	idle    atomic.Int32
+	started atomic.Int64 // goroutines started by Go, kept or not
 	maxIdle int32
 	wg      sync.WaitGroup // the goroutines started before Close
 
@@ -42,6 +43,7 @@ func (p *Pool) Go(f func()) {
 		return
 	default:
 	}
+	p.started.Add(1)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -75,6 +77,10 @@ func (p *Pool) run(f func()) {
 
 // Idle returns how many goroutines wait for a task now.
 func (p *Pool) Idle() int { return int(p.idle.Load()) }
+
+// Started returns how many goroutines Go has started since New: the
+// tasks that found no idle goroutine.
+func (p *Pool) Started() int64 { return p.started.Load() }
 
 // Close ends the idle goroutines, and those running a task when their
 // task returns. It does not wait: see Wait.
