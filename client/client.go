@@ -228,8 +228,13 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 	s.next++
 	id := s.next
 	s.waiting[id] = ch
+	others := len(s.waiting) > 1 // their callers send again as their replies come
 	s.mu.Unlock()
-	if err := s.conn.Send(build(id)); err != nil {
+	send := s.conn.Send
+	if others {
+		send = s.conn.Coalesce
+	}
+	if err := send(build(id)); err != nil {
 		if errors.Is(err, protocol.ErrFrameTooLarge) { // nothing was sent; the connection is fine
 			s.mu.Lock()
 			delete(s.waiting, id)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -299,7 +300,7 @@ func (c *Conn) setErr(err error) {
 // Send queues m and returns once it is written or handed to the sender
 // that is writing. A nil error does not mean the peer read it; a write
 // error is returned by this or a later Send, and closes the Conn.
-func (c *Conn) Send(m protocol.Message) error { return c.send(false, m) }
+func (c *Conn) Send(m protocol.Message) error { return c.send(sendNow, m) }
 
 // Defer is Send for a reply that may share a write with the replies to
 // the frames the reader has read and not yet returned: while there are
@@ -309,15 +310,34 @@ func (c *Conn) Send(m protocol.Message) error { return c.send(false, m) }
 // A peer that pipelines gets one write for a batch of replies; a lone
 // request's reply is written at once. Only for a Conn whose reader
 // keeps reading while replies are pending (a worker's connection).
-func (c *Conn) Defer(m protocol.Message) error { return c.send(true, m) }
+func (c *Conn) Defer(m protocol.Message) error { return c.send(sendDeferred, m) }
+
+// Coalesce is Send for a sender that expects other frames to follow at
+// once (its peer pipelines: other requests are in flight, whose replies
+// or next requests are being computed by goroutines that can run now).
+// It lets those goroutines run before it writes, so that what they send
+// meanwhile shares its write: a batch of n frames costs one system call,
+// not n. Where nothing else can run it writes at once; a sender that
+// expects nothing to follow (a lone request) uses Send, which never
+// yields.
+func (c *Conn) Coalesce(m protocol.Message) error { return c.send(sendCoalesce, m) }
 
 // SendBatch is Send for several messages, which go in order, with no
 // other sender's frame between them, and in one write when they fit in
 // it. When one of them is refused (too large, or not encodable) none is
 // sent and the Conn stays usable.
-func (c *Conn) SendBatch(ms ...protocol.Message) error { return c.send(false, ms...) }
+func (c *Conn) SendBatch(ms ...protocol.Message) error { return c.send(sendNow, ms...) }
 
-func (c *Conn) send(deferred bool, ms ...protocol.Message) error {
+// sendMode says when a frame queued by send is written.
+type sendMode uint8
+
+const (
+	sendNow      sendMode = iota // at once, or by the sender writing now
+	sendDeferred                 // Defer: after the reader's held frames
+	sendCoalesce                 // Coalesce: after the runnable goroutines ran
+)
+
+func (c *Conn) send(mode sendMode, ms ...protocol.Message) error {
 	if len(ms) == 0 {
 		return nil
 	}
@@ -340,9 +360,17 @@ func (c *Conn) send(deferred bool, ms ...protocol.Message) error {
 			break
 		}
 	}
-	if err != nil || c.writing || (deferred && c.held) {
+	if err != nil || c.writing || (mode == sendDeferred && c.held) {
 		c.mu.Unlock()
 		return err
+	}
+	if mode == sendCoalesce {
+		// Be the writer, so that senders meanwhile only append, and let
+		// the goroutines runnable now run first.
+		c.writing = true
+		c.mu.Unlock()
+		runtime.Gosched()
+		c.mu.Lock()
 	}
 	return c.flushLocked()
 }

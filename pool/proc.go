@@ -377,7 +377,11 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 			return nil, false
 		}
 	}
-	if err := pr.conn.Send(&d); err != nil {
+	send := pr.conn.Send
+	if pr.inflight.Load() > 1 {
+		send = pr.conn.Coalesce // other dispatches to this worker are on their way
+	}
+	if err := send(&d); err != nil {
 		if res, ok := answered(); ok {
 			return res, c.blocks, nil
 		}

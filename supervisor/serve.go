@@ -157,7 +157,7 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 				defer wg.Done()
 				s.readConn(ctx, end, c, wg, slots, cs)
 			})
-			s.serveExecute(ctx, end, c, m)
+			s.serveExecute(ctx, end, c, m, slots)
 			<-slots
 			return
 		case *protocol.Get:
@@ -205,13 +205,21 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 // serveExecute runs an Execute and replies. It counts as in flight until
 // the reply is written, so that a drain waits for the reply, not only
 // for the commit.
-func (s *Supervisor) serveExecute(ctx context.Context, end context.CancelFunc, c *ipc.Conn, m *protocol.Execute) {
+// slots holds a token for each of the connection's requests in flight,
+// this one's included: with others in flight, the reply may share a
+// write with theirs (ipc.Conn.Coalesce).
+func (s *Supervisor) serveExecute(ctx context.Context, end context.CancelFunc, c *ipc.Conn, m *protocol.Execute, slots chan struct{}) {
 	if !s.enter() {
 		reply(c, s.shuttingDown(m))
 		return
 	}
 	defer s.inflight.Done()
-	if err := reply(c, s.execute(ctx, m)); err != nil {
+	rep := s.execute(ctx, m)
+	send := c.Send
+	if len(slots) > 1 {
+		send = c.Coalesce
+	}
+	if err := replyWith(send, rep); err != nil {
 		end() // the client is gone: stop its other executes and its reader
 	}
 }
@@ -232,8 +240,11 @@ func (s *Supervisor) recvFailed(ctx context.Context, c *ipc.Conn, err error) {
 // reply sends m, or, if it does not fit a frame, an error reply with the
 // same id, so the client never waits for an answer that cannot come. An
 // error means the client is gone.
-func reply(c *ipc.Conn, m protocol.Message) error {
-	err := c.Send(m)
+func reply(c *ipc.Conn, m protocol.Message) error { return replyWith(c.Send, m) }
+
+// replyWith is reply through send (a Conn's Send or Coalesce).
+func replyWith(send func(protocol.Message) error, m protocol.Message) error {
+	err := send(m)
 	if !errors.Is(err, protocol.ErrFrameTooLarge) {
 		return err // nil, or the client is gone
 	}
@@ -243,15 +254,15 @@ func reply(c *ipc.Conn, m protocol.Message) error {
 		if m.Err == nil && m.Version > 0 {
 			e.Message = fmt.Sprintf("committed at version %d, but %s", m.Version, e.Message)
 		}
-		return c.Send(&protocol.Reply{ID: m.ID, Version: m.Version, Attempts: m.Attempts, Conflicts: m.Conflicts, VIP: m.VIP, Err: e, Mode: m.Mode})
+		return send(&protocol.Reply{ID: m.ID, Version: m.Version, Attempts: m.Attempts, Conflicts: m.Conflicts, VIP: m.VIP, Err: e, Mode: m.Mode})
 	case *protocol.GetReply:
-		return c.Send(&protocol.GetReply{ID: m.ID, Err: e})
+		return send(&protocol.GetReply{ID: m.ID, Err: e})
 	case *protocol.StatusReply:
-		return c.Send(&protocol.StatusReply{ID: m.ID, Err: e})
+		return send(&protocol.StatusReply{ID: m.ID, Err: e})
 	case *protocol.BackupReply:
-		return c.Send(&protocol.BackupReply{ID: m.ID, Err: e})
+		return send(&protocol.BackupReply{ID: m.ID, Err: e})
 	case *protocol.CallReply:
-		return c.Send(&protocol.CallReply{ID: m.ID, Err: e})
+		return send(&protocol.CallReply{ID: m.ID, Err: e})
 	}
 	return err
 }
