@@ -37,12 +37,25 @@ func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.P
 	if err := t.fits(s.maxOps, s.maxBytes); err != nil {
 		return cas.Result{}, err
 	}
+	leaseLosses := 0
 	for range appendRetries {
 		seqs, err := s.readSeqs(ctx, t.logs)
 		if err != nil {
 			return cas.Result{}, err
 		}
+		if t.opts.OpID != "" {
+			if t.opLease, err = s.ops.lease(ctx, s.c); err != nil {
+				return cas.Result{}, err
+			}
+		}
 		r, err := s.c.Txn(ctx).If(t.compares(seqs)...).Then(t.writes(seqs)...).Else(t.readBack...).Commit()
+		if err != nil && leaseLost(err) && t.opLease != 0 && leaseLosses == 0 {
+			// etcd refused the whole Txn, applying nothing: the op id's
+			// lease is gone. Once more, on a new one.
+			leaseLosses++
+			s.ops.lost(t.opLease)
+			continue
+		}
 		if err != nil {
 			return cas.Result{}, txnError(err)
 		}
@@ -78,6 +91,8 @@ type txn struct {
 	// held is the caller's valid ticket of this Store: the commit checks
 	// that its keys are still on its lease, and deletes them.
 	held *Ticket
+	// opLease is the lease the op id's key is put on (0: none).
+	opLease clientv3.LeaseID
 	// gates are the ticket keys that must not exist: the VIP gate of the
 	// written paths the caller holds no ticket on.
 	gates []gateKey
@@ -270,7 +285,11 @@ func (t *txn) writes(seqs []seq) []clientv3.Op {
 		rec := make([]byte, 0, len(t.opts.OpDigest)+len(t.opts.Result))
 		rec = append(rec, t.opts.OpDigest[:]...)
 		rec = append(rec, t.opts.Result...)
-		ops = append(ops, clientv3.OpPut(s.opKey(t.opts.OpID), string(rec)))
+		var opts []clientv3.OpOption
+		if t.opLease != 0 {
+			opts = append(opts, clientv3.WithLease(t.opLease))
+		}
+		ops = append(ops, clientv3.OpPut(s.opKey(t.opts.OpID), string(rec), opts...))
 	}
 	return ops
 }
@@ -406,6 +425,8 @@ func txnError(err error) error {
 		return &LimitError{What: "bytes (the cluster's limit)", Err: err}
 	case errors.Is(err, rpctypes.ErrDuplicateKey):
 		return fmt.Errorf("%w: %w", cas.ErrInvalidDelta, err)
+	case leaseLost(err): // refused whole, before anything applied
+		return &UnavailableError{Op: "commit", Err: err}
 	}
 	return &UncertainError{Err: err}
 }

@@ -50,6 +50,12 @@ type Config struct {
 	// Release) or Expired (its lease was found lost), as
 	// vip.Config.Trace is of a local arbiter's. Event.Ticket is 0.
 	Trace func(vip.Event)
+	// OpIDRetention is how long a committed op id is kept at least: a
+	// request repeated with it within that time returns its first
+	// outcome; later, etcd has deleted it (its key is on a lease) and the
+	// request would run again. Default DefaultOpIDRetention; negative
+	// keeps op ids for ever.
+	OpIDRetention time.Duration
 }
 
 // Store is the Context in etcd. It is safe for concurrent use, by any
@@ -63,6 +69,7 @@ type Store struct {
 	views     views // the live views, for WatchDropped
 	committed func(cas.Commit)
 	traceFn   func(vip.Event)
+	ops       opLeases
 }
 
 // New returns a Store on cfg.Client. It does not contact etcd. Close
@@ -79,6 +86,7 @@ func New(cfg Config) (*Store, error) {
 		tk:        tickets{ttl: cmp.Or(cfg.TicketTTL, DefaultTicketTTL), hotFor: cmp.Or(cfg.HotFor, DefaultHotFor)},
 		committed: cfg.Committed,
 		traceFn:   cfg.Trace,
+		ops:       newOpLeases(cfg.OpIDRetention),
 	}, nil
 }
 

@@ -40,11 +40,17 @@ type EtcdConfig struct {
 	// TicketTTL is how long a VIP ticket of this supervisor outlives it,
 	// should it die; default etcdstore.DefaultTicketTTL.
 	TicketTTL time.Duration
+	// OpIDRetention is how long a committed op id is kept at least;
+	// default etcdstore.DefaultOpIDRetention, negative for ever.
+	OpIDRetention time.Duration
 	// Client, when set, is used instead of dialing Endpoints; the caller
 	// owns it and closes it after Shutdown (tests close it before, to
 	// cut the supervisor off from etcd).
 	Client *clientv3.Client
 }
+
+// DefaultEtcdOpIDRetention is EtcdConfig.OpIDRetention's default.
+const DefaultEtcdOpIDRetention = etcdstore.DefaultOpIDRetention
 
 // etcdBackend is the supervisor's connection to its etcd Context.
 type etcdBackend struct {
@@ -110,7 +116,7 @@ func (s *Supervisor) openEtcd() error {
 		b.owned = true
 	}
 	st, err := etcdstore.New(etcdstore.Config{
-		Client: b.client, Prefix: e.Prefix, MaxTxnOps: e.MaxTxnOps, MaxRequestBytes: e.MaxRequestBytes, TicketTTL: e.TicketTTL,
+		Client: b.client, Prefix: e.Prefix, MaxTxnOps: e.MaxTxnOps, MaxRequestBytes: e.MaxRequestBytes, TicketTTL: e.TicketTTL, OpIDRetention: e.OpIDRetention,
 		Committed: s.meters.committed, // the commit log and per-commit histograms, as on one machine
 		Trace:     s.meters.ticket,    // stats' VIP ticket counters
 	})

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -17,6 +18,7 @@ type etcdFlags struct {
 	ca        string
 	cert      string
 	key       string
+	opids     time.Duration
 }
 
 func (e *etcdFlags) register(fl *pflag.FlagSet) {
@@ -26,6 +28,7 @@ func (e *etcdFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&e.ca, "etcd-tls-ca", "", "with --store etcd: PEM file of the CA that signed the members' certificates (TLS)")
 	fl.StringVar(&e.cert, "etcd-tls-cert", "", "with --store etcd: PEM file of this supervisor's client certificate (with --etcd-tls-key)")
 	fl.StringVar(&e.key, "etcd-tls-key", "", "with --store etcd: PEM file of the client certificate's key")
+	fl.DurationVar(&e.opids, "etcd-opid-retention", supervisor.DefaultEtcdOpIDRetention, "with --store etcd: how long a committed op id is kept at least (a repeat within it returns the first outcome); etcd deletes it after, through a lease; negative keeps op ids for ever")
 }
 
 // storeConfig applies --store to cfg. With etcd, a commit is durable once
@@ -40,7 +43,7 @@ func (f *flags) storeConfig(cfg *supervisor.Config, changed func(string) bool) e
 	e := f.etcd
 	switch e.store {
 	case "bbolt":
-		for _, n := range []string{"etcd-endpoints", "etcd-prefix", "etcd-tls-ca", "etcd-tls-cert", "etcd-tls-key"} {
+		for _, n := range []string{"etcd-endpoints", "etcd-prefix", "etcd-tls-ca", "etcd-tls-cert", "etcd-tls-key", "etcd-opid-retention"} {
 			if changed(n) {
 				return fmt.Errorf("--%s: needs --store etcd", n)
 			}
@@ -70,7 +73,10 @@ func (f *flags) storeConfig(cfg *supervisor.Config, changed func(string) bool) e
 	if !changed("heavy-size") {
 		cfg.HeavySize = 0 // opt-in: see docs/HEAVY.md, several supervisors
 	}
-	cfg.Etcd = &supervisor.EtcdConfig{Endpoints: e.endpoints, Prefix: e.prefix, CA: e.ca, Cert: e.cert, Key: e.key}
+	if e.opids == 0 {
+		return errors.New("--etcd-opid-retention 0: give a duration (at least 1s), or a negative one to keep op ids for ever")
+	}
+	cfg.Etcd = &supervisor.EtcdConfig{Endpoints: e.endpoints, Prefix: e.prefix, CA: e.ca, Cert: e.cert, Key: e.key, OpIDRetention: e.opids}
 	f.durability = "etcd"
 	return nil
 }

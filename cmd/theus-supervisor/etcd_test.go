@@ -53,6 +53,12 @@ func TestStoreFlags(t *testing.T) {
 	if _, err = parseStore("--store", "etcd", "--etcd-endpoints", "http://a:2379", "--heavy-size", "0"); err != nil {
 		t.Fatalf("--heavy-size 0 with etcd: %v", err)
 	}
+	if cfg, err = parseStore("--store", "etcd", "--etcd-endpoints", "http://a:2379"); err != nil || cfg.Etcd.OpIDRetention != 24*time.Hour {
+		t.Fatalf("etcd: op id retention %v, %v: want 24h by default", cfg.Etcd, err)
+	}
+	if cfg, err = parseStore("--store", "etcd", "--etcd-endpoints", "http://a:2379", "--etcd-opid-retention", "-1s"); err != nil || cfg.Etcd.OpIDRetention >= 0 {
+		t.Fatalf("--etcd-opid-retention -1s: %v, %v: want op ids kept for ever", cfg.Etcd, err)
+	}
 	if cfg, err = parseStore("--store", "etcd", "--etcd-endpoints", "http://a:2379", "--heavy-size", "1MiB"); err != nil || cfg.HeavySize != 1<<20 {
 		t.Fatalf("--heavy-size 1MiB with etcd: heavy size %d, %v: want the arena, host-local", cfg.HeavySize, err)
 	}
@@ -69,6 +75,8 @@ func TestStoreFlags(t *testing.T) {
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--flux", "/tmp/f"}, "--flux"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--demo"}, "--demo"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--etcd-tls-cert", "c.pem"}, "--etcd-tls-key"},
+		{[]string{"--etcd-opid-retention", "1h"}, "needs --store etcd"},
+		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--etcd-opid-retention", "0s"}, "--etcd-opid-retention"},
 	} {
 		if _, err := parseStore(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want an error naming %s", c.args, err, c.want)
