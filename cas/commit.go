@@ -124,6 +124,9 @@ func CheckCommit(reads []contract.Path, delta Delta, opts Options) error {
 		}
 	}
 	for _, r := range reads {
+		if delta.writes(r) {
+			continue // parsed with the delta: a read-modify-write names it twice
+		}
 		if _, err := contract.Parse(string(r)); err != nil {
 			return fmt.Errorf("%w: read set: %w", ErrInvalidDelta, err)
 		}
@@ -142,6 +145,7 @@ func CheckCommit(reads []contract.Path, delta Delta, opts Options) error {
 // or with an error and the lock free.
 func (s *Store) lockUngated(ctx context.Context, reads []contract.Path, delta Delta, opts Options) error {
 	var keys []string
+	var buf [8]string // the keys of a small commit stay on the stack (Blocker keeps none)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -156,7 +160,7 @@ func (s *Store) lockUngated(ctx context.Context, reads []contract.Path, delta De
 			}
 		}
 		if keys == nil {
-			keys = keysOf(reads, delta)
+			keys = keysOf(buf[:0], reads, delta)
 		}
 		done := s.arb.Blocker(keys, opts.Ticket)
 		if done == nil {
@@ -172,8 +176,8 @@ func (s *Store) lockUngated(ctx context.Context, reads []contract.Path, delta De
 	}
 }
 
-func keysOf(reads []contract.Path, delta Delta) []string {
-	keys := make([]string, 0, len(reads)+len(delta))
+// keysOf appends the commit's keys (its reads and its writes) to keys.
+func keysOf(keys []string, reads []contract.Path, delta Delta) []string {
 	for _, r := range reads {
 		keys = append(keys, string(r))
 	}

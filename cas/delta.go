@@ -90,6 +90,24 @@ func (d Delta) check() error {
 	return nil
 }
 
+// maxScan is the longest delta writes scans: past it, parsing a path
+// again costs less than looking for it.
+const maxScan = 16
+
+// writes reports whether d, a delta that check accepted, names p (so p
+// is a valid path). It looks only in a short delta.
+func (d Delta) writes(p contract.Path) bool {
+	if len(d) > maxScan {
+		return false
+	}
+	for _, w := range d {
+		if w.Path == p {
+			return true
+		}
+	}
+	return false
+}
+
 // writesBefore reports whether a set or delete before index i targets p.
 func (d Delta) writesBefore(i int, p contract.Path) bool {
 	for _, w := range d[:i] {

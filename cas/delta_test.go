@@ -3,6 +3,7 @@ package cas_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -61,6 +62,34 @@ func TestMaxValueLen(t *testing.T) {
 	d := cas.Delta{{Path: "domain.v", Op: contract.OpSet, Value: big[:cas.MaxValueLen]}}
 	if _, err := s.Commit(bg, s.Version(), nil, d, cas.Options{}); err != nil {
 		t.Fatalf("a value of MaxValueLen bytes: %v", err)
+	}
+}
+
+// TestInvalidReadSet: a read set with an invalid path is an invalid
+// delta and commits nothing, whether or not its other reads are paths the
+// delta writes (those are parsed once, with the delta).
+func TestInvalidReadSet(t *testing.T) {
+	s := cas.New(cas.Config{})
+	d := cas.Delta{{Path: "domain.a", Op: contract.OpSet, Value: []byte{1}}}
+	long := make([]cas.Write, 20) // past the delta's short scan
+	for i := range long {
+		long[i] = cas.Write{Path: contract.Path("domain.w" + strconv.Itoa(i)), Op: contract.OpSet, Value: []byte{1}}
+	}
+	for _, c := range []struct {
+		reads []contract.Path
+		delta cas.Delta
+	}{
+		{[]contract.Path{"domain..a"}, d},
+		{[]contract.Path{"domain.a", "domain..a"}, d},
+		{[]contract.Path{"domain..a", "domain.a"}, d},
+		{[]contract.Path{"domain.w3", "domain.a b"}, long},
+	} {
+		if _, err := s.Commit(bg, s.Version(), c.reads, c.delta, cas.Options{}); !errors.Is(err, cas.ErrInvalidDelta) || !errors.Is(err, contract.ErrInvalidPath) || s.Version() != 0 {
+			t.Fatalf("reads %q: %v at version %d, want an invalid path and nothing committed", c.reads, err, s.Version())
+		}
+	}
+	if _, err := s.Commit(bg, s.Version(), []contract.Path{"domain.a", "domain.b"}, d, cas.Options{}); err != nil {
+		t.Fatalf("a valid read set: %v", err)
 	}
 }
 
