@@ -171,10 +171,18 @@ func BenchmarkSnapshot(b *testing.B) {
 
 // BenchmarkHotKey: g goroutines increment one key through the Runner
 // (backoff and VIP tickets on). Reports commits/s and retries per commit.
-func BenchmarkHotKey(b *testing.B) {
+func BenchmarkHotKey(b *testing.B) { benchHotKey(b, false) }
+
+// BenchmarkHotKeyOptimistic is BenchmarkHotKey with Runner.Optimistic:
+// first attempts run even while the key is contended, instead of queueing
+// for a ticket (what the ticket FIFO costs, measured in the same run).
+func BenchmarkHotKeyOptimistic(b *testing.B) { benchHotKey(b, true) }
+
+func benchHotKey(b *testing.B, optimistic bool) {
 	for _, g := range []int{1, 8} {
 		b.Run("goroutines="+strconv.Itoa(g), func(b *testing.B) {
 			r, c, f := counterRunner()
+			r.Optimistic = optimistic
 			ctx := context.Background()
 			var next, conflicts atomic.Int64
 			b.ResetTimer()
