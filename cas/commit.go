@@ -37,6 +37,19 @@ type Options struct {
 	// Origin describes the invocation behind the commit for Config.Committed
 	// (Commit.Origin); the store never reads it.
 	Origin Origin
+	// Fence, when set, is an Engine's own condition on the commit, checked
+	// in its transaction (etcdstore.Fence: a workflow run is still owned
+	// by the one committing for it). A Store refuses it: one process has
+	// nothing to fence against.
+	Fence Fence
+}
+
+// Fence is a condition on a commit that only an Engine can check, in the
+// commit's own transaction. A commit whose fence does not hold applies
+// nothing and fails with an error that errors.Is ErrFenced.
+type Fence interface {
+	// String describes the condition, for errors.
+	String() string
 }
 
 // Result is a commit's outcome.
@@ -69,6 +82,9 @@ type Result struct {
 func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path, delta Delta, opts Options) (Result, error) {
 	if err := CheckCommit(reads, delta, opts); err != nil {
 		return Result{}, err
+	}
+	if opts.Fence != nil {
+		return Result{}, fmt.Errorf("%w: a Store takes no fence (%s)", ErrInvalidDelta, opts.Fence)
 	}
 	if err := s.lockUngated(ctx, reads, delta, opts); err != nil {
 		return Result{}, err

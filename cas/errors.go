@@ -17,6 +17,9 @@ var (
 	// ErrOpIDConflict: the op id was committed by another call (another
 	// process, or other args): see OpDigest.
 	ErrOpIDConflict = errors.New("cas: op id already used by another call")
+	// ErrFenced: the commit's Options.Fence did not hold; nothing was
+	// applied, and trying again cannot help.
+	ErrFenced = errors.New("cas: fenced")
 )
 
 // ConflictError is a commit refused because what it depended on changed.

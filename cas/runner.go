@@ -80,6 +80,7 @@ type Invocation struct {
 	OpID     string   // optional; makes the commit idempotent
 	OpDigest OpDigest // optional; binds OpID to this call (see OpDigest)
 	Owner    string   // who runs it, for the arbiter's traces (the supervisor: exec-N)
+	Fence    Fence    // optional; the Engine's condition on every commit (Options.Fence)
 	Run      Attempt
 }
 
@@ -390,6 +391,7 @@ func (l *loop) attempt(ctx context.Context) error {
 		Result:   out.Result,
 		Ticket:   l.ticket,
 		Held:     l.held,
+		Fence:    l.inv.Fence,
 		Signals:  out.Signals,
 		Origin:   Origin{Process: l.inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, VIP: vip, Start: l.start},
 	}

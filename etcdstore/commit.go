@@ -33,7 +33,10 @@ func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.P
 	if err := cas.CheckCommit(reads, delta, opts); err != nil {
 		return cas.Result{}, err
 	}
-	t := s.plan(snap, reads, delta, opts)
+	t, err := s.plan(snap, reads, delta, opts)
+	if err != nil {
+		return cas.Result{}, err
+	}
 	if err := t.fits(s.maxOps, s.maxBytes); err != nil {
 		return cas.Result{}, err
 	}
@@ -96,8 +99,11 @@ type txn struct {
 	// gates are the ticket keys that must not exist: the VIP gate of the
 	// written paths the caller holds no ticket on.
 	gates []gateKey
+	// fence is the owner key the commit is fenced on (Options.Fence).
+	fence *Fence
 	// readBack is the Else branch: the op id, the checked stamps, the
-	// head, the log counters, the gates, the held keys (in that order).
+	// head, the log counters, the gates, the held keys, the fence's owner
+	// key (in that order).
 	readBack []clientv3.Op
 }
 
@@ -110,8 +116,15 @@ type gateKey struct {
 	whole bool // the key's prefix
 }
 
-func (s *Store) plan(snap cas.Version, reads []contract.Path, delta cas.Delta, opts cas.Options) *txn {
+func (s *Store) plan(snap cas.Version, reads []contract.Path, delta cas.Delta, opts cas.Options) (*txn, error) {
 	t := &txn{s: s, snap: snap, delta: delta, opts: opts}
+	if opts.Fence != nil {
+		f, ok := opts.Fence.(Fence)
+		if !ok {
+			return nil, fmt.Errorf("%w: etcdstore takes its own Fence, not %T", cas.ErrInvalidDelta, opts.Fence)
+		}
+		t.fence = &f
+	}
 	if opts.Mode == cas.Smart {
 		for _, r := range reads {
 			if !slices.Contains(t.checked, r) {
@@ -169,7 +182,10 @@ func (s *Store) plan(snap cas.Version, reads []contract.Path, delta cas.Delta, o
 			t.readBack = append(t.readBack, clientv3.OpGet(s.ticketKey(k), clientv3.WithKeysOnly()))
 		}
 	}
-	return t
+	if t.fence != nil {
+		t.readBack = append(t.readBack, clientv3.OpGet(s.ownerKey(t.fence.Unit), clientv3.WithKeysOnly()))
+	}
+	return t, nil
 }
 
 // stampsOf returns p and its ancestors, up to p's PRIVATE root if it has
@@ -244,6 +260,9 @@ func (t *txn) compares(seqs []seq) []clientv3.Cmp {
 			cs = append(cs, clientv3.Compare(clientv3.LeaseValue(s.ticketKey(k)), "=", t.held.sess.Lease()))
 		}
 	}
+	if t.fence != nil {
+		cs = append(cs, clientv3.Compare(clientv3.CreateRevision(s.ownerKey(t.fence.Unit)), "=", t.fence.Rev))
+	}
 	return cs
 }
 
@@ -280,6 +299,9 @@ func (t *txn) writes(seqs []seq) []clientv3.Op {
 		for _, k := range t.held.keys {
 			ops = append(ops, clientv3.OpDelete(s.ticketKey(k)))
 		}
+	}
+	if t.fence != nil && t.fence.End {
+		ops = append(ops, clientv3.OpDelete(s.ownerKey(t.fence.Unit)))
 	}
 	if t.opts.OpID != "" {
 		rec := make([]byte, 0, len(t.opts.OpDigest)+len(t.opts.Result))
@@ -323,6 +345,15 @@ func (t *txn) applied(v cas.Version, seqs []seq) cas.Commit {
 func (t *txn) failed(r *clientv3.TxnResponse, seqs []seq) (res cas.Result, err error, again bool) {
 	cur := cas.Version(r.Header.Revision)
 	got := r.Responses
+	if t.fence != nil { // first: a fenced committer must stop, whatever else changed
+		var now int64
+		if kvs := got[len(got)-1].GetResponseRange().Kvs; len(kvs) > 0 {
+			now = kvs[0].CreateRevision
+		}
+		if now != t.fence.Rev {
+			return cas.Result{}, &FencedError{Fence: *t.fence, Current: now}, false
+		}
+	}
 	if kvs := got[0].GetResponseRange().Kvs; t.opts.OpID != "" && len(kvs) > 0 {
 		v, result, _, err := decodeOp(t.opts.OpID, kvs[0].Value, cas.Version(kvs[0].ModRevision), t.opts.OpDigest)
 		if err != nil {
@@ -377,6 +408,12 @@ func (t *txn) fits(maxOps, maxBytes int) error {
 	}
 	compares := len(t.checked) + len(t.logs) + 1 + len(t.gates) + held
 	writes := len(t.delta) + len(t.stamps) + len(t.logs) + 2 + held
+	if t.fence != nil {
+		compares++
+		if t.fence.End {
+			writes++
+		}
+	}
 	if len(t.opts.Signals) > 0 {
 		writes++
 	}
@@ -407,6 +444,9 @@ func (t *txn) fits(maxOps, maxBytes int) error {
 	}
 	for _, g := range t.gates {
 		n += 2 * (len(g.key) + opOverhead)
+	}
+	if t.fence != nil {
+		n += 3 * (len(s.ownerKey(t.fence.Unit)) + opOverhead)
 	}
 	if n > maxBytes {
 		return &LimitError{What: "bytes", Got: n, Max: maxBytes}

@@ -49,6 +49,7 @@ const (
 	CodeAuditBlock        = "audit_block"        // an audit rule of level B passed its threshold_max; nothing committed
 	CodeAuditStop         = "audit_stop"         // an audit rule of level S stopped the process until theusctl audit resume
 	CodeRemoteTensor      = "remote_tensor"      // a HEAVY tensor in another supervisor's arena (--store etcd); Path names it
+	CodeFenced            = "fenced"             // a workflow run's or machine's commit refused: another supervisor owns it now (--store etcd)
 )
 
 // Sentinels for errors.Is.
@@ -77,4 +78,5 @@ var (
 	ErrAuditBlock        = &Error{Code: CodeAuditBlock}
 	ErrAuditStop         = &Error{Code: CodeAuditStop}
 	ErrRemoteTensor      = &Error{Code: CodeRemoteTensor}
+	ErrFenced            = &Error{Code: CodeFenced}
 )

@@ -34,6 +34,7 @@ AUDIT_ABORT = "audit_abort"  # an audit rule of level A refused the call
 AUDIT_BLOCK = "audit_block"  # an audit rule of level B passed its threshold_max
 AUDIT_STOP = "audit_stop"  # an audit rule of level S stopped the process
 REMOTE_TENSOR = "remote_tensor"  # a HEAVY tensor in another supervisor's arena (--store etcd); path names it
+FENCED = "fenced"  # a workflow run's or machine's commit refused: another supervisor owns it now
 
 
 class Error(Exception):
