@@ -261,7 +261,7 @@ func (t *txn) compares(seqs []seq) []clientv3.Cmp {
 		}
 	}
 	if t.fence != nil {
-		cs = append(cs, clientv3.Compare(clientv3.CreateRevision(s.ownerKey(t.fence.Unit)), "=", t.fence.Rev))
+		cs = append(cs, t.fence.holds(s)...)
 	}
 	return cs
 }
@@ -346,12 +346,12 @@ func (t *txn) failed(r *clientv3.TxnResponse, seqs []seq) (res cas.Result, err e
 	cur := cas.Version(r.Header.Revision)
 	got := r.Responses
 	if t.fence != nil { // first: a fenced committer must stop, whatever else changed
-		var now int64
+		var now Fence
 		if kvs := got[len(got)-1].GetResponseRange().Kvs; len(kvs) > 0 {
-			now = kvs[0].CreateRevision
+			now = Fence{Unit: t.fence.Unit, Rev: kvs[0].CreateRevision, Lease: kvs[0].Lease}
 		}
-		if now != t.fence.Rev {
-			return cas.Result{}, &FencedError{Fence: *t.fence, Current: now}, false
+		if now.Rev != t.fence.Rev || now.Lease != t.fence.Lease {
+			return cas.Result{}, &FencedError{Fence: *t.fence, Now: now}, false
 		}
 	}
 	if kvs := got[0].GetResponseRange().Kvs; t.opts.OpID != "" && len(kvs) > 0 {
@@ -409,7 +409,7 @@ func (t *txn) fits(maxOps, maxBytes int) error {
 	compares := len(t.checked) + len(t.logs) + 1 + len(t.gates) + held
 	writes := len(t.delta) + len(t.stamps) + len(t.logs) + 2 + held
 	if t.fence != nil {
-		compares++
+		compares += 2
 		if t.fence.End {
 			writes++
 		}
@@ -446,7 +446,7 @@ func (t *txn) fits(maxOps, maxBytes int) error {
 		n += 2 * (len(g.key) + opOverhead)
 	}
 	if t.fence != nil {
-		n += 3 * (len(s.ownerKey(t.fence.Unit)) + opOverhead)
+		n += 4 * (len(s.ownerKey(t.fence.Unit)) + opOverhead)
 	}
 	if n > maxBytes {
 		return &LimitError{What: "bytes", Got: n, Max: maxBytes}

@@ -24,30 +24,34 @@ func (s *Store) ownerKey(unit string) string { return s.prefix + "r/" + unit }
 // ErrOwned is Claim's answer when another Store owns the unit.
 var ErrOwned = errors.New("etcdstore: owned by another store")
 
-// Fence is a cas.Fence: the commit applies only while Unit's owner key is
-// the one created at revision Rev (0: while there is none). With End, the
-// commit also deletes the key: the ownership ends with it.
+// Fence is a cas.Fence: the commit applies only while Unit's owner key
+// is the one created at revision Rev on lease Lease (another Store's
+// claim or take changes one or the other). With End, the commit also
+// deletes the key: the ownership ends with it.
 type Fence struct {
-	Unit string
-	Rev  int64
-	End  bool
+	Unit  string
+	Rev   int64
+	Lease int64
+	End   bool
 }
 
 func (f Fence) String() string {
-	return fmt.Sprintf("owner of %s created at revision %d", f.Unit, f.Rev)
+	return fmt.Sprintf("owner of %s created at revision %d on lease %x", f.Unit, f.Rev, f.Lease)
 }
 
 // FencedError is a commit refused because its Fence no longer held:
-// Unit's owner key is now the one created at Current (0: none). Nothing
-// was applied. It errors.Is cas.ErrFenced, and is a fenced error on the
-// wire.
+// Unit's owner key is now Now (zero: none). Nothing was applied. It
+// errors.Is cas.ErrFenced, and is a fenced error on the wire.
 type FencedError struct {
-	Fence   Fence
-	Current int64
+	Fence Fence
+	Now   Fence
 }
 
 func (e *FencedError) Error() string {
-	return fmt.Sprintf("etcdstore: fenced: %s owns %s no longer (its owner key is at revision %d now)", e.Fence, e.Fence.Unit, e.Current)
+	if e.Now.Rev == 0 {
+		return fmt.Sprintf("etcdstore: fenced: %s has no owner now", e.Fence.Unit)
+	}
+	return fmt.Sprintf("etcdstore: fenced: the %s no longer owns it (%s does)", e.Fence, e.Now)
 }
 
 // Is makes errors.Is(err, cas.ErrFenced) true.
@@ -66,63 +70,89 @@ func (e *FencedError) As(target any) bool {
 // fence of that ownership and a channel closed when the lease it is on
 // is lost (the ownership may have ended: another may claim it). A unit
 // whose owner key is already on this Store's lease (a claim whose answer
-// was lost) is this Store's. Another's is ErrOwned.
+// was lost) is this Store's. Another's is ErrOwned. holder is written
+// as the key's value, for OwnerWatch.
 func (s *Store) Claim(ctx context.Context, unit, holder string) (Fence, <-chan struct{}, error) {
+	return s.own(ctx, unit, holder, false)
+}
+
+// Take makes this Store unit's owner even when another Store owns it:
+// that one's fenced commits are refused from then on. A client's request
+// about a run that another supervisor runs (its cancel) takes it.
+func (s *Store) Take(ctx context.Context, unit, holder string) (Fence, <-chan struct{}, error) {
+	return s.own(ctx, unit, holder, true)
+}
+
+// takeTries bounds how often Take reads the owner key again because it
+// changed between its read and its Txn.
+const takeTries = 16
+
+func (s *Store) own(ctx context.Context, unit, holder string, take bool) (Fence, <-chan struct{}, error) {
 	sess, err := s.session()
 	if err != nil {
 		return Fence{}, nil, err
 	}
+	lease := int64(sess.Lease())
 	key := s.ownerKey(unit)
-	r, err := s.c.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, holder, clientv3.WithLease(sess.Lease()))).
-		Else(clientv3.OpGet(key)).Commit()
-	if err != nil {
-		return Fence{}, nil, &UnavailableError{Op: "claim " + unit, Err: err}
+	var seen int64 // the key's mod revision as read (0: absent)
+	for range takeTries {
+		r, err := s.c.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", seen)).
+			Then(clientv3.OpPut(key, holder, clientv3.WithLease(clientv3.LeaseID(lease)))).
+			Else(clientv3.OpGet(key)).Commit()
+		if err != nil {
+			return Fence{}, nil, &UnavailableError{Op: "claim " + unit, Err: err}
+		}
+		if r.Succeeded {
+			// A put on a key that exists keeps its create revision.
+			g, err := s.c.Get(ctx, key, clientv3.WithRev(r.Header.Revision), clientv3.WithKeysOnly())
+			if err != nil || len(g.Kvs) == 0 {
+				return Fence{}, nil, &UnavailableError{Op: "claim " + unit, Err: fmt.Errorf("reading the key back: %v", err)}
+			}
+			return Fence{Unit: unit, Rev: g.Kvs[0].CreateRevision, Lease: lease}, sess.Done(), nil
+		}
+		kvs := r.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			seen = 0 // deleted meanwhile
+			continue
+		}
+		if kvs[0].Lease == lease {
+			return Fence{Unit: unit, Rev: kvs[0].CreateRevision, Lease: lease}, sess.Done(), nil
+		}
+		if !take {
+			return Fence{}, nil, ErrOwned
+		}
+		seen = kvs[0].ModRevision
 	}
-	if r.Succeeded {
-		return Fence{Unit: unit, Rev: r.Header.Revision}, sess.Done(), nil
-	}
-	kvs := r.Responses[0].GetResponseRange().Kvs
-	if len(kvs) > 0 && kvs[0].Lease == int64(sess.Lease()) {
-		return Fence{Unit: unit, Rev: kvs[0].CreateRevision}, sess.Done(), nil
-	}
-	return Fence{}, nil, ErrOwned
-}
-
-// Seize returns a fence that holds while unit's owner is the one it has
-// now (or while it has none) and that ends that ownership with the
-// commit that carries it: a Store that ends a unit it does not own (a
-// run cancelled through another supervisor) commits the end with it, and
-// the owner's next commit is fenced.
-func (s *Store) Seize(ctx context.Context, unit string) (Fence, error) {
-	r, err := s.c.Get(ctx, s.ownerKey(unit), clientv3.WithKeysOnly())
-	if err != nil {
-		return Fence{}, &UnavailableError{Op: "owner of " + unit, Err: err}
-	}
-	f := Fence{Unit: unit, End: true}
-	if len(r.Kvs) > 0 {
-		f.Rev = r.Kvs[0].CreateRevision
-	}
-	return f, nil
+	return Fence{}, nil, fmt.Errorf("etcdstore: take %s: its owner changed %d times in a row", unit, takeTries)
 }
 
 // Release deletes f's owner key if it is still f's: a unit that ended
 // without a commit that ended its ownership (or one that stopped here).
 func (s *Store) Release(ctx context.Context, f Fence) error {
 	key := s.ownerKey(f.Unit)
-	_, err := s.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", f.Rev)).Then(clientv3.OpDelete(key)).Commit()
+	_, err := s.c.Txn(ctx).If(f.holds(s)...).Then(clientv3.OpDelete(key)).Commit()
 	if err != nil {
 		return &UnavailableError{Op: "release " + f.Unit, Err: err}
 	}
 	return nil
 }
 
+// holds are the compares under which f holds.
+func (f Fence) holds(s *Store) []clientv3.Cmp {
+	key := s.ownerKey(f.Unit)
+	return []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(key), "=", f.Rev),
+		clientv3.Compare(clientv3.LeaseValue(key), "=", f.Lease),
+	}
+}
+
 // OwnerWatch tells WatchOwners's caller of owners that went away.
 type OwnerWatch struct {
-	// Gone receives each unit whose owner key was deleted: its owner
-	// ended it, released it, or died (its lease expired).
-	Gone func(unit string)
+	// Changed receives each unit whose owner key changed: holder is the
+	// new owner's (Claim's, Take's), or "" when the key was deleted (its
+	// owner ended it, released it, or died: its lease expired).
+	Changed func(unit, holder string)
 	// Rescan is called when deletes may have been missed (etcd compacted
 	// the history while the watch was away): the caller looks at every
 	// unit.
@@ -131,13 +161,13 @@ type OwnerWatch struct {
 	Broken func(err error)
 }
 
-// WatchOwners reports every owner key deleted after revision after, by
-// any Store of the prefix, until ctx ends (it then returns ctx's error).
+// WatchOwners reports every owner key put or deleted after revision
+// after, by any Store of the prefix, until ctx ends (it then returns ctx's error).
 // A watch that etcd ends is watched again from where it stopped.
 func (s *Store) WatchOwners(ctx context.Context, after cas.Version, w OwnerWatch) error {
 	prefix := s.prefix + "r/"
 	return s.keepWatching(ctx, after, w.Broken, func(ctx context.Context, next *int64) error {
-		for resp := range s.c.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(*next), clientv3.WithFilterPut()) {
+		for resp := range s.c.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(*next)) {
 			if resp.CompactRevision > *next {
 				*next = resp.CompactRevision
 				w.Rescan()
@@ -152,7 +182,11 @@ func (s *Store) WatchOwners(ctx context.Context, after cas.Version, w OwnerWatch
 					continue
 				}
 				*next = max(*next, ev.Kv.ModRevision+1)
-				w.Gone(strings.TrimPrefix(string(ev.Kv.Key), prefix))
+				holder := ""
+				if ev.Type == clientv3.EventTypePut {
+					holder = string(ev.Kv.Value)
+				}
+				w.Changed(strings.TrimPrefix(string(ev.Kv.Key), prefix), holder)
 			}
 		}
 		return errors.New("etcdstore: owners: etcd ended the watch")

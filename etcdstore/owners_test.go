@@ -31,7 +31,13 @@ func TestOwnerFence(t *testing.T) {
 	var watch sync.WaitGroup
 	watch.Go(func() {
 		_ = b.WatchOwners(ctx, v, etcdstore.OwnerWatch{
-			Gone:   func(u string) { mu.Lock(); gone = append(gone, u); mu.Unlock() },
+			Changed: func(u, holder string) {
+				if holder == "" {
+					mu.Lock()
+					gone = append(gone, u)
+					mu.Unlock()
+				}
+			},
 			Rescan: func() {},
 		})
 	})
@@ -98,35 +104,39 @@ func TestOwnerFence(t *testing.T) {
 	}
 }
 
-// Seize ends an ownership from outside it: the commit that carries the
-// fence applies only if the owner is still the one seen, and deletes its
-// key, so the owner's next commit is fenced.
-func TestOwnerSeize(t *testing.T) {
+// Take moves an ownership from a live owner: the old owner's next
+// commit is fenced, the taker's applies, and a watcher is told who holds
+// it now.
+func TestOwnerTake(t *testing.T) {
 	a, b := store(t, 0), store(t, 1)
 	fa, _, err := a.Claim(bg, "r2", "a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	seized, err := b.Seize(bg, "r2")
-	if err != nil || seized.Rev != fa.Rev || !seized.End {
-		t.Fatalf("seize: %v %v, want the owner's revision %d, ending it", seized, err, fa.Rev)
+	fb, _, err := b.Take(bg, "r2", "b")
+	if err != nil || fb.Rev != fa.Rev || fb.Lease == fa.Lease {
+		t.Fatalf("take: %v %v, want the key at the owner's revision %d on another lease", fb, err, fa.Rev)
 	}
-	commit(t, b, set("domain.end", 1), cas.Options{Fence: seized})
 	if err := tryCommit(a, set("domain.end", 2), cas.Options{Fence: fa}); !errors.Is(err, cas.ErrFenced) {
-		t.Fatalf("the owner's commit after a seize: %v, want fenced", err)
+		t.Fatalf("the owner's commit after a take: %v, want fenced", err)
 	}
-	if err := tryCommit(b, set("domain.end", 3), cas.Options{Fence: seized}); !errors.Is(err, cas.ErrFenced) {
-		t.Fatalf("a second commit with a seize that ended the ownership: %v, want fenced", err)
+	fb.End = true
+	commit(t, b, set("domain.end", 3), cas.Options{Fence: fb})
+	if err := tryCommit(b, set("domain.end", 4), cas.Options{Fence: fb}); !errors.Is(err, cas.ErrFenced) {
+		t.Fatalf("a commit after the one that ended the ownership: %v, want fenced", err)
 	}
-	// With no owner: a seize holds while none claims.
-	none, err := b.Seize(bg, "r2")
-	if err != nil || none.Rev != 0 {
-		t.Fatalf("seize of an unowned unit: %v %v", none, err)
+	if val, _ := get(t, b, P("domain.end")); dec(t, val) != 3 {
+		t.Fatalf("domain.end = %d, want 3", dec(t, val))
 	}
-	if _, _, err := a.Claim(bg, "r2", "a"); err != nil {
+	// With no owner, a take is a claim; a release ends it.
+	fa, _, err = a.Take(bg, "r2", "a")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tryCommit(b, set("domain.end", 4), cas.Options{Fence: none}); !errors.Is(err, cas.ErrFenced) {
-		t.Fatalf("a seize of no owner after a claim: %v, want fenced", err)
+	if err := a.Release(bg, fa); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Claim(bg, "r2", "b"); err != nil {
+		t.Fatalf("a claim after a release: %v", err)
 	}
 }
