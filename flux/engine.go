@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
 )
 
 // Engine runs workflows and machines for a supervisor: it holds the
@@ -31,11 +32,16 @@ type Engine struct {
 	// at the size limit costs go-yaml hundreds of MiB for a moment.
 	loads chan struct{}
 
-	mu       sync.Mutex
-	runs     map[string]*run     // live runs
-	machines map[string]*machine // live machines
-	closed   bool
-	wg       sync.WaitGroup
+	// owners is the host's Owners, when other engines share its Context.
+	owners Owners
+	quit   chan struct{} // closed by Close: ends the ownership watch
+
+	mu        sync.Mutex
+	runs      map[string]*run     // live runs
+	machines  map[string]*machine // live machines
+	closed    bool
+	stopWatch func() // ends the Owners watch; nil without one
+	wg        sync.WaitGroup
 }
 
 // loaded is a file with its source's hash.
@@ -58,7 +64,8 @@ type Config struct {
 // New loads cfg.Dir's files, checked against the host's processes. An
 // invalid file is a *LoadError naming every problem with file:line:col.
 func New(cfg Config) (*Engine, error) {
-	e := &Engine{host: cfg.Host, logf: cfg.Log, files: map[string]*loaded{}, runs: map[string]*run{}, machines: map[string]*machine{}, loads: make(chan struct{}, 1)}
+	e := &Engine{host: cfg.Host, logf: cfg.Log, files: map[string]*loaded{}, runs: map[string]*run{}, machines: map[string]*machine{}, loads: make(chan struct{}, 1), quit: make(chan struct{})}
+	e.owners, _ = cfg.Host.(Owners)
 	if cfg.Dir == "" {
 		return e, nil
 	}
@@ -87,47 +94,23 @@ func (e *Engine) log(format string, args ...any) {
 	}
 }
 
-// Start resumes every run and machine the Context says was live.
+// Start resumes every run and machine the Context says was live. With
+// Owners, it resumes those it claims (other engines run the rest) and,
+// until Close, takes over every unit whose owner goes away.
 func (e *Engine) Start() error {
-	snap := e.host.Snapshot()
-	heads, err := readHeads(snap)
-	if err != nil {
-		snap.Release()
-		return err
-	}
-	machines, err := readMachines(snap)
-	if err != nil {
-		snap.Release()
-		return err
-	}
-	var resume []*run
-	for _, h := range heads {
-		if terminal(h.Status) {
-			continue
+	if e.owners != nil {
+		changes, stop := e.owners.Watch() // first: a unit orphaned during the scan is reported
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			stop()
+			return nil
 		}
-		r, err := e.prepare(snap, h)
-		if err != nil {
-			f := asFailure(err)
-			e.log("flux: run %s cannot resume: %v", h.ID, f)
-			h.Status, h.Error, h.ErrorPC = StatusFailed, f, h.PC
-			if _, err := e.host.Commit(context.Background(), h.records(nil)); err != nil {
-				snap.Release()
-				return fmt.Errorf("flux: run %s: %w", h.ID, err)
-			}
-			continue
-		}
-		resume = append(resume, r)
+		e.stopWatch = stop
+		e.wg.Go(func() { e.keep(changes) })
+		e.mu.Unlock()
 	}
-	snap.Release()
-	for _, r := range resume {
-		e.launch(r)
-	}
-	for _, mh := range machines {
-		if err := e.resumeMachine(mh); err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.scan()
 }
 
 // prepare makes a live run from its head: it finds its program (loaded,
@@ -196,10 +179,16 @@ func (e *Engine) launch(r *run) bool {
 	if e.closed {
 		return false
 	}
+	e.spawn(r)
+	return true
+}
+
+// spawn starts r's goroutine; e.mu is held.
+func (e *Engine) spawn(r *run) {
 	r.sigs, r.unsub = e.host.Signals()
 	e.runs[r.h.ID] = r
 	e.wg.Go(r.loop)
-	return true
+	e.watchLost(r.claim, r.cancel, r.done)
 }
 
 // ended forgets a run that finished.
@@ -215,7 +204,11 @@ func (e *Engine) ended(r *run) {
 // Start from what it committed) and waits for them.
 func (e *Engine) Close() {
 	e.mu.Lock()
+	if !e.closed {
+		close(e.quit)
+	}
 	e.closed = true
+	stop := e.stopWatch
 	for _, r := range e.runs {
 		r.cancel(errStopped)
 	}
@@ -223,6 +216,9 @@ func (e *Engine) Close() {
 		m.cancel(errStopped)
 	}
 	e.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	e.wg.Wait()
 }
 
@@ -323,35 +319,61 @@ func (e *Engine) start(req RunRequest) (string, error) {
 	}
 	if h.ID == "" {
 		h.ID = newID("r")
-	} else {
-		if err := checkID(h.ID); err != nil {
-			return "", err
+	} else if err := checkID(h.ID); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	if req.ID != "" {
+		if known, err := e.startedAs(ctx, h); known || err != nil {
+			return h.ID, err
 		}
-		snap := e.host.Snapshot()
-		old, _, ok, err := readHead(snap, h.ID)
-		snap.Release()
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			if old.Flow != h.Flow || old.Hash != h.Hash || !sameJSON(old.Args, h.Args) {
-				return "", failf(CodeExists, "run id %s was used for another run (%s with args %s)", h.ID, old.Flow, old.Args)
-			}
-			return h.ID, nil // the same start again: the first one's run
+	}
+	// The unit's owner key comes before its first record: only the owner
+	// commits for it.
+	c, err := e.claim(ctx, runUnit(h.ID))
+	if errors.Is(err, ErrOwned) {
+		return "", failf(CodeExists, "run id %s is being started through another supervisor", h.ID)
+	}
+	if err != nil {
+		return "", err
+	}
+	if req.ID != "" { // started and ended elsewhere between the read and the claim?
+		if known, err := e.startedAs(ctx, h); known || err != nil {
+			e.release(c)
+			return h.ID, err
 		}
 	}
 	if req.Source != "" {
 		sys.Set(path(sourceRoot, h.ID), []byte(req.Source))
 	}
 	sys = append(sys, h.records(nil)...)
-	if _, err := e.host.Commit(context.Background(), sys); err != nil {
+	if _, err := e.host.Commit(ctx, sys, c.Fence); err != nil {
+		e.release(c)
 		return "", err
 	}
 	r := e.newRun(h, prog, file, args, nil)
-	r.sigs, r.unsub = e.host.Signals()
-	e.runs[h.ID] = r
-	e.wg.Go(r.loop)
+	r.claim, r.end = c, c.End
+	e.spawn(r)
 	return h.ID, nil
+}
+
+// startedAs reports whether run h.ID is on record: the same start again
+// (the first one's run), or a CodeExists failure when it was another's.
+func (e *Engine) startedAs(ctx context.Context, h *head) (bool, error) {
+	snap, err := e.read(ctx, path(runRoot, h.ID))
+	if err != nil {
+		return false, err
+	}
+	old, _, ok, err := readHead(snap, h.ID)
+	snap.Release()
+	if err != nil || !ok {
+		return false, err
+	}
+	if old.Flow != h.Flow || old.Hash != h.Hash || !sameJSON(old.Args, h.Args) {
+		return true, failf(CodeExists, "run id %s was used for another run (%s with args %s)", h.ID, old.Flow, old.Args)
+	}
+	return true, nil
 }
 
 func sameJSON(a, b json.RawMessage) bool {
@@ -384,29 +406,64 @@ func (e *Engine) names(k Kind) string {
 	return strings.Join(out, ", ")
 }
 
-// Wait waits for run id to end, or for ctx, and returns its view.
+// Wait waits for run id to end, or for ctx, and returns its view. With
+// Owners, a run that another engine runs (or will, once it takes it
+// over) is waited for by reading its record every pollEvery.
 func (e *Engine) Wait(ctx context.Context, id string) (*RunView, error) {
-	e.mu.Lock()
-	r := e.runs[id]
-	e.mu.Unlock()
-	if r != nil {
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	var v *RunView
+	err := pollUntil(ctx, func() (bool, error) {
+		e.mu.Lock()
+		r := e.runs[id]
+		e.mu.Unlock()
+		if r != nil {
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
 		}
+		var err error
+		v, err = e.status(ctx, id)
+		return err != nil || terminal(v.Status) || !e.remote(), err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return e.Status(id)
+	return v, nil
 }
 
 // Cancel stops a live run: it ends cancelled, with the steps it committed
-// kept.
+// kept. With Owners, a run that another engine runs is taken from it
+// first (its commits are fenced from then on) and cancelled here.
 func (e *Engine) Cancel(ctx context.Context, id string) (*RunView, error) {
 	e.mu.Lock()
 	r := e.runs[id]
 	e.mu.Unlock()
+	if r == nil && e.remote() {
+		v, err := e.status(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !terminal(v.Status) {
+			unit := runUnit(id)
+			if v.Machine != "" {
+				unit = machineUnit(v.Machine)
+			}
+			if err := e.takeFrom(ctx, unit); err != nil {
+				return nil, err
+			}
+			e.mu.Lock()
+			r = e.runs[id]
+			e.mu.Unlock()
+		}
+	}
+	return e.cancelLocal(ctx, id, r)
+}
+
+// cancelLocal cancels r, run id of this engine (nil: none here).
+func (e *Engine) cancelLocal(ctx context.Context, id string, r *run) (*RunView, error) {
 	if r == nil {
-		v, err := e.Status(id)
+		v, err := e.status(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -418,7 +475,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*RunView, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return e.Status(id)
+	return e.status(ctx, id)
 }
 
 // Watch sends run (or machine) id's events (steps started and finished,
@@ -461,14 +518,23 @@ func (e *Engine) Watch(ctx context.Context, id string, send func(any) error) err
 		}
 	}
 	if r == nil {
-		if mv, err := e.MachineStatus(id); err == nil {
-			if m != nil && mv.Status != MachineFinal {
+		if mv, err := e.machineStatus(ctx, id); err == nil {
+			if e.remote() && mv.Status != MachineFinal { // another engine runs it: its end is on record
+				err = pollUntil(ctx, func() (bool, error) {
+					mv, err = e.machineStatus(ctx, id)
+					return err != nil || mv.Status == MachineFinal || !e.remote(), err
+				})
+				if err != nil {
+					return err
+				}
+			}
+			if (m != nil || e.owners != nil) && mv.Status != MachineFinal {
 				return failf("shutting_down", "machine %s stopped with the supervisor", id)
 			}
 			return send(map[string]any{"event": "end", "machine": id, "state": mv.State, "status": mv.Status})
 		}
 	}
-	v, err := e.Status(id)
+	v, err := e.Wait(ctx, id) // with Owners, until another engine ends it
 	if err != nil {
 		return err
 	}
@@ -512,7 +578,10 @@ func (e *Engine) List() (*ListView, error) {
 		out.Workflows = append(out.Workflows, FileView{Name: l.Name, Kind: kind, File: l.Path, Title: l.Meta.Name, Description: l.Meta.Description, Version: l.Meta.Version})
 	}
 	slices.SortFunc(out.Workflows, func(a, b FileView) int { return strings.Compare(a.Name, b.Name) })
-	snap := e.host.Snapshot()
+	snap, err := e.read(nil, contract.Path(runRoot))
+	if err != nil {
+		return nil, err
+	}
 	defer snap.Release()
 	heads, err := readHeads(snap)
 	if err != nil {
@@ -526,11 +595,17 @@ func (e *Engine) List() (*ListView, error) {
 }
 
 // Status is run id's view, from what it committed.
-func (e *Engine) Status(id string) (*RunView, error) {
+func (e *Engine) Status(id string) (*RunView, error) { return e.status(nil, id) }
+
+// status is Status, its read bounded by ctx (nil: readTimeout).
+func (e *Engine) status(ctx context.Context, id string) (*RunView, error) {
 	if err := checkRef(id); err != nil {
 		return nil, err
 	}
-	snap := e.host.Snapshot()
+	snap, err := e.read(ctx, runPaths(id)[:2]...)
+	if err != nil {
+		return nil, err
+	}
 	defer snap.Release()
 	h, _, ok, err := readHead(snap, id)
 	if err != nil {

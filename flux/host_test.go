@@ -44,9 +44,11 @@ func (h *fakeHost) Known(p string) bool {
 	return p == "add"
 }
 
-func (h *fakeHost) Snapshot() *cas.Snapshot { return h.store.Snapshot() }
+func (h *fakeHost) Snapshot(context.Context, ...contract.Path) (*cas.Snapshot, error) {
+	return h.store.Snapshot(), nil
+}
 
-func (h *fakeHost) Commit(ctx context.Context, sys cas.Delta) (uint64, error) {
+func (h *fakeHost) Commit(ctx context.Context, sys cas.Delta, _ cas.Fence) (uint64, error) {
 	for {
 		snap := h.store.Snapshot()
 		r, err := h.store.Commit(ctx, snap.Version(), nil, sys, cas.Options{Mode: cas.Smart})

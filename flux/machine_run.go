@@ -72,6 +72,7 @@ type machine struct {
 	e      *Engine
 	h      *machineHead
 	def    *Machine
+	claim  *Claim // the engine's ownership of the machine's unit
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	done   chan struct{}
@@ -111,50 +112,95 @@ func (e *Engine) StartMachine(ctx context.Context, req MachineRequest) (*Machine
 		h.Args = json.RawMessage("{}")
 	}
 	e.mu.Lock()
+	defer e.mu.Unlock() // starts are serialized: two with one id cannot both begin
 	if e.closed {
-		e.mu.Unlock()
 		return nil, failf("shutting_down", "the supervisor is shutting down")
 	}
 	if h.ID == "" {
 		h.ID = newID("m")
-	} else {
-		if err := checkID(h.ID); err != nil {
-			e.mu.Unlock()
-			return nil, err
+	} else if err := checkID(h.ID); err != nil {
+		return nil, err
+	}
+	// Not the caller's ctx: a commit that lands as the client goes away
+	// would leave a machine on record that nothing runs.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
+	defer cancel()
+	if req.ID != "" {
+		if known, err := e.machineStartedAs(ctx, h); known || err != nil {
+			return e.machineView(ctx, h.ID, err)
 		}
-		snap := e.host.Snapshot()
-		ent, ok := snap.Get(path(fsmRoot, h.ID))
-		snap.Release()
-		if ok {
-			e.mu.Unlock()
-			var old machineHead
-			if err := json.Unmarshal(ent.Value, &old); err != nil {
-				return nil, fmt.Errorf("flux: machine %s: %w", h.ID, err)
-			}
-			if old.Machine != h.Machine || !sameJSON(old.Args, h.Args) {
-				return nil, failf(CodeExists, "machine id %s is in use by another machine (%s with args %s)", h.ID, old.Machine, old.Args)
-			}
-			return e.MachineStatus(h.ID)
+	}
+	c, err := e.claim(ctx, machineUnit(h.ID))
+	if errors.Is(err, ErrOwned) {
+		return nil, failf(CodeExists, "machine id %s is being started through another supervisor", h.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if req.ID != "" {
+		if known, err := e.machineStartedAs(ctx, h); known || err != nil {
+			e.release(c)
+			return e.machineView(ctx, h.ID, err)
 		}
 	}
 	sys, r := e.enter(h, l, l.Machine.Initial, nil)
-	// Not the caller's ctx: a commit that lands as the client goes away
-	// would leave a machine on record that nothing runs.
-	if _, err := e.host.Commit(context.WithoutCancel(ctx), sys); err != nil {
-		e.mu.Unlock()
+	fence := c.Fence
+	if h.Status == MachineFinal && r == nil {
+		fence = c.End // an initial state that is final: the machine ends here
+	}
+	if _, err := e.host.Commit(ctx, sys, fence); err != nil {
+		e.release(c)
 		return nil, err
 	}
-	m := e.newMachine(h, l.Machine)
-	e.machines[h.ID] = m
+	m := e.newMachine(h, l.Machine, c)
 	if r != nil {
-		r.sigs, r.unsub = e.host.Signals()
-		e.runs[r.h.ID] = r
-		e.wg.Go(r.loop)
+		r.claim, r.end = c, c.Fence
+		if h.Status == MachineFinal {
+			r.end = c.End
+		}
+		e.spawn(r)
 	}
-	m.sigs, m.unsub = e.host.Signals()
-	e.wg.Go(m.loop)
-	e.mu.Unlock()
-	return e.MachineStatus(h.ID)
+	e.spawnMachine(m)
+	return e.machineView(ctx, h.ID, nil)
+}
+
+// machineView is machine id's view, unless err.
+func (e *Engine) machineView(ctx context.Context, id string, err error) (*MachineView, error) {
+	if err != nil {
+		return nil, err
+	}
+	return e.machineStatus(ctx, id)
+}
+
+// machineStartedAs reports whether machine h.ID is on record: the same
+// start again, or a CodeExists failure when it was another's.
+func (e *Engine) machineStartedAs(ctx context.Context, h *machineHead) (bool, error) {
+	snap, err := e.read(ctx, path(fsmRoot, h.ID))
+	if err != nil {
+		return false, err
+	}
+	old, ok, err := readMachine(snap, h.ID)
+	snap.Release()
+	if err != nil || !ok {
+		return false, err
+	}
+	if old.Machine != h.Machine || !sameJSON(old.Args, h.Args) {
+		return true, failf(CodeExists, "machine id %s is in use by another machine (%s with args %s)", h.ID, old.Machine, old.Args)
+	}
+	return true, nil
+}
+
+// readMachine reads machine id's head from snap.
+func readMachine(snap *cas.Snapshot, id string) (*machineHead, bool, error) {
+	ent, ok := snap.Get(path(fsmRoot, id))
+	if !ok {
+		return nil, false, nil
+	}
+	var h machineHead
+	if err := json.Unmarshal(ent.Value, &h); err != nil {
+		return nil, false, fmt.Errorf("flux: machine %s: %w", id, err)
+	}
+	return &h, true, nil
 }
 
 // enter sets h to state and returns the records of the change (with t as
@@ -182,14 +228,23 @@ func (e *Engine) enter(h *machineHead, l *loaded, state string, t *transition) (
 	return append(sys, h.records(t)...), r
 }
 
-func (e *Engine) newMachine(h *machineHead, def *Machine) *machine {
-	m := &machine{e: e, h: h, def: def, done: make(chan struct{}), sends: make(chan sendReq), events: newFeed()}
+func (e *Engine) newMachine(h *machineHead, def *Machine, c *Claim) *machine {
+	m := &machine{e: e, h: h, def: def, claim: c, done: make(chan struct{}), sends: make(chan sendReq), events: newFeed()}
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
 	return m
 }
 
-// resumeMachine restarts a machine the Context says exists.
-func (e *Engine) resumeMachine(h *machineHead) error {
+// spawnMachine starts m's goroutine; e.mu is held.
+func (e *Engine) spawnMachine(m *machine) {
+	e.machines[m.h.ID] = m
+	m.sigs, m.unsub = e.host.Signals()
+	e.wg.Go(m.loop)
+	e.watchLost(m.claim, m.cancel, m.done)
+}
+
+// resumeMachine restarts a machine the Context says exists, owned
+// through c.
+func (e *Engine) resumeMachine(h *machineHead, c *Claim) error {
 	if h.Status == MachineFinal {
 		return nil
 	}
@@ -198,15 +253,13 @@ func (e *Engine) resumeMachine(h *machineHead) error {
 		e.log("flux: machine %s cannot resume: %s is not loaded, or changed", h.ID, h.Machine)
 		return nil
 	}
-	m := e.newMachine(h, l.Machine)
+	m := e.newMachine(h, l.Machine, c)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return nil
 	}
-	e.machines[h.ID] = m
-	m.sigs, m.unsub = e.host.Signals()
-	e.wg.Go(m.loop)
+	e.spawnMachine(m)
 	return nil
 }
 
@@ -242,7 +295,7 @@ func (m *machine) loop() {
 		var reply chan error
 		select {
 		case <-runDone:
-			v, err := m.e.Status(m.h.EntryRun)
+			v, err := m.e.status(m.ctx, m.h.EntryRun)
 			if err != nil || !terminal(v.Status) {
 				if m.ctx.Err() != nil {
 					return
@@ -320,7 +373,10 @@ func (m *machine) transition(from, event, next string) error {
 	// cleared); any other still going is cancelled, done sent by hand
 	// included.
 	if m.h.EntryRun != "" {
-		if _, err := m.e.Cancel(m.ctx, m.h.EntryRun); err != nil && !isNotRunning(err) {
+		m.e.mu.Lock()
+		r := m.e.runs[m.h.EntryRun]
+		m.e.mu.Unlock()
+		if _, err := m.e.cancelLocal(m.ctx, m.h.EntryRun, r); err != nil && !isNotRunning(err) {
 			return fmt.Errorf("cancelling the entry run %s: %w", m.h.EntryRun, err)
 		}
 	}
@@ -329,11 +385,22 @@ func (m *machine) transition(from, event, next string) error {
 	h.Seq++
 	t := &transition{From: from, Event: event, To: next}
 	sys, r := m.e.enter(&h, l, next, t)
-	if _, err := m.e.host.Commit(context.WithoutCancel(m.ctx), sys); err != nil {
+	fence := m.claim.Fence
+	if h.Status == MachineFinal && r == nil {
+		fence = m.claim.End // the machine ends here
+	}
+	if _, err := m.e.host.Commit(context.WithoutCancel(m.ctx), sys, fence); err != nil {
+		if fenced(err) {
+			m.cancel(errMoved)
+		}
 		return err
 	}
 	m.h = &h
 	if r != nil {
+		r.claim, r.end = m.claim, m.claim.Fence
+		if h.Status == MachineFinal {
+			r.end = m.claim.End // the entry run of a final state ends the unit
+		}
 		m.e.launch(r)
 	}
 	m.events.publish(map[string]any{"event": "transition", "machine": m.h.ID, "from": from, "on": event, "to": next, "entry_run": h.EntryRun})
@@ -357,6 +424,17 @@ func (e *Engine) Send(ctx context.Context, id, event string) (*MachineView, erro
 	e.mu.Lock()
 	m := e.machines[id]
 	e.mu.Unlock()
+	if m == nil && e.remote() {
+		if v, err := e.machineStatus(ctx, id); err == nil && v.Status != MachineFinal {
+			// Another engine runs it: take it, and deliver the event here.
+			if err := e.takeFrom(ctx, machineUnit(id)); err != nil {
+				return nil, err
+			}
+			e.mu.Lock()
+			m = e.machines[id]
+			e.mu.Unlock()
+		}
+	}
 	if m != nil {
 		req := sendReq{event: event, reply: make(chan error, 1)}
 		select {
@@ -369,13 +447,13 @@ func (e *Engine) Send(ctx context.Context, id, event string) (*MachineView, erro
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			return e.MachineStatus(id)
+			return e.machineStatus(ctx, id)
 		case <-m.done: // it stopped: say why, as for one that is not live
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	v, err := e.MachineStatus(id)
+	v, err := e.machineStatus(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -392,11 +470,18 @@ func (e *Engine) Send(ctx context.Context, id, event string) (*MachineView, erro
 }
 
 // MachineStatus is machine id's view, from what it committed.
-func (e *Engine) MachineStatus(id string) (*MachineView, error) {
+func (e *Engine) MachineStatus(id string) (*MachineView, error) { return e.machineStatus(nil, id) }
+
+// machineStatus is MachineStatus, its read bounded by ctx (nil:
+// readTimeout).
+func (e *Engine) machineStatus(ctx context.Context, id string) (*MachineView, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	snap := e.host.Snapshot()
+	snap, err := e.read(ctx, path(fsmRoot, id), path(fsmHistRoot, id))
+	if err != nil {
+		return nil, err
+	}
 	defer snap.Release()
 	ent, ok := snap.Get(path(fsmRoot, id))
 	if !ok {
@@ -421,7 +506,10 @@ func (e *Engine) MachineStatus(id string) (*MachineView, error) {
 
 // Machines lists every machine on record.
 func (e *Engine) Machines() ([]MachineView, error) {
-	snap := e.host.Snapshot()
+	snap, err := e.read(nil, contract.Path(fsmRoot))
+	if err != nil {
+		return nil, err
+	}
 	heads, err := readMachines(snap)
 	snap.Release()
 	if err != nil {

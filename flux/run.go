@@ -21,6 +21,21 @@ const DefaultMaxOps = 10000
 // step's op id makes a rerun of a step that did commit a no-op.
 const stepRetries = 5
 
+// move stops the run here: this engine no longer owns it (a commit was
+// fenced), and the machine it is the entry run of stops too.
+func (r *run) move() error {
+	r.cancel(errMoved)
+	if r.h.Machine != "" {
+		r.e.mu.Lock()
+		m := r.e.machines[r.h.Machine]
+		r.e.mu.Unlock()
+		if m != nil {
+			m.cancel(errMoved)
+		}
+	}
+	return errMoved
+}
+
 // transient reports whether a step failing with code may succeed if run
 // again.
 func transient(code string) bool {
@@ -35,6 +50,12 @@ type run struct {
 	src   *File // the file the program comes from (for positions)
 	args  map[string]any
 	steps []step // the history, as committed
+
+	// claim is the engine's ownership of the run's unit: each commit is
+	// fenced with it; end fences the run's last commit (its Claim's End
+	// for a unit that ends with the run).
+	claim *Claim
+	end   cas.Fence
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -67,6 +88,12 @@ func (r *run) loop() {
 		// at the next start.
 		r.events.close()
 		return
+	case errors.Is(context.Cause(r.ctx), errMoved):
+		// Another engine owns it now and resumes it from what it
+		// committed.
+		r.events.close()
+		r.e.ended(r)
+		return
 	case errors.Is(context.Cause(r.ctx), errCancelled):
 		r.finish(StatusCancelled, failf(CodeCancelled, "cancelled at step %d", r.h.PC), r.h.PC)
 	case errors.As(err, &f):
@@ -87,9 +114,14 @@ func (r *run) finish(status string, f *Failure, pc int) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 30*time.Second)
 	defer cancel()
-	if _, err := r.e.host.Commit(ctx, h.records(nil)); err != nil {
-		r.e.log("flux: run %s: cannot record its end (%s): %v", h.ID, status, err)
+	if _, err := r.e.host.Commit(ctx, h.records(nil), r.end); err != nil {
 		r.events.close()
+		if fenced(err) {
+			r.move()
+			r.e.ended(r)
+			return
+		}
+		r.e.log("flux: run %s: cannot record its end (%s): %v", h.ID, status, err)
 		return
 	}
 	r.h = &h
@@ -185,7 +217,10 @@ func (r *run) env() (env *Env, release func()) {
 	layer := func(name string) func() (map[string]any, error) {
 		return func() (map[string]any, error) {
 			if snap == nil {
-				snap = r.e.host.Snapshot()
+				var err error
+				if snap, err = r.e.read(r.ctx, "domain", "global"); err != nil {
+					return nil, err
+				}
 			}
 			var entries []Entry
 			for _, e := range snap.Subtree(contract.Path(name)) {
@@ -283,7 +318,7 @@ func (r *run) process(in *Instr) error {
 	for try := 0; ; try++ {
 		ctx, cancel := r.stepContext()
 		done, err = r.e.host.Exec(ctx, Call{
-			Process: in.Process, Args: args, OpID: opID,
+			Process: in.Process, Args: args, OpID: opID, Fence: r.claim.Fence,
 			System: func(attempt int) cas.Delta {
 				h := *r.h
 				h.PC, h.Steps, h.Status, h.Updated = pc+1, r.h.Steps+1, StatusRunning, time.Now().UnixMilli()
@@ -291,6 +326,9 @@ func (r *run) process(in *Instr) error {
 			},
 		})
 		cancel()
+		if fenced(err) {
+			return r.move()
+		}
 		if err != nil {
 			if d, ok := r.landed(pc); ok {
 				done, err = d, nil
@@ -340,7 +378,10 @@ func (r *run) process(in *Instr) error {
 	h := *r.h
 	h.PC, h.Steps, h.Updated = in.OnFail, r.h.Steps+1, time.Now().UnixMilli()
 	st := step{PC: pc, Process: in.Process, Error: f}
-	v, err := r.e.host.Commit(context.WithoutCancel(r.ctx), h.records(&st))
+	v, err := r.e.host.Commit(context.WithoutCancel(r.ctx), h.records(&st), r.claim.Fence)
+	if fenced(err) {
+		return r.move()
+	}
 	if err != nil {
 		return fmt.Errorf("flux: run %s: recording the failure of %s: %w", r.h.ID, in.Process, err)
 	}
@@ -356,7 +397,10 @@ func (r *run) process(in *Instr) error {
 // transaction as the step, says which; a step that committed is not
 // failed (no on_fail for it) and the run's head counts it.
 func (r *run) landed(pc int) (Done, bool) {
-	snap := r.e.host.Snapshot()
+	snap, err := r.e.read(nil, runPaths(r.h.ID)[:2]...)
+	if err != nil {
+		return Done{}, false
+	}
 	defer snap.Release()
 	h, _, ok, err := readHead(snap, r.h.ID)
 	if err != nil || !ok || h.Steps <= r.h.Steps {
@@ -405,7 +449,10 @@ func (r *run) wait(in *Instr) error {
 	}
 	h := *r.h
 	h.Status, h.Updated = StatusWaiting, time.Now().UnixMilli()
-	if _, err := r.e.host.Commit(context.WithoutCancel(r.ctx), h.records(nil)); err != nil {
+	if _, err := r.e.host.Commit(context.WithoutCancel(r.ctx), h.records(nil), r.claim.Fence); err != nil {
+		if fenced(err) {
+			return r.move()
+		}
 		return fmt.Errorf("flux: run %s: recording its wait: %w", r.h.ID, err)
 	}
 	r.h = &h
@@ -434,7 +481,10 @@ func (r *run) wait(in *Instr) error {
 			}
 			h := *r.h
 			h.Status, h.PC, h.Updated = StatusRunning, pc+1, time.Now().UnixMilli()
-			if _, err := r.e.host.Commit(context.WithoutCancel(r.ctx), h.records(nil)); err != nil {
+			if _, err := r.e.host.Commit(context.WithoutCancel(r.ctx), h.records(nil), r.claim.Fence); err != nil {
+				if fenced(err) {
+					return r.move()
+				}
 				return fmt.Errorf("flux: run %s: recording the end of its wait: %w", r.h.ID, err)
 			}
 			r.h = &h

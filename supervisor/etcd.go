@@ -16,7 +16,6 @@ import (
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/etcdstore"
-	"github.com/theus-run/theus/flux"
 	"github.com/theus-run/theus/protocol"
 )
 
@@ -81,8 +80,6 @@ func checkEtcd(cfg Config) error {
 		return bad("no endpoints")
 	case cfg.StateDir != "" || cfg.Restore != "":
 		return bad("a commit is durable once etcd has it (a quorum of members logged it): no state directory, durability mode or backup to restore applies")
-	case cfg.Flux != "":
-		return bad("workflow runs and machines are not kept in etcd yet: no flux directory")
 	case cfg.Audit != "":
 		return bad("audit counters are not kept in etcd yet: no audit recipe")
 	case (e.Cert == "") != (e.Key == ""):
@@ -242,11 +239,4 @@ func (s *Supervisor) ackInputs(paths []contract.Path) []contract.Path {
 		return nil
 	}
 	return paths
-}
-
-// fluxLocal refuses a workflow run or machine on the etcd store: their
-// records would stay in this process.
-func fluxLocal() *flux.Failure {
-	e := errEtcdLocal("a workflow run or state machine")
-	return &flux.Failure{Code: e.Code, Message: e.Message}
 }

@@ -39,13 +39,15 @@ func (s *Supervisor) shuttingDown(req *protocol.Execute) *protocol.Reply {
 // connection's): no second registration on s.base, whose lock every
 // execute would otherwise take. The caller has entered (s.enter).
 func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protocol.Reply {
-	return s.run(ctx, req, nil)
+	return s.run(ctx, req, nil, nil)
 }
 
 // run is execute with system writes: when system is not nil, the writes
 // it returns for an attempt commit in the same transaction as that
-// attempt's delta (a workflow step and its run's records).
-func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func(attempt int) cas.Delta) *protocol.Reply {
+// attempt's delta (a workflow step and its run's records), and fence,
+// when not nil, is the Engine's condition on that commit (the run's
+// owner: etcd_flux.go).
+func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func(attempt int) cas.Delta, fence cas.Fence) *protocol.Reply {
 	rep := &protocol.Reply{ID: req.ID, Mode: s.mode}
 	defer s.executed(req.Process, time.Now(), rep)
 	if err := s.journalErr(); err != nil {
@@ -95,6 +97,7 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 		OpID:     req.OpID,
 		OpDigest: opDigest(req),
 		Owner:    owner,
+		Fence:    fence,
 		Run: func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
 			s.zone.Abort(refs) // a new attempt: the last one did not commit
 			var out cas.Outcome

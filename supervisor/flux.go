@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/flux"
 	"github.com/theus-run/theus/protocol"
 )
@@ -22,11 +23,8 @@ func (h fluxHost) Exec(ctx context.Context, call flux.Call) (flux.Done, error) {
 		return flux.Done{}, &flux.Failure{Code: protocol.CodeShuttingDown, Message: "the supervisor is shutting down"}
 	}
 	defer s.inflight.Done()
-	if s.etcd != nil {
-		return flux.Done{}, fluxLocal()
-	}
 	req := &protocol.Execute{Process: call.Process, Args: call.Args, OpID: call.OpID}
-	rep := s.run(ctx, req, call.System)
+	rep := s.run(ctx, req, call.System, call.Fence)
 	if rep.Err != nil {
 		return flux.Done{}, &flux.Failure{Code: rep.Err.Code, Message: rep.Err.Message}
 	}
@@ -36,18 +34,19 @@ func (h fluxHost) Exec(ctx context.Context, call flux.Call) (flux.Done, error) {
 // Commit commits the engine's own records and waits until they are
 // durable. Only the engine writes them, and it writes a run's records
 // from one goroutine, so a conflict can only come from a snapshot that
-// went stale under it: it tries again.
-func (h fluxHost) Commit(ctx context.Context, sys cas.Delta) (uint64, error) {
+// went stale under it: it tries again. fence comes from an etcd claim
+// (etcd_flux.go): nil here.
+func (h fluxHost) Commit(ctx context.Context, sys cas.Delta, fence cas.Fence) (uint64, error) {
 	s := h.s
 	if s.etcd != nil {
-		return 0, fluxLocal()
+		return s.etcdFluxCommit(ctx, sys, fence)
 	}
 	if err := s.journalErr(); err != nil {
 		return 0, &flux.Failure{Code: err.Code, Message: err.Message}
 	}
 	for range cas.DefaultMaxAttempts {
 		snap := s.store.Snapshot()
-		r, err := s.store.Commit(ctx, snap.Version(), nil, sys, cas.Options{Mode: s.cfg.Mode})
+		r, err := s.store.Commit(ctx, snap.Version(), nil, sys, cas.Options{Mode: s.cfg.Mode, Fence: fence})
 		snap.Release()
 		if errors.Is(err, cas.ErrConflict) {
 			continue
@@ -63,7 +62,11 @@ func (h fluxHost) Commit(ctx context.Context, sys cas.Delta) (uint64, error) {
 	return 0, &flux.Failure{Code: protocol.CodeRetryLimit, Message: "a flux record kept conflicting"}
 }
 
-func (h fluxHost) Snapshot() *cas.Snapshot { return h.s.store.Snapshot() }
+// Snapshot reads at least the values under paths: the store's newest
+// snapshot, or a read of etcd.
+func (h fluxHost) Snapshot(ctx context.Context, paths ...contract.Path) (*cas.Snapshot, error) {
+	return h.s.view(ctx, paths...)
+}
 
 func (h fluxHost) Known(process string) bool {
 	_, ok := h.s.procs[process]
@@ -74,7 +77,11 @@ func (h fluxHost) Known(process string) bool {
 // methods. The engine resumes runs in resumeFlux, once the supervisor
 // can run steps.
 func (s *Supervisor) startFlux() error {
-	eng, err := flux.New(flux.Config{Host: fluxHost{s}, Dir: s.cfg.Flux, Log: func(format string, args ...any) {
+	var host flux.Host = fluxHost{s}
+	if s.etcd != nil {
+		host = etcdFluxHost{fluxHost{s}} // runs owned through leases, taken over across supervisors
+	}
+	eng, err := flux.New(flux.Config{Host: host, Dir: s.cfg.Flux, Log: func(format string, args ...any) {
 		s.cfg.Log.Warn().Msgf(format, args...)
 	}})
 	if err != nil {

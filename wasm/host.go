@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/flux"
 	"github.com/theus-run/theus/protocol"
 )
@@ -29,15 +30,16 @@ func (h host) Exec(ctx context.Context, call flux.Call) (flux.Done, error) {
 
 // Commit commits the engine's own records. Only the engine writes them,
 // one run from one goroutine, so a conflict comes from a snapshot that
-// went stale under it: it tries again.
-func (h host) Commit(ctx context.Context, sys cas.Delta) (uint64, error) {
+// went stale under it: it tries again. A Runtime is one engine on its
+// Context: it owns every run, and fence is nil.
+func (h host) Commit(ctx context.Context, sys cas.Delta, fence cas.Fence) (uint64, error) {
 	if h.r.closed() {
 		return 0, &flux.Failure{Code: errClosed.Code, Message: errClosed.Message}
 	}
 	s := h.r.store
 	for range cas.DefaultMaxAttempts {
 		snap := s.Snapshot()
-		res, err := s.Commit(ctx, snap.Version(), nil, sys, cas.Options{Mode: h.r.cfg.Mode})
+		res, err := s.Commit(ctx, snap.Version(), nil, sys, cas.Options{Mode: h.r.cfg.Mode, Fence: fence})
 		snap.Release()
 		if errors.Is(err, cas.ErrConflict) {
 			continue
@@ -50,7 +52,10 @@ func (h host) Commit(ctx context.Context, sys cas.Delta) (uint64, error) {
 	return 0, &flux.Failure{Code: protocol.CodeRetryLimit, Message: "a flux record kept conflicting"}
 }
 
-func (h host) Snapshot() *cas.Snapshot { return h.r.store.Snapshot() }
+// Snapshot is the store's newest snapshot: it reads everything.
+func (h host) Snapshot(context.Context, ...contract.Path) (*cas.Snapshot, error) {
+	return h.r.store.Snapshot(), nil
+}
 
 func (h host) Known(process string) bool {
 	_, ok := h.r.lookup(process)

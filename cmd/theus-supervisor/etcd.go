@@ -36,9 +36,10 @@ func (e *etcdFlags) register(fl *pflag.FlagSet) {
 // bbolt store's and are refused when given; the HEAVY arena (host-local
 // memory) is off unless --heavy-size is given (its tensors are read only
 // through the supervisor that holds them: remote_tensor elsewhere), and
-// --flux, --audit and --demo are refused (their records are not kept in
-// etcd yet). changed reports whether a flag was
-// given.
+// --audit and --demo are refused (their records are not kept in etcd
+// yet). --flux works: every supervisor loads the same directory, and each
+// run is owned by one of them at a time. changed reports whether a flag
+// was given.
 func (f *flags) storeConfig(cfg *supervisor.Config, changed func(string) bool) error {
 	e := f.etcd
 	switch e.store {
@@ -58,7 +59,7 @@ func (f *flags) storeConfig(cfg *supervisor.Config, changed func(string) bool) e
 			return fmt.Errorf("--%s: applies to --store bbolt only; with etcd a commit is durable once etcd acknowledges it (a quorum of members logged it)", n)
 		}
 	}
-	for _, n := range []string{"flux", "audit", "demo"} {
+	for _, n := range []string{"audit", "demo"} {
 		if changed(n) {
 			return fmt.Errorf("--%s: not available with --store etcd yet (docs/DISTRIBUTED.md)", n)
 		}

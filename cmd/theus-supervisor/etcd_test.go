@@ -59,6 +59,9 @@ func TestStoreFlags(t *testing.T) {
 	if cfg, err = parseStore("--store", "etcd", "--etcd-endpoints", "http://a:2379", "--etcd-opid-retention", "-1s"); err != nil || cfg.Etcd.OpIDRetention >= 0 {
 		t.Fatalf("--etcd-opid-retention -1s: %v, %v: want op ids kept for ever", cfg.Etcd, err)
 	}
+	if cfg, err = parseStore("--store", "etcd", "--etcd-endpoints", "http://a:2379", "--flux", "/tmp/f"); err != nil || cfg.Flux != "/tmp/f" {
+		t.Fatalf("--flux with etcd: %q, %v: want the directory (runs owned across supervisors)", cfg.Flux, err)
+	}
 	if cfg, err = parseStore("--store", "etcd", "--etcd-endpoints", "http://a:2379", "--heavy-size", "1MiB"); err != nil || cfg.HeavySize != 1<<20 {
 		t.Fatalf("--heavy-size 1MiB with etcd: heavy size %d, %v: want the arena, host-local", cfg.HeavySize, err)
 	}
@@ -72,7 +75,6 @@ func TestStoreFlags(t *testing.T) {
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--state-dir", "/tmp/x"}, "--state-dir"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--durability", "async"}, "--durability"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--restore", "/tmp/b"}, "--restore"},
-		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--flux", "/tmp/f"}, "--flux"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--demo"}, "--demo"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "http://a:2379", "--etcd-tls-cert", "c.pem"}, "--etcd-tls-key"},
 		{[]string{"--etcd-opid-retention", "1h"}, "needs --store etcd"},
