@@ -167,7 +167,7 @@ func (e *Engine) program(snap *cas.Snapshot, h *head) (*Program, *File, error) {
 }
 
 func (e *Engine) newRun(h *head, prog *Program, file *File, args map[string]any, steps []step) *run {
-	r := &run{e: e, h: h, prog: prog, src: file, args: args, steps: steps, done: make(chan struct{}), events: newFeed()}
+	r := &run{e: e, h: h, unit: unitOf(h), prog: prog, src: file, args: args, steps: steps, done: make(chan struct{}), events: newFeed()}
 	r.ctx, r.cancel = context.WithCancelCause(context.Background())
 	return r
 }

@@ -172,7 +172,7 @@ func (e *Engine) local(unit string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, r := range e.runs {
-		if unitOf(r.h) == unit {
+		if r.unit == unit {
 			return true
 		}
 	}
@@ -186,7 +186,7 @@ func (e *Engine) stopLocal(unit string) {
 	var done []<-chan struct{}
 	e.mu.Lock()
 	for _, r := range e.runs {
-		if unitOf(r.h) == unit {
+		if r.unit == unit {
 			r.cancel(errMoved)
 			done = append(done, r.done)
 		}

@@ -56,6 +56,7 @@ type run struct {
 	// for a unit that ends with the run).
 	claim *Claim
 	end   cas.Fence
+	unit  string // unitOf(h), fixed: h is the run goroutine's
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
