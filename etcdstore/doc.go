@@ -21,6 +21,8 @@
 //	P t/<k>.   a VIP ticket on key k, on its holder's lease
 //	P g        the signals of the last commit that carried any; its
 //	           history is the signal log (see Signals)
+//	P r/<u>    the owner of a workflow run or machine u: its holder,
+//	           on the owning Store's lease (see Owners)
 //
 // # Commit
 //
@@ -61,6 +63,16 @@
 // or a reconnect resumes after the last commit delivered, never before.
 // Signals older than etcd's compacted revision are lost to a watcher
 // that was away (SignalWatch.Lost says so).
+//
+// # Owners
+//
+// Claim puts a unit's owner key on the Store's lease if it has none;
+// Take moves it onto the lease from another owner. A commit with a Fence
+// (Options.Fence) applies only while the key has the create revision and
+// the lease of the claim, and with Fence.End deletes it; otherwise it is
+// a *FencedError (cas.ErrFenced). WatchOwners reports each key put or
+// deleted, by any Store, so that another takes over the units whose
+// owner died.
 //
 // # Dropped values
 //

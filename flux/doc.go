@@ -4,6 +4,9 @@
 // evaluated against a snapshot, and the Engine that runs programs and machines, durably. It never
 // dispatches to a worker, never touches the store and never talks to another process: every step,
 // record and snapshot goes through the Host that the supervisor gives the Engine.
+// With a Host that is also Owners (several supervisors on one etcd Context), each run or machine
+// has one owning engine at a time, which fences its commits with its Claim; the others take over
+// the units whose owner went away (owners.go).
 //
 // # Files
 //
