@@ -578,7 +578,7 @@ func (e *Engine) List() (*ListView, error) {
 		out.Workflows = append(out.Workflows, FileView{Name: l.Name, Kind: kind, File: l.Path, Title: l.Meta.Name, Description: l.Meta.Description, Version: l.Meta.Version})
 	}
 	slices.SortFunc(out.Workflows, func(a, b FileView) int { return strings.Compare(a.Name, b.Name) })
-	snap, err := e.read(nil, contract.Path(runRoot))
+	snap, err := e.read(context.Background(), contract.Path(runRoot))
 	if err != nil {
 		return nil, err
 	}
@@ -595,9 +595,9 @@ func (e *Engine) List() (*ListView, error) {
 }
 
 // Status is run id's view, from what it committed.
-func (e *Engine) Status(id string) (*RunView, error) { return e.status(nil, id) }
+func (e *Engine) Status(id string) (*RunView, error) { return e.status(context.Background(), id) }
 
-// status is Status, its read bounded by ctx (nil: readTimeout).
+// status is Status, its read bounded by ctx.
 func (e *Engine) status(ctx context.Context, id string) (*RunView, error) {
 	if err := checkRef(id); err != nil {
 		return nil, err

@@ -470,10 +470,9 @@ func (e *Engine) Send(ctx context.Context, id, event string) (*MachineView, erro
 }
 
 // MachineStatus is machine id's view, from what it committed.
-func (e *Engine) MachineStatus(id string) (*MachineView, error) { return e.machineStatus(nil, id) }
+func (e *Engine) MachineStatus(id string) (*MachineView, error) { return e.machineStatus(context.Background(), id) }
 
-// machineStatus is MachineStatus, its read bounded by ctx (nil:
-// readTimeout).
+// machineStatus is MachineStatus, its read bounded by ctx.
 func (e *Engine) machineStatus(ctx context.Context, id string) (*MachineView, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
@@ -506,7 +505,7 @@ func (e *Engine) machineStatus(ctx context.Context, id string) (*MachineView, er
 
 // Machines lists every machine on record.
 func (e *Engine) Machines() ([]MachineView, error) {
-	snap, err := e.read(nil, contract.Path(fsmRoot))
+	snap, err := e.read(context.Background(), contract.Path(fsmRoot))
 	if err != nil {
 		return nil, err
 	}

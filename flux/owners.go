@@ -35,21 +35,19 @@ func unitOf(h *head) string {
 // resumes it.
 var errMoved = errors.New("flux: the run moved to another engine")
 
-// readTimeout bounds the reads of the engine's own records that no
-// caller's context bounds (a status, the resume of a unit).
+// readTimeout bounds each read of the engine's own records (a status,
+// the resume of a unit).
 const readTimeout = 30 * time.Second
 
 // pollEvery is how often a wait or a watch of a run that another engine
 // runs reads its record.
 const pollEvery = 200 * time.Millisecond
 
-// read is a snapshot of at least the values under paths.
+// read is a snapshot of at least the values under paths, read within
+// ctx and readTimeout.
 func (e *Engine) read(ctx context.Context, paths ...contract.Path) (*cas.Snapshot, error) {
-	if ctx == nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.Background(), readTimeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	snap, err := e.host.Snapshot(ctx, paths...)
 	if err != nil {
 		return nil, fmt.Errorf("flux: reading the records: %w", err)
@@ -128,7 +126,7 @@ func liveUnits(snap *cas.Snapshot) ([]string, error) {
 // scan claims and resumes every live unit that no engine owns (that this
 // one does not run already).
 func (e *Engine) scan() error {
-	snap, err := e.read(nil, contract.Path(runRoot), contract.Path(fsmRoot))
+	snap, err := e.read(context.Background(), contract.Path(runRoot), contract.Path(fsmRoot))
 	if err != nil {
 		return err
 	}
@@ -220,7 +218,7 @@ func (e *Engine) resume(c *Claim) error {
 		e.release(c)
 		return fmt.Errorf("flux: no unit %q", c.Unit)
 	}
-	snap, err := e.read(nil, path(fsmRoot, id))
+	snap, err := e.read(context.Background(), path(fsmRoot, id))
 	if err != nil {
 		e.release(c)
 		return err
@@ -253,7 +251,7 @@ func (e *Engine) resume(c *Claim) error {
 // resumeRun resumes run id of c's unit, if it has not ended; end is the
 // fence of its last commit. It reports whether the run goes on here.
 func (e *Engine) resumeRun(c *Claim, id string, end cas.Fence) (bool, error) {
-	snap, err := e.read(nil, runPaths(id)...)
+	snap, err := e.read(context.Background(), runPaths(id)...)
 	if err != nil {
 		return false, err
 	}

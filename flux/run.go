@@ -398,7 +398,7 @@ func (r *run) process(in *Instr) error {
 // transaction as the step, says which; a step that committed is not
 // failed (no on_fail for it) and the run's head counts it.
 func (r *run) landed(pc int) (Done, bool) {
-	snap, err := r.e.read(nil, runPaths(r.h.ID)[:2]...)
+	snap, err := r.e.read(context.Background(), runPaths(r.h.ID)[:2]...)
 	if err != nil {
 		return Done{}, false
 	}
