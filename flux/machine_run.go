@@ -470,7 +470,9 @@ func (e *Engine) Send(ctx context.Context, id, event string) (*MachineView, erro
 }
 
 // MachineStatus is machine id's view, from what it committed.
-func (e *Engine) MachineStatus(id string) (*MachineView, error) { return e.machineStatus(context.Background(), id) }
+func (e *Engine) MachineStatus(id string) (*MachineView, error) {
+	return e.machineStatus(context.Background(), id)
+}
 
 // machineStatus is MachineStatus, its read bounded by ctx.
 func (e *Engine) machineStatus(ctx context.Context, id string) (*MachineView, error) {
