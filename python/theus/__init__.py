@@ -27,7 +27,7 @@ theus.testing runs a process in-process, against a dict, for unit tests.
 from .client import Client, Entry, Result, Value, default_socket, new_op_id
 from .errors import (CODES, ArenaFull, AuditAbort, AuditBlock, AuditStop, BadArgs, BadFrame,
                      BadRequest, BadTensor, Canceled, ConnectionLost, ContractViolation, Error,
-                     Fail, Internal, NotDurable, NotFound, OpIDConflict, ProcessFailed,
+                     Fail, Fenced, Internal, NotDurable, NotFound, OpIDConflict, ProcessFailed,
                      ProtocolMismatch, RemoteTensor, RetryLimit, SchemaViolation, ShuttingDown, Timeout,
                      TooManyClients, UnknownProcess, WorkerCrashed, error_class)
 from .processes import Ctx, Process, log, process
@@ -42,4 +42,5 @@ __all__ = [
     "Canceled", "ShuttingDown", "BadRequest", "BadFrame", "ProtocolMismatch", "ProcessFailed",
     "Internal", "ArenaFull", "BadTensor", "NotDurable", "OpIDConflict", "NotFound",
     "TooManyClients", "SchemaViolation", "AuditAbort", "AuditBlock", "AuditStop", "RemoteTensor",
+    "Fenced",
 ]

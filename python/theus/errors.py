@@ -118,12 +118,14 @@ AuditAbort = _code_class("AuditAbort", AUDIT_ABORT, "An audit rule of level A re
 AuditBlock = _code_class("AuditBlock", AUDIT_BLOCK, "An audit rule of level B passed its threshold_max.")
 AuditStop = _code_class("AuditStop", AUDIT_STOP, "An audit rule of level S stopped the process.")
 RemoteTensor = _code_class("RemoteTensor", REMOTE_TENSOR, "A HEAVY tensor lives in another supervisor's arena (--store etcd); path names it.")
+Fenced = _code_class("Fenced", FENCED, "A workflow run's or machine's commit was refused: another supervisor owns it now (--store etcd).")
 
 # Every code theus itself uses, in the order of protocol/errors.go.
 CODES = (UNKNOWN_PROCESS, BAD_ARGS, CONTRACT_VIOLATION, RETRY_LIMIT, WORKER_CRASHED, TIMEOUT,
          CANCELED, SHUTTING_DOWN, BAD_REQUEST, BAD_FRAME, PROTOCOL_MISMATCH, PROCESS_FAILED,
          INTERNAL, ARENA_FULL, BAD_TENSOR, NOT_DURABLE, OP_ID_CONFLICT, NOT_FOUND,
-         TOO_MANY_CLIENTS, SCHEMA_VIOLATION, AUDIT_ABORT, AUDIT_BLOCK, AUDIT_STOP, REMOTE_TENSOR)
+         TOO_MANY_CLIENTS, SCHEMA_VIOLATION, AUDIT_ABORT, AUDIT_BLOCK, AUDIT_STOP, REMOTE_TENSOR,
+         FENCED)
 
 
 def error_class(code):
