@@ -93,7 +93,7 @@ func DialOptions(path string, o Options) (*Client, error) {
 }
 
 func (c *Client) dial() (*session, error) {
-	conn, err := ipc.Dial(c.path, ipc.Options{Blocking: true, MaxFrame: c.opts.MaxFrame})
+	conn, err := ipc.Dial(c.path, ipc.Options{MaxFrame: c.opts.MaxFrame})
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func (s *session) read() {
 		s.mu.Unlock()
 		if ch != nil {
 			ch <- m
-			runtime.Gosched() // run the caller on this thread before blocking in read(2) again
+			runtime.Gosched() // run the caller on this thread before reading again
 		}
 	}
 }

@@ -48,8 +48,8 @@ type Listener struct {
 	opts Options
 	// allow is the uid a peer must have; the listener's own by default.
 	allow int
-	// slots bounds the connections in a blocking read (park.go); nil
-	// without opts.Blocking.
+	// slots bounds the connections in a blocking read (park.go); without
+	// opts.Blocking it has no room: every read waits in the netpoller.
 	slots   chan struct{}
 	readers *sync.Pool // frame readers, for the connections with traffic
 }
@@ -97,12 +97,12 @@ func Listen(path string, o Options) (*Listener, error) {
 		}
 		return nil, fmt.Errorf("ipc: listen: %w", err)
 	}
-	l := &Listener{ln: ln, path: path, opts: o, allow: os.Getuid()}
+	l := &Listener{ln: ln, path: path, opts: o, allow: os.Getuid(), slots: make(chan struct{})}
 	if o.Blocking {
 		l.slots = make(chan struct{}, BlockingReaders)
-		o.defaults()
-		l.readers = newReaderPool(o.MaxFrame)
 	}
+	o.defaults()
+	l.readers = newReaderPool(o.MaxFrame)
 	return l, nil
 }
 
@@ -150,8 +150,9 @@ func (l *Listener) Path() string { return l.path }
 
 // Accept waits for a client, checks its uid (SO_PEERCRED on Linux,
 // LOCAL_PEERCRED on macOS) before reading anything, and returns a Conn
-// (with Options.Blocking, one that blocks only while it has traffic:
-// see park.go). A refused client gets a
+// that holds a frame reader only while it has traffic and, with
+// Options.Blocking, reads with blocking system calls while it does (see
+// park.go). A refused client gets a
 // *PeerError (the caller logs it and accepts again); any other error means
 // the listener is closed or broken.
 func (l *Listener) Accept() (*Conn, error) {
@@ -168,10 +169,7 @@ func (l *Listener) Accept() (*Conn, error) {
 		uc.Close()
 		return nil, &PeerError{UID: uid, PID: pid}
 	}
-	if l.slots != nil {
-		return hybridConn(uc, l.slots, l.readers, l.opts)
-	}
-	return unixConn(uc, l.opts)
+	return hybridConn(uc, l.slots, l.readers, l.opts)
 }
 
 // unixConn wraps uc per o: as is for the netpoller, or moved to a

@@ -14,15 +14,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A Listener's connections read with blocking system calls while they
-// have traffic (the fast path, see blockingFD) and wait in Go's
-// netpoller when they do not, so that thousands of idle clients cost a
-// parked goroutine each, not an OS thread: a blocking read waits at most
-// Linger; then, or when BlockingReaders of the Listener's connections
-// are in a blocking read already, the connection waits for bytes through
-// the netpoller (recv with MSG_DONTWAIT, the goroutine parked until
-// epoll says the socket is readable), and its frame reader (a 64 KiB
-// buffer) goes back to a pool the Listener's connections share. Writes never block a thread:
+// A Listener's connections wait for bytes in Go's netpoller (recv with
+// MSG_DONTWAIT, the goroutine parked until epoll says the socket is
+// readable), so that thousands of idle clients cost a parked goroutine
+// each, not an OS thread, and a connection between frames gives its
+// frame reader (a 64 KiB buffer) back to a pool the Listener's
+// connections share. With Options.Blocking they also read with blocking
+// system calls while they have traffic (see blockingFD): a blocking read
+// waits at most Linger, and at most BlockingReaders of the Listener's
+// connections are in one at once; past either, the netpoller. Writes never block a thread:
 // send with MSG_DONTWAIT, and a full socket buffer parks the writer in
 // the netpoller until the write deadline.
 const (

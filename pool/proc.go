@@ -112,7 +112,7 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 	pr.log = log.With().Int("pid", pr.pid).Logger()
 	pr.stderr.setLog(pr.log)
 	stdout.setLog(pr.log)
-	pr.conn, err = ipc.FileConn(local, ipc.Options{MaxFrame: p.cfg.MaxFrame, Blocking: true})
+	pr.conn, err = ipc.FileConn(local, ipc.Options{MaxFrame: p.cfg.MaxFrame})
 	local.Close()
 	if err != nil {
 		pr.kill(err)
@@ -234,9 +234,9 @@ func (pr *proc) read() {
 			}
 			c.result <- m
 			// Let the caller run on this thread now, before this
-			// goroutine blocks in read(2) again; otherwise the caller
-			// waits for another thread to steal it (a futex wake and a
-			// few microseconds) while this one sleeps in the kernel.
+			// goroutine reads again; otherwise the caller may wait for
+			// another thread to steal it (a futex wake and a few
+			// microseconds).
 			runtime.Gosched()
 		case *protocol.Pong:
 		case *protocol.Alloc:

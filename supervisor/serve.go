@@ -117,16 +117,15 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 }
 
 // readConn reads requests until an Execute; then it hands the reading to
-// another goroutine (a kept one, s.gos) and runs the Execute itself, so the Execute starts at
-// once on this thread instead of waiting for another thread to pick it up
-// while this one blocks in read(2). When the connection ends it cancels
+// another goroutine (a kept one, s.gos) and runs the Execute itself, so
+// the Execute starts at once on this thread instead of waiting for
+// another to pick it up. When the connection ends it cancels
 // ctx, which stops the client's executes. Once ctx ends, or a reply
 // cannot be written (the client is gone), requests already read from the
 // socket are dropped, not computed.
 func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup, slots chan struct{}, cs *connStreams) {
-	// The reads block a thread only while the client has traffic, and at
-	// most ipc.BlockingReaders connections at once; an idle connection
-	// waits in the netpoller, holding no thread (ipc/park.go).
+	// The reads wait in the netpoller, holding no thread, and an idle
+	// connection holds no read buffer either (ipc/park.go).
 	handedOff := false
 	defer func() {
 		if !handedOff {

@@ -315,7 +315,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	undo = append(undo, s.stopEvacuator) // before the pools: no tensor moves while they stop
 	if cfg.Socket != "" {
 		s.budget = ipc.NewBudget(cfg.ClientBuffer)
-		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame, Blocking: true, Budget: s.budget, FrameTimeout: cfg.FrameTimeout})
+		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame, Budget: s.budget, FrameTimeout: cfg.FrameTimeout})
 		if err != nil {
 			return fail(err)
 		}

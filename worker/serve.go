@@ -65,7 +65,7 @@ func Serve(ctx context.Context, defs ...Def) error {
 	}
 	maxFrame, _ := strconv.Atoi(os.Getenv(EnvMaxFrame))
 	f := os.NewFile(uintptr(fd), "theus-supervisor")
-	conn, err := ipc.FileConn(f, ipc.Options{MaxFrame: maxFrame, Blocking: true})
+	conn, err := ipc.FileConn(f, ipc.Options{MaxFrame: maxFrame})
 	f.Close()
 	if err != nil {
 		return err
