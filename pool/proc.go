@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -232,12 +231,7 @@ func (pr *proc) read() {
 				pr.kill(fmt.Errorf("%w: result for dispatch %d, which is not in flight", errDied, m.ID))
 				return
 			}
-			c.result <- m
-			// Let the caller run on this thread now, before this
-			// goroutine reads again; otherwise the caller may wait for
-			// another thread to steal it (a futex wake and a few
-			// microseconds).
-			runtime.Gosched()
+			c.result <- m // no yield: the next results of a batch are delivered first
 		case *protocol.Pong:
 		case *protocol.Alloc:
 			if err := pr.conn.Send(pr.alloc(m)); err != nil {
