@@ -87,16 +87,17 @@ func TestStoreFlags(t *testing.T) {
 }
 
 // startEtcdSupervisor starts this binary as theus-supervisor --store etcd
-// on endpoints and waits until it serves its socket.
-func startEtcdSupervisor(t *testing.T, endpoints []string, prefix string) (*exec.Cmd, string, *lockedBuffer) {
+// on endpoints, with extra flags, and waits until it serves its socket.
+func startEtcdSupervisor(t *testing.T, endpoints []string, prefix string, extra ...string) (*exec.Cmd, string, *lockedBuffer) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "run", "s.sock")
-	cmd := exec.Command(exe, "--workers", "1", "--socket", sock, "--log-format", "json",
-		"--store", "etcd", "--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-prefix", prefix)
+	args := []string{"--workers", "1", "--socket", sock, "--log-format", "json",
+		"--store", "etcd", "--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-prefix", prefix}
+	cmd := exec.Command(exe, append(args, extra...)...)
 	cmd.Env = append(os.Environ(), "THEUS_TEST_MAIN=1")
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
