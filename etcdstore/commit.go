@@ -183,7 +183,9 @@ func (s *Store) plan(snap cas.Version, reads []contract.Path, delta cas.Delta, o
 		}
 	}
 	if t.fence != nil {
-		t.readBack = append(t.readBack, clientv3.OpGet(s.ownerKey(t.fence.Unit), clientv3.WithKeysOnly()))
+		// In full: a keys-only range answers from etcd's index, without
+		// the lease that failed compares against.
+		t.readBack = append(t.readBack, clientv3.OpGet(s.ownerKey(t.fence.Unit)))
 	}
 	return t, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/etcdstore"
 	"github.com/theus-run/theus/protocol"
 )
@@ -138,5 +139,35 @@ func TestOwnerTake(t *testing.T) {
 	}
 	if _, _, err := b.Claim(bg, "r2", "b"); err != nil {
 		t.Fatalf("a claim after a release: %v", err)
+	}
+}
+
+// A commit fenced on an ownership that still holds fails for what else
+// failed, never as fenced: a read that changed is a conflict (the owner
+// tries again), a repeated op id is that op's first outcome.
+func TestOwnerFenceHeldConflict(t *testing.T) {
+	a, b := store(t, 0), store(t, 1)
+	f, _, err := a.Claim(bg, "r1", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := a.View(bg, []contract.Path{P("domain.n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Release()
+	commit(t, b, set("domain.n", 1), cas.Options{}) // not fenced: another writer of the path
+	_, err = a.Commit(bg, sn.Version(), []contract.Path{P("domain.n")}, set("domain.n", 2), cas.Options{Fence: f})
+	if !isConflict(err) || errors.Is(err, cas.ErrFenced) {
+		t.Fatalf("a fenced commit whose read changed: %v, want a conflict (the fence holds)", err)
+	}
+	opts := cas.Options{Mode: cas.Training, Fence: f, OpID: "op-fenced", OpDigest: cas.OpDigest{1}, Result: []byte("first")}
+	first := commit(t, a, set("domain.m", 1), opts)
+	again, err := a.Commit(bg, 0, nil, set("domain.m", 2), opts)
+	if err != nil || !again.Duplicate || again.Version != first.Version || string(again.Result) != "first" {
+		t.Fatalf("a fenced op id again: %+v, %v; want the first outcome (version %d)", again, err, first.Version)
+	}
+	if val, _ := get(t, b, P("domain.n")); dec(t, val) != 1 {
+		t.Fatalf("domain.n = %d, want 1 (the conflicting commit applied nothing)", dec(t, val))
 	}
 }
