@@ -328,6 +328,12 @@ func (m *machine) loop() {
 		next, ok := st.On[event]
 		if !ok {
 			if reply != nil {
+				// An event refused by a copy that another engine took and
+				// moved on is not refused: Send delivers it there.
+				if err := m.current(); err != nil {
+					reply <- err
+					return
+				}
 				reply <- failf(CodeBadRequest, "machine %s is in state %s, which has no transition on %q (it has: %s)", m.h.ID, st.Name, event, onKeys(st))
 			}
 			continue
@@ -343,6 +349,31 @@ func (m *machine) loop() {
 			}
 		}
 	}
+}
+
+// current checks, with Owners, that the machine's record is still this
+// copy's (no other engine took it and moved it on): a copy that is not
+// is stopped, and current returns errMoved; one whose record cannot be
+// read returns that error. A refusal of an event answers for the
+// machine as committed only once this holds.
+func (m *machine) current() error {
+	if m.e.owners == nil {
+		return nil
+	}
+	snap, err := m.e.read(m.ctx, path(fsmRoot, m.h.ID))
+	if err != nil {
+		return err
+	}
+	h, ok, err := readMachine(snap, m.h.ID)
+	snap.Release()
+	if err != nil {
+		return err
+	}
+	if !ok || h.Seq != m.h.Seq {
+		m.cancel(errMoved)
+		return errMoved
+	}
+	return nil
 }
 
 // machineEnded forgets a machine whose loop returned.
@@ -421,6 +452,21 @@ func (e *Engine) Send(ctx context.Context, id, event string) (*MachineView, erro
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
+	v, err := e.send(ctx, id, event)
+	if (fenced(err) || errors.Is(err, errMoved)) && e.remote() {
+		// This engine's copy was another's already: it has stopped; send
+		// again, through the take.
+		e.stopLocal(machineUnit(id))
+		v, err = e.send(ctx, id, event)
+	}
+	if errors.Is(err, errMoved) {
+		err = failf("fenced", "machine %s moved to another supervisor while the event was delivered; send it again", id)
+	}
+	return v, err
+}
+
+// send is one try of Send.
+func (e *Engine) send(ctx context.Context, id, event string) (*MachineView, error) {
 	e.mu.Lock()
 	m := e.machines[id]
 	e.mu.Unlock()

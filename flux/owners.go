@@ -277,7 +277,8 @@ func (e *Engine) resumeRun(c *Claim, id string, end cas.Fence) (bool, error) {
 
 // keep follows the changes of ownership until the engine closes: a unit
 // another engine took stops here; one whose owner went away is claimed
-// (by one engine: the first) and resumed. A claim that failed (etcd did
+// (by one engine: the first) and resumed; one whose change is heard so
+// late that this engine owns it again is resumed from its record. A claim that failed (etcd did
 // not answer) is tried again by a scan a second later.
 func (e *Engine) keep(changes <-chan OwnerChange) {
 	var retry <-chan time.Time
@@ -291,11 +292,12 @@ func (e *Engine) keep(changes <-chan OwnerChange) {
 			switch {
 			case ch.Rescan:
 				err = e.scan()
-			case ch.Gone:
+			default:
+				// Gone, or put by another: stop what runs here, then claim
+				// it if it is free, or still this engine's (a change heard
+				// late, after this engine took the unit back).
 				e.stopLocal(ch.Unit)
 				err = e.takeOver(ch.Unit)
-			default:
-				e.stopLocal(ch.Unit)
 			}
 		case <-retry:
 			retry = nil
