@@ -51,6 +51,9 @@ func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.P
 				return cas.Result{}, err
 			}
 		}
+		if s.beforeTxn != nil {
+			s.beforeTxn()
+		}
 		r, err := s.c.Txn(ctx).If(t.compares(seqs)...).Then(t.writes(seqs)...).Else(t.readBack...).Commit()
 		if err != nil && leaseLost(err) && t.opLease != 0 && leaseLosses == 0 {
 			// etcd refused the whole Txn, applying nothing: the op id's
@@ -179,7 +182,9 @@ func (s *Store) plan(snap cas.Version, reads []contract.Path, delta cas.Delta, o
 	}
 	if t.held != nil {
 		for _, k := range t.held.keys {
-			t.readBack = append(t.readBack, clientv3.OpGet(s.ticketKey(k), clientv3.WithKeysOnly()))
+			// In full: a keys-only range answers from etcd's index,
+			// without the lease that failed compares against.
+			t.readBack = append(t.readBack, clientv3.OpGet(s.ticketKey(k)))
 		}
 	}
 	if t.fence != nil {

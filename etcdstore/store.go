@@ -70,6 +70,7 @@ type Store struct {
 	committed func(cas.Commit)
 	traceFn   func(vip.Event)
 	ops       opLeases
+	beforeTxn func() // tests only (export_test.go): runs just before a commit's Txn
 }
 
 // New returns a Store on cfg.Client. It does not contact etcd. Close

@@ -173,3 +173,47 @@ func TestTicketClosedClient(t *testing.T) {
 		t.Fatalf("a ticket through a closed client: %v, want etcd unavailable (not_durable), not canceled", err)
 	}
 }
+
+// A ticket holder's commit whose only failed compare is a log counter
+// that moved (another append came first) is sent again with the next
+// entry number and commits as the holder: the ticket is not taken for
+// lost (its key read back names the holder's lease).
+func TestHolderRetriesMovedLog(t *testing.T) {
+	c := client(t)
+	a, err := etcdstore.New(etcdstore.Config{Client: c, Prefix: "t/" + t.Name() + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first cas.Delta
+	first.Append(P("domain.log_x"), []byte("0"))
+	if err := tryCommit(a, first, cas.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := a.Acquire(bg, "a", []string{"domain.log_x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	etcdstore.SetBeforeTxn(a, func() {
+		if moved > 0 {
+			return
+		}
+		moved++
+		// What another append does to the counter: a new revision.
+		key := "t/" + t.Name() + "/q/domain.log_x."
+		if _, err := c.Put(bg, key, "1"); err != nil {
+			t.Error(err)
+		}
+	})
+	var d cas.Delta
+	d.Append(P("domain.log_x"), []byte("1"))
+	if err := tryCommit(a, d, cas.Options{Held: tk}); err != nil {
+		t.Fatalf("the holder's append after a log moved: %v", err)
+	}
+	if moved != 1 {
+		t.Fatalf("the counter was moved %d times, want 1", moved)
+	}
+	if tk.Valid() {
+		t.Fatal("the ticket is valid after its holder's commit")
+	}
+}
