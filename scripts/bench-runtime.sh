@@ -2,7 +2,8 @@
 # Runs the runtime benchmarks (supervisor/bench_test.go) and prints each
 # figure as a ratio to the baseline measured in the same run: a raw
 # Unix-socket ping-pong, a batched msgpack echo and a go-plugin net/rpc
-# plugin, all between two processes.
+# plugin, all between two processes. The targets printed are issue 14's
+# (the dispatch path); the dispatch round trip's is the earlier one.
 # Usage: scripts/bench-runtime.sh [iterations] [count]   (default 20000 3)
 #        BENCH_INPUT=FILE scripts/bench-runtime.sh           (only the ratios, from
 #        benchmark lines run elsewhere, e.g. a static test binary on another machine:
@@ -31,10 +32,10 @@ awk '
     rt = "BenchmarkRoundTrip/impl="; c = "BenchmarkCalls/impl="; p = "BenchmarkPipelined/impl="; h = "BenchmarkHotKey/clients="; s = "BenchmarkStart/impl="
     printf "%-62s %9s %8s\n", "figure (means of the runs)", "ratio", "target"
     printf "%-62s %9.2f %8s\n", "dispatch round trip p50 / raw socket ping-pong p50", m(rt "dispatch", "p50-ns") / m(rt "raw-socket", "p50-ns"), "<= 2.5"
-    printf "%-62s %9.2f %8s\n", "client round trip p50 (two hops) / raw ping-pong p50", m(rt "client", "p50-ns") / m(rt "raw-socket", "p50-ns"), "<= 5"
-    printf "%-62s %9.2f %8s\n", "calls/s sequential, theus client / go-plugin net/rpc", m(c "theus/inflight=01", "calls/s") / m(c "goplugin/inflight=01", "calls/s"), ">= 4"
-    printf "%-62s %9.2f %8s\n", "calls/s 16 in flight, theus client / go-plugin net/rpc", m(c "theus/inflight=16", "calls/s") / m(c "goplugin/inflight=16", "calls/s"), ">= 10"
-    printf "%-62s %9.2f %8s\n", "pipelined (256 in flight) noop execs/s / msgpack echo msgs/s", m(p "theus-noop", "calls/s") / m(p "msgpack-echo", "calls/s"), ">= 0.5"
+    printf "%-62s %9.2f %8s\n", "client round trip p50 (two hops) / raw ping-pong p50", m(rt "client", "p50-ns") / m(rt "raw-socket", "p50-ns"), "<= 3"
+    printf "%-62s %9.2f %8s\n", "calls/s sequential, theus client / go-plugin net/rpc", m(c "theus/inflight=01", "calls/s") / m(c "goplugin/inflight=01", "calls/s"), ">= 1.5"
+    printf "%-62s %9.2f %8s\n", "calls/s 16 in flight, theus client / go-plugin net/rpc", m(c "theus/inflight=16", "calls/s") / m(c "goplugin/inflight=16", "calls/s"), ">= 2"
+    printf "%-62s %9.2f %8s\n", "pipelined (256 in flight) noop execs/s / msgpack echo msgs/s", m(p "theus-noop", "calls/s") / m(p "msgpack-echo", "calls/s"), ">= 0.7"
     printf "%-62s %9.2f %8s\n", "hot key commits/s, 8 clients / 1 client", m(h "08", "commits/s") / m(h "01", "commits/s"), ">= 0.8"
     printf "%-62s %9.3f %8s\n", "hot key retries per commit, 8 clients", m(h "08", "retries/commit"), "<= 1.0"
     printf "%-62s %9.0f %8s\n", "hot key max attempts, 8 clients (K=3)", m(h "08", "max-attempts"), "<= 4"
