@@ -440,24 +440,44 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*RunView, error) {
 	r := e.runs[id]
 	e.mu.Unlock()
 	if r == nil && e.remote() {
-		v, err := e.status(ctx, id)
-		if err != nil {
+		var err error
+		if r, err = e.takeRun(ctx, id); err != nil {
 			return nil, err
 		}
-		if !terminal(v.Status) {
-			unit := runUnit(id)
-			if v.Machine != "" {
-				unit = machineUnit(v.Machine)
-			}
-			if err := e.takeFrom(ctx, unit); err != nil {
-				return nil, err
-			}
-			e.mu.Lock()
-			r = e.runs[id]
-			e.mu.Unlock()
-		}
+	}
+	v, err := e.cancelLocal(ctx, id, r)
+	if err != nil || r == nil || !e.remote() || terminal(v.Status) {
+		return v, err
+	}
+	// r was a stale copy: another supervisor took its unit, and r's
+	// cancel was fenced (it stopped, the run lives on there). Take the
+	// unit back, once, and cancel the run here.
+	if r, err = e.takeRun(ctx, id); err != nil {
+		return nil, err
 	}
 	return e.cancelLocal(ctx, id, r)
+}
+
+// takeRun takes the unit of run id from whichever supervisor owns it,
+// resuming it here, and returns the run (nil if it has ended).
+func (e *Engine) takeRun(ctx context.Context, id string) (*run, error) {
+	v, err := e.status(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if terminal(v.Status) {
+		return nil, nil
+	}
+	unit := runUnit(id)
+	if v.Machine != "" {
+		unit = machineUnit(v.Machine)
+	}
+	if err := e.takeFrom(ctx, unit); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runs[id], nil
 }
 
 // cancelLocal cancels r, run id of this engine (nil: none here).

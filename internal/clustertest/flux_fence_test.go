@@ -211,3 +211,42 @@ func etcdFluxSendTakes(t *testing.T, cl *etcdtest.Cluster) {
 		t.Fatalf("opened %d times, want 2", n)
 	}
 }
+
+// A cancel through a supervisor whose copy of a run is stale (another
+// took the machine that runs it, and A has not heard: its owner watch
+// held back) finds its copy fenced and takes the unit back, then
+// cancels: the run ends cancelled, not left running on B with a
+// "running" answer from A.
+func etcdFluxCancelStale(t *testing.T, cl *etcdtest.Cluster) {
+	dir := writeFlux(t)
+	a, gate := startGated(t, cl, dir)
+	b := startFlux(t, cl, dir, nil)
+	ca, cb := a.dial(t), b.dial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := ca.StartMachine(ctx, "vault", "v1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.SendEvent(ctx, "v1", "domain.vault.cmd_arm"); err != nil {
+		t.Fatal(err)
+	}
+	m := machineState(t, ctx, cb, "v1", "armed")
+	if m.EntryRun == "" {
+		t.Fatalf("machine %+v: no entry run", m)
+	}
+	waitFlow(t, ctx, cb, m.EntryRun, "waiting", func(f *client.Flow) bool { return f.Status == "waiting" })
+	gate.hold()
+	// An event the state does not handle: B takes the machine to answer it.
+	if _, err := cb.SendEvent(ctx, "v1", "domain.vault.cmd_nothing"); err == nil {
+		t.Fatal("an event armed does not handle was accepted")
+	}
+	f, err := ca.CancelFlow(ctx, m.EntryRun)
+	if err != nil || f.Status != "cancelled" {
+		t.Fatalf("cancel through A, whose copy is stale: %+v, %v; want cancelled", f, err)
+	}
+	gate.release()
+	// B's copy stops (fenced, or told of A's take): both read the end.
+	for _, c := range []*client.Client{ca, cb} {
+		waitFlow(t, ctx, c, m.EntryRun, "cancelled", func(f *client.Flow) bool { return f.Status == "cancelled" && len(f.Steps) == 0 })
+	}
+}

@@ -48,6 +48,20 @@ states:
     on:
       domain.door.cmd_close: closed
 `,
+	"vault.yaml": `initial: idle
+states:
+  idle:
+    on:
+      domain.vault.cmd_arm: armed
+  armed:
+    entry:
+      - flux: wait
+        signal: domain.vault.sig_go
+      - process: counters.add
+        args: {key: vault}
+    on:
+      done: idle
+`,
 }
 
 func stepsFlow(n int, key string) string {

@@ -44,6 +44,7 @@ func TestEtcd(t *testing.T) {
 	t.Run("FluxMachineTakeover", func(t *testing.T) { etcdFluxMachine(t, cl) })
 	t.Run("FluxLateCommitFenced", func(t *testing.T) { etcdFluxLateCommit(t, cl) })
 	t.Run("FluxSendTakes", func(t *testing.T) { etcdFluxSendTakes(t, cl) })
+	t.Run("FluxCancelStale", func(t *testing.T) { etcdFluxCancelStale(t, cl) })
 	t.Run("LocalOnlyRefused", func(t *testing.T) { etcdRefused(t, cl) })
 	t.Run("ClosedClientNeverAcks", func(t *testing.T) { etcdClosedClient(t, cl) })
 	t.Run("NoQuorumNeverAcks", func(t *testing.T) { etcdNoQuorum(t, cl) })
