@@ -90,14 +90,15 @@ func (s *Supervisor) startFlux() error {
 	s.flux = eng
 	s.registerMethod(protocol.MethodFluxValidate, s.fluxValidate)
 	s.registerMethod(protocol.MethodFluxRun, s.fluxRun)
-	s.registerMethod(protocol.MethodFluxStatus, func(_ context.Context, body []byte) (any, error) {
+	s.registerMethod(protocol.MethodFluxStatus, func(ctx context.Context, body []byte) (any, error) {
 		var req struct {
 			Run string `json:"run"`
 		}
 		if err := decodeBody(body, &req); err != nil {
 			return nil, err
 		}
-		return wrapFlux(s.flux.Status(req.Run))
+		v, err := s.flux.Status(req.Run)
+		return shown(ctx, s, v, err)
 	})
 	s.registerMethod(protocol.MethodFluxCancel, func(ctx context.Context, body []byte) (any, error) {
 		var req struct {
@@ -108,11 +109,12 @@ func (s *Supervisor) startFlux() error {
 		}
 		return wrapFlux(s.flux.Cancel(ctx, req.Run))
 	})
-	s.registerMethod(protocol.MethodFluxList, func(_ context.Context, body []byte) (any, error) {
+	s.registerMethod(protocol.MethodFluxList, func(ctx context.Context, body []byte) (any, error) {
 		if err := decodeBody(body, &struct{}{}); err != nil {
 			return nil, err
 		}
-		return wrapFlux(s.flux.List())
+		v, err := s.flux.List()
+		return shown(ctx, s, v, err)
 	})
 	s.registerMethod(protocol.MethodFSMStart, func(ctx context.Context, body []byte) (any, error) {
 		var req flux.MachineRequest
@@ -121,14 +123,15 @@ func (s *Supervisor) startFlux() error {
 		}
 		return wrapFlux(s.flux.StartMachine(ctx, req))
 	})
-	s.registerMethod(protocol.MethodFSMStatus, func(_ context.Context, body []byte) (any, error) {
+	s.registerMethod(protocol.MethodFSMStatus, func(ctx context.Context, body []byte) (any, error) {
 		var req struct {
 			ID string `json:"id"`
 		}
 		if err := decodeBody(body, &req); err != nil {
 			return nil, err
 		}
-		return wrapFlux(s.flux.MachineStatus(req.ID))
+		v, err := s.flux.MachineStatus(req.ID)
+		return shown(ctx, s, v, err)
 	})
 	s.registerMethod(protocol.MethodFSMSend, func(ctx context.Context, body []byte) (any, error) {
 		var req struct {
@@ -140,15 +143,12 @@ func (s *Supervisor) startFlux() error {
 		}
 		return wrapFlux(s.flux.Send(ctx, req.ID, req.Event))
 	})
-	s.registerMethod(protocol.MethodFSMList, func(_ context.Context, body []byte) (any, error) {
+	s.registerMethod(protocol.MethodFSMList, func(ctx context.Context, body []byte) (any, error) {
 		if err := decodeBody(body, &struct{}{}); err != nil {
 			return nil, err
 		}
 		ms, err := s.flux.Machines()
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"machines": ms}, nil
+		return shown(ctx, s, map[string]any{"machines": ms}, err)
 	})
 	s.registerStream(protocol.StreamFlux, func(ctx context.Context, body []byte, send func(...any) error) error {
 		var req struct {
@@ -204,6 +204,22 @@ func (s *Supervisor) fluxRun(ctx context.Context, body []byte) (any, error) {
 }
 
 // wrapFlux gives a flux failure its wire form.
+// shown answers a read of runs or machines once what it read is on
+// disk: it read the store's newest snapshot, which may hold commits not
+// yet synced (--durability sync), and a crash must not take back a
+// state a client was shown (as Get, which waits for its snapshot).
+func shown[T any](ctx context.Context, s *Supervisor, v T, err error) (any, error) {
+	if err != nil {
+		return nil, fluxErr(err)
+	}
+	if s.etcd == nil { // on etcd, what a read returns is durable
+		if perr := s.durableAt(ctx, s.store.Version()); perr != nil {
+			return nil, perr
+		}
+	}
+	return v, nil
+}
+
 func wrapFlux[T any](v T, err error) (any, error) {
 	if err != nil {
 		return nil, fluxErr(err)
