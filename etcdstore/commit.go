@@ -40,7 +40,7 @@ func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.P
 	if err := t.fits(s.maxOps, s.maxBytes); err != nil {
 		return cas.Result{}, err
 	}
-	leaseLosses := 0
+	leaseRetried := false
 	for range appendRetries {
 		seqs, err := s.readSeqs(ctx, t.logs)
 		if err != nil {
@@ -55,10 +55,10 @@ func (s *Store) Commit(ctx context.Context, snap cas.Version, reads []contract.P
 			s.beforeTxn()
 		}
 		r, err := s.c.Txn(ctx).If(t.compares(seqs)...).Then(t.writes(seqs)...).Else(t.readBack...).Commit()
-		if err != nil && leaseLost(err) && t.opLease != 0 && leaseLosses == 0 {
+		if err != nil && leaseLost(err) && t.opLease != 0 && !leaseRetried {
 			// etcd refused the whole Txn, applying nothing: the op id's
 			// lease is gone. Once more, on a new one.
-			leaseLosses++
+			leaseRetried = true
 			s.ops.lost(t.opLease)
 			continue
 		}
