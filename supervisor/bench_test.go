@@ -6,6 +6,7 @@ package supervisor
 // plugin. scripts/bench-runtime.sh prints the ratios.
 
 import (
+	"cmp"
 	"context"
 	"net/rpc"
 	"os"
@@ -136,6 +137,12 @@ func benchSupervisorWith(b *testing.B, cfg Config) *harness {
 	exe, _ := os.Executable()
 	sock := filepath.Join(b.TempDir(), "run", "s.sock")
 	cfg.Plugins, cfg.Socket, cfg.Log = []pool.Plugin{{Command: []string{exe}}}, sock, zerolog.Nop()
+	// The workers run as theus-supervisor runs them: --worker-procs
+	// (GOMAXPROCS) 1, unless THEUS_BENCH_WORKER_PROCS says otherwise (0:
+	// Go's default).
+	if procs := cmp.Or(os.Getenv("THEUS_BENCH_WORKER_PROCS"), "1"); procs != "0" {
+		cfg.Pool.Env = append(cfg.Pool.Env, "GOMAXPROCS="+procs)
+	}
 	s, err := Start(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -92,7 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.Int64Var(&f.requests, "requests", 0, "stop after this many requests (0: only --duration)")
 	fl.StringVar(&f.socket, "socket", "", "theus: attach to the supervisor at this socket instead of starting one")
 	fl.IntVar(&f.workers, "workers", runtime.NumCPU(), "theus: workers of the supervisor it starts")
-	fl.IntVar(&f.workerProcs, "worker-procs", 0, "theus: GOMAXPROCS of each worker of the supervisor it starts (0: Go's default, every CPU); 1 makes the worker count the parallelism")
+	fl.IntVar(&f.workerProcs, "worker-procs", 1, "theus: GOMAXPROCS of each worker of the supervisor it starts, as theus-supervisor --worker-procs (default 1: the worker count is the parallelism; 0: Go's default, every CPU)")
 	fl.StringVar(&f.durability, "durability", "sync", "theus: durability of the supervisor it starts (sync, async, none)")
 	fl.StringVar(&f.heavySize, "heavy-size", "auto", "theus: HEAVY zone of the supervisor it starts (auto: enough for the workload)")
 	fl.IntVar(&f.keys, "keys", 1024, "counter-spread, mix: counters")

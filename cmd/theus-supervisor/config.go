@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -38,6 +39,9 @@ func (f flags) config() (supervisor.Config, error) {
 	}
 	if f.workers < 1 {
 		return bad(fmt.Errorf("--workers %d: want at least 1", f.workers))
+	}
+	if f.workerProcs < 0 {
+		return bad(fmt.Errorf("--worker-procs %d: want 0 (Go's default) or more", f.workerProcs))
 	}
 	if f.maxFrame < 1<<10 {
 		return bad(fmt.Errorf("--max-frame %d: want at least 1024", f.maxFrame))
@@ -105,6 +109,11 @@ func (f flags) config() (supervisor.Config, error) {
 		Flux: f.flux, Schema: gate, Audit: f.audit, CommitLog: f.commitLog,
 	}
 	cfg.Pool.Env = []string{demo.FaultsEnv(f.faults)} // set either way: never inherited
+	if f.workerProcs > 0 {
+		// After the supervisor's own environment: the flag wins over an
+		// inherited GOMAXPROCS.
+		cfg.Pool.Env = append(cfg.Pool.Env, "GOMAXPROCS="+strconv.Itoa(f.workerProcs))
+	}
 	return cfg, nil
 }
 

@@ -48,8 +48,8 @@ func TestFlagDefaults(t *testing.T) {
 		t.Errorf("mode %v, durability %v, heavy %d/%d", cfg.Mode, cfg.Durability, cfg.HeavySize, cfg.HeavyInline)
 	case cfg.MaxClients != 1024 || cfg.ClientBuffer != 256<<20 || cfg.FrameTimeout != 10*time.Second || cfg.DrainTimeout != 10*time.Second:
 		t.Errorf("client limits %d %d %s, drain %s", cfg.MaxClients, cfg.ClientBuffer, cfg.FrameTimeout, cfg.DrainTimeout)
-	case len(cfg.Pool.Env) != 1 || cfg.Pool.Env[0] != "THEUS_DEMO_FAULTS=":
-		t.Errorf("pool env %q: fault.* must be off, and set so it is never inherited", cfg.Pool.Env)
+	case len(cfg.Pool.Env) != 2 || cfg.Pool.Env[0] != "THEUS_DEMO_FAULTS=" || cfg.Pool.Env[1] != "GOMAXPROCS=1":
+		t.Errorf("pool env %q: fault.* must be off, and set so it is never inherited; the workers' GOMAXPROCS 1", cfg.Pool.Env)
 	}
 }
 
@@ -61,6 +61,7 @@ func TestFlagsRefused(t *testing.T) {
 	}{
 		{[]string{"--mode", "loose"}, `--mode "loose": want smart, strict or training`},
 		{[]string{"--workers", "0"}, "--workers 0: want at least 1"},
+		{[]string{"--worker-procs", "-1"}, "--worker-procs -1: want 0 (Go's default) or more"},
 		{[]string{"--max-frame", "1000"}, "--max-frame 1000: want at least 1024"},
 		{[]string{"--max-clients", "0"}, "--max-clients 0"},
 		{[]string{"--max-clients", "70000"}, "--max-clients 70000"},
@@ -104,6 +105,37 @@ func TestFlagsAccepted(t *testing.T) {
 	}
 	if cfg.Pool.Env[0] != "THEUS_DEMO_FAULTS=1" {
 		t.Errorf("--faults: pool env %q", cfg.Pool.Env)
+	}
+}
+
+// --worker-procs sets the workers' GOMAXPROCS, after anything inherited;
+// 0 leaves Go's default.
+func TestWorkerProcs(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string // the last GOMAXPROCS in the pool's env; "" for none
+	}{
+		{nil, "GOMAXPROCS=1"},
+		{[]string{"--worker-procs", "4"}, "GOMAXPROCS=4"},
+		{[]string{"--worker-procs", "0"}, ""},
+	} {
+		f, err := parse(t, append([]string{"--durability", "none"}, c.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, kv := range cfg.Pool.Env {
+			if strings.HasPrefix(kv, "GOMAXPROCS=") {
+				got = kv
+			}
+		}
+		if got != c.want {
+			t.Errorf("%q: pool env %q, want %q last", c.args, cfg.Pool.Env, c.want)
+		}
 	}
 }
 

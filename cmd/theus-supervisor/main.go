@@ -71,6 +71,7 @@ const ExitSchema = 4
 
 type flags struct {
 	workers      int
+	workerProcs  int
 	plugins      []string
 	socket       string
 	mode         string
@@ -133,6 +134,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&f.workers, "workers", runtime.NumCPU(), "worker processes per plugin")
+	fl.IntVar(&f.workerProcs, "worker-procs", 1, "GOMAXPROCS of each Go worker: the cores one worker's processes use at once (0: Go's default, every CPU); the workers are the parallelism")
 	fl.StringArrayVar(&f.plugins, "plugin", nil, "worker plugin binary, PATH or PATH@sha256:HEX (repeatable; default: the built-in demo worker)")
 	fl.StringVar(&f.socket, "socket", "", "client socket path (default $THEUS_SOCKET, else $XDG_RUNTIME_DIR/theus/theus.sock, else /tmp/theus-<uid>/theus.sock)")
 	fl.StringVar(&f.mode, "mode", "smart", "commit validation: smart (read and write sets), strict (global version) or training (none: last writer wins, no retries)")
