@@ -94,7 +94,7 @@ func TestQueuedCallerGivesUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer holder.Release()
-		r := &cas.Runner{Store: s, Arbiter: arb}
+		r := &cas.Runner{Store: s, Arbiter: arb, QueueAbove: -1}
 		c := mustContract(t, "p", []string{"domain.k"}, []string{"domain.k"}, contract.Pure)
 		ctx, cancel := context.WithTimeout(bg, time.Second)
 		defer cancel()

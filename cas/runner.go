@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/theus-run/theus/contract"
@@ -15,6 +16,11 @@ import (
 const (
 	DefaultVIPAfter    = 3
 	DefaultMaxAttempts = 32
+	// DefaultQueueAbove is Runner.QueueAbove's default: well above what a
+	// ticket's hand-off from holder to holder costs (a goroutine wake-up,
+	// a few microseconds), well below a run on another process (a
+	// dispatch's round trip, 80 us or more).
+	DefaultQueueAbove = 20 * time.Microsecond
 )
 
 // Runner drives invocations to commit: snapshot, run, check the contract,
@@ -42,11 +48,38 @@ type Runner struct {
 	MaxAttempts int
 	// Optimistic keeps first attempts optimistic even when their keys are
 	// contended (a ticket is held on them). By default such an attempt
-	// queues for a ticket at once, which turns a hot key into a FIFO of
-	// single-attempt commits instead of a storm of conflicts.
+	// queues for a ticket at once when runs are slow (QueueAbove), which
+	// turns a hot key into a FIFO of single-attempt commits instead of a
+	// storm of conflicts.
 	Optimistic bool
+	// QueueAbove is how long this Runner's runs must take (a moving mean
+	// of its recent attempts' Run) for a first attempt on contended keys
+	// to queue at once: queueing saves the run a conflict would waste,
+	// but every commit of the queue then waits for a hand-off from the
+	// last holder; when a run is cheaper than that hand-off, running
+	// optimistically commits more per second. Default DefaultQueueAbove;
+	// negative: queue whatever a run costs. Invocations that conflicted
+	// VIPAfter times take a ticket whatever it is.
+	QueueAbove time.Duration
 	// Sleep waits between attempts; default a timer that honors ctx.
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	runNS atomic.Int64 // the moving mean of Run's duration, for QueueAbove
+}
+
+// queueAbove is QueueAbove or its default.
+func (r *Runner) queueAbove() time.Duration {
+	if r.QueueAbove == 0 {
+		return DefaultQueueAbove
+	}
+	return r.QueueAbove
+}
+
+// ran adds one run's duration to the moving mean (weight 1/8). Concurrent
+// updates may drop one another's: a mean, not an account.
+func (r *Runner) ran(d time.Duration) {
+	old := r.runNS.Load()
+	r.runNS.Store(old + (int64(d)-old)/8)
 }
 
 // Attempt runs a process once on snap (attempt counts from 1). It may be
@@ -284,10 +317,14 @@ func (l *loop) wantTicket() bool {
 // because its keys already have a holder (its optimistic commit would wait
 // at the VIP gate for the holder and then conflict with the holder's
 // write, so running it first only wastes a run), or lost a commit within
-// the arbiter's HotFor (a burst of callers on a hot key would collide).
+// the arbiter's HotFor (a burst of callers on a hot key would collide),
+// provided this Runner's runs cost more than QueueAbove.
 func (l *loop) joinQueue() bool {
 	if l.rep.Attempts > 0 || l.r.Optimistic || l.r.vipAfter() < 0 || l.r.Mode == Training {
 		return false
+	}
+	if q := l.r.queueAbove(); q > 0 && time.Duration(l.r.runNS.Load()) <= q {
+		return false // runs cost less than the queue's hand-offs
 	}
 	if t := l.r.tickets(); t != nil {
 		return t.Contended(l.keySet())
@@ -346,7 +383,9 @@ func (l *loop) attempt(ctx context.Context) error {
 	}
 	snap := l.snap
 	defer snap.Release()
+	began := time.Now()
 	out, err := l.inv.Run(ctx, snap, l.rep.Attempts)
+	l.r.ran(time.Since(began))
 	snapVer := snap.Version()
 	if l.r.Mode == Training {
 		snap.Release() // the inputs were read; nothing validates against them

@@ -346,7 +346,7 @@ func TestJoinQueueOnContendedKeys(t *testing.T) {
 	for _, optimistic := range []bool{false, true} {
 		arb := vip.New(vip.Config{})
 		s := cas.New(cas.Config{Arbiter: arb})
-		r := &cas.Runner{Store: s, Arbiter: arb, Optimistic: optimistic}
+		r := &cas.Runner{Store: s, Arbiter: arb, Optimistic: optimistic, QueueAbove: -1}
 		c, _ := contract.New("inc", Ps("domain.k"), Ps("domain.k"), contract.Pure)
 		holder, err := arb.Acquire(bg, "holder", []string{"domain.k"})
 		if err != nil {
@@ -444,6 +444,7 @@ func TestHotKeyQueuesAtOnce(t *testing.T) {
 	c := mustContract(t, "inc", []string{"domain.k"}, []string{"domain.k"}, contract.Pure)
 	first := true
 	rep, err := r.Execute(bg, cas.Invocation{Contract: c, Run: func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
+		time.Sleep(time.Millisecond) // a run worth saving: far above QueueAbove
 		if first {
 			first = false
 			set(t, s, "domain.k", 7) // someone else commits meanwhile: a conflict
@@ -461,5 +462,73 @@ func TestHotKeyQueuesAtOnce(t *testing.T) {
 	other := mustContract(t, "inc", []string{"domain.j"}, []string{"domain.j"}, contract.Pure)
 	if rep, err := r.Call(bg, other, "", incr(t, "domain.j")); err != nil || rep.VIP {
 		t.Fatalf("an invocation on a cold key: %+v %v, want no ticket", rep, err)
+	}
+}
+
+// TestCheapRunsDoNotQueue: a Runner whose runs take less than QueueAbove
+// runs a first attempt on a hot key at once instead of queueing behind a
+// ticket (a FIFO of holders would commit slower than conflicts cost);
+// once its runs get slow, it queues again. An invocation that conflicted
+// VIPAfter times still takes a ticket.
+func TestCheapRunsDoNotQueue(t *testing.T) {
+	arb := vip.New(vip.Config{HotFor: time.Minute})
+	defer arb.Close()
+	s := cas.New(cas.Config{Arbiter: arb})
+	r := &cas.Runner{Store: s, Arbiter: arb, QueueAbove: 500 * time.Microsecond}
+	c := mustContract(t, "inc", []string{"domain.k"}, []string{"domain.k"}, contract.Pure)
+	conflictOnce := func(pause time.Duration) cas.Attempt {
+		first := true
+		return func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
+			time.Sleep(pause)
+			if first {
+				first = false
+				set(t, s, "domain.k", 7)
+			}
+			var d cas.Delta
+			d.Set(P("domain.k"), enc(1))
+			return cas.Outcome{Delta: d}, nil
+		}
+	}
+	// Cheap runs: the key is hot, the first attempt is optimistic anyway.
+	if _, err := r.Execute(bg, cas.Invocation{Contract: c, Run: conflictOnce(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := r.Call(bg, c, "", incr(t, "domain.k")); err != nil || rep.VIP || rep.Attempts != 1 {
+		t.Fatalf("cheap runs on a hot key: %+v %v, want one attempt without a ticket", rep, err)
+	}
+	// Slow runs (the mean moves by an eighth of each; the key stays hot
+	// for HotFor): the next queues.
+	slow := incr(t, "domain.k")
+	for range 16 {
+		if _, err := r.Call(bg, c, "", func(ctx context.Context, in cas.View) (cas.Outcome, error) {
+			time.Sleep(2 * time.Millisecond)
+			return slow(ctx, in)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep, err := r.Call(bg, c, "", incr(t, "domain.k")); err != nil || !rep.VIP || rep.Attempts != 1 {
+		t.Fatalf("slow runs on a hot key: %+v %v, want one VIP attempt", rep, err)
+	}
+}
+
+// TestCheapRunsStillGetTickets: however cheap its runs, an invocation
+// that keeps conflicting takes a ticket after VIPAfter conflicts.
+func TestCheapRunsStillGetTickets(t *testing.T) {
+	arb := vip.New(vip.Config{})
+	defer arb.Close()
+	s := cas.New(cas.Config{Arbiter: arb})
+	r := &cas.Runner{Store: s, Arbiter: arb, VIPAfter: 2, Sleep: func(context.Context, time.Duration) error { return nil }}
+	c := mustContract(t, "inc", []string{"domain.k"}, []string{"domain.k"}, contract.Pure)
+	rep, err := r.Execute(bg, cas.Invocation{Contract: c, Run: func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
+		if attempt <= 2 {
+			set(t, s, "domain.k", int64(attempt)) // another commit each time: a conflict
+		}
+		var d cas.Delta
+		d.Set(P("domain.k"), enc(1))
+		return cas.Outcome{Delta: d}, nil
+	}})
+	if err != nil || rep.Conflicts != 2 || !rep.VIP || rep.Attempts != 3 {
+		t.Fatalf("%+v %v: want two conflicts, then a VIP commit", rep, err)
 	}
 }
