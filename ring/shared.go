@@ -1,0 +1,75 @@
+package ring
+
+import (
+	"runtime"
+	"sync"
+)
+
+// Shared lets many goroutines produce into one Writer, which it owns: one
+// at a time appends under its lock, and records appended while another
+// goroutine is about to commit join that commit, so that a burst of n
+// records costs one store of the tail and at most one wake, not n.
+type Shared struct {
+	mu         sync.Mutex
+	w          *Writer
+	committing bool   // a goroutine will commit what is reserved
+	records    uint64 // records appended through s
+	closed     bool
+}
+
+// NewShared returns a Shared that owns w from then on.
+func NewShared(w *Writer) *Shared { return &Shared{w: w} }
+
+// MaxRecord is the largest payload the ring carries.
+func (s *Shared) MaxRecord() int { return s.w.MaxRecord() }
+
+// Append copies p into the ring as one record and returns its number (1
+// for the first record appended through s). Unless another goroutine is
+// about to commit, which then publishes p too, Append commits before it
+// returns. With linger, the caller expects other goroutines to append at
+// once (its peer pipelines): it yields once before it commits, so what
+// they append meanwhile shares its commit and its wake. A lone record
+// does not linger.
+//
+// Errors: ErrFull and ErrTooLarge (nothing was written: send p another
+// way), ErrClosed, or a *CorruptError (the consumer broke the ring: kill
+// it).
+func (s *Shared) Append(p []byte, linger bool) (uint64, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0, ErrClosed
+	}
+	if err := s.w.Append(p); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	s.records++
+	n := s.records
+	if s.committing {
+		s.mu.Unlock()
+		return n, nil
+	}
+	if linger {
+		s.committing = true
+		s.mu.Unlock()
+		runtime.Gosched()
+		s.mu.Lock()
+		s.committing = false
+		if s.closed {
+			s.mu.Unlock()
+			return n, ErrClosed
+		}
+	}
+	err := s.w.Commit()
+	s.mu.Unlock()
+	return n, err
+}
+
+// Close makes every later Append fail with ErrClosed. Once it returns,
+// nothing touches the Writer through s: the Pair may be closed.
+func (s *Shared) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}

@@ -1,0 +1,107 @@
+package ring
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSharedManyProducers: goroutines appending at once each get their
+// own record number, every record arrives once and whole, and a record
+// appended while another goroutine commits is published by that commit.
+func TestSharedManyProducers(t *testing.T) {
+	sup, wrk := newTestPair(t, 64<<10)
+	s := NewShared(sup.Writer())
+	const goroutines, each = 8, 500
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	type got struct{ g, i uint32 }
+	seen := make(chan map[got]bool, 1)
+	go func() {
+		m := map[got]bool{}
+		r := wrk.Reader()
+		var b Batch
+		for len(m) < goroutines*each {
+			if err := r.Wait(ctx); err != nil {
+				t.Error(err)
+				break
+			}
+			n, err := r.ReadBatch(&b, 0)
+			if err != nil {
+				t.Error(err)
+				break
+			}
+			for k := range n {
+				rec := b.Record(k)
+				key := got{binary.LittleEndian.Uint32(rec), binary.LittleEndian.Uint32(rec[4:])}
+				if m[key] {
+					t.Errorf("record %v twice", key)
+				}
+				m[key] = true
+			}
+		}
+		seen <- m
+	}()
+
+	var mu sync.Mutex
+	numbers := map[uint64]bool{}
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			rec := make([]byte, 8+g*13)
+			for i := range each {
+				binary.LittleEndian.PutUint32(rec, uint32(g))
+				binary.LittleEndian.PutUint32(rec[4:], uint32(i))
+				for {
+					n, err := s.Append(rec, i%2 == 0)
+					if errors.Is(err, ErrFull) {
+						time.Sleep(time.Millisecond)
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					if numbers[n] {
+						t.Errorf("record number %d twice", n)
+					}
+					numbers[n] = true
+					mu.Unlock()
+					break
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if m := <-seen; len(m) != goroutines*each {
+		t.Fatalf("%d records arrived, want %d", len(m), goroutines*each)
+	}
+	for n := uint64(1); n <= goroutines*each; n++ {
+		if !numbers[n] {
+			t.Fatalf("no record numbered %d", n)
+		}
+	}
+	if w := sup.Writer().Wakes(); w > goroutines*each {
+		t.Fatalf("%d wakes for %d records", w, goroutines*each)
+	}
+}
+
+func TestSharedClosed(t *testing.T) {
+	sup, _ := newTestPair(t, 16<<10)
+	s := NewShared(sup.Writer())
+	if n, err := s.Append([]byte("a"), false); err != nil || n != 1 {
+		t.Fatalf("Append = %d, %v", n, err)
+	}
+	s.Close()
+	if _, err := s.Append([]byte("b"), true); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close = %v, want ErrClosed", err)
+	}
+	if _, err := s.Append(make([]byte, s.MaxRecord()+1), false); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close = %v, want ErrClosed", err)
+	}
+}
