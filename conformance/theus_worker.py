@@ -37,7 +37,7 @@ HELLO, WELCOME, REFUSE, DISPATCH, RESULT, CANCEL, PING, PONG = 1, 2, 3, 4, 5, 6,
 ALLOC, GRANT, MAPPED = 15, 16, 17
 
 MAGIC = "theus/1"
-PROTOCOL = 3
+PROTOCOL = 4
 MAX_FRAME = int(os.environ.get("THEUS_MAX_FRAME", "16777216"))
 EVENTS = os.environ.get("CONFORM_EVENTS", "")
 PID = os.getpid()
@@ -334,7 +334,7 @@ class Worker:
 
     def handshake(self):
         procs = [[name, list(i), list(o), s] for name, (i, o, s) in PROCESSES.items()]
-        self.fs.send(HELLO, [MAGIC, PROTOCOL, "conformance-py", PID, procs])
+        self.fs.send(HELLO, [MAGIC, PROTOCOL, "conformance-py", PID, procs, False])
         event("hello")
         got = self.fs.recv()
         if got is None:
@@ -378,7 +378,7 @@ class Worker:
                     self.running[c.id] = c
                 threading.Thread(target=self.run, args=(c,), daemon=True).start()
             elif kind == CANCEL:
-                expect_len(kind, t, 1)
+                expect_len(kind, t, 2)
                 with self.lock:
                     c = self.running.get(t[0])
                 event("cancel", dispatch=t[0], running=c is not None)

@@ -52,6 +52,12 @@ type Config struct {
 	// and every other slab read-only. Zones are shared between pools.
 	Heavy *heavy.Zone
 
+	// Transport is how Dispatches and Results travel: TransportRing in a
+	// shared-memory ring pair for each worker that maps it, else over its
+	// socket; TransportSocket always over the socket. "" is
+	// DefaultTransport.
+	Transport string
+
 	Log zerolog.Logger
 }
 
@@ -127,6 +133,11 @@ type slot struct {
 func Start(cfg Config) (*Pool, error) {
 	if len(cfg.Command) == 0 {
 		return nil, errors.New("pool: no worker command")
+	}
+	switch cfg.Transport {
+	case "", TransportRing, TransportSocket:
+	default:
+		return nil, fmt.Errorf("pool: transport %q: want %q or %q", cfg.Transport, TransportRing, TransportSocket)
 	}
 	cfg.defaults()
 	var bin *os.File

@@ -26,8 +26,14 @@ func TestMain(m *testing.M) {
 		go flood()
 		worker.Main(demo.Processes()...)
 	}
+	if mode := os.Getenv("THEUS_TEST_BAD_WORKER"); strings.HasPrefix(mode, "ring-") && worker.Launched() {
+		os.Exit(badRingWorker(mode))
+	}
 	if mode := os.Getenv("THEUS_TEST_BAD_WORKER"); mode != "" && worker.Launched() {
 		os.Exit(badWorker(mode))
+	}
+	if os.Getenv(ringWorkerEnv) != "" && worker.Launched() {
+		worker.Main(ringWorkerProcesses()...)
 	}
 	if os.Getenv("THEUS_TEST_OLD_WORKER") != "" && worker.Launched() {
 		os.Exit(oldWorker())

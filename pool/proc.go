@@ -35,6 +35,9 @@ type proc struct {
 	slab   *heavy.Slab   // its HEAVY slab; nil for none
 	reader *heavy.Reader // its packet socket, in the zone
 	packet *os.File      // our end of it
+	rings  *rings        // its ring pair; nil: the socket carries everything
+	// mappedRing: its Hello says it mapped the ring pair it was given.
+	mappedRing bool
 
 	inflight  atomic.Int64
 	processed atomic.Uint64
@@ -75,13 +78,6 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 		files = append(files, premote)
 	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
-	if p.bin != nil {
-		// Execute the checked copy, inherited at the next fd (the path
-		// is resolved in the child, after its fds are arranged); ps
-		// still shows the plugin's path.
-		files = append(files, p.bin)
-		cmd.Path = "/proc/self/fd/" + strconv.Itoa(2+len(files))
-	}
 	cmd.Env = append(os.Environ(),
 		"THEUS_WORKER_FD=3",
 		"THEUS_SUPERVISOR_PID="+strconv.Itoa(os.Getpid()),
@@ -89,6 +85,25 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 		"THEUS_WORKER_SLOT="+strconv.Itoa(slot))
 	if packet != nil {
 		cmd.Env = append(cmd.Env, "THEUS_HEAVY_FD=4")
+	}
+	pair, err := p.newRingPair()
+	if err != nil {
+		local.Close()
+		if packet != nil {
+			packet.Close()
+		}
+		return nil, err
+	}
+	if p.bin != nil {
+		// Execute the checked copy, inherited at the next fd (the path
+		// is resolved in the child, after its fds are arranged); ps
+		// still shows the plugin's path.
+		files = append(files, p.bin)
+		cmd.Path = "/proc/self/fd/" + strconv.Itoa(2+len(files))
+	}
+	if pair != nil {
+		files = append(files, pair.File())
+		cmd.Env = append(cmd.Env, "THEUS_RING_FD="+strconv.Itoa(2+len(files)))
 	}
 	cmd.Env = append(cmd.Env, p.cfg.Env...)
 	cmd.ExtraFiles = files
@@ -105,6 +120,7 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 		if packet != nil {
 			packet.Close()
 		}
+		closePair(pair)
 		return nil, fmt.Errorf("pool: start %s: %w", p.cfg.Command[0], err)
 	}
 	pr.pid = cmd.Process.Pid
@@ -114,6 +130,7 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 	pr.conn, err = ipc.FileConn(local, ipc.Options{MaxFrame: p.cfg.MaxFrame})
 	local.Close()
 	if err != nil {
+		closePair(pair)
 		pr.kill(err)
 		go pr.wait()
 		<-pr.reaped
@@ -121,6 +138,7 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 	}
 	go pr.wait()
 	if err := pr.handshake(); err != nil {
+		closePair(pair)
 		pr.kill(err)
 		<-pr.reaped
 		if tail := pr.stderr.last(); len(tail) > 0 {
@@ -129,6 +147,13 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 		return nil, err
 	}
 	pr.lastSeen.Store(time.Now().UnixNano())
+	if pair != nil && !pr.mappedRing {
+		closePair(pair) // the worker did not map it: the socket carries everything
+		pair = nil
+	}
+	if pair != nil {
+		pr.useRings(pair)
+	}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -137,6 +162,9 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 	go func() {
 		<-pr.reaped
 		<-readDone // the reader ends once stop has closed the socket
+		if pr.rings != nil {
+			pr.rings.close() // readRing ends once stop has canceled it
+		}
 		close(pr.done)
 	}()
 	return pr, nil
@@ -163,6 +191,7 @@ func (pr *proc) handshake() error {
 		return fmt.Errorf("pool: worker %d: %w", pr.pid, err)
 	}
 	pr.procs = h.Processes
+	pr.mappedRing = h.Ring
 	w := &protocol.Welcome{Protocol: protocol.Version, Slot: int64(pr.slot), HeartbeatMS: pr.pool.cfg.Heartbeat.Milliseconds()}
 	if z := pr.pool.cfg.Heavy; z != nil {
 		if err := pr.attachHeavy(z); err != nil {
@@ -219,19 +248,9 @@ func (pr *proc) read() {
 		pr.lastSeen.Store(time.Now().UnixNano())
 		switch m := m.(type) {
 		case *protocol.Result:
-			pr.mu.Lock()
-			c := pr.calls[m.ID]
-			delete(pr.calls, m.ID)
-			pr.mu.Unlock()
-			if c == nil {
-				// Not in flight: never sent, answered already, or given up
-				// (then the worker is being stopped anyway). The worker
-				// and the supervisor disagree on the state of the
-				// connection, so it ends (docs/PROTOCOL.md).
-				pr.kill(fmt.Errorf("%w: result for dispatch %d, which is not in flight", errDied, m.ID))
+			if !pr.deliver(m) {
 				return
 			}
-			c.result <- m // no yield: the next results of a batch are delivered first
 		case *protocol.Pong:
 		case *protocol.Alloc:
 			if err := pr.conn.Send(pr.alloc(m)); err != nil {
@@ -243,6 +262,25 @@ func (pr *proc) read() {
 			return
 		}
 	}
+}
+
+// deliver hands a Result, from the socket or the reply ring, to its
+// call. It reports false when it killed the worker instead.
+func (pr *proc) deliver(m *protocol.Result) bool {
+	pr.mu.Lock()
+	c := pr.calls[m.ID]
+	delete(pr.calls, m.ID)
+	pr.mu.Unlock()
+	if c == nil {
+		// Not in flight: never sent, answered already, or given up
+		// (then the worker is being stopped anyway). The worker
+		// and the supervisor disagree on the state of the
+		// connection, so it ends (docs/PROTOCOL.md).
+		pr.kill(fmt.Errorf("%w: result for dispatch %d, which is not in flight", errDied, m.ID))
+		return false
+	}
+	c.result <- m // no yield: the next results of a batch are delivered first
+	return true
 }
 
 // wait reaps the worker. It first waits without reaping, so the process
@@ -300,6 +338,9 @@ func (pr *proc) stop(cause error, sig unix.Signal) {
 		pr.cause = cause
 		close(pr.dead)
 		pr.calls = nil
+		if pr.rings != nil {
+			pr.rings.stop() // readRing returns; the pair is closed once the worker is reaped
+		}
 		// Only the first verdict signals: a later one (the reader seeing
 		// the socket we closed to stop the worker gracefully) must not
 		// turn a clean exit into a SIGKILL. Escalation goes through signal.
@@ -371,11 +412,8 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 			return nil, false
 		}
 	}
-	send := pr.conn.Send
-	if pr.inflight.Load() > 1 {
-		send = pr.conn.Coalesce // other dispatches to this worker are on their way
-	}
-	if err := send(&d); err != nil {
+	seq, err := pr.sendDispatch(&d)
+	if err != nil {
 		if res, ok := answered(); ok {
 			return res, c.blocks, nil
 		}
@@ -403,7 +441,9 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	case <-ctx.Done():
 	}
 	defer forget() // whatever happens now, nobody claims this dispatch's blocks
-	pr.conn.Send(&protocol.Cancel{ID: id})
+	// The Cancel names the Dispatch's place in the request ring: a worker
+	// that has not read that far keeps it until it has.
+	pr.conn.Send(&protocol.Cancel{ID: id, Ring: seq})
 	t := time.NewTimer(pr.pool.cfg.KillGrace)
 	defer t.Stop()
 	select {

@@ -15,7 +15,7 @@ import (
 // from the build version: it changes only when the bytes do.
 const (
 	Magic   = "theus/1"
-	Version = 3
+	Version = 4
 )
 
 // MaxTimeout is the longest an Execute runs: a longer TimeoutMS means

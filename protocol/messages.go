@@ -15,6 +15,10 @@ type Hello struct {
 	Build     string        // the worker's build version, for logs only
 	PID       int64         // the worker's process id
 	Processes []ProcessInfo `msg:",limit=4096"`
+	// Ring: the worker mapped the ring pair the supervisor passed it
+	// (THEUS_RING_FD); its Dispatches and Results may then travel in the
+	// rings (docs/PROTOCOL.md#rings). False: the socket carries everything.
+	Ring bool
 }
 
 // ProcessInfo is one process a worker can run and its contract.
@@ -131,6 +135,11 @@ type Write struct {
 // Cancel tells a worker that the caller no longer waits for a Dispatch.
 type Cancel struct {
 	ID uint64
+	// Ring is the Dispatch's number in the request ring (1 for the first
+	// record the supervisor wrote there), or 0 when it came over the
+	// socket. A worker that has not read that many records yet keeps the
+	// Cancel until it does (docs/PROTOCOL.md#rings).
+	Ring uint64
 }
 
 // Ping is a heartbeat; the receiver answers with a Pong of the same Seq.

@@ -387,9 +387,10 @@ func (z *CallReply) Msgsize() (s int) {
 // MarshalMsg implements msgp.Marshaler
 func (z Cancel) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 1
-	o = append(o, 0x91)
+	// array header, size 2
+	o = append(o, 0x92)
 	o = msgp.AppendUint64(o, z.ID)
+	o = msgp.AppendUint64(o, z.Ring)
 	return
 }
 
@@ -401,13 +402,18 @@ func (z *Cancel) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 1 {
-		err = msgp.ArrayError{Wanted: 1, Got: zb0001}
+	if zb0001 != 2 {
+		err = msgp.ArrayError{Wanted: 2, Got: zb0001}
 		return
 	}
 	z.ID, bts, err = msgp.ReadUint64Bytes(bts)
 	if err != nil {
 		err = msgp.WrapError(err, "ID")
+		return
+	}
+	z.Ring, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Ring")
 		return
 	}
 	o = bts
@@ -416,7 +422,7 @@ func (z *Cancel) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z Cancel) Msgsize() (s int) {
-	s = 1 + msgp.Uint64Size
+	s = 1 + msgp.Uint64Size + msgp.Uint64Size
 	return
 }
 
@@ -1338,8 +1344,8 @@ func (z *HeavyStatus) Msgsize() (s int) {
 // MarshalMsg implements msgp.Marshaler
 func (z *Hello) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 5
-	o = append(o, 0x95)
+	// array header, size 6
+	o = append(o, 0x96)
 	o = msgp.AppendString(o, z.Magic)
 	o = msgp.AppendUint16(o, z.Protocol)
 	o = msgp.AppendString(o, z.Build)
@@ -1352,6 +1358,7 @@ func (z *Hello) MarshalMsg(b []byte) (o []byte, err error) {
 			return
 		}
 	}
+	o = msgp.AppendBool(o, z.Ring)
 	return
 }
 
@@ -1363,8 +1370,8 @@ func (z *Hello) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 5 {
-		err = msgp.ArrayError{Wanted: 5, Got: zb0001}
+	if zb0001 != 6 {
+		err = msgp.ArrayError{Wanted: 6, Got: zb0001}
 		return
 	}
 	z.Magic, bts, err = msgp.ReadStringBytes(bts)
@@ -1409,6 +1416,11 @@ func (z *Hello) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			return
 		}
 	}
+	z.Ring, bts, err = msgp.ReadBoolBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Ring")
+		return
+	}
 	o = bts
 	return
 }
@@ -1419,6 +1431,7 @@ func (z *Hello) Msgsize() (s int) {
 	for za0001 := range z.Processes {
 		s += z.Processes[za0001].Msgsize()
 	}
+	s += msgp.BoolSize
 	return
 }
 

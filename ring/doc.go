@@ -4,7 +4,8 @@
 // rings, the request ring (supervisor to worker) and the reply ring
 // (worker to supervisor), and the protocol by which a consumer parks on a
 // futex word and a producer wakes it only when it announced that it parks.
-// docs/RINGS.md draws the layout, field by field.
+// docs/PROTOCOL.md#rings draws the layout, field by field, and says
+// how pool and worker use it; docs/RINGS.md says why it is built so.
 //
 // # Basics
 //

@@ -66,6 +66,13 @@ func (s *Shared) Append(p []byte, linger bool) (uint64, error) {
 	return n, err
 }
 
+// Records is how many records were appended through s.
+func (s *Shared) Records() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.records
+}
+
 // Close makes every later Append fail with ErrClosed. Once it returns,
 // nothing touches the Writer through s: the Pair may be closed.
 func (s *Shared) Close() {

@@ -126,6 +126,10 @@ func latency(b *testing.B, op func()) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 }
 
+// benchTransportEnv picks the benchmarks' worker transport (ring or
+// socket; unset: pool.DefaultTransport).
+const benchTransportEnv = "THEUS_BENCH_TRANSPORT"
+
 func benchSupervisor(b *testing.B, workers int) *harness {
 	return benchSupervisorWith(b, Config{Workers: workers})
 }
@@ -142,6 +146,9 @@ func benchSupervisorWith(b *testing.B, cfg Config) *harness {
 	// Go's default).
 	if procs := cmp.Or(os.Getenv("THEUS_BENCH_WORKER_PROCS"), "1"); procs != "0" {
 		cfg.Pool.Env = append(cfg.Pool.Env, "GOMAXPROCS="+procs)
+	}
+	if tr := os.Getenv(benchTransportEnv); tr != "" && cfg.Pool.Transport == "" {
+		cfg.Pool.Transport = tr // ring or socket: the A/B of docs/BENCHMARKS.md
 	}
 	s, err := Start(cfg)
 	if err != nil {

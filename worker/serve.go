@@ -80,9 +80,13 @@ func Serve(ctx context.Context, defs ...Def) error {
 		sl = newSlabs(os.NewFile(uintptr(hfd), "theus-heavy"))
 		go sl.read(zerolog.Ctx(ctx))
 	}
-	if err := handshake(conn, defs, sl); err != nil {
+	rs := mapRings(zerolog.Ctx(ctx), fd, maxFrame)
+	if err := handshake(conn, defs, sl, rs != nil); err != nil {
 		if sl != nil {
 			sl.close(true)
+		}
+		if rs != nil {
+			rs.close()
 		}
 		return err
 	}
@@ -96,6 +100,10 @@ func Serve(ctx context.Context, defs ...Def) error {
 		s.heavy = &tensors{slabs: sl, alloc: s.alloc}
 	}
 	s.wg.Go(func() { s.read(ctx) })
+	if rs != nil {
+		s.rings = rs
+		s.wg.Go(func() { s.readRing(ctx) })
+	}
 	err = <-s.done
 	cancel()
 	// Processes see their context canceled; those that ignore it get
@@ -114,6 +122,9 @@ func Serve(ctx context.Context, defs ...Def) error {
 	}
 	if sl != nil {
 		sl.close(finished) // unmapping under a running process would crash it
+	}
+	if rs != nil && finished {
+		rs.close() // else a process still running may write its result there
 	}
 	return err
 }
@@ -149,8 +160,8 @@ func build() string {
 	return "unknown"
 }
 
-func handshake(conn *ipc.Conn, defs []Def, sl *slabs) error {
-	h := &protocol.Hello{Magic: protocol.Magic, Protocol: protocol.Version, Build: build(), PID: int64(os.Getpid())}
+func handshake(conn *ipc.Conn, defs []Def, sl *slabs, mappedRing bool) error {
+	h := &protocol.Hello{Magic: protocol.Magic, Protocol: protocol.Version, Build: build(), PID: int64(os.Getpid()), Ring: mappedRing}
 	for _, d := range defs {
 		h.Processes = append(h.Processes, d.info())
 	}
@@ -238,7 +249,8 @@ type server struct {
 	grants    map[uint64]chan *protocol.Grant // Alloc requests waiting, by id
 	nextAlloc uint64
 	heavy     *tensors   // nil without a packet socket
-	done      chan error // the reader's end: nil for EOF
+	rings     *rings     // nil without a ring pair
+	done      chan error // the readers' end: nil for EOF; see fail
 	gos       *gopool.Pool
 }
 
@@ -254,7 +266,7 @@ const dispatchGoroutines = 64
 // no thread ever waits for another (see docs/PROTOCOL.md).
 func (s *server) read(ctx context.Context) {
 	if err := s.readUntilDispatch(ctx); err != nil {
-		s.done <- err
+		s.fail(err)
 	}
 }
 
@@ -264,7 +276,7 @@ func (s *server) readUntilDispatch(ctx context.Context) error {
 		m, err := s.conn.Recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) || ctx.Err() != nil {
-				s.done <- nil // the supervisor is gone or we were told to stop
+				s.fail(nil) // the supervisor is gone or we were told to stop
 				return nil
 			}
 			return fmt.Errorf("worker: read from supervisor: %w", err)
@@ -283,9 +295,7 @@ func (s *server) readUntilDispatch(ctx context.Context) error {
 			return nil
 		case *protocol.Cancel:
 			s.mu.Lock()
-			if c := s.running[m.ID]; c != nil {
-				c()
-			}
+			s.cancelLocked(m)
 			s.mu.Unlock()
 		case *protocol.Grant:
 			s.mu.Lock()
@@ -330,8 +340,12 @@ func (s *server) run(ctx context.Context, cancel context.CancelFunc, dp *protoco
 	}
 	s.mu.Lock()
 	delete(s.running, dp.ID)
+	others := len(s.running) > 0
 	s.mu.Unlock()
 	cancel()
+	if s.rings != nil && s.replyRing(res, others) {
+		return // others: results of dispatches still running may share its commit
+	}
 	// Defer: results of a pipelined batch share one write (ipc.Conn.Defer).
 	if err := s.conn.Defer(res); errors.Is(err, protocol.ErrFrameTooLarge) {
 		// The delta or result does not fit a frame: fail the call instead

@@ -43,6 +43,9 @@ func (f flags) config() (supervisor.Config, error) {
 	if f.workerProcs < 0 {
 		return bad(fmt.Errorf("--worker-procs %d: want 0 (Go's default) or more", f.workerProcs))
 	}
+	if f.transport != pool.TransportRing && f.transport != pool.TransportSocket {
+		return bad(fmt.Errorf("--worker-transport %q: want %s or %s", f.transport, pool.TransportRing, pool.TransportSocket))
+	}
 	if f.maxFrame < 1<<10 {
 		return bad(fmt.Errorf("--max-frame %d: want at least 1024", f.maxFrame))
 	}
@@ -114,6 +117,7 @@ func (f flags) config() (supervisor.Config, error) {
 		// inherited GOMAXPROCS.
 		cfg.Pool.Env = append(cfg.Pool.Env, "GOMAXPROCS="+strconv.Itoa(f.workerProcs))
 	}
+	cfg.Pool.Transport = f.transport
 	return cfg, nil
 }
 

@@ -15,7 +15,7 @@ import msgpack
 from .errors import BadFrame, Error
 
 MAGIC = "theus/1"
-VERSION = 3  # protocol.Version of the Go side; a Hello of another is refused
+VERSION = 4  # protocol.Version of the Go side; a Hello of another is refused
 
 DEFAULT_MAX_FRAME = 16 << 20  # the supervisor's default --max-frame
 

@@ -153,7 +153,9 @@ class _Server:
     # --- handshake ------------------------------------------------------------
 
     def handshake(self, procs):
-        hello = [MAGIC, _wire.VERSION, _build(), os.getpid(), [p.info() for p in procs]]
+        # Ring False: this SDK does not map the ring pair (THEUS_RING_FD);
+        # the socket carries its Dispatches and Results.
+        hello = [MAGIC, _wire.VERSION, _build(), os.getpid(), [p.info() for p in procs], False]
         try:
             self.send(HELLO, hello)
             self.sock.settimeout(HANDSHAKE_TIMEOUT)
@@ -276,7 +278,8 @@ class _Server:
                     check_tuple(t, 1, "Ping")
                     self.send(PONG, [check_uint(t[0], "Ping.Seq")])
                 elif kind == CANCEL:
-                    check_tuple(t, 1, "Cancel")
+                    if type(t) is not list or len(t) != 1:  # [id] is accepted too
+                        check_tuple(t, 2, "Cancel")  # [id, ring]: ring is 0 here
                     with self.mu:
                         ev = self.running.get(check_uint(t[0], "Cancel.ID"))
                     if ev is not None:

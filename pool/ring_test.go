@@ -1,0 +1,314 @@
+package pool
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/ipc"
+	"github.com/theus-run/theus/protocol"
+	"github.com/theus-run/theus/ring"
+	"github.com/theus-run/theus/worker"
+)
+
+// ringWorkerEnv makes the test binary a worker with two more processes:
+// test.wait returns when its call is canceled, test.echo returns a
+// result of n bytes.
+const ringWorkerEnv = "THEUS_TEST_RING_WORKER"
+
+func ringWorkerProcesses() []worker.Def {
+	type echoArgs struct {
+		N   int    `json:"n"`
+		Pad string `json:"pad"`
+	}
+	return append(append(demo.Processes(), demo.Faults()...),
+		worker.Process("test.wait", worker.Contract{}, func(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
+			<-ctx.Done()
+			return worker.None{}, ctx.Err()
+		}),
+		worker.Process("test.echo", worker.Contract{}, func(ctx *worker.Ctx, in echoArgs) (string, error) {
+			return strings.Repeat("x", in.N), nil
+		}))
+}
+
+func startRing(t *testing.T, n int, tune func(*Config)) *Pool {
+	return start(t, n, func(c *Config) {
+		c.Env = append(c.Env, ringWorkerEnv+"=1")
+		c.Transport = TransportRing
+		if tune != nil {
+			tune(c)
+		}
+	})
+}
+
+// procOf returns the worker of slot 0.
+func procOf(p *Pool) *proc {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.slots[0].cur
+}
+
+// ringRecords is how many records the supervisor wrote in the worker's
+// request ring, or -1 when the worker has none.
+func ringRecords(p *Pool) int {
+	pr := procOf(p)
+	if pr == nil || pr.rings == nil {
+		return -1
+	}
+	return int(pr.rings.out.Records())
+}
+
+func TestDispatchesTravelInTheRings(t *testing.T) {
+	for _, tr := range []string{"", TransportRing, TransportSocket} {
+		t.Run("transport="+tr, func(t *testing.T) {
+			p := startRing(t, 1, func(c *Config) { c.Transport = tr })
+			var wg sync.WaitGroup
+			for i := range 50 {
+				wg.Go(func() {
+					res, err := dispatch(t, p, "counter.add", `{"by":1}`)
+					if err != nil || res.Err != nil {
+						t.Errorf("dispatch %d: %v %v", i, err, res)
+					}
+				})
+			}
+			wg.Wait()
+			got := ringRecords(p)
+			if cmp.Or(tr, DefaultTransport) == TransportSocket {
+				if got != -1 {
+					t.Fatalf("transport socket: the worker has a ring pair (%d records)", got)
+				}
+				return
+			}
+			if got != 50 {
+				t.Fatalf("%d dispatches went through the ring, want 50", got)
+			}
+		})
+	}
+	if _, err := Start(Config{Command: []string{"true"}, Transport: "pigeon"}); err == nil || !strings.Contains(err.Error(), "pigeon") {
+		t.Fatalf("Start with transport pigeon: %v", err)
+	}
+}
+
+// TestWorkerWithoutRingUsesTheSocket: a worker that does not map the
+// pair (here: it is not told where it is) says so in its Hello and gets
+// everything over the socket.
+func TestWorkerWithoutRingUsesTheSocket(t *testing.T) {
+	p := startRing(t, 1, func(c *Config) { c.Env = append(c.Env, worker.EnvRingFD+"=") })
+	for range 20 {
+		res, err := dispatch(t, p, "counter.add", `{"by":1}`)
+		if err != nil || res.Err != nil {
+			t.Fatal(err, res)
+		}
+	}
+	if got := ringRecords(p); got != -1 {
+		t.Fatalf("the worker did not map its ring, yet it has one (%d records)", got)
+	}
+}
+
+// TestBigFramesTakeTheSocket: a dispatch or a result too big for a ring
+// record goes over the socket, and the worker stays.
+func TestBigFramesTakeTheSocket(t *testing.T) {
+	p := startRing(t, 1, nil)
+	before := p.PIDs()
+	big := 2 * ring.MaxRecord(1<<20)
+	pad := strings.Repeat("p", big)
+	for _, tc := range []struct {
+		args string
+		want int
+	}{
+		{`{"n":` + strconv.Itoa(big) + `}`, big},                     // a big result
+		{`{"n":10,"pad":"` + pad + `"}`, 10},                         // a big dispatch
+		{`{"n":` + strconv.Itoa(big) + `,"pad":"` + pad + `"}`, big}, // both
+		{`{"n":10}`, 10}, // and a small one after them
+	} {
+		res, err := dispatch(t, p, "test.echo", tc.args)
+		if err != nil || res.Err != nil {
+			t.Fatal(err, res)
+		}
+		if len(res.Result) != tc.want+2 {
+			t.Fatalf("result of %d bytes, want %d", len(res.Result), tc.want+2)
+		}
+	}
+	if got := ringRecords(p); got != 2 {
+		t.Fatalf("%d dispatches went through the ring, want the 2 small ones", got)
+	}
+	if after := p.PIDs(); len(after) != 1 || after[0] != before[0] {
+		t.Fatal("the worker was replaced")
+	}
+}
+
+// TestCancelRightAfterDispatch: a Cancel sent over the socket right
+// behind a Dispatch in the ring may reach the worker first; the worker
+// keeps it until it reads the Dispatch. Were it dropped, test.wait
+// would run on, the call's KillGrace would pass and the worker would be
+// replaced.
+func TestCancelRightAfterDispatch(t *testing.T) {
+	p := startRing(t, 1, func(c *Config) { c.KillGrace = 10 * time.Second })
+	before := p.PIDs()
+	for round := range 100 {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				ctx, cancel := context.WithCancel(context.Background())
+				go cancel()
+				_, blocks, err := p.Dispatch(ctx, &protocol.Dispatch{Process: "test.wait"})
+				blocks.Close()
+				if err == nil {
+					t.Errorf("round %d: test.wait returned without being canceled", round)
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+	}
+	if after := p.PIDs(); len(after) != 1 || after[0] != before[0] {
+		t.Fatal("the worker was replaced: a Cancel was lost")
+	}
+	if got := ringRecords(p); got < 100 {
+		t.Fatalf("only %d dispatches went through the ring", got)
+	}
+}
+
+// TestWorkerKilledMidBatch: every call in flight on a worker that dies
+// fails with ErrWorkerCrashed, whether its Dispatch was read or still in
+// the ring.
+func TestWorkerKilledMidBatch(t *testing.T) {
+	p := startRing(t, 1, nil)
+	before := p.PIDs()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Go(func() {
+			_, _, err := p.Dispatch(context.Background(), &protocol.Dispatch{Process: "test.wait"})
+			errs <- err
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); p.WorkerStatus()[0].InFlight < 64; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d in flight", p.WorkerStatus()[0].InFlight)
+		}
+	}
+	syscall.Kill(before[0], syscall.SIGKILL)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrWorkerCrashed) {
+			t.Fatalf("err = %v, want ErrWorkerCrashed", err)
+		}
+	}
+	res, err := dispatch(t, p, "noop", "")
+	if err != nil || res.Err != nil {
+		t.Fatal(err, res)
+	}
+}
+
+// TestCorruptReplyRingKillsTheWorker: a worker that breaks its reply
+// ring's rules, or writes a record that is not a Result, is killed with
+// a cause that says so, and replaced.
+func TestCorruptReplyRingKillsTheWorker(t *testing.T) {
+	for mode, want := range map[string]string{
+		"ring-corrupt": "reply ring corrupt",
+		"ring-garbage": "reply ring: ",
+		"ring-kind":    "unexpected dispatch from worker in its reply ring",
+	} {
+		t.Run(mode, func(t *testing.T) {
+			p := start(t, 1, func(c *Config) {
+				c.Env = append(c.Env, "THEUS_TEST_BAD_WORKER="+mode)
+				c.Transport = TransportRing
+				c.RestartBackoff = 10 * time.Millisecond
+			})
+			before := p.PIDs()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, _, err := p.Dispatch(ctx, &protocol.Dispatch{Process: "noop"})
+			if !errors.Is(err, ErrWorkerCrashed) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v, want ErrWorkerCrashed saying %q", err, want)
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if after := p.PIDs(); len(after) == 1 && after[0] != before[0] {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the worker was not replaced")
+				}
+			}
+		})
+	}
+}
+
+// badRingWorker maps its ring pair, reads one Dispatch from the request
+// ring, then breaks the reply ring as mode says. fd 3 is its socket.
+func badRingWorker(mode string) int {
+	c, err := ipc.FileConn(os.NewFile(3, "sup"), ipc.Options{})
+	if err != nil {
+		return 1
+	}
+	fd, err := strconv.Atoi(os.Getenv(worker.EnvRingFD))
+	if err != nil {
+		return 1
+	}
+	f := os.NewFile(uintptr(fd), "ring")
+	st, err := f.Stat()
+	if err != nil {
+		return 1
+	}
+	raw, err := unix.Mmap(fd, 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return 1
+	}
+	pair, err := ring.Map(f, ring.Worker)
+	if err != nil {
+		return 1
+	}
+	c.Send(&protocol.Hello{Magic: protocol.Magic, Protocol: protocol.Version, PID: int64(os.Getpid()), Ring: true,
+		Processes: []protocol.ProcessInfo{{Name: "noop", Semantic: "pure"}}})
+	if _, err := c.Recv(); err != nil { // Welcome
+		return 1
+	}
+	go func() { // answer Pings; exit with the socket
+		for {
+			if _, err := c.Recv(); err != nil {
+				os.Exit(0)
+			}
+		}
+	}()
+	if err := pair.Reader().Wait(context.Background()); err != nil {
+		return 1
+	}
+	if _, err := pair.Reader().Read(nil); err != nil {
+		return 1
+	}
+	switch mode {
+	case "ring-garbage":
+		pair.Writer().Write([]byte{byte(protocol.KindResult), 0xc1})
+	case "ring-kind":
+		b, _ := (&protocol.Dispatch{ID: 1}).MarshalMsg([]byte{byte(protocol.KindDispatch)})
+		pair.Writer().Write(b)
+	case "ring-corrupt":
+		// The layout of docs/PROTOCOL.md#rings: the reply ring's control
+		// block at 2048 (tail at +0, the consumer's park word at +256),
+		// its data after the request ring's. A header of kind 7, then
+		// the tail past it, then a wake.
+		capacity := binary.NativeEndian.Uint64(raw[16:])
+		data := 4096 + capacity
+		binary.NativeEndian.PutUint64(raw[data:], 7<<32)
+		binary.NativeEndian.PutUint64(raw[2048:], 8)
+		binary.NativeEndian.PutUint32(raw[2048+256:], 0)
+		unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&raw[2048+256])), 1, 1, 0, 0, 0)
+	}
+	select {} // until the supervisor kills it
+}

@@ -1,0 +1,193 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/theus-run/theus/protocol"
+	"github.com/theus-run/theus/ring"
+)
+
+// EnvRingFD is the descriptor of the ring pair (a sealed memfd) through
+// which Dispatches and Results may travel; unset: the socket only.
+const EnvRingFD = "THEUS_RING_FD"
+
+// rings is the worker's side of the ring pair: it reads Dispatches from
+// the request ring and writes Results to the reply ring.
+type rings struct {
+	pair   *ring.Pair
+	out    *ring.Shared // the reply ring
+	maxRec int          // the largest record either way
+	batch  ring.Batch   // owned by the goroutine reading the ring now
+
+	// Guarded by server.mu.
+	read  uint64              // request records read, each Dispatch registered
+	early map[uint64]struct{} // Cancels of Dispatches still in the ring, by id
+}
+
+// mapRings maps the ring pair named by EnvRingFD, or returns nil when
+// there is none or it cannot be mapped (then the socket carries
+// everything, and the Hello says so).
+func mapRings(log *zerolog.Logger, sockFD, maxFrame int) *rings {
+	v := os.Getenv(EnvRingFD)
+	if v == "" {
+		return nil
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 || fd == sockFD {
+		log.Warn().Str(EnvRingFD, v).Msg("not a descriptor number >= 3: using the socket only")
+		return nil
+	}
+	p, err := ring.Map(os.NewFile(uintptr(fd), "theus-ring"), ring.Worker)
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot map the ring pair: using the socket only")
+		return nil
+	}
+	out := ring.NewShared(p.Writer())
+	if maxFrame <= 0 {
+		maxFrame = protocol.DefaultMaxFrame
+	}
+	return &rings{pair: p, out: out, maxRec: min(out.MaxRecord(), maxFrame), early: map[uint64]struct{}{}}
+}
+
+// close unmaps the pair; nothing may read or write it any more.
+func (rs *rings) close() {
+	rs.out.Close()
+	rs.pair.Close()
+}
+
+// readRing reads Dispatches from the request ring until ctx ends. Like
+// readUntilDispatch, it registers every Dispatch of a batch, hands the
+// reading to a kept goroutine and runs the last one itself.
+func (s *server) readRing(ctx context.Context) {
+	rs := s.rings
+	r := rs.pair.Reader()
+	for {
+		n, err := r.ReadBatch(&rs.batch, 0)
+		var ds []begun
+		for i := range n {
+			d, err := s.beginRecord(ctx, rs.batch.Record(i))
+			if err != nil {
+				s.fail(err)
+				return
+			}
+			if d.dp != nil {
+				ds = append(ds, d)
+			}
+		}
+		if len(ds) > 0 {
+			last := ds[len(ds)-1]
+			for _, d := range ds[:len(ds)-1] {
+				s.wg.Add(1)
+				s.gos.Go(func() {
+					defer s.wg.Done()
+					s.run(d.ctx, d.cancel, d.dp)
+				})
+			}
+			if err == nil {
+				s.wg.Add(1)
+				s.gos.Go(func() {
+					defer s.wg.Done()
+					s.readRing(ctx)
+				})
+			}
+			s.run(last.ctx, last.cancel, last.dp)
+		}
+		if err == nil && len(ds) > 0 {
+			return
+		}
+		if err == nil && n == 0 {
+			err = r.Wait(ctx)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.fail(fmt.Errorf("worker: request ring: %w", err))
+			}
+			return
+		}
+	}
+}
+
+// begun is a Dispatch registered, ready to run.
+type begun struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	dp     *protocol.Dispatch
+}
+
+// beginRecord decodes one request record and registers its Dispatch
+// (nil dp for a record that is not one), cancelling it at once when its
+// Cancel came first over the socket.
+func (s *server) beginRecord(ctx context.Context, rec []byte) (begun, error) {
+	rs := s.rings
+	var dp *protocol.Dispatch
+	if len(rec) == 0 || len(rec) > rs.maxRec {
+		return begun{}, fmt.Errorf("worker: request ring: a record of %d bytes: %w", len(rec), protocol.ErrBadFrame)
+	}
+	m, err := protocol.Decode(protocol.Kind(rec[0]), rec[1:])
+	if err != nil {
+		return begun{}, fmt.Errorf("worker: request ring: %w", err)
+	}
+	dp, ok := m.(*protocol.Dispatch)
+	if !ok {
+		s.mu.Lock()
+		rs.read++
+		s.mu.Unlock()
+		return begun{}, nil
+	}
+	dctx, cancel := s.begin(ctx, dp)
+	s.mu.Lock()
+	rs.read++
+	if _, ok := rs.early[dp.ID]; ok {
+		delete(rs.early, dp.ID)
+		cancel()
+	}
+	s.mu.Unlock()
+	return begun{dctx, cancel, dp}, nil
+}
+
+// cancelLocked cancels dispatch c.ID, or keeps the Cancel until its Dispatch
+// is read when it is still in the request ring (the socket overtook the
+// ring). s.mu is held.
+func (s *server) cancelLocked(c *protocol.Cancel) {
+	if cancel := s.running[c.ID]; cancel != nil {
+		cancel()
+		return
+	}
+	if rs := s.rings; rs != nil && c.Ring > rs.read {
+		rs.early[c.ID] = struct{}{}
+	} // else it is over: the Cancel crossed its Result
+}
+
+// fail ends Serve with err, unless it is ending already.
+func (s *server) fail(err error) {
+	select {
+	case s.done <- err:
+	default:
+	}
+}
+
+var resultBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// replyRing writes res to the reply ring, and reports false when it did
+// not fit there now (the caller sends it over the socket).
+func (s *server) replyRing(res *protocol.Result, linger bool) bool {
+	rs := s.rings
+	bp := resultBufs.Get().(*[]byte)
+	defer resultBufs.Put(bp)
+	b := append((*bp)[:0], byte(protocol.KindResult))
+	b, err := res.MarshalMsg(b)
+	if cap(b) <= 1<<20 {
+		*bp = b[:0]
+	}
+	if err != nil || len(b) > rs.maxRec {
+		return false
+	}
+	_, err = rs.out.Append(b, linger)
+	return err == nil
+}
