@@ -86,7 +86,7 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 	if packet != nil {
 		cmd.Env = append(cmd.Env, "THEUS_HEAVY_FD=4")
 	}
-	pair, err := p.newRingPair()
+	pair, bells, err := p.newRingPair()
 	if err != nil {
 		local.Close()
 		if packet != nil {
@@ -102,8 +102,11 @@ func (p *Pool) spawn(slot int) (*proc, error) {
 		cmd.Path = "/proc/self/fd/" + strconv.Itoa(2+len(files))
 	}
 	if pair != nil {
-		files = append(files, pair.File())
-		cmd.Env = append(cmd.Env, "THEUS_RING_FD="+strconv.Itoa(2+len(files)))
+		// The memfd, then the doorbells of the request and reply rings.
+		files = append(files, pair.File(), bells[0], bells[1])
+		cmd.Env = append(cmd.Env, fmt.Sprintf("THEUS_RING_FD=%d,%d,%d", len(files), len(files)+1, len(files)+2))
+		defer bells[0].Close() // the worker has its copies once it started
+		defer bells[1].Close()
 	}
 	cmd.Env = append(cmd.Env, p.cfg.Env...)
 	cmd.ExtraFiles = files

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -140,17 +141,30 @@ func (pr *proc) deliverRecord(rec []byte, max int) bool {
 	return pr.deliver(res)
 }
 
-// newRingPair makes the ring pair of a worker about to start, or none
-// with TransportSocket.
-func (p *Pool) newRingPair() (*ring.Pair, error) {
+// newRingPair makes the ring pair of a worker about to start and its
+// doorbells (request, reply), or none with TransportSocket. A parked
+// reader of the supervisor is then a goroutine in the netpoller, not a
+// thread in futex(2) (see ring.NewDoorbells).
+func (p *Pool) newRingPair() (*ring.Pair, []*os.File, error) {
 	if cmp.Or(p.cfg.Transport, DefaultTransport) == TransportSocket {
-		return nil, nil
+		return nil, nil, nil
 	}
 	pair, err := ring.New(ringCapacity)
 	if err != nil {
-		return nil, fmt.Errorf("pool: ring pair (--worker-transport socket does without): %w", err)
+		return nil, nil, fmt.Errorf("pool: ring pair (--worker-transport socket does without): %w", err)
 	}
-	return pair, nil
+	req, rep, err := ring.NewDoorbells()
+	if err != nil {
+		pair.Close()
+		return nil, nil, fmt.Errorf("pool: ring pair (--worker-transport socket does without): %w", err)
+	}
+	if err := pair.SetDoorbells(req, rep); err != nil {
+		pair.Close()
+		req.Close()
+		rep.Close()
+		return nil, nil, fmt.Errorf("pool: ring pair: %w", err)
+	}
+	return pair, []*os.File{req, rep}, nil
 }
 
 // closePair closes a pair that no worker uses; nil is none.

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -257,10 +256,11 @@ func badRingWorker(mode string) int {
 	if err != nil {
 		return 1
 	}
-	fd, err := strconv.Atoi(os.Getenv(worker.EnvRingFD))
-	if err != nil {
-		return 1
+	var fds [3]int
+	for i, v := range strings.Split(os.Getenv(worker.EnvRingFD), ",") {
+		fds[i], _ = strconv.Atoi(v)
 	}
+	fd := fds[0]
 	f := os.NewFile(uintptr(fd), "ring")
 	st, err := f.Stat()
 	if err != nil {
@@ -272,6 +272,9 @@ func badRingWorker(mode string) int {
 	}
 	pair, err := ring.Map(f, ring.Worker)
 	if err != nil {
+		return 1
+	}
+	if err := pair.SetDoorbells(os.NewFile(uintptr(fds[1]), "req"), os.NewFile(uintptr(fds[2]), "rep")); err != nil {
 		return 1
 	}
 	c.Send(&protocol.Hello{Magic: protocol.Magic, Protocol: protocol.Version, PID: int64(os.Getpid()), Ring: true,
@@ -302,13 +305,13 @@ func badRingWorker(mode string) int {
 		// The layout of docs/PROTOCOL.md#rings: the reply ring's control
 		// block at 2048 (tail at +0, the consumer's park word at +256),
 		// its data after the request ring's. A header of kind 7, then
-		// the tail past it, then a wake.
+		// the tail past it, then a ring of its doorbell.
 		capacity := binary.NativeEndian.Uint64(raw[16:])
 		data := 4096 + capacity
 		binary.NativeEndian.PutUint64(raw[data:], 7<<32)
 		binary.NativeEndian.PutUint64(raw[2048:], 8)
 		binary.NativeEndian.PutUint32(raw[2048+256:], 0)
-		unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&raw[2048+256])), 1, 1, 0, 0, 0)
+		unix.Write(fds[2], binary.NativeEndian.AppendUint64(nil, 1)) // the reply ring's doorbell
 	}
 	select {} // until the supervisor kills it
 }

@@ -70,6 +70,9 @@ type ringMem struct {
 	data     []byte
 	size     uint64
 	max      uint64 // MaxRecord(size)
+	// bell is the eventfd that wakes the consumer (see Pair.SetDoorbells),
+	// for the producer; -1: the futex on consPark.
+	bell int
 }
 
 // newRingMem views mem[ctl:ctl+ctlSize] as a control block and
@@ -86,6 +89,7 @@ func newRingMem(name string, mem []byte, ctl, data, size uint64) ringMem {
 		data:     mem[data : data+size : data+size],
 		size:     size,
 		max:      uint64(MaxRecord(int(size))),
+		bell:     -1,
 	}
 }
 

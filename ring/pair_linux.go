@@ -32,6 +32,7 @@ func (r Role) String() string {
 
 // Pair is one side's mapping of a ring pair.
 type Pair struct {
+	role   Role
 	region *shm.Region
 	life   life
 	w      Writer
@@ -95,7 +96,7 @@ func Map(f *os.File, role Role) (*Pair, error) {
 }
 
 func newPair(region *shm.Region, l layout, role Role) *Pair {
-	p := &Pair{region: region, cap: int(l.capacity)}
+	p := &Pair{role: role, region: region, cap: int(l.capacity)}
 	req, rep := l.rings(region.Bytes(0, region.Size()))
 	out, in := req, rep
 	if role == Worker {
@@ -125,9 +126,14 @@ func (p *Pair) Close() error {
 	if p.life.closed.Swap(true) {
 		return nil
 	}
-	wake(p.r.w.word)
-	wake(p.w.w.word)
+	p.r.w.wake()
+	p.w.w.wake()
 	p.life.mu.Lock()
 	defer p.life.mu.Unlock()
-	return p.region.Close()
+	err := p.region.Close()
+	if p.r.w.bell != nil {
+		p.r.w.bell.Close()
+		unix.Close(p.w.m.bell)
+	}
+	return err
 }

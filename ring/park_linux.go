@@ -2,6 +2,7 @@ package ring
 
 import (
 	"context"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,10 +41,19 @@ func futexWake(w *atomic.Uint32) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWakeOp, 1, 0, 0, 0)
 }
 
-// wake wakes the waiter of w if it parks, and reports whether it did.
-func wake(w *atomic.Uint32) bool {
+// wake wakes the waiter of w, which sleeps on the futex, if it parks,
+// and reports whether it did.
+func wake(w *atomic.Uint32) bool { return wakeBell(w, -1) }
+
+// wakeBell wakes the waiter of w if it parks, and reports whether it
+// did: through the eventfd bell when it is one (>= 0), else the futex.
+func wakeBell(w *atomic.Uint32, bell int) bool {
 	if w.Load() == parked && w.CompareAndSwap(parked, running) {
-		futexWake(w)
+		if bell >= 0 {
+			ringBell(bell)
+		} else {
+			futexWake(w)
+		}
 		return true
 	}
 	return false
@@ -57,13 +67,12 @@ type life struct {
 	closed atomic.Bool
 }
 
-// interrupt wakes a waiter of w in this process, unless the mapping is
-// gone.
-func (l *life) interrupt(w *atomic.Uint32) {
+// interrupt wakes waiter w in this process, unless the mapping is gone.
+func (l *life) interrupt(w *waiter) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if !l.closed.Load() {
-		wake(w)
+		w.wake()
 	}
 }
 
@@ -71,7 +80,12 @@ func (l *life) interrupt(w *atomic.Uint32) {
 type waiter struct {
 	life *life
 	word *atomic.Uint32 // the word this side parks on
-	spin time.Duration  // poll this long before parking
+	// bell, when set, is the eventfd it sleeps on instead of the futex
+	// (through the netpoller: no thread waits), and bellFD its number,
+	// written to wake it.
+	bell   *os.File
+	bellFD int
+	spin   time.Duration // poll this long before parking
 	// beforePark runs just before the word is set to parked; tests use
 	// it to publish in the window that the re-check closes.
 	beforePark func()
@@ -102,7 +116,7 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 		}
 		if !registered && ctx.Done() != nil {
 			registered = true
-			stop := context.AfterFunc(ctx, func() { w.life.interrupt(w.word) })
+			stop := context.AfterFunc(ctx, func() { w.life.interrupt(w) })
 			defer stop()
 		}
 		if w.beforePark != nil {
@@ -114,9 +128,27 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 			continue
 		}
 		w.parks++
-		futexWait(w.word, parked)
+		w.sleep()
 		w.word.Store(running)
 	}
+}
+
+// sleep blocks until the waiter is woken (or not: the caller looks again).
+func (w *waiter) sleep() {
+	if w.bell == nil {
+		futexWait(w.word, parked)
+		return
+	}
+	var b [8]byte
+	w.bell.Read(b[:]) // takes every ring of the bell since the last read
+}
+
+// wake wakes w if it parks.
+func (w *waiter) wake() bool {
+	if w.bell == nil {
+		return wake(w.word)
+	}
+	return wakeBell(w.word, w.bellFD)
 }
 
 // spinUntil polls r.ready for up to d and reports whether it held.

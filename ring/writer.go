@@ -121,7 +121,7 @@ func (w *Writer) Commit() error {
 	}
 	w.m.tail.Store(w.next)
 	w.tail = w.next
-	if wake(w.m.consPark) {
+	if wakeBell(w.m.consPark, w.m.bell) {
 		w.wakes++
 	}
 	return nil

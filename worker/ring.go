@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -13,8 +14,10 @@ import (
 	"github.com/theus-run/theus/ring"
 )
 
-// EnvRingFD is the descriptor of the ring pair (a sealed memfd) through
-// which Dispatches and Results may travel; unset: the socket only.
+// EnvRingFD names the descriptors of the ring pair through which
+// Dispatches and Results may travel: "M,Q,P", the sealed memfd, then the
+// eventfds that wake the consumer of the request ring (this worker) and
+// of the reply ring (the supervisor). Unset: the socket only.
 const EnvRingFD = "THEUS_RING_FD"
 
 // rings is the worker's side of the ring pair: it reads Dispatches from
@@ -38,14 +41,30 @@ func mapRings(log *zerolog.Logger, sockFD, maxFrame int) *rings {
 	if v == "" {
 		return nil
 	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 || fd == sockFD {
-		log.Warn().Str(EnvRingFD, v).Msg("not a descriptor number >= 3: using the socket only")
-		return nil
+	var fds [3]int
+	parts := strings.Split(v, ",")
+	for i := range fds {
+		n := -1
+		if len(parts) == len(fds) {
+			n, _ = strconv.Atoi(parts[i])
+		}
+		if n < 3 || n == sockFD {
+			log.Warn().Str(EnvRingFD, v).Msg("not three descriptor numbers >= 3: using the socket only")
+			return nil
+		}
+		fds[i] = n
 	}
-	p, err := ring.Map(os.NewFile(uintptr(fd), "theus-ring"), ring.Worker)
+	req, rep := os.NewFile(uintptr(fds[1]), "theus-ring-req-bell"), os.NewFile(uintptr(fds[2]), "theus-ring-rep-bell")
+	defer req.Close() // the pair keeps copies
+	defer rep.Close()
+	p, err := ring.Map(os.NewFile(uintptr(fds[0]), "theus-ring"), ring.Worker)
 	if err != nil {
 		log.Warn().Err(err).Msg("cannot map the ring pair: using the socket only")
+		return nil
+	}
+	if err := p.SetDoorbells(req, rep); err != nil {
+		p.Close()
+		log.Warn().Err(err).Msg("cannot use the ring pair's doorbells: using the socket only")
 		return nil
 	}
 	out := ring.NewShared(p.Writer())
