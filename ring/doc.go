@@ -17,6 +17,10 @@
 // at most once for all of them). Reader.Read and ReadBatch copy records
 // out; Reader.Wait blocks until there is one. A full ring is ErrFull, at
 // once: the caller sends over its socket instead, or waits (Writer.Wait).
+// Shared lets many goroutines of one side produce into its Writer. A
+// consumer parks on a futex, or, after SetDoorbells on both sides (with
+// the eventfds of NewDoorbells), on an eventfd read through the
+// netpoller, so that no thread waits.
 //
 // # Caveats
 //
