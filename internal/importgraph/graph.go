@@ -39,10 +39,10 @@ var Allowed = map[string][]string{
 	// steps through the Host the supervisor gives it.
 	"flux":                 {"cas", "contract", "signal"},
 	"client":               {"ipc", "protocol"},
-	"worker":               {"ipc", "protocol", "shm", "contract", "internal/gopool"},
+	"worker":               {"ipc", "protocol", "shm", "contract", "internal/gopool", "ring"},
 	"worker/dense":         {"worker", "shm"},
 	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
-	"pool":                 {"ipc", "protocol", "shm", "heavy"},
+	"pool":                 {"ipc", "protocol", "shm", "heavy", "ring"},
 	"heavy":                {"shm", "ipc", "protocol"},
 	"cas":                  {"contract", "vip"},
 	"durable":              {"cas", "contract"},
