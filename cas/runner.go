@@ -67,6 +67,13 @@ type Runner struct {
 	runNS atomic.Int64 // the moving mean of Run's duration, for QueueAbove
 }
 
+// mayQueue reports whether a first attempt of this Runner may queue for
+// a ticket at all (joinQueue): not when Optimistic, without tickets, or
+// in Training.
+func (r *Runner) mayQueue() bool {
+	return !r.Optimistic && r.vipAfter() >= 0 && r.Mode != Training && (r.Arbiter != nil || r.tickets() != nil)
+}
+
 // queueAbove is QueueAbove or its default.
 func (r *Runner) queueAbove() time.Duration {
 	if r.QueueAbove == 0 {
@@ -320,7 +327,7 @@ func (l *loop) wantTicket() bool {
 // the arbiter's HotFor (a burst of callers on a hot key would collide),
 // provided this Runner's runs cost more than QueueAbove.
 func (l *loop) joinQueue() bool {
-	if l.rep.Attempts > 0 || l.r.Optimistic || l.r.vipAfter() < 0 || l.r.Mode == Training {
+	if l.rep.Attempts > 0 || !l.r.mayQueue() {
 		return false
 	}
 	if q := l.r.queueAbove(); q > 0 && time.Duration(l.r.runNS.Load()) <= q {
@@ -383,9 +390,15 @@ func (l *loop) attempt(ctx context.Context) error {
 	}
 	snap := l.snap
 	defer snap.Release()
-	began := time.Now()
+	timed := l.r.mayQueue() && l.r.queueAbove() > 0 // the mean is read by joinQueue only
+	var began time.Time
+	if timed {
+		began = time.Now()
+	}
 	out, err := l.inv.Run(ctx, snap, l.rep.Attempts)
-	l.r.ran(time.Since(began))
+	if timed {
+		l.r.ran(time.Since(began))
+	}
 	snapVer := snap.Version()
 	if l.r.Mode == Training {
 		snap.Release() // the inputs were read; nothing validates against them
