@@ -64,10 +64,7 @@ func (pr *proc) sendDispatch(d *protocol.Dispatch) (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("pool: encode dispatch: %w", err)
 		}
-		if len(b) > pr.pool.cfg.MaxFrame {
-			return 0, fmt.Errorf("pool: send dispatch: %d bytes, limit %d: %w", len(b), pr.pool.cfg.MaxFrame, protocol.ErrFrameTooLarge)
-		}
-		if len(b) <= rs.maxRec {
+		if len(b) <= rs.maxRec { // maxRec <= MaxFrame: a larger one is the socket's to refuse
 			n, err := rs.out.Append(b, linger)
 			switch {
 			case err == nil:
