@@ -126,8 +126,8 @@ func (p *Pair) Close() error {
 	if p.life.closed.Swap(true) {
 		return nil
 	}
-	p.r.w.wake()
-	p.w.w.wake()
+	p.r.w.interrupt()
+	p.w.w.interrupt()
 	p.life.mu.Lock()
 	defer p.life.mu.Unlock()
 	err := p.region.Close()

@@ -72,7 +72,7 @@ func (l *life) interrupt(w *waiter) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if !l.closed.Load() {
-		w.wake()
+		w.interrupt()
 	}
 }
 
@@ -143,12 +143,20 @@ func (w *waiter) sleep() {
 	w.bell.Read(b[:]) // takes every ring of the bell since the last read
 }
 
-// wake wakes w if it parks.
-func (w *waiter) wake() bool {
+// interrupt wakes w whatever its word says, for this process's own
+// reasons to end a wait (a context done, Close). It cannot trust the
+// word as wake does: the word is shared memory, and a peer killed between
+// its compare-and-swap and its wake (or a hostile one) leaves it saying
+// running while w sleeps. A wake that finds w awake is harmless: the
+// bell keeps its count, or the futex word no longer says parked, and the
+// next sleep returns at once to a loop that looks again.
+func (w *waiter) interrupt() {
 	if w.bell == nil {
-		return wake(w.word)
+		w.word.Store(running)
+		futexWake(w.word)
+		return
 	}
-	return wakeBell(w.word, w.bellFD)
+	ringBell(w.bellFD)
 }
 
 // spinUntil polls r.ready for up to d and reports whether it held.

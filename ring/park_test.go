@@ -13,8 +13,8 @@ func (h *heapRing) close() {
 	if h.life.closed.Swap(true) {
 		return
 	}
-	wake(h.r.w.word)
-	wake(h.w.w.word)
+	h.r.w.interrupt()
+	h.w.w.interrupt()
 	h.life.mu.Lock()
 	//lint:ignore SA2001 waits until every waiter has left, as Pair.Close does before it unmaps
 	h.life.mu.Unlock()
@@ -248,4 +248,66 @@ func TestWaitInterrupted(t *testing.T) {
 		t.Fatalf("Read after Close: %v", err)
 	}
 	h.close()
+}
+
+// A peer that turns the reader's park word back to running without
+// waking it (a worker killed between its compare-and-swap and its wake,
+// or a hostile one) must not keep a Wait asleep once this process ends
+// it: a done context and Close wake the reader whatever the shared word
+// says. With the word trusted, both Waits sleep forever (the supervisor
+// then hangs in Shutdown, waiting for its ring reader).
+func TestInterruptIgnoresTheSharedWord(t *testing.T) {
+	for _, bells := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bells=%v", bells), func(t *testing.T) {
+			sup, _ := newTestPair(t, MinCapacity)
+			if bells {
+				sup, _ = newBellPair(t, MinCapacity)
+			}
+			word := sup.Reader().m.consPark
+			wait := func(ctx context.Context) chan error {
+				done := make(chan error, 1)
+				go func() { done <- sup.Reader().Wait(ctx) }()
+				deadline := time.Now().Add(time.Minute)
+				for word.Load() != parked {
+					if time.Now().After(deadline) {
+						t.Fatal("the reader never parked")
+					}
+					time.Sleep(time.Millisecond)
+				}
+				time.Sleep(10 * time.Millisecond) // into its sleep
+				word.Store(running)               // the peer's CAS, and no wake
+				return done
+			}
+			ended := func(done chan error, want error) {
+				t.Helper()
+				select {
+				case err := <-done:
+					if !errors.Is(err, want) {
+						t.Fatalf("Wait = %v, want %v", err, want)
+					}
+				case <-time.After(30 * time.Second):
+					// Free it by hand, so that the cleanup's Close returns.
+					if w := &sup.Reader().w; w.bell != nil {
+						ringBell(w.bellFD)
+					} else {
+						futexWake(word)
+					}
+					<-done
+					t.Fatalf("Wait still asleep 30 s after it was ended (want %v)", want)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := wait(ctx)
+			cancel()
+			ended(done, context.Canceled)
+
+			done = wait(context.Background())
+			closed := make(chan error, 1)
+			go func() { closed <- sup.Close() }()
+			ended(done, ErrClosed)
+			if err := <-closed; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
