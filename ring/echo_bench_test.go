@@ -17,7 +17,10 @@ import (
 //     write, the benchmark tops up with one write per batch of replies;
 //   - ring: this package, one Commit (at most one wake) per batch, parking
 //     at once when empty;
-//   - ring-spin: the same, both readers polling 5 µs before parking.
+//   - ring-spin: the same, both readers polling 5 µs before parking;
+//   - ring-bell: the same, both readers sleeping on eventfd doorbells
+//     through the netpoller, the peer at GOMAXPROCS 1: the transport
+//     between the supervisor and a worker, without their work.
 //
 // wakes/op counts the benchmark's wakes of its peer, parks/op its own
 // parks (each one a wake by the peer). One op is one round trip; compare the ns/op of a row with the others of
@@ -30,8 +33,9 @@ func BenchmarkEcho(b *testing.B) {
 		}{
 			{"seqpacket", benchSeqpacket},
 			{"stream", benchStream},
-			{"ring", func(b *testing.B, n int) { benchRing(b, n, false) }},
-			{"ring-spin", func(b *testing.B, n int) { benchRing(b, n, true) }},
+			{"ring", func(b *testing.B, n int) { benchRing(b, n, helperRingEcho) }},
+			{"ring-spin", func(b *testing.B, n int) { benchRing(b, n, helperRingEchoSpin) }},
+			{"ring-bell", func(b *testing.B, n int) { benchRing(b, n, helperRingEchoBell) }},
 		} {
 			b.Run(fmt.Sprintf("%s/inflight=%d", tr.name, inflight), func(b *testing.B) { tr.run(b, inflight) })
 		}
@@ -116,18 +120,29 @@ func benchStream(b *testing.B, inflight int) {
 	}
 }
 
-func benchRing(b *testing.B, inflight int, spin bool) {
+func benchRing(b *testing.B, inflight int, mode string) {
 	sup, err := New(MinCapacity)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer sup.Close()
-	mode := helperRingEcho
-	if spin {
-		mode = helperRingEchoSpin
+	var bells []*os.File
+	switch mode {
+	case helperRingEchoSpin:
 		sup.Reader().SetSpin(spinBench)
+	case helperRingEchoBell:
+		req, rep, err := NewDoorbells()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer req.Close()
+		defer rep.Close()
+		if err := sup.SetDoorbells(req, rep); err != nil {
+			b.Fatal(err)
+		}
+		bells = []*os.File{req, rep}
 	}
-	p := startPeer(b, mode, sup.File())
+	p := startPeer(b, mode, sup.File(), bells...)
 	w, r := sup.Writer(), sup.Reader()
 	msg := make([]byte, benchMsg)
 	var batch Batch

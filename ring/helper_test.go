@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ const helperEnv = "THEUS_RING_HELPER"
 const (
 	helperRingEcho     = "ring-echo"      // fd 3: a ring pair; echo every record
 	helperRingEchoSpin = "ring-echo-spin" // the same, spinning 5 µs before parking
+	helperRingEchoBell = "ring-echo-bell" // the same, sleeping on the doorbells at fds 4 and 5, GOMAXPROCS 1 (a worker's way)
 	helperRingCrash    = "ring-crash"     // publish two records, reserve a third, half-write it, die
 	helperSeqpacket    = "seqpacket-echo" // fd 3: a SOCK_SEQPACKET socket; one write per message
 	helperStream       = "stream-echo"    // fd 3: a SOCK_STREAM socket; one write per read
@@ -39,14 +41,24 @@ func runHelper(mode string) int {
 func helper(mode string) error {
 	f := os.NewFile(3, "peer")
 	switch mode {
-	case helperRingEcho, helperRingEchoSpin:
+	case helperRingEcho, helperRingEchoSpin, helperRingEchoBell:
 		p, err := Map(f, Worker)
 		if err != nil {
 			return err
 		}
 		defer p.Close()
-		if mode == helperRingEchoSpin {
+		switch mode {
+		case helperRingEchoSpin:
 			p.Reader().SetSpin(spinBench)
+		case helperRingEchoBell:
+			runtime.GOMAXPROCS(1)
+			req, rep := os.NewFile(4, "req-bell"), os.NewFile(5, "rep-bell")
+			err := p.SetDoorbells(req, rep)
+			req.Close()
+			rep.Close()
+			if err != nil {
+				return err
+			}
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -119,12 +131,13 @@ type peer struct {
 	stdin io.WriteCloser
 }
 
-// startPeer runs the test binary as a helper of mode with f as its fd 3.
-func startPeer(t testing.TB, mode string, f *os.File) *peer {
+// startPeer runs the test binary as a helper of mode with f as its fd 3
+// (and more, if any, as 4 and on).
+func startPeer(t testing.TB, mode string, f *os.File, more ...*os.File) *peer {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
-	cmd.ExtraFiles = []*os.File{f}
+	cmd.ExtraFiles = append([]*os.File{f}, more...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
