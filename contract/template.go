@@ -1,7 +1,6 @@
 package contract
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,6 +28,7 @@ type Spec struct {
 	Outputs  []string
 	Semantic Semantic
 	fixed    *Contract // the contract, when nothing is templated
+	decls    *compiled // the declarations cut into segments, when templated
 }
 
 // tmpl is one {name} or {name?} segment.
@@ -79,7 +79,7 @@ func NewSpec(name string, inputs, outputs []string, sem Semantic) (Spec, error) 
 		}
 	}
 	if !templated {
-		c, err := s.bind(nil)
+		c, err := s.bind(nil, nil)
 		if err != nil {
 			return Spec{}, err
 		}
@@ -87,7 +87,8 @@ func NewSpec(name string, inputs, outputs []string, sem Semantic) (Spec, error) 
 		return s, nil
 	}
 	// Check the shape with every template bound to a plain segment.
-	if _, err := s.bind(func(tmpl) (string, bool, error) { return "x", true, nil }); err != nil {
+	s.decls = compile(inputs, outputs)
+	if _, err := s.bind(func(tmpl) (string, bool, error) { return "x", true, nil }, s.decls); err != nil {
 		return Spec{}, err
 	}
 	return s, nil
@@ -106,24 +107,31 @@ func (s Spec) Fixed() (Contract, bool) {
 
 // Bind returns the contract of a call whose args (a JSON object, or
 // empty) are args. Errors wrap ErrBadArg.
+//
+// It reads args once, as tokens, keeping only the strings its templates
+// name (a duplicate name: the last one wins, as encoding/json decides
+// into a map), and builds each templated path from its declaration cut
+// into segments once: no reflection and no map of the whole object.
 func (s Spec) Bind(args []byte) (Contract, error) {
 	if s.fixed != nil {
 		return *s.fixed, nil
 	}
-	var fields map[string]json.RawMessage
-	if len(args) > 0 && string(args) != "null" {
-		if err := json.Unmarshal(args, &fields); err != nil {
-			return Contract{}, fmt.Errorf("%w: %s: args are not a JSON object: %v", ErrBadArg, s.Name, err)
-		}
+	decls := s.decls
+	if decls == nil { // a Spec not made by NewSpec
+		decls = compile(s.Inputs, s.Outputs)
+	}
+	var buf [4]argVal
+	vals := argVals(buf[:0])
+	vals = append(vals, make([]argVal, len(decls.names))...)
+	if err := decls.argValues(s.Name, args, vals); err != nil {
+		return Contract{}, err
 	}
 	c, err := s.bind(func(t tmpl) (string, bool, error) {
-		raw, ok := fields[t.name]
-		var v string
-		if ok && string(raw) != "null" {
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return "", false, fmt.Errorf("%w: %s: arg %q names a path segment: want a string", ErrBadArg, s.Name, t.name)
-			}
+		a := decls.get(vals, t.name)
+		if a.kind != 0 && a.kind != '"' && a.kind != 'n' {
+			return "", false, fmt.Errorf("%w: %s: arg %q names a path segment: want a string", ErrBadArg, s.Name, t.name)
 		}
+		v := a.s
 		if v == "" {
 			if t.optional {
 				return "", false, nil
@@ -134,7 +142,7 @@ func (s Spec) Bind(args []byte) (Contract, error) {
 			return "", false, fmt.Errorf("%w: %s: arg %q: %w", ErrBadArg, s.Name, t.name, err)
 		}
 		return v, true, nil
-	})
+	}, decls)
 	var pe *PathError
 	if !errors.Is(err, ErrBadArg) && errors.As(err, &pe) {
 		// NewSpec checked each path with its templates bound to one
@@ -163,43 +171,59 @@ func plainSegment(v string) error {
 }
 
 // bind builds the contract with each template's value from val (ok
-// false: leave the path out); val nil means there is no template.
-func (s Spec) bind(val func(tmpl) (string, bool, error)) (Contract, error) {
-	paths := func(decl []string) ([]Path, error) {
+// false: leave the path out); val nil means there is no template (then
+// decls may be nil).
+func (s Spec) bind(val func(tmpl) (string, bool, error), decls *compiled) (Contract, error) {
+	if val == nil || decls == nil {
+		decls = compile(s.Inputs, s.Outputs)
+	}
+	paths := func(decl []declPath) ([]Path, error) {
 		out := make([]Path, 0, len(decl))
 	next:
 		for _, d := range decl {
-			if val != nil && strings.Contains(d, "{") {
-				segs := strings.Split(d, ".")
-				for i, seg := range segs {
-					t, ok, _ := parseTmpl(seg)
-					if !ok {
-						continue
+			text := d.text
+			if val != nil && len(d.tmpls) > 0 {
+				var bound [MaxPathDepth]string
+				n := len(d.segs) - 1 // the dots
+				for i, seg := range d.segs {
+					if i >= len(bound) {
+						break // deeper than a path may be: Parse refuses it
 					}
-					v, keep, err := val(t)
-					if err != nil {
-						return nil, err
+					if t := d.tmpls[i]; t != nil {
+						v, keep, err := val(*t)
+						if err != nil {
+							return nil, err
+						}
+						if !keep {
+							continue next
+						}
+						seg = v
 					}
-					if !keep {
-						continue next
-					}
-					segs[i] = v
+					bound[i] = seg
+					n += len(seg)
 				}
-				d = strings.Join(segs, ".")
+				var b strings.Builder
+				b.Grow(n)
+				for i, seg := range d.segs {
+					if i > 0 {
+						b.WriteByte('.')
+					}
+					if i < len(bound) {
+						seg = bound[i]
+					}
+					b.WriteString(seg)
+				}
+				text = b.String()
 			}
-			p, err := Parse(d)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %w", ErrInvalidContract, s.Name, err)
-			}
-			out = append(out, p)
+			out = append(out, Path(text)) // New validates it
 		}
 		return out, nil
 	}
-	in, err := paths(s.Inputs)
+	in, err := paths(decls.inputs)
 	if err != nil {
 		return Contract{}, err
 	}
-	out, err := paths(s.Outputs)
+	out, err := paths(decls.outputs)
 	if err != nil {
 		return Contract{}, err
 	}
