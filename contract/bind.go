@@ -59,6 +59,10 @@ func compile(inputs, outputs []string) *compiled {
 	return c
 }
 
+// maxPooledArgs is the largest args whose decoder goes back to the pool:
+// a decoder keeps the buffer it grew, and args may be as large as a frame.
+const maxPooledArgs = 64 << 10
+
 // decoders are reused by argValues: a Decoder keeps buffers worth keeping.
 var decoders = sync.Pool{New: func() any {
 	ad := &argDecoder{}
@@ -98,7 +102,9 @@ func (c *compiled) argValues(process string, args []byte, vals argVals) error {
 		return nil
 	}
 	ad := decoders.Get().(*argDecoder)
-	defer decoders.Put(ad)
+	if len(args) <= maxPooledArgs {
+		defer decoders.Put(ad) // else it drops the buffer it grew to hold args
+	}
 	ad.r.Reset(args)
 	ad.dec.Reset(&ad.r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	defer func() { // keep no reference to args

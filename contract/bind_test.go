@@ -153,3 +153,11 @@ func BenchmarkBind(b *testing.B) {
 		})
 	}
 }
+
+// Args larger than a pooled decoder may keep bind as small ones do.
+func TestBindLargeArgs(t *testing.T) {
+	s := referenceSpec(t)
+	big := []byte(`{"note":"` + strings.Repeat("n", 2*maxPooledArgs) + `","k":"x","to":"y"}`)
+	checkBindMatches(t, s, big)
+	checkBindMatches(t, s, []byte(`{"k":"x","to":"y"}`))
+}
