@@ -161,3 +161,21 @@ func TestBindLargeArgs(t *testing.T) {
 	checkBindMatches(t, s, big)
 	checkBindMatches(t, s, []byte(`{"k":"x","to":"y"}`))
 }
+
+// A Spec built without NewSpec is checked when it binds: a templated path
+// deeper than a path may be is refused, never a panic.
+func TestBindUncheckedSpec(t *testing.T) {
+	deep := "domain." + strings.Repeat("s.", MaxPathDepth) + "{k}"
+	for _, s := range []Spec{
+		{Name: "p", Inputs: []string{deep}},
+		{Name: "p", Inputs: []string{"domain.{k"}},
+	} {
+		if c, err := s.Bind([]byte(`{"k":"x"}`)); err == nil {
+			t.Errorf("%v bound to %v", s.Inputs, c)
+		}
+	}
+	s := Spec{Name: "p", Inputs: []string{"domain.a.{k}"}, Outputs: []string{"domain.a.{k}"}}
+	if c, err := s.Bind([]byte(`{"k":"x"}`)); err != nil || len(c.Inputs) != 1 || c.Inputs[0] != "domain.a.x" {
+		t.Errorf("a well-formed Spec without NewSpec: %v, %v", c, err)
+	}
+}
