@@ -138,10 +138,10 @@ func (pr *proc) deliverRecord(rec []byte, max int) bool {
 	return pr.deliver(res)
 }
 
-// newRingPair makes the ring pair of a worker about to start and its
-// doorbells (request, reply), or none with TransportSocket. A parked
-// reader of the supervisor is then a goroutine in the netpoller, not a
-// thread in futex(2) (see ring.NewDoorbells).
+// newRingPair makes the ring pair of a worker about to start and the
+// worker's ends of its doorbells (request, reply), or none with
+// TransportSocket. A parked reader of the supervisor is then a goroutine
+// in the netpoller, not a thread in futex(2) (see ring.NewDoorbells).
 func (p *Pool) newRingPair() (*ring.Pair, []*os.File, error) {
 	if cmp.Or(p.cfg.Transport, DefaultTransport) == TransportSocket {
 		return nil, nil, nil
@@ -150,18 +150,19 @@ func (p *Pool) newRingPair() (*ring.Pair, []*os.File, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("pool: ring pair (--worker-transport socket does without): %w", err)
 	}
-	req, rep, err := ring.NewDoorbells()
+	sup, wrk, err := ring.NewDoorbells()
 	if err != nil {
 		pair.Close()
 		return nil, nil, fmt.Errorf("pool: ring pair (--worker-transport socket does without): %w", err)
 	}
-	if err := pair.SetDoorbells(req, rep); err != nil {
+	err = pair.SetDoorbells(sup.Req, sup.Rep) // keeps its copies
+	sup.Close()
+	if err != nil {
 		pair.Close()
-		req.Close()
-		rep.Close()
+		wrk.Close()
 		return nil, nil, fmt.Errorf("pool: ring pair: %w", err)
 	}
-	return pair, []*os.File{req, rep}, nil
+	return pair, []*os.File{wrk.Req, wrk.Rep}, nil
 }
 
 // closePair closes a pair that no worker uses; nil is none.

@@ -1,69 +1,95 @@
 package ring
 
 import (
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
-// Doorbells: a consumer that parks can sleep on an eventfd instead of a
+// Doorbells: a consumer that parks can sleep on a pipe instead of a
 // futex. The futex holds an OS thread, and its processor until the Go
-// scheduler takes it back, for every parked reader; an eventfd is read
+// scheduler takes it back, for every parked reader; a pipe is read
 // through the netpoller, so a parked reader is a parked goroutine, and a
 // wake is one write(2), as a futex wake is one futex(2). The park word
 // protocol is the same: the producer rings only when the consumer
-// announced that it parks. Both sides of a pair must use the same two
-// eventfds (one per ring) or none.
+// announced that it parks. Both sides of a pair must use doorbells or
+// neither.
+//
+// A pipe, not an eventfd: each side holds its ends of the pipes alone
+// (the consumer the read end, the producer the write end), each its own
+// open file. An eventfd is one open file for both sides, whose count and
+// flags either can change: a worker that made it blocking (F_SETFL) and
+// full blocked the supervisor's write for ever, and one that read the
+// supervisor's eventfd took the wake with which the supervisor ends its
+// own wait. A side ends its own waits without the bell (see
+// waiter.interrupt).
 
-// NewDoorbells makes the two eventfds of a pair: req wakes the consumer
-// of the request ring (the worker), rep that of the reply ring (the
-// supervisor). Give both to SetDoorbells on each side; they are made in
-// blocking mode so that passing them to a child (os/exec) changes
-// nothing, and SetDoorbells keeps its own copies.
-func NewDoorbells() (req, rep *os.File, err error) {
-	a, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ring: eventfd: %w", err)
+// Doorbells are one side's ends of the two doorbells of a pair: Req that
+// of the request ring (the worker sleeps on it, the supervisor rings
+// it), Rep that of the reply ring (the supervisor sleeps on it, the
+// worker rings it).
+type Doorbells struct{ Req, Rep *os.File }
+
+// Close closes both ends.
+func (d Doorbells) Close() error { return errors.Join(d.Req.Close(), d.Rep.Close()) }
+
+// NewDoorbells makes the two doorbells of a pair, pipes: sup holds the
+// supervisor's ends (the request pipe's write end, the reply pipe's read
+// end), wrk the worker's (the other two). Give sup to the supervisor's
+// SetDoorbells; pass wrk to the worker, whose SetDoorbells takes them as
+// inherited, and close them once it started. They are made in blocking
+// mode so that passing them to a child (os/exec) changes nothing, and
+// SetDoorbells keeps its own copies.
+func NewDoorbells() (sup, wrk Doorbells, err error) {
+	var req, rep [2]int // [read end, write end]
+	if err := unix.Pipe2(req[:], unix.O_CLOEXEC); err != nil {
+		return sup, wrk, fmt.Errorf("ring: doorbell pipe: %w", err)
 	}
-	b, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
-		unix.Close(a)
-		return nil, nil, fmt.Errorf("ring: eventfd: %w", err)
+	if err := unix.Pipe2(rep[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(req[0])
+		unix.Close(req[1])
+		return sup, wrk, fmt.Errorf("ring: doorbell pipe: %w", err)
 	}
-	return os.NewFile(uintptr(a), "theus-ring-req-bell"), os.NewFile(uintptr(b), "theus-ring-rep-bell"), nil
+	sup = Doorbells{Req: os.NewFile(uintptr(req[1]), "theus-ring-req-bell"), Rep: os.NewFile(uintptr(rep[0]), "theus-ring-rep-bell")}
+	wrk = Doorbells{Req: os.NewFile(uintptr(req[0]), "theus-ring-req-bell"), Rep: os.NewFile(uintptr(rep[1]), "theus-ring-rep-bell")}
+	return sup, wrk, nil
 }
 
-// SetDoorbells makes this side sleep on its ring's eventfd and wake the
+// SetDoorbells makes this side sleep on its ring's doorbell and wake the
 // peer through the other, instead of futexes. Call it before the pair is
-// used, on both sides, with the eventfds of NewDoorbells (the worker: as
-// inherited). It keeps copies of them (closed by Close); the caller
-// still owns req and rep.
+// used, on both sides, with that side's ends of the pipes of NewDoorbells
+// (the worker: as inherited): the read end of the ring it consumes, the
+// write end of the ring it produces. Anything else is ErrBadLayout. It
+// keeps copies of them (closed by Close); the caller still owns req and
+// rep.
 func (p *Pair) SetDoorbells(req, rep *os.File) error {
 	own, peer := rep, req
 	if p.role == Worker {
 		own, peer = req, rep
 	}
-	ownFD, err := dupBell(own)
+	ownFD, err := dupBell(own, unix.O_RDONLY)
 	if err != nil {
 		return err
 	}
-	peerFD, err := dupBell(peer)
+	peerFD, err := dupBell(peer, unix.O_WRONLY)
 	if err != nil {
 		unix.Close(ownFD)
 		return err
 	}
 	// ownFD is non-blocking now: os.NewFile polls it.
-	p.r.w.bell, p.r.w.bellFD = os.NewFile(uintptr(ownFD), own.Name()), ownFD
+	p.r.w.bell, p.r.w.intr = os.NewFile(uintptr(ownFD), own.Name()), make(chan struct{}, 1)
 	p.w.m.bell = peerFD
 	return nil
 }
 
-// dupBell checks that f is an eventfd and returns a non-blocking
-// close-on-exec copy of it. (f's own descriptor is read through
-// SyscallConn: Fd would make a pollable file blocking.)
-func dupBell(f *os.File) (int, error) {
+// dupBell checks that f is the end of a pipe opened with access mode and
+// returns a non-blocking close-on-exec copy of it. (f's own descriptor
+// is read through SyscallConn: Fd would make a pollable file blocking.)
+// The copy shares its open file with f only, which the caller holds.
+func dupBell(f *os.File, mode int) (int, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return -1, fmt.Errorf("ring: doorbell: %w", err)
@@ -76,9 +102,15 @@ func dupBell(f *os.File) (int, error) {
 	if derr != nil {
 		return -1, fmt.Errorf("ring: doorbell: dup: %w", derr)
 	}
-	if link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err != nil || link != "anon_inode:[eventfd]" {
+	link, lerr := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	fl, ferr := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if lerr != nil || ferr != nil || !strings.HasPrefix(link, "pipe:") || fl&unix.O_ACCMODE != mode {
 		unix.Close(fd)
-		return -1, fmt.Errorf("%w: doorbell %s is not an eventfd (%s)", ErrBadLayout, f.Name(), link)
+		end := "read"
+		if mode == unix.O_WRONLY {
+			end = "write"
+		}
+		return -1, fmt.Errorf("%w: doorbell %s is not the %s end of a pipe (%s)", ErrBadLayout, f.Name(), end, link)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
@@ -87,9 +119,9 @@ func dupBell(f *os.File) (int, error) {
 	return fd, nil
 }
 
-// ringBell adds one to eventfd fd, waking its reader.
+// ringBell writes a byte to the doorbell pipe fd, waking its reader. It
+// never blocks (fd is ours, non-blocking): EAGAIN means the pipe is full,
+// so rung already, and EPIPE that the reader is gone.
 func ringBell(fd int) {
-	var b [8]byte
-	binary.NativeEndian.PutUint64(b[:], 1)
-	unix.Write(fd, b[:]) // EAGAIN only when the count is about to overflow: it is rung already
+	unix.Write(fd, []byte{1})
 }

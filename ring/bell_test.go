@@ -14,16 +14,16 @@ import (
 func newBellPair(t testing.TB, capacity int) (sup, wrk *Pair) {
 	t.Helper()
 	sup, wrk = newTestPair(t, capacity)
-	req, rep, err := NewDoorbells()
+	sb, wb, err := NewDoorbells()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer req.Close()
-	defer rep.Close()
-	if err := sup.SetDoorbells(req, rep); err != nil {
+	defer sb.Close()
+	defer wb.Close()
+	if err := sup.SetDoorbells(sb.Req, sb.Rep); err != nil {
 		t.Fatal(err)
 	}
-	if err := wrk.SetDoorbells(req, rep); err != nil {
+	if err := wrk.SetDoorbells(wb.Req, wb.Rep); err != nil {
 		t.Fatal(err)
 	}
 	return sup, wrk
@@ -92,8 +92,11 @@ func threadCount(t *testing.T) int {
 	return len(es)
 }
 
-func TestDoorbellNotAnEventfd(t *testing.T) {
-	sup, _ := newTestPair(t, MinCapacity)
+// TestDoorbellNotItsEnds: SetDoorbells takes only this side's ends of
+// doorbell pipes: the read end of the ring it consumes, the write end of
+// the one it produces.
+func TestDoorbellNotItsEnds(t *testing.T) {
+	sup, wrk := newTestPair(t, MinCapacity)
 	f, err := os.CreateTemp(t.TempDir(), "x")
 	if err != nil {
 		t.Fatal(err)
@@ -101,5 +104,54 @@ func TestDoorbellNotAnEventfd(t *testing.T) {
 	defer f.Close()
 	if err := sup.SetDoorbells(f, f); !errors.Is(err, ErrBadLayout) {
 		t.Fatalf("SetDoorbells of a file = %v, want ErrBadLayout", err)
+	}
+	sb, wb, err := NewDoorbells()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	defer wb.Close()
+	if err := sup.SetDoorbells(wb.Req, wb.Rep); !errors.Is(err, ErrBadLayout) {
+		t.Fatalf("the supervisor's SetDoorbells of the worker's ends = %v, want ErrBadLayout", err)
+	}
+	if err := wrk.SetDoorbells(sb.Req, sb.Rep); !errors.Is(err, ErrBadLayout) {
+		t.Fatalf("the worker's SetDoorbells of the supervisor's ends = %v, want ErrBadLayout", err)
+	}
+	if err := sup.SetDoorbells(sb.Req, sb.Rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := wrk.SetDoorbells(wb.Req, wb.Rep); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDoorbellHungUp: once the peer closed its end of the bell (it died),
+// nothing can ring it again and a read of it returns at once: a Wait
+// sleeps on (it does not spin) until this process ends it.
+func TestDoorbellHungUp(t *testing.T) {
+	sup, wrk := newBellPair(t, MinCapacity)
+	wrk.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sup.Reader().Wait(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Wait = %v with nothing published", err)
+	default:
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v, want context.Canceled", err)
+	}
+	if parks := sup.Reader().Parks(); parks > 3 {
+		t.Fatalf("%d sleeps of a Wait on a hung-up bell: it spins", parks)
+	}
+	// A second Wait, ended by Close.
+	go func() { done <- sup.Reader().Wait(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	sup.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Wait = %v, want ErrClosed", err)
 	}
 }

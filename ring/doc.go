@@ -19,8 +19,8 @@
 // once: the caller sends over its socket instead, or waits (Writer.Wait).
 // Shared lets many goroutines of one side produce into its Writer. A
 // consumer parks on a futex, or, after SetDoorbells on both sides (with
-// the eventfds of NewDoorbells), on an eventfd read through the
-// netpoller, so that no thread waits.
+// each side's ends of the pipes of NewDoorbells), on a pipe read through
+// the netpoller, so that no thread waits.
 //
 // # Caveats
 //
@@ -32,7 +32,9 @@
 // (errors.Is ErrCorrupt and protocol.ErrBadFrame), sticky, after which
 // the caller kills the worker. A Writer checks the head the consumer
 // publishes the same way. A peer can still refuse to wake us, so every
-// wait takes a context, and Pair.Close interrupts it.
+// wait takes a context, and Pair.Close interrupts it; neither goes
+// through anything the peer can touch (the park words, the doorbells),
+// and no doorbell operation blocks whatever the peer does with its ends.
 //
 // A Writer and a Reader each belong to one goroutine at a time. Close may
 // be called from any goroutine while Wait blocks (it interrupts it), but

@@ -18,7 +18,7 @@ import (
 //   - ring: this package, one Commit (at most one wake) per batch, parking
 //     at once when empty;
 //   - ring-spin: the same, both readers polling 5 µs before parking;
-//   - ring-bell: the same, both readers sleeping on eventfd doorbells
+//   - ring-bell: the same, both readers sleeping on doorbell pipes
 //     through the netpoller, the peer at GOMAXPROCS 1: the transport
 //     between the supervisor and a worker, without their work.
 //
@@ -131,16 +131,17 @@ func benchRing(b *testing.B, inflight int, mode string) {
 	case helperRingEchoSpin:
 		sup.Reader().SetSpin(spinBench)
 	case helperRingEchoBell:
-		req, rep, err := NewDoorbells()
+		sb, wb, err := NewDoorbells()
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer req.Close()
-		defer rep.Close()
-		if err := sup.SetDoorbells(req, rep); err != nil {
+		defer wb.Close()
+		err = sup.SetDoorbells(sb.Req, sb.Rep)
+		sb.Close()
+		if err != nil {
 			b.Fatal(err)
 		}
-		bells = []*os.File{req, rep}
+		bells = []*os.File{wb.Req, wb.Rep}
 	}
 	p := startPeer(b, mode, sup.File(), bells...)
 	w, r := sup.Writer(), sup.Reader()

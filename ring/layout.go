@@ -70,8 +70,8 @@ type ringMem struct {
 	data     []byte
 	size     uint64
 	max      uint64 // MaxRecord(size)
-	// bell is the eventfd that wakes the consumer (see Pair.SetDoorbells),
-	// for the producer; -1: the futex on consPark.
+	// bell is the write end of the pipe that wakes the consumer (see
+	// Pair.SetDoorbells), for the producer; -1: the futex on consPark.
 	bell int
 }
 

@@ -2,6 +2,8 @@ package ring
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -46,7 +48,7 @@ func futexWake(w *atomic.Uint32) {
 func wake(w *atomic.Uint32) bool { return wakeBell(w, -1) }
 
 // wakeBell wakes the waiter of w if it parks, and reports whether it
-// did: through the eventfd bell when it is one (>= 0), else the futex.
+// did: through the doorbell pipe when it is one (>= 0), else the futex.
 func wakeBell(w *atomic.Uint32, bell int) bool {
 	if w.Load() == parked && w.CompareAndSwap(parked, running) {
 		if bell >= 0 {
@@ -80,11 +82,14 @@ func (l *life) interrupt(w *waiter) {
 type waiter struct {
 	life *life
 	word *atomic.Uint32 // the word this side parks on
-	// bell, when set, is the eventfd it sleeps on instead of the futex
-	// (through the netpoller: no thread waits), and bellFD its number,
-	// written to wake it.
-	bell   *os.File
-	bellFD int
+	// bell, when set, is the read end of the doorbell pipe it sleeps on
+	// instead of the futex (through the netpoller: no thread waits).
+	bell *os.File
+	// intr holds an interrupt for a sleep that cannot read the bell: the
+	// peer hung up its end (hungUp), so that only this process wakes it.
+	intr   chan struct{}
+	hungUp bool
+	buf    [64]byte      // what the bell held: wakes, read and dropped
 	spin   time.Duration // poll this long before parking
 	// beforePark runs just before the word is set to parked; tests use
 	// it to publish in the window that the re-check closes.
@@ -139,25 +144,52 @@ func (w *waiter) sleep() {
 		futexWait(w.word, parked)
 		return
 	}
-	var b [8]byte
-	w.bell.Read(b[:]) // takes every ring of the bell since the last read
+	if w.hungUp {
+		<-w.intr
+		return
+	}
+	// Takes the rings of the bell since the last read (up to len(buf),
+	// the rest wakes the next sleep at once).
+	_, err := w.bell.Read(w.buf[:])
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// An interrupt: the loop sees why (ctx done, closed) after the
+		// reset, since the interrupt set the deadline after the reason.
+		w.bell.SetReadDeadline(time.Time{})
+	case errors.Is(err, io.EOF):
+		// The peer closed its end (or died): nothing rings this bell
+		// again, and reading it would return at once, for ever.
+		w.hungUp = true
+	}
 }
 
-// interrupt wakes w whatever its word says, for this process's own
-// reasons to end a wait (a context done, Close). It cannot trust the
-// word as wake does: the word is shared memory, and a peer killed between
-// its compare-and-swap and its wake (or a hostile one) leaves it saying
-// running while w sleeps. A wake that finds w awake is harmless: the
-// bell keeps its count, or the futex word no longer says parked, and the
-// next sleep returns at once to a loop that looks again.
+// interrupt wakes w, for this process's own reasons to end a wait (a
+// context done, Close). It goes through nothing the peer can touch: not
+// the park word, which is shared memory (a peer killed between its
+// compare-and-swap and its wake, or a hostile one, leaves it saying
+// running while w sleeps), and not the bell, which the peer rings (a
+// peer can fill it). A bell's read is ended by its deadline, which is
+// this process's; a wake that finds w awake makes its next sleep return
+// at once, to a loop that looks again.
+//
+// On the futex, the interrupt sets the word to running and wakes it; a
+// hostile peer that sets the word back to parked between the wake and
+// the futex_wait can delay it until the sleep's timeout (futexWait).
 func (w *waiter) interrupt() {
 	if w.bell == nil {
 		w.word.Store(running)
 		futexWake(w.word)
 		return
 	}
-	ringBell(w.bellFD)
+	w.bell.SetReadDeadline(aLongTimeAgo)
+	select {
+	case w.intr <- struct{}{}:
+	default:
+	}
 }
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // spinUntil polls r.ready for up to d and reports whether it held.
 func spinUntil(r readier, d time.Duration) bool {

@@ -16,8 +16,9 @@ import (
 
 // EnvRingFD names the descriptors of the ring pair through which
 // Dispatches and Results may travel: "M,Q,P", the sealed memfd, then the
-// eventfds that wake the consumer of the request ring (this worker) and
-// of the reply ring (the supervisor). Unset: the socket only.
+// doorbells: the read end of the pipe that wakes the consumer of the
+// request ring (this worker) and the write end of the one that wakes the
+// consumer of the reply ring (the supervisor). Unset: the socket only.
 const EnvRingFD = "THEUS_RING_FD"
 
 // rings is the worker's side of the ring pair: it reads Dispatches from
