@@ -252,6 +252,9 @@ func TestCorruptReplyRingKillsTheWorker(t *testing.T) {
 // badRingWorker maps its ring pair, reads one Dispatch from the request
 // ring, then breaks the reply ring as mode says. fd 3 is its socket.
 func badRingWorker(mode string) int {
+	if strings.HasPrefix(mode, "ring-hostile-") {
+		return hostileRingWorker(mode)
+	}
 	c, err := ipc.FileConn(os.NewFile(3, "sup"), ipc.Options{})
 	if err != nil {
 		return 1
