@@ -34,9 +34,19 @@ const (
 	futexWakeOp = 1 // FUTEX_WAKE
 )
 
+// futexNap bounds a futex sleep. A wake of this process's own (an
+// interrupt) may come after the waiter's last look and before it sleeps,
+// and a peer may set the shared word back to parked in between, so that
+// the futex_wait does not see the wake; the nap bounds how long that
+// delays the interrupt. Doorbells need none: their interrupt is a read
+// deadline, which no peer can touch.
+const futexNap = 100 * time.Millisecond
+
 func futexWait(w *atomic.Uint32, val uint32) {
-	// EAGAIN (the word changed), EINTR and a wake all mean: look again.
-	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWaitOp, uintptr(val), 0, 0, 0)
+	// EAGAIN (the word changed), EINTR, ETIMEDOUT and a wake all mean:
+	// look again.
+	ts := unix.NsecToTimespec(int64(futexNap))
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWaitOp, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
 }
 
 func futexWake(w *atomic.Uint32) {
@@ -92,8 +102,10 @@ type waiter struct {
 	buf    [64]byte      // what the bell held: wakes, read and dropped
 	spin   time.Duration // poll this long before parking
 	// beforePark runs just before the word is set to parked; tests use
-	// it to publish in the window that the re-check closes.
-	beforePark func()
+	// it to publish in the window that the re-check closes. beforeSleep
+	// runs after the re-check, just before the sleep.
+	beforePark  func()
+	beforeSleep func()
 	parks      uint64
 }
 
@@ -133,6 +145,9 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 			continue
 		}
 		w.parks++
+		if w.beforeSleep != nil {
+			w.beforeSleep()
+		}
 		w.sleep()
 		w.word.Store(running)
 	}
@@ -174,7 +189,7 @@ func (w *waiter) sleep() {
 //
 // On the futex, the interrupt sets the word to running and wakes it; a
 // hostile peer that sets the word back to parked between the wake and
-// the futex_wait can delay it until the sleep's timeout (futexWait).
+// the futex_wait delays it by up to futexNap.
 func (w *waiter) interrupt() {
 	if w.bell == nil {
 		w.word.Store(running)

@@ -311,3 +311,34 @@ func TestInterruptIgnoresTheSharedWord(t *testing.T) {
 		})
 	}
 }
+
+// An interrupt that comes after the waiter's last look, but before its
+// futex_wait, from a peer that then sets the shared word back to parked:
+// the futex_wait does not see the interrupt's wake. The sleep is
+// bounded, so that the loop sees the interrupt's reason; with an
+// unbounded futex_wait this Wait slept for ever.
+func TestFutexInterruptBeforeSleepAndWordReparked(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	first := true
+	h.r.w.beforeSleep = func() {
+		if first {
+			first = false
+			h.life.closed.Store(true) // Close, as far as the waiter sees it
+			h.r.w.interrupt()
+			h.r.m.consPark.Store(parked) // the peer
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.r.Wait(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Wait = %v, want ErrClosed", err)
+		}
+	case <-time.After(30 * time.Second):
+		h.r.m.consPark.Store(running)
+		futexWake(h.r.m.consPark)
+		<-done
+		t.Fatal("Wait slept through an interrupt whose wake the peer undid")
+	}
+}
