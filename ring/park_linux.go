@@ -106,7 +106,7 @@ type waiter struct {
 	// runs after the re-check, just before the sleep.
 	beforePark  func()
 	beforeSleep func()
-	parks      uint64
+	parks       uint64
 }
 
 // readier is a Reader or a Writer: ready reports whether waiting is over.
