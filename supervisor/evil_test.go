@@ -28,6 +28,7 @@ func evilProcesses() []worker.Def {
 		worker.Process("evil.forge", worker.Contract{Inputs: []string{"heavy"}, Outputs: []string{"heavy"}}, evilForge),
 		worker.Process("evil.allocfail", out, evilAllocFail),
 		worker.Process("evil.diewriting", out, evilDieWriting),
+		worker.Process("evil.ring", worker.Contract{}, evilRing),
 	}
 }
 
