@@ -259,10 +259,7 @@ func badRingWorker(mode string) int {
 	if err != nil {
 		return 1
 	}
-	var fds [3]int
-	for i, v := range strings.Split(os.Getenv(worker.EnvRingFD), ",") {
-		fds[i], _ = strconv.Atoi(v)
-	}
+	fds := ringFDs()
 	fd := fds[0]
 	f := os.NewFile(uintptr(fd), "ring")
 	st, err := f.Stat()
@@ -317,4 +314,14 @@ func badRingWorker(mode string) int {
 		unix.Write(fds[2], binary.NativeEndian.AppendUint64(nil, 1)) // the reply ring's doorbell
 	}
 	select {} // until the supervisor kills it
+}
+
+// ringFDs are the descriptors a test worker is given in EnvRingFD: the
+// memfd, then its doorbells (0 for a number that is not one).
+func ringFDs() [3]int {
+	var fds [3]int
+	for i, v := range strings.SplitN(os.Getenv(worker.EnvRingFD), ",", len(fds)) {
+		fds[i], _ = strconv.Atoi(v)
+	}
+	return fds
 }

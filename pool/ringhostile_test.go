@@ -6,8 +6,6 @@ import (
 	"errors"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
-	"github.com/theus-run/theus/worker"
 )
 
 // TestHostileRingWorker: a worker that does what it likes with its ring
@@ -93,10 +90,7 @@ func hostileRingWorker(mode string) int {
 	if err != nil {
 		return 1
 	}
-	var fds [3]int
-	for i, v := range strings.Split(os.Getenv(worker.EnvRingFD), ",") {
-		fds[i], _ = strconv.Atoi(v)
-	}
+	fds := ringFDs()
 	st, err := os.NewFile(uintptr(fds[0]), "ring").Stat()
 	if err != nil {
 		return 1

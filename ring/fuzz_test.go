@@ -33,15 +33,8 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0}, uint64(MinCapacity), uint64(0))
 	f.Add([]byte{0, 0, 0, 0, 2, 0, 0, 0}, uint64(MinCapacity+8), uint64(MinCapacity-8))
 	f.Fuzz(func(t *testing.T, contents []byte, tail, start uint64) {
-		h := newHeapRing(t, MinCapacity)
+		h := fuzzRing(t, contents, start)
 		defer h.close()
-		if len(contents) > 0 {
-			for off := 0; off < MinCapacity; off += len(contents) {
-				copy(h.data()[off:], contents)
-			}
-		}
-		start &^= 7 // the reader's own head is always aligned
-		h.r.head, h.r.pos, h.r.tail = start, start%MinCapacity, start
 		h.r.m.tail.Store(tail)
 		var buf []byte
 		for range MinCapacity / headerSize {
@@ -118,15 +111,9 @@ func FuzzReadBatch(f *testing.F) {
 	f.Add(wrapAt0, uint64(0), append(op(0, MinCapacity), op(2, 0)...))
 	f.Add([]byte{}, uint64(MinCapacity-8), append(op(0, MinCapacity+16), op(2, 1)...))
 	f.Fuzz(func(t *testing.T, contents []byte, start uint64, script []byte) {
-		h := newHeapRing(t, MinCapacity)
+		h := fuzzRing(t, contents, start)
 		defer h.close()
-		if len(contents) > 0 {
-			for off := 0; off < MinCapacity; off += len(contents) {
-				copy(h.data()[off:], contents)
-			}
-		}
-		start &^= 7 // the reader's own head is always aligned
-		h.r.head, h.r.pos, h.r.tail = start, start%MinCapacity, start
+		start = h.r.head // aligned
 		h.r.m.tail.Store(start)
 		h.r.m.head.Store(start)
 		type kept struct{ rec, copy []byte }
@@ -190,4 +177,18 @@ func FuzzReadBatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzRing is a heap ring filled with copies of contents, its reader's
+// head at start (aligned down, as a reader's own head always is).
+func fuzzRing(t *testing.T, contents []byte, start uint64) *heapRing {
+	h := newHeapRing(t, MinCapacity)
+	if len(contents) > 0 {
+		for off := 0; off < MinCapacity; off += len(contents) {
+			copy(h.data()[off:], contents)
+		}
+	}
+	start &^= 7
+	h.r.head, h.r.pos, h.r.tail = start, start%MinCapacity, start
+	return h
 }
