@@ -174,7 +174,7 @@ func plainSegment(v string) error {
 // false: leave the path out); val nil means there is no template (then
 // decls may be nil).
 func (s Spec) bind(val func(tmpl) (string, bool, error), decls *compiled) (Contract, error) {
-	if val == nil || decls == nil {
+	if decls == nil {
 		decls = compile(s.Inputs, s.Outputs)
 	}
 	paths := func(decl []declPath) ([]Path, error) {
@@ -182,13 +182,12 @@ func (s Spec) bind(val func(tmpl) (string, bool, error), decls *compiled) (Contr
 	next:
 		for _, d := range decl {
 			text := d.text
-			if val != nil && len(d.tmpls) > 0 {
+			// A path deeper than a path may be (only in a Spec not made by
+			// NewSpec) stays as declared: New refuses it.
+			if val != nil && len(d.tmpls) > 0 && len(d.segs) <= MaxPathDepth {
 				var bound [MaxPathDepth]string
 				n := len(d.segs) - 1 // the dots
 				for i, seg := range d.segs {
-					if i >= len(bound) {
-						break // deeper than a path may be: Parse refuses it
-					}
 					if t := d.tmpls[i]; t != nil {
 						v, keep, err := val(*t)
 						if err != nil {
@@ -204,12 +203,9 @@ func (s Spec) bind(val func(tmpl) (string, bool, error), decls *compiled) (Contr
 				}
 				var b strings.Builder
 				b.Grow(n)
-				for i, seg := range d.segs {
+				for i, seg := range bound[:len(d.segs)] {
 					if i > 0 {
 						b.WriteByte('.')
-					}
-					if i < len(bound) {
-						seg = bound[i]
 					}
 					b.WriteString(seg)
 				}
