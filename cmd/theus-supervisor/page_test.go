@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/protocol"
 )
 
 // pageURL waits for the supervisor's log line that gives the --http
@@ -53,6 +55,11 @@ func load(ctx context.Context, t *testing.T, sock string) *sync.WaitGroup {
 		func(c *client.Client, _ int) error { _, err := c.Exec(ctx, "counter.add", nil); return err },
 		func(c *client.Client, i int) error {
 			_, err := c.Exec(ctx, "tensor.fill", map[string]any{"key": fmt.Sprintf("t%d", i%4), "n": 65536, "value": i})
+			if errors.Is(err, protocol.ErrArenaFull) {
+				// The right refusal when slow snapshots pin old versions
+				// of the tensors (a loaded machine): not the page's fault.
+				return nil
+			}
 			return err
 		},
 	}
