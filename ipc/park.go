@@ -53,6 +53,39 @@ type parker struct {
 	writeTimeout time.Duration
 	mayIdle      bool        // set by the Conn between frames; cleared once bytes are read
 	parked       atomic.Bool // in waitReadable, its frame reader given back
+
+	// The reader's receive, for rc.Read: made once, with its arguments
+	// and results here, since a closure per read would allocate.
+	recvFn func(fd uintptr) bool
+	rbuf   []byte
+	rflags int
+	rn     int
+	rerr   error
+	one    [1]byte // waitReadable's peek
+}
+
+// newParker returns the parker of uc.
+func newParker(uc *net.UnixConn, rc syscall.RawConn, slots chan struct{}, writeTimeout time.Duration) *parker {
+	k := &parker{uc: uc, rc: rc, slots: slots, linger: Linger, writeTimeout: writeTimeout}
+	k.recvFn = k.recv
+	return k
+}
+
+// recv is one receive of rbuf with rflags (MSG_DONTWAIT, and more), for
+// rc.Read: it reports whether the receive is over (not EAGAIN).
+func (k *parker) recv(fd uintptr) bool {
+	k.rn, k.rerr = recvNoWait(int(fd), k.rbuf, k.rflags)
+	return k.rerr != unix.EAGAIN && k.rerr != unix.EINTR
+}
+
+// receive receives into p with flags through the netpoller, leaving
+// the receive's count and error in rn and rerr, and returns the
+// netpoller's error (a deadline, a closed socket).
+func (k *parker) receive(p []byte, flags int) error {
+	k.rbuf, k.rflags = p, flags
+	err := k.rc.Read(k.recvFn)
+	k.rbuf = nil
+	return err
 }
 
 // hybridConn wraps uc, a Listener's connection, per o.
@@ -75,7 +108,7 @@ func hybridConn(uc *net.UnixConn, slots chan struct{}, readers *sync.Pool, o Opt
 		uc.Close()
 		return nil, fmt.Errorf("ipc: %w", err)
 	}
-	b.park = &parker{uc: uc, rc: rc, slots: slots, linger: Linger, writeTimeout: o.WriteTimeout}
+	b.park = newParker(uc, rc, slots, o.WriteTimeout)
 	c := newConn(nil, b, nil, o) // its frame reader comes from readers when it reads
 	c.readers = readers
 	return c, nil
@@ -100,14 +133,10 @@ func (k *parker) read(b *blockingFD, p []byte) (int, error) {
 	if k.mayIdle {
 		return 0, errIdle
 	}
-	var n int
-	var rerr error
-	err := k.rc.Read(func(fd uintptr) bool {
-		n, _, rerr = unix.Recvfrom(int(fd), p, unix.MSG_DONTWAIT)
-		return rerr != unix.EAGAIN && rerr != unix.EINTR
-	})
+	err := k.receive(p, unix.MSG_DONTWAIT)
+	n := k.rn
 	if err == nil {
-		err = rerr
+		err = k.rerr
 	}
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -125,12 +154,7 @@ func (k *parker) read(b *blockingFD, p []byte) (int, error) {
 // waitReadable parks the caller in the netpoller until the socket has
 // bytes, or its end, to read, or the read deadline passes.
 func (k *parker) waitReadable() error {
-	var one [1]byte
-	var rerr error
-	err := k.rc.Read(func(fd uintptr) bool {
-		_, _, rerr = unix.Recvfrom(int(fd), one[:], unix.MSG_DONTWAIT|unix.MSG_PEEK)
-		return rerr != unix.EAGAIN && rerr != unix.EINTR
-	})
+	err := k.receive(k.one[:], unix.MSG_DONTWAIT|unix.MSG_PEEK)
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errTimeout
@@ -149,7 +173,7 @@ func (k *parker) write(b *blockingFD, p []byte) (int, error) {
 	total := 0
 	armed := false
 	for total < len(p) {
-		n, err := unix.SendmsgN(b.fd, p[total:], nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		n, err := sendNoWait(b.fd, p[total:], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 		if err == unix.EAGAIN {
 			if !armed {
 				if err := k.uc.SetWriteDeadline(time.Now().Add(k.writeTimeout)); err != nil {
@@ -158,7 +182,7 @@ func (k *parker) write(b *blockingFD, p []byte) (int, error) {
 				armed = true
 			}
 			werr := k.rc.Write(func(fd uintptr) bool {
-				n, err = unix.SendmsgN(int(fd), p[total:], nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+				n, err = sendNoWait(int(fd), p[total:], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 				return err != unix.EAGAIN && err != unix.EINTR
 			})
 			if werr != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,7 +81,16 @@ func (p *Pair) SetDoorbells(req, rep *os.File) error {
 		return err
 	}
 	// ownFD is non-blocking now: os.NewFile polls it.
-	p.r.w.bell, p.r.w.intr = os.NewFile(uintptr(ownFD), own.Name()), make(chan struct{}, 1)
+	bell := os.NewFile(uintptr(ownFD), own.Name())
+	rc, err := bell.SyscallConn()
+	if err != nil {
+		bell.Close()
+		unix.Close(peerFD)
+		return fmt.Errorf("ring: doorbell: %w", err)
+	}
+	w := &p.r.w
+	w.bell, w.bellRC, w.intr = bell, rc, make(chan struct{}, 1)
+	w.readFn = w.readBell
 	p.w.m.bell = peerFD
 	return nil
 }
@@ -121,7 +131,26 @@ func dupBell(f *os.File, mode int) (int, error) {
 
 // ringBell writes a byte to the doorbell pipe fd, waking its reader. It
 // never blocks (fd is ours, non-blocking): EAGAIN means the pipe is full,
-// so rung already, and EPIPE that the reader is gone.
+// so rung already, and EPIPE that the reader is gone. It is a raw system
+// call, which the Go scheduler does not count as one: a write that the
+// kernel is slow to return from (the thread descheduled in it) does not
+// make sysmon hand this thread's processor to another thread.
 func ringBell(fd int) {
-	unix.Write(fd, []byte{1})
+	unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&bellByte[0])), 1)
+}
+
+// bellByte is what ringBell writes.
+var bellByte = [1]byte{1}
+
+// readBell reads the bell's rings into buf, for bellRC.Read, leaving the
+// count and error in bn and berr; it reports whether the read is over
+// (not EAGAIN). A raw system call, as ringBell's: the read cannot block.
+func (w *waiter) readBell(fd uintptr) bool {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&w.buf[0])), uintptr(len(w.buf)))
+	if e != 0 {
+		w.bn, w.berr = 0, e
+	} else {
+		w.bn, w.berr = int(n), nil
+	}
+	return e != unix.EAGAIN && e != unix.EINTR
 }

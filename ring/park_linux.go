@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -95,6 +96,12 @@ type waiter struct {
 	// bell, when set, is the read end of the doorbell pipe it sleeps on
 	// instead of the futex (through the netpoller: no thread waits).
 	bell *os.File
+	// bellRC reads bell with readFn (readBell, made once: a closure per
+	// sleep would allocate), which leaves its results in bn and berr.
+	bellRC syscall.RawConn
+	readFn func(fd uintptr) bool
+	bn     int
+	berr   error
 	// intr holds an interrupt for a sleep that cannot read the bell: the
 	// peer hung up its end (hungUp), so that only this process wakes it.
 	intr   chan struct{}
@@ -165,7 +172,13 @@ func (w *waiter) sleep() {
 	}
 	// Takes the rings of the bell since the last read (up to len(buf),
 	// the rest wakes the next sleep at once).
-	_, err := w.bell.Read(w.buf[:])
+	err := w.bellRC.Read(w.readFn)
+	if err == nil {
+		err = w.berr
+		if err == nil && w.bn == 0 {
+			err = io.EOF
+		}
+	}
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// An interrupt: the loop sees why (ctx done, closed) after the
