@@ -172,11 +172,13 @@ func (l *Listener) Accept() (*Conn, error) {
 	return hybridConn(uc, l.slots, l.readers, l.opts)
 }
 
-// unixConn wraps uc per o: as is for the netpoller, or moved to a
-// blocking descriptor.
+// unixConn wraps uc, a dialed connection, per o: with o.Blocking on a
+// blocking descriptor, else as a Listener's connections are (park.go),
+// with a pool of frame readers of its own.
 func unixConn(uc *net.UnixConn, o Options) (*Conn, error) {
 	if !o.Blocking {
-		return NewConn(uc, o), nil
+		o.defaults()
+		return hybridConn(uc, nil, newReaderPool(o.MaxFrame), o)
 	}
 	f, err := uc.File()
 	uc.Close()
