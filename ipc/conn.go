@@ -204,7 +204,7 @@ func (c *Conn) header() (protocol.Kind, int, error) {
 	// Nothing read, nothing buffered: the reader's 64 KiB go back to the
 	// pool while the connection waits.
 	k.mayIdle = false
-	c.pr.src.r = nil
+	c.pr.src.r, c.pr.src.pre = nil, nil
 	c.readers.Put(c.pr)
 	c.pr, c.fr = nil, nil
 	k.parked.Store(true)
@@ -214,6 +214,7 @@ func (c *Conn) header() (protocol.Kind, int, error) {
 		return 0, 0, err
 	}
 	c.takeReader()
+	c.pr.src.pre = k.stashed() // what waitReadable read: the frame reader reads it first
 	return c.fr.Header()
 }
 
@@ -224,9 +225,20 @@ type pooledReader struct {
 	src swapReader
 }
 
-type swapReader struct{ r io.Reader }
+// swapReader reads pre, then r.
+type swapReader struct {
+	pre []byte
+	r   io.Reader
+}
 
-func (s *swapReader) Read(p []byte) (int, error) { return s.r.Read(p) }
+func (s *swapReader) Read(p []byte) (int, error) {
+	if len(s.pre) > 0 {
+		n := copy(p, s.pre)
+		s.pre = s.pre[n:]
+		return n, nil
+	}
+	return s.r.Read(p)
+}
 
 // newReaderPool returns a pool of frame readers of frames up to max bytes.
 func newReaderPool(max int) *sync.Pool {

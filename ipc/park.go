@@ -61,8 +61,16 @@ type parker struct {
 	rflags int
 	rn     int
 	rerr   error
-	one    [1]byte // waitReadable's peek
+	// stash holds what waitReadable read (the start of the next frames,
+	// stash[:nstash]), which the frame reader takes first: a wait costs
+	// one receive that finds the bytes, not a peek and then a read.
+	stash  [stashSize]byte
+	nstash int
 }
+
+// stashSize is what waitReadable reads at most: a small request or
+// reply whole.
+const stashSize = 512
 
 // newParker returns the parker of uc.
 func newParker(uc *net.UnixConn, rc syscall.RawConn, slots chan struct{}, writeTimeout time.Duration) *parker {
@@ -152,9 +160,13 @@ func (k *parker) read(b *blockingFD, p []byte) (int, error) {
 }
 
 // waitReadable parks the caller in the netpoller until the socket has
-// bytes, or its end, to read, or the read deadline passes.
+// bytes, or its end, to read, or the read deadline passes. It reads up
+// to stashSize of those bytes (see stashed).
 func (k *parker) waitReadable() error {
-	err := k.receive(k.one[:], unix.MSG_DONTWAIT|unix.MSG_PEEK)
+	err := k.receive(k.stash[:], unix.MSG_DONTWAIT)
+	if err == nil && k.rerr == nil {
+		k.nstash = k.rn
+	}
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errTimeout
@@ -163,7 +175,14 @@ func (k *parker) waitReadable() error {
 	case err != nil:
 		return fmt.Errorf("ipc: read: %w", err)
 	}
-	return nil // rerr, if any (a reset), is returned by the read that follows
+	return nil // rerr, if any (a reset), or the end is returned by the read that follows
+}
+
+// stashed returns, once, what the last waitReadable read.
+func (k *parker) stashed() []byte {
+	b := k.stash[:k.nstash]
+	k.nstash = 0
+	return b
 }
 
 // write writes p whole without blocking a thread: a full socket buffer

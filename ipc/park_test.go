@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -113,6 +114,126 @@ func TestParkedReads(t *testing.T) {
 	peer.Close()
 	if r := wait(ch); !errors.Is(r.err, io.EOF) {
 		t.Fatalf("after the peer closed: %v, want io.EOF", r.err)
+	}
+}
+
+// TestParkedStash: what the wait of an idle connection reads (its stash)
+// is the start of the frames that follow, whole frames or a frame's head,
+// and a connection that idles again reads on from the socket; a dialed
+// connection waits the same way.
+func TestParkedStash(t *testing.T) {
+	c, peer := acceptPair(t, Options{})
+	idle := func(c *Conn) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !c.bfd.park.parked.Load(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("an idle connection still holds its frame reader")
+			}
+		}
+	}
+	got := make(chan protocol.Message, 16)
+	errs := make(chan error, 1)
+	go func() {
+		for {
+			m, err := c.Recv()
+			if err != nil {
+				errs <- err
+				return
+			}
+			got <- m
+		}
+	}()
+	want := func(seqs ...uint64) {
+		t.Helper()
+		for _, seq := range seqs {
+			select {
+			case m := <-got:
+				var id uint64
+				switch m := m.(type) {
+				case *protocol.Ping:
+					id = m.Seq
+				case *protocol.Execute:
+					id = m.ID
+				}
+				if id != seq {
+					t.Fatalf("got %#v, want number %d", m, seq)
+				}
+			case err := <-errs:
+				t.Fatalf("Recv: %v", err)
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no frame %d", seq)
+			}
+		}
+	}
+	// Whole frames, all in the stash.
+	idle(c)
+	var burst []byte
+	for i := uint64(1); i <= 3; i++ {
+		burst = append(burst, frameOf(t, &protocol.Ping{Seq: i})...)
+	}
+	if len(burst) >= stashSize {
+		t.Fatalf("the burst is %d bytes, not under the stash's %d", len(burst), stashSize)
+	}
+	if _, err := peer.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	want(1, 2, 3)
+	// Frames past the stash, the last cut by a pause.
+	idle(c)
+	big := frameOf(t, &protocol.Execute{ID: 5, Process: "p", Args: []byte(`"` + strings.Repeat("y", 100<<10) + `"`)})
+	burst = append(frameOf(t, &protocol.Ping{Seq: 4}), big[:stashSize+100]...)
+	if _, err := peer.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, err := peer.Write(big[stashSize+100:]); err != nil {
+		t.Fatal(err)
+	}
+	want(4, 5)
+	idle(c)
+	if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 6})); err != nil {
+		t.Fatal(err)
+	}
+	want(6)
+
+	// A dialed connection parks as an accepted one does.
+	l, err := Listen(filepath.Join(t.TempDir(), "run", "d.sock"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, err := Dial(l.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.bfd == nil || d.bfd.park == nil {
+		t.Fatal("a dialed connection has no parker: its reads are system calls the scheduler hands off")
+	}
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dgot := make(chan error, 1)
+	go func() {
+		m, err := d.Recv()
+		if err == nil && m.(*protocol.Ping).Seq != 7 {
+			err = fmt.Errorf("got %#v", m)
+		}
+		dgot <- err
+	}()
+	idle(d)
+	if err := s.Send(&protocol.Ping{Seq: 7}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-dgot:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the dialed connection read nothing")
 	}
 }
 
