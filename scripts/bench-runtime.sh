@@ -19,7 +19,7 @@ if [ -n "${BENCH_INPUT:-}" ]; then
 else
   go test ./supervisor -run '^$' -bench 'RoundTrip|Calls|Pipelined|HotKey' -benchtime "${n}x" -count "$count" | grep '^Benchmark' | tee "$out"
   # (go-plugin's yamux logs a broken pipe on stderr when its plugin is killed: harmless)
-  go test ./supervisor -run '^$' -bench 'Start' -benchtime 100x -count "$count" 2>/dev/null | grep '^Benchmark' | tee -a "$out"
+  go test ./supervisor -run '^$' -bench '^BenchmarkStart$' -benchtime 100x -count "$count" 2>/dev/null | grep '^Benchmark' | tee -a "$out"
 fi
 echo
 awk '
