@@ -23,7 +23,7 @@ if [ -z "$bin" ]; then
   bin=$tmp/supervisor.test
 fi
 bin=$(realpath "$bin")
-events=task-clock,context-switches,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendmsg,syscalls:sys_enter_read,syscalls:sys_enter_recvmsg,syscalls:sys_enter_futex
+events=task-clock,context-switches,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendmsg,syscalls:sys_enter_sendto,syscalls:sys_enter_read,syscalls:sys_enter_recvmsg,syscalls:sys_enter_recvfrom,syscalls:sys_enter_futex
 perf stat -e syscalls:sys_enter_write -- true >/dev/null 2>&1 || { echo "cost-per-execute.sh: perf cannot count syscall tracepoints here (run as root, or lower kernel.perf_event_paranoid)" >&2; exit 2; }
 # count IMPL ITERATIONS: one perf stat of the benchmark, as "event value" lines
 count() {
@@ -40,8 +40,8 @@ for impl in msgpack-echo theus-noop; do
       FNR == NR { a[$1] = $2; next }
       { d[$1] = $2 - a[$1] }
       END {
-        w = d["syscalls:sys_enter_write"] + d["syscalls:sys_enter_writev"] + d["syscalls:sys_enter_sendmsg"]
-        rd = d["syscalls:sys_enter_read"] + d["syscalls:sys_enter_recvmsg"]
+        w = d["syscalls:sys_enter_write"] + d["syscalls:sys_enter_writev"] + d["syscalls:sys_enter_sendmsg"] + d["syscalls:sys_enter_sendto"]
+        rd = d["syscalls:sys_enter_read"] + d["syscalls:sys_enter_recvmsg"] + d["syscalls:sys_enter_recvfrom"]
         printf "%-14s %4d %12.2f %10.3f %10.3f %10.3f %10.3f\n", impl, r, d["task-clock"] * 1000 / n, w / n, rd / n, d["syscalls:sys_enter_futex"] / n, d["context-switches"] / n
       }' "$tmp/a" "$tmp/b"
   done
