@@ -104,10 +104,10 @@ type Arbiter struct {
 	mu struct {
 		sync.Mutex
 		held   []*Ticket
-		queue  []*Ticket        // requests, granted in order (dispatchLocked)
-		spare  []*lease         // leases of tickets that just ended, still armed
-		ready  []chan struct{}  // drained request channels, for reuse
-		hot    map[string]int64 // key -> when it cools (Unix ns)
+		queue  []*Ticket       // requests, granted in order (dispatchLocked)
+		spare  []*lease        // leases of tickets that just ended, still armed
+		ready  []chan struct{} // drained request channels, for reuse
+		hot    heat            // keys heated within HotFor
 		closed bool
 	}
 }
@@ -387,18 +387,13 @@ func (a *Arbiter) Contended(keys []string) bool {
 			return true
 		}
 	}
-	if len(a.mu.hot) == 0 {
+	if len(a.mu.hot.at) == 0 {
 		return false
 	}
 	if !timed {
 		now = a.cfg.Clock.Now().UnixNano()
 	}
-	for k, cools := range a.mu.hot {
-		if cools > now && a.overlap(keys, []string{k}) {
-			return true
-		}
-	}
-	return false
+	return a.mu.hot.contended(keys, now, a.cfg.Strict)
 }
 
 // Heat records a conflict on keys: for HotFor they count as contended.
@@ -415,22 +410,7 @@ func (a *Arbiter) Heat(keys []string) {
 	cools := now + a.cfg.HotFor.Nanoseconds()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.mu.hot == nil {
-		a.mu.hot = map[string]int64{}
-	}
-	if len(a.mu.hot)+len(keys) > maxHot {
-		for k, c := range a.mu.hot {
-			if c <= now {
-				delete(a.mu.hot, k)
-			}
-		}
-		if len(a.mu.hot)+len(keys) > maxHot {
-			clear(a.mu.hot) // many keys conflicting at once: forget the old ones
-		}
-	}
-	for _, k := range keys {
-		a.mu.hot[k] = cools
-	}
+	a.mu.hot.add(keys, now, cools)
 	if cools > a.hotUntil.Load() {
 		a.hotUntil.Store(cools)
 	}

@@ -1,0 +1,71 @@
+package vip
+
+// heat is the keys heated within HotFor (Arbiter.Heat), indexed so that
+// Contended looks a key set up in time proportional to the keys' depth,
+// not to the number of heated keys: with many keys heated (a workload
+// spread over many counters that conflict now and then) a walk of them
+// all, under the Arbiter's lock, on every invocation, was a cost that
+// grew with the store and held the lock every invocation takes. Guarded
+// by Arbiter.mu.
+type heat struct {
+	at    map[string]int64 // heated key -> when it cools (Unix ns)
+	below map[string]int64 // a dot-boundary ancestor of heated keys -> when the last of them cools
+	until int64            // when the last heated key cools
+}
+
+// add heats keys until cools. Past maxHot keys it forgets those cooled
+// by now, and if that is not enough, all of them.
+func (h *heat) add(keys []string, now, cools int64) {
+	if h.at == nil {
+		h.at, h.below = map[string]int64{}, map[string]int64{}
+	}
+	if len(h.at)+len(keys) > maxHot {
+		for k, c := range h.at {
+			if c <= now {
+				delete(h.at, k)
+			}
+		}
+		for k, c := range h.below {
+			if c <= now {
+				delete(h.below, k)
+			}
+		}
+		if len(h.at)+len(keys) > maxHot {
+			clear(h.at) // many keys conflicting at once: forget the old ones
+			clear(h.below)
+			h.until = 0
+		}
+	}
+	for _, k := range keys {
+		h.at[k] = max(h.at[k], cools) // a clock that steps back does not cool a key early
+		for i := len(k) - 1; i > 0; i-- {
+			if k[i] == '.' && h.below[k[:i]] < cools {
+				h.below[k[:i]] = cools
+			}
+		}
+	}
+	h.until = max(h.until, cools)
+}
+
+// contended reports whether a key heated and not cooled by now overlaps
+// keys (overlaps: one is the other or lies under it at a dot); with
+// strict, whether any key is heated.
+func (h *heat) contended(keys []string, now int64, strict bool) bool {
+	if len(h.at) == 0 || h.until <= now {
+		return false
+	}
+	if strict {
+		return true
+	}
+	for _, k := range keys {
+		if h.at[k] > now || h.below[k] > now {
+			return true // k itself, or a key under it
+		}
+		for i := len(k) - 1; i > 0; i-- {
+			if k[i] == '.' && h.at[k[:i]] > now {
+				return true // a key k lies under
+			}
+		}
+	}
+	return false
+}
