@@ -37,7 +37,7 @@ type tickets struct {
 	mu     sync.Mutex
 	sess   *concurrency.Session // nil until the first ticket, or after its lease was lost
 	closed bool
-	heat   map[string]time.Time // key -> when it last lost a commit
+	heat   vip.HotKeys // keys that lost a commit, until hotFor after
 }
 
 // Ticket is a VIP ticket: a key P t/<k>. for each of its keys, on the
@@ -176,22 +176,11 @@ func (s *Store) Heat(keys []string) {
 	if t.hotFor <= 0 {
 		return
 	}
-	now := time.Now()
+	now := time.Now().UnixNano()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.heat == nil || len(t.heat) > 4096 {
-		for k, at := range t.heat {
-			if now.Sub(at) > t.hotFor {
-				delete(t.heat, k)
-			}
-		}
-		if t.heat == nil {
-			t.heat = map[string]time.Time{}
-		}
-	}
-	for _, k := range keys {
-		t.heat[k] = now
-	}
+	t.heat.Max = 4096
+	t.heat.Add(keys, now, now+t.hotFor.Nanoseconds())
 }
 
 // Contended reports whether one of keys, or a key above or below it,
@@ -201,20 +190,9 @@ func (s *Store) Contended(keys []string) bool {
 	if t.hotFor <= 0 {
 		return false
 	}
-	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for hot, at := range t.heat {
-		if now.Sub(at) > t.hotFor {
-			continue
-		}
-		for _, k := range keys {
-			if contract.Path(k).Covers(contract.Path(hot)) || contract.Path(hot).Covers(contract.Path(k)) {
-				return true
-			}
-		}
-	}
-	return false
+	return t.heat.Contended(keys, time.Now().UnixNano(), false)
 }
 
 // Valid reports whether the ticket is held: not released, not ended by

@@ -107,7 +107,7 @@ type Arbiter struct {
 		queue  []*Ticket       // requests, granted in order (dispatchLocked)
 		spare  []*lease        // leases of tickets that just ended, still armed
 		ready  []chan struct{} // drained request channels, for reuse
-		hot    heat            // keys heated within HotFor
+		hot    HotKeys         // keys heated within HotFor
 		closed bool
 	}
 }
@@ -387,13 +387,13 @@ func (a *Arbiter) Contended(keys []string) bool {
 			return true
 		}
 	}
-	if len(a.mu.hot.at) == 0 {
+	if a.mu.hot.Len() == 0 {
 		return false
 	}
 	if !timed {
 		now = a.cfg.Clock.Now().UnixNano()
 	}
-	return a.mu.hot.contended(keys, now, a.cfg.Strict)
+	return a.mu.hot.Contended(keys, now, a.cfg.Strict)
 }
 
 // Heat records a conflict on keys: for HotFor they count as contended.
@@ -403,14 +403,11 @@ func (a *Arbiter) Heat(keys []string) {
 	if a.cfg.HotFor < 0 || len(keys) == 0 {
 		return
 	}
-	if len(keys) > maxHot {
-		keys = keys[:maxHot] // a conflict this wide: its first keys stand for it
-	}
 	now := a.cfg.Clock.Now().UnixNano()
 	cools := now + a.cfg.HotFor.Nanoseconds()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.mu.hot.add(keys, now, cools)
+	a.mu.hot.Add(keys, now, cools)
 	if cools > a.hotUntil.Load() {
 		a.hotUntil.Store(cools)
 	}

@@ -28,7 +28,7 @@ func TestHeat(t *testing.T) {
 			a.Heat([]string{"domain.k" + strconv.Itoa(i)})
 		}
 		a.mu.Lock()
-		n := len(a.mu.hot.at)
+		n := a.mu.hot.Len()
 		a.mu.Unlock()
 		if n > maxHot {
 			t.Fatalf("%d hot keys remembered, bound %d", n, maxHot)
@@ -106,7 +106,7 @@ func TestHeatCap(t *testing.T) {
 				t.Fatal("hot keys forgotten although a cooled one made room")
 			}
 			a.mu.Lock()
-			n := len(a.mu.hot.at)
+			n := a.mu.hot.Len()
 			_, cold := a.mu.hot.at["domain.cold"]
 			a.mu.Unlock()
 			if n != maxHot || cold {
@@ -120,7 +120,7 @@ func TestHeatCap(t *testing.T) {
 			defer a.Close()
 			a.Heat(hotKeys("domain.h", 2*maxHot))
 			a.mu.Lock()
-			n := len(a.mu.hot.at)
+			n := a.mu.hot.Len()
 			a.mu.Unlock()
 			if n > maxHot {
 				t.Fatalf("%d keys remembered, bound %d", n, maxHot)

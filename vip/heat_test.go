@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestHeatIndexMatchesOverlaps: heat's lookup agrees with overlaps over
+// TestHeatIndexMatchesOverlaps: HotKeys's lookup agrees with overlaps over
 // every key heated and not cooled (the walk it replaced), for random key
 // sets of paths that are ancestors, descendants, siblings and look-alikes
 // of one another ("domain.a" and "domain.ab"), heated at random times,
@@ -31,7 +31,7 @@ func TestHeatIndexMatchesOverlaps(t *testing.T) {
 	}
 	for seed := range uint64(200) {
 		r := rand.New(rand.NewPCG(seed, 7))
-		var h heat
+		var h HotKeys
 		ref := map[string]int64{} // what the walk saw: key -> cools
 		now := int64(1000)
 		for range 300 {
@@ -45,7 +45,7 @@ func TestHeatIndexMatchesOverlaps(t *testing.T) {
 					ks = ks[:min(len(ks), maxHot)]
 				}
 				cools := now + int64(10+r.IntN(50))
-				h.add(ks, now, cools)
+				h.Add(ks, now, cools)
 				// The policy: past maxHot forget the cooled keys, then all.
 				if len(ref)+len(ks) > maxHot {
 					for k, c := range ref {
@@ -73,7 +73,7 @@ func TestHeatIndexMatchesOverlaps(t *testing.T) {
 					want = true
 				}
 			}
-			if got := h.contended(q, now, strict); got != want {
+			if got := h.Contended(q, now, strict); got != want {
 				t.Fatalf("seed %d: contended(%q, strict %v) = %v, the walk over %d heated keys says %v", seed, q, strict, got, len(ref), want)
 			}
 		}
