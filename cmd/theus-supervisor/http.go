@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -81,6 +83,14 @@ func (h httpFlags) prepare(demo bool) (listener, error) {
 func startHTTP(ctx context.Context, l listener, f flags, s *supervisor.Supervisor, log zerolog.Logger) (func(), error) {
 	if l.addr == "" {
 		return func() {}, nil
+	}
+	if f.http.pprof {
+		// The lock and blocking profiles record nothing unless asked
+		// to: where the supervisor waits is what a profile of a
+		// many-core machine is for. One contended lock in 100, and
+		// blocking sampled about once per 100 µs blocked.
+		runtime.SetMutexProfileFraction(100)
+		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
 	}
 	hs, err := observe.Start(observe.Config{Addr: l.addr, AllowRemote: f.http.allowRemote, Token: l.token, PProf: f.http.pprof, Log: log}, s)
 	if err != nil {

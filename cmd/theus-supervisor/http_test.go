@@ -93,6 +93,10 @@ func TestMetricsEndpoint(t *testing.T) {
 	if code, _ := get("debug/pprof/", "0123456789abcdef-secret"); code != http.StatusOK {
 		t.Errorf("--pprof: /debug/pprof/ answered %d", code)
 	}
+	// --pprof records lock contention: the mutex profile samples.
+	if code, body := get("debug/pprof/mutex?debug=1", "0123456789abcdef-secret"); code != http.StatusOK || !strings.Contains(body, "sampling period=100\n") {
+		t.Errorf("--pprof: /debug/pprof/mutex answered %d, not sampling one lock in 100: %.200s", code, body)
+	}
 	code, body := get("metrics", "0123456789abcdef-secret")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d %s", code, body)
