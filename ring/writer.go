@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 )
 
 // Writer is the producing side of one ring. It keeps its own tail and
@@ -17,7 +18,7 @@ type Writer struct {
 	head  uint64 // the consumer's head, as last read and checked
 	want  uint64 // bytes Wait waits for
 	err   error  // sticky: a corrupt head
-	wakes uint64
+	wakes atomic.Uint64
 }
 
 // MaxRecord is the largest payload this ring carries.
@@ -25,7 +26,7 @@ func (w *Writer) MaxRecord() int { return int(w.m.max) }
 
 // Wakes is how many times this writer woke its consumer: at most once per
 // Commit, and only when the consumer had announced it parks.
-func (w *Writer) Wakes() uint64 { return w.wakes }
+func (w *Writer) Wakes() uint64 { return w.wakes.Load() }
 
 // need returns the bytes a record of n payload bytes takes at the current
 // position, counting the unused end of the buffer when it must wrap, and
@@ -110,21 +111,49 @@ func (w *Writer) Append(p []byte) error {
 // store of the tail made after their bytes, and wakes the consumer if it
 // announced that it parks: one wake for the whole batch.
 func (w *Writer) Commit() error {
+	published, err := w.publish()
+	if published {
+		w.wake()
+	}
+	return err
+}
+
+// publish is Commit without the wake, and reports whether it published
+// anything: the caller then wakes (wakeShared) once it no longer holds
+// what other producers wait for.
+func (w *Writer) publish() (bool, error) {
 	if w.err != nil {
-		return w.err
+		return false, w.err
 	}
 	if w.w.life.closed.Load() {
-		return ErrClosed
+		return false, ErrClosed
 	}
 	if w.next == w.tail {
-		return nil
+		return false, nil
 	}
 	w.m.tail.Store(w.next)
 	w.tail = w.next
+	return true, nil
+}
+
+// wake wakes the consumer if it announced that it parks.
+func (w *Writer) wake() {
 	if wakeBell(w.m.consPark, w.m.bell) {
-		w.wakes++
+		w.wakes.Add(1)
 	}
-	return nil
+}
+
+// wakeShared is wake for a Writer that other goroutines may be
+// publishing into (Shared) and that may be closed meanwhile: it holds
+// the mapping's lifetime for reading, so that the pair, its memory and
+// its doorbell stay open while it looks and rings.
+func (w *Writer) wakeShared() {
+	l := w.w.life
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if !l.closed.Load() {
+		w.wake()
+	}
 }
 
 // Write publishes one record holding p: Append and Commit.
