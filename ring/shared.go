@@ -82,7 +82,8 @@ func (s *Shared) Records() uint64 {
 }
 
 // Close makes every later Append fail with ErrClosed. Once it returns,
-// nothing touches the Writer through s: the Pair may be closed.
+// no Append writes the ring again, and a wake still in progress holds
+// the pair's lifetime (Writer.wakeShared): the Pair may be closed.
 func (s *Shared) Close() {
 	s.mu.Lock()
 	s.closed = true

@@ -105,3 +105,50 @@ func TestSharedClosed(t *testing.T) {
 		t.Fatalf("Append after Close = %v, want ErrClosed", err)
 	}
 }
+
+// TestSharedWakeRacesClose: producers appending (and waking a consumer
+// that parks on its doorbell) while the Shared and then the Pair close,
+// the pool's order, neither crash nor write a closed doorbell: a wake
+// that runs after Shared.Close returned holds the pair's lifetime. Run
+// with -race.
+func TestSharedWakeRacesClose(t *testing.T) {
+	for range 20 {
+		sup, wrk := newBellPair(t, 16<<10)
+		s := NewShared(sup.Writer())
+		ctx, cancel := context.WithCancel(context.Background())
+		consumed := make(chan struct{})
+		go func() { // a consumer that parks whenever the ring is empty
+			defer close(consumed)
+			r := wrk.Reader()
+			var b Batch
+			for r.Wait(ctx) == nil {
+				if _, err := r.ReadBatch(&b, 0); err != nil {
+					return
+				}
+			}
+		}()
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					_, err := s.Append([]byte("wake"), false)
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if err != nil && !errors.Is(err, ErrFull) {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(2 * time.Millisecond)
+		s.Close()
+		if err := sup.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		cancel()
+		<-consumed
+	}
+}
