@@ -175,7 +175,7 @@ func (k *parker) waitReadable() error {
 	case err != nil:
 		return fmt.Errorf("ipc: read: %w", err)
 	}
-	return nil // rerr, if any (a reset), or the end is returned by the read that follows
+	return nil // a reset (rerr) or the end: the read that follows sees the end
 }
 
 // stashed returns, once, what the last waitReadable read.
