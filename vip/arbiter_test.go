@@ -1,6 +1,7 @@
 package vip
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"testing/synctest"
@@ -61,6 +62,28 @@ func TestHeatLastsHotFor(t *testing.T) {
 		a.Heat(nil) // nothing to heat: changes nothing
 		if a.Contended([]string{"domain.k1"}) {
 			t.Fatal("an empty Heat made keys contended")
+		}
+	})
+}
+
+// While a ticket is held on other keys, a heated key still cools after
+// HotFor: the clock is read then too.
+func TestHeatCoolsWhileTicketHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := New(Config{HotFor: 10 * time.Millisecond})
+		defer a.Close()
+		a.Heat([]string{"domain.k1"})
+		tk, err := a.Acquire(context.Background(), "holder", []string{"domain.other"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tk.Release()
+		if !a.Contended([]string{"domain.k1"}) {
+			t.Fatal("domain.k1 is not contended right after its heat")
+		}
+		time.Sleep(10 * time.Millisecond)
+		if a.Contended([]string{"domain.k1"}) {
+			t.Fatal("domain.k1 is still contended HotFor after its heat, with a ticket held elsewhere")
 		}
 	})
 }
