@@ -163,6 +163,7 @@ func (k *parker) read(b *blockingFD, p []byte) (int, error) {
 // bytes, or its end, to read, or the read deadline passes. It reads up
 // to stashSize of those bytes (see stashed).
 func (k *parker) waitReadable() error {
+	k.nstash = 0
 	err := k.receive(k.stash[:], unix.MSG_DONTWAIT)
 	if err == nil && k.rerr == nil {
 		k.nstash = k.rn
