@@ -130,6 +130,8 @@ func (p *Pair) Close() error {
 	p.w.w.interrupt()
 	p.life.mu.Lock()
 	defer p.life.mu.Unlock()
+	p.r.w.unregister()
+	p.w.w.unregister()
 	err := p.region.Close()
 	if p.r.w.bell != nil {
 		p.r.w.bell.Close()

@@ -114,6 +114,10 @@ type waiter struct {
 	beforePark  func()
 	beforeSleep func()
 	parks       uint64
+	// The registration that interrupts a wait when its context ends
+	// (register): the context's Done channel, and its stop.
+	regDone <-chan struct{}
+	regStop func() bool
 }
 
 // readier is a Reader or a Writer: ready reports whether waiting is over.
@@ -124,7 +128,6 @@ type readier interface{ ready() bool }
 func (w *waiter) wait(ctx context.Context, r readier) error {
 	w.life.mu.RLock()
 	defer w.life.mu.RUnlock()
-	registered := false
 	for {
 		if r.ready() {
 			return nil
@@ -138,11 +141,7 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 		if w.spin > 0 && spinUntil(r, w.spin) {
 			return nil
 		}
-		if !registered && ctx.Done() != nil {
-			registered = true
-			stop := context.AfterFunc(ctx, func() { w.life.interrupt(w) })
-			defer stop()
-		}
+		w.register(ctx)
 		if w.beforePark != nil {
 			w.beforePark()
 		}
@@ -158,6 +157,30 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 		w.sleep()
 		w.word.Store(running)
 	}
+}
+
+// register arranges for the end of ctx to interrupt w's waits. A
+// registration outlives the wait that made it, for the next waits on the
+// same context (a reader's loop waits on one for its life): one
+// registration, not one per wait. A wait on another context replaces it;
+// Pair.Close ends it (unregister). An interrupt that finds no wait makes
+// the next sleep return at once, to a loop that sees ctx done.
+func (w *waiter) register(ctx context.Context) {
+	done := ctx.Done()
+	if done == nil || done == w.regDone {
+		return
+	}
+	w.unregister()
+	w.regDone, w.regStop = done, context.AfterFunc(ctx, func() { w.life.interrupt(w) })
+}
+
+// unregister ends w's registration, if any. Called by w's waiter, or
+// by Close with the lifetime held for writing.
+func (w *waiter) unregister() {
+	if w.regStop != nil {
+		w.regStop()
+	}
+	w.regDone, w.regStop = nil, nil
 }
 
 // sleep blocks until the waiter is woken (or not: the caller looks again).
