@@ -99,9 +99,15 @@ func Serve(ctx context.Context, defs ...Def) error {
 	if sl != nil {
 		s.heavy = &tensors{slabs: sl, alloc: s.alloc}
 	}
+	// The rings before any reader: a Cancel that the socket's reader
+	// reads right after the Hello looks there for a Dispatch still in the
+	// request ring. Set after the socket's reader started, such a Cancel
+	// found no rings and was dropped, and its Dispatch ran until its
+	// worker was killed for it (pool's TestCancelRightAfterDispatch,
+	// under load).
+	s.rings = rs
 	s.wg.Go(func() { s.read(ctx) })
 	if rs != nil {
-		s.rings = rs
 		s.wg.Go(func() { s.readRing(ctx) })
 	}
 	err = <-s.done
