@@ -21,17 +21,18 @@ import (
 // recvNoWait is recvfrom(2) of up to len(p) bytes with flags, which must
 // include MSG_DONTWAIT, without a source address.
 func recvNoWait(fd int, p []byte, flags int) (int, error) {
-	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(base(p)), uintptr(len(p)), uintptr(flags), 0, 0)
-	runtime.KeepAlive(p)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
+	return noWait(unix.SYS_RECVFROM, fd, p, flags)
 }
 
 // sendNoWait is send(2) of p with flags, which must include MSG_DONTWAIT.
 func sendNoWait(fd int, p []byte, flags int) (int, error) {
-	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(base(p)), uintptr(len(p)), uintptr(flags), 0, 0)
+	return noWait(unix.SYS_SENDTO, fd, p, flags)
+}
+
+// noWait makes recvfrom or sendto (trap) on fd with p and flags, no
+// address, as a raw system call.
+func noWait(trap uintptr, fd int, p []byte, flags int) (int, error) {
+	n, _, e := unix.RawSyscall6(trap, uintptr(fd), uintptr(base(p)), uintptr(len(p)), uintptr(flags), 0, 0)
 	runtime.KeepAlive(p)
 	if e != 0 {
 		return 0, e
