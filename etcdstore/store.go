@@ -84,7 +84,7 @@ func New(cfg Config) (*Store, error) {
 		prefix:    cmp.Or(cfg.Prefix, DefaultPrefix),
 		maxOps:    cmp.Or(cfg.MaxTxnOps, DefaultMaxTxnOps),
 		maxBytes:  cmp.Or(cfg.MaxRequestBytes, DefaultMaxRequestBytes),
-		tk:        tickets{ttl: cmp.Or(cfg.TicketTTL, DefaultTicketTTL), hotFor: cmp.Or(cfg.HotFor, DefaultHotFor)},
+		tk:        tickets{ttl: cmp.Or(cfg.TicketTTL, DefaultTicketTTL), hotFor: cmp.Or(cfg.HotFor, DefaultHotFor), heat: vip.HotKeys{Max: 4096}},
 		committed: cfg.Committed,
 		traceFn:   cfg.Trace,
 		ops:       newOpLeases(cfg.OpIDRetention),

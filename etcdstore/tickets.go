@@ -179,7 +179,6 @@ func (s *Store) Heat(keys []string) {
 	now := time.Now().UnixNano()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.heat.Max = 4096
 	t.heat.Add(keys, now, now+t.hotFor.Nanoseconds())
 }
 
