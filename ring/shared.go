@@ -64,8 +64,9 @@ func (s *Shared) Append(p []byte, linger bool) (uint64, error) {
 	// Publish under the lock, wake outside it: the wake is a system
 	// call (the doorbell's write, and the peer's wake-up in the kernel),
 	// which other producers need not wait for. A mutex profile of the
-	// supervisor under 16 clients had two thirds of its lock waiting
-	// here when the wake was inside.
+	// supervisor under 16 clients had 77% of its lock waiting here when
+	// the wake was inside (docs/BENCHMARKS.md, "Where the supervisor
+	// waits").
 	published, err := s.w.publish()
 	s.mu.Unlock()
 	if published {
