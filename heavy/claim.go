@@ -32,11 +32,13 @@ func (z *Zone) Claim(l *Lease, inv, path string, value []byte) (shm.Descriptor, 
 	if l == nil || l.slab == nil || d.Slab != l.slab.id {
 		return d, Ref{}, fmt.Errorf("%w: slab %d is not the worker's (%d): a process may only write tensors it allocated", shm.ErrNotOwner, d.Slab, l.slabID())
 	}
-	z.mu.Lock()
-	defer z.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.closed {
 		return d, Ref{}, ErrLeaseClosed
 	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
 	s := l.slab
 	if _, ok := z.slabs[s.id]; !ok {
 		return d, Ref{}, fmt.Errorf("%w: no slab %d", shm.ErrStale, s.id)
@@ -53,6 +55,9 @@ func (z *Zone) Claim(l *Lease, inv, path string, value []byte) (shm.Descriptor, 
 // Abort frees blocks claimed by an invocation whose delta was not
 // committed.
 func (z *Zone) Abort(refs []Ref) {
+	if len(refs) == 0 {
+		return // most invocations claim nothing: no reason to take the zone's lock
+	}
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	for _, r := range refs {
@@ -66,6 +71,9 @@ func (z *Zone) Abort(refs []Ref) {
 // Commit marks claimed blocks as committed at their paths: they now
 // live until Drop.
 func (z *Zone) Commit(refs []Ref) {
+	if len(refs) == 0 {
+		return
+	}
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	for _, r := range refs {

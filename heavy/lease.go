@@ -3,6 +3,7 @@ package heavy
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/theus-run/theus/shm"
 )
@@ -12,9 +13,12 @@ import (
 // claimed or given up. Whoever holds the lease decides: the pool while the
 // dispatch is in flight, then the receiver of the result. Close frees
 // every block of the lease that no invocation claimed; it is idempotent,
-// and an Alloc after it fails, both under the zone's lock, so no block can
-// outlive its lease whatever order a result, a death, a timeout and a late
-// Alloc happen in.
+// and an Alloc after it fails, both under the lease's lock, so no block
+// can outlive its lease whatever order a result, a death, a timeout and a
+// late Alloc happen in. A lease that allocated nothing (most dispatches)
+// closes without the zone's lock, which every worker's dispatches share.
+//
+// Locks: a lease's, then the zone's; never the other way round.
 //
 // A nil *Lease is a dispatch with no slab (the zone is off): it allocates
 // nothing and claims only inline tensors.
@@ -22,7 +26,10 @@ type Lease struct {
 	z        *Zone
 	slab     *Slab // nil: the worker has no slab
 	dispatch uint64
-	closed   bool // under z.mu
+
+	mu     sync.Mutex
+	closed bool // Close ran: no Alloc or Claim after it
+	used   bool // an Alloc succeeded: Close has blocks to free
 }
 
 // ErrLeaseClosed is returned by Alloc and Claim once the lease is closed:
@@ -57,15 +64,21 @@ func (l *Lease) Alloc(n int64) (shm.Block, error) {
 }
 
 func (l *Lease) alloc(n int64) (shm.Block, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return shm.Block{}, ErrLeaseClosed
+	}
 	l.z.mu.Lock()
 	defer l.z.mu.Unlock()
-	switch {
-	case l.closed:
-		return shm.Block{}, ErrLeaseClosed
-	case l.slab.retired:
+	if l.slab.retired {
 		return shm.Block{}, fmt.Errorf("%w: slab %d is retired", shm.ErrArenaFull, l.slab.id)
 	}
-	return l.slab.alloc.Alloc(n, dispatchOwner(l.dispatch))
+	b, err := l.slab.alloc.Alloc(n, dispatchOwner(l.dispatch))
+	if err == nil {
+		l.used = true
+	}
+	return b, err
 }
 
 func (l *Lease) slabID() uint32 {
@@ -82,13 +95,18 @@ func (l *Lease) Close() {
 	if l == nil || l.slab == nil {
 		return
 	}
-	z := l.z
-	z.mu.Lock()
-	defer z.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.closed {
 		return
 	}
 	l.closed = true
+	if !l.used {
+		return // nothing to free
+	}
+	z := l.z
+	z.mu.Lock()
+	defer z.mu.Unlock()
 	s := l.slab
 	if _, ok := z.slabs[s.id]; ok {
 		s.alloc.FreeOwner(dispatchOwner(l.dispatch))

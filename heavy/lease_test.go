@@ -32,6 +32,27 @@ func TestLeaseCloseIsFinal(t *testing.T) {
 	none.Close() // the zone is off: nothing to free
 }
 
+// TestUnusedLeaseCloseIsFinal: a lease that allocated nothing closes
+// without the zone's lock, and is as closed as any other.
+func TestUnusedLeaseCloseIsFinal(t *testing.T) {
+	z := newZone(t, 8<<20, 2)
+	a := slab(t, z)
+	l := z.Lease(a, 3)
+	l.Close()
+	if _, err := l.Alloc(64); !errors.Is(err, ErrLeaseClosed) {
+		t.Errorf("Alloc after Close: %v, want ErrLeaseClosed", err)
+	}
+	if st := z.Stats(); st.Blocks != 0 {
+		t.Fatalf("a closed lease allocated: %d blocks", st.Blocks)
+	}
+	z.Abort(nil) // an invocation that claimed nothing
+	z.Commit(nil)
+	z.Retire(a) // no block: the slab closes at once
+	if st := z.Stats(); st.Blocks != 0 {
+		t.Fatalf("after Retire: %d blocks", st.Blocks)
+	}
+}
+
 func TestLeaseRefusesEmptyAlloc(t *testing.T) {
 	z := newZone(t, 8<<20, 2)
 	l := z.Lease(slab(t, z), 1)
