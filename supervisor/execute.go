@@ -88,8 +88,9 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 		rep.Err = aerr
 		return rep
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	dc := s.wheel.WithTimeout(ctx, timeout)
+	defer dc.Cancel()
+	ctx = dc
 	owner := "exec-" + strconv.FormatUint(s.seq.Add(1), 10)
 	var refs []heavy.Ref // tensors the latest attempt made: committed with it or freed
 	r, err := s.runner.Execute(ctx, cas.Invocation{

@@ -93,8 +93,13 @@ func (s *Supervisor) track(c *ipc.Conn) *protocol.Error {
 // client.
 func (s *Supervisor) serveConn(c *ipc.Conn) {
 	defer s.connWG.Done()
-	ctx, cancel := context.WithCancel(s.base)
+	cctx, cancel := context.WithCancel(s.base)
 	defer cancel()
+	// The executes' timeouts list themselves in the connection's Scope,
+	// which ends them with it: no registration on cctx per execute.
+	sc := s.wheel.Scope(cctx)
+	defer sc.Close()
+	var ctx context.Context = sc
 	var wg sync.WaitGroup // the reader and the requests it started
 	slots := make(chan struct{}, s.cfg.MaxPerClient)
 	cs := &connStreams{open: map[uint64]context.CancelFunc{}}

@@ -19,6 +19,7 @@ import (
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/flux"
 	"github.com/theus-run/theus/heavy"
+	"github.com/theus-run/theus/internal/deadline"
 	"github.com/theus-run/theus/internal/gopool"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
@@ -169,6 +170,9 @@ type Supervisor struct {
 	// to a kept goroutine (its stack grown already) and runs on the
 	// reader's own (serve.go).
 	gos *gopool.Pool
+	// wheel ends each execute's context at its timeout (execute.go),
+	// cheapest under a client connection's Scope (serve.go).
+	wheel *deadline.Wheel
 
 	*meters // every counter (meters.go)
 }
@@ -270,6 +274,8 @@ func Start(cfg Config) (*Supervisor, error) {
 	reclaim = store.Collect
 	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{}), gos: gopool.New(connGoroutines), meters: m}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
+	s.wheel = deadline.New()
+	undo = append(undo, s.wheel.Close)
 	if cfg.Etcd != nil {
 		if err := s.openEtcd(); err != nil {
 			return fail(err)
@@ -456,6 +462,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		p.Close(closeCtx)
 	}
 	s.arb.Close() // no invocation is left to hold or wait for a ticket
+	s.wheel.Close()
 	s.zone.Close()
 	s.signals.Close() // before the journal it waits on
 	s.etcd.close()

@@ -31,7 +31,7 @@ var Allowed = map[string][]string{
 	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention": {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":          {"worker"},
-	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit", "internal/gopool", "etcdstore", "observe"},
+	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit", "internal/gopool", "internal/deadline", "etcdstore", "observe"},
 	// Metrics, the status page and the HTTP listener: it reads the
 	// supervisor's counters through an interface, never the supervisor.
 	"observe": {"protocol"},
@@ -57,6 +57,7 @@ var Allowed = map[string][]string{
 	"contract":             {},
 	"lint":                 {"contract"}, // the POP analyzers read Go source, not the runtime
 	"internal/gopool":      {},           // goroutines kept for the next request (supervisor, worker)
+	"internal/deadline":    {},           // the executes' timeouts (supervisor)
 	"internal/importgraph": {},
 	"internal/doclinks":    {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a

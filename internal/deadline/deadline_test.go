@@ -1,0 +1,374 @@
+package deadline
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// held counts the contexts the Wheel holds.
+func (w *Wheel) held() int {
+	count := func(l *list) int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.live)
+	}
+	n := 0
+	for i := range w.shards {
+		n += count(&w.shards[i].list)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for sc := range w.scopes {
+		n += count(&sc.list)
+	}
+	return n
+}
+
+func newWheel(t *testing.T) *Wheel {
+	w := New()
+	t.Cleanup(w.Close)
+	return w
+}
+
+// waitDone fails t unless ctx ends within limit (far above any deadline
+// the tests set: a miss means a deadline that never fires).
+func waitDone(t *testing.T, ctx context.Context, limit time.Duration) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+	case <-time.After(limit):
+		t.Fatalf("not ended %s after it was due", limit)
+	}
+}
+
+func TestDeadlineEndsContext(t *testing.T) {
+	w := newWheel(t)
+	start := time.Now()
+	ctx := w.WithTimeout(context.Background(), 20*time.Millisecond)
+	cancel := ctx.Cancel
+	defer cancel()
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("Err before the deadline: %v", err)
+	}
+	if dl, ok := ctx.Deadline(); !ok || dl.Sub(start) < 20*time.Millisecond || dl.Sub(start) > time.Second {
+		t.Fatalf("Deadline = %v, %v; want about 20ms after %v", dl, ok, start)
+	}
+	waitDone(t, ctx, 10*time.Second)
+	if since := time.Since(start); since < 20*time.Millisecond {
+		t.Fatalf("ended after %s, before its deadline", since)
+	}
+	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err = %v, want DeadlineExceeded", err)
+	}
+	if n := w.held(); n != 0 {
+		t.Fatalf("the wheel holds %d contexts after the deadline", n)
+	}
+	cancel() // after the deadline: changes nothing
+	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err after a late cancel = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestCancelReleases(t *testing.T) {
+	w := newWheel(t)
+	ctx := w.WithTimeout(context.Background(), time.Hour)
+	cancel := ctx.Cancel
+	if n := w.held(); n != 1 {
+		t.Fatalf("the wheel holds %d contexts, want 1", n)
+	}
+	cancel()
+	cancel() // twice is fine
+	if err := ctx.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Err = %v, want Canceled", err)
+	}
+	select {
+	case <-ctx.Done():
+	default:
+		t.Fatal("Done not closed after cancel")
+	}
+	if n := w.held(); n != 0 {
+		t.Fatalf("the wheel holds %d contexts after cancel", n)
+	}
+}
+
+func TestParentEnds(t *testing.T) {
+	w := newWheel(t)
+	type key struct{}
+	parent, stop := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	ctx := w.WithTimeout(parent, time.Hour)
+	cancel := ctx.Cancel
+	defer cancel()
+	if got := ctx.Value(key{}); got != "v" {
+		t.Fatalf("Value = %v, want the parent's", got)
+	}
+	stop()
+	waitDone(t, ctx, 10*time.Second)
+	if err := ctx.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Err = %v, want the parent's Canceled", err)
+	}
+
+	// A parent that ended already: the context is born ended.
+	ctx2 := w.WithTimeout(parent, time.Hour)
+	cancel2 := ctx2.Cancel
+	defer cancel2()
+	if err := ctx2.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("under an ended parent: Err = %v, want Canceled", err)
+	}
+	if n := w.held(); n != 1 { // ctx, still in until its cancel
+		t.Fatalf("the wheel holds %d contexts, want 1", n)
+	}
+}
+
+func TestParentDeadlineEarlier(t *testing.T) {
+	w := newWheel(t)
+	parent, stop := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer stop()
+	pd, _ := parent.Deadline()
+	ctx := w.WithTimeout(parent, time.Hour)
+	cancel := ctx.Cancel
+	defer cancel()
+	if dl, _ := ctx.Deadline(); !dl.Equal(pd) {
+		t.Fatalf("Deadline = %v, want the parent's %v", dl, pd)
+	}
+	waitDone(t, ctx, 10*time.Second)
+	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestNoTime(t *testing.T) {
+	w := newWheel(t)
+	for _, d := range []time.Duration{0, -time.Second} {
+		ctx := w.WithTimeout(context.Background(), d)
+		cancel := ctx.Cancel
+		if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("WithTimeout(%v): Err = %v, want DeadlineExceeded", d, err)
+		}
+		cancel()
+	}
+	if n := w.held(); n != 0 {
+		t.Fatalf("the wheel holds %d contexts", n)
+	}
+}
+
+// TestEarlierDeadlineWakes: the goroutine sleeps until an hour away; a
+// context due sooner must wake it.
+func TestEarlierDeadlineWakes(t *testing.T) {
+	w := newWheel(t)
+	long := w.WithTimeout(context.Background(), time.Hour)
+	cancelLong := long.Cancel
+	defer cancelLong()
+	time.Sleep(10 * time.Millisecond) // the goroutine is asleep for the hour
+	ctx := w.WithTimeout(context.Background(), 10*time.Millisecond)
+	cancel := ctx.Cancel
+	defer cancel()
+	waitDone(t, ctx, 10*time.Second)
+	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err = %v, want DeadlineExceeded", err)
+	}
+}
+
+// TestDerivedStartsNoGoroutine: context.WithCancel under a wheel's
+// context registers through its AfterFunc, and ends with it.
+func TestDerivedStartsNoGoroutine(t *testing.T) {
+	w := newWheel(t)
+	ctx := w.WithTimeout(context.Background(), time.Hour)
+	cancel := ctx.Cancel
+	child, stopChild := context.WithCancel(ctx)
+	defer stopChild()
+	ctx.mu.Lock()
+	n := len(ctx.afters)
+	ctx.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d functions registered, want 1 (context.WithCancel did not use AfterFunc)", n)
+	}
+	cancel()
+	waitDone(t, child, 10*time.Second)
+
+	// Registered after the end: runs at once; stop then reports false.
+	ran := make(chan struct{})
+	if stop := ctx.AfterFunc(func() { close(ran) }); stop() {
+		t.Error("stop after the end reported true")
+	}
+	waitDone(t, doneCtx(ran), 10*time.Second)
+
+	// Stopped before the end: never runs.
+	ctx2 := w.WithTimeout(context.Background(), time.Hour)
+	cancel2 := ctx2.Cancel
+	stop := ctx2.AfterFunc(func() { t.Error("a stopped function ran") })
+	if !stop() {
+		t.Error("stop before the end reported false")
+	}
+	cancel2()
+}
+
+// doneCtx is a context whose Done is ch.
+type doneCtx chan struct{}
+
+func (d doneCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (d doneCtx) Done() <-chan struct{}       { return d }
+func (d doneCtx) Err() error                  { return nil }
+func (d doneCtx) Value(any) any               { return nil }
+
+// TestManyInFlight: contexts with short random timeouts, some canceled
+// first, from several goroutines at once. Each ends once, with the
+// error of what came first, never before its deadline, and the wheel
+// holds none afterwards.
+func TestManyInFlight(t *testing.T) {
+	w := newWheel(t)
+	sc := w.Scope(context.Background())
+	defer sc.Close()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		var parent context.Context = context.Background()
+		if g%2 == 1 {
+			parent = sc
+		}
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 300 {
+				d := time.Duration(r.IntN(3000)) * time.Microsecond
+				start := time.Now()
+				ctx := w.WithTimeout(parent, d)
+				cancel := ctx.Cancel
+				if r.IntN(3) == 0 {
+					cancel()
+					if err := ctx.Err(); !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+						t.Errorf("after cancel: Err = %v", err)
+					}
+					continue
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(10 * time.Second):
+					t.Errorf("a %s deadline not reached in 10s", d)
+				}
+				if since := time.Since(start); since < d {
+					t.Errorf("a %s deadline ended after %s", d, since)
+				}
+				if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Err = %v, want DeadlineExceeded", err)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if n := w.held(); n != 0 {
+		t.Fatalf("the wheel holds %d contexts", n)
+	}
+}
+
+// BenchmarkWithTimeout: a request's context made and canceled before its
+// deadline, under a parent that can be canceled (a client connection's),
+// from every core: the Wheel's next to context.WithTimeout's, measured in
+// the same run.
+func BenchmarkWithTimeout(b *testing.B) {
+	parent, stop := context.WithCancel(context.Background())
+	defer stop()
+	b.Run("impl=context", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				ctx, cancel := context.WithTimeout(parent, 30*time.Second)
+				_ = ctx.Done() // as a waiting select would: Done is made
+				cancel()
+			}
+		})
+	})
+	b.Run("impl=wheel-scope", func(b *testing.B) {
+		w := New()
+		defer w.Close()
+		sc := w.Scope(parent)
+		defer sc.Close()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				ctx := w.WithTimeout(sc, 30*time.Second)
+				cancel := ctx.Cancel
+				_ = ctx.Done()
+				cancel()
+			}
+		})
+	})
+	b.Run("impl=wheel", func(b *testing.B) {
+		w := New()
+		defer w.Close()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				ctx := w.WithTimeout(parent, 30*time.Second)
+				cancel := ctx.Cancel
+				_ = ctx.Done()
+				cancel()
+			}
+		})
+	})
+}
+
+// TestScope: contexts under a Scope end when its parent ends (and those
+// made after, at once), at their deadlines, and at cancel; Close ends
+// the rest and the Wheel forgets the Scope.
+func TestScope(t *testing.T) {
+	w := newWheel(t)
+	parent, stop := context.WithCancel(context.Background())
+	sc := w.Scope(parent)
+	short := w.WithTimeout(sc, 10*time.Millisecond)
+	cancelShort := short.Cancel
+	defer cancelShort()
+	var long []*Context
+	for range 5 {
+		c := w.WithTimeout(sc, time.Hour)
+		cancel := c.Cancel
+		defer cancel()
+		long = append(long, c)
+	}
+	done := w.WithTimeout(sc, time.Hour)
+	cancelDone := done.Cancel
+	cancelDone()
+	if err := done.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled: Err = %v", err)
+	}
+	waitDone(t, short, 10*time.Second)
+	if err := short.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("short: Err = %v, want DeadlineExceeded", err)
+	}
+	if n := w.held(); n != 5 {
+		t.Fatalf("the wheel holds %d contexts, want 5", n)
+	}
+	stop()
+	for i, c := range long {
+		waitDone(t, c, 10*time.Second)
+		if err := c.Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("long %d: Err = %v, want the parent's Canceled", i, err)
+		}
+	}
+	late := w.WithTimeout(sc, time.Hour)
+	cancelLate := late.Cancel
+	defer cancelLate()
+	waitDone(t, late, 10*time.Second)
+	if n := w.held(); n != 0 {
+		t.Fatalf("the wheel holds %d contexts after the scope ended", n)
+	}
+	sc.Close()
+	sc.Close()
+	if n := len(w.scopes); n != 0 {
+		t.Fatalf("%d scopes after Close", n)
+	}
+
+	// Close with a request still under it ends that request.
+	sc2 := w.Scope(context.Background())
+	c := w.WithTimeout(sc2, time.Hour)
+	cancel := c.Cancel
+	defer cancel()
+	sc2.Close()
+	waitDone(t, c, 10*time.Second)
+}
