@@ -253,7 +253,7 @@ func (l *loop) valid() bool {
 }
 
 func (l *loop) run(ctx context.Context) error {
-	seq := l.r.Backoff.Start()
+	var seq *vip.Sequence // made at the first backoff: most invocations never conflict
 	sleep := l.r.Sleep
 	if sleep == nil {
 		sleep = sleepCtx
@@ -287,6 +287,9 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		if l.valid() || l.wantTicket() {
 			continue // a ticket holder, or one about to queue, needs no backoff
+		}
+		if seq == nil {
+			seq = l.r.Backoff.Start()
 		}
 		if err := sleep(ctx, seq.Next()); err != nil {
 			return withLast(err, last)

@@ -370,7 +370,22 @@ func (pr *proc) stop(cause error, sig unix.Signal) {
 // the blocks it allocates.
 type call struct {
 	result chan *protocol.Result // buffered: the reader never blocks
-	blocks *heavy.Lease          // nil when the zone is off
+	blocks *heavy.Lease          // nil when the zone is off; set and read under proc.mu
+	d      protocol.Dispatch     // what was sent, with its ID
+}
+
+// calls keeps calls for the next dispatch. A call goes back only once its
+// result was received: the reader deleted it from proc.calls before it
+// sent the result, so nothing refers to it then. A call given up (timeout,
+// death, failed send) is left to the garbage collector: a reader that
+// found it just before may still send to it.
+var calls = sync.Pool{New: func() any { return &call{result: make(chan *protocol.Result, 1)} }}
+
+// recycle hands c back to calls once its result was received.
+func recycle(c *call) {
+	c.blocks = nil
+	c.d = protocol.Dispatch{} // no hold on the inputs' values
+	calls.Put(c)
 }
 
 // call sends dp and waits for its result. On success the caller owns the
@@ -387,12 +402,13 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	}
 	pr.nextID++
 	id := pr.nextID
-	c := &call{result: make(chan *protocol.Result, 1)}
+	c := calls.Get().(*call)
 	if z := pr.pool.cfg.Heavy; z != nil {
 		c.blocks = z.Lease(pr.slab, id)
 	}
 	pr.calls[id] = c
 	pr.mu.Unlock()
+	blocks := c.blocks // the call's own: c may serve another dispatch once recycled
 	// forget ends the dispatch for the worker: no Alloc is granted for
 	// it after, and its blocks are freed (Close refuses later Allocs
 	// itself: forgetting first only turns them into clear errors).
@@ -400,10 +416,10 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 		pr.mu.Lock()
 		delete(pr.calls, id) // a nil map after the worker's death: a no-op
 		pr.mu.Unlock()
-		c.blocks.Close()
+		blocks.Close()
 	}
-	d := *dp
-	d.ID = id
+	c.d = *dp
+	c.d.ID = id
 	// answered returns a result the reader delivered already: an answer
 	// that came before a write failure or the worker's death stands.
 	answered := func() (*protocol.Result, bool) {
@@ -415,10 +431,10 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 			return nil, false
 		}
 	}
-	seq, err := pr.sendDispatch(&d)
+	seq, err := pr.sendDispatch(&c.d)
 	if err != nil {
 		if res, ok := answered(); ok {
-			return res, c.blocks, nil
+			return res, blocks, nil
 		}
 		// A batched write can fail after the batch holding this dispatch
 		// went out, so the worker may have allocated for it already.
@@ -434,10 +450,11 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	select {
 	case res := <-c.result:
 		pr.processed.Add(1)
-		return res, c.blocks, nil
+		recycle(c)
+		return res, blocks, nil
 	case <-pr.dead:
 		if res, ok := answered(); ok {
-			return res, c.blocks, nil
+			return res, blocks, nil
 		}
 		forget()
 		return nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
@@ -470,12 +487,16 @@ func (pr *proc) alloc(a *protocol.Alloc) *protocol.Grant {
 	}
 	pr.mu.Lock()
 	c := pr.calls[a.Dispatch]
+	var blocks *heavy.Lease
+	if c != nil {
+		blocks = c.blocks // under the lock: once c is recycled, c.blocks is another dispatch's
+	}
 	pr.mu.Unlock()
 	if c == nil {
 		g.Err = protocol.Errorf(protocol.CodeBadRequest, "alloc for dispatch %d, which is not in flight", a.Dispatch)
 		return g
 	}
-	b, err := c.blocks.Alloc(a.Size)
+	b, err := blocks.Alloc(a.Size)
 	switch {
 	case errors.Is(err, heavy.ErrLeaseClosed):
 		g.Err = protocol.Errorf(protocol.CodeBadRequest, "alloc for dispatch %d, which is over", a.Dispatch)
