@@ -340,6 +340,9 @@ func (pr *proc) stop(cause error, sig unix.Signal) {
 	if first {
 		pr.cause = cause
 		close(pr.dead)
+		for _, c := range pr.calls {
+			c.result <- nil // the death, to a call in flight (its buffer is empty: deliver deletes before it sends)
+		}
 		pr.calls = nil
 		if pr.rings != nil {
 			pr.rings.stop() // readRing returns; the pair is closed once the worker is reaped
@@ -421,10 +424,14 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	c.d = *dp
 	c.d.ID = id
 	// answered returns a result the reader delivered already: an answer
-	// that came before a write failure or the worker's death stands.
+	// that came before a write failure or the worker's death stands. (A
+	// nil result is the death itself, sent by stop.)
 	answered := func() (*protocol.Result, bool) {
 		select {
 		case res := <-c.result:
+			if res == nil {
+				return nil, false
+			}
 			pr.processed.Add(1)
 			return res, true
 		default:
@@ -447,17 +454,18 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 		pr.kill(fmt.Errorf("%w: send: %w", errDied, err))
 		return nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, err)
 	}
+	// The worker's death comes as a nil result, not through pr.dead: a
+	// channel that every call in flight waited on was one lock for all of
+	// them, taken twice per call.
 	select {
 	case res := <-c.result:
+		if res == nil {
+			forget()
+			return nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause) // set before the nil was sent
+		}
 		pr.processed.Add(1)
 		recycle(c)
 		return res, blocks, nil
-	case <-pr.dead:
-		if res, ok := answered(); ok {
-			return res, blocks, nil
-		}
-		forget()
-		return nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause)
 	case <-ctx.Done():
 	}
 	defer forget() // whatever happens now, nobody claims this dispatch's blocks
@@ -467,9 +475,11 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 	t := time.NewTimer(pr.pool.cfg.KillGrace)
 	defer t.Stop()
 	select {
-	case <-c.result:
-		pr.processed.Add(1)
-		return nil, nil, ctx.Err() // too late: the caller has gone
+	case res := <-c.result:
+		if res != nil {
+			pr.processed.Add(1)
+		}
+		return nil, nil, ctx.Err() // too late: the caller has gone (or the worker died)
 	case <-pr.dead:
 	case <-t.C:
 		pr.terminate(fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, dp.Process, pr.pool.cfg.KillGrace), pr.pool.cfg.KillGrace)
