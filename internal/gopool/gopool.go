@@ -17,34 +17,39 @@ import (
 // Pool runs tasks on goroutines it keeps, up to MaxIdle waiting at once.
 // The zero value is not usable; call New. Close stops it.
 type Pool struct {
-	tasks   chan func() // unbuffered: a send succeeds only to an idle goroutine
-	idle    atomic.Int32
-	started atomic.Int64 // goroutines started by Go, kept or not
-	maxIdle int32
+	maxIdle int
+	started atomic.Int64   // goroutines started by Go, kept or not
 	wg      sync.WaitGroup // the goroutines started before Close
 
-	mu     sync.Mutex // orders wg.Add before Close
+	mu sync.Mutex
+	// idle are the goroutines waiting for a task, the most recent last:
+	// Go hands a task to the one that ran last, whose stack and cache are
+	// the warmest. Each waits on its own channel, so a hand-off takes no
+	// lock that the other idle goroutines wait on.
+	idle   []chan func()
 	closed bool
-	stop   chan struct{} // closed by Close
 }
 
 // New returns a Pool that keeps at most maxIdle goroutines idle (at least
 // one).
 func New(maxIdle int) *Pool {
-	return &Pool{tasks: make(chan func()), maxIdle: int32(max(maxIdle, 1)), stop: make(chan struct{})}
+	return &Pool{maxIdle: max(maxIdle, 1)}
 }
 
 // Go runs f on an idle goroutine of p, or on a new one when none is idle.
 // It never waits for a goroutine. After Close, f runs on a new goroutine
 // that p does not keep or wait for (its caller owns f, as always).
 func (p *Pool) Go(f func()) {
-	select {
-	case p.tasks <- f:
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		task := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		task <- f // buffered: never waits, whether or not the goroutine parked yet
 		return
-	default:
 	}
 	p.started.Add(1)
-	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		go f()
@@ -59,24 +64,28 @@ func (p *Pool) Go(f func()) {
 // closed or enough goroutines are idle already.
 func (p *Pool) run(f func()) {
 	defer p.wg.Done()
+	task := make(chan func(), 1)
 	for {
 		f()
-		if p.idle.Add(1) > p.maxIdle {
-			p.idle.Add(-1)
+		p.mu.Lock()
+		if p.closed || len(p.idle) >= p.maxIdle {
+			p.mu.Unlock()
 			return
 		}
-		select {
-		case f = <-p.tasks:
-			p.idle.Add(-1)
-		case <-p.stop:
-			p.idle.Add(-1)
-			return
+		p.idle = append(p.idle, task)
+		p.mu.Unlock()
+		if f = <-task; f == nil {
+			return // Close
 		}
 	}
 }
 
 // Idle returns how many goroutines wait for a task now.
-func (p *Pool) Idle() int { return int(p.idle.Load()) }
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
 
 // Started returns how many goroutines Go has started since New: the
 // tasks that found no idle goroutine.
@@ -87,10 +96,14 @@ func (p *Pool) Started() int64 { return p.started.Load() }
 func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed {
-		p.closed = true
-		close(p.stop)
+	if p.closed {
+		return
 	}
+	p.closed = true
+	for _, task := range p.idle {
+		task <- nil
+	}
+	p.idle = nil
 }
 
 // Wait waits, after Close, until every goroutine p kept has returned:

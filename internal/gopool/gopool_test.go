@@ -13,9 +13,9 @@ import (
 // goroutine (few goroutines are started for many tasks), every task runs
 // once, and Close leaves no goroutine behind.
 //
-// A goroutine counts itself idle just before it parks to receive, so a
-// task handed over in that window starts a new goroutine: the bound
-// allows for it, and a pool that never reuses starts one per task.
+// A goroutine counts itself idle before it parks, and a task handed to
+// it in between waits in its channel: a pool that never reuses starts
+// one goroutine per task.
 func TestReuse(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	p := New(4)
