@@ -215,8 +215,14 @@ func (c *Client) roundTrip(ctx context.Context, build func(id uint64) protocol.M
 	return m, err
 }
 
+// replyChans keeps the channels that replies come on. One goes back only
+// after its reply was received: the reader deleted it from waiting before
+// it sent, so nothing else refers to it. A channel given up (ctx ended)
+// or closed (the connection failed) is left to the garbage collector.
+var replyChans = sync.Pool{New: func() any { return make(chan protocol.Message, 1) }}
+
 func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.Message) (protocol.Message, error) {
-	ch := make(chan protocol.Message, 1)
+	ch := replyChans.Get().(chan protocol.Message)
 	s.mu.Lock()
 	if s.err != nil {
 		err := s.err
@@ -251,6 +257,7 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 		if !ok {
 			return nil, s.closedErr()
 		}
+		replyChans.Put(ch)
 		return m, nil
 	case <-ctx.Done():
 		s.mu.Lock()

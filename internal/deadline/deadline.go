@@ -133,7 +133,7 @@ func (sc *Scope) end(err error) {
 // least. (Cancel is a method, not a returned function, to save the
 // function value's allocation.)
 func (w *Wheel) WithTimeout(parent context.Context, d time.Duration) *Context {
-	c := &Context{parent: parent, at: time.Now().Add(d), done: make(chan struct{}), w: w, idx: -1}
+	c := &Context{parent: parent, at: time.Now().Add(d), done: make(chan struct{}), idx: -1}
 	if pd, ok := parent.Deadline(); ok && pd.Before(c.at) {
 		c.at = pd // the parent ends first: report its deadline, and end with it
 	}
@@ -286,7 +286,6 @@ type Context struct {
 	done       chan struct{}
 	ended      atomic.Bool
 	err        error // set once, before done is closed
-	w          *Wheel
 	l          *list // its list; nil if it never was in one
 	idx        int   // its place in l.live; -1 when out (under l.mu)
 	stopParent func() bool
