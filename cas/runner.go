@@ -202,7 +202,7 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 	if ok {
 		return Report{Version: v, Duplicate: true, Result: res}, nil
 	}
-	l := loop{r: r, inv: &inv, rep: Report{}, start: time.Now()}
+	l := loop{r: r, inv: inv, rep: Report{}, start: time.Now()}
 	defer func() { l.ticket.Release() }() // l.ticket is set later: not `defer l.ticket.Release()`
 	defer func() {
 		if l.held != nil {
@@ -229,7 +229,7 @@ func (r *Runner) lookupOp(ctx context.Context, id string, d OpDigest) (Version, 
 type loop struct {
 	snap   *Snapshot // renewed for each attempt
 	r      *Runner
-	inv    *Invocation
+	inv    Invocation
 	rep    Report
 	ticket *vip.Ticket
 	held   EngineTicket // the Engine's ticket (Tickets)
