@@ -122,6 +122,10 @@ type Invocation struct {
 	Owner    string   // who runs it, for the arbiter's traces (the supervisor: exec-N)
 	Fence    Fence    // optional; the Engine's condition on every commit (Options.Fence)
 	Run      Attempt
+	// Start is when the invocation began, passed on in Origin (the commit
+	// log's durations); zero means when Execute is called. A caller that
+	// read the clock already saves a read.
+	Start time.Time
 }
 
 // Report describes a committed invocation.
@@ -202,7 +206,11 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 	if ok {
 		return Report{Version: v, Duplicate: true, Result: res}, nil
 	}
-	l := loop{r: r, inv: inv, rep: Report{}, start: time.Now()}
+	start := inv.Start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	l := loop{r: r, inv: inv, rep: Report{}, start: start}
 	defer func() { l.ticket.Release() }() // l.ticket is set later: not `defer l.ticket.Release()`
 	defer func() {
 		if l.held != nil {

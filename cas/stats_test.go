@@ -45,6 +45,27 @@ func TestCommitCarriesOrigin(t *testing.T) {
 	}
 }
 
+// An Invocation's Start, when given, is the Origin's: the caller read
+// the clock already.
+func TestInvocationStart(t *testing.T) {
+	var got []cas.Commit
+	s := cas.New(cas.Config{Committed: func(c cas.Commit) { got = append(got, c) }})
+	r := &cas.Runner{Store: s}
+	c := mustContract(t, "inc", []string{"domain.x"}, []string{"domain.x"}, contract.Pure)
+	start := time.Now().Add(-time.Hour)
+	_, err := r.Execute(bg, cas.Invocation{Contract: c, Start: start, Run: func(context.Context, *cas.Snapshot, int) (cas.Outcome, error) {
+		var d cas.Delta
+		d.Set(P("domain.x"), enc(1))
+		return cas.Outcome{Delta: d}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got[0].Origin.Start.Equal(start) {
+		t.Fatalf("commits %+v, want one whose origin starts at %v", got, start)
+	}
+}
+
 // Stats counts the snapshots held and the versions they pin, and the
 // commits that waited at the VIP gate.
 func TestStoreStats(t *testing.T) {

@@ -49,7 +49,8 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 // owner: etcd_flux.go).
 func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func(attempt int) cas.Delta, fence cas.Fence) *protocol.Reply {
 	rep := &protocol.Reply{ID: req.ID, Mode: s.mode}
-	defer s.executed(req.Process, time.Now(), rep)
+	start := time.Now() // the one read of the clock until the end
+	defer s.executed(req.Process, start, rep)
 	if err := s.journalErr(); err != nil {
 		rep.Err = err
 		return rep
@@ -88,7 +89,7 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 		rep.Err = aerr
 		return rep
 	}
-	dc := s.wheel.WithTimeout(ctx, timeout)
+	dc := s.wheel.WithDeadline(ctx, start.Add(timeout))
 	defer dc.Cancel()
 	ctx = dc
 	owner := "exec-" + strconv.FormatUint(s.seq.Add(1), 10)
@@ -99,6 +100,7 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 		OpDigest: opDigest(req),
 		Owner:    owner,
 		Fence:    fence,
+		Start:    start,
 		Run: func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
 			s.zone.Abort(refs) // a new attempt: the last one did not commit
 			var out cas.Outcome

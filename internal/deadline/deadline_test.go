@@ -159,6 +159,25 @@ func TestNoTime(t *testing.T) {
 	}
 }
 
+// TestDeadlinePast: WithDeadline with a deadline already past ends the
+// context promptly (the sweep it wakes), with DeadlineExceeded.
+func TestDeadlinePast(t *testing.T) {
+	w := newWheel(t)
+	long := w.WithTimeout(context.Background(), time.Hour) // the goroutine sleeps for the hour
+	defer long.Cancel()
+	time.Sleep(10 * time.Millisecond)
+	at := time.Now().Add(-time.Second)
+	ctx := w.WithDeadline(context.Background(), at)
+	defer ctx.Cancel()
+	if dl, _ := ctx.Deadline(); !dl.Equal(at) {
+		t.Fatalf("Deadline = %v, want %v", dl, at)
+	}
+	waitDone(t, ctx, 10*time.Second)
+	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err = %v, want DeadlineExceeded", err)
+	}
+}
+
 // TestEarlierDeadlineWakes: the goroutine sleeps until an hour away; a
 // context due sooner must wake it.
 func TestEarlierDeadlineWakes(t *testing.T) {
