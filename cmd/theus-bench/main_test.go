@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/worker"
@@ -98,5 +99,18 @@ func TestBadFlags(t *testing.T) {
 		if code := run(append(args, "--out", t.TempDir()), &out, &errs); code == 0 || errs.Len() == 0 {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errs.String())
 		}
+	}
+}
+
+// TestSampleShortRun: a run over before the timeline's first tick still
+// gets one point, with everything it did.
+func TestSampleShortRun(t *testing.T) {
+	var c counters
+	c.requests.Store(300)
+	stop := make(chan struct{})
+	close(stop)
+	pts := sample(&c, time.Now(), limits{interval: 250 * time.Millisecond}, stop)
+	if len(pts) != 1 || pts[0].Requests != 300 {
+		t.Fatalf("timeline %+v, want one point of 300 requests", pts)
 	}
 }

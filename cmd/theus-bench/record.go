@@ -190,7 +190,10 @@ func sample(c *counters, start time.Time, lim limits, stop <-chan struct{}) []po
 		case now := <-tick.C:
 			take(now)
 		case <-stop:
-			if now := time.Now(); now.Sub(start).Seconds()-last.T > lim.interval.Seconds()/10 {
+			// The last, partial interval counts unless it is a sliver; a
+			// run shorter than a sliver (a few hundred fast requests) still
+			// gets its one point.
+			if now := time.Now(); len(out) == 0 || now.Sub(start).Seconds()-last.T > lim.interval.Seconds()/10 {
 				take(now)
 			}
 			return out
