@@ -66,6 +66,9 @@ func (f flags) config() (supervisor.Config, error) {
 	if err != nil {
 		return bad(err)
 	}
+	if _, err := f.gcFloorBytes(); err != nil { // the process's, not the supervisor's: run applies it
+		return bad(err)
+	}
 	heavyInline, err := size("heavy-inline", f.heavyInline, 1<<30)
 	if err != nil {
 		return bad(err)
@@ -139,6 +142,12 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// gcFloorBytes is --gc-floor in bytes (internal/gcfloor).
+func (f flags) gcFloorBytes() (uint64, error) {
+	n, err := size("gc-floor", f.gcFloor, 1<<40)
+	return uint64(n), err
 }
 
 // size parses a flag's byte size: "1GiB", "512MB", "65536".

@@ -81,6 +81,8 @@ func TestFlagsRefused(t *testing.T) {
 		{[]string{"--http-token-file", "/x"}, "--http-token-file: needs --http"},
 		{[]string{"--pprof"}, "--pprof: needs --http"},
 		{[]string{"--commit-log", "0"}, "--commit-log 0: want 1 to"},
+		{[]string{"--gc-floor", "2PiB"}, "--gc-floor 2PiB: over"},
+		{[]string{"--gc-floor", "lots"}, `--gc-floor "lots"`},
 	} {
 		_, err := parse(t, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -24,6 +24,7 @@ import (
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/flux"
+	"github.com/theus-run/theus/internal/gcfloor"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/schema"
 	"github.com/theus-run/theus/supervisor"
@@ -97,6 +98,7 @@ type flags struct {
 	etcd         etcdFlags
 	commitLog    int
 	http         httpFlags
+	gcFloor      string
 }
 
 func version() string {
@@ -159,6 +161,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.StringVar(&f.clientBuffer, "client-buffer", "256MiB", "memory for client frames still arriving, all clients together (at least --max-frame); a large frame waits for room")
 	fl.DurationVar(&f.frameTimeout, "frame-timeout", 10*time.Second, "how long a client frame may take to arrive once its header has; a client stalled inside a frame is disconnected")
 	f.etcd.register(fl)
+	fl.StringVar(&f.gcFloor, "gc-floor", "64MiB", "the Go heap size under which the supervisor's garbage collector does not run (its executes make short-lived garbage fast; a larger live heap collects as with GOGC=100); 0: Go's default. Ignored when GOGC is set")
 	fl.IntVar(&f.commitLog, "commit-log", supervisor.DefaultCommitLog, "commits the commit log keeps (theusctl log, /api/log)")
 	fl.StringVar(&f.http.addr, "http", "", "serve the status page, /metrics and /api/log (read only) on this address, e.g. 127.0.0.1:9090; off by default (--demo: a free loopback port)")
 	fl.BoolVar(&f.http.allowRemote, "http-allow-remote", false, "let --http listen on an address other than loopback; requires --http-token-file")
@@ -176,6 +179,12 @@ func run(cmd *cobra.Command, f flags) error {
 	if err != nil {
 		return err
 	}
+	gcFloor, err := f.gcFloorBytes()
+	if err != nil {
+		return err
+	}
+	gc := gcfloor.Start(gcFloor)
+	defer gc.Stop()
 	if err := f.storeConfig(&cfg, cmd.Flags().Changed); err != nil {
 		return err
 	}

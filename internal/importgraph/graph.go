@@ -21,7 +21,7 @@ var Allowed = map[string][]string{
 	// (flux: a file that does not load exits with status 2; schema: the
 	// --schema file is compiled here, a bad one exits with status 4.)
 	// (observe: the --http listener, which reads the supervisor.)
-	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client", "pool", "flux", "schema", "observe"},
+	"cmd/theus-supervisor": {"supervisor", "cas", "durable", "ipc", "worker", "demo", "client", "pool", "flux", "schema", "observe", "internal/gcfloor"},
 	"cmd/theusctl":         {"client", "protocol"},
 	// The load generator starts its own supervisor (re-executing itself as
 	// its worker, and as the go-plugin peer) or drives one through clients.
@@ -58,6 +58,7 @@ var Allowed = map[string][]string{
 	"lint":                 {"contract"}, // the POP analyzers read Go source, not the runtime
 	"internal/gopool":      {},           // goroutines kept for the next request (supervisor, worker)
 	"internal/deadline":    {},           // the executes' timeouts (supervisor)
+	"internal/gcfloor":     {},           // the supervisor binary's GC floor (never a library's)
 	"internal/importgraph": {},
 	"internal/doclinks":    {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a
