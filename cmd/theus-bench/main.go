@@ -29,6 +29,7 @@ import (
 
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/internal/gcfloor"
 	"github.com/theus-run/theus/worker"
 )
 
@@ -55,7 +56,7 @@ var errCheck = errors.New("the end-of-run check failed")
 
 type flags struct {
 	workload, target, durability, socket, out, name string
-	tensorSize, heavySize                           string
+	tensorSize, heavySize, gcFloor                  string
 	redis, etcd                                     string
 	clients, depth, workers, keys, accounts, spinUS int
 	workerProcs                                     int
@@ -95,6 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.IntVar(&f.workerProcs, "worker-procs", 1, "theus: GOMAXPROCS of each worker of the supervisor it starts, as theus-supervisor --worker-procs (default 1: the worker count is the parallelism; 0: Go's default, every CPU)")
 	fl.StringVar(&f.durability, "durability", "sync", "theus: durability of the supervisor it starts (sync, async, none)")
 	fl.StringVar(&f.heavySize, "heavy-size", "auto", "theus: HEAVY zone of the supervisor it starts (auto: enough for the workload)")
+	fl.StringVar(&f.gcFloor, "gc-floor", "64MiB", "this process's GC floor, as theus-supervisor's --gc-floor (the supervisor it starts runs in it); for every target, so that load generators are alike; 0: Go's default")
 	fl.IntVar(&f.keys, "keys", 1024, "counter-spread, mix: counters")
 	fl.IntVar(&f.accounts, "accounts", 64, "bank, mix: accounts")
 	fl.StringVar(&f.tensorSize, "tensor-size", "4KiB", "tensor: bytes per tensor")
@@ -142,6 +144,12 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 			lim.interval = 250 * time.Millisecond
 		}
 	}
+	floor, err := humanize.ParseBytes(f.gcFloor)
+	if err != nil || floor > 1<<40 {
+		return fmt.Errorf("--gc-floor %q: want a size up to 1TiB", f.gcFloor)
+	}
+	gc := gcfloor.Start(floor)
+	defer gc.Stop()
 	t, cfg, err := openTarget(f, w)
 	if err != nil {
 		return err

@@ -25,7 +25,7 @@ var Allowed = map[string][]string{
 	"cmd/theusctl":         {"client", "protocol"},
 	// The load generator starts its own supervisor (re-executing itself as
 	// its worker, and as the go-plugin peer) or drives one through clients.
-	"cmd/theus-bench":     {"supervisor", "pool", "client", "demo", "worker", "durable", "protocol"},
+	"cmd/theus-bench":     {"supervisor", "pool", "client", "demo", "worker", "durable", "protocol", "internal/gcfloor"},
 	"cmd/theus-worker":    {"worker", "demo"},
 	"cmd/theus-lint":      {"lint"},
 	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
@@ -58,7 +58,7 @@ var Allowed = map[string][]string{
 	"lint":                 {"contract"}, // the POP analyzers read Go source, not the runtime
 	"internal/gopool":      {},           // goroutines kept for the next request (supervisor, worker)
 	"internal/deadline":    {},           // the executes' timeouts (supervisor)
-	"internal/gcfloor":     {},           // the supervisor binary's GC floor (never a library's)
+	"internal/gcfloor":     {},           // the GC floor of the supervisor binary and theus-bench (never a library)
 	"internal/importgraph": {},
 	"internal/doclinks":    {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a
