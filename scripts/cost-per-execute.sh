@@ -7,12 +7,15 @@
 # kernel.perf_event_paranoid <= -1 for the syscall tracepoints) over
 # BenchmarkPipelined at N and 2N iterations: the difference is N
 # executes, without the start-up of the supervisor and its workers.
-# Usage: scripts/cost-per-execute.sh [N] [runs]   (default 20000 3)
+# Usage: scripts/cost-per-execute.sh [N] [runs]   (default 100000 3)
+# N must be large enough for the garbage collector to reach its steady
+# state: at 20000 a run ends before most of its collections, and the
+# CPU per execute comes out about half of what it is under sustained load.
 # Env: SUPERVISOR_TEST (a prebuilt test binary of ./supervisor, e.g.
 #      CGO_ENABLED=0 go test -c -o bin/supervisor.test ./supervisor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-20000}
+n=${1:-100000}
 runs=${2:-3}
 command -v perf >/dev/null || { echo "cost-per-execute.sh: needs perf (apt-get install linux-perf)" >&2; exit 2; }
 tmp=$(mktemp -d)
