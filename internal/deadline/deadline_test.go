@@ -391,3 +391,60 @@ func TestScope(t *testing.T) {
 	sc2.Close()
 	waitDone(t, c, 10*time.Second)
 }
+
+// TestNextIsEarliest: after a sweep the wheel's next is the earliest
+// deadline it holds, so that a later deadline added after it wakes
+// nothing.
+func TestNextIsEarliest(t *testing.T) {
+	w := newWheel(t)
+	first := w.WithTimeout(context.Background(), time.Hour)
+	defer first.Cancel()
+	second := w.WithTimeout(context.Background(), 2*time.Hour)
+	defer second.Cancel()
+	w.kick <- struct{}{} // a sweep, whatever the goroutine is doing
+	deadline := time.Now().Add(10 * time.Second)
+	for w.next.Load() != first.due {
+		if time.Now().After(deadline) {
+			t.Fatalf("next %d after a sweep, want the earliest deadline %d", w.next.Load(), first.due)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	later := w.WithTimeout(context.Background(), 3*time.Hour)
+	defer later.Cancel()
+	select {
+	case <-w.kick:
+		t.Fatal("a deadline after next kicked the goroutine")
+	default:
+	}
+}
+
+// TestScopeKeepsFirstEnd: a Scope ended by its parent's deadline keeps
+// that error when it is closed, for contexts made under it after.
+func TestScopeKeepsFirstEnd(t *testing.T) {
+	w := newWheel(t)
+	parent, stop := context.WithTimeout(context.Background(), time.Millisecond)
+	defer stop()
+	sc := w.Scope(parent)
+	c := w.WithTimeout(sc, time.Hour)
+	defer c.Cancel()
+	waitDone(t, c, 10*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the parent's AfterFunc ends the scope on a goroutine of its own
+		sc.mu.Lock()
+		ended := sc.err != nil
+		sc.mu.Unlock()
+		if ended {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the scope not ended 10s after its parent")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	sc.Close()
+	late := w.WithTimeout(sc, time.Hour)
+	defer late.Cancel()
+	if err := late.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("under a scope its parent's deadline ended, then closed: Err = %v, want DeadlineExceeded", err)
+	}
+}
