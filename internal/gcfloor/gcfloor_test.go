@@ -66,9 +66,13 @@ func TestFloorCutsCollections(t *testing.T) {
 		t.Fatalf("%d collections with the floor, %d without: want at most a quarter", with, without)
 	}
 	f.Stop()
-	f.Stop()
 	if got := readMetric("/gc/gogc:percent"); got != 100 {
 		t.Fatalf("GOGC %d after Stop, want 100", got)
+	}
+	f.Stop()
+	f.adjust() // a collection's adjust that ran late changes nothing now
+	if got := readMetric("/gc/gogc:percent"); got != 100 {
+		t.Fatalf("GOGC %d after Stop and a late adjust, want 100", got)
 	}
 	if without2 := churn(256); without2*2 < without {
 		t.Fatalf("%d collections after Stop, %d before Start: the floor is still on", without2, without)
@@ -117,4 +121,26 @@ func TestFloorLeavesUsersGOGC(t *testing.T) {
 	if got := readMetric("/gc/gogc:percent"); got != 150 {
 		t.Fatalf("GOGC %d after a floor of 0, want 150", got)
 	}
+}
+
+// TestFloorWithLiveHeap: with 24 MiB live, the goal is the floor through
+// the live heap's share (GOGC about 400), not the runtime's minimum.
+func TestFloorWithLiveHeap(t *testing.T) {
+	skipIfGOGC(t)
+	live := make([][]byte, 24)
+	for i := range live {
+		live[i] = make([]byte, 1<<20)
+		for j := range live[i] {
+			live[i][j] = 1
+		}
+	}
+	f := Start(128 << 20)
+	defer f.Stop()
+	waitPercent(t, f, func(p int) bool { return p > 100 })
+	runtime.GC()
+	time.Sleep(10 * time.Millisecond)
+	if goal := readMetric("/gc/heap/goal:bytes"); goal < 120<<20 || goal > 150<<20 {
+		t.Fatalf("goal %d MiB with 24 MiB live and a 128 MiB floor (GOGC %d)", goal>>20, f.Percent())
+	}
+	runtime.KeepAlive(live)
 }
