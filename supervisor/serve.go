@@ -103,7 +103,13 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 	var wg sync.WaitGroup // the reader and the requests it started
 	slots := make(chan struct{}, s.cfg.MaxPerClient)
 	cs := &connStreams{open: map[uint64]context.CancelFunc{}}
-	wg.Go(func() { s.readConn(ctx, cancel, c, &wg, slots, cs) })
+	var read func() // the connection's reader, made once: each Execute hands it to a kept goroutine
+	read = func() {
+		defer wg.Done()
+		s.readConn(ctx, cancel, c, &wg, slots, cs, read)
+	}
+	wg.Add(1)
+	go read()
 	<-ctx.Done() // canceled by the reader that sees the end, or by the drain's end
 	if s.base.Err() != nil {
 		// The drain is over: stop reading, let what was read be answered
@@ -128,7 +134,7 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 // ctx, which stops the client's executes. Once ctx ends, or a reply
 // cannot be written (the client is gone), requests already read from the
 // socket are dropped, not computed.
-func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup, slots chan struct{}, cs *connStreams) {
+func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup, slots chan struct{}, cs *connStreams, next func()) {
 	// The reads wait in the netpoller, holding no thread, and an idle
 	// connection holds no read buffer either (ipc/park.go).
 	handedOff := false
@@ -157,10 +163,7 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 			}
 			handedOff = true
 			wg.Add(1)
-			s.gos.Go(func() {
-				defer wg.Done()
-				s.readConn(ctx, end, c, wg, slots, cs)
-			})
+			s.gos.Go(next)
 			s.serveExecute(ctx, end, c, m, slots)
 			<-slots
 			return
