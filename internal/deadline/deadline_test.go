@@ -401,9 +401,15 @@ func TestNextIsEarliest(t *testing.T) {
 	defer first.Cancel()
 	second := w.WithTimeout(context.Background(), 2*time.Hour)
 	defer second.Cancel()
-	w.kick <- struct{}{} // a sweep, whatever the goroutine is doing
+	// The first add kicked the goroutine: wait for its sweep to be over
+	// (the kick taken, and next the earliest deadline a while after).
 	deadline := time.Now().Add(10 * time.Second)
-	for w.next.Load() != first.due {
+	for settled := 0; settled < 10; {
+		if len(w.kick) == 0 && w.next.Load() == first.due {
+			settled++
+		} else {
+			settled = 0
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("next %d after a sweep, want the earliest deadline %d", w.next.Load(), first.due)
 		}
