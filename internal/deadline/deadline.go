@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // shards spreads the contexts in flight outside any Scope over this many
@@ -50,9 +51,11 @@ type list struct {
 	err  error      // set when its Scope ended: a context added now ends at once
 }
 
+// paddedList is a list padded to 64 bytes, a cache line's size (list is
+// 48), so that no two shards' locks are in one line.
 type paddedList struct {
 	list
-	_ [24]byte // a cache line of its own
+	_ [64 - unsafe.Sizeof(list{})]byte
 }
 
 // New starts a Wheel and its goroutine.
