@@ -99,18 +99,15 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 	// which ends them with it: no registration on cctx per execute.
 	sc := s.wheel.Scope(cctx)
 	defer sc.Close()
-	var ctx context.Context = sc
-	var wg sync.WaitGroup // the reader and the requests it started
-	slots := make(chan struct{}, s.cfg.MaxPerClient)
-	cs := &connStreams{open: map[uint64]context.CancelFunc{}}
-	var read func() // the connection's reader, made once: each Execute hands it to a kept goroutine
-	read = func() {
-		defer wg.Done()
-		s.readConn(ctx, cancel, c, &wg, slots, cs, read)
+	cn := &clientConn{ctx: sc, end: cancel, c: c, slots: make(chan struct{}, s.cfg.MaxPerClient), cs: &connStreams{open: map[uint64]context.CancelFunc{}}}
+	cn.read = func() {
+		defer cn.wg.Done()
+		s.readConn(cn)
 	}
+	wg := &cn.wg
 	wg.Add(1)
-	go read()
-	<-ctx.Done() // canceled by the reader that sees the end, or by the drain's end
+	go cn.read()
+	<-sc.Done() // canceled by the reader that sees the end, or by the drain's end
 	if s.base.Err() != nil {
 		// The drain is over: stop reading, let what was read be answered
 		// (executes, canceled, answer shutting_down), then tell the
@@ -127,6 +124,18 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 	s.connMu.Unlock()
 }
 
+// clientConn is what the readers of one client connection share (each
+// Execute hands the reading to the next reader).
+type clientConn struct {
+	ctx   context.Context // the connection's Scope: ends its executes with it
+	end   context.CancelFunc
+	c     *ipc.Conn
+	wg    sync.WaitGroup // the readers and the requests they started
+	slots chan struct{}  // a token per request in flight (MaxPerClient)
+	cs    *connStreams
+	read  func() // a reader: made once per connection, not once per Execute
+}
+
 // readConn reads requests until an Execute; then it hands the reading to
 // another goroutine (a kept one, s.gos) and runs the Execute itself, so
 // the Execute starts at once on this thread instead of waiting for
@@ -134,7 +143,8 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 // ctx, which stops the client's executes. Once ctx ends, or a reply
 // cannot be written (the client is gone), requests already read from the
 // socket are dropped, not computed.
-func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ipc.Conn, wg *sync.WaitGroup, slots chan struct{}, cs *connStreams, next func()) {
+func (s *Supervisor) readConn(cn *clientConn) {
+	ctx, end, c, wg, slots, cs := cn.ctx, cn.end, cn.c, &cn.wg, cn.slots, cn.cs
 	// The reads wait in the netpoller, holding no thread, and an idle
 	// connection holds no read buffer either (ipc/park.go).
 	handedOff := false
@@ -163,7 +173,7 @@ func (s *Supervisor) readConn(ctx context.Context, end context.CancelFunc, c *ip
 			}
 			handedOff = true
 			wg.Add(1)
-			s.gos.Go(next)
+			s.gos.Go(cn.read)
 			s.serveExecute(ctx, end, c, m, slots)
 			<-slots
 			return
