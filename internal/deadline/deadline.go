@@ -136,18 +136,19 @@ func (sc *Scope) end(err error) {
 // least. (Cancel is a method, not a returned function, to save the
 // function value's allocation.)
 func (w *Wheel) WithTimeout(parent context.Context, d time.Duration) *Context {
-	return w.make(parent, time.Now().Add(d), d <= 0)
+	return w.newContext(parent, time.Now().Add(d), d <= 0)
 }
 
 // WithDeadline is WithTimeout for a deadline at, for a caller that read
 // the clock already: it reads it no more. A deadline already past ends
 // the context at the goroutine's next sweep, which it wakes for at once.
 func (w *Wheel) WithDeadline(parent context.Context, at time.Time) *Context {
-	return w.make(parent, at, false)
+	return w.newContext(parent, at, false)
 }
 
-// make makes a context with the deadline at, ended at once when expired.
-func (w *Wheel) make(parent context.Context, at time.Time, expired bool) *Context {
+// newContext makes a context with the deadline at, ended at once when
+// expired.
+func (w *Wheel) newContext(parent context.Context, at time.Time, expired bool) *Context {
 	c := &Context{parent: parent, at: at, done: make(chan struct{}), idx: -1}
 	if pd, ok := parent.Deadline(); ok && pd.Before(c.at) {
 		c.at = pd // the parent ends first: report its deadline, and end with it

@@ -38,6 +38,16 @@ func newWheel(t *testing.T) *Wheel {
 	return w
 }
 
+// waitErr waits for ctx to end (waitDone) and fails t unless its Err is
+// want.
+func waitErr(t *testing.T, ctx context.Context, want error) {
+	t.Helper()
+	waitDone(t, ctx, 10*time.Second)
+	if err := ctx.Err(); !errors.Is(err, want) {
+		t.Fatalf("Err = %v, want %v", err, want)
+	}
+}
+
 // waitDone fails t unless ctx ends within limit (far above any deadline
 // the tests set: a miss means a deadline that never fires).
 func waitDone(t *testing.T, ctx context.Context, limit time.Duration) {
@@ -53,8 +63,7 @@ func TestDeadlineEndsContext(t *testing.T) {
 	w := newWheel(t)
 	start := time.Now()
 	ctx := w.WithTimeout(context.Background(), 20*time.Millisecond)
-	cancel := ctx.Cancel
-	defer cancel()
+	defer ctx.Cancel()
 	if err := ctx.Err(); err != nil {
 		t.Fatalf("Err before the deadline: %v", err)
 	}
@@ -71,7 +80,7 @@ func TestDeadlineEndsContext(t *testing.T) {
 	if n := w.held(); n != 0 {
 		t.Fatalf("the wheel holds %d contexts after the deadline", n)
 	}
-	cancel() // after the deadline: changes nothing
+	ctx.Cancel() // after the deadline: changes nothing
 	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Err after a late cancel = %v, want DeadlineExceeded", err)
 	}
@@ -80,12 +89,11 @@ func TestDeadlineEndsContext(t *testing.T) {
 func TestCancelReleases(t *testing.T) {
 	w := newWheel(t)
 	ctx := w.WithTimeout(context.Background(), time.Hour)
-	cancel := ctx.Cancel
 	if n := w.held(); n != 1 {
 		t.Fatalf("the wheel holds %d contexts, want 1", n)
 	}
-	cancel()
-	cancel() // twice is fine
+	ctx.Cancel()
+	ctx.Cancel() // twice is fine
 	if err := ctx.Err(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Err = %v, want Canceled", err)
 	}
@@ -104,8 +112,7 @@ func TestParentEnds(t *testing.T) {
 	type key struct{}
 	parent, stop := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
 	ctx := w.WithTimeout(parent, time.Hour)
-	cancel := ctx.Cancel
-	defer cancel()
+	defer ctx.Cancel()
 	if got := ctx.Value(key{}); got != "v" {
 		t.Fatalf("Value = %v, want the parent's", got)
 	}
@@ -117,8 +124,7 @@ func TestParentEnds(t *testing.T) {
 
 	// A parent that ended already: the context is born ended.
 	ctx2 := w.WithTimeout(parent, time.Hour)
-	cancel2 := ctx2.Cancel
-	defer cancel2()
+	defer ctx2.Cancel()
 	if err := ctx2.Err(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("under an ended parent: Err = %v, want Canceled", err)
 	}
@@ -133,26 +139,21 @@ func TestParentDeadlineEarlier(t *testing.T) {
 	defer stop()
 	pd, _ := parent.Deadline()
 	ctx := w.WithTimeout(parent, time.Hour)
-	cancel := ctx.Cancel
-	defer cancel()
+	defer ctx.Cancel()
 	if dl, _ := ctx.Deadline(); !dl.Equal(pd) {
 		t.Fatalf("Deadline = %v, want the parent's %v", dl, pd)
 	}
-	waitDone(t, ctx, 10*time.Second)
-	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Err = %v, want DeadlineExceeded", err)
-	}
+	waitErr(t, ctx, context.DeadlineExceeded)
 }
 
 func TestNoTime(t *testing.T) {
 	w := newWheel(t)
 	for _, d := range []time.Duration{0, -time.Second} {
 		ctx := w.WithTimeout(context.Background(), d)
-		cancel := ctx.Cancel
 		if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("WithTimeout(%v): Err = %v, want DeadlineExceeded", d, err)
 		}
-		cancel()
+		ctx.Cancel()
 	}
 	if n := w.held(); n != 0 {
 		t.Fatalf("the wheel holds %d contexts", n)
@@ -172,10 +173,7 @@ func TestDeadlinePast(t *testing.T) {
 	if dl, _ := ctx.Deadline(); !dl.Equal(at) {
 		t.Fatalf("Deadline = %v, want %v", dl, at)
 	}
-	waitDone(t, ctx, 10*time.Second)
-	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Err = %v, want DeadlineExceeded", err)
-	}
+	waitErr(t, ctx, context.DeadlineExceeded)
 }
 
 // TestEarlierDeadlineWakes: the goroutine sleeps until an hour away; a
@@ -183,16 +181,11 @@ func TestDeadlinePast(t *testing.T) {
 func TestEarlierDeadlineWakes(t *testing.T) {
 	w := newWheel(t)
 	long := w.WithTimeout(context.Background(), time.Hour)
-	cancelLong := long.Cancel
-	defer cancelLong()
+	defer long.Cancel()
 	time.Sleep(10 * time.Millisecond) // the goroutine is asleep for the hour
 	ctx := w.WithTimeout(context.Background(), 10*time.Millisecond)
-	cancel := ctx.Cancel
-	defer cancel()
-	waitDone(t, ctx, 10*time.Second)
-	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Err = %v, want DeadlineExceeded", err)
-	}
+	defer ctx.Cancel()
+	waitErr(t, ctx, context.DeadlineExceeded)
 }
 
 // TestDerivedStartsNoGoroutine: context.WithCancel under a wheel's
@@ -200,7 +193,6 @@ func TestEarlierDeadlineWakes(t *testing.T) {
 func TestDerivedStartsNoGoroutine(t *testing.T) {
 	w := newWheel(t)
 	ctx := w.WithTimeout(context.Background(), time.Hour)
-	cancel := ctx.Cancel
 	child, stopChild := context.WithCancel(ctx)
 	defer stopChild()
 	ctx.mu.Lock()
@@ -209,7 +201,7 @@ func TestDerivedStartsNoGoroutine(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d functions registered, want 1 (context.WithCancel did not use AfterFunc)", n)
 	}
-	cancel()
+	ctx.Cancel()
 	waitDone(t, child, 10*time.Second)
 
 	// Registered after the end: runs at once; stop then reports false.
@@ -221,12 +213,11 @@ func TestDerivedStartsNoGoroutine(t *testing.T) {
 
 	// Stopped before the end: never runs.
 	ctx2 := w.WithTimeout(context.Background(), time.Hour)
-	cancel2 := ctx2.Cancel
 	stop := ctx2.AfterFunc(func() { t.Error("a stopped function ran") })
 	if !stop() {
 		t.Error("stop before the end reported false")
 	}
-	cancel2()
+	ctx2.Cancel()
 }
 
 // doneCtx is a context whose Done is ch.
@@ -257,9 +248,8 @@ func TestManyInFlight(t *testing.T) {
 				d := time.Duration(r.IntN(3000)) * time.Microsecond
 				start := time.Now()
 				ctx := w.WithTimeout(parent, d)
-				cancel := ctx.Cancel
 				if r.IntN(3) == 0 {
-					cancel()
+					ctx.Cancel()
 					if err := ctx.Err(); !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 						t.Errorf("after cancel: Err = %v", err)
 					}
@@ -276,7 +266,7 @@ func TestManyInFlight(t *testing.T) {
 				if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
 					t.Errorf("Err = %v, want DeadlineExceeded", err)
 				}
-				cancel()
+				ctx.Cancel()
 			}
 		})
 	}
@@ -312,9 +302,8 @@ func BenchmarkWithTimeout(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				ctx := w.WithTimeout(sc, 30*time.Second)
-				cancel := ctx.Cancel
 				_ = ctx.Done()
-				cancel()
+				ctx.Cancel()
 			}
 		})
 	})
@@ -325,9 +314,8 @@ func BenchmarkWithTimeout(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				ctx := w.WithTimeout(parent, 30*time.Second)
-				cancel := ctx.Cancel
 				_ = ctx.Done()
-				cancel()
+				ctx.Cancel()
 			}
 		})
 	})
@@ -341,18 +329,15 @@ func TestScope(t *testing.T) {
 	parent, stop := context.WithCancel(context.Background())
 	sc := w.Scope(parent)
 	short := w.WithTimeout(sc, 10*time.Millisecond)
-	cancelShort := short.Cancel
-	defer cancelShort()
+	defer short.Cancel()
 	var long []*Context
 	for range 5 {
 		c := w.WithTimeout(sc, time.Hour)
-		cancel := c.Cancel
-		defer cancel()
+		defer c.Cancel()
 		long = append(long, c)
 	}
 	done := w.WithTimeout(sc, time.Hour)
-	cancelDone := done.Cancel
-	cancelDone()
+	done.Cancel()
 	if err := done.Err(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled: Err = %v", err)
 	}
@@ -371,8 +356,7 @@ func TestScope(t *testing.T) {
 		}
 	}
 	late := w.WithTimeout(sc, time.Hour)
-	cancelLate := late.Cancel
-	defer cancelLate()
+	defer late.Cancel()
 	waitDone(t, late, 10*time.Second)
 	if n := w.held(); n != 0 {
 		t.Fatalf("the wheel holds %d contexts after the scope ended", n)
@@ -386,8 +370,7 @@ func TestScope(t *testing.T) {
 	// Close with a request still under it ends that request.
 	sc2 := w.Scope(context.Background())
 	c := w.WithTimeout(sc2, time.Hour)
-	cancel := c.Cancel
-	defer cancel()
+	defer c.Cancel()
 	sc2.Close()
 	waitDone(t, c, 10*time.Second)
 }
