@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/theus-run/theus/shm"
 )
@@ -50,6 +51,34 @@ func TestUnusedLeaseCloseIsFinal(t *testing.T) {
 	z.Retire(a) // no block: the slab closes at once
 	if st := z.Stats(); st.Blocks != 0 {
 		t.Fatalf("after Retire: %d blocks", st.Blocks)
+	}
+}
+
+// TestNothingClaimedTakesNoZoneLock: what a noop execute does to the zone
+// (close a lease that allocated nothing, commit and abort no refs)
+// never waits for the zone's lock, which every worker's dispatches
+// share. The lock is held throughout: a call that took it would hang.
+func TestNothingClaimedTakesNoZoneLock(t *testing.T) {
+	z := newZone(t, 8<<20, 2)
+	l := z.Lease(slab(t, z), 4)
+	z.mu.Lock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		z.Abort(nil)
+		z.Commit(nil)
+		l.Close()
+	}()
+	select {
+	case <-done:
+		z.mu.Unlock()
+	case <-time.After(10 * time.Second):
+		z.mu.Unlock() // the zone's cleanup takes it
+		<-done
+		t.Fatal("closing an unused lease, or committing no refs, waited for the zone's lock")
+	}
+	if _, err := l.Alloc(64); !errors.Is(err, ErrLeaseClosed) {
+		t.Errorf("Alloc after Close: %v, want ErrLeaseClosed", err)
 	}
 }
 
