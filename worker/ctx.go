@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/rs/zerolog"
 	"github.com/theus-run/theus/contract"
@@ -22,9 +23,10 @@ type Ctx struct {
 	version   uint64
 	attempt   int
 	writes    []protocol.Write
-	reads     []string // paths read, each covering its subtree
-	violation error    // the first contract violation, which fails the call
-	log       zerolog.Logger
+	reads     []string  // paths read, each covering its subtree
+	violation error     // the first contract violation, which fails the call
+	logOnce   sync.Once // log is made by the first Log: most calls never log
+	log       *zerolog.Logger
 	heavy     *tensors // nil: every tensor inline
 	dispatch  uint64
 	outputs   []output // tensors made by NewTensor
@@ -37,7 +39,7 @@ func newCtx(ctx context.Context, c contract.Contract, dp *protocol.Dispatch, h *
 		in = slices.Clone(in)
 		slices.SortFunc(in, func(a, b protocol.Entry) int { return strings.Compare(a.Path, b.Path) })
 	}
-	return &Ctx{Context: ctx, c: c, inputs: in, version: dp.Version, attempt: int(dp.Attempt), heavy: h, dispatch: dp.ID, log: zerolog.Ctx(ctx).With().Str("process", c.Name).Uint64("dispatch", dp.ID).Logger()}
+	return &Ctx{Context: ctx, c: c, inputs: in, version: dp.Version, attempt: int(dp.Attempt), heavy: h, dispatch: dp.ID}
 }
 
 // Version is the snapshot's version.
@@ -48,7 +50,13 @@ func (c *Ctx) Version() uint64 { return c.version }
 func (c *Ctx) Attempt() int { return c.attempt }
 
 // Log returns a logger tagged with the process; it writes to stderr.
-func (c *Ctx) Log() *zerolog.Logger { return &c.log }
+func (c *Ctx) Log() *zerolog.Logger {
+	c.logOnce.Do(func() {
+		l := zerolog.Ctx(c.Context).With().Str("process", c.c.Name).Uint64("dispatch", c.dispatch).Logger()
+		c.log = &l
+	})
+	return c.log
+}
 
 func (c *Ctx) fail(err error) error {
 	if c.violation == nil {

@@ -28,6 +28,7 @@ type rings struct {
 	out    *ring.Shared // the reply ring
 	maxRec int          // the largest record either way
 	batch  ring.Batch   // owned by the goroutine reading the ring now
+	begun  []begun      // its Dispatches of the batch; reused likewise
 
 	// Guarded by server.mu.
 	read  uint64              // request records read, each Dispatch registered
@@ -89,7 +90,7 @@ func (s *server) readRing(ctx context.Context) {
 	r := rs.pair.Reader()
 	for {
 		n, err := r.ReadBatch(&rs.batch, 0)
-		var ds []begun
+		ds := rs.begun[:0]
 		for i := range n {
 			d, err := s.beginRecord(ctx, rs.batch.Record(i))
 			if err != nil {
@@ -109,12 +110,11 @@ func (s *server) readRing(ctx context.Context) {
 					s.run(d.ctx, d.cancel, d.dp)
 				})
 			}
+			clear(ds) // the next reader reuses it: keep no context alive
+			rs.begun = ds[:0]
 			if err == nil {
 				s.wg.Add(1)
-				s.gos.Go(func() {
-					defer s.wg.Done()
-					s.readRing(ctx)
-				})
+				s.gos.Go(s.nextRingReader)
 			}
 			s.run(last.ctx, last.cancel, last.dp)
 		}
@@ -136,7 +136,7 @@ func (s *server) readRing(ctx context.Context) {
 // begun is a Dispatch registered, ready to run.
 type begun struct {
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel canceler
 	dp     *protocol.Dispatch
 }
 
@@ -165,7 +165,7 @@ func (s *server) beginRecord(ctx context.Context, rec []byte) (begun, error) {
 	rs.read++
 	if _, ok := rs.early[dp.ID]; ok {
 		delete(rs.early, dp.ID)
-		cancel()
+		cancel.Cancel()
 	}
 	s.mu.Unlock()
 	return begun{dctx, cancel, dp}, nil
@@ -176,7 +176,7 @@ func (s *server) beginRecord(ctx context.Context, rec []byte) (begun, error) {
 // ring). s.mu is held.
 func (s *server) cancelLocked(c *protocol.Cancel) {
 	if cancel := s.running[c.ID]; cancel != nil {
-		cancel()
+		cancel.Cancel()
 		return
 	}
 	if rs := s.rings; rs != nil && c.Ring > rs.read {

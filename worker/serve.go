@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/theus-run/theus/internal/deadline"
 	"github.com/theus-run/theus/internal/gopool"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
@@ -94,7 +95,14 @@ func Serve(ctx context.Context, defs ...Def) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	s := &server{conn: conn, reg: reg, running: map[uint64]context.CancelFunc{}, grants: map[uint64]chan *protocol.Grant{}, done: make(chan error, 1), gos: gopool.New(dispatchGoroutines)}
+	// The dispatches' deadlines are kept by a Wheel, under a Scope of
+	// ctx: a dispatch starts no runtime timer and registers nothing
+	// with ctx.
+	wheel := deadline.New()
+	defer wheel.Close()
+	sc := wheel.Scope(ctx)
+	defer sc.Close()
+	s := &server{conn: conn, reg: reg, running: map[uint64]canceler{}, grants: map[uint64]chan *protocol.Grant{}, done: make(chan error, 1), gos: gopool.New(dispatchGoroutines), wheel: wheel}
 	defer s.gos.Close() // the kept goroutines end; the running ones when their process returns
 	if sl != nil {
 		s.heavy = &tensors{slabs: sl, alloc: s.alloc}
@@ -106,9 +114,19 @@ func Serve(ctx context.Context, defs ...Def) error {
 	// worker was killed for it (pool's TestCancelRightAfterDispatch,
 	// under load).
 	s.rings = rs
-	s.wg.Go(func() { s.read(ctx) })
+	// A reader that takes a Dispatch hands the reading to the next one:
+	// made once here, not once per Dispatch.
+	s.nextReader = func() {
+		defer s.wg.Done()
+		s.read(sc)
+	}
+	s.nextRingReader = func() {
+		defer s.wg.Done()
+		s.readRing(sc)
+	}
+	s.wg.Go(func() { s.read(sc) })
 	if rs != nil {
-		s.wg.Go(func() { s.readRing(ctx) })
+		s.wg.Go(func() { s.readRing(sc) })
 	}
 	err = <-s.done
 	cancel()
@@ -251,14 +269,28 @@ type server struct {
 	reg       map[string]Def
 	wg        sync.WaitGroup
 	mu        sync.Mutex
-	running   map[uint64]context.CancelFunc
+	running   map[uint64]canceler
 	grants    map[uint64]chan *protocol.Grant // Alloc requests waiting, by id
 	nextAlloc uint64
 	heavy     *tensors   // nil without a packet socket
 	rings     *rings     // nil without a ring pair
 	done      chan error // the readers' end: nil for EOF; see fail
 	gos       *gopool.Pool
+	wheel     *deadline.Wheel // the dispatches' deadlines
+	// The next reader of the socket and of the request ring, for a
+	// reader that hands the reading on (s.wg counts it already).
+	nextReader, nextRingReader func()
 }
+
+// canceler ends a dispatch's context early: a Wheel's context, or
+// cancelFunc for one without a deadline.
+type canceler interface{ Cancel() }
+
+// cancelFunc is context.WithCancel's function as a canceler.
+type cancelFunc context.CancelFunc
+
+// Cancel calls f.
+func (f cancelFunc) Cancel() { f() }
 
 // dispatchGoroutines is how many goroutines a worker keeps idle for the
 // next dispatch: a dispatch hands the reading to one of them, whose stack
@@ -293,10 +325,7 @@ func (s *server) readUntilDispatch(ctx context.Context) error {
 			// behind the Dispatch finds it.
 			dctx, cancel := s.begin(ctx, m)
 			s.wg.Add(1)
-			s.gos.Go(func() {
-				defer s.wg.Done()
-				s.read(ctx)
-			})
+			s.gos.Go(s.nextReader)
 			s.run(dctx, cancel, m)
 			return nil
 		case *protocol.Cancel:
@@ -321,13 +350,16 @@ func (s *server) readUntilDispatch(ctx context.Context) error {
 }
 
 // begin returns the context of dispatch dp, registered under its id so
-// that a Cancel cancels it.
-func (s *server) begin(ctx context.Context, dp *protocol.Dispatch) (context.Context, context.CancelFunc) {
-	var cancel context.CancelFunc
+// that a Cancel cancels it. The caller must Cancel it once dp is over.
+func (s *server) begin(ctx context.Context, dp *protocol.Dispatch) (context.Context, canceler) {
+	var cancel canceler
 	if dp.Deadline != 0 {
-		ctx, cancel = context.WithDeadline(ctx, time.Unix(0, dp.Deadline))
+		dc := s.wheel.WithDeadline(ctx, time.Unix(0, dp.Deadline))
+		ctx, cancel = dc, dc
 	} else {
-		ctx, cancel = context.WithCancel(ctx)
+		var f context.CancelFunc
+		ctx, f = context.WithCancel(ctx)
+		cancel = cancelFunc(f)
 	}
 	s.mu.Lock()
 	s.running[dp.ID] = cancel
@@ -336,7 +368,7 @@ func (s *server) begin(ctx context.Context, dp *protocol.Dispatch) (context.Cont
 }
 
 // run runs one dispatch begun with begin and sends its result.
-func (s *server) run(ctx context.Context, cancel context.CancelFunc, dp *protocol.Dispatch) {
+func (s *server) run(ctx context.Context, cancel canceler, dp *protocol.Dispatch) {
 	d, ok := s.reg[dp.Process]
 	var res *protocol.Result
 	if ok {
@@ -348,7 +380,7 @@ func (s *server) run(ctx context.Context, cancel context.CancelFunc, dp *protoco
 	delete(s.running, dp.ID)
 	others := len(s.running) > 0
 	s.mu.Unlock()
-	cancel()
+	cancel.Cancel()
 	if s.rings != nil && s.replyRing(res, others) {
 		return // others: results of dispatches still running may share its commit
 	}

@@ -96,3 +96,54 @@ func TestCancelBehindItsDispatch(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatchDeadline: a Dispatch's deadline is its process's: the
+// context reports it and ends at it with DeadlineExceeded, and the Result
+// says timeout. A Dispatch without one runs until it returns.
+func TestDispatchDeadline(t *testing.T) {
+	type seen struct {
+		Deadline int64  `json:"deadline"` // unix ns; 0: none
+		Err      string `json:"err"`
+	}
+	wait := Process("wait", Contract{}, func(ctx *Ctx, in struct {
+		MS int `json:"ms"`
+	}) (seen, error) {
+		var s seen
+		if dl, ok := ctx.Deadline(); ok {
+			s.Deadline = dl.UnixNano()
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-time.After(time.Duration(in.MS) * time.Millisecond):
+			return s, nil
+		}
+	})
+	conn := fakeSupervisor(t, wait)
+	dl := time.Now().Add(100 * time.Millisecond)
+	if err := conn.Send(&protocol.Dispatch{ID: 1, Attempt: 1, Process: "wait", Args: []byte(`{"ms":30000}`), Deadline: dl.UnixNano()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Send(&protocol.Dispatch{ID: 2, Attempt: 1, Process: "wait", Args: []byte(`{"ms":300}`)}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]*protocol.Result{}
+	for len(got) < 2 {
+		m, err := conn.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, ok := m.(*protocol.Result); ok {
+			got[res.ID] = res
+			if res.ID == 1 && time.Now().Before(dl) {
+				t.Errorf("dispatch 1 ended %v before its deadline", time.Until(dl))
+			}
+		}
+	}
+	if r := got[1]; r.Err == nil || r.Err.Code != protocol.CodeTimeout {
+		t.Errorf("past its deadline: %+v, want a timeout", r.Err)
+	}
+	if r := got[2]; r.Err != nil || string(r.Result) != `{"deadline":0,"err":""}` {
+		t.Errorf("no deadline: %+v %s, want a success that saw none", r.Err, r.Result)
+	}
+}

@@ -1,10 +1,16 @@
 package worker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/theus-run/theus/protocol"
 )
@@ -76,5 +82,47 @@ func TestTooManyReads(t *testing.T) {
 	})
 	if res := few.Run(context.Background(), &protocol.Dispatch{ID: 1, Attempt: 1, Process: "few"}); !res.ReadsKnown || len(res.Reads) != 1 {
 		t.Fatalf("reads known %v, reads %v", res.ReadsKnown, res.Reads)
+	}
+}
+
+// TestLogTagsTheCall: Ctx.Log is the context's logger, tagged with the
+// process and the dispatch, made once even when the process's goroutines
+// ask for it at the same time.
+func TestLogTagsTheCall(t *testing.T) {
+	var buf bytes.Buffer
+	ctx := zerolog.New(zerolog.SyncWriter(&buf)).WithContext(context.Background())
+	var loggers [8]*zerolog.Logger
+	chatty := Process("chatty", Contract{}, func(ctx *Ctx, _ None) (None, error) {
+		var wg sync.WaitGroup
+		for i := range loggers {
+			wg.Go(func() {
+				loggers[i] = ctx.Log()
+				loggers[i].Info().Int("i", i).Msg("hello")
+			})
+		}
+		wg.Wait()
+		return None{}, nil
+	})
+	if res := chatty.Run(ctx, &protocol.Dispatch{ID: 7}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	for _, l := range loggers[1:] {
+		if l != loggers[0] {
+			t.Fatal("Log made more than one logger for one call")
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != len(loggers) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(loggers), buf.String())
+	}
+	for _, l := range lines {
+		var e struct {
+			Process  string `json:"process"`
+			Dispatch uint64 `json:"dispatch"`
+			Message  string `json:"message"`
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Process != "chatty" || e.Dispatch != 7 || e.Message != "hello" {
+			t.Errorf("line %s (%v): want process chatty, dispatch 7", l, err)
+		}
 	}
 }

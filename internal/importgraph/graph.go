@@ -39,7 +39,7 @@ var Allowed = map[string][]string{
 	// steps through the Host the supervisor gives it.
 	"flux":                 {"cas", "contract", "signal"},
 	"client":               {"ipc", "protocol"},
-	"worker":               {"ipc", "protocol", "shm", "contract", "internal/gopool", "ring"},
+	"worker":               {"ipc", "protocol", "shm", "contract", "internal/gopool", "internal/deadline", "ring"},
 	"worker/dense":         {"worker", "shm"},
 	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
 	"pool":                 {"ipc", "protocol", "shm", "heavy", "ring"},
@@ -57,7 +57,7 @@ var Allowed = map[string][]string{
 	"contract":             {},
 	"lint":                 {"contract"}, // the POP analyzers read Go source, not the runtime
 	"internal/gopool":      {},           // goroutines kept for the next request (supervisor, worker)
-	"internal/deadline":    {},           // the executes' timeouts (supervisor)
+	"internal/deadline":    {},           // the executes' and the dispatches' timeouts (supervisor, worker)
 	"internal/gcfloor":     {},           // the GC floor of the supervisor binary and theus-bench (never a library)
 	"internal/importgraph": {},
 	"internal/doclinks":    {},
