@@ -119,6 +119,34 @@ func (b *blockingFD) Write(p []byte) (int, error) {
 	return total, nil
 }
 
+// errWouldBlock is writeNoWait's: the socket takes no more now.
+var errWouldBlock = errors.New("ipc: the write would wait")
+
+// writeNoWait writes as much of p as the socket takes now, without
+// waiting: errWouldBlock (with what was written) when it takes no more.
+// Only for a socket with a parker.
+func (b *blockingFD) writeNoWait(p []byte) (int, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return 0, net.ErrClosed
+	}
+	total := 0
+	for total < len(p) {
+		n, err := sendNoWait(b.fd, p[total:], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return total, errWouldBlock
+		case err != nil:
+			return total, fmt.Errorf("ipc: write: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
 // setReadDeadline sets the deadline of reads (zero: none). Each read
 // then waits at most what is left of it (SO_RCVTIMEO is per call: a
 // peer that trickles a byte at a time would otherwise push it back).

@@ -334,6 +334,74 @@ func (c *Conn) Defer(m protocol.Message) error { return c.send(sendDeferred, m) 
 // yields.
 func (c *Conn) Coalesce(m protocol.Message) error { return c.send(sendCoalesce, m) }
 
+// Queue is Send that never writes: m waits in the queue for the writer
+// at work now, if any, else for the caller's FlushNoWait or Flush. It
+// is for a goroutine that must never wait for the peer (one that
+// completes many connections' requests in turn): it queues the replies
+// of a batch, then flushes each connection once.
+func (c *Conn) Queue(m protocol.Message) error { return c.send(sendQueued, m) }
+
+// Flush writes what Queue left, unless another sender is writing it
+// already; it may wait for the peer, up to the write timeout.
+func (c *Conn) Flush() error {
+	c.mu.Lock()
+	if c.writing || len(c.pending) == 0 || c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	return c.flushLocked()
+}
+
+// FlushNoWait is Flush that never waits: it writes what the socket
+// takes now, and reports false when some is left for which nobody is
+// writing (the socket is full, or its transport cannot write without
+// waiting). The caller must then call Flush from a goroutine that may
+// wait. An error is the Conn's, as Send returns it.
+func (c *Conn) FlushNoWait() (bool, error) {
+	c.mu.Lock()
+	if c.writing || len(c.pending) == 0 || c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return true, err
+	}
+	if c.bfd == nil || c.bfd.park == nil {
+		c.mu.Unlock()
+		return false, nil
+	}
+	c.writing = true
+	for len(c.pending) > 0 && c.err == nil {
+		buf := c.pending
+		c.pending = c.spare[:0]
+		c.mu.Unlock()
+		n, werr := c.bfd.writeNoWait(buf)
+		c.mu.Lock()
+		if werr == errWouldBlock {
+			// What is left goes first, before what was queued since.
+			rest := append(buf[:0:0], buf[n:]...)
+			c.pending = append(rest, c.pending...)
+			c.writing = false
+			c.mu.Unlock()
+			return false, nil
+		}
+		if cap(buf) <= 1<<20 {
+			c.spare = buf[:0]
+		} else {
+			c.spare = nil
+		}
+		if werr != nil {
+			c.setErr(werr)
+		}
+	}
+	c.writing = false
+	err := c.err
+	c.mu.Unlock()
+	if err != nil && !errors.Is(err, ErrClosed) && !peerGone(err) {
+		c.closeTransport()
+	}
+	return true, err
+}
+
 // SendBatch is Send for several messages, which go in order, with no
 // other sender's frame between them, and in one write when they fit in
 // it. When one of them is refused (too large, or not encodable) none is
@@ -347,6 +415,7 @@ const (
 	sendNow      sendMode = iota // at once, or by the sender writing now
 	sendDeferred                 // Defer: after the reader's held frames
 	sendCoalesce                 // Coalesce: after the runnable goroutines ran
+	sendQueued                   // Queue: by the writer now, or Flush
 )
 
 func (c *Conn) send(mode sendMode, ms ...protocol.Message) error {
@@ -372,7 +441,7 @@ func (c *Conn) send(mode sendMode, ms ...protocol.Message) error {
 			break
 		}
 	}
-	if err != nil || c.writing || (mode == sendDeferred && c.held) {
+	if err != nil || c.writing || (mode == sendDeferred && c.held) || mode == sendQueued {
 		c.mu.Unlock()
 		return err
 	}
