@@ -42,6 +42,10 @@ type Options struct {
 	// by the one committing for it). A Store refuses it: one process has
 	// nothing to fence against.
 	Fence Fence
+	// NoWait makes a commit that would wait for a VIP ticket (not its
+	// own) fail with ErrWouldWait instead, applying nothing: for a caller
+	// that must not wait (Runner.First).
+	NoWait bool
 }
 
 // Fence is a condition on a commit that only an Engine can check, in the
@@ -183,6 +187,9 @@ func (s *Store) lockUngated(ctx context.Context, reads []contract.Path, delta De
 			return nil
 		}
 		s.mu.Unlock()
+		if opts.NoWait {
+			return ErrWouldWait
+		}
 		s.gateWaits.Add(1)
 		select {
 		case <-done:

@@ -20,6 +20,10 @@ var (
 	// ErrFenced: the commit's Options.Fence did not hold; nothing was
 	// applied, and trying again cannot help.
 	ErrFenced = errors.New("cas: fenced")
+	// ErrWouldWait: with Options.NoWait, a VIP ticket not the caller's
+	// overlaps the commit's keys, so it would wait for it; nothing was
+	// applied.
+	ErrWouldWait = errors.New("cas: the commit would wait for a VIP ticket")
 )
 
 // ConflictError is a commit refused because what it depended on changed.

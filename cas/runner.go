@@ -126,7 +126,15 @@ type Invocation struct {
 	// log's durations); zero means when Execute is called. A caller that
 	// read the clock already saves a read.
 	Start time.Time
+	// Prior counts the attempts made before Execute, outside it (First):
+	// Execute goes on from them.
+	Prior Prior
 }
+
+// Prior is what attempts of an invocation made before Execute: its first
+// attempt is then Attempts+1, and its conflicts count from Conflicts
+// (towards VIPAfter and the reports).
+type Prior struct{ Attempts, Conflicts int }
 
 // Report describes a committed invocation.
 type Report struct {
@@ -210,7 +218,7 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 	if start.IsZero() {
 		start = time.Now()
 	}
-	l := loop{r: r, inv: inv, rep: Report{}, start: start}
+	l := loop{r: r, inv: inv, rep: Report{Attempts: inv.Prior.Attempts, Conflicts: inv.Prior.Conflicts}, start: start}
 	defer func() { l.ticket.Release() }() // l.ticket is set later: not `defer l.ticket.Release()`
 	defer func() {
 		if l.held != nil {
@@ -267,6 +275,13 @@ func (l *loop) run(ctx context.Context) error {
 		sleep = sleepCtx
 	}
 	var last error
+	if l.rep.Conflicts > 0 && !l.wantTicket() {
+		// Prior conflicts (First): back off as after one in this loop.
+		seq = l.r.Backoff.Start()
+		if err := sleep(ctx, seq.Next()); err != nil {
+			return err
+		}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return withLast(err, last)
@@ -401,7 +416,7 @@ func (l *loop) attempt(ctx context.Context) error {
 	}
 	snap := l.snap
 	defer snap.Release()
-	timed := l.r.mayQueue() && l.r.queueAbove() > 0 // the mean is read by joinQueue only
+	timed := l.r.timed()
 	var began time.Time
 	if timed {
 		began = time.Now()
@@ -410,6 +425,17 @@ func (l *loop) attempt(ctx context.Context) error {
 	if timed {
 		l.r.ran(time.Since(began))
 	}
+	return l.commit(ctx, snap, out, err, false)
+}
+
+// timed reports whether runs are timed: the mean is read by joinQueue
+// only.
+func (r *Runner) timed() bool { return r.mayQueue() && r.queueAbove() > 0 }
+
+// commit checks the outcome of a run on snap (err: the run's own) and
+// commits it; with noWait, a commit that would wait for a VIP ticket
+// fails with ErrWouldWait.
+func (l *loop) commit(ctx context.Context, snap *Snapshot, out Outcome, err error, noWait bool) error {
 	snapVer := snap.Version()
 	if l.r.Mode == Training {
 		snap.Release() // the inputs were read; nothing validates against them
@@ -457,6 +483,7 @@ func (l *loop) attempt(ctx context.Context) error {
 		Fence:    l.inv.Fence,
 		Signals:  out.Signals,
 		Origin:   Origin{Process: l.inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, VIP: vip, Start: l.start},
+		NoWait:   noWait,
 	}
 	var res Result
 	if l.r.Engine != nil {
