@@ -251,7 +251,10 @@ func (pr *proc) read() {
 		pr.lastSeen.Store(time.Now().UnixNano())
 		switch m := m.(type) {
 		case *protocol.Result:
-			if !pr.deliver(m) {
+			var after After
+			ok := pr.deliver(m, &after)
+			after.run()
+			if !ok {
 				return
 			}
 		case *protocol.Pong:
@@ -269,10 +272,15 @@ func (pr *proc) read() {
 
 // deliver hands a Result, from the socket or the reply ring, to its
 // call. It reports false when it killed the worker instead.
-func (pr *proc) deliver(m *protocol.Result) bool {
+func (pr *proc) deliver(m *protocol.Result, after *After) bool {
 	pr.mu.Lock()
 	c := pr.calls[m.ID]
 	delete(pr.calls, m.ID)
+	var stopCtx func() bool
+	if c != nil && c.done != nil {
+		c.finished = true
+		stopCtx = c.stopCtx
+	}
 	pr.mu.Unlock()
 	if c == nil {
 		// Not in flight: never sent, answered already, or given up
@@ -281,6 +289,10 @@ func (pr *proc) deliver(m *protocol.Result) bool {
 		// connection, so it ends (docs/PROTOCOL.md).
 		pr.kill(fmt.Errorf("%w: result for dispatch %d, which is not in flight", errDied, m.ID))
 		return false
+	}
+	if c.done != nil {
+		pr.complete(c, stopCtx, m, after)
+		return true
 	}
 	c.result <- m // no yield: the next results of a batch are delivered first
 	return true
@@ -341,6 +353,11 @@ func (pr *proc) stop(cause error, sig unix.Signal) {
 		pr.cause = cause
 		close(pr.dead)
 		for _, c := range pr.calls {
+			if c.done != nil {
+				c.finished = true
+				go pr.complete(c, c.stopCtx, nil, nil) // never under pr.mu
+				continue
+			}
 			c.result <- nil // the death, to a call in flight (its buffer is empty: deliver deletes before it sends)
 		}
 		pr.calls = nil
@@ -375,6 +392,14 @@ type call struct {
 	result chan *protocol.Result // buffered: the reader never blocks
 	blocks *heavy.Lease          // nil when the zone is off; set and read under proc.mu
 	d      protocol.Dispatch     // what was sent, with its ID
+	// A DispatchFunc's (async.go): done instead of result, its context,
+	// and, under proc.mu, its place in the request ring, the stop of
+	// its context's AfterFunc and whether it was taken out of calls.
+	done     Completion
+	ctx      context.Context
+	seq      uint64
+	stopCtx  func() bool
+	finished bool
 }
 
 // calls keeps calls for the next dispatch. A call goes back only once its

@@ -92,16 +92,19 @@ func (pr *proc) readRing(ctx context.Context, rs *rings) {
 	defer close(rs.done)
 	r := rs.pair.Reader()
 	var b ring.Batch
+	var after After
 	for {
 		n, err := r.ReadBatch(&b, 0)
 		if n > 0 {
 			pr.lastSeen.Store(time.Now().UnixNano())
 		}
 		for i := range n {
-			if !pr.deliverRecord(b.Record(i), rs.maxRec) {
+			if !pr.deliverRecord(b.Record(i), rs.maxRec, &after) {
+				after.run()
 				return
 			}
 		}
+		after.run() // the completions' flushes: once per batch
 		if err == nil && n == 0 {
 			err = r.Wait(ctx)
 		}
@@ -116,7 +119,7 @@ func (pr *proc) readRing(ctx context.Context, rs *rings) {
 
 // deliverRecord decodes one record of the reply ring, which must be a
 // Result, and delivers it. It reports false when it killed the worker.
-func (pr *proc) deliverRecord(rec []byte, max int) bool {
+func (pr *proc) deliverRecord(rec []byte, max int, after *After) bool {
 	if len(rec) > max {
 		pr.kill(fmt.Errorf("%w: reply ring: a record of %d bytes, limit %d: %w", errDied, len(rec), max, protocol.ErrFrameTooLarge))
 		return false
@@ -135,7 +138,7 @@ func (pr *proc) deliverRecord(rec []byte, max int) bool {
 		pr.kill(fmt.Errorf("%w: unexpected %s from worker in its reply ring", errDied, m.Kind()))
 		return false
 	}
-	return pr.deliver(res)
+	return pr.deliver(res, after)
 }
 
 // newRingPair makes the ring pair of a worker about to start and the

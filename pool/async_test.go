@@ -1,0 +1,169 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/theus-run/theus/heavy"
+	"github.com/theus-run/theus/protocol"
+)
+
+type outcome struct {
+	res   *protocol.Result
+	err   error
+	after bool // the completion's After ran
+}
+
+// dispatchFunc sends a dispatch with DispatchFunc and waits for its
+// completion, which must come exactly once.
+func dispatchFunc(t *testing.T, p *Pool, ctx context.Context, name, args string) outcome {
+	t.Helper()
+	got := make(chan outcome, 2)
+	p.DispatchFunc(ctx, &protocol.Dispatch{Process: name, Attempt: 1, Args: []byte(args)}, completeInto(got))
+	var o outcome
+	select {
+	case o = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no completion")
+	}
+	select {
+	case o2 := <-got:
+		t.Fatalf("completed twice: %+v, then %+v", o, o2)
+	case <-time.After(50 * time.Millisecond):
+	}
+	return o
+}
+
+// completeInto is a Completion that sends its outcome to got once its
+// After ran.
+func completeInto(got chan<- outcome) Completion {
+	return func(res *protocol.Result, blocks *heavy.Lease, err error, after *After) {
+		blocks.Close()
+		o := outcome{res: res, err: err}
+		if after == nil {
+			o.after = true
+			got <- o
+			return
+		}
+		after.Do(func() {
+			o.after = true
+			got <- o
+		})
+	}
+}
+
+// TestDispatchFunc: a dispatch without a goroutine waiting completes once,
+// on the reader, with the result, then runs what it left for the end of
+// the batch; so do many at once.
+func TestDispatchFunc(t *testing.T) {
+	p := start(t, 2, nil)
+	o := dispatchFunc(t, p, context.Background(), "counter.add", `{"by":5}`)
+	if o.err != nil || o.res.Err != nil || string(o.res.Result) != "5" || !o.after {
+		t.Fatalf("counter.add: %+v", o)
+	}
+	const n = 500
+	got := make(chan outcome, 2*n)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range n {
+		p.DispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got))
+	}
+	for i := range n {
+		select {
+		case o := <-got:
+			if o.err != nil || o.res.Err != nil || !o.after {
+				t.Fatalf("dispatch %d: %+v", i, o)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of %d completed", i, n)
+		}
+	}
+	select {
+	case o := <-got:
+		t.Fatalf("a completion too many: %+v", o)
+	case <-time.After(50 * time.Millisecond):
+	}
+	var inflight int64
+	for _, w := range p.WorkerStatus() {
+		inflight += w.InFlight
+	}
+	if inflight != 0 {
+		t.Fatalf("%d places still reserved", inflight)
+	}
+}
+
+// TestDispatchFuncCrash: the worker's death completes the dispatch with
+// ErrWorkerCrashed, and the worker is replaced.
+func TestDispatchFuncCrash(t *testing.T) {
+	p := start(t, 1, nil)
+	before := p.PIDs()
+	if o := dispatchFunc(t, p, context.Background(), "fault.crash", ""); !errors.Is(o.err, ErrWorkerCrashed) {
+		t.Fatalf("err = %v, want ErrWorkerCrashed", o.err)
+	}
+	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil || o.res.Err != nil {
+		t.Fatalf("after restart: %+v", o)
+	}
+	if after := p.PIDs(); len(after) != 1 || after[0] == before[0] {
+		t.Fatalf("pids before %v after %v", before, after)
+	}
+}
+
+// TestDispatchFuncHung: past its context's deadline a dispatch whose
+// process ignores the Cancel kills its worker after KillGrace and
+// completes with the context's error; one whose context ended before it
+// was sent completes with that error too.
+func TestDispatchFuncHung(t *testing.T) {
+	p := start(t, 1, func(c *Config) { c.KillGrace = 100 * time.Millisecond })
+	before := p.PIDs()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if o := dispatchFunc(t, p, ctx, "fault.sleep", `{"ms":60000}`); !errors.Is(o.err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", o.err)
+	}
+	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil || o.res.Err != nil {
+		t.Fatalf("after kill: %+v", o)
+	}
+	if after := p.PIDs(); after[0] == before[0] {
+		t.Fatal("the hung worker was not replaced")
+	}
+	gone, stop := context.WithCancel(context.Background())
+	stop()
+	if o := dispatchFunc(t, p, gone, "noop", ""); !errors.Is(o.err, context.Canceled) {
+		t.Fatalf("a dispatch for a caller gone already: %+v", o)
+	}
+}
+
+// TestDispatchFuncDeathInFlight: every dispatch in flight when its worker
+// dies completes once, with an error, not on the dying worker's lock.
+func TestDispatchFuncDeathInFlight(t *testing.T) {
+	p := start(t, 1, nil)
+	const n = 20
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	got := make(chan outcome, 2*n)
+	for range n {
+		p.DispatchFunc(context.Background(), &protocol.Dispatch{Process: "fault.sleep", Attempt: 1, Args: []byte(`{"ms":60000}`)}, completeInto(got))
+	}
+	wg.Go(func() {
+		for range n {
+			o := <-got
+			if !errors.Is(o.err, ErrWorkerCrashed) {
+				t.Errorf("a dispatch in flight at the death: %+v", o)
+			}
+			failed.Add(1)
+		}
+	})
+	time.Sleep(100 * time.Millisecond)
+	p.mu.Lock()
+	pr := p.slots[0].cur
+	p.mu.Unlock()
+	pr.kill(errors.New("killed by the test"))
+	wg.Wait()
+	if failed.Load() != n {
+		t.Fatalf("%d of %d completed", failed.Load(), n)
+	}
+}
