@@ -48,69 +48,103 @@ func (s *Supervisor) execute(ctx context.Context, req *protocol.Execute) *protoc
 // when not nil, is the Engine's condition on that commit (the run's
 // owner: etcd_flux.go).
 func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func(attempt int) cas.Delta, fence cas.Fence) *protocol.Reply {
-	rep := &protocol.Reply{ID: req.ID, Mode: s.mode}
 	start := time.Now() // the one read of the clock until the end
+	x, rep := s.admit(req, start)
 	defer s.executed(req.Process, start, rep)
+	if x != nil {
+		s.runAdmitted(ctx, x, system, fence, cas.Prior{})
+	}
+	return rep
+}
+
+// execution is an Execute that passed its checks (admit): what running
+// it takes. rep is its reply, filled as it goes.
+type execution struct {
+	req     *protocol.Execute
+	rep     *protocol.Reply
+	start   time.Time // when it began: the one read of the clock until the end
+	p       process
+	c       contract.Contract // the paths this call declares
+	timeout time.Duration
+	ac      *auditCall // nil when no recipe audits the process
+}
+
+// admit checks req (the journal, the process, its args, its op id and
+// timeout, the audit's verdict) and returns its execution and its reply,
+// or no execution and the reply with its error set.
+func (s *Supervisor) admit(req *protocol.Execute, start time.Time) (*execution, *protocol.Reply) {
+	rep := &protocol.Reply{ID: req.ID, Mode: s.mode}
 	if err := s.journalErr(); err != nil {
 		rep.Err = err
-		return rep
+		return nil, rep
 	}
 	p, ok := s.procs[req.Process]
 	if !ok {
 		rep.Err = protocol.Errorf(protocol.CodeUnknownProcess, "no process %q; known: %s", req.Process, s.known())
-		return rep
+		return nil, rep
 	}
 	if len(req.Args) > 0 && !json.Valid(req.Args) {
 		rep.Err = protocol.Errorf(protocol.CodeBadArgs, "process %q: args are not JSON: %v", req.Process, whyNotJSON(req.Args))
-		return rep
+		return nil, rep
 	}
 	if len(req.OpID) > cas.MaxOpIDLen {
 		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "op id is %d bytes, over %d", len(req.OpID), cas.MaxOpIDLen)
-		return rep
+		return nil, rep
 	}
-	c, err := p.spec.Bind(req.Args) // the paths this call declares
+	c, err := p.spec.Bind(req.Args)
 	if err != nil {
 		rep.Err = protocol.Errorf(protocol.CodeBadArgs, "%v", err)
-		return rep
+		return nil, rep
 	}
 	timeout := s.cfg.DefaultTimeout
 	switch {
 	case req.TimeoutMS < 0:
 		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "timeout of %d ms: want 0 (the default) or more", req.TimeoutMS)
-		return rep
+		return nil, rep
 	case req.TimeoutMS > protocol.MaxTimeout.Milliseconds():
 		timeout = protocol.MaxTimeout
 	case req.TimeoutMS > 0:
 		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
 	}
-	ac, aerr := s.auditBegin(req) // nil when no recipe audits the process
+	ac, aerr := s.auditBegin(req)
 	if aerr != nil {
 		s.failures.Add(1)
 		rep.Err = aerr
-		return rep
+		return nil, rep
 	}
-	dc := s.wheel.WithDeadline(ctx, start.Add(timeout))
+	return &execution{req: req, rep: rep, start: start, p: p, c: c, timeout: timeout, ac: ac}, rep
+}
+
+// owner names an invocation for the arbiter and the HEAVY zone.
+func (s *Supervisor) owner() string { return "exec-" + strconv.FormatUint(s.seq.Add(1), 10) }
+
+// runAdmitted runs x until its delta commits or it fails, from the
+// attempts prior made elsewhere (a first attempt on the continuation
+// path), and fills x.rep.
+func (s *Supervisor) runAdmitted(ctx context.Context, x *execution, system func(attempt int) cas.Delta, fence cas.Fence, prior cas.Prior) {
+	dc := s.wheel.WithDeadline(ctx, x.start.Add(x.timeout))
 	defer dc.Cancel()
 	ctx = dc
-	owner := "exec-" + strconv.FormatUint(s.seq.Add(1), 10)
+	owner := s.owner()
 	var refs []heavy.Ref // tensors the latest attempt made: committed with it or freed
 	r, err := s.runner.Execute(ctx, cas.Invocation{
-		Contract: c,
-		OpID:     req.OpID,
-		OpDigest: opDigest(req),
+		Contract: x.c,
+		OpID:     x.req.OpID,
+		OpDigest: opDigest(x.req),
 		Owner:    owner,
 		Fence:    fence,
-		Start:    start,
+		Start:    x.start,
+		Prior:    prior,
 		Run: func(ctx context.Context, snap *cas.Snapshot, attempt int) (cas.Outcome, error) {
 			s.zone.Abort(refs) // a new attempt: the last one did not commit
 			var out cas.Outcome
 			var err error
-			out, refs, err = s.attempt(ctx, p, c, req, owner, snap, attempt)
+			out, refs, err = s.attempt(ctx, x, owner, snap, attempt)
 			if err == nil {
 				err = s.checkSchema(out.Delta)
 			}
 			if err == nil {
-				err = ac.check(out.Delta)
+				err = x.ac.check(out.Delta)
 			}
 			if err == nil && system != nil {
 				out.System = append(out.System, system(attempt)...)
@@ -118,12 +152,19 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 			return out, err
 		},
 	})
+	s.report(ctx, x, r, err, refs)
+}
+
+// report fills x.rep with the end of the invocation, r or err, and keeps
+// the tensors refs if it committed, else frees them.
+func (s *Supervisor) report(ctx context.Context, x *execution, r cas.Report, err error, refs []heavy.Ref) {
+	rep := x.rep
 	if (err == nil && !r.Duplicate) || outcomeUnknown(err) {
 		s.zone.Commit(refs) // an unknown outcome keeps them too (outcomeUnknown)
 	} else {
 		s.zone.Abort(refs)
 	}
-	ac.end(err == nil && !r.Duplicate)
+	x.ac.end(err == nil && !r.Duplicate)
 	if err != nil {
 		var re *cas.RunError
 		if errors.As(err, &re) {
@@ -133,14 +174,14 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 		}
 		s.failures.Add(1)
 		rep.Err = s.wireError(err)
-		return rep
+		return
 	}
 	// No reply before what it reports is on disk: the commit, the first
 	// commit of a duplicate op id, or the snapshot a read-only run saw.
 	if err := s.durableAt(ctx, r.Version); err != nil {
 		s.failures.Add(1)
 		rep.Err = err
-		return rep
+		return
 	}
 	rep.Version, rep.Attempts, rep.Conflicts = uint64(r.Version), uint32(r.Attempts), uint32(r.Conflicts)
 	rep.VIP, rep.Duplicate, rep.Result = r.VIP, r.Duplicate, r.Result
@@ -156,7 +197,6 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 	if r.VIP {
 		s.vips.Add(1)
 	}
-	return rep
 }
 
 // attempt is one run of an invocation on a worker: it ships the
@@ -164,38 +204,67 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 // one crashes), and turns the worker's writes into a checked delta. The
 // tensors the delta names are claimed for the invocation (refs); on error
 // none is.
-func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract, req *protocol.Execute, owner string, snap *cas.Snapshot, attempt int) (out cas.Outcome, refs []heavy.Ref, err error) {
+func (s *Supervisor) attempt(ctx context.Context, x *execution, owner string, snap *cas.Snapshot, attempt int) (cas.Outcome, []heavy.Ref, error) {
+	dp, err := s.dispatchFor(ctx, x, snap, attempt)
+	if err != nil {
+		return cas.Outcome{}, nil, err
+	}
+	var res *protocol.Result
+	var blocks *heavy.Lease // what the dispatch allocated: ours to claim from and close
+	for try := 0; ; try++ {
+		var err error
+		res, blocks, err = x.p.pool.Dispatch(ctx, dp)
+		if err == nil {
+			break
+		}
+		if !s.redispatch(ctx, x, err, try) {
+			return cas.Outcome{}, nil, err
+		}
+	}
+	return s.outcomeOf(x, owner, res, blocks)
+}
+
+// redispatch reports whether a dispatch that failed with err after try
+// redispatches is sent again: a crashed worker, within MaxRedispatch,
+// while ctx lasts. It counts and logs the redispatch.
+func (s *Supervisor) redispatch(ctx context.Context, x *execution, err error, try int) bool {
+	if !errors.Is(err, pool.ErrWorkerCrashed) || try >= s.cfg.MaxRedispatch || ctx.Err() != nil {
+		return false
+	}
+	s.redispatches.Add(1)
+	s.cfg.Log.Warn().Err(err).Str("process", x.req.Process).Int("redispatch", try+1).Msg("worker crashed; dispatching again")
+	return true
+}
+
+// dispatchFor is the Dispatch of an attempt on snap: the contract's
+// inputs, the args, the deadline of ctx.
+func (s *Supervisor) dispatchFor(ctx context.Context, x *execution, snap *cas.Snapshot, attempt int) (*protocol.Dispatch, error) {
+	req := x.req
 	dp := &protocol.Dispatch{Attempt: uint32(attempt), Process: req.Process, Version: uint64(snap.Version()), Args: req.Args}
 	if dl, ok := ctx.Deadline(); ok {
 		dp.Deadline = dl.UnixNano()
 	}
-	for _, in := range c.Inputs {
+	for _, in := range x.c.Inputs {
 		for _, e := range snap.Subtree(in) {
 			if e.Path.InZone(contract.ZonePrivate) {
 				continue // the supervisor's own records (runs, the outbox): never shipped to a worker
 			}
 			v, perr := s.localTensor(e.Path, e.Value) // etcd: a tensor of another host's arena is refused
 			if perr != nil {
-				return cas.Outcome{}, nil, perr
+				return nil, perr
 			}
 			dp.Inputs = append(dp.Inputs, protocol.Entry{Path: string(e.Path), Value: v, Version: uint64(e.Version)})
 		}
 	}
-	var res *protocol.Result
-	var blocks *heavy.Lease // what the dispatch allocated: ours to claim from and close
-	for try := 0; ; try++ {
-		var err error
-		res, blocks, err = p.pool.Dispatch(ctx, dp)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, pool.ErrWorkerCrashed) && try < s.cfg.MaxRedispatch && ctx.Err() == nil {
-			s.redispatches.Add(1)
-			s.cfg.Log.Warn().Err(err).Str("process", req.Process).Int("redispatch", try+1).Msg("worker crashed; dispatching again")
-			continue
-		}
-		return cas.Outcome{}, nil, err
-	}
+	return dp, nil
+}
+
+// outcomeOf turns a worker's Result into the attempt's outcome: a
+// checked delta, whose tensors are claimed for owner (refs), from the
+// blocks the dispatch allocated, which it closes. On error no tensor is
+// claimed.
+func (s *Supervisor) outcomeOf(x *execution, owner string, res *protocol.Result, blocks *heavy.Lease) (out cas.Outcome, refs []heavy.Ref, err error) {
+	req := x.req
 	// Blocks the dispatch allocated and the delta does not name are freed.
 	defer blocks.Close()
 	defer func() {
@@ -215,7 +284,7 @@ func (s *Supervisor) attempt(ctx context.Context, p process, c contract.Contract
 		}
 		out.Reads = append(out.Reads, path)
 	}
-	if out.System, err = outboxDelta(req.Process, c, res.Emits); err != nil {
+	if out.System, err = outboxDelta(req.Process, x.c, res.Emits); err != nil {
 		return cas.Outcome{}, nil, err
 	}
 	if len(res.Result) > 0 && !json.Valid(res.Result) {
