@@ -17,50 +17,94 @@ import (
 // Result (the reader of the worker's reply ring or socket), which the
 // worker's other Results wait for, so it must never wait; what it leaves
 // for the end of the batch of Results it belongs to goes to after.
-type Completion func(res *protocol.Result, blocks *heavy.Lease, err error, after *After)
+type Completion interface {
+	Complete(res *protocol.Result, blocks *heavy.Lease, err error, after *After)
+}
+
+// CompletionFunc is a function as a Completion.
+type CompletionFunc func(res *protocol.Result, blocks *heavy.Lease, err error, after *After)
+
+// Complete calls f.
+func (f CompletionFunc) Complete(res *protocol.Result, blocks *heavy.Lease, err error, after *After) {
+	f(res, blocks, err, after)
+}
 
 // After holds what completions leave for the end of a batch of Results:
 // a reply queued on a client's connection is flushed once for all the
 // Results of the batch, not once each.
-type After struct{ fns []func() }
+type After struct{ todo []Later }
 
-// Do runs f at the end of the batch.
-func (a *After) Do(f func()) { a.fns = append(a.fns, f) }
+// Later is what a completion leaves for the end of its batch.
+type Later interface{ Later() }
 
-// run runs what was left, in order, and empties a.
+// Do calls l.Later at the end of the batch.
+func (a *After) Do(l Later) { a.todo = append(a.todo, l) }
+
+// run calls what was left, in order, and empties a.
 func (a *After) run() {
-	for i, f := range a.fns {
-		f()
-		a.fns[i] = nil
+	for i, l := range a.todo {
+		l.Later()
+		a.todo[i] = nil
 	}
-	a.fns = a.fns[:0]
+	a.todo = a.todo[:0]
 }
 
 // DispatchFunc is Dispatch without a goroutine waiting for the Result:
 // it picks a worker (waiting while every one is full, as Dispatch does),
-// sends dp and returns; done receives the outcome. The end of ctx sends
-// the worker a Cancel and, if the process is still running KillGrace
-// later, kills the worker, as for Dispatch; a Result that comes after
-// ctx ended is dropped and done gets ctx's error. There is no
-// redispatch: a crash is done's ErrWorkerCrashed.
-func (p *Pool) DispatchFunc(ctx context.Context, dp *protocol.Dispatch, done Completion) {
+// sends dp and returns; done receives the outcome. It does not watch
+// ctx: when ctx ends the caller calls the returned Call's Cancel, which
+// tells the worker and, if the process is still running KillGrace
+// later, kills the worker, as Dispatch does when its context ends. A
+// Result that comes after ctx ended is dropped and done gets ctx's
+// error. There is no redispatch: a crash is done's ErrWorkerCrashed.
+func (p *Pool) DispatchFunc(ctx context.Context, dp *protocol.Dispatch, done Completion) Call {
 	pr, err := p.pick(ctx)
 	if err != nil {
-		done(nil, nil, err, nil)
-		return
+		done.Complete(nil, nil, err, nil)
+		return Call{}
 	}
-	pr.callFunc(ctx, dp, done)
+	return pr.callFunc(ctx, dp, done)
+}
+
+// TryDispatchFunc is DispatchFunc when a worker has room for dp now. It
+// reports false, having done nothing, when none has (every worker is
+// starting or has MaxInFlight dispatches): the caller may then wait for
+// one in DispatchFunc, on a goroutine that may wait.
+func (p *Pool) TryDispatchFunc(ctx context.Context, dp *protocol.Dispatch, done Completion) (Call, bool) {
+	p.mu.Lock()
+	pr := p.pickLocked()
+	p.mu.Unlock()
+	if pr == nil {
+		return Call{}, false
+	}
+	return pr.callFunc(ctx, dp, done), true
+}
+
+// Call is a dispatch sent by DispatchFunc; the zero Call is none.
+type Call struct {
+	pr *proc
+	id uint64
+}
+
+// Cancel tells the worker that the dispatch's caller has gone, and kills
+// the worker if the process is still running KillGrace later. After the
+// completion it does nothing. It may wait for the worker's socket: call
+// it where that is fine (not on a ring's reader).
+func (c Call) Cancel() {
+	if c.pr != nil {
+		c.pr.cancelFunc(c.id)
+	}
 }
 
 // callFunc is call for DispatchFunc. Whoever takes the call out of
 // pr.calls (deliver, stop, or a failed send here) completes it.
-func (pr *proc) callFunc(ctx context.Context, dp *protocol.Dispatch, done Completion) {
+func (pr *proc) callFunc(ctx context.Context, dp *protocol.Dispatch, done Completion) Call {
 	pr.mu.Lock()
 	if pr.cause != nil {
 		pr.mu.Unlock()
 		pr.release()
-		done(nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause), nil)
-		return
+		done.Complete(nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause), nil)
+		return Call{}
 	}
 	pr.nextID++
 	id := pr.nextID
@@ -79,40 +123,25 @@ func (pr *proc) callFunc(ctx context.Context, dp *protocol.Dispatch, done Comple
 			// Answered before the write failed, or the worker died
 			// meanwhile: that completes it.
 			pr.mu.Unlock()
-			return
+			return Call{}
 		}
 		delete(pr.calls, id)
-		c.finished = true
 		pr.mu.Unlock()
 		pr.release()
 		// A batched write can fail after the batch holding this
 		// dispatch went out: the worker may have allocated for it.
 		c.blocks.Close()
 		if errors.Is(err, protocol.ErrFrameTooLarge) {
-			done(nil, nil, protocol.Errorf(protocol.CodeBadRequest, "dispatch of %q: %v (raise --max-frame, or move large values to the HEAVY zone)", dp.Process, err), nil)
-			return
+			done.Complete(nil, nil, protocol.Errorf(protocol.CodeBadRequest, "dispatch of %q: %v (raise --max-frame, or move large values to the HEAVY zone)", dp.Process, err), nil)
+			return Call{}
 		}
 		pr.kill(fmt.Errorf("%w: send: %w", errDied, err))
-		done(nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, err), nil)
-		return
+		done.Complete(nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, err), nil)
+		return Call{}
 	}
-	c.seq = seq
-	finished := c.finished
+	c.seq = seq // read by cancelFunc under pr.mu
 	pr.mu.Unlock()
-	if finished || ctx.Done() == nil {
-		return
-	}
-	// Registered after the send, when the Cancel can name the
-	// dispatch's place in the request ring.
-	stop := context.AfterFunc(ctx, func() { pr.cancelFunc(id) })
-	pr.mu.Lock()
-	if c.finished {
-		pr.mu.Unlock()
-		stop() // completed meanwhile
-		return
-	}
-	c.stopCtx = stop
-	pr.mu.Unlock()
+	return Call{pr: pr, id: id}
 }
 
 // cancelFunc tells the worker that dispatch id's caller has gone, and
@@ -141,25 +170,21 @@ func (pr *proc) cancelFunc(id uint64) {
 }
 
 // complete completes c, taken out of pr.calls (c.finished set under
-// pr.mu, stopCtx read with it), with res, or with the worker's death
-// when res is nil.
-func (pr *proc) complete(c *call, stopCtx func() bool, res *protocol.Result, after *After) {
-	if stopCtx != nil {
-		stopCtx()
-	}
+// pr.mu), with res, or with the worker's death when res is nil.
+func (pr *proc) complete(c *call, res *protocol.Result, after *After) {
 	pr.release()
 	if res != nil {
 		pr.processed.Add(1)
 	}
 	if err := c.ctx.Err(); err != nil {
 		c.blocks.Close()
-		c.done(nil, nil, err, after) // too late: the caller has gone (or the worker died after)
+		c.done.Complete(nil, nil, err, after) // too late: the caller has gone (or the worker died after)
 		return
 	}
 	if res == nil {
 		c.blocks.Close()
-		c.done(nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause), after) // cause is set before the death is sent
+		c.done.Complete(nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, pr.cause), after) // cause is set before the death is sent
 		return
 	}
-	c.done(res, c.blocks, nil, after)
+	c.done.Complete(res, c.blocks, nil, after)
 }

@@ -23,7 +23,8 @@ type outcome struct {
 func dispatchFunc(t *testing.T, p *Pool, ctx context.Context, name, args string) outcome {
 	t.Helper()
 	got := make(chan outcome, 2)
-	p.DispatchFunc(ctx, &protocol.Dispatch{Process: name, Attempt: 1, Args: []byte(args)}, completeInto(got))
+	call := p.DispatchFunc(ctx, &protocol.Dispatch{Process: name, Attempt: 1, Args: []byte(args)}, completeInto(got))
+	defer context.AfterFunc(ctx, call.Cancel)() // the caller's part: Cancel when ctx ends
 	var o outcome
 	select {
 	case o = <-got:
@@ -41,19 +42,26 @@ func dispatchFunc(t *testing.T, p *Pool, ctx context.Context, name, args string)
 // completeInto is a Completion that sends its outcome to got once its
 // After ran.
 func completeInto(got chan<- outcome) Completion {
-	return func(res *protocol.Result, blocks *heavy.Lease, err error, after *After) {
+	return CompletionFunc(func(res *protocol.Result, blocks *heavy.Lease, err error, after *After) {
 		blocks.Close()
-		o := outcome{res: res, err: err}
+		o := &outcomeLater{outcome{res: res, err: err}, got}
 		if after == nil {
-			o.after = true
-			got <- o
+			o.Later()
 			return
 		}
-		after.Do(func() {
-			o.after = true
-			got <- o
-		})
-	}
+		after.Do(o)
+	})
+}
+
+// outcomeLater sends its outcome at the end of the batch.
+type outcomeLater struct {
+	o   outcome
+	got chan<- outcome
+}
+
+func (l *outcomeLater) Later() {
+	l.o.after = true
+	l.got <- l.o
 }
 
 // TestDispatchFunc: a dispatch without a goroutine waiting completes once,
@@ -113,9 +121,9 @@ func TestDispatchFuncCrash(t *testing.T) {
 }
 
 // TestDispatchFuncHung: past its context's deadline a dispatch whose
-// process ignores the Cancel kills its worker after KillGrace and
-// completes with the context's error; one whose context ended before it
-// was sent completes with that error too.
+// process ignores the Cancel (Call.Cancel, by the caller) kills its
+// worker after KillGrace and completes with the context's error; one
+// whose context ended before it was sent completes with that error too.
 func TestDispatchFuncHung(t *testing.T) {
 	p := start(t, 1, func(c *Config) { c.KillGrace = 100 * time.Millisecond })
 	before := p.PIDs()
@@ -165,5 +173,29 @@ func TestDispatchFuncDeathInFlight(t *testing.T) {
 	wg.Wait()
 	if failed.Load() != n {
 		t.Fatalf("%d of %d completed", failed.Load(), n)
+	}
+}
+
+// TestTryDispatchFunc: with every worker at MaxInFlight, TryDispatchFunc
+// does nothing and says so; with room, it dispatches.
+func TestTryDispatchFunc(t *testing.T) {
+	p := start(t, 1, func(c *Config) { c.MaxInFlight = 1 })
+	got := make(chan outcome, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "fault.sleep", Attempt: 1, Args: []byte(`{"ms":300}`)}, completeInto(got)); !ok {
+		t.Fatal("an idle worker had no room")
+	}
+	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got)); ok {
+		t.Fatal("a full worker took another dispatch")
+	}
+	if o := <-got; o.err != nil || o.res.Err != nil {
+		t.Fatalf("the first dispatch: %+v", o)
+	}
+	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got)); !ok {
+		t.Fatal("no room once the worker was free again")
+	}
+	if o := <-got; o.err != nil || o.res.Err != nil {
+		t.Fatalf("the second dispatch: %+v", o)
 	}
 }

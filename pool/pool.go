@@ -244,19 +244,7 @@ func (p *Pool) changed() {
 func (p *Pool) pick(ctx context.Context) (*proc, error) {
 	for {
 		p.mu.Lock()
-		var best *proc
-		for _, s := range p.slots {
-			pr := s.cur
-			if pr == nil || pr.isDead() || pr.inflight.Load() >= int64(p.cfg.MaxInFlight) {
-				continue
-			}
-			if best == nil || pr.inflight.Load() < best.inflight.Load() {
-				best = pr
-			}
-		}
-		if best != nil {
-			best.inflight.Add(1)
-		}
+		best := p.pickLocked()
 		wait := p.notify
 		p.mu.Unlock()
 		if best != nil {
@@ -274,6 +262,24 @@ func (p *Pool) pick(ctx context.Context) (*proc, error) {
 		}
 		p.waiting.Add(-1)
 	}
+}
+
+// pickLocked is pick's choice now, nil for none (p.mu is held).
+func (p *Pool) pickLocked() *proc {
+	var best *proc
+	for _, s := range p.slots {
+		pr := s.cur
+		if pr == nil || pr.isDead() || pr.inflight.Load() >= int64(p.cfg.MaxInFlight) {
+			continue
+		}
+		if best == nil || pr.inflight.Load() < best.inflight.Load() {
+			best = pr
+		}
+	}
+	if best != nil {
+		best.inflight.Add(1)
+	}
+	return best
 }
 
 // Waiting returns the dispatches waiting for a worker with room (every

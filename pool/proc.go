@@ -276,11 +276,6 @@ func (pr *proc) deliver(m *protocol.Result, after *After) bool {
 	pr.mu.Lock()
 	c := pr.calls[m.ID]
 	delete(pr.calls, m.ID)
-	var stopCtx func() bool
-	if c != nil && c.done != nil {
-		c.finished = true
-		stopCtx = c.stopCtx
-	}
 	pr.mu.Unlock()
 	if c == nil {
 		// Not in flight: never sent, answered already, or given up
@@ -291,7 +286,7 @@ func (pr *proc) deliver(m *protocol.Result, after *After) bool {
 		return false
 	}
 	if c.done != nil {
-		pr.complete(c, stopCtx, m, after)
+		pr.complete(c, m, after)
 		return true
 	}
 	c.result <- m // no yield: the next results of a batch are delivered first
@@ -354,8 +349,7 @@ func (pr *proc) stop(cause error, sig unix.Signal) {
 		close(pr.dead)
 		for _, c := range pr.calls {
 			if c.done != nil {
-				c.finished = true
-				go pr.complete(c, c.stopCtx, nil, nil) // never under pr.mu
+				go pr.complete(c, nil, nil) // never under pr.mu
 				continue
 			}
 			c.result <- nil // the death, to a call in flight (its buffer is empty: deliver deletes before it sends)
@@ -393,13 +387,10 @@ type call struct {
 	blocks *heavy.Lease          // nil when the zone is off; set and read under proc.mu
 	d      protocol.Dispatch     // what was sent, with its ID
 	// A DispatchFunc's (async.go): done instead of result, its context,
-	// and, under proc.mu, its place in the request ring, the stop of
-	// its context's AfterFunc and whether it was taken out of calls.
-	done     Completion
-	ctx      context.Context
-	seq      uint64
-	stopCtx  func() bool
-	finished bool
+	// and, under proc.mu, its place in the request ring.
+	done Completion
+	ctx  context.Context
+	seq  uint64
 }
 
 // calls keeps calls for the next dispatch. A call goes back only once its

@@ -130,6 +130,11 @@ func latency(b *testing.B, op func()) {
 // socket; unset: pool.DefaultTransport).
 const benchTransportEnv = "THEUS_BENCH_TRANSPORT"
 
+// benchPathEnv picks the path of a client's Execute: goroutine (one that
+// waits for the worker, Config.GoroutinePerExecute); unset: the
+// continuation path.
+const benchPathEnv = "THEUS_BENCH_EXECUTE_PATH"
+
 func benchSupervisor(b *testing.B, workers int) *harness {
 	return benchSupervisorWith(b, Config{Workers: workers})
 }
@@ -146,6 +151,9 @@ func benchSupervisorWith(b *testing.B, cfg Config) *harness {
 	// Go's default).
 	if procs := cmp.Or(os.Getenv("THEUS_BENCH_WORKER_PROCS"), "1"); procs != "0" {
 		cfg.Pool.Env = append(cfg.Pool.Env, "GOMAXPROCS="+procs)
+	}
+	if os.Getenv(benchPathEnv) == "goroutine" {
+		cfg.GoroutinePerExecute = true // the A/B of docs/BENCHMARKS.md
 	}
 	if tr := os.Getenv(benchTransportEnv); tr != "" && cfg.Pool.Transport == "" {
 		cfg.Pool.Transport = tr // ring or socket: the A/B of docs/BENCHMARKS.md

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -60,12 +61,22 @@ var counterModel = porcupine.Model{
 // workers are SIGKILLed; the final counter equals the successful replies,
 // every failure is worker_crashed (which guarantees no commit), and
 // porcupine accepts the history of replies as linearizable.
+// It runs on both paths of a client's Execute: the continuation path
+// (the default) and a goroutine per execute.
 func TestNoLostUpdatesUnderWorkerKills(t *testing.T) {
+	for _, goroutines := range []bool{false, true} {
+		t.Run("goroutine-per-execute="+strconv.FormatBool(goroutines), func(t *testing.T) {
+			noLostUpdatesUnderWorkerKills(t, func(c *Config) { c.GoroutinePerExecute = goroutines })
+		})
+	}
+}
+
+func noLostUpdatesUnderWorkerKills(t *testing.T, tune func(*Config)) {
 	n := 1000
 	if testing.Short() {
 		n = 200
 	}
-	h := start(t, 2, nil)
+	h := start(t, 2, tune)
 	const clients = 8
 	var mu sync.Mutex
 	var history []porcupine.Operation

@@ -61,7 +61,8 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 // it takes. rep is its reply, filled as it goes.
 type execution struct {
 	req     *protocol.Execute
-	rep     *protocol.Reply
+	rep     *protocol.Reply // &reply, or the caller's
+	reply   protocol.Reply
 	start   time.Time // when it began: the one read of the clock until the end
 	p       process
 	c       contract.Contract // the paths this call declares
@@ -73,34 +74,46 @@ type execution struct {
 // timeout, the audit's verdict) and returns its execution and its reply,
 // or no execution and the reply with its error set.
 func (s *Supervisor) admit(req *protocol.Execute, start time.Time) (*execution, *protocol.Reply) {
-	rep := &protocol.Reply{ID: req.ID, Mode: s.mode}
+	x := new(execution)
+	if !s.check(x, req, start) {
+		return nil, x.rep
+	}
+	return x, x.rep
+}
+
+// check is admit into x, whose reply it sets up: it reports whether req
+// passed.
+func (s *Supervisor) check(x *execution, req *protocol.Execute, start time.Time) bool {
+	x.reply = protocol.Reply{ID: req.ID, Mode: s.mode}
+	x.req, x.rep, x.start = req, &x.reply, start
+	rep := x.rep
 	if err := s.journalErr(); err != nil {
 		rep.Err = err
-		return nil, rep
+		return false
 	}
 	p, ok := s.procs[req.Process]
 	if !ok {
 		rep.Err = protocol.Errorf(protocol.CodeUnknownProcess, "no process %q; known: %s", req.Process, s.known())
-		return nil, rep
+		return false
 	}
 	if len(req.Args) > 0 && !json.Valid(req.Args) {
 		rep.Err = protocol.Errorf(protocol.CodeBadArgs, "process %q: args are not JSON: %v", req.Process, whyNotJSON(req.Args))
-		return nil, rep
+		return false
 	}
 	if len(req.OpID) > cas.MaxOpIDLen {
 		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "op id is %d bytes, over %d", len(req.OpID), cas.MaxOpIDLen)
-		return nil, rep
+		return false
 	}
 	c, err := p.spec.Bind(req.Args)
 	if err != nil {
 		rep.Err = protocol.Errorf(protocol.CodeBadArgs, "%v", err)
-		return nil, rep
+		return false
 	}
 	timeout := s.cfg.DefaultTimeout
 	switch {
 	case req.TimeoutMS < 0:
 		rep.Err = protocol.Errorf(protocol.CodeBadRequest, "timeout of %d ms: want 0 (the default) or more", req.TimeoutMS)
-		return nil, rep
+		return false
 	case req.TimeoutMS > protocol.MaxTimeout.Milliseconds():
 		timeout = protocol.MaxTimeout
 	case req.TimeoutMS > 0:
@@ -110,9 +123,10 @@ func (s *Supervisor) admit(req *protocol.Execute, start time.Time) (*execution, 
 	if aerr != nil {
 		s.failures.Add(1)
 		rep.Err = aerr
-		return nil, rep
+		return false
 	}
-	return &execution{req: req, rep: rep, start: start, p: p, c: c, timeout: timeout, ac: ac}, rep
+	x.p, x.c, x.timeout, x.ac = p, c, timeout, ac
+	return true
 }
 
 // owner names an invocation for the arbiter and the HEAVY zone.

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 			os.Exit(profiledWorker(prof))
 		}
 		// The fault.* processes are served as with theus-supervisor --faults.
-		worker.Main(slices.Concat(demo.Processes(), demo.Faults(), evilProcesses(), outboxProcesses(), signalProcesses(), schemaProcesses(), []worker.Def{fillProcess()})...)
+		worker.Main(slices.Concat(demo.Processes(), demo.Faults(), evilProcesses(), outboxProcesses(), signalProcesses(), schemaProcesses(), []worker.Def{fillProcess(), bigResultProcess()})...)
 	}
 	if benchPeer() {
 		os.Exit(0)

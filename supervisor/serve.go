@@ -136,13 +136,15 @@ type clientConn struct {
 	read  func() // a reader: made once per connection, not once per Execute
 }
 
-// readConn reads requests until an Execute; then it hands the reading to
-// another goroutine (a kept one, s.gos) and runs the Execute itself, so
-// the Execute starts at once on this thread instead of waiting for
-// another to pick it up. When the connection ends it cancels
-// ctx, which stops the client's executes. Once ctx ends, or a reply
-// cannot be written (the client is gone), requests already read from the
-// socket are dropped, not computed.
+// readConn reads requests. An Execute takes the continuation path when
+// it can (startExecute: the reader sends its Dispatch and reads on, and
+// no goroutine waits for the worker); otherwise the reader hands the
+// reading to another goroutine (a kept one, s.gos) and runs the Execute
+// itself, so that it starts at once on this thread instead of waiting
+// for another to pick it up. When the connection ends it cancels ctx,
+// which stops the client's executes. Once ctx ends, or a reply cannot be
+// written (the client is gone), requests already read from the socket
+// are dropped, not computed.
 func (s *Supervisor) readConn(cn *clientConn) {
 	ctx, end, c, wg, slots, cs := cn.ctx, cn.end, cn.c, &cn.wg, cn.slots, cn.cs
 	// The reads wait in the netpoller, holding no thread, and an idle
@@ -170,6 +172,9 @@ func (s *Supervisor) readConn(cn *clientConn) {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
 				return
+			}
+			if s.startExecute(cn, m) {
+				continue // no goroutine waits for it (continue.go)
 			}
 			handedOff = true
 			wg.Add(1)

@@ -47,6 +47,10 @@ type Config struct {
 	MaxRedispatch  int           // re-dispatches after worker crashes; default 3
 	DrainTimeout   time.Duration // on shutdown, for executes in flight; default 10s
 	MaxPerClient   int           // executes in flight per client connection; default 1024
+	// GoroutinePerExecute runs every client Execute on a goroutine that
+	// waits for its worker, as before the continuation path
+	// (docs/ARCHITECTURE.md, "An execute's path"); for comparisons.
+	GoroutinePerExecute bool
 
 	// MaxClients bounds the client connections served at once (default
 	// 1024); past it a connection gets a Refuse with too_many_clients.

@@ -308,7 +308,11 @@ type Context struct {
 
 	mu     sync.Mutex
 	afters map[*func()]struct{} // AfterFunc's functions; nil once ended
+	ender  Ender                // OnEnd's
 }
+
+// Ender is told that a context ended (Context.OnEnd).
+type Ender interface{ Ended() }
 
 var _ context.Context = (*Context)(nil)
 
@@ -360,6 +364,23 @@ func (c *Context) AfterFunc(f func()) (stop func() bool) {
 	}
 }
 
+// OnEnd makes c call e.Ended, on a goroutine of its own, when it ends,
+// or at once if it has ended, in place of the Ender set before; nil sets
+// none. It is AfterFunc for one watcher that allocates nothing: set it
+// to nil before a Cancel that ends the work it watches.
+func (c *Context) OnEnd(e Ender) {
+	c.mu.Lock()
+	if c.isEnded() && c.afters == nil {
+		c.mu.Unlock()
+		if e != nil {
+			go e.Ended()
+		}
+		return
+	}
+	c.ender = e
+	c.mu.Unlock()
+}
+
 func (c *Context) isEnded() bool { return c.ended.Load() }
 
 // end ends c with err; only the first call counts.
@@ -370,11 +391,14 @@ func (c *Context) end(err error) {
 	c.err = err
 	close(c.done)
 	c.mu.Lock()
-	afters := c.afters
-	c.afters = nil
+	afters, e := c.afters, c.ender
+	c.afters, c.ender = nil, nil
 	c.mu.Unlock()
 	for f := range afters {
 		go (*f)()
+	}
+	if e != nil {
+		go e.Ended()
 	}
 }
 

@@ -437,3 +437,47 @@ func TestScopeKeepsFirstEnd(t *testing.T) {
 		t.Fatalf("under a scope its parent's deadline ended, then closed: Err = %v, want DeadlineExceeded", err)
 	}
 }
+
+// enderChan is an Ender that reports each call.
+type enderChan chan string
+
+func (e enderChan) Ended() { e <- "ended" }
+
+// TestOnEnd: the Ender is told once when the context ends at its
+// deadline; one set after the end is told at once; nil (or a
+// replacement) keeps an earlier one from being told, so a Cancel after
+// OnEnd(nil) tells nobody; and OnEnd allocates nothing.
+func TestOnEnd(t *testing.T) {
+	w := newWheel(t)
+	e := make(enderChan, 4)
+	c := w.WithTimeout(context.Background(), 20*time.Millisecond)
+	c.OnEnd(e)
+	waitErr(t, c, context.DeadlineExceeded)
+	select {
+	case <-e:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Ender was not told of the deadline")
+	}
+	c.Cancel()
+	c.OnEnd(e) // ended: told at once
+	select {
+	case <-e:
+	case <-time.After(10 * time.Second):
+		t.Fatal("an Ender set after the end was not told")
+	}
+	quiet := make(enderChan, 4)
+	c = w.WithTimeout(context.Background(), time.Hour)
+	c.OnEnd(e)
+	c.OnEnd(quiet) // replaces e
+	c.OnEnd(nil)
+	c.Cancel()
+	time.Sleep(20 * time.Millisecond)
+	if len(e)+len(quiet) != 0 {
+		t.Fatalf("told after OnEnd(nil): %d, %d", len(e), len(quiet))
+	}
+	c = w.WithTimeout(context.Background(), time.Hour)
+	if n := testing.AllocsPerRun(100, func() { c.OnEnd(e); c.OnEnd(nil) }); n != 0 {
+		t.Fatalf("OnEnd allocates %v times", n)
+	}
+	c.Cancel()
+}

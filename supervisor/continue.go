@@ -1,0 +1,218 @@
+package supervisor
+
+import (
+	"sync"
+	"time"
+
+	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/heavy"
+	"github.com/theus-run/theus/internal/deadline"
+	"github.com/theus-run/theus/pool"
+	"github.com/theus-run/theus/protocol"
+)
+
+// The continuation path of a client's Execute: no goroutine waits for
+// the worker. The connection's reader checks the Execute, takes the
+// snapshot, sends the Dispatch and reads on; the reader of the worker's
+// reply ring (pool.DispatchFunc) turns the Result into a delta, commits
+// it (cas.Runner.First, which never waits) and queues the reply, and the
+// replies of one batch of Results go to each client in one write. Two
+// goroutine hand-offs per execute are gone: the reader's to the next
+// reader, and the Result's to the goroutine waiting for it.
+//
+// Whatever may wait goes to a goroutine of its own, as before
+// (runAdmitted): an execute with an op id or on contended keys from the
+// start; after a conflict or at a VIP ticket's gate, the attempts that
+// follow; a crashed worker's redispatch waits for a worker on the
+// goroutine that saw the death; a reply the client's socket cannot take
+// now is written by a goroutine of its own.
+
+// continuable reports whether a client's Execute may take the
+// continuation path: the store is this process's (not etcd), no audit
+// recipe may judge it, and no commit waits for the disk.
+func (s *Supervisor) continuable() bool {
+	return !s.cfg.GoroutinePerExecute && s.etcd == nil && s.audit == nil &&
+		(s.journal == nil || s.cfg.Durability == durable.Async)
+}
+
+// continued is an Execute on the continuation path, from its dispatch to
+// its reply.
+type continued struct {
+	execution
+	s     *Supervisor
+	cn    *clientConn
+	inv   cas.Invocation
+	snap  *cas.Snapshot
+	dc    *deadline.Context // its Ender is k while the dispatch runs
+	dp    *protocol.Dispatch
+	tries int // redispatches after crashes
+
+	mu   sync.Mutex
+	call pool.Call // the dispatch in flight, for Ended
+}
+
+// Ended cancels the dispatch in flight: the execute's context ended (its
+// timeout, or the client went). A goroutine of dc's own runs it.
+func (k *continued) Ended() {
+	k.mu.Lock()
+	call := k.call
+	k.mu.Unlock()
+	call.Cancel()
+}
+
+// dispatch sends k's Dispatch (waiting for a worker with room when wait)
+// and watches dc for it; it reports false, having done nothing, when no
+// worker has room and it may not wait.
+func (k *continued) dispatch(wait bool) bool {
+	var call pool.Call
+	if wait {
+		call = k.p.pool.DispatchFunc(k.dc, k.dp, k)
+	} else {
+		var ok bool
+		if call, ok = k.p.pool.TryDispatchFunc(k.dc, k.dp, k); !ok {
+			return false
+		}
+	}
+	k.mu.Lock()
+	k.call = call
+	k.mu.Unlock()
+	k.dc.OnEnd(k) // a completion that came first cleared it: Ended then finds nothing in flight
+	return true
+}
+
+// startExecute runs m on the continuation path, or reports false, having
+// done nothing, when m must run on a goroutine of its own (serveExecute).
+// The caller holds a slot of cn for m; the reply gives it back.
+func (s *Supervisor) startExecute(cn *clientConn, m *protocol.Execute) bool {
+	if !s.continuable() || !s.enter() {
+		return false // a refused one is refused there
+	}
+	cn.wg.Add(1) // until the reply is written, or handed to a writer
+	k := &continued{s: s, cn: cn}
+	x := &k.execution
+	if !s.check(x, m, time.Now()) {
+		s.executed(m.Process, x.start, x.rep)
+		s.answer(cn, x.rep)
+		return true
+	}
+	k.inv = cas.Invocation{Contract: x.c, OpDigest: opDigest(m), Owner: s.owner(), Start: x.start}
+	if m.OpID != "" || !s.runner.Outside(k.inv) {
+		s.gos.Go(func() { s.waitFor(cn, x, cas.Prior{}) })
+		return true
+	}
+	k.snap = s.store.Snapshot()
+	k.dc = s.wheel.WithDeadline(cn.ctx, x.start.Add(x.timeout))
+	dp, err := s.dispatchFor(k.dc, x, k.snap, 1)
+	if err != nil {
+		k.finish(cas.Report{}, &cas.RunError{Process: m.Process, Attempts: 1, Err: err}, nil, nil)
+		return true
+	}
+	k.dp = dp
+	if !k.dispatch(false) {
+		// Every worker is full: wait for one on a goroutine, not here,
+		// where the client's other requests wait to be read.
+		s.gos.Go(func() { k.dispatch(true) })
+	}
+	return true
+}
+
+// Complete is the Dispatch's pool.Completion: on the reader of the
+// worker's ring (or socket), or on the goroutine that saw the worker die.
+func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err error, after *pool.After) {
+	s, x := k.s, &k.execution
+	if err != nil && s.redispatch(k.dc, x, err, k.tries) {
+		// Never on a ring's reader: a death or a failed send. It may
+		// wait here for a worker to take it.
+		k.tries++
+		k.dispatch(true)
+		return
+	}
+	k.dc.OnEnd(nil) // the dispatch is over: nothing to cancel
+	var out cas.Outcome
+	var refs []heavy.Ref
+	if err == nil {
+		out, refs, err = s.outcomeOf(x, k.inv.Owner, res, blocks)
+	}
+	if err == nil {
+		err = s.checkSchema(out.Delta)
+	}
+	r, again, err := s.runner.First(k.dc, k.inv, k.snap, out, err, time.Since(x.start))
+	if again {
+		// A conflict, or a commit that would wait for a VIP ticket: the
+		// next attempts may wait, so they go to a goroutine.
+		s.zone.Abort(refs)
+		k.dc.Cancel()
+		s.gos.Go(func() { s.waitFor(k.cn, x, cas.Prior{Attempts: r.Attempts, Conflicts: r.Conflicts}) })
+		return
+	}
+	k.finish(r, err, refs, after)
+}
+
+// finish reports the invocation's end and queues the reply, written at
+// the end of the batch after belongs to (at once when after is nil).
+func (k *continued) finish(r cas.Report, err error, refs []heavy.Ref, after *pool.After) {
+	s := k.s
+	k.snap.Release() // First released it; an early failure did not
+	s.report(k.dc, &k.execution, r, err, refs)
+	k.dc.Cancel()
+	s.executed(k.req.Process, k.start, k.rep)
+	if qerr := replyWith(k.cn.c.Queue, k.rep); qerr != nil {
+		k.cn.end()
+	}
+	if after == nil {
+		k.Later()
+		return
+	}
+	after.Do(k)
+}
+
+// Later writes what k's connection has queued: k's reply and those
+// queued with it in the batch (see flush).
+func (k *continued) Later() { k.s.flush(k.cn) }
+
+// waitFor runs x on this goroutine, which may wait, from the attempts
+// prior made, and replies.
+func (s *Supervisor) waitFor(cn *clientConn, x *execution, prior cas.Prior) {
+	s.runAdmitted(cn.ctx, x, nil, nil, prior)
+	s.executed(x.req.Process, x.start, x.rep)
+	s.answer(cn, x.rep)
+}
+
+// answer queues rep on cn and writes it (flush).
+func (s *Supervisor) answer(cn *clientConn, rep *protocol.Reply) {
+	if err := replyWith(cn.c.Queue, rep); err != nil {
+		cn.end()
+	}
+	s.flush(cn)
+}
+
+// flush writes what cn has queued without waiting: what the socket
+// cannot take now goes to a goroutine that may. An execute whose reply
+// was queued is then over: it leaves the drain's count and cn's slots.
+// A client that cannot be written to is gone: its connection ends.
+func (s *Supervisor) flush(cn *clientConn) {
+	defer cn.wg.Done()
+	defer s.over(cn)
+	done, err := cn.c.FlushNoWait()
+	if err != nil {
+		cn.end()
+		return
+	}
+	if !done {
+		cn.wg.Add(1)
+		s.gos.Go(func() {
+			defer cn.wg.Done()
+			if cn.c.Flush() != nil {
+				cn.end()
+			}
+		})
+	}
+}
+
+// over ends an execute of cn: it leaves the drain's count and gives its
+// slot back.
+func (s *Supervisor) over(cn *clientConn) {
+	s.inflight.Done()
+	<-cn.slots
+}
