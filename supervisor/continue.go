@@ -48,8 +48,9 @@ type continued struct {
 	dp    *protocol.Dispatch
 	tries int // redispatches after crashes
 
-	mu   sync.Mutex
-	call pool.Call // the dispatch in flight, for Ended
+	mu    sync.Mutex
+	call  pool.Call // the dispatch in flight, for Ended
+	sends int       // dispatches sent: the latest sets call
 }
 
 // Ended cancels the dispatch in flight: the execute's context ended (its
@@ -65,6 +66,10 @@ func (k *continued) Ended() {
 // and watches dc for it; it reports false, having done nothing, when no
 // worker has room and it may not wait.
 func (k *continued) dispatch(wait bool) bool {
+	k.mu.Lock()
+	k.sends++
+	send := k.sends
+	k.mu.Unlock()
 	var call pool.Call
 	if wait {
 		call = k.p.pool.DispatchFunc(k.dc, k.dp, k)
@@ -75,7 +80,11 @@ func (k *continued) dispatch(wait bool) bool {
 		}
 	}
 	k.mu.Lock()
-	k.call = call
+	// Not when a redispatch sent another since (its worker died at
+	// once), nor for none (completed here: a failed send).
+	if k.sends == send && call != (pool.Call{}) {
+		k.call = call
+	}
 	k.mu.Unlock()
 	k.dc.OnEnd(k) // a completion that came first cleared it: Ended then finds nothing in flight
 	return true
