@@ -120,6 +120,11 @@ func (c *Conn) Recv() (protocol.Message, error) {
 	return m, err
 }
 
+// Buffered reports whether frames read from the socket wait in the
+// buffer: the next Recv returns at once. For the goroutine that calls
+// Recv.
+func (c *Conn) Buffered() bool { return c.fr != nil && c.fr.Buffered() > 0 }
+
 // settle records, after a Recv, whether frames read wait in the buffer
 // (held); once none do, it writes what Defer left pending, so that a
 // deferred frame never waits for a read that may block.

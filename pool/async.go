@@ -8,6 +8,7 @@ import (
 
 	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/protocol"
+	"github.com/theus-run/theus/ring"
 )
 
 // Completion receives the outcome of a dispatch sent by DispatchFunc,
@@ -63,21 +64,47 @@ func (p *Pool) DispatchFunc(ctx context.Context, dp *protocol.Dispatch, done Com
 		done.Complete(nil, nil, err, nil)
 		return Call{}
 	}
-	return pr.callFunc(ctx, dp, done)
+	return pr.callFunc(ctx, dp, done, nil)
 }
 
 // TryDispatchFunc is DispatchFunc when a worker has room for dp now. It
 // reports false, having done nothing, when none has (every worker is
 // starting or has MaxInFlight dispatches): the caller may then wait for
-// one in DispatchFunc, on a goroutine that may wait.
-func (p *Pool) TryDispatchFunc(ctx context.Context, dp *protocol.Dispatch, done Completion) (Call, bool) {
+// one in DispatchFunc, on a goroutine that may wait. With wakes, a
+// worker that parks on its ring is woken by wakes.Wake, not now.
+func (p *Pool) TryDispatchFunc(ctx context.Context, dp *protocol.Dispatch, done Completion, wakes *Wakes) (Call, bool) {
 	p.mu.Lock()
 	pr := p.pickLocked()
 	p.mu.Unlock()
 	if pr == nil {
 		return Call{}, false
 	}
-	return pr.callFunc(ctx, dp, done), true
+	return pr.callFunc(ctx, dp, done, wakes), true
+}
+
+// Wakes holds the workers that dispatches were sent to without waking
+// them (TryDispatchFunc with a Wakes): a caller that sends a batch of
+// dispatches wakes each worker once, with Wake, before it may block. It
+// is one goroutine's.
+type Wakes struct{ outs []*ring.Shared }
+
+func (w *Wakes) add(out *ring.Shared) {
+	for _, o := range w.outs {
+		if o == out {
+			return
+		}
+	}
+	w.outs = append(w.outs, out)
+}
+
+// Wake wakes each worker that was sent a dispatch since the last Wake,
+// if it parks.
+func (w *Wakes) Wake() {
+	for i, o := range w.outs {
+		o.Wake()
+		w.outs[i] = nil
+	}
+	w.outs = w.outs[:0]
 }
 
 // Call is a dispatch sent by DispatchFunc; the zero Call is none.
@@ -98,7 +125,7 @@ func (c Call) Cancel() {
 
 // callFunc is call for DispatchFunc. Whoever takes the call out of
 // pr.calls (deliver, stop, or a failed send here) completes it.
-func (pr *proc) callFunc(ctx context.Context, dp *protocol.Dispatch, done Completion) Call {
+func (pr *proc) callFunc(ctx context.Context, dp *protocol.Dispatch, done Completion, wakes *Wakes) Call {
 	pr.mu.Lock()
 	if pr.cause != nil {
 		pr.mu.Unlock()
@@ -116,7 +143,7 @@ func (pr *proc) callFunc(ctx context.Context, dp *protocol.Dispatch, done Comple
 	c.d.ID = id
 	pr.calls[id] = c
 	pr.mu.Unlock()
-	seq, err := pr.sendDispatch(&c.d)
+	seq, err := pr.sendDispatch(&c.d, wakes)
 	pr.mu.Lock()
 	if err != nil {
 		if pr.calls[id] != c {

@@ -183,19 +183,52 @@ func TestTryDispatchFunc(t *testing.T) {
 	got := make(chan outcome, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "fault.sleep", Attempt: 1, Args: []byte(`{"ms":300}`)}, completeInto(got)); !ok {
+	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "fault.sleep", Attempt: 1, Args: []byte(`{"ms":300}`)}, completeInto(got), nil); !ok {
 		t.Fatal("an idle worker had no room")
 	}
-	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got)); ok {
+	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), nil); ok {
 		t.Fatal("a full worker took another dispatch")
 	}
 	if o := <-got; o.err != nil || o.res.Err != nil {
 		t.Fatalf("the first dispatch: %+v", o)
 	}
-	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got)); !ok {
+	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), nil); !ok {
 		t.Fatal("no room once the worker was free again")
 	}
 	if o := <-got; o.err != nil || o.res.Err != nil {
 		t.Fatalf("the second dispatch: %+v", o)
+	}
+}
+
+// TestWakesDeferTheWake: a dispatch sent with a Wakes reaches a parked
+// worker only once Wake is called.
+func TestWakesDeferTheWake(t *testing.T) {
+	p := start(t, 1, nil)
+	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil { // the worker is up, then parks
+		t.Fatal(o.err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	var w Wakes
+	got := make(chan outcome, 8)
+	for range 3 {
+		if _, ok := p.TryDispatchFunc(context.Background(), &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &w); !ok {
+			t.Fatal("no room")
+		}
+	}
+	select {
+	case o := <-got:
+		t.Fatalf("completed before the wake: %+v", o)
+	case <-time.After(200 * time.Millisecond):
+	}
+	w.Wake()
+	for i := range 3 {
+		select {
+		case o := <-got:
+			if o.err != nil || o.res.Err != nil {
+				t.Fatalf("dispatch %d: %+v", i, o)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of 3 completed after the wake", i)
+		}
 	}
 }

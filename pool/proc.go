@@ -454,7 +454,7 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 			return nil, false
 		}
 	}
-	seq, err := pr.sendDispatch(&c.d)
+	seq, err := pr.sendDispatch(&c.d, nil)
 	if err != nil {
 		if res, ok := answered(); ok {
 			return res, blocks, nil

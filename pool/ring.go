@@ -51,8 +51,9 @@ func encodeRecord(dst []byte, m protocol.Message) ([]byte, error) {
 
 // sendDispatch sends d through the request ring when the worker has one
 // and d fits, else over the socket, and returns d's number in the ring
-// (0: the socket).
-func (pr *proc) sendDispatch(d *protocol.Dispatch) (uint64, error) {
+// (0: the socket). With wakes, a worker parked on its ring is not woken
+// now but by wakes.Wake.
+func (pr *proc) sendDispatch(d *protocol.Dispatch, wakes *Wakes) (uint64, error) {
 	linger := pr.inflight.Load() > 1 // other dispatches to this worker are on their way
 	if rs := pr.rings; rs != nil {
 		bp := ringBufs.Get().(*[]byte)
@@ -65,7 +66,16 @@ func (pr *proc) sendDispatch(d *protocol.Dispatch) (uint64, error) {
 			return 0, fmt.Errorf("pool: encode dispatch: %w", err)
 		}
 		if len(b) <= rs.maxRec { // maxRec <= MaxFrame: a larger one is the socket's to refuse
-			n, err := rs.out.Append(b, linger)
+			var n uint64
+			var err error
+			if wakes != nil {
+				n, err = rs.out.AppendNoWake(b)
+				if err == nil {
+					wakes.add(rs.out)
+				}
+			} else {
+				n, err = rs.out.Append(b, linger)
+			}
 			switch {
 			case err == nil:
 				return n, nil

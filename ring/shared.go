@@ -75,6 +75,35 @@ func (s *Shared) Append(p []byte, linger bool) (uint64, error) {
 	return n, err
 }
 
+// AppendNoWake is Append, without linger, that publishes p but never
+// wakes the consumer: the caller calls Wake, once for all the records it
+// appended so, before it may block (a consumer parked meanwhile sleeps
+// until then).
+func (s *Shared) AppendNoWake(p []byte) (uint64, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0, ErrClosed
+	}
+	if err := s.w.Append(p); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	s.records++
+	n := s.records
+	if !s.committing {
+		_, err := s.w.publish()
+		s.mu.Unlock()
+		return n, err
+	}
+	s.mu.Unlock()
+	return n, nil
+}
+
+// Wake wakes the consumer if it parks: for records published by
+// AppendNoWake.
+func (s *Shared) Wake() { s.w.wakeShared() }
+
 // Records is how many records were appended through s.
 func (s *Shared) Records() uint64 {
 	s.mu.Lock()

@@ -64,7 +64,9 @@ func (k *continued) Ended() {
 
 // dispatch sends k's Dispatch (waiting for a worker with room when wait)
 // and watches dc for it; it reports false, having done nothing, when no
-// worker has room and it may not wait.
+// worker has room and it may not wait. Without wait it is the
+// connection's reader, which wakes the worker before it reads again
+// (cn.wakes), once for all the dispatches of the frames it read at once.
 func (k *continued) dispatch(wait bool) bool {
 	k.mu.Lock()
 	k.sends++
@@ -75,7 +77,7 @@ func (k *continued) dispatch(wait bool) bool {
 		call = k.p.pool.DispatchFunc(k.dc, k.dp, k)
 	} else {
 		var ok bool
-		if call, ok = k.p.pool.TryDispatchFunc(k.dc, k.dp, k); !ok {
+		if call, ok = k.p.pool.TryDispatchFunc(k.dc, k.dp, k, &k.cn.wakes); !ok {
 			return false
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/theus-run/theus/ipc"
+	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
 )
 
@@ -134,6 +135,9 @@ type clientConn struct {
 	slots chan struct{}  // a token per request in flight (MaxPerClient)
 	cs    *connStreams
 	read  func() // a reader: made once per connection, not once per Execute
+	// wakes are the workers the reader sent dispatches to without waking
+	// them (continue.go); it wakes them before it may wait. The reader's.
+	wakes pool.Wakes
 }
 
 // readConn reads requests. An Execute takes the continuation path when
@@ -155,7 +159,13 @@ func (s *Supervisor) readConn(cn *clientConn) {
 			end()
 		}
 	}()
+	defer cn.wakes.Wake()
 	for {
+		if !c.Buffered() {
+			// The next Recv may wait: wake the workers this reader sent
+			// dispatches to (once each for the batch of frames it read).
+			cn.wakes.Wake()
+		}
 		m, err := c.Recv()
 		if err != nil {
 			s.recvFailed(ctx, c, err)
@@ -163,6 +173,9 @@ func (s *Supervisor) readConn(cn *clientConn) {
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if _, ok := m.(*protocol.Execute); !ok {
+			cn.wakes.Wake() // what follows may wait (a reply's write)
 		}
 		switch m := m.(type) {
 		case *protocol.Execute:
@@ -176,6 +189,7 @@ func (s *Supervisor) readConn(cn *clientConn) {
 			if s.startExecute(cn, m) {
 				continue // no goroutine waits for it (continue.go)
 			}
+			cn.wakes.Wake() // the next reader is another goroutine
 			handedOff = true
 			wg.Add(1)
 			s.gos.Go(cn.read)
