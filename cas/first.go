@@ -39,7 +39,9 @@ func (r *Runner) Outside(inv Invocation) bool {
 // *RunError when it failed for good, or again: the invocation must go on
 // in Execute with inv.Prior set to rep's Attempts and Conflicts. That is
 // after a conflict (unless it was the last attempt allowed), or when the
-// commit would wait for a VIP ticket; nothing was applied then.
+// commit would wait for a VIP ticket; nothing was applied then. A run
+// whose commit would wait is not counted (rep is zero): Execute's first
+// attempt takes its place, as its commit would have waited at the gate.
 func (r *Runner) First(ctx context.Context, inv Invocation, snap *Snapshot, out Outcome, runErr error, ran time.Duration) (rep Report, again bool, err error) {
 	defer snap.Release()
 	if r.timed() {
@@ -55,7 +57,10 @@ func (r *Runner) First(ctx context.Context, inv Invocation, snap *Snapshot, out 
 	case err == nil:
 		return l.rep, false, nil
 	case errors.Is(err, ErrWouldWait):
-		return Report{Attempts: 1}, true, nil
+		// Not counted: in Execute the commit would have waited at the
+		// gate, and this run would have been its only one. Execute runs
+		// it again as a first attempt (which may queue for a ticket).
+		return Report{}, true, nil
 	case errors.Is(err, ErrConflict):
 		l.rep.Conflicts++
 		if r.Arbiter != nil && r.vipAfter() >= 0 {

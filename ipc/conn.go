@@ -120,10 +120,10 @@ func (c *Conn) Recv() (protocol.Message, error) {
 	return m, err
 }
 
-// Buffered reports whether frames read from the socket wait in the
-// buffer: the next Recv returns at once. For the goroutine that calls
-// Recv.
-func (c *Conn) Buffered() bool { return c.fr != nil && c.fr.Buffered() > 0 }
+// Buffered reports whether the next frame waits whole in the buffer,
+// small enough to need no share of the read budget: the next Recv then
+// returns without waiting. For the goroutine that calls Recv.
+func (c *Conn) Buffered() bool { return c.fr != nil && c.fr.FrameBuffered(SmallFrame) }
 
 // settle records, after a Recv, whether frames read wait in the buffer
 // (held); once none do, it writes what Defer left pending, so that a

@@ -278,6 +278,21 @@ func (fr *Reader) Body(p []byte) error {
 // system call.
 func (fr *Reader) Buffered() int { return fr.r.Buffered() }
 
+// FrameBuffered reports whether a whole frame of at most max bytes
+// (its header and body) is buffered: the next Header and Body then make
+// no system call. It reads nothing.
+func (fr *Reader) FrameBuffered(max int) bool {
+	if fr.r.Buffered() < HeaderLen {
+		return false
+	}
+	h, err := fr.r.Peek(HeaderLen) // from the buffer: no read
+	if err != nil {
+		return false
+	}
+	n := int(binary.BigEndian.Uint32(h[:4]))
+	return n <= max && fr.r.Buffered() >= HeaderLen-1+n
+}
+
 // ReadMessage reads and decodes one frame.
 func (fr *Reader) ReadMessage() (Message, error) {
 	k, body, err := fr.Next()

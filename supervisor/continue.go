@@ -133,10 +133,11 @@ func (s *Supervisor) startExecute(cn *clientConn, m *protocol.Execute) bool {
 func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err error, after *pool.After) {
 	s, x := k.s, &k.execution
 	if err != nil && s.redispatch(k.dc, x, err, k.tries) {
-		// Never on a ring's reader: a death or a failed send. It may
-		// wait here for a worker to take it.
+		// A death (on the goroutine that saw it) or a failed send (on
+		// the connection's reader, which must not wait for a worker):
+		// the redispatch, which may wait, goes to a goroutine.
 		k.tries++
-		k.dispatch(true)
+		s.gos.Go(func() { k.dispatch(true) })
 		return
 	}
 	k.dc.OnEnd(nil) // the dispatch is over: nothing to cancel

@@ -60,3 +60,70 @@ func TestSlowClientStallsNobody(t *testing.T) {
 		})
 	}
 }
+
+// TestWokenBeforeTheReaderWaits: the reader publishes dispatches without
+// waking their worker and wakes it before it may wait. A wake-up lost
+// shows as a timeout (DefaultTimeout 3 s) of requests a parked worker
+// never saw: when the reader waits for a slot (more executes in one
+// write than MaxPerClient), and when it waits for the rest of a frame
+// that came in part.
+func TestWokenBeforeTheReaderWaits(t *testing.T) {
+	for _, goroutines := range []bool{false, true} {
+		t.Run("goroutine-per-execute="+strconv.FormatBool(goroutines), func(t *testing.T) {
+			h := start(t, 1, func(c *Config) {
+				c.GoroutinePerExecute = goroutines
+				c.MaxPerClient = 2
+				c.DefaultTimeout = 3 * time.Second
+			})
+			parked := func() {
+				if _, err := h.dial(t).Exec(t.Context(), "noop", nil); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(100 * time.Millisecond) // the worker parks on its ring
+			}
+			noops := func(from, n int) []byte {
+				var b []byte
+				for i := range n {
+					b, _ = protocol.AppendFrame(b, &protocol.Execute{ID: uint64(from + i), Process: "noop"})
+				}
+				return b
+			}
+			replies := func(r *protocol.Reader, n int) {
+				t.Helper()
+				for i := range n {
+					m, err := r.ReadMessage()
+					if err != nil {
+						t.Fatalf("reply %d: %v", i, err)
+					}
+					if rep, ok := m.(*protocol.Reply); !ok || rep.Err != nil {
+						t.Fatalf("reply %d: %+v", i, m)
+					}
+				}
+			}
+			nc, err := net.Dial("unix", h.sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+			r := protocol.NewReader(nc, protocol.DefaultMaxFrame)
+
+			parked()
+			if _, err := nc.Write(noops(1, 8)); err != nil { // 4 times MaxPerClient
+				t.Fatal(err)
+			}
+			replies(r, 8)
+
+			parked()
+			next := noops(100, 2)
+			if _, err := nc.Write(next[:len(next)-2]); err != nil { // the second frame cut short
+				t.Fatal(err)
+			}
+			replies(r, 1)
+			if _, err := nc.Write(next[len(next)-2:]); err != nil {
+				t.Fatal(err)
+			}
+			replies(r, 1)
+		})
+	}
+}

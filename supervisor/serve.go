@@ -155,11 +155,11 @@ func (s *Supervisor) readConn(cn *clientConn) {
 	// connection holds no read buffer either (ipc/park.go).
 	handedOff := false
 	defer func() {
-		if !handedOff {
+		if !handedOff { // the reader that hands the reading on woke its workers before
+			cn.wakes.Wake()
 			end()
 		}
 	}()
-	defer cn.wakes.Wake()
 	for {
 		if !c.Buffered() {
 			// The next Recv may wait: wake the workers this reader sent
@@ -183,8 +183,13 @@ func (s *Supervisor) readConn(cn *clientConn) {
 			// until one ends: its writes back up, which is its backpressure.
 			select {
 			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return
+			default:
+				cn.wakes.Wake() // the executes that would free a slot may not have woken their workers
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
 			}
 			if s.startExecute(cn, m) {
 				continue // no goroutine waits for it (continue.go)
