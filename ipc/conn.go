@@ -389,14 +389,7 @@ func (c *Conn) FlushNoWait() (bool, error) {
 			c.mu.Unlock()
 			return false, nil
 		}
-		if cap(buf) <= 1<<20 {
-			c.spare = buf[:0]
-		} else {
-			c.spare = nil
-		}
-		if werr != nil {
-			c.setErr(werr)
-		}
+		c.written(buf, werr)
 	}
 	c.writing = false
 	err := c.err
@@ -472,14 +465,7 @@ func (c *Conn) flushLocked() error {
 		c.mu.Unlock()
 		werr := c.write(buf)
 		c.mu.Lock()
-		if cap(buf) <= 1<<20 {
-			c.spare = buf[:0]
-		} else {
-			c.spare = nil
-		}
-		if werr != nil {
-			c.setErr(werr)
-		}
+		c.written(buf, werr)
 	}
 	c.writing = false
 	err := c.err
@@ -488,6 +474,19 @@ func (c *Conn) flushLocked() error {
 		c.closeTransport() // unblocks the reader: the peer may be alive and stuck
 	}
 	return err
+}
+
+// written keeps buf, written with werr, as the next spare buffer (unless
+// it is large) and records werr (c.mu held).
+func (c *Conn) written(buf []byte, werr error) {
+	if cap(buf) <= 1<<20 {
+		c.spare = buf[:0]
+	} else {
+		c.spare = nil
+	}
+	if werr != nil {
+		c.setErr(werr)
+	}
 }
 
 // peerGone reports whether a write failed because the peer closed its end

@@ -35,17 +35,10 @@ func (s *Shared) MaxRecord() int { return s.w.MaxRecord() }
 // way), ErrClosed, or a *CorruptError (the consumer broke the ring: kill
 // it).
 func (s *Shared) Append(p []byte, linger bool) (uint64, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return 0, ErrClosed
-	}
-	if err := s.w.Append(p); err != nil {
-		s.mu.Unlock()
+	n, err := s.reserve(p)
+	if err != nil {
 		return 0, err
 	}
-	s.records++
-	n := s.records
 	if s.committing {
 		s.mu.Unlock()
 		return n, nil
@@ -80,6 +73,22 @@ func (s *Shared) Append(p []byte, linger bool) (uint64, error) {
 // appended so, before it may block (a consumer parked meanwhile sleeps
 // until then).
 func (s *Shared) AppendNoWake(p []byte) (uint64, error) {
+	n, err := s.reserve(p)
+	if err != nil {
+		return 0, err
+	}
+	if !s.committing {
+		_, err := s.w.publish()
+		s.mu.Unlock()
+		return n, err
+	}
+	s.mu.Unlock()
+	return n, nil
+}
+
+// reserve copies p into the ring, unpublished, and returns its number,
+// with s.mu held; on error s.mu is free and nothing was written.
+func (s *Shared) reserve(p []byte) (uint64, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -90,14 +99,7 @@ func (s *Shared) AppendNoWake(p []byte) (uint64, error) {
 		return 0, err
 	}
 	s.records++
-	n := s.records
-	if !s.committing {
-		_, err := s.w.publish()
-		s.mu.Unlock()
-		return n, err
-	}
-	s.mu.Unlock()
-	return n, nil
+	return s.records, nil
 }
 
 // Wake wakes the consumer if it parks: for records published by

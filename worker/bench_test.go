@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/ring"
 )
@@ -111,37 +110,9 @@ func ringWorker(b *testing.B, defs ...Def) *ring.Pair {
 	}
 	wrk.Close()
 	b.Setenv(EnvRingFD, fmt.Sprintf("%d,%d,%d", wrkFDs[0], wrkFDs[1], wrkFDs[2]))
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Setenv(EnvFD, strconv.Itoa(fds[1]))
-	b.Setenv(EnvHeavyFD, "")
-	b.Setenv(EnvSupervisorPID, "")
-	f := os.NewFile(uintptr(fds[0]), "supervisor")
-	conn, err := ipc.FileConn(f, ipc.Options{})
-	f.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- Serve(context.Background(), defs...) }()
-	b.Cleanup(func() {
-		conn.Close()
-		if err := <-done; err != nil {
-			b.Errorf("Serve: %v", err)
-		}
-		pair.Close()
-	})
-	m, err := conn.Recv()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if h, ok := m.(*protocol.Hello); !ok || !h.Ring {
-		b.Fatalf("first frame %v, want a Hello with the ring mapped", m)
-	}
-	if err := conn.Send(&protocol.Welcome{Protocol: protocol.Version, HeartbeatMS: 1000}); err != nil {
-		b.Fatal(err)
+	b.Cleanup(func() { pair.Close() }) // after Serve returned (cleanups run last first)
+	if _, h := serveHere(b, defs...); !h.Ring {
+		b.Fatal("the worker did not map the ring pair")
 	}
 	return pair
 }

@@ -15,7 +15,15 @@ import (
 
 // fakeSupervisor runs Serve on one end of a socketpair, in this process,
 // and returns the other end, past the handshake (no HEAVY zone).
-func fakeSupervisor(t *testing.T, defs ...Def) *ipc.Conn {
+func fakeSupervisor(t testing.TB, defs ...Def) *ipc.Conn {
+	t.Helper()
+	conn, _ := serveHere(t, defs...)
+	return conn
+}
+
+// serveHere is fakeSupervisor that also returns the worker's Hello. The
+// ring pair, if any, is the caller's to set (EnvRingFD).
+func serveHere(t testing.TB, defs ...Def) (*ipc.Conn, *protocol.Hello) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -43,15 +51,18 @@ func fakeSupervisor(t *testing.T, defs ...Def) *ipc.Conn {
 			t.Errorf("Serve did not return after the connection closed")
 		}
 	})
-	if m, err := conn.Recv(); err != nil {
+	m, err := conn.Recv()
+	if err != nil {
 		t.Fatal(err)
-	} else if _, ok := m.(*protocol.Hello); !ok {
+	}
+	h, ok := m.(*protocol.Hello)
+	if !ok {
 		t.Fatalf("first frame %s, want a Hello", m.Kind())
 	}
 	if err := conn.Send(&protocol.Welcome{Protocol: protocol.Version, HeartbeatMS: 1000}); err != nil {
 		t.Fatal(err)
 	}
-	return conn
+	return conn, h
 }
 
 // TestCancelBehindItsDispatch: a Cancel that arrives right behind its
