@@ -232,3 +232,33 @@ func TestWakesDeferTheWake(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatchFuncOversized: a dispatch too large for a frame completes
+// at once with bad_request, on the caller's goroutine, and spares the
+// worker; its place in the worker is given back.
+func TestDispatchFuncOversized(t *testing.T) {
+	p := start(t, 1, func(c *Config) { c.MaxFrame = 64 << 10 })
+	before := p.PIDs()
+	got := make(chan outcome, 2)
+	call := p.DispatchFunc(context.Background(), &protocol.Dispatch{Process: "noop", Args: make([]byte, 100<<10)}, completeInto(got))
+	select {
+	case o := <-got:
+		if !errors.Is(o.err, protocol.ErrBadRequest) {
+			t.Fatalf("err = %v, want bad_request", o.err)
+		}
+	default:
+		t.Fatal("an oversized dispatch did not complete before DispatchFunc returned")
+	}
+	if call != (Call{}) {
+		t.Fatal("a Call for a dispatch that was never sent")
+	}
+	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil || o.res.Err != nil {
+		t.Fatalf("after: %+v", o)
+	}
+	if after := p.PIDs(); after[0] != before[0] || p.WorkerStatus()[0].Restarts != 0 {
+		t.Fatal("the worker was replaced for a dispatch it never received")
+	}
+	if w := p.WorkerStatus()[0]; w.InFlight != 0 {
+		t.Fatalf("%d places still reserved", w.InFlight)
+	}
+}
