@@ -24,16 +24,21 @@ import (
 // Whatever may wait goes to a goroutine of its own, as before
 // (runAdmitted): an execute with an op id or on contended keys from the
 // start; after a conflict or at a VIP ticket's gate, the attempts that
-// follow; a crashed worker's redispatch waits for a worker on the
-// goroutine that saw the death; a reply the client's socket cannot take
-// now is written by a goroutine of its own.
+// follow; a crashed worker's redispatch; with durability sync, the wait
+// for the disk and the reply after it; a reply the client's socket
+// cannot take now.
 
 // continuable reports whether a client's Execute may take the
-// continuation path: the store is this process's (not etcd), no audit
-// recipe may judge it, and no commit waits for the disk.
+// continuation path: the store is this process's (not etcd) and no audit
+// recipe may judge it.
 func (s *Supervisor) continuable() bool {
-	return !s.cfg.GoroutinePerExecute && s.etcd == nil && s.audit == nil &&
-		(s.journal == nil || s.cfg.Durability == durable.Async)
+	return !s.cfg.GoroutinePerExecute && s.etcd == nil && s.audit == nil
+}
+
+// waitsForDisk reports whether the reply to what committed (or read) at
+// v must wait for the disk (durability sync, v not written yet).
+func (s *Supervisor) waitsForDisk(v cas.Version) bool {
+	return s.journal != nil && s.cfg.Durability == durable.Sync && s.journal.Durable() < v
 }
 
 // continued is an Execute on the continuation path, from its dispatch to
@@ -156,6 +161,12 @@ func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err erro
 		s.zone.Abort(refs)
 		k.dc.Cancel()
 		s.gos.Go(func() { s.waitFor(k.cn, x, cas.Prior{Attempts: r.Attempts, Conflicts: r.Conflicts}) })
+		return
+	}
+	if err == nil && s.waitsForDisk(r.Version) {
+		// No reply before the commit is on disk: that wait goes to a
+		// goroutine, which replies.
+		s.gos.Go(func() { k.finish(r, nil, refs, nil) })
 		return
 	}
 	k.finish(r, err, refs, after)

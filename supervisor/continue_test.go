@@ -5,9 +5,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/worker"
 )
@@ -124,6 +126,38 @@ func TestWokenBeforeTheReaderWaits(t *testing.T) {
 				t.Fatal(err)
 			}
 			replies(r, 1)
+		})
+	}
+}
+
+// TestSyncRepliesAfterTheDisk: with durability sync, an execute on the
+// continuation path (no op id) commits on the ring's reader but replies
+// only once its version is on disk, as on the goroutine path.
+func TestSyncRepliesAfterTheDisk(t *testing.T) {
+	for _, goroutines := range []bool{false, true} {
+		t.Run("goroutine-per-execute="+strconv.FormatBool(goroutines), func(t *testing.T) {
+			h := start(t, 2, func(c *Config) {
+				c.GoroutinePerExecute = goroutines
+				c.StateDir, c.Durability = t.TempDir(), durable.Sync
+			})
+			var wg sync.WaitGroup
+			for i := range 8 {
+				c := h.dial(t)
+				wg.Go(func() {
+					for j := range 25 {
+						res, err := c.Exec(t.Context(), "counters.add", map[string]string{"key": "k" + strconv.Itoa(i)})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if d := h.s.journal.Durable(); uint64(d) < res.Version {
+							t.Errorf("client %d, call %d: reply at version %d, on disk only %d", i, j, res.Version, d)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
 		})
 	}
 }
