@@ -161,3 +161,56 @@ func TestSyncRepliesAfterTheDisk(t *testing.T) {
 		})
 	}
 }
+
+// TestClientGoneMidFlight: a client that goes away with executes in
+// flight ends them: their worker is told, and the one whose process
+// hangs is killed after the kill grace; nothing stays in flight, and the
+// next client is served.
+func TestClientGoneMidFlight(t *testing.T) {
+	for _, goroutines := range []bool{false, true} {
+		t.Run("goroutine-per-execute="+strconv.FormatBool(goroutines), func(t *testing.T) {
+			h := start(t, 1, func(c *Config) {
+				c.GoroutinePerExecute = goroutines
+				c.Pool.KillGrace = 100 * time.Millisecond
+			})
+			before := h.s.WorkerPIDs()
+			nc, err := net.Dial("unix", h.sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var frames []byte
+			for i := range 4 {
+				frames, _ = protocol.AppendFrame(frames, &protocol.Execute{ID: uint64(i + 1), Process: "fault.sleep", Args: []byte(`{"ms":60000}`)})
+			}
+			if _, err := nc.Write(frames); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(20 * time.Second); inFlight(h) < 4; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d executes in flight, want 4", inFlight(h))
+				}
+			}
+			nc.Close()
+			for deadline := time.Now().Add(20 * time.Second); inFlight(h) != 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d executes still in flight after their client went", inFlight(h))
+				}
+			}
+			if _, err := h.dial(t).Exec(t.Context(), "noop", nil); err != nil {
+				t.Fatal(err)
+			}
+			if after := h.s.WorkerPIDs(); len(after) != 1 || after[0] == before[0] {
+				t.Fatalf("the worker of the hung processes was not replaced: %v, then %v", before, after)
+			}
+		})
+	}
+}
+
+// inFlight is the dispatches in flight in every worker.
+func inFlight(h *harness) int64 {
+	var n int64
+	for _, w := range h.s.Stats().Workers {
+		n += w.InFlight
+	}
+	return n
+}
