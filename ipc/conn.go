@@ -53,6 +53,11 @@ type Conn struct {
 	// reader comes back without blocking; frames given to Defer wait for
 	// it (or for the next Send) and go out in one write with the others.
 	held bool
+	// deferred: frames given to Defer wait in pending, which settle
+	// writes once none is held. Frames given to Queue are their owner's
+	// to flush: settle never writes for them (the reader must not wait
+	// on a write it did not ask for).
+	deferred bool
 }
 
 // Options tune a Conn; the zero value means the defaults.
@@ -132,7 +137,7 @@ func (c *Conn) settle() {
 	held := c.fr != nil && c.fr.Buffered() > 0
 	c.mu.Lock()
 	c.held = held
-	if held || c.writing || len(c.pending) == 0 || c.err != nil {
+	if held || c.writing || !c.deferred || len(c.pending) == 0 || c.err != nil {
 		c.mu.Unlock()
 		return
 	}
@@ -439,6 +444,9 @@ func (c *Conn) send(mode sendMode, ms ...protocol.Message) error {
 			break
 		}
 	}
+	if err == nil && mode == sendDeferred && c.held && !c.writing {
+		c.deferred = true // settle writes it once the held frames are returned
+	}
 	if err != nil || c.writing || (mode == sendDeferred && c.held) || mode == sendQueued {
 		c.mu.Unlock()
 		return err
@@ -459,6 +467,7 @@ func (c *Conn) send(mode sendMode, ms ...protocol.Message) error {
 // entry and released on return.
 func (c *Conn) flushLocked() error {
 	c.writing = true
+	c.deferred = false // what Defer left goes out now
 	for len(c.pending) > 0 && c.err == nil {
 		buf := c.pending
 		c.pending = c.spare[:0]

@@ -94,3 +94,49 @@ func readExact(peer net.Conn, want []byte) error {
 }
 
 var errMismatch = io.ErrUnexpectedEOF
+
+// TestRecvLeavesQueuedFrames: a Recv that Buffered said returns at once
+// does, even with replies queued for a peer that does not read: the
+// queue is its owner's to flush (FlushNoWait, Flush), never Recv's.
+func TestRecvLeavesQueuedFrames(t *testing.T) {
+	c, peer := acceptPair(t, Options{WriteTimeout: time.Minute})
+	big := &protocol.Reply{Result: bytes.Repeat([]byte{'7'}, 60<<10)}
+	for {
+		if err := c.Queue(big); err != nil {
+			t.Fatal(err)
+		}
+		done, err := c.FlushNoWait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !done {
+			break // the socket is full and nobody writes: left queued
+		}
+	}
+	var two []byte
+	two = append(two, frameOf(t, &protocol.Ping{Seq: 1})...)
+	two = append(two, frameOf(t, &protocol.Ping{Seq: 2})...)
+	if _, err := peer.Write(two); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Buffered() {
+		t.Fatal("the second frame is not buffered")
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := c.Recv()
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second): // far below the write timeout it would wait out
+		c.Close()
+		t.Fatal("Recv of a buffered frame waited: it wrote the queue to a peer that does not read")
+	}
+}

@@ -87,6 +87,9 @@ func (pr *proc) sendDispatch(d *protocol.Dispatch, wakes *Wakes) (uint64, error)
 			}
 		}
 	}
+	if wakes != nil {
+		wakes.Wake() // the socket's write may wait: the records published before it must not
+	}
 	if linger {
 		return 0, pr.conn.Coalesce(d)
 	}

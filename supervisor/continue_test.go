@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/worker"
@@ -213,4 +215,87 @@ func inFlight(h *harness) int64 {
 		n += w.InFlight
 	}
 	return n
+}
+
+// TestSyncReadOnlyWaitsForTheDisk: with durability sync, a read-only
+// execute whose snapshot holds a commit not yet on disk waits for the
+// disk before it replies (it must not show what a crash could take
+// back), and when the disk fails both it and the commit answer
+// not_durable.
+func TestSyncReadOnlyWaitsForTheDisk(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run("disk-fails="+strconv.FormatBool(fail), func(t *testing.T) {
+			gate := make(chan struct{})
+			var mu sync.Mutex
+			holding := false
+			h := startNoServe(t, func(c *Config) { // it may fail: Serve then returns not_durable
+				c.Workers = 2
+				c.StateDir, c.Durability = t.TempDir(), durable.Sync
+				c.JournalFault = func(point string) error {
+					mu.Lock()
+					hold := holding
+					mu.Unlock()
+					if hold && point == "before-write" {
+						<-gate
+						if fail {
+							return errors.New("injected disk failure")
+						}
+					}
+					return nil
+				}
+			})
+			dial := func() *client.Client {
+				c, err := client.Dial(h.s.Addr())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+			a, b := dial(), dial()
+			if _, err := a.Exec(t.Context(), "noop", nil); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			holding = true // the next batch waits at the disk
+			mu.Unlock()
+			writer := make(chan error, 1)
+			go func() {
+				_, err := a.Exec(t.Context(), "counters.add", map[string]string{"key": "x"})
+				writer <- err
+			}()
+			for deadline := time.Now().Add(20 * time.Second); h.s.store.Version() <= h.s.journal.Durable(); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the commit was not applied")
+				}
+			}
+			reader := make(chan error, 1)
+			go func() {
+				res, err := b.Exec(t.Context(), "noop", nil)
+				if err == nil && uint64(h.s.journal.Durable()) < res.Version {
+					err = errors.New("a read-only reply saw a version not on disk")
+				}
+				reader <- err
+			}()
+			select {
+			case err := <-reader:
+				t.Fatalf("a read-only execute replied (%v) while its snapshot's commit was held at the disk", err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			close(gate)
+			rerr, werr := <-reader, <-writer
+			if fail {
+				if !errors.Is(rerr, protocol.ErrNotDurable) || !errors.Is(werr, protocol.ErrNotDurable) {
+					t.Fatalf("after a disk failure: read-only %v, writer %v; want not_durable for both", rerr, werr)
+				}
+				if err := h.serveErr(); !errors.Is(err, protocol.ErrNotDurable) {
+					t.Fatalf("Serve returned %v, want not_durable", err)
+				}
+				return
+			}
+			if rerr != nil || werr != nil {
+				t.Fatalf("read-only %v, writer %v", rerr, werr)
+			}
+		})
+	}
 }
