@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -103,6 +104,10 @@ type Journal struct {
 	closing  sync.Once
 	closeErr error // Close's result, for every call
 
+	// onDisk is durable, for Durable's readers: no lock (the execute
+	// path asks it for every commit under durability sync).
+	onDisk atomic.Uint64
+
 	mu      sync.Mutex
 	queue   []cas.Commit
 	durable cas.Version
@@ -192,6 +197,7 @@ func open1(cfg Config, lock *dirLock) (*Journal, cas.State, error) {
 		return nil, cas.State{}, fmt.Errorf("durable: initialize %s: %w", path, err)
 	}
 	j := &Journal{cfg: cfg, db: db, lock: lock, path: path, id: id, pending: &pending{dir: cfg.Dir}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}), failed: make(chan struct{}), durable: st.Version}
+	j.onDisk.Store(uint64(st.Version))
 	err = db.View(func(tx *bolt.Tx) error {
 		b, err := open([]byte("opseq"), tx.Bucket(bucketMeta).Get([]byte("opseq")))
 		if err != nil || len(b) != 8 {
@@ -319,12 +325,8 @@ func (j *Journal) Wait(ctx context.Context, v cas.Version) error {
 	}
 }
 
-// Durable returns the newest version on disk.
-func (j *Journal) Durable() cas.Version {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.durable
-}
+// Durable returns the newest version on disk. It takes no lock.
+func (j *Journal) Durable() cas.Version { return cas.Version(j.onDisk.Load()) }
 
 // Failed is closed once the journal has failed; Err says why.
 func (j *Journal) Failed() <-chan struct{} { return j.failed }
@@ -420,6 +422,7 @@ func (j *Journal) flush1() (more, ok bool) {
 		close(j.failed)
 	} else {
 		j.durable = batch[len(batch)-1].Version
+		j.onDisk.Store(uint64(j.durable))
 		j.batches++
 		j.commits += uint64(len(batch))
 	}

@@ -77,6 +77,9 @@ func (o opened) commit(t *testing.T, id string, f func(*cas.Delta)) cas.Version 
 	if err := o.j.Wait(context.Background(), r.Version); err != nil {
 		t.Fatal(err)
 	}
+	if d := o.j.Durable(); o.j.cfg.Mode == Sync && d < r.Version {
+		t.Fatalf("Durable %d after Wait(%d) returned", d, r.Version)
+	}
 	return r.Version
 }
 
@@ -98,6 +101,9 @@ func TestReopenRestoresEverything(t *testing.T) {
 	}
 	r := openStore(t, cfg)
 	defer r.j.Close()
+	if d := r.j.Durable(); d != 3 {
+		t.Fatalf("Durable %d after a reopen, want 3 (what is in the file)", d)
+	}
 	if got := dump(r.s); got != want {
 		t.Fatalf("restored %s, want %s", got, want)
 	}
