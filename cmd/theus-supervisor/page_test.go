@@ -86,6 +86,28 @@ func load(ctx context.Context, t *testing.T, sock string) *sync.WaitGroup {
 // supervisor works, the browser logs no error (script exceptions, CSP
 // refusals, failed loads), and a screenshot is saved ($THEUS_SCREENSHOT,
 // else in the test's directory).
+// startBrowser starts Chromium with opts and returns its context. A
+// Chromium that dies as it starts (it did once in a loaded CI run, with
+// no sign of why) is started again, up to three times: the browser is
+// the test's instrument, not what it tests.
+func startBrowser(t *testing.T, opts []chromedp.ExecAllocatorOption) (context.Context, func()) {
+	t.Helper()
+	for try := 1; ; try++ {
+		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		bctx, cancelBrowser := chromedp.NewContext(actx)
+		stop := func() { cancelBrowser(); cancelAlloc() }
+		err := chromedp.Do(bctx, chromedp.Navigate("about:blank")) // starts it
+		if err == nil {
+			return bctx, stop
+		}
+		stop()
+		if try == 3 || !strings.Contains(err.Error(), "chrome failed to start") {
+			t.Fatalf("chromium: %v", err)
+		}
+		t.Logf("chromium did not start (try %d of 3): %v", try, err)
+	}
+}
+
 func TestStatusPageInBrowser(t *testing.T) {
 	browser := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -111,10 +133,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.WindowSize(1280, 1100),
 		chromedp.Flag("disable-dev-shm-usage", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
+	bctx, stopBrowser := startBrowser(t, opts)
+	defer stopBrowser()
 	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
 	defer cancel()
 	var mu sync.Mutex
