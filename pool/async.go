@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -20,14 +19,6 @@ import (
 // for the end of the batch of Results it belongs to goes to after.
 type Completion interface {
 	Complete(res *protocol.Result, blocks *heavy.Lease, err error, after *After)
-}
-
-// CompletionFunc is a function as a Completion.
-type CompletionFunc func(res *protocol.Result, blocks *heavy.Lease, err error, after *After)
-
-// Complete calls f.
-func (f CompletionFunc) Complete(res *protocol.Result, blocks *heavy.Lease, err error, after *After) {
-	f(res, blocks, err, after)
 }
 
 // After holds what completions leave for the end of a batch of Results:
@@ -158,12 +149,7 @@ func (pr *proc) callFunc(ctx context.Context, dp *protocol.Dispatch, done Comple
 		// A batched write can fail after the batch holding this
 		// dispatch went out: the worker may have allocated for it.
 		c.blocks.Close()
-		if errors.Is(err, protocol.ErrFrameTooLarge) {
-			done.Complete(nil, nil, protocol.Errorf(protocol.CodeBadRequest, "dispatch of %q: %v (raise --max-frame, or move large values to the HEAVY zone)", dp.Process, err), nil)
-			return Call{}
-		}
-		pr.kill(fmt.Errorf("%w: send: %w", errDied, err))
-		done.Complete(nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, err), nil)
+		done.Complete(nil, nil, pr.sendFailed(dp, err), nil)
 		return Call{}
 	}
 	c.seq = seq // read by cancelFunc under pr.mu
@@ -196,8 +182,8 @@ func (pr *proc) cancelFunc(id uint64) {
 	})
 }
 
-// complete completes c, taken out of pr.calls (c.finished set under
-// pr.mu), with res, or with the worker's death when res is nil.
+// complete completes c, taken out of pr.calls under pr.mu by its
+// caller, with res, or with the worker's death when res is nil.
 func (pr *proc) complete(c *call, res *protocol.Result, after *After) {
 	pr.release()
 	if res != nil {

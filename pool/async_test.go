@@ -39,6 +39,14 @@ func dispatchFunc(t *testing.T, p *Pool, ctx context.Context, name, args string)
 	return o
 }
 
+// CompletionFunc is a function as a Completion.
+type CompletionFunc func(res *protocol.Result, blocks *heavy.Lease, err error, after *After)
+
+// Complete calls f.
+func (f CompletionFunc) Complete(res *protocol.Result, blocks *heavy.Lease, err error, after *After) {
+	f(res, blocks, err, after)
+}
+
 // completeInto is a Completion that sends its outcome to got once its
 // After ran.
 func completeInto(got chan<- outcome) Completion {

@@ -462,13 +462,7 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 		// A batched write can fail after the batch holding this dispatch
 		// went out, so the worker may have allocated for it already.
 		forget()
-		if errors.Is(err, protocol.ErrFrameTooLarge) {
-			// Nothing was sent and the worker is fine: the dispatch itself
-			// is too big (its inputs or args).
-			return nil, nil, protocol.Errorf(protocol.CodeBadRequest, "dispatch of %q: %v (raise --max-frame, or move large values to the HEAVY zone)", dp.Process, err)
-		}
-		pr.kill(fmt.Errorf("%w: send: %w", errDied, err))
-		return nil, nil, fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, err)
+		return nil, nil, pr.sendFailed(dp, err)
 	}
 	// The worker's death comes as a nil result, not through pr.dead: a
 	// channel that every call in flight waited on was one lock for all of
@@ -501,6 +495,17 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 		pr.terminate(fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, dp.Process, pr.pool.cfg.KillGrace), pr.pool.cfg.KillGrace)
 	}
 	return nil, nil, ctx.Err()
+}
+
+// sendFailed is the error of a dispatch whose send failed with err (dp
+// as the caller gave it). A dispatch too big for a frame leaves the
+// worker alone: nothing was sent. Any other failure kills the worker.
+func (pr *proc) sendFailed(dp *protocol.Dispatch, err error) error {
+	if errors.Is(err, protocol.ErrFrameTooLarge) {
+		return protocol.Errorf(protocol.CodeBadRequest, "dispatch of %q: %v (raise --max-frame, or move large values to the HEAVY zone)", dp.Process, err)
+	}
+	pr.kill(fmt.Errorf("%w: send: %w", errDied, err))
+	return fmt.Errorf("%w: pid %d: %v", ErrWorkerCrashed, pr.pid, err)
 }
 
 // alloc grants a block of the worker's slab to a dispatch in flight,
