@@ -3,7 +3,6 @@ package cas
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -47,11 +46,7 @@ func (r *Runner) First(ctx context.Context, inv Invocation, snap *Snapshot, out 
 	if r.timed() {
 		r.ran(ran)
 	}
-	start := inv.Start
-	if start.IsZero() {
-		start = time.Now()
-	}
-	l := loop{r: r, inv: inv, rep: Report{Attempts: 1}, start: start}
+	l := loop{r: r, inv: inv, rep: Report{Attempts: 1}, start: inv.started()}
 	err = l.commit(ctx, snap, out, runErr, true)
 	switch {
 	case err == nil:
@@ -62,15 +57,9 @@ func (r *Runner) First(ctx context.Context, inv Invocation, snap *Snapshot, out 
 		// it again as a first attempt (which may queue for a ticket).
 		return Report{}, true, nil
 	case errors.Is(err, ErrConflict):
-		l.rep.Conflicts++
-		if r.Arbiter != nil && r.vipAfter() >= 0 {
-			r.Arbiter.Heat(hotKeys(err, l.keySet()))
+		if err = l.conflicted(err); err == nil {
+			return Report{Attempts: 1, Conflicts: l.rep.Conflicts}, true, nil
 		}
-		if l.rep.Attempts >= r.maxAttempts() {
-			err = fmt.Errorf("%w: %w", ErrRetryLimit, err)
-			break
-		}
-		return Report{Attempts: 1, Conflicts: l.rep.Conflicts}, true, nil
 	}
 	return Report{}, false, &RunError{Process: inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, Err: err}
 }

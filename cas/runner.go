@@ -131,6 +131,14 @@ type Invocation struct {
 	Prior Prior
 }
 
+// started is Start, or now when it is zero.
+func (inv Invocation) started() time.Time {
+	if inv.Start.IsZero() {
+		return time.Now()
+	}
+	return inv.Start
+}
+
 // Prior is what attempts of an invocation made before Execute: its first
 // attempt is then Attempts+1, and its conflicts count from Conflicts
 // (towards VIPAfter and the reports).
@@ -214,11 +222,7 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 	if ok {
 		return Report{Version: v, Duplicate: true, Result: res}, nil
 	}
-	start := inv.Start
-	if start.IsZero() {
-		start = time.Now()
-	}
-	l := loop{r: r, inv: inv, rep: Report{Attempts: inv.Prior.Attempts, Conflicts: inv.Prior.Conflicts}, start: start}
+	l := loop{r: r, inv: inv, rep: Report{Attempts: inv.Prior.Attempts, Conflicts: inv.Prior.Conflicts}, start: inv.started()}
 	defer func() { l.ticket.Release() }() // l.ticket is set later: not `defer l.ticket.Release()`
 	defer func() {
 		if l.held != nil {
@@ -298,15 +302,8 @@ func (l *loop) run(ctx context.Context) error {
 			return err
 		}
 		last = err
-		l.rep.Conflicts++
-		if l.r.Arbiter != nil && l.r.vipAfter() >= 0 {
-			l.r.Arbiter.Heat(hotKeys(err, l.keySet()))
-		}
-		if t := l.r.tickets(); t != nil && l.r.vipAfter() >= 0 {
-			t.Heat(hotKeys(err, l.keySet()))
-		}
-		if l.rep.Attempts >= l.r.maxAttempts() {
-			return fmt.Errorf("%w: %w", ErrRetryLimit, err)
+		if err := l.conflicted(err); err != nil {
+			return err
 		}
 		if l.valid() || l.wantTicket() {
 			continue // a ticket holder, or one about to queue, needs no backoff
@@ -318,6 +315,23 @@ func (l *loop) run(ctx context.Context) error {
 			return withLast(err, last)
 		}
 	}
+}
+
+// conflicted counts the conflict err of the latest attempt and heats its
+// keys; it returns the error that ends the invocation when that attempt
+// was the last one allowed, else nil (try again).
+func (l *loop) conflicted(err error) error {
+	l.rep.Conflicts++
+	if l.r.Arbiter != nil && l.r.vipAfter() >= 0 {
+		l.r.Arbiter.Heat(hotKeys(err, l.keySet()))
+	}
+	if t := l.r.tickets(); t != nil && l.r.vipAfter() >= 0 {
+		t.Heat(hotKeys(err, l.keySet()))
+	}
+	if l.rep.Attempts >= l.r.maxAttempts() {
+		return fmt.Errorf("%w: %w", ErrRetryLimit, err)
+	}
+	return nil
 }
 
 func withLast(err, last error) error {
