@@ -108,8 +108,8 @@ func (s *Supervisor) startExecute(cn *clientConn, m *protocol.Execute) bool {
 	k := &continued{s: s, cn: cn}
 	x := &k.execution
 	if !s.check(x, m, time.Now()) {
-		s.executed(m.Process, x.start, x.rep)
-		s.answer(cn, x.rep)
+		s.executed(m.Process, x.start, &x.reply)
+		s.answer(cn, &x.reply)
 		return true
 	}
 	k.inv = cas.Invocation{Contract: x.c, OpDigest: opDigest(m), Owner: s.owner(), Start: x.start}
@@ -179,8 +179,8 @@ func (k *continued) finish(r cas.Report, err error, refs []heavy.Ref, after *poo
 	k.snap.Release() // First released it; an early failure did not
 	s.report(k.dc, &k.execution, r, err, refs)
 	k.dc.Cancel()
-	s.executed(k.req.Process, k.start, k.rep)
-	if qerr := replyWith(k.cn.c.Queue, k.rep); qerr != nil {
+	s.executed(k.req.Process, k.start, &k.reply)
+	if qerr := replyWith(k.cn.c.Queue, &k.reply); qerr != nil {
 		k.cn.end()
 	}
 	if after == nil {
@@ -198,8 +198,8 @@ func (k *continued) Later() { k.s.flush(k.cn) }
 // prior made, and replies.
 func (s *Supervisor) waitFor(cn *clientConn, x *execution, prior cas.Prior) {
 	s.runAdmitted(cn.ctx, x, nil, nil, prior)
-	s.executed(x.req.Process, x.start, x.rep)
-	s.answer(cn, x.rep)
+	s.executed(x.req.Process, x.start, &x.reply)
+	s.answer(cn, &x.reply)
 }
 
 // answer queues rep on cn and writes it (flush).

@@ -58,12 +58,11 @@ func (s *Supervisor) run(ctx context.Context, req *protocol.Execute, system func
 }
 
 // execution is an Execute that passed its checks (admit): what running
-// it takes. rep is its reply, filled as it goes.
+// it takes.
 type execution struct {
 	req     *protocol.Execute
-	rep     *protocol.Reply // &reply, or the caller's
-	reply   protocol.Reply
-	start   time.Time // when it began: the one read of the clock until the end
+	reply   protocol.Reply // its reply, filled as it goes
+	start   time.Time      // when it began: the one read of the clock until the end
 	p       process
 	c       contract.Contract // the paths this call declares
 	timeout time.Duration
@@ -76,17 +75,17 @@ type execution struct {
 func (s *Supervisor) admit(req *protocol.Execute, start time.Time) (*execution, *protocol.Reply) {
 	x := new(execution)
 	if !s.check(x, req, start) {
-		return nil, x.rep
+		return nil, &x.reply
 	}
-	return x, x.rep
+	return x, &x.reply
 }
 
 // check is admit into x, whose reply it sets up: it reports whether req
 // passed.
 func (s *Supervisor) check(x *execution, req *protocol.Execute, start time.Time) bool {
 	x.reply = protocol.Reply{ID: req.ID, Mode: s.mode}
-	x.req, x.rep, x.start = req, &x.reply, start
-	rep := x.rep
+	x.req, x.start = req, start
+	rep := &x.reply
 	if err := s.journalErr(); err != nil {
 		rep.Err = err
 		return false
@@ -134,7 +133,7 @@ func (s *Supervisor) owner() string { return "exec-" + strconv.FormatUint(s.seq.
 
 // runAdmitted runs x until its delta commits or it fails, from the
 // attempts prior made elsewhere (a first attempt on the continuation
-// path), and fills x.rep.
+// path), and fills x.reply.
 func (s *Supervisor) runAdmitted(ctx context.Context, x *execution, system func(attempt int) cas.Delta, fence cas.Fence, prior cas.Prior) {
 	dc := s.wheel.WithDeadline(ctx, x.start.Add(x.timeout))
 	defer dc.Cancel()
@@ -169,10 +168,10 @@ func (s *Supervisor) runAdmitted(ctx context.Context, x *execution, system func(
 	s.report(ctx, x, r, err, refs)
 }
 
-// report fills x.rep with the end of the invocation, r or err, and keeps
+// report fills x.reply with the end of the invocation, r or err, and keeps
 // the tensors refs if it committed, else frees them.
 func (s *Supervisor) report(ctx context.Context, x *execution, r cas.Report, err error, refs []heavy.Ref) {
-	rep := x.rep
+	rep := &x.reply
 	if (err == nil && !r.Duplicate) || outcomeUnknown(err) {
 		s.zone.Commit(refs) // an unknown outcome keeps them too (outcomeUnknown)
 	} else {
