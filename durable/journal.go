@@ -100,6 +100,9 @@ type Journal struct {
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+	// The notifier (Notify): kicked by notify, stopped by notifyStop,
+	// closes notified when it returns.
+	notify, notifyStop, notified chan struct{}
 
 	closing  sync.Once
 	closeErr error // Close's result, for every call
@@ -118,6 +121,9 @@ type Journal struct {
 	ops     int           // op ids in the window
 	batches uint64        // transactions (fsyncs) so far
 	commits uint64        // commits written so far
+	closed  bool          // Close has stopped the committer
+	waiters []waiting     // Notify's, until their version is durable
+	ready   []waiting     // for the notifier to call
 }
 
 // Stats counts what the journal wrote: Commits in Batches transactions,
@@ -165,6 +171,7 @@ func Open(cfg Config) (*Journal, cas.State, error) {
 		return nil, cas.State{}, err
 	}
 	go j.run()
+	go j.notifier()
 	return j, st, nil
 }
 
@@ -196,7 +203,8 @@ func open1(cfg Config, lock *dirLock) (*Journal, cas.State, error) {
 		db.Close()
 		return nil, cas.State{}, fmt.Errorf("durable: initialize %s: %w", path, err)
 	}
-	j := &Journal{cfg: cfg, db: db, lock: lock, path: path, id: id, pending: &pending{dir: cfg.Dir}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}), failed: make(chan struct{}), durable: st.Version}
+	j := &Journal{cfg: cfg, db: db, lock: lock, path: path, id: id, pending: &pending{dir: cfg.Dir}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}), failed: make(chan struct{}), durable: st.Version,
+		notify: make(chan struct{}, 1), notifyStop: make(chan struct{}), notified: make(chan struct{})}
 	j.onDisk.Store(uint64(st.Version))
 	err = db.View(func(tx *bolt.Tx) error {
 		b, err := open([]byte("opseq"), tx.Bucket(bucketMeta).Get([]byte("opseq")))
@@ -345,6 +353,12 @@ func (j *Journal) Close() error {
 	j.closing.Do(func() {
 		close(j.stop)
 		<-j.done
+		j.mu.Lock()
+		j.closed = true
+		j.wake(fmt.Errorf("%w before the version was written", ErrClosed))
+		j.mu.Unlock()
+		close(j.notifyStop)
+		<-j.notified
 		j.closeErr = errors.Join(j.Err(), j.db.Close(), j.pending.close(), j.lock.release())
 	})
 	return j.closeErr
@@ -426,6 +440,7 @@ func (j *Journal) flush1() (more, ok bool) {
 		j.batches++
 		j.commits += uint64(len(batch))
 	}
+	j.wake(j.err)
 	close(j.changed)
 	j.changed = make(chan struct{})
 	j.mu.Unlock()
