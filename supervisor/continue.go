@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/theus-run/theus/cas"
@@ -24,9 +25,9 @@ import (
 // Whatever may wait goes to a goroutine of its own, as before
 // (runAdmitted): an execute with an op id or on contended keys from the
 // start; after a conflict or at a VIP ticket's gate, the attempts that
-// follow; a crashed worker's redispatch; with durability sync, the wait
-// for the disk and the reply after it; a reply the client's socket
-// cannot take now.
+// follow; a crashed worker's redispatch; a reply the client's socket
+// cannot take now. With durability sync a reply waits for the disk with
+// no goroutine either: the journal's notifier sends it (awaitDisk).
 
 // continuable reports whether a client's Execute may take the
 // continuation path: the store is this process's (not etcd) and no audit
@@ -56,6 +57,9 @@ type continued struct {
 	mu    sync.Mutex
 	call  pool.Call // the dispatch in flight, for Ended
 	sends int       // dispatches sent: the latest sets call
+
+	report  cas.Report  // a commit waiting for the disk (awaitDisk)
+	replied atomic.Bool // onDisk's reply is sent
 }
 
 // Ended cancels the dispatch in flight: the execute's context ended (its
@@ -164,12 +168,48 @@ func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err erro
 		return
 	}
 	if err == nil && s.waitsForDisk(r.Version) {
-		// No reply before the commit is on disk: that wait goes to a
-		// goroutine, which replies.
-		s.gos.Go(func() { k.finish(r, nil, refs, nil) })
+		k.awaitDisk(r, refs, after)
 		return
 	}
 	k.finish(r, err, refs, after)
+}
+
+// awaitDisk settles k, whose reply must wait for r's version to be on
+// disk, and leaves that reply to the journal's notifier (or to k's
+// context, if it ends first): no goroutine waits for the disk.
+func (k *continued) awaitDisk(r cas.Report, refs []heavy.Ref, after *pool.After) {
+	k.snap.Release()
+	k.s.settle(&k.execution, r, nil, refs)
+	k.report = r
+	d := (*onDisk)(k)
+	k.dc.OnEnd(d)
+	if done, err := k.s.journal.Notify(r.Version, d); done {
+		d.reply(err, after) // on disk since waitsForDisk asked, or never will be
+	}
+}
+
+// onDisk is a continued whose reply waits for the disk. The journal's
+// notifier (OnDisk) or the end of its context (Ended), whichever comes
+// first, replies; the other finds it replied.
+type onDisk continued
+
+// OnDisk is the journal's word on k's version (durable.Waiter).
+func (d *onDisk) OnDisk(err error) { d.reply(err, nil) }
+
+// Ended: k's context ended (its timeout, or the client went) before its
+// version was on disk.
+func (d *onDisk) Ended() { d.reply(d.dc.Err(), nil) }
+
+// reply fills the reply with the report, or with why the disk did not
+// take it (err), and sends it.
+func (d *onDisk) reply(err error, after *pool.After) {
+	if !d.replied.CompareAndSwap(false, true) {
+		return
+	}
+	k := (*continued)(d)
+	k.dc.OnEnd(nil)
+	k.s.succeeded(&k.execution, k.report, diskErr(k.report.Version, err))
+	k.end(after)
 }
 
 // finish reports the invocation's end and queues the reply, written at
@@ -177,7 +217,15 @@ func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err erro
 func (k *continued) finish(r cas.Report, err error, refs []heavy.Ref, after *pool.After) {
 	s := k.s
 	k.snap.Release() // First released it; an early failure did not
+	// Waits for nothing: Complete sent that wait to awaitDisk.
 	s.report(k.dc, &k.execution, r, err, refs)
+	k.end(after)
+}
+
+// end sends k's reply, written at the end of the batch after belongs to
+// (at once when after is nil).
+func (k *continued) end(after *pool.After) {
+	s := k.s
 	k.dc.Cancel()
 	s.executed(k.req.Process, k.start, &k.reply)
 	if qerr := replyWith(k.cn.c.Queue, &k.reply); qerr != nil {

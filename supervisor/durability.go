@@ -59,11 +59,17 @@ func (s *Supervisor) durableAt(ctx context.Context, v cas.Version) *protocol.Err
 	if s.journal == nil {
 		return nil
 	}
-	err := s.journal.Wait(ctx, v)
+	return diskErr(v, s.journal.Wait(ctx, v))
+}
+
+// diskErr is the reply's error for version v when waiting for the disk
+// ended with err: not_durable when the journal failed (or closed) before
+// writing it, a timeout when the wait ended first.
+func diskErr(v cas.Version, err error) *protocol.Error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, durable.ErrFailed):
+	case errors.Is(err, durable.ErrFailed), errors.Is(err, durable.ErrClosed):
 		return protocol.Errorf(protocol.CodeNotDurable, "version %d was applied but could not be written to disk (%v); the supervisor acknowledges nothing more. After a restart, retry with the same op id: it applies at most once", v, err)
 	}
 	return protocol.Errorf(protocol.CodeTimeout, "version %d was applied but is not on disk yet: %v (retry with the same op id: it applies at most once)", v, err)

@@ -169,8 +169,18 @@ func (s *Supervisor) runAdmitted(ctx context.Context, x *execution, system func(
 }
 
 // report fills x.reply with the end of the invocation, r or err, and keeps
-// the tensors refs if it committed, else frees them.
+// the tensors refs if it committed, else frees them. With durability sync
+// it waits for r's version to be on disk.
 func (s *Supervisor) report(ctx context.Context, x *execution, r cas.Report, err error, refs []heavy.Ref) {
+	if s.settle(x, r, err, refs) {
+		s.succeeded(x, r, s.durableAt(ctx, r.Version))
+	}
+}
+
+// settle is report up to the wait for the disk: it keeps or frees refs,
+// and fills x.reply with err. It reports true when err is nil: the reply
+// is then succeeded's to fill.
+func (s *Supervisor) settle(x *execution, r cas.Report, err error, refs []heavy.Ref) bool {
 	rep := &x.reply
 	if (err == nil && !r.Duplicate) || outcomeUnknown(err) {
 		s.zone.Commit(refs) // an unknown outcome keeps them too (outcomeUnknown)
@@ -178,22 +188,28 @@ func (s *Supervisor) report(ctx context.Context, x *execution, r cas.Report, err
 		s.zone.Abort(refs)
 	}
 	x.ac.end(err == nil && !r.Duplicate)
-	if err != nil {
-		var re *cas.RunError
-		if errors.As(err, &re) {
-			rep.Attempts, rep.Conflicts = uint32(re.Attempts), uint32(re.Conflicts)
-			s.conflicts.Add(uint64(re.Conflicts))
-			s.retries.Add(uint64(max(re.Attempts-1, 0)))
-		}
-		s.failures.Add(1)
-		rep.Err = s.wireError(err)
-		return
+	if err == nil {
+		return true
 	}
-	// No reply before what it reports is on disk: the commit, the first
-	// commit of a duplicate op id, or the snapshot a read-only run saw.
-	if err := s.durableAt(ctx, r.Version); err != nil {
+	var re *cas.RunError
+	if errors.As(err, &re) {
+		rep.Attempts, rep.Conflicts = uint32(re.Attempts), uint32(re.Conflicts)
+		s.conflicts.Add(uint64(re.Conflicts))
+		s.retries.Add(uint64(max(re.Attempts-1, 0)))
+	}
+	s.failures.Add(1)
+	rep.Err = s.wireError(err)
+	return false
+}
+
+// succeeded fills x.reply with r, or with derr: r's version (the commit,
+// the first commit of a duplicate op id, or the snapshot a read-only run
+// saw) did not reach the disk. No reply says more than the disk holds.
+func (s *Supervisor) succeeded(x *execution, r cas.Report, derr *protocol.Error) {
+	rep := &x.reply
+	if derr != nil {
 		s.failures.Add(1)
-		rep.Err = err
+		rep.Err = derr
 		return
 	}
 	rep.Version, rep.Attempts, rep.Conflicts = uint64(r.Version), uint32(r.Attempts), uint32(r.Conflicts)

@@ -1,0 +1,169 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/protocol"
+)
+
+// heldDisk starts a supervisor with durability sync whose journal holds
+// each batch at the disk while held is set, until release is closed.
+type heldDisk struct {
+	*harness
+	mu      sync.Mutex
+	held    bool
+	release chan struct{}
+}
+
+func startHeldDisk(t *testing.T, tune func(*Config)) *heldDisk {
+	d := &heldDisk{release: make(chan struct{})}
+	d.harness = start(t, 2, func(c *Config) {
+		c.StateDir, c.Durability = t.TempDir(), durable.Sync
+		c.JournalFault = func(point string) error {
+			d.mu.Lock()
+			held := d.held
+			d.mu.Unlock()
+			if held && point == "before-write" {
+				<-d.release
+			}
+			return nil
+		}
+		if tune != nil {
+			tune(c)
+		}
+	})
+	t.Cleanup(d.let) // a failed test must not leave the journal held at Shutdown
+	return d
+}
+
+func (d *heldDisk) hold() {
+	d.mu.Lock()
+	d.held = true
+	d.mu.Unlock()
+}
+
+func (d *heldDisk) let() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.held {
+		d.held = false
+		close(d.release)
+	}
+}
+
+// waitApplied waits until the store holds version v.
+func (d *heldDisk) waitApplied(t *testing.T, v uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); uint64(d.s.store.Version()) < v; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("version %d not applied (store at %d)", v, d.s.store.Version())
+		}
+	}
+}
+
+// TestDiskWaitHoldsNoGoroutine: with durability sync, executes on the
+// continuation path whose commits wait for the disk hold no goroutine
+// each: the journal's notifier replies to them once their batch is
+// written.
+func TestDiskWaitHoldsNoGoroutine(t *testing.T) {
+	const n = 128
+	d := startHeldDisk(t, nil)
+	nc, err := net.Dial("unix", d.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+	r := protocol.NewReader(nc, protocol.DefaultMaxFrame)
+	execs := func(from, count int) []byte {
+		var b []byte
+		for i := range count {
+			// One key each: no conflict sends an execute to a goroutine.
+			b, _ = protocol.AppendFrame(b, &protocol.Execute{ID: uint64(from + i), Process: "counters.add", Args: []byte(`{"key":"k` + strconv.Itoa(from+i) + `"}`)})
+		}
+		return b
+	}
+	read := func(count int) {
+		t.Helper()
+		for i := range count {
+			m, err := r.ReadMessage()
+			if err != nil {
+				t.Fatalf("reply %d: %v", i, err)
+			}
+			rep, ok := m.(*protocol.Reply)
+			if !ok || rep.Err != nil {
+				t.Fatalf("reply %d: %+v", i, m)
+			}
+			if durable := uint64(d.s.journal.Durable()); rep.Version > durable {
+				t.Fatalf("reply %d at version %d, on disk only %d", i, rep.Version, durable)
+			}
+		}
+	}
+	// Warm up the workers and the connection with one execute: a
+	// goroutine per reply would be one the Pool had not kept yet.
+	if _, err := nc.Write(execs(0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	read(1)
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	v0 := uint64(d.s.store.Version())
+
+	d.hold()
+	if _, err := nc.Write(execs(n, n)); err != nil {
+		t.Fatal(err)
+	}
+	d.waitApplied(t, v0+n) // every one committed: every reply waits for the disk
+	during := runtime.NumGoroutine()
+	d.let()
+	read(n)
+	t.Logf("goroutines: %d before, %d with %d replies waiting for the disk", before, during, n)
+	if during-before >= n/4 {
+		t.Fatalf("%d more goroutines with %d replies waiting for the disk: want none per reply", during-before, n)
+	}
+}
+
+// TestDiskSlowerThanTheTimeout: an execute whose commit is still not on
+// disk at its timeout answers a timeout that names its version (applied,
+// its op id retry applies it at most once); once the disk is back the
+// supervisor serves on.
+func TestDiskSlowerThanTheTimeout(t *testing.T) {
+	for _, goroutines := range []bool{false, true} {
+		t.Run("goroutine-per-execute="+strconv.FormatBool(goroutines), func(t *testing.T) {
+			d := startHeldDisk(t, func(c *Config) { c.GoroutinePerExecute = goroutines })
+			c := d.dial(t)
+			if _, err := c.Exec(t.Context(), "noop", nil); err != nil {
+				t.Fatal(err)
+			}
+			d.hold()
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a timeout never sent fails here, not at the test's limit
+			defer cancel()
+			_, err := c.Do(ctx, client.Request{Process: "counters.add", Args: map[string]string{"key": "slow"}, Timeout: 300 * time.Millisecond})
+			if !errors.Is(err, protocol.ErrTimeout) || !strings.Contains(err.Error(), "not on disk yet") {
+				t.Fatalf("an execute held at the disk past its timeout: %v, want a timeout, not on disk yet", err)
+			}
+			if took := time.Since(start); took > 10*time.Second {
+				t.Fatalf("the timeout came after %v", took)
+			}
+			d.let()
+			res, err := c.Exec(t.Context(), "counters.add", map[string]string{"key": "slow"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(res.Result) != "2" {
+				t.Fatalf("counter after the timed-out execute and one more: %s, want 2 (the first was applied)", res.Result)
+			}
+		})
+	}
+}
