@@ -46,6 +46,9 @@ func (f flags) config() (supervisor.Config, error) {
 	if f.transport != pool.TransportRing && f.transport != pool.TransportSocket {
 		return bad(fmt.Errorf("--worker-transport %q: want %s or %s", f.transport, pool.TransportRing, pool.TransportSocket))
 	}
+	if f.executePath != "continuation" && f.executePath != "goroutine" {
+		return bad(fmt.Errorf("--execute-path %q: want continuation or goroutine", f.executePath))
+	}
 	if f.maxFrame < 1<<10 {
 		return bad(fmt.Errorf("--max-frame %d: want at least 1024", f.maxFrame))
 	}
@@ -121,6 +124,7 @@ func (f flags) config() (supervisor.Config, error) {
 		cfg.Pool.Env = append(cfg.Pool.Env, "GOMAXPROCS="+strconv.Itoa(f.workerProcs))
 	}
 	cfg.Pool.Transport = f.transport
+	cfg.GoroutinePerExecute = f.executePath == "goroutine"
 	return cfg, nil
 }
 

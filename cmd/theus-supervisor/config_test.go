@@ -63,6 +63,7 @@ func TestFlagsRefused(t *testing.T) {
 		{[]string{"--workers", "0"}, "--workers 0: want at least 1"},
 		{[]string{"--worker-procs", "-1"}, "--worker-procs -1: want 0 (Go's default) or more"},
 		{[]string{"--max-frame", "1000"}, "--max-frame 1000: want at least 1024"},
+		{[]string{"--execute-path", "threads"}, `--execute-path "threads": want continuation or goroutine`},
 		{[]string{"--max-clients", "0"}, "--max-clients 0"},
 		{[]string{"--max-clients", "70000"}, "--max-clients 70000"},
 		{[]string{"--client-buffer", "1MiB"}, "want at least --max-frame"},
@@ -107,6 +108,15 @@ func TestFlagsAccepted(t *testing.T) {
 	}
 	if cfg.Pool.Env[0] != "THEUS_DEMO_FAULTS=1" {
 		t.Errorf("--faults: pool env %q", cfg.Pool.Env)
+	}
+	if cfg.GoroutinePerExecute {
+		t.Error("the goroutine per execute by default")
+	}
+	if f, err = parse(t, "--execute-path", "goroutine"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _ = f.config(); !cfg.GoroutinePerExecute {
+		t.Error("--execute-path goroutine: the continuation path")
 	}
 }
 
