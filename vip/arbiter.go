@@ -104,6 +104,7 @@ type Arbiter struct {
 	mu struct {
 		sync.Mutex
 		held   []*Ticket
+		keys   heldKeys        // held's keys, indexed
 		queue  []*Ticket       // requests, granted in order (dispatchLocked)
 		spare  []*lease        // leases of tickets that just ended, still armed
 		ready  []chan struct{} // drained request channels, for reuse
@@ -230,13 +231,7 @@ func (a *Arbiter) dispatchLocked() {
 	q := a.mu.queue
 	kept := q[:0]
 	for _, r := range q {
-		blocked := false
-		for _, t := range a.mu.held {
-			if a.overlap(r.keys, t.keys) {
-				blocked = true
-				break
-			}
-		}
+		blocked := a.heldOverLocked(r.keys)
 		for _, earlier := range kept {
 			if blocked {
 				break
@@ -261,6 +256,7 @@ func (a *Arbiter) dispatchLocked() {
 func (a *Arbiter) grantLocked(t *Ticket) {
 	t.id = a.nextID.Add(1)
 	a.mu.held = append(a.mu.held, t)
+	a.mu.keys.add(t)
 	a.active.Store(int32(len(a.mu.held)))
 	a.leaseLocked(t)
 	a.trace(Granted, t)
@@ -286,6 +282,7 @@ func (a *Arbiter) endLocked(t *Ticket, why EventKind) bool {
 	t.ready = nil
 	if i := slices.Index(a.mu.held, t); i >= 0 {
 		a.mu.held = slices.Delete(a.mu.held, i, i+1)
+		a.mu.keys.remove(t)
 	}
 	a.active.Store(int32(len(a.mu.held)))
 	a.trace(why, t)
@@ -358,12 +355,54 @@ func (a *Arbiter) Blocker(keys []string, own *Ticket) <-chan struct{} {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, t := range a.mu.held {
-		if t != own && a.overlap(keys, t.keys) {
+	if a.cfg.Strict {
+		for _, t := range a.mu.held {
+			if t != own {
+				return t.doneLocked()
+			}
+		}
+		return nil
+	}
+	for _, k := range keys {
+		dk := dots(k)
+		if t := a.mu.keys.holder(k, dk); t != nil {
+			if t == own {
+				// No other held ticket overlaps own's key, so none
+				// overlaps k, which it covers.
+				continue
+			}
 			return t.doneLocked()
+		}
+		if !a.mu.keys.under(k, dk) {
+			continue
+		}
+		// A held key lies under k: find its ticket (a commit over a
+		// subtree while a key inside it is held: rare).
+		for _, t := range a.mu.held {
+			if t == own {
+				continue
+			}
+			for _, q := range t.keys {
+				if covers(k, q) {
+					return t.doneLocked()
+				}
+			}
 		}
 	}
 	return nil
+}
+
+// heldOverLocked reports whether a held ticket overlaps keys.
+func (a *Arbiter) heldOverLocked(keys []string) bool {
+	if a.cfg.Strict {
+		return len(a.mu.held) > 0
+	}
+	for _, k := range keys {
+		if dk := dots(k); a.mu.keys.holder(k, dk) != nil || a.mu.keys.under(k, dk) {
+			return true
+		}
+	}
+	return false
 }
 
 // Contended reports whether a ticket is held on keys that overlap keys
@@ -382,10 +421,8 @@ func (a *Arbiter) Contended(keys []string) bool {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, t := range a.mu.held {
-		if a.overlap(keys, t.keys) {
-			return true
-		}
+	if a.heldOverLocked(keys) {
+		return true
 	}
 	if a.mu.hot.Len() == 0 {
 		return false
