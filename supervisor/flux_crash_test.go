@@ -110,13 +110,22 @@ func TestFluxRunSurvivesSupervisorKills(t *testing.T) {
 	}
 }
 
-// TestFluxRunSurvivesWorkerKills: a 200-step workflow runs while its
-// workers are SIGKILLed every few milliseconds. Steps whose worker died
-// are dispatched again (and the run retries a step that ran out of
+// TestFluxRunSurvivesWorkerKills: a workflow of 200 counter steps runs
+// while its workers are SIGKILLed every few steps. Steps whose worker
+// died are dispatched again (and the run retries a step that ran out of
 // redispatches, under the same op id); the counter ends exactly at 200.
 func TestFluxRunSurvivesWorkerKills(t *testing.T) {
 	const steps = 200
-	dir := fluxDir(t, map[string]string{"long.yaml": stepsFlow(steps, "w")})
+	// Each counter step is followed by 0.5 ms of bench.spin (a step that
+	// writes nothing), so the run cannot outrun the killer, which looks
+	// at the store every 200 µs, whatever the machine's speed; a kill in
+	// the spin interrupts a step too.
+	var flow strings.Builder
+	flow.WriteString("steps:\n")
+	for range steps {
+		flow.WriteString("  - process: counters.add\n    args: {key: w}\n  - process: bench.spin\n    args: {us: 500}\n")
+	}
+	dir := fluxDir(t, map[string]string{"long.yaml": flow.String()})
 	h := start(t, 2, func(c *Config) { c.Flux = dir })
 	c := h.dial(t)
 	stop := make(chan struct{})
@@ -135,17 +144,17 @@ func TestFluxRunSurvivesWorkerKills(t *testing.T) {
 			if h.s.store.Version() < next {
 				continue
 			}
-			next = h.s.store.Version() + 1 + cas.Version(rand.IntN(10))
 			pids := h.s.WorkerPIDs()
 			if len(pids) > 0 && syscall.Kill(pids[rand.IntN(len(pids))], syscall.SIGKILL) == nil {
 				n++
+				next = h.s.store.Version() + 1 + cas.Version(rand.IntN(10))
 			}
 		}
 	}()
 	v := runFlow(t, c, flux.RunRequest{Name: "long"})
 	close(stop)
 	n := <-killed
-	if v.Status != flux.StatusComplete || len(v.Steps) != steps {
+	if v.Status != flux.StatusComplete || len(v.Steps) != 2*steps {
 		t.Fatalf("status %s, %d steps (%s: %s)", v.Status, len(v.Steps), v.Code, v.Error)
 	}
 	if got := counter(t, c, "w"); got != steps {
