@@ -311,6 +311,10 @@ type Context struct {
 	ender  Ender                // OnEnd's
 }
 
+// testHookEnding, set by a test, runs in end between marking the
+// context ended and setting its err.
+var testHookEnding atomic.Pointer[func()]
+
 // Ender is told that a context ended (Context.OnEnd).
 type Ender interface{ Ended() }
 
@@ -383,14 +387,24 @@ func (c *Context) OnEnd(e Ender) {
 
 func (c *Context) isEnded() bool { return c.ended.Load() }
 
-// end ends c with err; only the first call counts.
+// end ends c with err; only the first call counts. It ends c under
+// c.mu: OnEnd and AfterFunc, which look there, find c either not ended
+// or ended with its err set and done closed, so what they start at once
+// sees Err() != nil.
 func (c *Context) end(err error) {
-	if !c.ended.CompareAndSwap(false, true) {
+	if c.ended.Load() {
 		return
+	}
+	c.mu.Lock()
+	if !c.ended.CompareAndSwap(false, true) {
+		c.mu.Unlock()
+		return
+	}
+	if h := testHookEnding.Load(); h != nil {
+		(*h)() // a goroutine descheduled here: ended, err not set
 	}
 	c.err = err
 	close(c.done)
-	c.mu.Lock()
 	afters, e := c.afters, c.ender
 	c.afters, c.ender = nil, nil
 	c.mu.Unlock()

@@ -481,3 +481,54 @@ func TestOnEnd(t *testing.T) {
 	}
 	c.Cancel()
 }
+
+// errEnder records the Err its context shows when it is told.
+type errEnder struct {
+	c   *Context
+	got chan error
+}
+
+func (e errEnder) Ended() { e.got <- e.c.Err() }
+
+// TestEnderSeesErr: an Ender, or an AfterFunc, set while its context
+// ends sees the context ended (Err() != nil) when it runs. One told
+// "ended" while Err() is nil cannot tell a timeout from a success: the
+// disk wait of supervisor/continue.go replied success so. The end is
+// held between marking the context ended and setting its err (where a
+// descheduled goroutine would stop) while the Ender is set.
+func TestEnderSeesErr(t *testing.T) {
+	w := newWheel(t)
+	for _, after := range []bool{false, true} {
+		c := w.WithTimeout(context.Background(), time.Hour)
+		entered, release := make(chan struct{}), make(chan struct{})
+		hook := func() {
+			close(entered)
+			<-release
+		}
+		testHookEnding.Store(&hook)
+		go c.Cancel()
+		<-entered
+		testHookEnding.Store(nil)
+		got := make(chan error, 1)
+		set := make(chan struct{})
+		go func() {
+			if after {
+				c.AfterFunc(func() { got <- c.Err() })
+			} else {
+				c.OnEnd(errEnder{c, got})
+			}
+			close(set)
+		}()
+		time.Sleep(50 * time.Millisecond) // a told Ender would be told by now
+		close(release)
+		<-set
+		select {
+		case err := <-got:
+			if err == nil {
+				t.Fatalf("AfterFunc %v: told while Err() == nil", after)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("AfterFunc %v: never told", after)
+		}
+	}
+}
