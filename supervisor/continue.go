@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,10 @@ func (s *Supervisor) waitsForDisk(v cas.Version) bool {
 	return s.journal != nil && s.cfg.Durability == durable.Sync && s.journal.Durable() < v
 }
 
+// testHookDispatched, set by a test, runs in dispatch between the send
+// and watching the context.
+var testHookDispatched atomic.Pointer[func(wait bool)]
+
 // continued is an Execute on the continuation path, from its dispatch to
 // its reply.
 type continued struct {
@@ -54,9 +59,10 @@ type continued struct {
 	dp    *protocol.Dispatch
 	tries int // redispatches after crashes
 
-	mu    sync.Mutex
-	call  pool.Call // the dispatch in flight, for Ended
-	sends int       // dispatches sent: the latest sets call
+	mu        sync.Mutex
+	call      pool.Call // the dispatch in flight, for Ended
+	sends     int       // dispatches sent: the latest sets call
+	completed bool      // the dispatch is over: dc's Ender is no longer dispatch's to set
 
 	report  cas.Report  // a commit waiting for the disk (awaitDisk)
 	replied atomic.Bool // onDisk's reply is sent
@@ -90,14 +96,22 @@ func (k *continued) dispatch(wait bool) bool {
 			return false
 		}
 	}
+	if h := testHookDispatched.Load(); h != nil {
+		(*h)(wait) // a goroutine descheduled here: the Result may come first
+	}
 	k.mu.Lock()
 	// Not when a redispatch sent another since (its worker died at
 	// once), nor for none (completed here: a failed send).
 	if k.sends == send && call != (pool.Call{}) {
 		k.call = call
 	}
+	if !k.completed {
+		// Under k.mu: a completion that came first set completed, and
+		// dc's Ender is its own now (awaitDisk's), which this must not
+		// replace; one that comes after replaces this one.
+		k.dc.OnEnd(k)
+	}
 	k.mu.Unlock()
-	k.dc.OnEnd(k) // a completion that came first cleared it: Ended then finds nothing in flight
 	return true
 }
 
@@ -149,6 +163,9 @@ func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err erro
 		s.gos.Go(func() { k.dispatch(true) })
 		return
 	}
+	k.mu.Lock()
+	k.completed = true
+	k.mu.Unlock()
 	k.dc.OnEnd(nil) // the dispatch is over: nothing to cancel
 	var out cas.Outcome
 	var refs []heavy.Ref
@@ -198,7 +215,13 @@ func (d *onDisk) OnDisk(err error) { d.reply(err, nil) }
 
 // Ended: k's context ended (its timeout, or the client went) before its
 // version was on disk.
-func (d *onDisk) Ended() { d.reply(d.dc.Err(), nil) }
+func (d *onDisk) Ended() {
+	err := d.dc.Err()
+	if err == nil { // never: an Ender runs once its context has ended
+		err = context.Canceled
+	}
+	d.reply(err, nil)
+}
 
 // reply fills the reply with the report, or with why the disk did not
 // take it (err), and sends it.

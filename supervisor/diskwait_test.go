@@ -167,3 +167,52 @@ func TestDiskSlowerThanTheTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestDiskWaitKeepsItsTimeout: when the worker's Result is completed
+// before the dispatching goroutine watches the execute's context (it was
+// descheduled between the send and that), the commit's wait for the disk
+// still ends at the execute's timeout: the late dispatch must not take
+// the context's Ender back from the disk wait. The one worker takes one
+// dispatch at a time, so the execute's dispatch waits on a goroutine of
+// its own, which the test holds after the send.
+func TestDiskWaitKeepsItsTimeout(t *testing.T) {
+	d := startHeldDisk(t, func(c *Config) { c.Workers, c.Pool.MaxInFlight = 1, 1 })
+	c := d.dial(t)
+	if _, err := c.Exec(t.Context(), "noop", nil); err != nil {
+		t.Fatal(err)
+	}
+	d.hold()
+	v0 := d.s.store.Version()
+	hook := func(wait bool) {
+		if !wait {
+			return
+		}
+		// Descheduled until the Result is committed and waits for the disk.
+		for end := time.Now().Add(10 * time.Second); d.s.store.Version() == v0 && time.Now().Before(end); time.Sleep(time.Millisecond) {
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	testHookDispatched.Store(&hook)
+	defer testHookDispatched.Store(nil)
+	busy := d.dial(t)
+	slept := make(chan error, 1)
+	go func() { // holds the one slot: the execute below waits for it
+		_, err := busy.Exec(context.Background(), "fault.sleep", map[string]int{"ms": 300})
+		slept <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); inFlight(d.harness) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("fault.sleep never started")
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second) // a timeout never sent fails here
+	defer cancel()
+	_, err := c.Do(ctx, client.Request{Process: "counters.add", Args: map[string]string{"key": "late"}, Timeout: 1500 * time.Millisecond})
+	if !errors.Is(err, protocol.ErrTimeout) || !strings.Contains(err.Error(), "not on disk yet") {
+		t.Fatalf("an execute held at the disk past its timeout: %v, want a timeout, not on disk yet", err)
+	}
+	d.let()
+	if err := <-slept; err != nil {
+		t.Fatal(err)
+	}
+}
