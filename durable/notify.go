@@ -21,6 +21,13 @@ type Waiter interface {
 	OnDisk(err error)
 }
 
+// Later is a Waiter's work for the end of its batch: a Waiter that is a
+// Later too has its Later called, on the notifier goroutine, once
+// OnDisk has been called on every waiter the same batch made ready
+// (work that costs less done once for all of them, such as one write
+// per connection for their replies).
+type Later interface{ Later() }
+
 // waiting is a Waiter, the version it waits for and, once ready, what
 // it is told.
 type waiting struct {
@@ -99,5 +106,10 @@ func (j *Journal) callReady() {
 	j.mu.Unlock()
 	for _, wt := range ready {
 		wt.w.OnDisk(wt.err)
+	}
+	for _, wt := range ready {
+		if l, ok := wt.w.(Later); ok {
+			l.Later()
+		}
 	}
 }

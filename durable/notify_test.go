@@ -3,6 +3,7 @@ package durable
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -177,5 +178,71 @@ func TestNotifyClose(t *testing.T) {
 	}
 	if done, err := o.j.Notify(v+1, newTold(o.j, v+1)); !done || !errors.Is(err, ErrClosed) {
 		t.Fatalf("Notify after Close: done %v, %v; want done, ErrClosed", done, err)
+	}
+}
+
+// laterWaiter logs its OnDisk and Later calls.
+type laterWaiter struct {
+	v   cas.Version
+	mu  *sync.Mutex
+	log *[]string
+}
+
+func (w laterWaiter) OnDisk(err error) {
+	w.mu.Lock()
+	*w.log = append(*w.log, "disk")
+	w.mu.Unlock()
+}
+
+func (w laterWaiter) Later() {
+	w.mu.Lock()
+	*w.log = append(*w.log, "later")
+	w.mu.Unlock()
+}
+
+// TestNotifyLater: the waiters of one batch are each told OnDisk, then
+// each of them that is a Later has Later called: the replies of a batch
+// are queued before any is written.
+func TestNotifyLater(t *testing.T) {
+	var held atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	o := openStore(t, Config{Dir: t.TempDir(), Fault: func(p string) error {
+		if held.Load() && p == "before-write" {
+			held.Store(false)
+			close(entered)
+			<-release
+		}
+		return nil
+	}})
+	defer o.j.Close()
+	held.Store(true)
+	o.commitNoWait(t, "domain.plug", "1")
+	<-entered // its batch is held: the commits below queue behind it, for one batch
+	var mu sync.Mutex
+	var log []string
+	const n = 8
+	vs := make([]cas.Version, n)
+	for i := range vs {
+		vs[i] = o.commitNoWait(t, "domain.k"+strconv.Itoa(i), "1")
+	}
+	for _, v := range vs {
+		if done, err := o.j.Notify(v, laterWaiter{v, &mu, &log}); done {
+			t.Fatalf("Notify(%d) done at once (%v) with the disk held", v, err)
+		}
+	}
+	last := newTold(o.j, vs[n-1])
+	if done, _ := o.j.Notify(vs[n-1], last); done {
+		t.Fatal("done at once with the disk held")
+	}
+	close(release)
+	if err := last.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	o.j.Close() // the notifier has returned: every call is logged
+	mu.Lock()
+	defer mu.Unlock()
+	want := slices.Concat(slices.Repeat([]string{"disk"}, n), slices.Repeat([]string{"later"}, n))
+	if !slices.Equal(log, want) {
+		t.Fatalf("calls %q, want every OnDisk of the batch before its Laters", log)
 	}
 }

@@ -65,7 +65,8 @@ type continued struct {
 	completed bool      // the dispatch is over: dc's Ender is no longer dispatch's to set
 
 	report  cas.Report  // a commit waiting for the disk (awaitDisk)
-	replied atomic.Bool // onDisk's reply is sent
+	replied atomic.Bool // onDisk's reply is filled: its sender is chosen
+	queued  bool        // OnDisk queued the reply, for its Later (the notifier's)
 }
 
 // Ended cancels the dispatch in flight: the execute's context ended (its
@@ -200,8 +201,8 @@ func (k *continued) awaitDisk(r cas.Report, refs []heavy.Ref, after *pool.After)
 	k.report = r
 	d := (*onDisk)(k)
 	k.dc.OnEnd(d)
-	if done, err := k.s.journal.Notify(r.Version, d); done {
-		d.reply(err, after) // on disk since waitsForDisk asked, or never will be
+	if done, err := k.s.journal.Notify(r.Version, d); done && d.fill(err) {
+		k.end(after) // on disk since waitsForDisk asked, or never will be
 	}
 }
 
@@ -210,8 +211,22 @@ func (k *continued) awaitDisk(r cas.Report, refs []heavy.Ref, after *pool.After)
 // first, replies; the other finds it replied.
 type onDisk continued
 
-// OnDisk is the journal's word on k's version (durable.Waiter).
-func (d *onDisk) OnDisk(err error) { d.reply(err, nil) }
+// OnDisk is the journal's word on k's version (durable.Waiter). The
+// reply is queued now and written in Later, once per connection for all
+// the replies of the batch.
+func (d *onDisk) OnDisk(err error) {
+	if d.fill(err) {
+		(*continued)(d).queue()
+		d.queued = true
+	}
+}
+
+// Later writes the reply OnDisk queued (durable.Later).
+func (d *onDisk) Later() {
+	if d.queued {
+		(*continued)(d).Later()
+	}
+}
 
 // Ended: k's context ended (its timeout, or the client went) before its
 // version was on disk.
@@ -220,19 +235,20 @@ func (d *onDisk) Ended() {
 	if err == nil { // never: an Ender runs once its context has ended
 		err = context.Canceled
 	}
-	d.reply(err, nil)
+	if d.fill(err) {
+		(*continued)(d).end(nil)
+	}
 }
 
-// reply fills the reply with the report, or with why the disk did not
-// take it (err), and sends it.
-func (d *onDisk) reply(err error, after *pool.After) {
+// fill fills the reply with the report, or with why the disk did not
+// take it (err), and reports true, once: the first caller sends it.
+func (d *onDisk) fill(err error) bool {
 	if !d.replied.CompareAndSwap(false, true) {
-		return
+		return false
 	}
-	k := (*continued)(d)
-	k.dc.OnEnd(nil)
-	k.s.succeeded(&k.execution, k.report, diskErr(k.report.Version, err))
-	k.end(after)
+	d.dc.OnEnd(nil)
+	d.s.succeeded(&d.execution, d.report, diskErr(d.report.Version, err))
+	return true
 }
 
 // finish reports the invocation's end and queues the reply, written at
@@ -248,17 +264,21 @@ func (k *continued) finish(r cas.Report, err error, refs []heavy.Ref, after *poo
 // end sends k's reply, written at the end of the batch after belongs to
 // (at once when after is nil).
 func (k *continued) end(after *pool.After) {
-	s := k.s
-	k.dc.Cancel()
-	s.executed(k.req.Process, k.start, &k.reply)
-	if qerr := replyWith(k.cn.c.Queue, &k.reply); qerr != nil {
-		k.cn.end()
-	}
+	k.queue()
 	if after == nil {
 		k.Later()
 		return
 	}
 	after.Do(k)
+}
+
+// queue ends k's context and queues its reply, which Later writes.
+func (k *continued) queue() {
+	k.dc.Cancel()
+	k.s.executed(k.req.Process, k.start, &k.reply)
+	if qerr := replyWith(k.cn.c.Queue, &k.reply); qerr != nil {
+		k.cn.end()
+	}
 }
 
 // Later writes what k's connection has queued: k's reply and those
