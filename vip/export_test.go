@@ -17,3 +17,12 @@ func (a *Arbiter) Queued() int {
 	defer a.mu.Unlock()
 	return len(a.mu.queue)
 }
+
+// IndexEmpty reports whether the index of held keys holds nothing: no
+// key, no prefix count, no depth (tests only).
+func (a *Arbiter) IndexEmpty() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := &a.mu.keys
+	return len(k.exact) == 0 && len(k.below) == 0 && k.depths == 0 && k.depth == [maxDepth + 1]int{}
+}

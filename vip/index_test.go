@@ -137,6 +137,9 @@ func TestHeldIndexMatchesModel(t *testing.T) {
 	if a.Active() || a.Contended([]string{"a"}) {
 		t.Fatal("a ticket still counts after every one was released")
 	}
+	if !a.IndexEmpty() {
+		t.Fatal("the index of held keys keeps entries after every ticket was released")
+	}
 	t.Logf("%d checks, %d blocked", checks, blocked)
 }
 
