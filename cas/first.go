@@ -15,15 +15,24 @@ import (
 
 // Outside reports whether inv's first attempt may run outside Execute,
 // committed by First: the Runner commits to a Store (not an Engine), in
-// a mode its arbiter supports, and inv has no op id and no fence and
-// needs no VIP ticket before its first run (its keys are not contended).
-// Otherwise call Execute.
+// a mode its arbiter supports, and inv has no fence, needs no VIP ticket
+// before its first run (its keys are not contended) and has no op id
+// the store knows already (a repeat, answered without a run, or an id
+// used for another call: Execute answers both). An op id committed by
+// another call after Outside is found by First's commit, which then
+// applies nothing and reports the first commit (Duplicate), as in
+// Execute. Otherwise call Execute.
 func (r *Runner) Outside(inv Invocation) bool {
-	if r.Engine != nil || r.Store == nil || inv.OpID != "" || inv.Fence != nil {
+	if r.Engine != nil || r.Store == nil || inv.Fence != nil {
 		return false
 	}
 	if r.Mode == Strict && r.Arbiter != nil && !r.Arbiter.Strict() {
 		return false
+	}
+	if inv.OpID != "" {
+		if _, _, known, err := r.Store.LookupOp(inv.OpID, inv.OpDigest); known || err != nil {
+			return false
+		}
 	}
 	l := loop{r: r, inv: inv}
 	return !l.joinQueue()

@@ -171,15 +171,55 @@ func TestOutside(t *testing.T) {
 	inv := counterInvocation(t)
 	plain := &cas.Runner{Store: s}
 	withID := inv
-	withID.OpID = "op-1"
+	withID.OpID, withID.OpDigest = "op-1", cas.OpDigest{1}
 	strict := &cas.Runner{Store: s, Mode: cas.Strict, Arbiter: vip.New(vip.Config{})}
 	for name, ok := range map[string]bool{
 		"plain":                      plain.Outside(inv),
-		"an op id":                   !plain.Outside(withID),
+		"a new op id":                plain.Outside(withID),
 		"strict, non-strict arbiter": !strict.Outside(inv),
 	} {
 		if !ok {
 			t.Errorf("%s: wrong answer", name)
 		}
+	}
+	if _, err := plain.Execute(bg, withID); err != nil {
+		t.Fatal(err)
+	}
+	other := withID
+	other.OpDigest = cas.OpDigest{2}
+	if plain.Outside(withID) || plain.Outside(other) {
+		t.Error("Outside took an op id the store knows (a repeat, or another call's)")
+	}
+}
+
+// TestFirstOpIDCommittedMeanwhile: an op id that another call commits
+// after Outside let this one out is found by First's commit, which
+// applies nothing and reports the first commit, as Execute would.
+func TestFirstOpIDCommittedMeanwhile(t *testing.T) {
+	s := cas.New(cas.Config{})
+	r := &cas.Runner{Store: s, Arbiter: vip.New(vip.Config{})}
+	inv := counterInvocation(t)
+	inv.OpID, inv.OpDigest = "op-1", cas.OpDigest{1}
+	if !r.Outside(inv) {
+		t.Fatal("Outside refused a new op id")
+	}
+	snap := s.Snapshot()
+	out := firstInc(t, snap, "domain.counter")
+	out.Result = []byte("2")
+	first := inv
+	first.Run = func(_ context.Context, snap *cas.Snapshot, _ int) (cas.Outcome, error) {
+		o := firstInc(t, snap, "domain.counter")
+		o.Result = []byte("1")
+		return o, nil
+	}
+	if _, err := r.Execute(bg, first); err != nil { // the same call, committed meanwhile
+		t.Fatal(err)
+	}
+	rep, again, err := r.First(bg, inv, snap, out, nil, 0)
+	if err != nil || again || !rep.Duplicate || rep.Version != 1 || string(rep.Result) != "1" {
+		t.Fatalf("First after the op id committed: %+v again=%v err=%v; want the first commit (version 1, result 1), duplicate", rep, again, err)
+	}
+	if v, _ := get(t, s, "domain.counter"); v != 1 || s.Version() != 1 {
+		t.Fatalf("counter %d at version %d: the duplicate applied", v, s.Version())
 	}
 }

@@ -24,8 +24,8 @@ import (
 // reader, and the Result's to the goroutine waiting for it.
 //
 // Whatever may wait goes to a goroutine of its own, as before
-// (runAdmitted): an execute with an op id or on contended keys from the
-// start; after a conflict or at a VIP ticket's gate, the attempts that
+// (runAdmitted): an execute on contended keys from the start, or whose
+// op id the store knows already (a repeat); after a conflict or at a VIP ticket's gate, the attempts that
 // follow; a crashed worker's redispatch; a reply the client's socket
 // cannot take now. With durability sync a reply waits for the disk with
 // no goroutine either: the journal's notifier sends it (awaitDisk).
@@ -131,8 +131,8 @@ func (s *Supervisor) startExecute(cn *clientConn, m *protocol.Execute) bool {
 		s.answer(cn, &x.reply)
 		return true
 	}
-	k.inv = cas.Invocation{Contract: x.c, OpDigest: opDigest(m), Owner: s.owner(), Start: x.start}
-	if m.OpID != "" || !s.runner.Outside(k.inv) {
+	k.inv = cas.Invocation{Contract: x.c, OpID: m.OpID, OpDigest: opDigest(m), Owner: s.owner(), Start: x.start}
+	if !s.runner.Outside(k.inv) {
 		s.gos.Go(func() { s.waitFor(cn, x, cas.Prior{}) })
 		return true
 	}

@@ -133,8 +133,9 @@ func TestWokenBeforeTheReaderWaits(t *testing.T) {
 }
 
 // TestSyncRepliesAfterTheDisk: with durability sync, an execute on the
-// continuation path (no op id) commits on the ring's reader but replies
-// only once its version is on disk, as on the goroutine path.
+// continuation path (with an op id or without) commits on the ring's
+// reader but replies only once its version is on disk, as on the
+// goroutine path.
 func TestSyncRepliesAfterTheDisk(t *testing.T) {
 	for _, goroutines := range []bool{false, true} {
 		t.Run("goroutine-per-execute="+strconv.FormatBool(goroutines), func(t *testing.T) {
@@ -147,7 +148,11 @@ func TestSyncRepliesAfterTheDisk(t *testing.T) {
 				c := h.dial(t)
 				wg.Go(func() {
 					for j := range 25 {
-						res, err := c.Exec(t.Context(), "counters.add", map[string]string{"key": "k" + strconv.Itoa(i)})
+						req := client.Request{Process: "counters.add", Args: map[string]string{"key": "k" + strconv.Itoa(i)}}
+						if i%2 == 0 { // half of them idempotent: an op id takes the same path
+							req.OpID = "op-" + strconv.Itoa(i) + "-" + strconv.Itoa(j)
+						}
+						res, err := c.Do(t.Context(), req)
 						if err != nil {
 							t.Error(err)
 							return

@@ -74,8 +74,14 @@ func (d *heldDisk) waitApplied(t *testing.T, v uint64) {
 // TestDiskWaitHoldsNoGoroutine: with durability sync, executes on the
 // continuation path whose commits wait for the disk hold no goroutine
 // each: the journal's notifier replies to them once their batch is
-// written.
+// written. Executes with op ids take that path too.
 func TestDiskWaitHoldsNoGoroutine(t *testing.T) {
+	for _, opIDs := range []bool{false, true} {
+		t.Run("op-ids="+strconv.FormatBool(opIDs), func(t *testing.T) { diskWaitHoldsNoGoroutine(t, opIDs) })
+	}
+}
+
+func diskWaitHoldsNoGoroutine(t *testing.T, opIDs bool) {
 	const n = 128
 	d := startHeldDisk(t, nil)
 	nc, err := net.Dial("unix", d.sock)
@@ -89,7 +95,11 @@ func TestDiskWaitHoldsNoGoroutine(t *testing.T) {
 		var b []byte
 		for i := range count {
 			// One key each: no conflict sends an execute to a goroutine.
-			b, _ = protocol.AppendFrame(b, &protocol.Execute{ID: uint64(from + i), Process: "counters.add", Args: []byte(`{"key":"k` + strconv.Itoa(from+i) + `"}`)})
+			m := &protocol.Execute{ID: uint64(from + i), Process: "counters.add", Args: []byte(`{"key":"k` + strconv.Itoa(from+i) + `"}`)}
+			if opIDs {
+				m.OpID = "op-" + strconv.Itoa(from+i)
+			}
+			b, _ = protocol.AppendFrame(b, m)
 		}
 		return b
 	}
