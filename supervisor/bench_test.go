@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,6 +270,15 @@ func BenchmarkCalls(b *testing.B) {
 			ctx := context.Background()
 			calls(b, inflight, func() error {
 				_, err := c.Exec(ctx, "noop", nil)
+				return err
+			})
+		})
+		b.Run("impl=theus-opid/inflight="+itoa(inflight), func(b *testing.B) {
+			c := benchClient(b, benchSupervisor(b, 2))
+			ctx := context.Background()
+			var n atomic.Int64
+			calls(b, inflight, func() error {
+				_, err := c.Do(ctx, client.Request{Process: "noop", OpID: "op-" + strconv.FormatInt(n.Add(1), 10)})
 				return err
 			})
 		})
