@@ -65,6 +65,8 @@ type continued struct {
 	completed bool      // the dispatch is over: dc's Ender is no longer dispatch's to set
 
 	report  cas.Report  // a commit waiting for the disk (awaitDisk)
+	ok      bool        // report is the reply's (else the error settle put there)
+	diskAt  cas.Version // the version the reply names, which waits for the disk
 	replied atomic.Bool // onDisk's reply is filled: its sender is chosen
 	queued  bool        // OnDisk queued the reply, for its Later (the notifier's)
 }
@@ -185,23 +187,23 @@ func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err erro
 		s.gos.Go(func() { s.waitFor(k.cn, x, cas.Prior{Attempts: r.Attempts, Conflicts: r.Conflicts}) })
 		return
 	}
-	if err == nil && s.waitsForDisk(r.Version) {
-		k.awaitDisk(r, refs, after)
+	if v, ok := replyNames(r, err); ok && s.waitsForDisk(v) {
+		k.awaitDisk(r, err, v, refs, after)
 		return
 	}
 	k.finish(r, err, refs, after)
 }
 
-// awaitDisk settles k, whose reply must wait for r's version to be on
-// disk, and leaves that reply to the journal's notifier (or to k's
-// context, if it ends first): no goroutine waits for the disk.
-func (k *continued) awaitDisk(r cas.Report, refs []heavy.Ref, after *pool.After) {
+// awaitDisk settles k, whose reply (r, or err) names version v, which
+// must be on disk first, and leaves that reply to the journal's notifier
+// (or to k's context, if it ends first): no goroutine waits for the disk.
+func (k *continued) awaitDisk(r cas.Report, err error, v cas.Version, refs []heavy.Ref, after *pool.After) {
 	k.snap.Release()
-	k.s.settle(&k.execution, r, nil, refs)
-	k.report = r
+	k.ok = k.s.settle(&k.execution, r, err, refs)
+	k.report, k.diskAt = r, v
 	d := (*onDisk)(k)
 	k.dc.OnEnd(d)
-	if done, err := k.s.journal.Notify(r.Version, d); done && d.fill(err) {
+	if done, err := k.s.journal.Notify(v, d); done && d.fill(err) {
 		k.end(after) // on disk since waitsForDisk asked, or never will be
 	}
 }
@@ -247,7 +249,13 @@ func (d *onDisk) fill(err error) bool {
 		return false
 	}
 	d.dc.OnEnd(nil)
-	d.s.succeeded(&d.execution, d.report, diskErr(d.report.Version, err))
+	derr := diskErr(d.diskAt, err)
+	switch {
+	case d.ok:
+		d.s.succeeded(&d.execution, d.report, derr)
+	case derr != nil: // the error named a commit the disk did not take
+		d.reply.Err = derr
+	}
 	return true
 }
 

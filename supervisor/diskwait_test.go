@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,5 +225,87 @@ func TestDiskWaitKeepsItsTimeout(t *testing.T) {
 	d.let()
 	if err := <-slept; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOpIDConflictWaitsForTheDisk: an op_id_conflict reply names the
+// commit the op id made for another call, so with durability sync it
+// waits for that commit to be on disk, as a duplicate's reply does. Two
+// calls with one op id and other args are pipelined while the disk is
+// held: whichever commits, the other's conflict (found by the commit
+// itself on the continuation path) must not reply before the disk has
+// the first, and its wait must not hold up the worker's ring reader: a
+// fourth call on the one worker still commits meanwhile. A third call,
+// whose op id the store knows at once, is answered on a goroutine.
+func TestOpIDConflictWaitsForTheDisk(t *testing.T) {
+	for _, goroutines := range []bool{false, true} {
+		t.Run("goroutine-per-execute="+strconv.FormatBool(goroutines), func(t *testing.T) {
+			d := startHeldDisk(t, func(c *Config) { c.GoroutinePerExecute, c.Workers = goroutines, 1 })
+			nc, err := net.Dial("unix", d.sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+			r := protocol.NewReader(nc, protocol.DefaultMaxFrame)
+			send := func(ms ...*protocol.Execute) {
+				var b []byte
+				for _, m := range ms {
+					b, _ = protocol.AppendFrame(b, m)
+				}
+				if _, err := nc.Write(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			type got struct {
+				rep      *protocol.Reply
+				released bool
+			}
+			replies := make(chan got, 4)
+			var released atomic.Bool
+			go func() {
+				for {
+					m, err := r.ReadMessage()
+					if err != nil {
+						close(replies)
+						return
+					}
+					rep, _ := m.(*protocol.Reply)
+					replies <- got{rep, released.Load()}
+				}
+			}()
+			send(&protocol.Execute{ID: 100, Process: "noop"})
+			<-replies
+			d.hold()
+			v0 := uint64(d.s.store.Version())
+			send(&protocol.Execute{ID: 1, Process: "counters.add", Args: []byte(`{"key":"a"}`), OpID: "x"},
+				&protocol.Execute{ID: 2, Process: "counters.add", Args: []byte(`{"key":"b"}`), OpID: "x"})
+			d.waitApplied(t, v0+1)
+			time.Sleep(300 * time.Millisecond) // a reply that does not wait for the disk comes now
+			send(&protocol.Execute{ID: 3, Process: "counters.add", Args: []byte(`{"key":"c"}`), OpID: "x"},
+				&protocol.Execute{ID: 4, Process: "counters.add", Args: []byte(`{"key":"d"}`)})
+			d.waitApplied(t, v0+2) // the fourth: the ring's reader is not waiting for the disk
+			time.Sleep(300 * time.Millisecond)
+			released.Store(true)
+			d.let()
+			conflicts := 0
+			for range 4 {
+				g, ok := <-replies
+				if !ok {
+					t.Fatal("the connection ended")
+				}
+				if !g.released {
+					t.Fatalf("reply %d (%+v) came while the disk held version %d", g.rep.ID, g.rep, v0+1)
+				}
+				if errors.Is(g.rep.Err, protocol.ErrOpIDConflict) {
+					conflicts++
+				} else if g.rep.Err != nil || g.rep.Version != v0+1 && g.rep.Version != v0+2 {
+					t.Fatalf("reply %d: %+v, want a version after %d or op_id_conflict", g.rep.ID, g.rep, v0)
+				}
+			}
+			if conflicts != 2 {
+				t.Fatalf("%d op_id_conflict replies, want 2", conflicts)
+			}
+		})
 	}
 }

@@ -62,6 +62,21 @@ func (s *Supervisor) durableAt(ctx context.Context, v cas.Version) *protocol.Err
 	return diskErr(v, s.journal.Wait(ctx, v))
 }
 
+// replyNames returns the version a reply of r or err tells the client
+// about, which must be on disk before the reply goes: the commit, the
+// first commit of a duplicate op id, the snapshot a read-only run saw,
+// or, for an op id used by another call, that call's commit.
+func replyNames(r cas.Report, err error) (cas.Version, bool) {
+	if err == nil {
+		return r.Version, true
+	}
+	var oc *cas.OpIDConflictError
+	if errors.As(err, &oc) {
+		return oc.Version, true
+	}
+	return 0, false
+}
+
 // diskErr is the reply's error for version v when waiting for the disk
 // ended with err: not_durable when the journal failed (or closed) before
 // writing it, a timeout when the wait ended first.

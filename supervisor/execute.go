@@ -174,6 +174,12 @@ func (s *Supervisor) runAdmitted(ctx context.Context, x *execution, system func(
 func (s *Supervisor) report(ctx context.Context, x *execution, r cas.Report, err error, refs []heavy.Ref) {
 	if s.settle(x, r, err, refs) {
 		s.succeeded(x, r, s.durableAt(ctx, r.Version))
+		return
+	}
+	if v, ok := replyNames(r, err); ok {
+		if derr := s.durableAt(ctx, v); derr != nil {
+			x.reply.Err = derr // the error named a commit the disk did not take
+		}
 	}
 }
 
