@@ -390,11 +390,11 @@ func (c *Context) isEnded() bool { return c.ended.Load() }
 // end ends c with err; only the first call counts. It ends c under
 // c.mu: OnEnd and AfterFunc, which look there, find c either not ended
 // or ended with its err set and done closed, so what they start at once
-// sees Err() != nil.
+// sees Err() != nil; and once any end returns, Err() != nil.
 func (c *Context) end(err error) {
-	if c.ended.Load() {
-		return
-	}
+	// No look at ended before the lock: a second end that returned while
+	// the first was still setting err would leave its caller (a Cancel)
+	// with Err() == nil after it returned.
 	c.mu.Lock()
 	if !c.ended.CompareAndSwap(false, true) {
 		c.mu.Unlock()
