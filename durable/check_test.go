@@ -173,6 +173,7 @@ func TestDamagedStateFiles(t *testing.T) {
 	for range 300 {
 		ds = append(ds, flip(r.IntN(len(s.file)), byte(1+r.IntN(255)), false))
 	}
+	ds = append(ds, structureFlips(s)...)
 	clean := 0
 	for _, d := range ds {
 		if checkDamaged(t, s, dir, d) {
@@ -180,6 +181,46 @@ func TestDamagedStateFiles(t *testing.T) {
 		}
 	}
 	t.Logf("%d damaged files of %d pages: %d refused, %d opened cleanly", len(ds), len(s.file)/s.pageSize, len(ds)-clean, clean)
+}
+
+// structureFlips breaks what the layout check reads in the tree's
+// pages, every byte of it, where random flips rarely land: each branch
+// page's count and elements (key offsets and sizes, child pages), each
+// leaf element's flags, and each inline bucket's page header.
+func structureFlips(s sample) []damage {
+	var ds []damage
+	ps := s.pageSize
+	for p := 2; p < len(s.file)/ps; p++ {
+		pg := s.file[p*ps:]
+		typ, n := native.Uint16(pg[8:]), int(native.Uint16(pg[10:]))
+		switch typ {
+		case flagBranch:
+			for i := 10; i < pageHeaderSize+n*elementSize; i++ {
+				ds = append(ds, flip(p*ps+i, 0xff, false), flip(p*ps+i, 0x10, false))
+			}
+		case flagLeaf:
+			for i := range n {
+				e := pageHeaderSize + i*elementSize
+				ds = append(ds, flip(p*ps+e, 0x02, false), flip(p*ps+e+3, 0x80, false))
+				if native.Uint32(pg[e:]) != flagBucket {
+					continue
+				}
+				v := e + int(native.Uint32(pg[e+4:])) + int(native.Uint32(pg[e+8:])) // the bucket's value
+				if native.Uint64(pg[v:]) == 0 {                                      // an inline bucket: its page follows the header
+					ds = append(ds, flip(p*ps+v+bucketHeader+8, 0x03, false), flip(p*ps+v+bucketHeader+10, 0xff, false))
+				}
+			}
+		}
+		p += int(native.Uint32(pg[12:])) // an overflow's pages hold no header
+	}
+	// The freelist one page short: that page is then neither in use nor
+	// free (bbolt's own check calls it unreachable).
+	fl := int(s.freelist) * ps
+	ds = append(ds, damage{"the freelist's count one less", func(b []byte) []byte {
+		native.PutUint16(b[fl+10:], native.Uint16(b[fl+10:])-1)
+		return b
+	}, true})
+	return ds
 }
 
 // FuzzStateFile: any truncation or byte flip of a state file is refused
