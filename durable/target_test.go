@@ -60,6 +60,8 @@ func TestBackupTargetsRefused(t *testing.T) {
 		{"a dangling link", at("dangling"), "a symbolic link to nothing"},
 		{"a file this process writes", at("log.txt"), "this supervisor has open"},
 		{"a name that is no file", other + "/..", "does not name a file"},
+		{"a name that is the directory", other + "/.", "does not name a file"},
+		{"a path that ends in a slash", other + "/", "does not name a file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := fileSum(t, state)
