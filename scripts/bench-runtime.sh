@@ -48,6 +48,7 @@ awk '
     printf "%-62s %9.0f\n", "theus calls/s sequential", m(c "theus/inflight=01", "calls/s")
     printf "%-62s %9.0f\n", "go-plugin calls/s 16 in flight", m(c "goplugin/inflight=16", "calls/s")
     printf "%-62s %9.0f\n", "theus calls/s 16 in flight", m(c "theus/inflight=16", "calls/s")
+    printf "%-62s %9.0f\n", "theus calls/s 16 in flight, each with an op id", m(c "theus-opid/inflight=16", "calls/s")
     printf "%-62s %9.0f\n", "msgpack echo msgs/s, 256 in flight", m(p "msgpack-echo", "calls/s")
     printf "%-62s %9.0f\n", "theus noop execs/s, 256 in flight", m(p "theus-noop", "calls/s")
     printf "%-62s %9.0f\n", "hot key commits/s, 1 client", m(h "01", "commits/s")
