@@ -25,10 +25,11 @@ import (
 //
 // Whatever may wait goes to a goroutine of its own, as before
 // (runAdmitted): an execute on contended keys from the start, or whose
-// op id the store knows already (a repeat); after a conflict or at a VIP ticket's gate, the attempts that
-// follow; a crashed worker's redispatch; a reply the client's socket
-// cannot take now. With durability sync a reply waits for the disk with
-// no goroutine either: the journal's notifier sends it (awaitDisk).
+// op id the store knows already (a repeat); after a conflict or at a VIP
+// ticket's gate, the attempts that follow; a crashed worker's
+// redispatch; a reply the client's socket cannot take now. With
+// durability sync a reply waits for the disk with no goroutine either:
+// the journal's notifier sends it (awaitDisk).
 
 // continuable reports whether a client's Execute may take the
 // continuation path: the store is this process's (not etcd) and no audit
@@ -249,13 +250,7 @@ func (d *onDisk) fill(err error) bool {
 		return false
 	}
 	d.dc.OnEnd(nil)
-	derr := diskErr(d.diskAt, err)
-	switch {
-	case d.ok:
-		d.s.succeeded(&d.execution, d.report, derr)
-	case derr != nil: // the error named a commit the disk did not take
-		d.reply.Err = derr
-	}
+	d.s.afterDisk(&d.execution, d.ok, d.report, diskErr(d.diskAt, err))
 	return true
 }
 

@@ -172,14 +172,22 @@ func (s *Supervisor) runAdmitted(ctx context.Context, x *execution, system func(
 // the tensors refs if it committed, else frees them. With durability sync
 // it waits for r's version to be on disk.
 func (s *Supervisor) report(ctx context.Context, x *execution, r cas.Report, err error, refs []heavy.Ref) {
-	if s.settle(x, r, err, refs) {
-		s.succeeded(x, r, s.durableAt(ctx, r.Version))
-		return
+	ok := s.settle(x, r, err, refs)
+	if v, names := replyNames(r, err); names {
+		s.afterDisk(x, ok, r, s.durableAt(ctx, v))
 	}
-	if v, ok := replyNames(r, err); ok {
-		if derr := s.durableAt(ctx, v); derr != nil {
-			x.reply.Err = derr // the error named a commit the disk did not take
-		}
+}
+
+// afterDisk fills x.reply once the disk has answered for the version
+// the reply names (derr: why it did not take it): with r when settle
+// left the reply to it (ok), else derr replaces the error settle put
+// there, which named a commit the disk did not take.
+func (s *Supervisor) afterDisk(x *execution, ok bool, r cas.Report, derr *protocol.Error) {
+	switch {
+	case ok:
+		s.succeeded(x, r, derr)
+	case derr != nil:
+		x.reply.Err = derr
 	}
 }
 
