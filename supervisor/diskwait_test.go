@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -85,29 +84,27 @@ func TestDiskWaitHoldsNoGoroutine(t *testing.T) {
 func diskWaitHoldsNoGoroutine(t *testing.T, opIDs bool) {
 	const n = 128
 	d := startHeldDisk(t, nil)
-	nc, err := net.Dial("unix", d.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetReadDeadline(time.Now().Add(60 * time.Second))
-	r := protocol.NewReader(nc, protocol.DefaultMaxFrame)
-	execs := func(from, count int) []byte {
-		var b []byte
-		for i := range count {
+	c := rawClient(t, d.sock)
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	execs := func(from, count int) {
+		t.Helper()
+		ms := make([]protocol.Message, count)
+		for i := range ms {
 			// One key each: no conflict sends an execute to a goroutine.
 			m := &protocol.Execute{ID: uint64(from + i), Process: "counters.add", Args: []byte(`{"key":"k` + strconv.Itoa(from+i) + `"}`)}
 			if opIDs {
 				m.OpID = "op-" + strconv.Itoa(from+i)
 			}
-			b, _ = protocol.AppendFrame(b, m)
+			ms[i] = m
 		}
-		return b
+		if err := c.SendBatch(ms...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	read := func(count int) {
 		t.Helper()
 		for i := range count {
-			m, err := r.ReadMessage()
+			m, err := c.Recv()
 			if err != nil {
 				t.Fatalf("reply %d: %v", i, err)
 			}
@@ -122,18 +119,14 @@ func diskWaitHoldsNoGoroutine(t *testing.T, opIDs bool) {
 	}
 	// Warm up the workers and the connection with one execute: a
 	// goroutine per reply would be one the Pool had not kept yet.
-	if _, err := nc.Write(execs(0, 1)); err != nil {
-		t.Fatal(err)
-	}
+	execs(0, 1)
 	read(1)
 	time.Sleep(100 * time.Millisecond)
 	before := runtime.NumGoroutine()
 	v0 := uint64(d.s.store.Version())
 
 	d.hold()
-	if _, err := nc.Write(execs(n, n)); err != nil {
-		t.Fatal(err)
-	}
+	execs(n, n)
 	d.waitApplied(t, v0+n) // every one committed: every reply waits for the disk
 	during := runtime.NumGoroutine()
 	d.let()
@@ -241,19 +234,10 @@ func TestOpIDConflictWaitsForTheDisk(t *testing.T) {
 	for _, goroutines := range []bool{false, true} {
 		t.Run("goroutine-per-execute="+strconv.FormatBool(goroutines), func(t *testing.T) {
 			d := startHeldDisk(t, func(c *Config) { c.GoroutinePerExecute, c.Workers = goroutines, 1 })
-			nc, err := net.Dial("unix", d.sock)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-			r := protocol.NewReader(nc, protocol.DefaultMaxFrame)
-			send := func(ms ...*protocol.Execute) {
-				var b []byte
-				for _, m := range ms {
-					b, _ = protocol.AppendFrame(b, m)
-				}
-				if _, err := nc.Write(b); err != nil {
+			c := rawClient(t, d.sock)
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			send := func(ms ...protocol.Message) {
+				if err := c.SendBatch(ms...); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -265,7 +249,7 @@ func TestOpIDConflictWaitsForTheDisk(t *testing.T) {
 			var released atomic.Bool
 			go func() {
 				for {
-					m, err := r.ReadMessage()
+					m, err := c.Recv()
 					if err != nil {
 						close(replies)
 						return
