@@ -307,6 +307,46 @@ func TestSendRefusesOversized(t *testing.T) {
 	}
 }
 
+// TestSendLimitIsExact: the limit is on a frame's body. A batch whose
+// second frame's body is exactly MaxFrame is sent and read whole by a
+// peer with the same limit; one byte more and the batch is refused,
+// nothing of it sent.
+func TestSendLimitIsExact(t *testing.T) {
+	const limit = 1024
+	a, b, _ := Pair()
+	ca, _ := FileConn(a, Options{MaxFrame: limit})
+	cb, _ := FileConn(b, Options{MaxFrame: limit})
+	a.Close()
+	b.Close()
+	defer ca.Close()
+	defer cb.Close()
+	sized := func(body int) *protocol.Execute { // an Execute whose frame body is body bytes
+		m := &protocol.Execute{ID: 7, Args: make([]byte, body)}
+		f, err := protocol.AppendFrame(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Args = make([]byte, 2*body-(len(f)-4))
+		if f, _ = protocol.AppendFrame(nil, m); len(f)-4 != body {
+			t.Fatalf("a body of %d bytes, want %d", len(f)-4, body)
+		}
+		return m
+	}
+	first := &protocol.Ping{Seq: 1}
+	if err := ca.SendBatch(first, sized(limit+1)); !errors.Is(err, protocol.ErrFrameTooLarge) {
+		t.Fatalf("a body of limit+1 bytes: %v, want ErrFrameTooLarge", err)
+	}
+	if err := ca.SendBatch(first, sized(limit)); err != nil {
+		t.Fatalf("a body of exactly the limit: %v", err)
+	}
+	for _, want := range []protocol.Kind{protocol.KindPing, protocol.KindExecute} {
+		m, err := cb.Recv()
+		if err != nil || m.Kind() != want {
+			t.Fatalf("got %v (%v), want %s: the refused batch sent something, or the sent one was cut", m, err, want)
+		}
+	}
+}
+
 // copyExecutable copies the test binary where any user may run it.
 func copyExecutable(t *testing.T) string {
 	t.Helper()
