@@ -128,6 +128,16 @@ func TestDispatchFuncCrash(t *testing.T) {
 	}
 }
 
+// TestDispatchFuncClosed: a DispatchFunc on a closed pool completes
+// once, with ErrClosed, sending nothing.
+func TestDispatchFuncClosed(t *testing.T) {
+	p := start(t, 1, nil)
+	p.Close(context.Background())
+	if o := dispatchFunc(t, p, context.Background(), "noop", ""); !errors.Is(o.err, ErrClosed) {
+		t.Fatalf("a dispatch on a closed pool: %+v, want ErrClosed", o)
+	}
+}
+
 // TestDispatchFuncHung: past its context's deadline a dispatch whose
 // process ignores the Cancel (Call.Cancel, by the caller) kills its
 // worker after KillGrace and completes with the context's error; one
