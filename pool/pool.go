@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -58,8 +59,24 @@ type Config struct {
 	// DefaultTransport.
 	Transport string
 
+	// WorkerPoll is how long a worker with nothing to run polls its
+	// request ring before it parks, advised while at most PollBusy
+	// dispatches are in flight in the pool: the next dispatch then finds
+	// the worker awake, with no wake-up to pay on either side (see
+	// docs/BENCHMARKS.md, "Workers that poll"). Under more load the
+	// workers park at once, leaving the CPUs to the work. Ring transport
+	// only; a worker polls at most 1 ms whatever it is told. Default
+	// DefaultWorkerPoll; negative: never.
+	WorkerPoll time.Duration
+	// PollBusy is the most dispatches in flight at which WorkerPoll is
+	// advised; default a quarter of the CPUs, at least 1.
+	PollBusy int
+
 	Log zerolog.Logger
 }
+
+// DefaultWorkerPoll is what Config.WorkerPoll 0 means.
+const DefaultWorkerPoll = 50 * time.Microsecond
 
 func (c *Config) defaults() {
 	if c.Workers <= 0 {
@@ -86,6 +103,12 @@ func (c *Config) defaults() {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 1024
 	}
+	if c.WorkerPoll == 0 {
+		c.WorkerPoll = DefaultWorkerPoll
+	}
+	if c.PollBusy <= 0 {
+		c.PollBusy = max(1, runtime.NumCPU()/4)
+	}
 }
 
 // Errors of Dispatch.
@@ -109,6 +132,7 @@ type Pool struct {
 	closing sync.Once
 	bin     *os.File     // the pinned binary's sealed copy; nil when unpinned
 	waiting atomic.Int64 // Dispatch calls waiting in pick
+	busy    atomic.Int64 // dispatches in flight, on every worker: picked, not released
 
 	mu       sync.Mutex
 	slots    []*slot
@@ -278,8 +302,18 @@ func (p *Pool) pickLocked() *proc {
 	}
 	if best != nil {
 		best.inflight.Add(1)
+		p.busy.Add(1)
 	}
 	return best
+}
+
+// pollAdvice is the poll to advise a worker sent a dispatch now
+// (Config.WorkerPoll): none while more than PollBusy are in flight.
+func (p *Pool) pollAdvice() time.Duration {
+	if p.busy.Load() > int64(p.cfg.PollBusy) {
+		return 0
+	}
+	return max(p.cfg.WorkerPoll, 0)
 }
 
 // Waiting returns the dispatches waiting for a worker with room (every

@@ -548,6 +548,7 @@ var (
 // release gives back a place reserved by pick, waking Dispatch calls
 // that wait for one when the worker was full.
 func (pr *proc) release() {
+	pr.pool.busy.Add(-1)
 	if pr.inflight.Add(-1) == int64(pr.pool.cfg.MaxInFlight)-1 {
 		pr.pool.changed()
 	}

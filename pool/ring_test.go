@@ -325,3 +325,57 @@ func ringFDs() [3]int {
 	}
 	return fds
 }
+
+// The pool advises a worker to poll its ring (Config.WorkerPoll) while at
+// most PollBusy dispatches are in flight, and not to under more load;
+// the advice goes with each dispatch, and the count of dispatches in
+// flight comes back to zero.
+func TestWorkerPollAdvice(t *testing.T) {
+	const poll = 70 * time.Microsecond
+	p := startRing(t, 1, func(c *Config) { c.WorkerPoll, c.PollBusy = poll, 1 })
+	advice := func() time.Duration { return procOf(p).rings.pair.Writer().Poll() }
+	if _, err := dispatch(t, p, "counter.add", `{"by":1}`); err != nil {
+		t.Fatal(err)
+	}
+	if got := advice(); got != poll {
+		t.Fatalf("one dispatch in flight: advice %v, want %v", got, poll)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	waited := make(chan error, 1)
+	go func() {
+		_, blocks, err := p.Dispatch(ctx, &protocol.Dispatch{Process: "test.wait", Attempt: 1})
+		blocks.Close()
+		waited <- err
+	}()
+	for p.busy.Load() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := dispatch(t, p, "counter.add", `{"by":1}`); err != nil {
+		t.Fatal(err)
+	}
+	if got := advice(); got != 0 {
+		t.Fatalf("two dispatches in flight: advice %v, want 0", got)
+	}
+	cancel()
+	if err := <-waited; err == nil {
+		t.Fatal("test.wait returned no error after its cancel")
+	}
+	if _, err := dispatch(t, p, "counter.add", `{"by":1}`); err != nil {
+		t.Fatal(err)
+	}
+	if got := advice(); got != poll {
+		t.Fatalf("one dispatch in flight again: advice %v, want %v", got, poll)
+	}
+	if n := p.busy.Load(); n != 0 {
+		t.Fatalf("%d dispatches counted in flight after all returned", n)
+	}
+
+	off := startRing(t, 1, func(c *Config) { c.WorkerPoll = -1 })
+	if _, err := dispatch(t, off, "counter.add", `{"by":1}`); err != nil {
+		t.Fatal(err)
+	}
+	if got := procOf(off).rings.pair.Writer().Poll(); got != 0 {
+		t.Fatalf("WorkerPoll -1: advice %v, want 0", got)
+	}
+}

@@ -29,7 +29,8 @@ const (
 	ctlHead      = 128 // uint64, written by the consumer: bytes consumed
 	ctlConsPark  = 256 // uint32 futex word: the consumer parks (waits for records)
 	ctlProdPark  = 384 // uint32 futex word: the producer parks (waits for space)
-	ctlSize      = 512 // one control block
+	ctlPoll      = 512 // uint32, written by the producer: µs the consumer may poll before it parks
+	ctlSize      = 640 // one control block
 	reqCtlOffset = 1024
 	repCtlOffset = 2048
 	dataOffset   = 4096 // the request ring's data; the reply ring's follows it
@@ -67,9 +68,13 @@ type ringMem struct {
 	head     *atomic.Uint64
 	consPark *atomic.Uint32
 	prodPark *atomic.Uint32
-	data     []byte
-	size     uint64
-	max      uint64 // MaxRecord(size)
+	// poll is the producer's advice: how many microseconds the consumer
+	// may poll the ring before it parks (Writer.SetPoll). Shared memory
+	// the producer writes: a Reader follows it only when told to.
+	poll *atomic.Uint32
+	data []byte
+	size uint64
+	max  uint64 // MaxRecord(size)
 	// bell is the write end of the pipe that wakes the consumer (see
 	// Pair.SetDoorbells), for the producer; -1: the futex on consPark.
 	bell int
@@ -86,6 +91,7 @@ func newRingMem(name string, mem []byte, ctl, data, size uint64) ringMem {
 		head:     (*atomic.Uint64)(word(ctlHead)),
 		consPark: (*atomic.Uint32)(word(ctlConsPark)),
 		prodPark: (*atomic.Uint32)(word(ctlProdPark)),
+		poll:     (*atomic.Uint32)(word(ctlPoll)),
 		data:     mem[data : data+size : data+size],
 		size:     size,
 		max:      uint64(MaxRecord(int(size))),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -108,6 +109,10 @@ type waiter struct {
 	hungUp bool
 	buf    [64]byte      // what the bell held: wakes, read and dropped
 	spin   time.Duration // poll this long before parking
+	// pollWord, when set (FollowPoll), is the producer's advice to poll
+	// before parking, which the waiter follows up to pollMax.
+	pollWord *atomic.Uint32
+	pollMax  time.Duration
 	// beforePark runs just before the word is set to parked; tests use
 	// it to publish in the window that the re-check closes. beforeSleep
 	// runs after the re-check, just before the sleep.
@@ -140,6 +145,9 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 		}
 		if w.spin > 0 && spinUntil(r, w.spin) {
 			return nil
+		}
+		if d := w.advised(); d > 0 && pollUntil(ctx, w.life, r, d) {
+			continue // ready, closed or ctx done: the checks above say which
 		}
 		w.register(ctx)
 		if w.beforePark != nil {
@@ -241,6 +249,37 @@ func (w *waiter) interrupt() {
 
 // aLongTimeAgo is a deadline that has passed.
 var aLongTimeAgo = time.Unix(1, 0)
+
+// advised is how long the producer advises to poll before parking,
+// within pollMax; 0 unless the waiter follows the advice.
+func (w *waiter) advised() time.Duration {
+	if w.pollWord == nil {
+		return 0
+	}
+	return min(pollDuration(w.pollWord.Load()), w.pollMax)
+}
+
+// pollUntil polls r.ready for up to d, yielding the processor every 64
+// looks (so that a goroutine runnable on it, such as the process a
+// worker runs, waits for no poll), and reports whether the wait is over:
+// r ready, the pair closed or ctx done.
+func pollUntil(ctx context.Context, l *life, r readier, d time.Duration) bool {
+	start := time.Now()
+	for i := 0; ; i++ {
+		if r.ready() {
+			return true
+		}
+		if i%64 == 63 {
+			if l.closed.Load() || ctx.Err() != nil {
+				return true
+			}
+			if time.Since(start) >= d {
+				return false
+			}
+			runtime.Gosched()
+		}
+	}
+}
 
 // spinUntil polls r.ready for up to d and reports whether it held.
 func spinUntil(r readier, d time.Duration) bool {

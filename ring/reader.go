@@ -25,6 +25,15 @@ type Reader struct {
 // takes the CPU the peer needs to produce (see docs/RINGS.md).
 func (r *Reader) SetSpin(d time.Duration) { r.w.spin = d }
 
+// FollowPoll makes Wait poll the ring before it parks for as long as the
+// producer advises (Writer.SetPoll), up to max, yielding the processor
+// between looks. The advice is shared memory that the producer writes:
+// follow it only from a producer trusted with this side's CPU time (a
+// worker follows its supervisor; a supervisor never follows a worker).
+func (r *Reader) FollowPoll(max time.Duration) {
+	r.w.pollWord, r.w.pollMax = r.m.poll, max
+}
+
 // Parks is how many times Wait went to sleep on the futex.
 func (r *Reader) Parks() uint64 { return r.w.parks }
 

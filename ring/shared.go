@@ -3,6 +3,8 @@ package ring
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Shared lets many goroutines produce into one Writer, which it owns: one
@@ -15,6 +17,11 @@ type Shared struct {
 	committing bool   // a goroutine will commit what is reserved
 	records    uint64 // records appended through s
 	closed     bool
+	// poll is the advice SetPoll gave, in microseconds; the next append
+	// writes it to the ring (where pollSet is what it wrote last), under
+	// mu and only while s is open: the ring may be unmapped after Close.
+	poll    atomic.Uint32
+	pollSet uint32
 }
 
 // NewShared returns a Shared that owns w from then on.
@@ -98,6 +105,10 @@ func (s *Shared) reserve(p []byte) (uint64, error) {
 		s.mu.Unlock()
 		return 0, err
 	}
+	if us := s.poll.Load(); us != s.pollSet {
+		s.w.m.poll.Store(us) // before the commit that publishes p: the consumer sees it when p is done
+		s.pollSet = us
+	}
 	s.records++
 	return s.records, nil
 }
@@ -105,6 +116,17 @@ func (s *Shared) reserve(p []byte) (uint64, error) {
 // Wake wakes the consumer if it parks: for records published by
 // AppendNoWake.
 func (s *Shared) Wake() { s.w.wakeShared() }
+
+// SetPoll is Writer.SetPoll for the records appended from now on: the
+// advice reaches the ring with the next record (Append, AppendNoWake),
+// before the consumer can see that record. It touches no shared memory
+// itself, so it is safe for concurrent use, and after Close.
+func (s *Shared) SetPoll(d time.Duration) {
+	us := pollMicros(d)
+	if s.poll.Load() != us {
+		s.poll.Store(us)
+	}
+}
 
 // Records is how many records were appended through s.
 func (s *Shared) Records() uint64 {

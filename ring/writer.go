@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync/atomic"
+	"time"
 )
 
 // Writer is the producing side of one ring. It keeps its own tail and
@@ -27,6 +29,40 @@ func (w *Writer) MaxRecord() int { return int(w.m.max) }
 // Wakes is how many times this writer woke its consumer: at most once per
 // Commit, and only when the consumer had announced it parks.
 func (w *Writer) Wakes() uint64 { return w.wakes.Load() }
+
+// SetPoll advises the consumer to poll the ring for up to d before it
+// parks, once it has nothing to read; 0 (or less) advises parking at
+// once, as a new ring does. Polling spares a consumer the wake-up (a
+// system call on each side, and on a virtual machine the wake-up of a
+// halted CPU) when the next record comes soon, at the price of a CPU
+// busy meanwhile: advise it only when the consumer has a CPU to itself.
+// The advice is in microseconds, and the consumer's Reader follows it
+// only when told to (Reader.FollowPoll), up to its own bound. Safe for
+// concurrent use; it writes shared memory only when the advice changes.
+func (w *Writer) SetPoll(d time.Duration) {
+	if w.w.life.closed.Load() {
+		return
+	}
+	if us := pollMicros(d); w.m.poll.Load() != us {
+		w.m.poll.Store(us)
+	}
+}
+
+// Poll is the advice in the ring now (0 once the pair is closed).
+func (w *Writer) Poll() time.Duration {
+	if w.w.life.closed.Load() {
+		return 0
+	}
+	return pollDuration(w.m.poll.Load())
+}
+
+// pollMicros is d as a poll word: whole microseconds, 0 for d <= 0.
+func pollMicros(d time.Duration) uint32 {
+	return uint32(min(max(d, 0)/time.Microsecond, math.MaxUint32))
+}
+
+// pollDuration is a poll word's microseconds as a duration.
+func pollDuration(us uint32) time.Duration { return time.Duration(us) * time.Microsecond }
 
 // need returns the bytes a record of n payload bytes takes at the current
 // position, counting the unused end of the buffer when it must wrap, and

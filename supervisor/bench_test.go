@@ -136,6 +136,10 @@ const benchTransportEnv = "THEUS_BENCH_TRANSPORT"
 // continuation path.
 const benchPathEnv = "THEUS_BENCH_EXECUTE_PATH"
 
+// benchPollEnv sets the workers' poll (pool.Config.WorkerPoll) as a
+// duration; 0: never; unset: pool.DefaultWorkerPoll.
+const benchPollEnv = "THEUS_BENCH_WORKER_POLL"
+
 func benchSupervisor(b *testing.B, workers int) *harness {
 	return benchSupervisorWith(b, Config{Workers: workers})
 }
@@ -155,6 +159,13 @@ func benchSupervisorWith(b *testing.B, cfg Config) *harness {
 	}
 	if os.Getenv(benchPathEnv) == "goroutine" {
 		cfg.GoroutinePerExecute = true // the A/B of docs/BENCHMARKS.md
+	}
+	if v := os.Getenv(benchPollEnv); v != "" && cfg.Pool.WorkerPoll == 0 {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("%s: %v", benchPollEnv, err)
+		}
+		cfg.Pool.WorkerPoll = cmp.Or(d, -1) // 0: never (the A/B of docs/BENCHMARKS.md)
 	}
 	if tr := os.Getenv(benchTransportEnv); tr != "" && cfg.Pool.Transport == "" {
 		cfg.Pool.Transport = tr // ring or socket: the A/B of docs/BENCHMARKS.md

@@ -81,7 +81,7 @@ func encodeRecord(dst []byte, m protocol.Message) ([]byte, error) {
 
 // ringWorker runs Serve in this process with a ring pair, past the
 // handshake, and returns the supervisor's side of the pair.
-func ringWorker(b *testing.B, defs ...Def) *ring.Pair {
+func ringWorker(b testing.TB, defs ...Def) *ring.Pair {
 	b.Helper()
 	pair, err := ring.New(4096)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -20,6 +21,11 @@ import (
 // request ring (this worker) and the write end of the one that wakes the
 // consumer of the reply ring (the supervisor). Unset: the socket only.
 const EnvRingFD = "THEUS_RING_FD"
+
+// maxRingPoll bounds how long the worker polls its request ring before
+// it parks, whatever the supervisor advises (ring.Writer.SetPoll). A
+// variable for the tests.
+var maxRingPoll = time.Millisecond
 
 // rings is the worker's side of the ring pair: it reads Dispatches from
 // the request ring and writes Results to the reply ring.
@@ -69,6 +75,7 @@ func mapRings(log *zerolog.Logger, sockFD, maxFrame int) *rings {
 		log.Warn().Err(err).Msg("cannot use the ring pair's doorbells: using the socket only")
 		return nil
 	}
+	p.Reader().FollowPoll(maxRingPoll)
 	out := ring.NewShared(p.Writer())
 	if maxFrame <= 0 {
 		maxFrame = protocol.DefaultMaxFrame

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ import (
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/internal/gcfloor"
+	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/worker"
 )
 
@@ -60,7 +62,7 @@ type flags struct {
 	redis, etcd                                     string
 	clients, depth, workers, keys, accounts, spinUS int
 	workerProcs                                     int
-	duration, interval                              time.Duration
+	duration, interval, workerPoll                  time.Duration
 	requests                                        int64
 }
 
@@ -93,6 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.Int64Var(&f.requests, "requests", 0, "stop after this many requests (0: only --duration)")
 	fl.StringVar(&f.socket, "socket", "", "theus: attach to the supervisor at this socket instead of starting one")
 	fl.IntVar(&f.workers, "workers", runtime.NumCPU(), "theus: workers of the supervisor it starts")
+	fl.DurationVar(&f.workerPoll, "worker-poll", pool.DefaultWorkerPoll, "theus: how long an idle worker of the supervisor it starts polls its ring, as theus-supervisor --worker-poll (0: never)")
 	fl.IntVar(&f.workerProcs, "worker-procs", 1, "theus: GOMAXPROCS of each worker of the supervisor it starts, as theus-supervisor --worker-procs (default 1: the worker count is the parallelism; 0: Go's default, every CPU)")
 	fl.StringVar(&f.durability, "durability", "sync", "theus: durability of the supervisor it starts (sync, async, none)")
 	fl.StringVar(&f.heavySize, "heavy-size", "auto", "theus: HEAVY zone of the supervisor it starts (auto: enough for the workload)")
@@ -250,7 +253,7 @@ func openTarget(f flags, w *workload) (target, config, error) {
 	}
 	switch f.target {
 	case "theus":
-		own := ownConfig{workers: f.workers, procs: f.workerProcs, log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)}
+		own := ownConfig{workers: f.workers, procs: f.workerProcs, poll: cmp.Or(f.workerPoll, -1), log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)}
 		var err error
 		if own.durability, err = durable.ParseMode(f.durability); err != nil {
 			return nil, cfg, fmt.Errorf("--durability: %w", err)
@@ -261,7 +264,7 @@ func openTarget(f flags, w *workload) (target, config, error) {
 		if f.socket != "" {
 			cfg.Socket = f.socket
 		} else {
-			cfg.Workers, cfg.Durability, cfg.WorkerProcs = f.workers, f.durability, f.workerProcs
+			cfg.Workers, cfg.Durability, cfg.WorkerProcs, cfg.WorkerPoll = f.workers, f.durability, f.workerProcs, f.workerPoll.String()
 		}
 		t, err := startTheus(f.socket, f.clients, own, w.spinUS)
 		return t, cfg, err

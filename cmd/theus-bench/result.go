@@ -51,6 +51,7 @@ type config struct {
 	Depth       int     `json:"depth"`
 	Workers     int     `json:"workers,omitempty"`
 	WorkerProcs int     `json:"worker_gomaxprocs,omitempty"`
+	WorkerPoll  string  `json:"worker_poll,omitempty"`
 	Durability  string  `json:"durability,omitempty"`
 	Duration    float64 `json:"duration_s,omitempty"`
 	Requests    int64   `json:"requests_cap,omitempty"`

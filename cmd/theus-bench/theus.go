@@ -36,7 +36,8 @@ type ownConfig struct {
 	workers    int
 	durability durable.Mode
 	heavySize  int64
-	procs      int // GOMAXPROCS of each worker; 0: Go's default
+	procs      int           // GOMAXPROCS of each worker; 0: Go's default
+	poll       time.Duration // pool.Config.WorkerPoll: 0 the default, negative never
 	log        zerolog.Logger
 }
 
@@ -59,7 +60,7 @@ func startTheus(socket string, clients int, own ownConfig, spinUS int) (*theusTa
 			env = append(env, "GOMAXPROCS="+strconv.Itoa(own.procs))
 		}
 		s, err := supervisor.Start(supervisor.Config{
-			Plugins: []pool.Plugin{{Command: []string{self}}}, Workers: own.workers, Socket: socket, Pool: pool.Config{Env: env},
+			Plugins: []pool.Plugin{{Command: []string{self}}}, Workers: own.workers, Socket: socket, Pool: pool.Config{Env: env, WorkerPoll: own.poll},
 			StateDir: dir + "/state", Durability: own.durability, HeavySize: own.heavySize, Log: own.log,
 		})
 		if err != nil {

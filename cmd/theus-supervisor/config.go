@@ -46,6 +46,9 @@ func (f flags) config() (supervisor.Config, error) {
 	if f.transport != pool.TransportRing && f.transport != pool.TransportSocket {
 		return bad(fmt.Errorf("--worker-transport %q: want %s or %s", f.transport, pool.TransportRing, pool.TransportSocket))
 	}
+	if f.workerPoll < 0 || f.workerPoll > time.Millisecond {
+		return bad(fmt.Errorf("--worker-poll %s: want 0 (never) to 1ms", f.workerPoll))
+	}
 	if f.executePath != "continuation" && f.executePath != "goroutine" {
 		return bad(fmt.Errorf("--execute-path %q: want continuation or goroutine", f.executePath))
 	}
@@ -124,6 +127,10 @@ func (f flags) config() (supervisor.Config, error) {
 		cfg.Pool.Env = append(cfg.Pool.Env, "GOMAXPROCS="+strconv.Itoa(f.workerProcs))
 	}
 	cfg.Pool.Transport = f.transport
+	cfg.Pool.WorkerPoll = f.workerPoll
+	if f.workerPoll == 0 {
+		cfg.Pool.WorkerPoll = -1 // the pool's 0 is its default
+	}
 	cfg.GoroutinePerExecute = f.executePath == "goroutine"
 	return cfg, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/pool"
 )
 
 // parse runs args through the real command line and returns the
@@ -63,6 +64,8 @@ func TestFlagsRefused(t *testing.T) {
 		{[]string{"--workers", "0"}, "--workers 0: want at least 1"},
 		{[]string{"--worker-procs", "-1"}, "--worker-procs -1: want 0 (Go's default) or more"},
 		{[]string{"--max-frame", "1000"}, "--max-frame 1000: want at least 1024"},
+		{[]string{"--worker-poll", "-1us"}, "--worker-poll -1µs: want 0 (never) to 1ms"},
+		{[]string{"--worker-poll", "2ms"}, "--worker-poll 2ms: want 0 (never) to 1ms"},
 		{[]string{"--execute-path", "threads"}, `--execute-path "threads": want continuation or goroutine`},
 		{[]string{"--max-clients", "0"}, "--max-clients 0"},
 		{[]string{"--max-clients", "70000"}, "--max-clients 70000"},
@@ -111,6 +114,17 @@ func TestFlagsAccepted(t *testing.T) {
 	}
 	if cfg.GoroutinePerExecute {
 		t.Error("the goroutine per execute by default")
+	}
+	if cfg.Pool.WorkerPoll != pool.DefaultWorkerPoll {
+		t.Errorf("worker poll %s by default, want %s", cfg.Pool.WorkerPoll, pool.DefaultWorkerPoll)
+	}
+	for arg, want := range map[string]time.Duration{"0": -1, "20us": 20 * time.Microsecond, "1ms": time.Millisecond} {
+		if f, err = parse(t, "--worker-poll", arg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg, _ = f.config(); cfg.Pool.WorkerPoll != want {
+			t.Errorf("--worker-poll %s: pool's WorkerPoll %s, want %s", arg, cfg.Pool.WorkerPoll, want)
+		}
 	}
 	if f, err = parse(t, "--execute-path", "goroutine"); err != nil {
 		t.Fatal(err)

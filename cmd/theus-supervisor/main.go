@@ -85,6 +85,7 @@ type flags struct {
 	audit        string
 	maxFrame     int
 	transport    string
+	workerPoll   time.Duration
 	executePath  string
 	drainTimeout time.Duration
 	heavySize    string
@@ -148,6 +149,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.BoolVar(&f.demo, "demo", false, "run a short built-in workload, print a summary and exit")
 	fl.IntVar(&f.maxFrame, "max-frame", 16<<20, "largest frame accepted from a worker or client, in bytes")
 	fl.StringVar(&f.transport, "worker-transport", pool.DefaultTransport, "how dispatches and results travel to and from workers: ring (shared memory, for workers that map it) or socket")
+	fl.DurationVar(&f.workerPoll, "worker-poll", pool.DefaultWorkerPoll, "how long an idle worker polls its ring for the next dispatch before it parks, while few dispatches are in flight (a quarter of the CPUs or fewer): a lone client's round trip then skips two wake-ups, for up to this much CPU per call; 0: never poll; at most 1ms")
 	fl.StringVar(&f.executePath, "execute-path", "continuation", "how a client's execute waits for its worker: continuation (no goroutine waits: the reader of the worker's replies commits and replies) or goroutine (one goroutine per execute, the path etcd and audit recipes always take; for comparison)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long executes in flight may take to finish (then 1s for the last replies, 5s for the workers to exit)")
 	fl.StringVar(&f.heavySize, "heavy-size", envOr("THEUS_HEAVY_SIZE", "1GiB"), "HEAVY zone (shared-memory tensors) budget, split into one slab per worker; 0 keeps only inline tensors (default $THEUS_HEAVY_SIZE, else 1GiB)")
