@@ -69,7 +69,8 @@ type Config struct {
 	// DefaultWorkerPoll; negative: never.
 	WorkerPoll time.Duration
 	// PollBusy is the most dispatches in flight at which WorkerPoll is
-	// advised; default a quarter of the CPUs, at least 1.
+	// advised; default a quarter of GOMAXPROCS (the CPUs, within a
+	// container's quota), at least 1.
 	PollBusy int
 
 	Log zerolog.Logger
@@ -77,6 +78,19 @@ type Config struct {
 
 // DefaultWorkerPoll is what Config.WorkerPoll 0 means.
 const DefaultWorkerPoll = 50 * time.Microsecond
+
+// MaxWorkerPoll is the longest poll a worker of this SDK follows.
+const MaxWorkerPoll = time.Millisecond
+
+// CheckWorkerPoll checks a --worker-poll flag's value: 0 (never) or a
+// whole number of microseconds up to MaxWorkerPoll (the advice is in
+// microseconds, and workers poll no longer).
+func CheckWorkerPoll(d time.Duration) error {
+	if d < 0 || d > MaxWorkerPoll || d > 0 && d < time.Microsecond {
+		return fmt.Errorf("--worker-poll %s: want 0 (never) or 1µs to %s", d, MaxWorkerPoll)
+	}
+	return nil
+}
 
 func (c *Config) defaults() {
 	if c.Workers <= 0 {
@@ -107,7 +121,7 @@ func (c *Config) defaults() {
 		c.WorkerPoll = DefaultWorkerPoll
 	}
 	if c.PollBusy <= 0 {
-		c.PollBusy = max(1, runtime.NumCPU()/4)
+		c.PollBusy = max(1, runtime.GOMAXPROCS(0)/4) // the CPUs a container's quota allows
 	}
 }
 

@@ -371,6 +371,37 @@ func TestWorkerPollAdvice(t *testing.T) {
 		t.Fatalf("%d dispatches counted in flight after all returned", n)
 	}
 
+	// The continuation path's way: TryDispatchFunc, the wake deferred.
+	for _, want := range []time.Duration{0, poll} {
+		var wakes Wakes
+		got := make(chan outcome, 2)
+		dp := &protocol.Dispatch{Process: "counter.add", Attempt: 1, Args: []byte(`{"by":1}`)}
+		if want == 0 { // a second one in flight with it
+			if _, ok := p.TryDispatchFunc(context.Background(), dp, completeInto(got), &wakes); !ok {
+				t.Fatal("TryDispatchFunc found no room")
+			}
+		}
+		if _, ok := p.TryDispatchFunc(context.Background(), dp, completeInto(got), &wakes); !ok {
+			t.Fatal("TryDispatchFunc found no room")
+		}
+		if got := advice(); got != want {
+			t.Fatalf("TryDispatchFunc: advice %v, want %v", got, want)
+		}
+		wakes.Wake()
+		sent := 1
+		if want == 0 {
+			sent = 2
+		}
+		for range sent {
+			if o := <-got; o.err != nil || o.res.Err != nil {
+				t.Fatal(o.err, o.res)
+			}
+		}
+	}
+	if n := p.busy.Load(); n != 0 {
+		t.Fatalf("%d dispatches counted in flight after all returned", n)
+	}
+
 	off := startRing(t, 1, func(c *Config) { c.WorkerPoll = -1 })
 	if _, err := dispatch(t, off, "counter.add", `{"by":1}`); err != nil {
 		t.Fatal(err)

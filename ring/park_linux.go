@@ -109,10 +109,6 @@ type waiter struct {
 	hungUp bool
 	buf    [64]byte      // what the bell held: wakes, read and dropped
 	spin   time.Duration // poll this long before parking
-	// pollWord, when set (FollowPoll), is the producer's advice to poll
-	// before parking, which the waiter follows up to pollMax.
-	pollWord *atomic.Uint32
-	pollMax  time.Duration
 	// beforePark runs just before the word is set to parked; tests use
 	// it to publish in the window that the re-check closes. beforeSleep
 	// runs after the re-check, just before the sleep.
@@ -145,9 +141,6 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 		}
 		if w.spin > 0 && spinUntil(r, w.spin) {
 			return nil
-		}
-		if d := w.advised(); d > 0 && pollUntil(ctx, w.life, r, d) {
-			continue // ready, closed or ctx done: the checks above say which
 		}
 		w.register(ctx)
 		if w.beforePark != nil {
@@ -250,19 +243,12 @@ func (w *waiter) interrupt() {
 // aLongTimeAgo is a deadline that has passed.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// advised is how long the producer advises to poll before parking,
-// within pollMax; 0 unless the waiter follows the advice.
-func (w *waiter) advised() time.Duration {
-	if w.pollWord == nil {
-		return 0
-	}
-	return min(pollDuration(w.pollWord.Load()), w.pollMax)
-}
-
 // pollUntil polls r.ready for up to d, yielding the processor every 64
-// looks (so that a goroutine runnable on it, such as the process a
-// worker runs, waits for no poll), and reports whether the wait is over:
-// r ready, the pair closed or ctx done.
+// looks, and reports whether the poll is over early: r ready, the pair
+// closed or ctx done. A goroutine made runnable meanwhile runs at the
+// next yield; one waiting for a descriptor (the netpoller), at
+// GOMAXPROCS 1, only once the poll is over: the scheduler takes the
+// yielding poller back before it looks at the netpoller.
 func pollUntil(ctx context.Context, l *life, r readier, d time.Duration) bool {
 	start := time.Now()
 	for i := 0; ; i++ {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -23,97 +25,164 @@ func waitDone(t *testing.T, h *heapRing, done <-chan error) error {
 	}
 }
 
-// A reader that follows the producer's advice polls instead of parking:
-// a record published meanwhile costs no park and no wake.
-func TestFollowPollSparesTheWake(t *testing.T) {
+// pollDone waits for a PollAdvised's result, failing the test if it
+// takes a minute.
+func pollDone(t *testing.T, h *heapRing, done <-chan bool) bool {
+	t.Helper()
+	select {
+	case ok := <-done:
+		return ok
+	case <-time.After(time.Minute):
+		h.close()
+		t.Fatal("PollAdvised did not return")
+		return false
+	}
+}
+
+// PollAdvised polls while advised: a record published meanwhile is
+// found with no park and no wake.
+func TestPollAdvisedFindsTheRecord(t *testing.T) {
 	h := newHeapRing(t, MinCapacity)
 	defer h.close()
-	h.r.FollowPoll(time.Minute)
 	h.w.SetPoll(30 * time.Second)
-	h.r.w.beforePark = func() { t.Error("the reader went to park while advised to poll") }
-	done := make(chan error, 1)
-	go func() { done <- h.r.Wait(context.Background()) }()
+	done := make(chan bool, 1)
+	go func() { done <- h.r.PollAdvised(context.Background(), time.Minute) }()
 	time.Sleep(5 * time.Millisecond) // the reader polls meanwhile (or has not started: the same for the check)
 	if err := h.w.Write([]byte("soon")); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, h, done); err != nil {
-		t.Fatal(err)
+	if !pollDone(t, h, done) {
+		t.Fatal("PollAdvised = false with a record published during the poll")
 	}
 	if h.w.Wakes() != 0 || h.r.Parks() != 0 {
 		t.Fatalf("%d wakes, %d parks: want none", h.w.Wakes(), h.r.Parks())
 	}
 }
 
-// A reader not told to follow the advice parks at once, whatever the
-// producer writes there (a supervisor never polls for a worker).
-func TestPollAdviceIsNotFollowedUnlessAsked(t *testing.T) {
+// Nothing advised, PollAdvised returns at once; the reader's own bound
+// caps what is advised; Wait never polls on advice.
+func TestPollAdvisedBounds(t *testing.T) {
 	h := newHeapRing(t, MinCapacity)
 	defer h.close()
+	ctx := context.Background()
+	if h.r.PollAdvised(ctx, time.Hour) {
+		t.Fatal("PollAdvised = true on an empty ring with no advice")
+	}
 	h.w.SetPoll(time.Hour)
+	start := time.Now()
+	if h.r.PollAdvised(ctx, 2*time.Millisecond) {
+		t.Fatal("PollAdvised = true on an empty ring")
+	}
+	if d := time.Since(start); d < 2*time.Millisecond || d > 30*time.Second {
+		t.Fatalf("advised an hour, bounded to 2ms: polled %s", d)
+	}
+	if h.r.PollAdvised(ctx, 0) {
+		t.Fatal("PollAdvised = true bounded to 0")
+	}
 	done := make(chan error, 1)
-	go func() { done <- h.r.Wait(context.Background()) }()
-	waitParked(t, h, "the reader", h.r.w.word)
+	go func() { done <- h.r.Wait(ctx) }()
+	waitParked(t, h, "Wait advised an hour", h.r.w.word)
 	if err := h.w.Write([]byte("late")); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitDone(t, h, done); err != nil {
 		t.Fatal(err)
 	}
-	if h.r.Parks() != 1 || h.w.Wakes() != 1 {
-		t.Fatalf("%d parks, %d wakes: want 1 and 1", h.r.Parks(), h.w.Wakes())
-	}
 }
 
-// The reader's own bound caps what the producer advises.
-func TestFollowPollIsBounded(t *testing.T) {
-	h := newHeapRing(t, MinCapacity)
-	defer h.close()
-	h.r.FollowPoll(2 * time.Millisecond)
-	h.w.SetPoll(time.Hour)
-	done := make(chan error, 1)
-	go func() { done <- h.r.Wait(context.Background()) }()
-	waitParked(t, h, "the reader advised an hour, bounded to 2ms,", h.r.w.word)
-	if err := h.w.Write([]byte("late")); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitDone(t, h, done); err != nil {
-		t.Fatal(err)
-	}
-	if h.r.Parks() != 1 {
-		t.Fatalf("%d parks, want 1", h.r.Parks())
-	}
-}
-
-// A poll ends when the wait's context does, or the pair closes, not when
-// the advice runs out.
-func TestPollEndsWithContextAndClose(t *testing.T) {
+// A poll ends when its context does, or the pair closes, not when the
+// advice runs out; on a closed pair it does not start.
+func TestPollAdvisedEndsWithContextAndClose(t *testing.T) {
 	t.Run("context", func(t *testing.T) {
 		h := newHeapRing(t, MinCapacity)
 		defer h.close()
-		h.r.FollowPoll(time.Hour)
 		h.w.SetPoll(time.Hour)
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- h.r.Wait(ctx) }()
+		done := make(chan bool, 1)
+		go func() { done <- h.r.PollAdvised(ctx, time.Hour) }()
 		time.Sleep(5 * time.Millisecond)
 		cancel()
-		if err := waitDone(t, h, done); !errors.Is(err, context.Canceled) {
-			t.Fatalf("Wait = %v, want context.Canceled", err)
+		if pollDone(t, h, done) {
+			t.Fatal("PollAdvised = true on an empty ring")
 		}
 	})
 	t.Run("close", func(t *testing.T) {
 		h := newHeapRing(t, MinCapacity)
-		h.r.FollowPoll(time.Hour)
 		h.w.SetPoll(time.Hour)
-		done := make(chan error, 1)
-		go func() { done <- h.r.Wait(context.Background()) }()
+		done := make(chan bool, 1)
+		go func() { done <- h.r.PollAdvised(context.Background(), time.Hour) }()
 		time.Sleep(5 * time.Millisecond)
-		go h.close() // waits for the waiter to leave
-		if err := waitDone(t, h, done); !errors.Is(err, ErrClosed) {
-			t.Fatalf("Wait = %v, want ErrClosed", err)
+		go h.close() // waits for the poll to leave
+		if pollDone(t, h, done) {
+			t.Fatal("PollAdvised = true on an empty ring")
+		}
+		if h.r.PollAdvised(context.Background(), time.Hour) {
+			t.Fatal("PollAdvised = true on a closed pair")
 		}
 	})
+}
+
+// At GOMAXPROCS 1 a poll yields: a goroutine that is runnable meanwhile
+// runs thousands of times during a 50ms poll (without the yields, only
+// the scheduler's preemption, every 10ms, would let it run: a few times).
+func TestPollAdvisedYields(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	h.w.SetPoll(time.Second)
+	var runs atomic.Int64
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			runs.Add(1)
+			runtime.Gosched()
+		}
+	}()
+	h.r.PollAdvised(context.Background(), 50*time.Millisecond)
+	close(stop)
+	<-stopped
+	if n := runs.Load(); n < 100 {
+		t.Fatalf("a runnable goroutine ran %d times during a 50ms poll at GOMAXPROCS 1: the poll does not yield", n)
+	}
+}
+
+// The advice a Shared writes with a record is there before the record
+// is: a reader that sees the record sees the advice.
+func TestSharedAdviceBeforeTheRecord(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	s := NewShared(h.w)
+	got := make(chan time.Duration, 1)
+	go func() {
+		var b Batch
+		for {
+			n, err := h.r.ReadBatch(&b, 0)
+			if err != nil {
+				t.Error(err)
+				got <- -1
+				return
+			}
+			if n > 0 {
+				got <- pollDuration(h.r.m.poll.Load())
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	s.SetPoll(90 * time.Microsecond)
+	if _, err := s.Append([]byte("x"), false); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-got; d != 90*time.Microsecond {
+		t.Fatalf("the reader saw the record with advice %v, want 90µs", d)
+	}
 }
 
 // The advice is whole microseconds, clamped to the word; nothing once the

@@ -25,13 +25,26 @@ type Reader struct {
 // takes the CPU the peer needs to produce (see docs/RINGS.md).
 func (r *Reader) SetSpin(d time.Duration) { r.w.spin = d }
 
-// FollowPoll makes Wait poll the ring before it parks for as long as the
-// producer advises (Writer.SetPoll), up to max, yielding the processor
-// between looks. The advice is shared memory that the producer writes:
-// follow it only from a producer trusted with this side's CPU time (a
-// worker follows its supervisor; a supervisor never follows a worker).
-func (r *Reader) FollowPoll(max time.Duration) {
-	r.w.pollWord, r.w.pollMax = r.m.poll, max
+// PollAdvised polls the ring for as long as the producer advises
+// (Writer.SetPoll), up to max, yielding the processor every 64 looks,
+// and reports whether a record is ready. It returns false at once when
+// nothing is advised, and early when ctx ends or the pair closes (Wait
+// then says which). Call it before Wait, where the next record is worth
+// a CPU busy meanwhile: the advice is shared memory that the producer
+// writes, so poll only for a producer trusted with this side's CPU time
+// (a worker for its supervisor; a supervisor never polls for a worker).
+func (r *Reader) PollAdvised(ctx context.Context, max time.Duration) bool {
+	if r.usable() != nil {
+		return false
+	}
+	l := r.w.life
+	l.mu.RLock() // Close unmaps only once the poll is over
+	defer l.mu.RUnlock()
+	if l.closed.Load() {
+		return false
+	}
+	d := min(pollDuration(r.m.poll.Load()), max)
+	return d > 0 && pollUntil(ctx, l, r, d) && r.ready()
 }
 
 // Parks is how many times Wait went to sleep on the futex.

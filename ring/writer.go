@@ -36,11 +36,15 @@ func (w *Writer) Wakes() uint64 { return w.wakes.Load() }
 // system call on each side, and on a virtual machine the wake-up of a
 // halted CPU) when the next record comes soon, at the price of a CPU
 // busy meanwhile: advise it only when the consumer has a CPU to itself.
-// The advice is in microseconds, and the consumer's Reader follows it
-// only when told to (Reader.FollowPoll), up to its own bound. Safe for
-// concurrent use; it writes shared memory only when the advice changes.
+// The advice is in whole microseconds, and the consumer follows it only
+// where it chooses to (Reader.PollAdvised), up to its own bound. It
+// writes shared memory only when the advice changes, and nothing once
+// the pair is closed; safe for concurrent use, with Close too.
 func (w *Writer) SetPoll(d time.Duration) {
-	if w.w.life.closed.Load() {
+	l := w.w.life
+	l.mu.RLock() // Close unmaps only once this is done
+	defer l.mu.RUnlock()
+	if l.closed.Load() {
 		return
 	}
 	if us := pollMicros(d); w.m.poll.Load() != us {
@@ -50,7 +54,10 @@ func (w *Writer) SetPoll(d time.Duration) {
 
 // Poll is the advice in the ring now (0 once the pair is closed).
 func (w *Writer) Poll() time.Duration {
-	if w.w.life.closed.Load() {
+	l := w.w.life
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed.Load() {
 		return 0
 	}
 	return pollDuration(w.m.poll.Load())

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -13,7 +14,13 @@ import (
 // r.
 func ringRoundTrip(t *testing.T, out *ring.Shared, r *ring.Reader, id uint64) {
 	t.Helper()
-	dp := &protocol.Dispatch{ID: id, Attempt: 1, Process: "noop", Version: 1, Deadline: time.Now().Add(time.Minute).UnixNano()}
+	ringCall(t, out, r, id, "noop")
+}
+
+// ringCall is ringRoundTrip for process name.
+func ringCall(t *testing.T, out *ring.Shared, r *ring.Reader, id uint64, name string) {
+	t.Helper()
+	dp := &protocol.Dispatch{ID: id, Attempt: 1, Process: name, Version: 1, Deadline: time.Now().Add(time.Minute).UnixNano()}
 	rec, err := encodeRecord(nil, dp)
 	if err != nil {
 		t.Fatal(err)
@@ -44,15 +51,26 @@ func ringRoundTrip(t *testing.T, out *ring.Shared, r *ring.Reader, id uint64) {
 	}
 }
 
+// pollTestProcesses: noop, and nap, which sleeps 30ms.
+func pollTestProcesses() []Def {
+	return []Def{
+		Process("noop", Contract{}, func(*Ctx, None) (None, error) { return None{}, nil }),
+		Process("nap", Contract{}, func(*Ctx, None) (None, error) { time.Sleep(30 * time.Millisecond); return None{}, nil }),
+	}
+}
+
 // The worker follows the supervisor's advice to poll its request ring:
 // while advised, a dispatch that comes later finds it awake (no wake of
 // the supervisor's); advised 0, it parks at once again. Serve returns at
-// once at the end, though advised to poll for a minute.
+// once at the end, though advised to poll for a minute. At GOMAXPROCS 1,
+// as the supervisor runs its workers: the next reader of the ring then
+// runs once the dispatch before is done (with more processors it may look
+// while that one still runs, find the worker busy and park).
 func TestRingWorkerFollowsPollAdvice(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	defer func(d time.Duration) { maxRingPoll = d }(maxRingPoll)
 	maxRingPoll = time.Minute // mapRings reads it: before ringWorker
-	noop := Process("noop", Contract{}, func(*Ctx, None) (None, error) { return None{}, nil })
-	pair := ringWorker(t, noop)
+	pair := ringWorker(t, pollTestProcesses()...)
 	out := ring.NewShared(pair.Writer())
 	r := pair.Reader()
 
@@ -77,5 +95,23 @@ func TestRingWorkerFollowsPollAdvice(t *testing.T) {
 		if id == 100 {
 			t.Fatal("advised 0, the worker never parked: still polling")
 		}
+	}
+}
+
+// The worker polls only when no process runs: while one does, its next
+// reader parks (it would take the process's CPU), so a dispatch sent
+// as the process ends needs a wake, though a minute's poll is advised.
+func TestRingWorkerPollsOnlyWhenIdle(t *testing.T) {
+	defer func(d time.Duration) { maxRingPoll = d }(maxRingPoll)
+	maxRingPoll = time.Minute
+	pair := ringWorker(t, pollTestProcesses()...)
+	out := ring.NewShared(pair.Writer())
+	r := pair.Reader()
+	out.SetPoll(time.Minute)
+	ringCall(t, out, r, 1, "nap")
+	before := pair.Writer().Wakes()
+	ringRoundTrip(t, out, r, 2)
+	if got := pair.Writer().Wakes(); got != before+1 {
+		t.Fatalf("a dispatch right after a 30ms process took %d wakes, want 1: the worker polled while the process ran", got-before)
 	}
 }

@@ -23,18 +23,28 @@ import (
 const EnvRingFD = "THEUS_RING_FD"
 
 // maxRingPoll bounds how long the worker polls its request ring before
-// it parks, whatever the supervisor advises (ring.Writer.SetPoll). A
-// variable for the tests.
-var maxRingPoll = time.Millisecond
+// it parks, whatever the supervisor advises (ring.Writer.SetPoll). It
+// polls only when no process runs: a process would share its CPU with
+// the poll, and at GOMAXPROCS 1 wait out the poll for any descriptor it
+// waits on. A variable for the tests.
+var maxRingPoll = time.Millisecond // pool.MaxWorkerPoll (the SDK does not import the pool)
+
+// idle reports whether no dispatch is running (or registered to run).
+func (s *server) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.running) == 0
+}
 
 // rings is the worker's side of the ring pair: it reads Dispatches from
 // the request ring and writes Results to the reply ring.
 type rings struct {
-	pair   *ring.Pair
-	out    *ring.Shared // the reply ring
-	maxRec int          // the largest record either way
-	batch  ring.Batch   // owned by the goroutine reading the ring now
-	begun  []begun      // its Dispatches of the batch; reused likewise
+	pair    *ring.Pair
+	out     *ring.Shared  // the reply ring
+	maxRec  int           // the largest record either way
+	maxPoll time.Duration // maxRingPoll when mapped
+	batch   ring.Batch    // owned by the goroutine reading the ring now
+	begun   []begun       // its Dispatches of the batch; reused likewise
 
 	// Guarded by server.mu.
 	read  uint64              // request records read, each Dispatch registered
@@ -75,12 +85,11 @@ func mapRings(log *zerolog.Logger, sockFD, maxFrame int) *rings {
 		log.Warn().Err(err).Msg("cannot use the ring pair's doorbells: using the socket only")
 		return nil
 	}
-	p.Reader().FollowPoll(maxRingPoll)
 	out := ring.NewShared(p.Writer())
 	if maxFrame <= 0 {
 		maxFrame = protocol.DefaultMaxFrame
 	}
-	return &rings{pair: p, out: out, maxRec: min(out.MaxRecord(), maxFrame), early: map[uint64]struct{}{}}
+	return &rings{pair: p, out: out, maxRec: min(out.MaxRecord(), maxFrame), maxPoll: maxRingPoll, early: map[uint64]struct{}{}}
 }
 
 // close unmaps the pair; nothing may read or write it any more.
@@ -129,6 +138,9 @@ func (s *server) readRing(ctx context.Context) {
 			return
 		}
 		if err == nil && n == 0 {
+			if s.idle() && r.PollAdvised(ctx, rs.maxPoll) {
+				continue
+			}
 			err = r.Wait(ctx)
 		}
 		if err != nil {

@@ -128,6 +128,9 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 	if f.duration < 0 || f.requests < 0 || f.duration == 0 && f.requests == 0 {
 		return errors.New("--duration 0 and --requests 0: the run would never stop; give one")
 	}
+	if err := pool.CheckWorkerPoll(f.workerPoll); err != nil {
+		return err
+	}
 	if f.keys < 1 || f.accounts < 2 || f.spinUS < 0 {
 		return fmt.Errorf("--keys %d --accounts %d --spin-us %d: want ≥ 1 key, ≥ 2 accounts", f.keys, f.accounts, f.spinUS)
 	}

@@ -46,8 +46,8 @@ func (f flags) config() (supervisor.Config, error) {
 	if f.transport != pool.TransportRing && f.transport != pool.TransportSocket {
 		return bad(fmt.Errorf("--worker-transport %q: want %s or %s", f.transport, pool.TransportRing, pool.TransportSocket))
 	}
-	if f.workerPoll < 0 || f.workerPoll > time.Millisecond {
-		return bad(fmt.Errorf("--worker-poll %s: want 0 (never) to 1ms", f.workerPoll))
+	if err := pool.CheckWorkerPoll(f.workerPoll); err != nil {
+		return bad(err)
 	}
 	if f.executePath != "continuation" && f.executePath != "goroutine" {
 		return bad(fmt.Errorf("--execute-path %q: want continuation or goroutine", f.executePath))
