@@ -77,7 +77,7 @@ type Config struct {
 }
 
 // DefaultWorkerPoll is what Config.WorkerPoll 0 means.
-const DefaultWorkerPoll = 50 * time.Microsecond
+const DefaultWorkerPoll = 100 * time.Microsecond
 
 // MaxWorkerPoll is the longest poll a worker of this SDK follows.
 const MaxWorkerPoll = time.Millisecond
