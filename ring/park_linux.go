@@ -243,12 +243,17 @@ func (w *waiter) interrupt() {
 // aLongTimeAgo is a deadline that has passed.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// pollUntil polls r.ready for up to d, yielding the processor every 64
-// looks, and reports whether the poll is over early: r ready, the pair
-// closed or ctx done. A goroutine made runnable meanwhile runs at the
-// next yield; one waiting for a descriptor (the netpoller), at
-// GOMAXPROCS 1, only once the poll is over: the scheduler takes the
-// yielding poller back before it looks at the netpoller.
+// pollUntil polls r.ready for up to d, yielding every 64 looks, and
+// reports whether the poll is over early: r ready, the pair closed or
+// ctx done. It yields twice: the processor, so that a goroutine made
+// runnable meanwhile runs (one waiting for a descriptor, at GOMAXPROCS
+// 1, only once the poll is over: the Go scheduler takes a yielding
+// goroutine back before it looks at the netpoller), and the CPU
+// (sched_yield), so that a thread the kernel queued behind the poller
+// runs: on 2 CPUs the supervisor's thread, woken by the worker's reply,
+// often is, and without the yield waited out the poll (a client calling
+// every 1ms: p50 190µs against 89µs without polling; 92µs with the
+// yield). sched_yield returns at once when nothing waits.
 func pollUntil(ctx context.Context, l *life, r readier, d time.Duration) bool {
 	start := time.Now()
 	for i := 0; ; i++ {
@@ -263,6 +268,7 @@ func pollUntil(ctx context.Context, l *life, r readier, d time.Duration) bool {
 				return false
 			}
 			runtime.Gosched()
+			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		}
 	}
 }
