@@ -62,7 +62,7 @@ type flags struct {
 	redis, etcd                                     string
 	clients, depth, workers, keys, accounts, spinUS int
 	workerProcs                                     int
-	duration, interval, workerPoll                  time.Duration
+	duration, interval, workerPoll, pause           time.Duration
 	requests                                        int64
 }
 
@@ -91,6 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.StringVar(&f.target, "target", "theus", "theus, goplugin-rpc, goplugin-grpc, redis or etcd")
 	fl.IntVar(&f.clients, "clients", 4, "client connections")
 	fl.IntVar(&f.depth, "depth", 1, "requests in flight per client")
+	fl.DurationVar(&f.pause, "pause", 0, "each caller's rest after each of its requests (a client that calls now and then: measure its latency, not the throughput); 0: none")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "stop after this long (0: only --requests)")
 	fl.Int64Var(&f.requests, "requests", 0, "stop after this many requests (0: only --duration)")
 	fl.StringVar(&f.socket, "socket", "", "theus: attach to the supervisor at this socket instead of starting one")
@@ -140,7 +141,10 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 	}
 	w := &workload{name: f.workload, prefix: "b" + strconv.FormatInt(time.Now().UnixNano()%1e12, 36) + "_", keys: f.keys,
 		accounts: f.accounts, balance: 1000, tensorSize: int64(size), mixTensor: 4 << 10, spinUS: f.spinUS, callers: f.clients * f.depth}
-	lim := limits{duration: f.duration, requests: f.requests, interval: f.interval}
+	if f.pause < 0 {
+		return fmt.Errorf("--pause %s: want 0 or more", f.pause)
+	}
+	lim := limits{duration: f.duration, requests: f.requests, interval: f.interval, pause: f.pause}
 	if lim.interval <= 0 {
 		lim.interval = time.Second
 		if f.duration > 0 && f.duration < 20*time.Second {
@@ -242,6 +246,9 @@ func okText(ok bool) string {
 // openTarget starts or dials the target and describes the run's config.
 func openTarget(f flags, w *workload) (target, config, error) {
 	cfg := config{Clients: f.clients, Depth: f.depth, Duration: f.duration.Seconds(), Requests: f.requests}
+	if f.pause > 0 {
+		cfg.Pause = f.pause.String()
+	}
 	switch w.name {
 	case "counter-spread":
 		cfg.Keys = w.keys

@@ -34,6 +34,7 @@ func TestSmoke(t *testing.T) {
 	runs := [][]string{
 		{"--workload", "noop", "--duration", "1s"},
 		{"--workload", "counter", "--requests", "300", "--duration", "0"},
+		{"--workload", "noop", "--requests", "40", "--duration", "0", "--pause", "5ms", "--worker-poll", "0"},
 		{"--workload", "counter-spread", "--duration", "1s", "--keys", "16"},
 		{"--workload", "bank", "--duration", "1s", "--accounts", "8"},
 		{"--workload", "tensor", "--duration", "1s", "--tensor-size", "64KiB"},
@@ -61,6 +62,9 @@ func TestSmoke(t *testing.T) {
 			if r.Requests == 0 || r.Errors != 0 || !r.Check.OK || r.Machine.CPUs == 0 || len(r.Command) < 2 || len(r.Timeline) == 0 || r.Latency.P50 <= 0 {
 				t.Fatalf("results: %d requests, %d errors %v, check %+v, machine %+v, command %v, %d timeline points, p50 %d",
 					r.Requests, r.Errors, r.ErrorSample, r.Check, r.Machine, r.Command, len(r.Timeline), r.Latency.P50)
+			}
+			if strings.Contains(name, "--pause 5ms") && (r.Elapsed < 0.04 || r.Config.Pause != "5ms") {
+				t.Fatalf("40 requests by 4 callers resting 5ms after each took %.3fs (config %+v): the pause was not taken", r.Elapsed, r.Config)
 			}
 			for _, plot := range []string{"r-latency.png", "r-throughput.png", "r-retries.png"} {
 				f, err := os.Open(filepath.Join(dir, plot))
@@ -93,6 +97,9 @@ func TestBadFlags(t *testing.T) {
 		{"--clients", "0"},
 		{"--tensor-size", "3"},
 		{"--target", "mysql"},
+		{"--pause", "-1ms"},
+		{"--worker-poll", "2ms"},
+		{"--worker-poll", "300ns"},
 		{"--target", "etcd", "--workload", "noop", "--etcd", "127.0.0.1:1"},
 	} {
 		var out, errs bytes.Buffer

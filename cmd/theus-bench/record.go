@@ -27,6 +27,21 @@ type limits struct {
 	duration time.Duration // 0: no time limit
 	requests int64         // 0: no cap
 	interval time.Duration // timeline resolution
+	pause    time.Duration // each caller's rest after each request; 0: none
+}
+
+// rest waits d, and reports false when the run ends meanwhile.
+func rest(ctx context.Context, interrupt <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-interrupt:
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // counters are the run's totals, read by the sampler while callers add.
@@ -103,6 +118,9 @@ func drive(ctx context.Context, interrupt <-chan struct{}, t target, w *workload
 				}
 				if r.op == "add" && err == nil {
 					c.adds.Add(1)
+				}
+				if lim.pause > 0 && !rest(ctx, interrupt, lim.pause) {
+					return
 				}
 			}
 		})

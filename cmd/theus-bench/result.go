@@ -49,6 +49,7 @@ type machine struct {
 type config struct {
 	Clients     int     `json:"clients"`
 	Depth       int     `json:"depth"`
+	Pause       string  `json:"pause,omitempty"`
 	Workers     int     `json:"workers,omitempty"`
 	WorkerProcs int     `json:"worker_gomaxprocs,omitempty"`
 	WorkerPoll  string  `json:"worker_poll,omitempty"`
