@@ -86,8 +86,8 @@ const MaxWorkerPoll = time.Millisecond
 // whole number of microseconds up to MaxWorkerPoll (the advice is in
 // microseconds, and workers poll no longer).
 func CheckWorkerPoll(d time.Duration) error {
-	if d < 0 || d > MaxWorkerPoll || d > 0 && d < time.Microsecond {
-		return fmt.Errorf("--worker-poll %s: want 0 (never) or 1µs to %s", d, MaxWorkerPoll)
+	if d < 0 || d > MaxWorkerPoll || d%time.Microsecond != 0 {
+		return fmt.Errorf("--worker-poll %s: want 0 (never) or whole microseconds up to %s", d, MaxWorkerPoll)
 	}
 	return nil
 }

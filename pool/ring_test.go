@@ -410,3 +410,34 @@ func TestWorkerPollAdvice(t *testing.T) {
 		t.Fatalf("WorkerPoll -1: advice %v, want 0", got)
 	}
 }
+
+// The defaults advise polling.
+func TestWorkerPollDefaults(t *testing.T) {
+	var c Config
+	c.defaults()
+	if c.WorkerPoll != DefaultWorkerPoll || c.PollBusy < 1 {
+		t.Fatalf("WorkerPoll %v, PollBusy %d: want %v and at least 1", c.WorkerPoll, c.PollBusy, DefaultWorkerPoll)
+	}
+}
+
+// A real worker polls on the advice: back-to-back dispatches, each sent
+// well within the 1ms advised, mostly find it awake (no wake).
+func TestWorkersPoll(t *testing.T) {
+	p := startRing(t, 1, func(c *Config) { c.WorkerPoll = MaxWorkerPoll })
+	if _, err := dispatch(t, p, "counter.add", `{"by":1}`); err != nil {
+		t.Fatal(err)
+	}
+	w := procOf(p).rings.pair.Writer()
+	before := w.Wakes()
+	const n = 40
+	for range n {
+		if _, err := dispatch(t, p, "counter.add", `{"by":1}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	woke := w.Wakes() - before
+	t.Logf("%d of %d dispatches woke the worker", woke, n)
+	if woke > n/2 {
+		t.Fatalf("%d of %d back-to-back dispatches woke the worker: it does not poll", woke, n)
+	}
+}

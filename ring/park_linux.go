@@ -109,6 +109,10 @@ type waiter struct {
 	hungUp bool
 	buf    [64]byte      // what the bell held: wakes, read and dropped
 	spin   time.Duration // poll this long before parking
+	// waiting is set while a wait may sleep, and nudged by Nudge: the
+	// wait then returns nil for its caller to look again. Local memory,
+	// which the peer cannot touch.
+	waiting, nudged atomic.Bool
 	// beforePark runs just before the word is set to parked; tests use
 	// it to publish in the window that the re-check closes. beforeSleep
 	// runs after the re-check, just before the sleep.
@@ -129,8 +133,13 @@ type readier interface{ ready() bool }
 func (w *waiter) wait(ctx context.Context, r readier) error {
 	w.life.mu.RLock()
 	defer w.life.mu.RUnlock()
+	w.waiting.Store(true)
+	defer w.waiting.Store(false)
 	for {
 		if r.ready() {
+			return nil
+		}
+		if w.nudged.Load() && w.nudged.Swap(false) {
 			return nil
 		}
 		if w.life.closed.Load() {
@@ -147,7 +156,7 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 			w.beforePark()
 		}
 		w.word.Store(parked)
-		if r.ready() || w.life.closed.Load() || ctx.Err() != nil {
+		if r.ready() || w.life.closed.Load() || ctx.Err() != nil || w.nudged.Load() {
 			w.word.Store(running)
 			continue
 		}
@@ -268,10 +277,15 @@ func pollUntil(ctx context.Context, l *life, r readier, d time.Duration) bool {
 				return false
 			}
 			runtime.Gosched()
-			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			yieldCPU()
 		}
 	}
 }
+
+// yieldCPU gives the CPU to a thread the kernel queued behind this one,
+// if any (sched_yield; a raw call: it does not block). A variable for
+// the tests.
+var yieldCPU = func() { unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // spinUntil polls r.ready for up to d and reports whether it held.
 func spinUntil(r readier, d time.Duration) bool {

@@ -241,3 +241,52 @@ func TestSharedSetPoll(t *testing.T) {
 		t.Fatalf("Poll() after Close = %v, want 0 (unchanged)", got)
 	}
 }
+
+// Nudge ends a Wait in progress with no record; with none in progress it
+// does nothing, and the next Wait waits for a record.
+func TestNudge(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	if h.r.Nudge() {
+		t.Fatal("Nudge = true with no Wait in progress")
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.r.Wait(context.Background()) }()
+	waitParked(t, h, "the reader", h.r.w.word)
+	if !h.r.Nudge() {
+		t.Fatal("Nudge = false with a Wait parked")
+	}
+	if err := waitDone(t, h, done); err != nil {
+		t.Fatal(err)
+	}
+	if h.r.ready() {
+		t.Fatal("a record appeared")
+	}
+	go func() { done <- h.r.Wait(context.Background()) }()
+	waitParked(t, h, "the reader after a nudge", h.r.w.word)
+	if err := h.w.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitDone(t, h, done); err != nil {
+		t.Fatal(err)
+	}
+	if !h.r.ready() {
+		t.Fatal("Wait returned without the record")
+	}
+}
+
+// A poll yields the CPU too (sched_yield), not only the Go processor:
+// without it, a thread the kernel queued behind the poller waits out the
+// poll (docs/BENCHMARKS.md, "Workers that poll").
+func TestPollAdvisedYieldsTheCPU(t *testing.T) {
+	var yields atomic.Int64
+	defer func(f func()) { yieldCPU = f }(yieldCPU)
+	yieldCPU = func() { yields.Add(1) }
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	h.w.SetPoll(time.Second)
+	h.r.PollAdvised(context.Background(), 5*time.Millisecond)
+	if yields.Load() == 0 {
+		t.Fatal("a 5ms poll never yielded the CPU")
+	}
+}

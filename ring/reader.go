@@ -47,6 +47,32 @@ func (r *Reader) PollAdvised(ctx context.Context, max time.Duration) bool {
 	return d > 0 && pollUntil(ctx, l, r, d) && r.ready()
 }
 
+// Nudge makes a Wait in progress return nil, with no record, so that
+// its caller looks again (a worker whose last process ended, to poll
+// now that it is idle); it reports false, doing nothing, when no Wait
+// is in progress. It goes through this process's memory only (no peer
+// can nudge), and is safe for use concurrent with Wait.
+func (r *Reader) Nudge() bool {
+	if !r.w.waiting.Load() {
+		return false
+	}
+	r.w.nudged.Store(true)
+	r.w.life.interrupt(&r.w)
+	return true
+}
+
+// Advice is the producer's advice to poll now (Writer.SetPoll); 0 once
+// the pair is closed.
+func (r *Reader) Advice() time.Duration {
+	l := r.w.life
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed.Load() {
+		return 0
+	}
+	return pollDuration(r.m.poll.Load())
+}
+
 // Parks is how many times Wait went to sleep on the futex.
 func (r *Reader) Parks() uint64 { return r.w.parks }
 

@@ -16,13 +16,13 @@ runs=${1:-3}
 poll=${2:-100us}
 tmp=$(mktemp -d)
 sup=
-trap '[ -n "$sup" ] && kill "$sup" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'if [ -n "$sup" ]; then kill "$sup" 2> /dev/null; wait "$sup" 2> /dev/null; fi; rm -rf "$tmp"' EXIT
 go build -o "$tmp/theus-supervisor" ./cmd/theus-supervisor
 go build -o "$tmp/theus-bench" ./cmd/theus-bench
 mkdir -m 700 "$tmp/run"
 sock=$tmp/run/theus.sock
 hz=$(getconf CLK_TCK)
-calls=2000
+calls=2000 # resting 1ms each: CPU ticks (1/CLK_TCK s) resolve 5us a call at 100 Hz
 
 # ticks sums the user and system CPU ticks of the processes in $pids.
 ticks() {
@@ -43,13 +43,19 @@ print(round(j))' "$tmp/out/$1.json" "${@:2}"
 
 bench() { "$tmp/theus-bench" --socket "$sock" --out "$tmp/out" "$@" > /dev/null; }
 
+: > "$tmp/table"
 printf '%-8s %-4s %12s %12s %14s %12s %12s %12s\n' poll run 'pause p50us' 'pause p99us' 'CPU us/call' 'noop 1x1' 'counter 1x1' 'noop 1x16'
 for i in $(seq "$runs"); do
   for p in 0 "$poll"; do
-    "$tmp/theus-supervisor" --workers 2 --durability none --socket "$sock" --worker-poll "$p" --log-level error 2> "$tmp/sup.log" &
+    "$tmp/theus-supervisor" --workers 2 --durability none --socket "$sock" --worker-poll "$p" --log-level error > "$tmp/sup.log" 2>&1 &
     sup=$!
-    for _ in $(seq 100); do [ -S "$sock" ] && [ "$(pgrep -c -P "$sup")" -ge 2 ] && break; sleep 0.1; done
-    pids="$sup $(pgrep -P "$sup" | tr '\n' ' ')"
+    for _ in $(seq 100); do [ -S "$sock" ] && [ "$(pgrep -c -P "$sup" || true)" -ge 2 ] && break; sleep 0.1; done
+    if ! kill -0 "$sup" 2> /dev/null || [ ! -S "$sock" ]; then
+      echo "theus-supervisor --worker-poll $p did not start:" >&2
+      cat "$tmp/sup.log" >&2
+      exit 1
+    fi
+    pids="$sup $(pgrep -P "$sup" | tr '\n' ' ' || true)"
     a=$(ticks)
     bench --name "pause-$i" --workload noop --clients 1 --pause 1ms --requests "$calls" --duration 0
     b=$(ticks)
@@ -60,12 +66,13 @@ for i in $(seq "$runs"); do
     wait "$sup" || true
     sup=
     rm -f "$sock"
-    printf '%-8s %-4s %12s %12s %14s %12s %12s %12s\n' "$p" "$i" \
+    row=$(printf '%-8s %-4s %12s %12s %14s %12s %12s %12s' "$p" "$i" \
       "$(field "pause-$i" latency_us p50)" "$(field "pause-$i" latency_us p99)" \
       "$(( (b - a) * 1000000 / hz / calls ))" \
-      "$(field "noop-$i" throughput_rps)" "$(field "counter-$i" throughput_rps)" "$(field "noop16-$i" throughput_rps)"
+      "$(field "noop-$i" throughput_rps)" "$(field "counter-$i" throughput_rps)" "$(field "noop16-$i" throughput_rps)")
+    echo "$row" | tee -a "$tmp/table"
   done
-done | tee "$tmp/table"
+done
 echo
 awk -v poll="$poll" '{ for (c = 3; c <= 8; c++) s[$1, c] += $c; n[$1]++ }
   END {

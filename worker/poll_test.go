@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"testing"
 	"time"
@@ -20,6 +21,15 @@ func ringRoundTrip(t *testing.T, out *ring.Shared, r *ring.Reader, id uint64) {
 // ringCall is ringRoundTrip for process name.
 func ringCall(t *testing.T, out *ring.Shared, r *ring.Reader, id uint64, name string) {
 	t.Helper()
+	ringSend(t, out, id, name)
+	if got := ringReply(t, r); got != id {
+		t.Fatalf("the reply to dispatch %d came first, want %d's", got, id)
+	}
+}
+
+// ringSend sends dispatch id of process name through out.
+func ringSend(t *testing.T, out *ring.Shared, id uint64, name string) {
+	t.Helper()
 	dp := &protocol.Dispatch{ID: id, Attempt: 1, Process: name, Version: 1, Deadline: time.Now().Add(time.Minute).UnixNano()}
 	rec, err := encodeRecord(nil, dp)
 	if err != nil {
@@ -28,27 +38,31 @@ func ringCall(t *testing.T, out *ring.Shared, r *ring.Reader, id uint64, name st
 	if _, err := out.Append(rec, false); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ringReply reads the next Result from r and returns its dispatch's id.
+func ringReply(t *testing.T, r *ring.Reader) uint64 {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var b ring.Batch
-	for {
-		n, err := r.ReadBatch(&b, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			if rec := b.Record(0); len(rec) == 0 || protocol.Kind(rec[0]) != protocol.KindResult {
-				t.Fatalf("reply record %v", rec)
-			}
-			return
-		}
-		if n > 1 {
-			t.Fatalf("%d replies to one dispatch", n)
-		}
+	rec, err := r.Read(nil)
+	for errors.Is(err, ring.ErrEmpty) {
 		if err := r.Wait(ctx); err != nil {
 			t.Fatal(err)
 		}
+		rec, err = r.Read(nil)
 	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec) == 0 || protocol.Kind(rec[0]) != protocol.KindResult {
+		t.Fatalf("reply record %v", rec)
+	}
+	var res protocol.Result
+	if _, err := res.UnmarshalMsg(rec[1:]); err != nil {
+		t.Fatal(err)
+	}
+	return res.ID
 }
 
 // pollTestProcesses: noop, and nap, which sleeps 30ms.
@@ -99,19 +113,39 @@ func TestRingWorkerFollowsPollAdvice(t *testing.T) {
 }
 
 // The worker polls only when no process runs: while one does, its next
-// reader parks (it would take the process's CPU), so a dispatch sent
-// as the process ends needs a wake, though a minute's poll is advised.
+// ring reader parks (a poll would take the process's CPU), so a dispatch
+// sent meanwhile needs a wake, though a minute's poll is advised. Once
+// the last process ends, the worker polls again: at GOMAXPROCS 1 the
+// reader that parked while a 1ms process slept is nudged, and a dispatch
+// 5ms later finds it polling.
 func TestRingWorkerPollsOnlyWhenIdle(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	defer func(d time.Duration) { maxRingPoll = d }(maxRingPoll)
 	maxRingPoll = time.Minute
-	pair := ringWorker(t, pollTestProcesses()...)
+	defs := append(pollTestProcesses(),
+		Process("blip", Contract{}, func(*Ctx, None) (None, error) { time.Sleep(time.Millisecond); return None{}, nil }))
+	pair := ringWorker(t, defs...)
 	out := ring.NewShared(pair.Writer())
 	r := pair.Reader()
 	out.SetPoll(time.Minute)
-	ringCall(t, out, r, 1, "nap")
+
+	// nap sleeps 30ms: a dispatch sent 10ms in must wake the worker.
+	ringSend(t, out, 1, "nap")
+	time.Sleep(10 * time.Millisecond)
 	before := pair.Writer().Wakes()
-	ringRoundTrip(t, out, r, 2)
+	ringCall(t, out, r, 2, "noop") // its reply comes before nap's
 	if got := pair.Writer().Wakes(); got != before+1 {
-		t.Fatalf("a dispatch right after a 30ms process took %d wakes, want 1: the worker polled while the process ran", got-before)
+		t.Fatalf("a dispatch sent while a process ran took %d wakes, want 1: the worker polled beside the process", got-before)
+	}
+	if got := ringReply(t, r); got != 1 {
+		t.Fatalf("reply to %d, want nap's (1)", got)
+	}
+
+	ringCall(t, out, r, 4, "blip")
+	before = pair.Writer().Wakes()
+	time.Sleep(5 * time.Millisecond) // the worker is idle by now
+	ringRoundTrip(t, out, r, 5)
+	if got := pair.Writer().Wakes(); got != before {
+		t.Fatalf("idle and advised to poll for a minute, the worker needed %d wake(s) for a dispatch 5ms after a 1ms process", got-before)
 	}
 }

@@ -36,6 +36,15 @@ func (s *server) idle() bool {
 	return len(s.running) == 0
 }
 
+// idle is called when the worker's last running process ended: a ring
+// reader that parked while the process ran (it found the worker busy)
+// is nudged to look again, and poll if the supervisor advises it.
+func (rs *rings) idle() {
+	if r := rs.pair.Reader(); r.Advice() > 0 {
+		r.Nudge()
+	}
+}
+
 // rings is the worker's side of the ring pair: it reads Dispatches from
 // the request ring and writes Results to the reply ring.
 type rings struct {

@@ -381,6 +381,9 @@ func (s *server) run(ctx context.Context, cancel canceler, dp *protocol.Dispatch
 	others := len(s.running) > 0
 	s.mu.Unlock()
 	cancel.Cancel()
+	if !others && s.rings != nil {
+		defer s.rings.idle() // once the reply is out
+	}
 	if s.rings != nil && s.replyRing(res, others) {
 		return // others: results of dispatches still running may share its commit
 	}

@@ -79,6 +79,9 @@ func drive(ctx context.Context, interrupt <-chan struct{}, t target, w *workload
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(i)+1, uint64(start.UnixNano())))
 			for n := int64(0); ; n++ {
+				if n > 0 && lim.pause > 0 && !rest(ctx, interrupt, lim.pause) {
+					return // a rest after each request, failed ones too
+				}
 				if lim.requests > 0 && issued.Add(1) > lim.requests {
 					return
 				}
@@ -118,9 +121,6 @@ func drive(ctx context.Context, interrupt <-chan struct{}, t target, w *workload
 				}
 				if r.op == "add" && err == nil {
 					c.adds.Add(1)
-				}
-				if lim.pause > 0 && !rest(ctx, interrupt, lim.pause) {
-					return
 				}
 			}
 		})
