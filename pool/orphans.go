@@ -42,7 +42,8 @@ type Orphans struct {
 }
 
 // SweepEvery is how often Orphans looks for adopted children: the kernel
-// does not tell a subreaper that it adopted one.
+// does not tell a subreaper that it adopted one. A sweep reads its
+// threads' lists of children, not every process on the host.
 const SweepEvery = 500 * time.Millisecond
 
 // AdoptOrphans makes the process a child subreaper and starts sweeping
@@ -109,7 +110,11 @@ func (o *Orphans) Sweep() int {
 
 func (o *Orphans) sweepLocked(all bool) int {
 	left := 0
-	for _, c := range children(o.self) {
+	list := children
+	if all {
+		list = scanChildren // Close: a thread's list may miss a child that a racing fork or exit moves
+	}
+	for _, c := range list(o.self) {
 		if o.workers[c.pid] {
 			continue
 		}
@@ -164,8 +169,52 @@ type child struct {
 	zombie    bool
 }
 
-// children lists the processes whose parent is ppid, from /proc.
+// children lists the processes whose parent is ppid: from its threads'
+// lists of children when the kernel keeps them (CONFIG_PROC_CHILDREN, as
+// Debian's does), which costs a read per thread, else by reading the
+// stat of every process on the host (scanChildren), which on a busy host
+// costs milliseconds. A thread's list can miss a child forked or reaped
+// while it is read: a periodic sweep finds it the next time; Close scans.
 func children(ppid int) []child {
+	if cs, ok := threadChildren(ppid); ok {
+		return cs
+	}
+	return scanChildren(ppid)
+}
+
+// threadChildren reads /proc/PID/task/*/children: a child is on the list
+// of the thread that forked it, or that adopted it. It reports false
+// when the kernel has no such lists.
+func threadChildren(pid int) ([]child, bool) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, false
+	}
+	var out []child
+	listed := false
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + e.Name() + "/children")
+		if err != nil {
+			continue // no such list, or the thread has exited
+		}
+		listed = true
+		for _, f := range bytes.Fields(b) {
+			cpid, err := strconv.Atoi(string(f))
+			if err != nil {
+				continue
+			}
+			if c, parent, err := stat(cpid); err == nil && parent == pid {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, listed
+}
+
+// scanChildren lists the processes whose parent is ppid by reading every
+// process's stat.
+func scanChildren(ppid int) []child {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil

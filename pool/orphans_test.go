@@ -171,3 +171,74 @@ func TestNoDescendantOutlivesItsWorker(t *testing.T) {
 		t.Error("a worker's descendant outlived the pool and the subreaper")
 	}
 }
+
+// The threads' lists of children name the same children as a scan of
+// every process, zombies included, so a sweep reads them instead.
+func TestThreadChildrenMatchesTheScan(t *testing.T) {
+	if _, ok := threadChildren(os.Getpid()); !ok {
+		t.Skip("this kernel keeps no lists of children (CONFIG_PROC_CHILDREN)")
+	}
+	want := map[int]bool{} // pid: exited (a zombie until waited for)
+	for i := range 4 {
+		name := "sleep"
+		if i == 3 {
+			name = "true"
+		}
+		cmd := exec.Command(name, "30")
+		if err := cmd.Start(); err != nil {
+			t.Skip(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		want[cmd.Process.Pid] = i == 3
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		listed, scanned := map[int]bool{}, map[int]bool{}
+		cs, _ := threadChildren(os.Getpid())
+		for _, c := range cs {
+			listed[c.pid] = c.zombie
+		}
+		for _, c := range scanChildren(os.Getpid()) {
+			scanned[c.pid] = c.zombie
+		}
+		same := len(listed) == len(scanned)
+		for pid, z := range scanned {
+			if lz, ok := listed[pid]; !ok || lz != z {
+				same = false
+			}
+		}
+		found := true
+		for pid, z := range want {
+			if sz, ok := scanned[pid]; !ok || sz != z {
+				found = false // "true" may not have exited yet
+			}
+		}
+		if same && found {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the threads' lists name %v, the scan %v; started %v", listed, scanned, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkChildren: a sweep's listing of its children, by the threads'
+// lists and by a scan of every process (the cost grows with the host's
+// processes).
+func BenchmarkChildren(b *testing.B) {
+	pid := os.Getpid()
+	b.Run("how=threads", func(b *testing.B) {
+		if _, ok := threadChildren(pid); !ok {
+			b.Skip("no lists of children")
+		}
+		for b.Loop() {
+			threadChildren(pid)
+		}
+	})
+	b.Run("how=scan", func(b *testing.B) {
+		for b.Loop() {
+			scanChildren(pid)
+		}
+	})
+}
