@@ -109,10 +109,10 @@ type waiter struct {
 	hungUp bool
 	buf    [64]byte      // what the bell held: wakes, read and dropped
 	spin   time.Duration // poll this long before parking
-	// waiting is set while a wait may sleep, and nudged by Nudge: the
-	// wait then returns nil for its caller to look again. Local memory,
-	// which the peer cannot touch.
-	waiting, nudged atomic.Bool
+	// nudged is set by Nudge: the wait in progress, or the next, returns
+	// nil for its caller to look again. Local memory, which the peer
+	// cannot touch.
+	nudged atomic.Bool
 	// beforePark runs just before the word is set to parked; tests use
 	// it to publish in the window that the re-check closes. beforeSleep
 	// runs after the re-check, just before the sleep.
@@ -133,8 +133,6 @@ type readier interface{ ready() bool }
 func (w *waiter) wait(ctx context.Context, r readier) error {
 	w.life.mu.RLock()
 	defer w.life.mu.RUnlock()
-	w.waiting.Store(true)
-	defer w.waiting.Store(false)
 	for {
 		if r.ready() {
 			return nil

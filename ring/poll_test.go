@@ -242,27 +242,27 @@ func TestSharedSetPoll(t *testing.T) {
 	}
 }
 
-// Nudge ends a Wait in progress with no record; with none in progress it
-// does nothing, and the next Wait waits for a record.
+// Nudge ends the Wait in progress with no record, or else the next one;
+// a Wait after that waits for a record.
 func TestNudge(t *testing.T) {
 	h := newHeapRing(t, MinCapacity)
 	defer h.close()
-	if h.r.Nudge() {
-		t.Fatal("Nudge = true with no Wait in progress")
+	ctx := context.Background()
+	h.r.Nudge() // no Wait in progress: the next one returns at once
+	if err := h.r.Wait(ctx); err != nil || h.r.ready() || h.r.Parks() != 0 {
+		t.Fatalf("Wait after a nudge = %v, ready %v, %d parks: want nil at once, no record", err, h.r.ready(), h.r.Parks())
 	}
 	done := make(chan error, 1)
-	go func() { done <- h.r.Wait(context.Background()) }()
+	go func() { done <- h.r.Wait(ctx) }()
 	waitParked(t, h, "the reader", h.r.w.word)
-	if !h.r.Nudge() {
-		t.Fatal("Nudge = false with a Wait parked")
-	}
+	h.r.Nudge()
 	if err := waitDone(t, h, done); err != nil {
 		t.Fatal(err)
 	}
 	if h.r.ready() {
 		t.Fatal("a record appeared")
 	}
-	go func() { done <- h.r.Wait(context.Background()) }()
+	go func() { done <- h.r.Wait(ctx) }()
 	waitParked(t, h, "the reader after a nudge", h.r.w.word)
 	if err := h.w.Write([]byte("x")); err != nil {
 		t.Fatal(err)
@@ -275,18 +275,24 @@ func TestNudge(t *testing.T) {
 	}
 }
 
-// A poll yields the CPU too (sched_yield), not only the Go processor:
-// without it, a thread the kernel queued behind the poller waits out the
-// poll (docs/BENCHMARKS.md, "Workers that poll").
-func TestPollAdvisedYieldsTheCPU(t *testing.T) {
-	var yields atomic.Int64
-	defer func(f func()) { yieldCPU = f }(yieldCPU)
-	yieldCPU = func() { yields.Add(1) }
+// A nudge that lands after the Wait looked for one and before it parks
+// (beforePark) ends the Wait without a sleep: on the futex, the nudge's
+// wake would be lost when the word is set to parked, and the sleep last
+// futexNap.
+func TestNudgeBeforeThePark(t *testing.T) {
 	h := newHeapRing(t, MinCapacity)
 	defer h.close()
-	h.w.SetPoll(time.Second)
-	h.r.PollAdvised(context.Background(), 5*time.Millisecond)
-	if yields.Load() == 0 {
-		t.Fatal("a 5ms poll never yielded the CPU")
+	once := true
+	h.r.w.beforePark = func() {
+		if once {
+			once = false
+			h.r.Nudge()
+		}
+	}
+	if err := h.r.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.r.Parks() != 0 {
+		t.Fatalf("%d parks: the nudge before the park was not seen", h.r.Parks())
 	}
 }

@@ -47,18 +47,16 @@ func (r *Reader) PollAdvised(ctx context.Context, max time.Duration) bool {
 	return d > 0 && pollUntil(ctx, l, r, d) && r.ready()
 }
 
-// Nudge makes a Wait in progress return nil, with no record, so that
-// its caller looks again (a worker whose last process ended, to poll
-// now that it is idle); it reports false, doing nothing, when no Wait
-// is in progress. It goes through this process's memory only (no peer
-// can nudge), and is safe for use concurrent with Wait.
-func (r *Reader) Nudge() bool {
-	if !r.w.waiting.Load() {
-		return false
-	}
+// Nudge makes the Wait in progress, or else the next one, return nil
+// with no record, so that its caller looks again (a worker whose last
+// process ended, to poll now that it is idle). A nudge is consumed by
+// the Wait it ends; one that comes as a Wait returns for another reason
+// ends the next Wait at once, a look too many. It goes through this
+// process's memory only (no peer can nudge), and is safe for use
+// concurrent with Wait.
+func (r *Reader) Nudge() {
 	r.w.nudged.Store(true)
 	r.w.life.interrupt(&r.w)
-	return true
 }
 
 // Advice is the producer's advice to poll now (Writer.SetPoll); 0 once

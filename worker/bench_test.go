@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/ring"
 )
@@ -83,6 +84,14 @@ func encodeRecord(dst []byte, m protocol.Message) ([]byte, error) {
 // handshake, and returns the supervisor's side of the pair.
 func ringWorker(b testing.TB, defs ...Def) *ring.Pair {
 	b.Helper()
+	pair, _ := ringWorkerConn(b, defs...)
+	return pair
+}
+
+// ringWorkerConn is ringWorker, with the supervisor's end of the
+// worker's socket.
+func ringWorkerConn(b testing.TB, defs ...Def) (*ring.Pair, *ipc.Conn) {
+	b.Helper()
 	pair, err := ring.New(4096)
 	if err != nil {
 		b.Skipf("no ring pair here: %v", err)
@@ -111,8 +120,9 @@ func ringWorker(b testing.TB, defs ...Def) *ring.Pair {
 	wrk.Close()
 	b.Setenv(EnvRingFD, fmt.Sprintf("%d,%d,%d", wrkFDs[0], wrkFDs[1], wrkFDs[2]))
 	b.Cleanup(func() { pair.Close() }) // after Serve returned (cleanups run last first)
-	if _, h := serveHere(b, defs...); !h.Ring {
+	conn, h := serveHere(b, defs...)
+	if !h.Ring {
 		b.Fatal("the worker did not map the ring pair")
 	}
-	return pair
+	return pair, conn
 }

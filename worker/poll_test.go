@@ -149,3 +149,36 @@ func TestRingWorkerPollsOnlyWhenIdle(t *testing.T) {
 		t.Fatalf("idle and advised to poll for a minute, the worker needed %d wake(s) for a dispatch 5ms after a 1ms process", got-before)
 	}
 }
+
+// The end of a Dispatch that came over the socket (too large for the
+// ring, or the ring full) does not make a reader that parked after its
+// poll ran out poll again: at GOMAXPROCS 1 the next socket Dispatch would
+// wait out that poll (50ms here).
+func TestSocketDispatchDoesNotRestartThePoll(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	defer func(d time.Duration) { maxRingPoll = d }(maxRingPoll)
+	maxRingPoll = time.Minute
+	pair, conn := ringWorkerConn(t, pollTestProcesses()...)
+	out := ring.NewShared(pair.Writer())
+	r := pair.Reader()
+	out.SetPoll(50 * time.Millisecond)
+	ringRoundTrip(t, out, r, 1)
+	time.Sleep(200 * time.Millisecond) // the poll ran out: the reader parks
+	call := func(id uint64) time.Duration {
+		start := time.Now()
+		if err := conn.Send(&protocol.Dispatch{ID: id, Attempt: 1, Process: "noop", Version: 1, Deadline: time.Now().Add(time.Minute).UnixNano()}); err != nil {
+			t.Fatal(err)
+		}
+		if got := ringReply(t, r); got != id { // results take the ring when there is one
+			t.Fatalf("the reply to %d, want %d", got, id)
+		}
+		return time.Since(start)
+	}
+	polls := ringPolls.Load()
+	call(2)
+	call(3)
+	time.Sleep(10 * time.Millisecond) // a nudged reader would have polled by now
+	if n := ringPolls.Load() - polls; n != 0 {
+		t.Fatalf("two socket dispatches made the parked ring reader poll %d times", n)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -36,10 +37,19 @@ func (s *server) idle() bool {
 	return len(s.running) == 0
 }
 
+// ringPolls counts the idle ring readers' polls (PollAdvised calls), in
+// every worker of this process: for the tests.
+var ringPolls atomic.Uint64
+
 // idle is called when the worker's last running process ended: a ring
-// reader that parked while the process ran (it found the worker busy)
-// is nudged to look again, and poll if the supervisor advises it.
+// reader that parked while a process ran (it found the worker busy) is
+// nudged to look again, and poll if the supervisor advises it. A reader
+// that parked after its poll ran out is left alone: the end of a
+// Dispatch that came over the socket must not make it poll again.
 func (rs *rings) idle() {
+	if !rs.parkedBusy.Load() {
+		return
+	}
 	if r := rs.pair.Reader(); r.Advice() > 0 {
 		r.Nudge()
 	}
@@ -52,8 +62,11 @@ type rings struct {
 	out     *ring.Shared  // the reply ring
 	maxRec  int           // the largest record either way
 	maxPoll time.Duration // maxRingPoll when mapped
-	batch   ring.Batch    // owned by the goroutine reading the ring now
-	begun   []begun       // its Dispatches of the batch; reused likewise
+	// parkedBusy: the ring's reader parks (or is about to) because a
+	// process runs; the process that leaves the worker idle nudges it.
+	parkedBusy atomic.Bool
+	batch      ring.Batch // owned by the goroutine reading the ring now
+	begun      []begun    // its Dispatches of the batch; reused likewise
 
 	// Guarded by server.mu.
 	read  uint64              // request records read, each Dispatch registered
@@ -147,10 +160,24 @@ func (s *server) readRing(ctx context.Context) {
 			return
 		}
 		if err == nil && n == 0 {
-			if s.idle() && r.PollAdvised(ctx, rs.maxPoll) {
-				continue
+			if s.idle() {
+				ringPolls.Add(1)
+				if r.PollAdvised(ctx, rs.maxPoll) {
+					continue
+				}
+			} else {
+				// Busy: park, and have the process that leaves the
+				// worker idle nudge the wait (rings.idle). The look
+				// again after the flag closes the window in which the
+				// last process ends before it is set.
+				rs.parkedBusy.Store(true)
+				if s.idle() {
+					rs.parkedBusy.Store(false)
+					continue
+				}
 			}
 			err = r.Wait(ctx)
+			rs.parkedBusy.Store(false)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
