@@ -61,15 +61,7 @@ func (r *Reader) Nudge() {
 
 // Advice is the producer's advice to poll now (Writer.SetPoll); 0 once
 // the pair is closed.
-func (r *Reader) Advice() time.Duration {
-	l := r.w.life
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed.Load() {
-		return 0
-	}
-	return pollDuration(r.m.poll.Load())
-}
+func (r *Reader) Advice() time.Duration { return r.m.advice(r.w.life) }
 
 // Parks is how many times Wait went to sleep on the futex.
 func (r *Reader) Parks() uint64 { return r.w.parks }

@@ -53,14 +53,17 @@ func (w *Writer) SetPoll(d time.Duration) {
 }
 
 // Poll is the advice in the ring now (0 once the pair is closed).
-func (w *Writer) Poll() time.Duration {
-	l := w.w.life
+func (w *Writer) Poll() time.Duration { return w.m.advice(w.w.life) }
+
+// advice reads m's poll word under the mapping's lifetime l: 0 once the
+// pair is closed (its memory may be gone).
+func (m *ringMem) advice(l *life) time.Duration {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed.Load() {
 		return 0
 	}
-	return pollDuration(w.m.poll.Load())
+	return pollDuration(m.poll.Load())
 }
 
 // pollMicros is d as a poll word: whole microseconds, 0 for d <= 0.
