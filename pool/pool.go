@@ -146,7 +146,6 @@ type Pool struct {
 	closing sync.Once
 	bin     *os.File     // the pinned binary's sealed copy; nil when unpinned
 	waiting atomic.Int64 // Dispatch calls waiting in pick
-	busy    atomic.Int64 // dispatches in flight, on every worker: picked, not released
 
 	mu       sync.Mutex
 	slots    []*slot
@@ -302,29 +301,37 @@ func (p *Pool) pick(ctx context.Context) (*proc, error) {
 	}
 }
 
-// pickLocked is pick's choice now, nil for none (p.mu is held).
+// pickLocked is pick's choice now, nil for none (p.mu is held). It
+// leaves on the choice the poll to advise its worker (pollAdvice), from
+// the dispatches in flight on every worker, this one included.
 func (p *Pool) pickLocked() *proc {
 	var best *proc
+	var busy int64
 	for _, s := range p.slots {
 		pr := s.cur
-		if pr == nil || pr.isDead() || pr.inflight.Load() >= int64(p.cfg.MaxInFlight) {
+		if pr == nil || pr.isDead() {
 			continue
 		}
-		if best == nil || pr.inflight.Load() < best.inflight.Load() {
+		n := pr.inflight.Load()
+		busy += n
+		if n >= int64(p.cfg.MaxInFlight) {
+			continue
+		}
+		if best == nil || n < best.inflight.Load() {
 			best = pr
 		}
 	}
 	if best != nil {
 		best.inflight.Add(1)
-		p.busy.Add(1)
+		best.poll.Store(int64(p.pollAdvice(busy + 1)))
 	}
 	return best
 }
 
-// pollAdvice is the poll to advise a worker sent a dispatch now
-// (Config.WorkerPoll): none while more than PollBusy are in flight.
-func (p *Pool) pollAdvice() time.Duration {
-	if p.busy.Load() > int64(p.cfg.PollBusy) {
+// pollAdvice is the poll to advise a worker sent a dispatch while busy
+// are in flight (Config.WorkerPoll): none above PollBusy.
+func (p *Pool) pollAdvice(busy int64) time.Duration {
+	if busy > int64(p.cfg.PollBusy) {
 		return 0
 	}
 	return max(p.cfg.WorkerPoll, 0)

@@ -40,6 +40,7 @@ type proc struct {
 	mappedRing bool
 
 	inflight  atomic.Int64
+	poll      atomic.Int64 // the poll to advise with the next dispatch, set by pickLocked (ns)
 	processed atomic.Uint64
 	lastSeen  atomic.Int64 // Unix nanoseconds of the last frame from the worker
 
@@ -548,7 +549,6 @@ var (
 // release gives back a place reserved by pick, waking Dispatch calls
 // that wait for one when the worker was full.
 func (pr *proc) release() {
-	pr.pool.busy.Add(-1)
 	if pr.inflight.Add(-1) == int64(pr.pool.cfg.MaxInFlight)-1 {
 		pr.pool.changed()
 	}

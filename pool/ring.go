@@ -66,7 +66,7 @@ func (pr *proc) sendDispatch(d *protocol.Dispatch, wakes *Wakes) (uint64, error)
 			return 0, fmt.Errorf("pool: encode dispatch: %w", err)
 		}
 		if len(b) <= rs.maxRec { // maxRec <= MaxFrame: a larger one is the socket's to refuse
-			rs.out.SetPoll(pr.pool.pollAdvice()) // written with the record
+			rs.out.SetPoll(time.Duration(pr.poll.Load())) // written with the record
 			var n uint64
 			var err error
 			if wakes != nil {

@@ -348,7 +348,7 @@ func TestWorkerPollAdvice(t *testing.T) {
 		blocks.Close()
 		waited <- err
 	}()
-	for p.busy.Load() != 1 {
+	for inFlight(p) != 1 {
 		time.Sleep(time.Millisecond)
 	}
 	if _, err := dispatch(t, p, "counter.add", `{"by":1}`); err != nil {
@@ -367,7 +367,7 @@ func TestWorkerPollAdvice(t *testing.T) {
 	if got := advice(); got != poll {
 		t.Fatalf("one dispatch in flight again: advice %v, want %v", got, poll)
 	}
-	if n := p.busy.Load(); n != 0 {
+	if n := inFlight(p); n != 0 {
 		t.Fatalf("%d dispatches counted in flight after all returned", n)
 	}
 
@@ -398,7 +398,7 @@ func TestWorkerPollAdvice(t *testing.T) {
 			}
 		}
 	}
-	if n := p.busy.Load(); n != 0 {
+	if n := inFlight(p); n != 0 {
 		t.Fatalf("%d dispatches counted in flight after all returned", n)
 	}
 
@@ -440,4 +440,17 @@ func TestWorkersPoll(t *testing.T) {
 	if woke > n/2 {
 		t.Fatalf("%d of %d back-to-back dispatches woke the worker: it does not poll", woke, n)
 	}
+}
+
+// inFlight is how many dispatches are in flight on p's workers.
+func inFlight(p *Pool) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, s := range p.slots {
+		if s.cur != nil {
+			n += s.cur.inflight.Load()
+		}
+	}
+	return n
 }
