@@ -260,7 +260,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // runs: on 2 CPUs the supervisor's thread, woken by the worker's reply,
 // often is, and without the yield waited out the poll (a client calling
 // every 1ms: p50 190µs against 89µs without polling; 92µs with the
-// yield). sched_yield returns at once when nothing waits.
+// yield; docs/BENCHMARKS.md, "Workers that poll").
 func pollUntil(ctx context.Context, l *life, r readier, d time.Duration) bool {
 	start := time.Now()
 	for i := 0; ; i++ {

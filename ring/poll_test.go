@@ -10,33 +10,32 @@ import (
 	"time"
 )
 
-// waitDone waits for a Wait's error, failing the test if it takes a
-// minute.
-func waitDone(t *testing.T, h *heapRing, done <-chan error) error {
+// awaitRing waits for what a call on h's reader sends on done, failing
+// the test if it takes a minute (the ring is closed then, which ends the
+// call).
+func awaitRing[T any](t *testing.T, h *heapRing, done <-chan T, what string) T {
 	t.Helper()
 	select {
-	case err := <-done:
-		return err
+	case v := <-done:
+		return v
 	case <-time.After(time.Minute):
 		h.close()
 		<-done
-		t.Fatal("Wait did not return")
-		return nil
+		t.Fatalf("%s did not return", what)
+		panic("unreachable")
 	}
 }
 
-// pollDone waits for a PollAdvised's result, failing the test if it
-// takes a minute.
+// waitDone is awaitRing for a Wait's error.
+func waitDone(t *testing.T, h *heapRing, done <-chan error) error {
+	t.Helper()
+	return awaitRing(t, h, done, "Wait")
+}
+
+// pollDone is awaitRing for a PollAdvised's result.
 func pollDone(t *testing.T, h *heapRing, done <-chan bool) bool {
 	t.Helper()
-	select {
-	case ok := <-done:
-		return ok
-	case <-time.After(time.Minute):
-		h.close()
-		t.Fatal("PollAdvised did not return")
-		return false
-	}
+	return awaitRing(t, h, done, "PollAdvised")
 }
 
 // PollAdvised polls while advised: a record published meanwhile is
