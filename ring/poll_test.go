@@ -122,10 +122,16 @@ func TestPollAdvisedEndsWithContextAndClose(t *testing.T) {
 }
 
 // At GOMAXPROCS 1 a poll yields: a goroutine that is runnable meanwhile
-// runs thousands of times during a 50ms poll (without the yields, only
-// the scheduler's preemption, every 10ms, would let it run: a few times).
+// runs hundreds of times or more during a 50ms poll (without the yields,
+// only the scheduler's preemption, every 10ms, would let it run: a few
+// times; 2 when measured).
 func TestPollAdvisedYields(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	// The processor's yield alone: a sched_yield can hand the CPU to
+	// another process for a while on a loaded machine (a CI run), and
+	// count fewer looks (TestPollAdvisedYieldsTheCPU checks it is made).
+	defer func(f func()) { yieldCPU = f }(yieldCPU)
+	yieldCPU = func() {}
 	h := newHeapRing(t, MinCapacity)
 	defer h.close()
 	h.w.SetPoll(time.Second)
@@ -147,7 +153,7 @@ func TestPollAdvisedYields(t *testing.T) {
 	h.r.PollAdvised(context.Background(), 50*time.Millisecond)
 	close(stop)
 	<-stopped
-	if n := runs.Load(); n < 100 {
+	if n := runs.Load(); n < 20 {
 		t.Fatalf("a runnable goroutine ran %d times during a 50ms poll at GOMAXPROCS 1: the poll does not yield", n)
 	}
 }
