@@ -65,11 +65,11 @@ func ringReply(t *testing.T, r *ring.Reader) uint64 {
 	return res.ID
 }
 
-// pollTestProcesses: noop, and nap, which sleeps 30ms.
+// pollTestProcesses: noop, and nap, which sleeps 300ms.
 func pollTestProcesses() []Def {
 	return []Def{
 		Process("noop", Contract{}, func(*Ctx, None) (None, error) { return None{}, nil }),
-		Process("nap", Contract{}, func(*Ctx, None) (None, error) { time.Sleep(30 * time.Millisecond); return None{}, nil }),
+		Process("nap", Contract{}, func(*Ctx, None) (None, error) { time.Sleep(300 * time.Millisecond); return None{}, nil }),
 	}
 }
 
@@ -129,7 +129,7 @@ func TestRingWorkerPollsOnlyWhenIdle(t *testing.T) {
 	r := pair.Reader()
 	out.SetPoll(time.Minute)
 
-	// nap sleeps 30ms: a dispatch sent 10ms in must wake the worker.
+	// nap sleeps 300ms (a margin for a loaded machine): a dispatch sent 10ms in must wake the worker.
 	ringSend(t, out, 1, "nap")
 	time.Sleep(10 * time.Millisecond)
 	before := pair.Writer().Wakes()
