@@ -22,6 +22,11 @@ type node struct {
 	private *node
 	// watched: values dropped from here go to Config.Dropped.
 	watched bool
+	// gone: n has left the trie. It may still have an entry in
+	// history.pending (it left with a child, its ancestors going with
+	// it); that entry trims it but must not unlink it again, which would
+	// remove a new node at the same path.
+	gone bool
 	// queued: n has an entry in history.pending. A node has at most one,
 	// so a hot node written at every commit while a snapshot holds the
 	// horizon back costs one walk of its revs per horizon advance, not

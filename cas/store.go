@@ -148,12 +148,16 @@ func (s *Store) ensure(p contract.Path) *node {
 // children, nothing written below it after horizon), then each ancestor the
 // removal leaves dead too.
 func (s *Store) unlink(n *node, horizon Version) {
+	if n.gone {
+		return
+	}
 	for n != s.root && n.dead(horizon) {
 		delete(n.parent.children, n.seg)
 		if len(n.parent.children) == 0 {
 			n.parent.children = nil
 		}
 		delete(s.index, n.path)
+		n.gone = true
 		n = n.parent
 	}
 }

@@ -80,3 +80,48 @@ func TestHotKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestUnlinkedNodeQueuedAgain: a node can leave the trie through its
+// child's trim (its ancestors go with the child) while an entry of its own
+// is still queued, at a later version. When that entry comes up, after the
+// path was written again, it must not unlink the new node: the path's new
+// value stays readable.
+func TestUnlinkedNodeQueuedAgain(t *testing.T) {
+	s := New(Config{})
+	ctx := context.Background()
+	a, b := contract.MustParse("domain.a"), contract.MustParse("domain.a.b")
+	commit := func(p contract.Path, op contract.Op) {
+		t.Helper()
+		var v []byte
+		if op == contract.OpSet {
+			v = []byte("v" + fmt.Sprint(s.Version()+1))
+		}
+		if _, err := s.Commit(ctx, s.Version(), nil, Delta{{Path: p, Op: op, Value: v}}, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(a, contract.OpSet) // 1
+	commit(b, contract.OpSet) // 2
+	s2 := s.Snapshot()
+	commit(a, contract.OpSet) // 3: a queued at 3
+	s3 := s.Snapshot()
+	commit(a, contract.OpDelete) // 4
+	commit(b, contract.OpDelete) // 5: b queued at 5
+	s5 := s.Snapshot()
+	s2.Release()
+	commit("domain.z", contract.OpSet) // 6: the horizon is 3; a, written since, is queued again at 6
+	s3.Release()
+	commit("domain.y", contract.OpSet) // 7: the horizon is 5; b leaves, and a with it, a's entry at 6 stays
+	commit(a, contract.OpSet)          // 8: a new node for a
+	s5.Release()
+	commit("domain.x", contract.OpSet) // 9: a's entry at 6 comes up
+	sn := s.Snapshot()
+	defer sn.Release()
+	e, ok := sn.Get(a)
+	if !ok || string(e.Value) != "v8" {
+		t.Fatalf("Get(%s) = %q, %v; want v8 (written at 8)", a, e.Value, ok)
+	}
+	if got := sn.Subtree("domain"); len(got) != 4 {
+		t.Fatalf("Subtree(domain) = %v, want a, x, y and z", got)
+	}
+}
