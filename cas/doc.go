@@ -18,14 +18,18 @@
 //
 // # Concurrency
 //
-// One RWMutex guards the trie, the history and the counters. Reads take it
-// shared; Commit takes it exclusively for validation and apply, so commits
-// are totally ordered by their version, and publishes the new version's
-// epoch before it unlocks. Snapshot takes no lock: it adds a hold to the
+// One mutex, the commit lock, guards the trie, the history and the
+// counters. Commit holds it for validation and apply, so commits are
+// totally ordered by their version, and publishes the new version's epoch
+// before it unlocks. Reads take no lock: Snapshot adds a hold to the
 // current epoch and checks the epoch is still current (history.go says why
-// that is enough). The VIP gate is checked inside the commit's exclusive
-// section, and while any ticket is held Snapshot also takes the lock
-// shared: so a commit that passed the gate before a grant is visible in the
+// that is enough), and Get finds its path in an index built for lock-free
+// readers (index.go) and walks the path's versions from an atomic head, so
+// commits never wait for readers nor readers for commits. Subtree also
+// holds the trie's shape (a read lock that only the commits that add or
+// remove a path take). The VIP gate is checked inside the commit lock, and
+// while any ticket is held Snapshot also waits out the commit in progress:
+// so a commit that passed the gate before a grant is visible in the
 // holder's next snapshot, and every commit after the grant waits.
 //
 // # Caveats

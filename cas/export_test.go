@@ -2,7 +2,21 @@ package cas
 
 // Len returns how many paths hold a value now (tests only).
 func (s *Store) Len() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.live
+}
+
+// len counts the index's entries by walking its segments (tests only).
+func (x *pathIndex) len() int {
+	d := x.dir.Load()
+	k := 0
+	var last *segment
+	for i := range d.segs {
+		if s := d.segs[i].Load(); s != last {
+			k += s.live
+			last = s
+		}
+	}
+	return k
 }

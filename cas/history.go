@@ -24,7 +24,7 @@ type garbage struct {
 }
 
 // history tracks which versions snapshots still hold and which nodes have
-// history to drop. Guarded by Store.mu (exclusive) except epoch.holds.
+// history to drop. Guarded by Store.mu except cur and epoch.holds.
 type history struct {
 	cur     atomic.Pointer[epoch]
 	slab    []epoch   // epochs allocated together; slab[used:] are unused
@@ -40,7 +40,7 @@ type history struct {
 // so a held epoch keeps at most one slab (1 KiB) alive.
 const epochSlab = 64
 
-// advance publishes the epoch of version v (called with the write lock).
+// advance publishes the epoch of version v (called with the store's lock).
 func (h *history) advance(v Version) {
 	if h.used == len(h.slab) {
 		h.slab, h.used = make([]epoch, epochSlab), 0
@@ -85,7 +85,7 @@ func (h *history) collect(s *Store) {
 		n.queued = false
 		n.trim(hz, s.dropped)
 		s.unlink(n, hz)
-		if hd := n.head; hd != nil && hd.ver > hz && (hd.prev != nil || hd.deleted) {
+		if hd := n.head.Load(); hd != nil && hd.ver > hz && (hd.prev != nil || hd.deleted) {
 			// newest > hz: the loop stops before the entries it appends.
 			n.queued = true
 			h.pending = append(h.pending, garbage{ver: newest, n: n})

@@ -9,7 +9,7 @@ import (
 
 func chainLen(n *node) int {
 	k := 0
-	for r := n.head; r != nil; r = r.prev {
+	for r := n.head.Load(); r != nil; r = r.prev {
 		k++
 	}
 	return k
@@ -34,14 +34,14 @@ func TestHistoryIsTrimmed(t *testing.T) {
 	for range 10 {
 		put(contract.OpSet)
 	}
-	if k := chainLen(s.index[p]); k != 1 {
+	if k := chainLen(s.index.get(p)); k != 1 {
 		t.Fatalf("no reader, yet %d revs kept", k)
 	}
 	sn := s.Snapshot()
 	for range 10 {
 		put(contract.OpSet)
 	}
-	if k := chainLen(s.index[p]); k != 11 {
+	if k := chainLen(s.index.get(p)); k != 11 {
 		t.Fatalf("with a reader: %d revs, want 11", k)
 	}
 	if e, ok := sn.Get(p); !ok || e.Version != sn.Version() {
@@ -49,12 +49,12 @@ func TestHistoryIsTrimmed(t *testing.T) {
 	}
 	sn.Release()
 	put(contract.OpSet)
-	if k := chainLen(s.index[p]); k != 1 {
+	if k := chainLen(s.index.get(p)); k != 1 {
 		t.Fatalf("after release: %d revs, want 1", k)
 	}
 	sn2 := s.Snapshot()
 	put(contract.OpDelete)
-	if _, ok := s.index[p]; !ok {
+	if s.index.get(p) == nil {
 		t.Fatal("deleted path dropped while a snapshot can still read it")
 	}
 	if _, ok := sn2.Get(p); !ok {
@@ -65,10 +65,10 @@ func TestHistoryIsTrimmed(t *testing.T) {
 	if _, err := s.Commit(context.Background(), s.Version(), nil, Delta{{Path: put2, Op: contract.OpSet}}, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.index[p]; ok {
+	if s.index.get(p) != nil {
 		t.Fatal("dead path kept")
 	}
-	if _, ok := s.index["domain.a"]; ok {
+	if s.index.get("domain.a") != nil {
 		t.Fatal("empty ancestor kept")
 	}
 	if len(s.hist.pending) != 0 || len(s.hist.old) != 0 {
@@ -133,7 +133,7 @@ func TestHotNodePendingOnce(t *testing.T) {
 	if n := len(s.hist.pending); n != 2 {
 		t.Fatalf("%d entries in the trim queue for two written paths, want 2", n)
 	}
-	if k := chainLen(s.index[p]); k != 1001 {
+	if k := chainLen(s.index.get(p)); k != 1001 {
 		t.Fatalf("%d revs of the hot path while the snapshot holds the first, want 1001", k)
 	}
 	// Renew while writing: the horizon moves in steps, the node stays
@@ -147,13 +147,13 @@ func TestHotNodePendingOnce(t *testing.T) {
 		if n := len(s.hist.pending); n != 1 {
 			t.Fatalf("%d entries in the trim queue, want 1 (the hot path)", n)
 		}
-		if k := chainLen(s.index[p]); k != 101 {
+		if k := chainLen(s.index.get(p)); k != 101 {
 			t.Fatalf("%d revs of the hot path, want 101 (the snapshot's and the 100 after it)", k)
 		}
 	}
 	sn.Release()
 	s.Collect()
-	if k := chainLen(s.index[p]); k != 1 {
+	if k := chainLen(s.index.get(p)); k != 1 {
 		t.Fatalf("%d revs of the hot path with no snapshot, want 1", k)
 	}
 	if n := len(s.hist.pending); n != 0 {

@@ -1,16 +1,25 @@
 package cas
 
-import "github.com/theus-run/theus/contract"
+import (
+	"sync/atomic"
+
+	"github.com/theus-run/theus/contract"
+)
 
 // node is one path in the trie. A node exists for every path that was ever
 // written and every ancestor of one, until history trimming finds it deleted
 // for good and childless.
+//
+// A commit changes a node under the store's lock. Snapshot.Get reads one
+// without a lock: path and hash never change, head is atomic and the revs
+// it links are immutable (see rev). children is guarded by Store.tree too.
 type node struct {
 	path     contract.Path
+	hash     uint64 // the index's hash of path
 	seg      string // last segment of path
 	parent   *node
-	children map[string]*node // by segment; nil when none
-	head     *rev             // newest first; nil for a path never written
+	children map[string]*node    // by segment; nil when none
+	head     atomic.Pointer[rev] // newest first; nil for a path never written
 	// subtree is the newest version written at this path or anywhere below
 	// it: a subtree read from snapshot s conflicts iff subtree > s.
 	subtree Version
@@ -35,7 +44,10 @@ type node struct {
 }
 
 // rev is one version of a path's value. Revs are immutable once linked,
-// except prev, which trimming cuts under the store's write lock.
+// except prev, which trimming cuts under the store's lock. A reader walking
+// without the lock never loads the prev that is cut: it holds a snapshot at
+// or after the horizon, so it stops at the rev visible at the horizon, or
+// at a newer one, and trimming cuts only that rev's prev.
 type rev struct {
 	ver     Version
 	val     []byte
@@ -45,7 +57,7 @@ type rev struct {
 
 // at returns the rev visible at version v, or nil.
 func (n *node) at(v Version) *rev {
-	r := n.head
+	r := n.head.Load()
 	for r != nil && r.ver > v {
 		r = r.prev
 	}
@@ -91,6 +103,7 @@ func (n *node) trim(horizon Version, dropped func(contract.Path, []byte)) {
 // sees a value at or below it, and no commit after horizon wrote there. A
 // LOG root with appends keeps its numbering and stays.
 func (n *node) dead(horizon Version) bool {
+	hd := n.head.Load()
 	return len(n.children) == 0 && n.nextSeq == 0 && n.subtree <= horizon &&
-		(n.head == nil || n.head.deleted)
+		(hd == nil || hd.deleted)
 }

@@ -95,8 +95,8 @@ func (s *Store) LookupOp(id string, d OpDigest) (Version, []byte, bool, error) {
 	if id == "" {
 		return 0, nil, false, nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	r, ok, err := s.ids.find(id, d)
 	return r.ver, r.result, ok, err
 }

@@ -44,10 +44,10 @@ func Restore(cfg Config, st State) (*Store, error) {
 			return nil, fmt.Errorf("cas: restore: %s at version %d, store at %d", e.Path, e.Version, st.Version)
 		}
 		n := s.ensure(e.Path)
-		if n.head != nil {
+		if n.head.Load() != nil {
 			return nil, fmt.Errorf("cas: restore: %s twice", e.Path)
 		}
-		n.head = newRev(e.Version, e.Value, false, nil)
+		n.head.Store(newRev(e.Version, e.Value, false, nil))
 		s.live++
 		stamp(n, e.Version)
 	}
@@ -68,16 +68,16 @@ func Restore(cfg Config, st State) (*Store, error) {
 
 // Export returns the store's state at its current version, what Restore
 // takes back: for a backup taken while commits continue. It holds the
-// store's read lock while it walks the trie, so commits wait for the walk
+// store's lock while it walks the trie, so commits wait for the walk
 // (about a tenth of a second per million paths); values are shared, not
 // copied (they are never changed in place).
 func (s *Store) Export() State {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	st := State{Version: s.version, Entries: make([]Entry, 0, s.live), Seqs: map[contract.Path]uint64{}}
 	var walk func(n *node)
 	walk = func(n *node) {
-		if r := n.head; r != nil && !r.deleted {
+		if r := n.head.Load(); r != nil && !r.deleted {
 			st.Entries = append(st.Entries, Entry{Path: n.path, Value: r.val, Version: r.ver})
 		}
 		if n.nextSeq != 0 {

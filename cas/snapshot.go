@@ -55,8 +55,8 @@ func (sn *Snapshot) take() {
 		// epoch before they unlock, so waiting out the writer is enough.
 		// (Found by TestHotKeyBoundedAttempts under load: without this, a
 		// holder could read the epoch before such a commit and lose.)
-		s.mu.RLock()
-		defer s.mu.RUnlock()
+		s.mu.Lock()
+		defer s.mu.Unlock()
 	}
 	h := &s.hist
 	for {
@@ -98,16 +98,15 @@ func (sn *Snapshot) check() {
 }
 
 // Get returns the value at exactly p and the version that wrote it, and
-// false if p holds no value at this snapshot.
+// false if p holds no value at this snapshot. It takes no lock: commits
+// neither wait for it nor make it wait.
 func (sn *Snapshot) Get(p contract.Path) (Entry, bool) {
 	sn.check()
 	if sn.s == nil {
 		return sn.frozenGet(p)
 	}
-	sn.s.mu.RLock()
-	defer sn.s.mu.RUnlock()
-	n, ok := sn.s.index[p]
-	if !ok {
+	n := sn.s.index.get(p)
+	if n == nil {
 		return Entry{}, false
 	}
 	r := n.at(sn.v)
@@ -117,19 +116,20 @@ func (sn *Snapshot) Get(p contract.Path) (Entry, bool) {
 	return Entry{Path: p, Value: r.val, Version: r.ver}, true
 }
 
-// Subtree returns every value at p or below it, sorted by path.
+// Subtree returns every value at p or below it, sorted by path. It holds
+// the trie's shape (Store.tree) while it walks: commits that add or remove
+// a path wait for it, the others do not.
 func (sn *Snapshot) Subtree(p contract.Path) []Entry {
 	sn.check()
 	if sn.s == nil {
 		return sn.frozenSubtree(p)
 	}
-	sn.s.mu.RLock()
-	n, ok := sn.s.index[p]
 	var out []Entry
-	if ok {
+	sn.s.tree.RLock()
+	if n := sn.s.index.get(p); n != nil {
 		out = sn.collect(n, out)
 	}
-	sn.s.mu.RUnlock()
+	sn.s.tree.RUnlock()
 	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(string(a.Path), string(b.Path)) })
 	return out
 }

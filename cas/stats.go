@@ -19,11 +19,11 @@ type Stats struct {
 	GateWaits uint64
 }
 
-// Stats returns the store's figures. It takes the read lock: commits
+// Stats returns the store's figures. It takes the store's lock: commits
 // wait for it, snapshots do not.
 func (s *Store) Stats() Stats {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	h := &s.hist
 	st := Stats{Version: s.version, History: len(h.pending), Paths: s.live, GateWaits: s.gateWaits.Load()}
 	st.Snapshots = h.cur.Load().holds.Load()

@@ -48,14 +48,14 @@ type Config struct {
 	// Dropped, when set, is called with every value that no snapshot can
 	// see any more (replaced or deleted, and older than every live
 	// snapshot), for the paths Watch selects. It runs under the store's
-	// write lock: it must be quick and must not call the store. The HEAVY
+	// lock: it must be quick and must not call the store. The HEAVY
 	// zone frees a tensor's block here.
 	Dropped func(path contract.Path, value []byte)
 	// Watch selects the paths whose dropped values go to Dropped; nil
 	// selects none.
 	Watch func(contract.Path) bool
 	// Committed, when set, is called with every commit as it is applied,
-	// under the store's write lock and in version order: what a journal
+	// under the store's lock and in version order: what a journal
 	// needs to make it durable. It must be quick (queue it) and must not
 	// call the store. The Commit and its slices are the callee's to keep.
 	Committed func(Commit)
@@ -96,13 +96,18 @@ type Store struct {
 	watch     func(contract.Path) bool
 	committed func(Commit)
 
-	mu      sync.RWMutex
+	// mu is the commit lock: it guards everything below but for what
+	// Snapshot reads without it (the index, node.head, hist.cur).
+	mu      sync.Mutex
 	version Version
-	root    *node                   // the empty path; its children are first segments
-	index   map[contract.Path]*node // every node of the trie, by path
-	live    int                     // paths holding a value now (not tombstones)
-	hist    history
-	ids     opIDs
+	root    *node      // the empty path; its children are first segments
+	index   *pathIndex // every node of the trie, by path
+	// tree guards node.children for Subtree, which walks them without
+	// mu: a commit takes it too (after mu) to add or remove a node.
+	tree sync.RWMutex
+	live int // paths holding a value now (not tombstones)
+	hist history
+	ids  opIDs
 	// gateWaits counts commits that waited for a VIP ticket not theirs.
 	gateWaits atomic.Uint64
 }
@@ -115,32 +120,41 @@ func New(cfg Config) *Store {
 		watch:     cfg.Watch,
 		committed: cfg.Committed,
 		root:      &node{},
-		index:     make(map[contract.Path]*node),
+		index:     newPathIndex(),
 	}
 	s.hist.cur.Store(&epoch{})
 	s.ids.init(cfg.OpIDWindow)
 	return s
 }
 
-// Version returns the version of the newest commit.
+// Version returns the version of the newest commit. It takes no lock.
 func (s *Store) Version() Version {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.version
+	return s.hist.cur.Load().ver
 }
 
 // ensure returns the node for p, creating it and its ancestors.
 func (s *Store) ensure(p contract.Path) *node {
-	if n, ok := s.index[p]; ok {
+	if n := s.index.get(p); n != nil {
+		return n
+	}
+	s.tree.Lock()
+	defer s.tree.Unlock()
+	return s.create(p)
+}
+
+// create returns the node for p, creating it and its ancestors (mu and
+// tree held).
+func (s *Store) create(p contract.Path) *node {
+	if n := s.index.get(p); n != nil {
 		return n
 	}
 	parent, seg := s.root, string(p)
 	if i := strings.LastIndexByte(seg, '.'); i >= 0 {
-		parent, seg = s.ensure(p[:i]), seg[i+1:]
+		parent, seg = s.create(p[:i]), seg[i+1:]
 	}
 	n := parent.child(seg, p)
 	n.watched = s.dropped != nil && s.watch != nil && s.watch(p)
-	s.index[p] = n
+	s.index.put(n)
 	return n
 }
 
@@ -148,15 +162,17 @@ func (s *Store) ensure(p contract.Path) *node {
 // children, nothing written below it after horizon), then each ancestor the
 // removal leaves dead too.
 func (s *Store) unlink(n *node, horizon Version) {
-	if n.gone {
+	if n == s.root || n.gone || !n.dead(horizon) {
 		return
 	}
+	s.tree.Lock()
+	defer s.tree.Unlock()
 	for n != s.root && n.dead(horizon) {
 		delete(n.parent.children, n.seg)
 		if len(n.parent.children) == 0 {
 			n.parent.children = nil
 		}
-		delete(s.index, n.path)
+		s.index.remove(n)
 		n.gone = true
 		n = n.parent
 	}

@@ -57,8 +57,8 @@ func TestDeleteLeavesAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(s.index) != 0 || len(s.root.children) != 0 {
-		t.Fatalf("trie after the delete: %v", s.index)
+	if s.index.len() != 0 || len(s.root.children) != 0 {
+		t.Fatalf("trie after the delete: %d paths indexed", s.index.len())
 	}
 }
 
