@@ -49,6 +49,16 @@ func (e *PathError) Error() string {
 // Is makes errors.Is(err, ErrInvalidPath) true for every *PathError.
 func (e *PathError) Is(target error) bool { return target == ErrInvalidPath }
 
+// segmentByte marks each byte a segment allows, [A-Za-z0-9_-]: one load
+// per byte where five ranges took up to ten tests.
+var segmentByte = [256]bool{
+	'-': true, '0': true, '1': true, '2': true, '3': true, '4': true, '5': true, '6': true, '7': true, '8': true, '9': true,
+	'A': true, 'B': true, 'C': true, 'D': true, 'E': true, 'F': true, 'G': true, 'H': true, 'I': true, 'J': true, 'K': true, 'L': true, 'M': true,
+	'N': true, 'O': true, 'P': true, 'Q': true, 'R': true, 'S': true, 'T': true, 'U': true, 'V': true, 'W': true, 'X': true, 'Y': true, 'Z': true,
+	'_': true, 'a': true, 'b': true, 'c': true, 'd': true, 'e': true, 'f': true, 'g': true, 'h': true, 'i': true, 'j': true, 'k': true, 'l': true, 'm': true,
+	'n': true, 'o': true, 'p': true, 'q': true, 'r': true, 's': true, 't': true, 'u': true, 'v': true, 'w': true, 'x': true, 'y': true, 'z': true,
+}
+
 func validate(s string) error {
 	bad := func(reason string) error {
 		shown := s
@@ -67,14 +77,14 @@ func validate(s string) error {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
+		case segmentByte[c]:
+			segLen++
 		case c == '.':
 			if segLen == 0 {
 				return bad(fmt.Sprintf("empty segment at byte %d", i))
 			}
 			depth++
 			segLen = 0
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-			segLen++
 		default:
 			r, _ := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError {
