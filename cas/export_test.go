@@ -20,3 +20,11 @@ func (x *pathIndex) len() int {
 	}
 	return k
 }
+
+// IndexDepth returns the index's directory depth and its entries (tests
+// only).
+func (s *Store) IndexDepth() (uint, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.index.dir.Load().depth, s.index.len()
+}

@@ -1,37 +1,54 @@
 package cas_test
 
 import (
-	"bytes"
+	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/contract"
 )
 
-// TestReadsDuringChurn: Get and Subtree, which take no commit lock, see
-// every commit whole while commits add paths, delete them (their nodes
-// leave the trie once no snapshot sees them) and add them again. Each
-// commit sets or deletes both paths of a pair at once, so a snapshot must
-// see both or neither, with one value and one version; readers hold some
-// snapshots across commits so that history is kept and trimmed meanwhile.
-// Run with -race.
-func TestReadsDuringChurn(t *testing.T) {
+// rvHist is one commit's effect on a path, as the test recorded it.
+type rvHist struct {
+	ver     cas.Version
+	val     string
+	deleted bool
+}
+
+// TestReadsAgainstHistory: Get and Subtree, which take no commit lock,
+// agree with the recorded history at their snapshot's version while one
+// writer commits over 16,000 paths in 400 groups, creating, deleting and
+// creating again paths and their parents, so that nodes leave the trie and
+// the index splits, doubles and leaves tombstones meanwhile. Readers hold
+// some snapshots across commits so that history is kept and trimmed. Run
+// with -race.
+func TestReadsAgainstHistory(t *testing.T) {
 	s := cas.New(cas.Config{})
-	const pairs = 64
-	pathsOf := func(k int) (string, string, string) {
-		root := "domain.pair" + strconv.Itoa(k)
-		return root, root + ".a", root + ".b"
+	const groups, perGroup = 400, 40
+	pathOf := func(g, k int) contract.Path {
+		return contract.Path(fmt.Sprintf("domain.g%d.k%d", g, k))
+	}
+	var mu sync.RWMutex
+	hist := map[contract.Path][]rvHist{}
+	at := func(p contract.Path, v cas.Version) (rvHist, bool) {
+		h := hist[p]
+		for i := len(h) - 1; i >= 0; i-- {
+			if h[i].ver <= v {
+				return h[i], !h[i].deleted
+			}
+		}
+		return rvHist{}, false
 	}
 	var stop atomic.Bool
 	var reads atomic.Int64
 	var wg sync.WaitGroup
 	for r := range 3 {
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(r), 7))
+			rng := rand.New(rand.NewPCG(uint64(r), 11))
 			var held []*cas.Snapshot
 			defer func() {
 				for _, sn := range held {
@@ -40,55 +57,107 @@ func TestReadsDuringChurn(t *testing.T) {
 			}()
 			for !stop.Load() {
 				sn := s.Snapshot()
-				for range 8 {
-					root, a, b := pathsOf(rng.IntN(pairs))
-					ea, okA := sn.Get(P(a))
-					eb, okB := sn.Get(P(b))
-					if okA != okB || okA && (!bytes.Equal(ea.Value, eb.Value) || ea.Version != eb.Version) {
-						t.Errorf("snapshot %d: %s = %q@%d (%v), %s = %q@%d (%v)", sn.Version(), a, ea.Value, ea.Version, okA, b, eb.Value, eb.Version, okB)
+				v := sn.Version()
+				for range 16 {
+					g, k := rng.IntN(groups), rng.IntN(perGroup)
+					p := pathOf(g, k)
+					e, ok := sn.Get(p)
+					mu.RLock()
+					want, wok := at(p, v)
+					mu.RUnlock()
+					if ok != wok || ok && (string(e.Value) != want.val || e.Version != want.ver) {
+						t.Errorf("snapshot %d: Get(%s) = %q@%d %v, want %q@%d %v", v, p, e.Value, e.Version, ok, want.val, want.ver, wok)
+						stop.Store(true)
 						return
 					}
-					sub := sn.Subtree(P(root))
-					if okA && (len(sub) != 2 || !bytes.Equal(sub[0].Value, ea.Value)) || !okA && len(sub) != 0 {
-						t.Errorf("snapshot %d: Subtree(%s) = %v, Get(%s) = %q (%v)", sn.Version(), root, sub, a, ea.Value, okA)
-						return
+					if rng.IntN(8) == 0 {
+						gp := contract.Path(fmt.Sprintf("domain.g%d", g))
+						sub := sn.Subtree(gp)
+						mu.RLock()
+						var wantN int
+						for kk := range perGroup {
+							if _, ok := at(pathOf(g, kk), v); ok {
+								wantN++
+							}
+						}
+						mu.RUnlock()
+						if len(sub) != wantN {
+							t.Errorf("snapshot %d: Subtree(%s) has %d entries, want %d", v, gp, len(sub), wantN)
+							stop.Store(true)
+							return
+						}
+						for _, en := range sub {
+							mu.RLock()
+							w, ok := at(en.Path, v)
+							mu.RUnlock()
+							if !ok || w.val != string(en.Value) || w.ver != en.Version {
+								t.Errorf("snapshot %d: Subtree entry %s = %q@%d, want %q@%d %v", v, en.Path, en.Value, en.Version, w.val, w.ver, ok)
+								stop.Store(true)
+								return
+							}
+						}
 					}
 					reads.Add(1)
 				}
-				if rng.IntN(4) == 0 && len(held) < 4 {
-					held = append(held, sn) // kept across commits
+				if rng.IntN(4) == 0 && len(held) < 6 {
+					held = append(held, sn)
 				} else {
 					sn.Release()
 				}
 				if len(held) > 0 && rng.IntN(3) == 0 {
-					held[0].Release()
-					held = held[1:]
+					i := rng.IntN(len(held))
+					held[i].Release()
+					held = append(held[:i], held[i+1:]...)
 				}
 			}
 		})
 	}
-	rng := rand.New(rand.NewPCG(9, 9))
+	rng := rand.New(rand.NewPCG(5, 5))
 	deadline := time.Now().Add(time.Second)
 	commits := 0
-	for ; time.Now().Before(deadline) || commits < 2000; commits++ {
-		_, a, b := pathsOf(rng.IntN(pairs))
+	live := map[contract.Path]bool{}
+	for ; (time.Now().Before(deadline) || commits < 3000) && !stop.Load(); commits++ {
+		v := s.Version() + 1
 		var d cas.Delta
-		if rng.IntN(2) == 0 {
-			v := enc(int64(commits))
-			d.Set(P(a), v)
-			d.Set(P(b), v)
-		} else {
-			d.Delete(P(a))
-			d.Delete(P(b))
+		n := 1 + rng.IntN(6)
+		g := rng.IntN(groups)
+		seen := map[contract.Path]bool{}
+		mu.Lock()
+		for range n {
+			p := pathOf(g, rng.IntN(perGroup))
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			// bias: delete live paths more often so groups empty and parents leave
+			if live[p] && rng.IntN(3) != 0 {
+				d.Delete(p)
+				hist[p] = append(hist[p], rvHist{ver: v, deleted: true})
+				live[p] = false
+			} else {
+				val := fmt.Sprintf("%s@%d", p, v)
+				d.Set(p, []byte(val))
+				hist[p] = append(hist[p], rvHist{ver: v, val: val})
+				live[p] = true
+			}
 		}
-		if _, err := s.Commit(bg, s.Version(), nil, d, cas.Options{Mode: cas.Training}); err != nil {
+		mu.Unlock()
+		res, err := s.Commit(bg, s.Version(), nil, d, cas.Options{Mode: cas.Training})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if res.Version != v {
+			t.Fatalf("version %d, want %d", res.Version, v)
 		}
 	}
 	stop.Store(true)
 	wg.Wait()
+	dd, nn := s.IndexDepth()
+	t.Logf("%d commits, %d reads, index depth %d, %d entries", commits, reads.Load(), dd, nn)
 	if reads.Load() == 0 {
 		t.Fatal("no reads ran during the commits")
 	}
-	t.Logf("%d commits, %d pair reads", commits, reads.Load())
+	if dd < 3 {
+		t.Fatalf("index depth %d: the index did not split while the readers read", dd)
+	}
 }

@@ -10,7 +10,10 @@ import (
 
 // Snapshot is an immutable view of the store at one version. Taking one does
 // not copy anything; it holds the history it needs until Release. A
-// Snapshot is safe for concurrent use; using it after Release panics.
+// Snapshot is safe for concurrent use; using it after Release panics. A Get
+// or Subtree still running when another goroutine calls Release is a use
+// after Release too (the history it walks may be dropped under it, and the
+// race detector says so): release a snapshot once its readers are done.
 type Snapshot struct {
 	s        *Store
 	e        *epoch

@@ -52,7 +52,9 @@ type Config struct {
 	// zone frees a tensor's block here.
 	Dropped func(path contract.Path, value []byte)
 	// Watch selects the paths whose dropped values go to Dropped; nil
-	// selects none.
+	// selects none. A commit calls it, under the store's locks, for each
+	// path it creates: like Dropped it must be quick and must not call the
+	// store.
 	Watch func(contract.Path) bool
 	// Committed, when set, is called with every commit as it is applied,
 	// under the store's lock and in version order: what a journal
