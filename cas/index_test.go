@@ -2,6 +2,7 @@ package cas
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -135,12 +136,17 @@ func TestIndexReadersDuringWrites(t *testing.T) {
 		x.put(kept[i])
 	}
 	var stop atomic.Bool
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	var lookups atomic.Int64
 	for r := range 3 {
+		started.Add(1)
 		wg.Go(func() {
+			started.Done()
 			i := r
 			for !stop.Load() {
+				if i%64 == 0 {
+					runtime.Gosched() // one thread under wasm: let the writer on
+				}
 				n := kept[i%stay]
 				if got := x.get(n.path); got != n {
 					t.Errorf("get(%q) = %p during writes, want %p", n.path, got, n)
@@ -155,8 +161,12 @@ func TestIndexReadersDuringWrites(t *testing.T) {
 			}
 		})
 	}
+	started.Wait()
 	var churn []*node
 	for k := range 60000 {
+		if k%256 == 0 {
+			runtime.Gosched() // a loaded machine, or one thread: let the readers in
+		}
 		n := &node{path: keyPath(k)}
 		x.put(n)
 		churn = append(churn, n)

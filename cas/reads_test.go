@@ -3,6 +3,7 @@ package cas_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,9 +46,11 @@ func TestReadsAgainstHistory(t *testing.T) {
 	}
 	var stop atomic.Bool
 	var reads atomic.Int64
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	for r := range 3 {
+		started.Add(1)
 		wg.Go(func() {
+			started.Done()
 			rng := rand.New(rand.NewPCG(uint64(r), 11))
 			var held []*cas.Snapshot
 			defer func() {
@@ -56,6 +59,7 @@ func TestReadsAgainstHistory(t *testing.T) {
 				}
 			}()
 			for !stop.Load() {
+				runtime.Gosched() // one thread under wasm: let the writer on
 				sn := s.Snapshot()
 				v := sn.Version()
 				for range 16 {
@@ -113,10 +117,17 @@ func TestReadsAgainstHistory(t *testing.T) {
 		})
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
+	started.Wait()
 	deadline := time.Now().Add(time.Second)
 	commits := 0
 	live := map[contract.Path]bool{}
-	for ; (time.Now().Before(deadline) || commits < 3000) && !stop.Load(); commits++ {
+	// Until a second has passed, 3,000 commits are done and the readers
+	// have read along (on a loaded machine, or under wasm's one thread,
+	// they run only when the writer yields).
+	for ; (time.Now().Before(deadline) || commits < 3000 || reads.Load() < 1000) && !stop.Load(); commits++ {
+		if commits%64 == 0 {
+			runtime.Gosched()
+		}
 		v := s.Version() + 1
 		var d cas.Delta
 		n := 1 + rng.IntN(6)
