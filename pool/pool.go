@@ -69,8 +69,8 @@ type Config struct {
 	// DefaultWorkerPoll; negative: never.
 	WorkerPoll time.Duration
 	// PollBusy is the most dispatches in flight at which WorkerPoll is
-	// advised; default a quarter of GOMAXPROCS (the CPUs, within a
-	// container's quota), at least 1.
+	// advised; default DefaultPollBusy per GOMAXPROCS (the CPUs, within a
+	// container's quota).
 	PollBusy int
 
 	Log zerolog.Logger
@@ -78,6 +78,15 @@ type Config struct {
 
 // DefaultWorkerPoll is what Config.WorkerPoll 0 means.
 const DefaultWorkerPoll = 100 * time.Microsecond
+
+// DefaultPollBusy is Config.PollBusy's default per GOMAXPROCS. A worker
+// polls only while none of its processes runs and yields the CPU as it
+// polls, so on 2 cores even an ungated poll took nothing from the work
+// at 256 in flight, while a gate at a quarter of GOMAXPROCS (the first
+// default) kept 8 clients with one call each from it: counter-spread
+// 8×1 did 37–45k req/s gated there and 44–64k at 8 or more (see
+// docs/BENCHMARKS.md, "The poll's gate"). Measured on 2 cores only.
+const DefaultPollBusy = 8
 
 // MaxWorkerPoll is the longest poll a worker of this SDK follows.
 const MaxWorkerPoll = time.Millisecond
@@ -121,7 +130,7 @@ func (c *Config) defaults() {
 		c.WorkerPoll = DefaultWorkerPoll
 	}
 	if c.PollBusy <= 0 {
-		c.PollBusy = max(1, runtime.GOMAXPROCS(0)/4) // the CPUs a container's quota allows
+		c.PollBusy = DefaultPollBusy * runtime.GOMAXPROCS(0) // the CPUs a container's quota allows
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -415,8 +416,8 @@ func TestWorkerPollAdvice(t *testing.T) {
 func TestWorkerPollDefaults(t *testing.T) {
 	var c Config
 	c.defaults()
-	if c.WorkerPoll != DefaultWorkerPoll || c.PollBusy < 1 {
-		t.Fatalf("WorkerPoll %v, PollBusy %d: want %v and at least 1", c.WorkerPoll, c.PollBusy, DefaultWorkerPoll)
+	if want := DefaultPollBusy * runtime.GOMAXPROCS(0); c.WorkerPoll != DefaultWorkerPoll || c.PollBusy != want {
+		t.Fatalf("WorkerPoll %v, PollBusy %d: want %v and %d", c.WorkerPoll, c.PollBusy, DefaultWorkerPoll, want)
 	}
 }
 
