@@ -9,11 +9,14 @@ package etcdtest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -41,14 +44,45 @@ const StartTimeout = 60 * time.Second
 
 // Start runs n members with data under dir and waits until every one of
 // them serves.
+//
+// A member's ports are picked free, closed, and bound again by etcd a
+// moment later; another process can take one in between (a CI run saw
+// "bind: address already in use"). So the ports come from below the
+// kernel's ephemeral range, which outgoing connections draw from, and a
+// start that loses a port anyway is tried again on new ones.
 func Start(dir string, n int) (*Cluster, error) {
 	if n < 1 {
 		return nil, errors.New("etcdtest: at least one member")
 	}
+	var err error
+	for range startAttempts {
+		var c *Cluster
+		if c, err = start(dir, n); err == nil || !inUse(err) {
+			return c, err
+		}
+		for i := range n { // the next try bootstraps a new cluster there
+			if rerr := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("m%d", i))); rerr != nil {
+				return nil, fmt.Errorf("etcdtest: %w (and clearing for a new try: %w)", err, rerr)
+			}
+		}
+	}
+	return nil, err
+}
+
+// startAttempts bounds Start's tries on ports another process took.
+const startAttempts = 5
+
+// inUse reports whether err is a port taken under a member.
+func inUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
+
+func start(dir string, n int) (*Cluster, error) {
 	c := &Cluster{dir: dir}
 	var parts []string
+	taken := map[int]bool{}
 	for i := range n {
-		ports, err := freePorts(2)
+		ports, err := freePorts(2, taken)
 		if err != nil {
 			return nil, err
 		}
@@ -75,22 +109,30 @@ func Start(dir string, n int) (*Cluster, error) {
 	return c, nil
 }
 
-// freePorts returns n TCP ports free on 127.0.0.1 now.
-func freePorts(n int) ([]int, error) {
+// Ports are picked in [portLow, portHigh): below Linux's default
+// ephemeral range (32768-60999), so that no outgoing connection is given
+// one between the pick and etcd's bind.
+const portLow, portHigh = 20000, 32768
+
+// freePorts returns n TCP ports free on 127.0.0.1 now, none in taken,
+// and adds them to taken.
+func freePorts(n int, taken map[int]bool) ([]int, error) {
 	var out []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
+	for tries := 0; len(out) < n; tries++ {
+		if tries == 1000 {
+			return nil, fmt.Errorf("etcdtest: no free port in [%d, %d) after %d tries", portLow, portHigh, tries)
 		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		p := portLow + rand.IntN(portHigh-portLow)
+		if taken[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
-			return nil, fmt.Errorf("etcdtest: %w", err)
+			continue // in use
 		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+		taken[p] = true
+		out = append(out, p)
 	}
 	return out, nil
 }
