@@ -160,3 +160,33 @@ func TestHotNodePendingOnce(t *testing.T) {
 		t.Fatalf("%d entries in the trim queue with no snapshot, want 0", n)
 	}
 }
+
+// TestWrittenAgainIsQueuedAgain: a node whose queued entry comes up while
+// it holds a rev newer than the horizon (it was written again since) goes
+// back in the queue, so that rev's predecessor is dropped once the
+// snapshots that pinned it are gone, even if the path is never written
+// again.
+func TestWrittenAgainIsQueuedAgain(t *testing.T) {
+	s := New(Config{})
+	p := contract.MustParse("domain.hot")
+	set := func(p contract.Path) {
+		t.Helper()
+		if _, err := s.Commit(context.Background(), s.Version(), nil, Delta{{Path: p, Op: contract.OpSet, Value: []byte{1}}}, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(p) // 1
+	s1 := s.Snapshot()
+	set(p) // 2: p queued at 2
+	s2 := s.Snapshot()
+	s1.Release()
+	set(p) // 3: p's entry comes up (horizon 2) while its head is 3: queued again
+	s2.Release()
+	set("domain.other") // 4: no snapshot left; p is never written again
+	if k := chainLen(s.index.get(p)); k != 1 {
+		t.Fatalf("%d revs kept for %s with no snapshot held, want 1", k, p)
+	}
+	if len(s.hist.pending) != 0 {
+		t.Fatalf("%d entries still pending", len(s.hist.pending))
+	}
+}
