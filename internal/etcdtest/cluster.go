@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,25 +50,35 @@ const StartTimeout = 60 * time.Second
 // moment later; another process can take one in between (a CI run saw
 // "bind: address already in use"). So the ports come from below the
 // kernel's ephemeral range, which outgoing connections draw from, and a
-// start that loses a port anyway is tried again on new ones.
+// start that loses a port anyway is tried again on new ones, after
+// clearing the member directories it created (never one that was there
+// before: a start over existing data is not tried again).
 func Start(dir string, n int) (*Cluster, error) {
 	if n < 1 {
 		return nil, errors.New("etcdtest: at least one member")
 	}
+	fresh := true
+	for i := range n {
+		if _, err := os.Stat(memberDir(dir, i)); err == nil {
+			fresh = false
+		}
+	}
 	var err error
 	for range startAttempts {
 		var c *Cluster
-		if c, err = start(dir, n); err == nil || !inUse(err) {
+		if c, err = start(dir, n); err == nil || !inUse(err) || !fresh {
 			return c, err
 		}
 		for i := range n { // the next try bootstraps a new cluster there
-			if rerr := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("m%d", i))); rerr != nil {
-				return nil, fmt.Errorf("etcdtest: %w (and clearing for a new try: %w)", err, rerr)
+			if rerr := os.RemoveAll(memberDir(dir, i)); rerr != nil {
+				return nil, fmt.Errorf("%w (and clearing for a new try: %w)", err, rerr)
 			}
 		}
 	}
 	return nil, err
 }
+
+func memberDir(dir string, i int) string { return filepath.Join(dir, fmt.Sprintf("m%d", i)) }
 
 // startAttempts bounds Start's tries on ports another process took.
 const startAttempts = 5
@@ -88,7 +99,7 @@ func start(dir string, n int) (*Cluster, error) {
 		}
 		m := &member{
 			name: fmt.Sprintf("m%d", i),
-			dir:  filepath.Join(dir, fmt.Sprintf("m%d", i)),
+			dir:  memberDir(dir, i),
 			peer: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])},
 			cli:  url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])},
 		}
@@ -98,8 +109,16 @@ func start(dir string, n int) (*Cluster, error) {
 	c.initial = strings.Join(parts, ",")
 	errs := make([]error, n)
 	var wg sync.WaitGroup
+	// A member that cannot start ends the others' wait: without it they
+	// could lack a quorum and wait out StartTimeout.
+	abort := make(chan struct{})
+	var once sync.Once
 	for i, m := range c.members {
-		wg.Go(func() { errs[i] = c.run(m, embed.ClusterStateFlagNew) })
+		wg.Go(func() {
+			if errs[i] = c.run(m, embed.ClusterStateFlagNew, abort); errs[i] != nil {
+				once.Do(func() { close(abort) })
+			}
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -109,20 +128,44 @@ func start(dir string, n int) (*Cluster, error) {
 	return c, nil
 }
 
-// Ports are picked in [portLow, portHigh): below Linux's default
-// ephemeral range (32768-60999), so that no outgoing connection is given
-// one between the pick and etcd's bind.
+// portRange returns where ports are picked: below the kernel's
+// ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999
+// by default), so that no outgoing connection is given one between the
+// pick and etcd's bind; 12,768 ports wide at most, from 1024 up. Where
+// that range starts too low to leave room (or cannot be read as Linux
+// writes it), any unprivileged port: the retry is then all there is.
+func portRange() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return portLow, portHigh
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return portLow, portHigh
+	}
+	start, err := strconv.Atoi(f[0])
+	if err != nil || start > 65535 {
+		return portLow, portHigh
+	}
+	if start < 1024+1000 {
+		return 1024, 65536
+	}
+	return max(1024, start-(portHigh-portLow)), start
+}
+
+// The range for a kernel whose ephemeral ports are Linux's default.
 const portLow, portHigh = 20000, 32768
 
 // freePorts returns n TCP ports free on 127.0.0.1 now, none in taken,
 // and adds them to taken.
 func freePorts(n int, taken map[int]bool) ([]int, error) {
+	lo, hi := portRange()
 	var out []int
 	for tries := 0; len(out) < n; tries++ {
 		if tries == 1000 {
-			return nil, fmt.Errorf("etcdtest: no free port in [%d, %d) after %d tries", portLow, portHigh, tries)
+			return nil, fmt.Errorf("etcdtest: no free port in [%d, %d) after %d tries", lo, hi, tries)
 		}
-		p := portLow + rand.IntN(portHigh-portLow)
+		p := lo + rand.IntN(hi-lo)
 		if taken[p] {
 			continue
 		}
@@ -138,7 +181,7 @@ func freePorts(n int, taken map[int]bool) ([]int, error) {
 }
 
 // run starts m and waits until it serves.
-func (c *Cluster) run(m *member, state string) error {
+func (c *Cluster) run(m *member, state string, abort <-chan struct{}) error {
 	cfg := embed.NewConfig()
 	cfg.Name, cfg.Dir = m.name, m.dir
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{m.peer}, []url.URL{m.peer}
@@ -160,6 +203,9 @@ func (c *Cluster) run(m *member, state string) error {
 	case <-time.After(StartTimeout):
 		e.Close()
 		return fmt.Errorf("etcdtest: member %s not ready after %v", m.name, StartTimeout)
+	case <-abort:
+		e.Close()
+		return fmt.Errorf("etcdtest: member %s: another member failed to start", m.name)
 	}
 	m.mu.Lock()
 	m.e = e
@@ -215,9 +261,12 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
-// Restart starts a stopped member again on its data and ports.
+// Restart starts a stopped member again on its data and ports. The
+// cluster's membership names its ports, so it cannot move: if another
+// process took one while the member was stopped, Restart fails with
+// "address already in use".
 func (c *Cluster) Restart(i int) error {
-	return c.run(c.members[i], embed.ClusterStateFlagExisting)
+	return c.run(c.members[i], embed.ClusterStateFlagExisting, nil)
 }
 
 // Close stops every member.

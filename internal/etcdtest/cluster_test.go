@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"testing"
 )
 
@@ -19,10 +20,11 @@ func TestFreePorts(t *testing.T) {
 		}
 		all = append(all, ps...)
 	}
+	lo, hi := portRange()
 	seen := map[int]bool{}
 	for _, p := range all {
-		if p < portLow || p >= portHigh || seen[p] || !taken[p] {
-			t.Fatalf("ports %v: %d out of [%d, %d), repeated or not recorded", all, p, portLow, portHigh)
+		if p < lo || p >= hi || seen[p] || !taken[p] {
+			t.Fatalf("ports %v: %d out of [%d, %d), repeated or not recorded", all, p, lo, hi)
 		}
 		seen[p] = true
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
@@ -50,5 +52,22 @@ func TestInUse(t *testing.T) {
 	}
 	if inUse(errors.New("etcdtest: member m0 not ready after 1m0s")) {
 		t.Fatal("inUse took a timeout for a taken port")
+	}
+}
+
+// TestPortRangeBelowEphemeral: where the kernel says, the ports lie below
+// its ephemeral range and above the privileged ports.
+func TestPortRangeBelowEphemeral(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Skipf("no ephemeral range to read: %v", err)
+	}
+	var start, end int
+	if _, err := fmt.Sscan(string(b), &start, &end); err != nil {
+		t.Fatalf("%q: %v", b, err)
+	}
+	lo, hi := portRange()
+	if start >= 1024+1000 && (hi != start || lo < 1024 || lo >= hi) {
+		t.Fatalf("ephemeral ports from %d: picked in [%d, %d), want below %d and from 1024 up", start, lo, hi, start)
 	}
 }
