@@ -107,9 +107,8 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 	if err := s.validate(snap, reads, delta, opts.Mode); err != nil {
 		return Result{}, err
 	}
-	v := s.version + 1
+	v := s.Version() + 1
 	changes := s.apply(v, delta)
-	s.version = v
 	s.hist.advance(v)
 	var result []byte
 	if opts.OpID != "" {
@@ -218,24 +217,25 @@ func keysOf(keys []string, reads []contract.Path, delta Delta) []string {
 
 // validate decides whether a commit from snap may apply (the store's lock held).
 func (s *Store) validate(snap Version, reads []contract.Path, delta Delta, mode Mode) error {
-	if snap > s.version {
-		return fmt.Errorf("%w: %d > %d", ErrFutureSnap, snap, s.version)
+	cur := s.Version()
+	if snap > cur {
+		return fmt.Errorf("%w: %d > %d", ErrFutureSnap, snap, cur)
 	}
 	if mode == Training {
 		return nil // nothing is validated: the snapshot may be gone already
 	}
 	if snap < s.hist.trimmed {
-		return &ConflictError{Snapshot: snap, Current: s.version, Reason: "snapshot too old"}
+		return &ConflictError{Snapshot: snap, Current: cur, Reason: "snapshot too old"}
 	}
-	if snap == s.version {
+	if snap == cur {
 		return nil
 	}
 	changed := s.changed(snap, reads, delta)
 	if mode == Strict {
-		return &ConflictError{Snapshot: snap, Current: s.version, Paths: changed, Reason: "strict"}
+		return &ConflictError{Snapshot: snap, Current: cur, Paths: changed, Reason: "strict"}
 	}
 	if len(changed) > 0 {
-		return &ConflictError{Snapshot: snap, Current: s.version, Paths: changed}
+		return &ConflictError{Snapshot: snap, Current: cur, Paths: changed}
 	}
 	return nil
 }
@@ -252,7 +252,11 @@ func (s *Store) changed(snap Version, reads []contract.Path, delta Delta) []cont
 		if w.Op == contract.OpAppend {
 			continue
 		}
-		if n := s.index.get(w.Path); n != nil && n.head.Load() != nil && n.head.Load().ver > snap && !slices.Contains(out, w.Path) {
+		n := s.index.get(w.Path)
+		if n == nil {
+			continue
+		}
+		if hd := n.head.Load(); hd != nil && hd.ver > snap && !slices.Contains(out, w.Path) {
 			out = append(out, w.Path)
 		}
 	}
@@ -269,10 +273,9 @@ func (s *Store) apply(v Version, delta Delta) []Change {
 	for _, w := range delta {
 		switch w.Op {
 		case contract.OpSet:
-			n := s.ensure(w.Path)
-			s.push(n, v, w.Value, false)
+			r := s.push(s.ensure(w.Path), v, w.Value, false)
 			if changes != nil {
-				changes = append(changes, Change{Path: w.Path, Value: n.head.Load().val})
+				changes = append(changes, Change{Path: w.Path, Value: r.val})
 			}
 		case contract.OpDelete:
 			s.push(s.ensure(w.Path), v, nil, true)
@@ -284,10 +287,9 @@ func (s *Store) apply(v Version, delta Delta) []Change {
 			seq := root.nextSeq
 			root.nextSeq++
 			p := entryPath(w.Path, seq)
-			n := s.ensure(p)
-			s.push(n, v, w.Value, false)
+			r := s.push(s.ensure(p), v, w.Value, false)
 			if changes != nil {
-				changes = append(changes, Change{Path: p, Value: n.head.Load().val, Root: w.Path, Seq: seq})
+				changes = append(changes, Change{Path: p, Value: r.val, Root: w.Path, Seq: seq})
 			}
 		}
 	}
@@ -331,11 +333,13 @@ func newRev(v Version, val []byte, deleted bool, prev *rev) *rev {
 	return &rev{ver: v, val: slices.Clone(val), prev: prev}
 }
 
-// push links a new rev at n and stamps n and its ancestors with v.
-func (s *Store) push(n *node, v Version, val []byte, deleted bool) {
+// push links a new rev at n, stamps n and its ancestors with v, and
+// returns the rev.
+func (s *Store) push(n *node, v Version, val []byte, deleted bool) *rev {
 	old := n.head.Load()
 	wasLive := old != nil && !old.deleted
-	n.head.Store(newRev(v, val, deleted, old))
+	r := newRev(v, val, deleted, old)
+	n.head.Store(r)
 	switch {
 	case wasLive && deleted:
 		s.live--
@@ -347,6 +351,7 @@ func (s *Store) push(n *node, v Version, val []byte, deleted bool) {
 		n.queued = true
 		s.hist.pending = append(s.hist.pending, garbage{ver: v, n: n})
 	}
+	return r
 }
 
 // stamp records that n changed at v: n and its ancestors, whose subtree

@@ -100,10 +100,9 @@ type Store struct {
 
 	// mu is the commit lock: it guards everything below but for what
 	// Snapshot reads without it (the index, node.head, hist.cur).
-	mu      sync.Mutex
-	version Version
-	root    *node      // the empty path; its children are first segments
-	index   *pathIndex // every node of the trie, by path
+	mu    sync.Mutex
+	root  *node      // the empty path; its children are first segments
+	index *pathIndex // every node of the trie, by path
 	// tree guards node.children for Subtree, which walks them without
 	// mu: a commit takes it too (after mu) to add or remove a node.
 	tree sync.RWMutex
@@ -129,7 +128,8 @@ func New(cfg Config) *Store {
 	return s
 }
 
-// Version returns the version of the newest commit. It takes no lock.
+// Version returns the version of the newest commit: the epoch it
+// published, which the commit lock orders. It takes no lock.
 func (s *Store) Version() Version {
 	return s.hist.cur.Load().ver
 }
