@@ -139,7 +139,13 @@ func portRange() (lo, hi int) {
 	if err != nil {
 		return portLow, portHigh
 	}
-	f := strings.Fields(string(b))
+	return portsBelow(string(b))
+}
+
+// portsBelow is portRange for the ephemeral range as the kernel writes
+// it ("32768\t60999\n").
+func portsBelow(ephemeral string) (lo, hi int) {
+	f := strings.Fields(ephemeral)
 	if len(f) != 2 {
 		return portLow, portHigh
 	}

@@ -50,6 +50,9 @@ func TestInUse(t *testing.T) {
 	if !inUse(fmt.Errorf("etcdtest: member m0: %w", err)) {
 		t.Fatalf("inUse(%v) = false", err)
 	}
+	if !inUse(errors.New("listen tcp 127.0.0.1:20001: bind: address already in use")) {
+		t.Fatal("inUse missed a taken port named only in the message")
+	}
 	if inUse(errors.New("etcdtest: member m0 not ready after 1m0s")) {
 		t.Fatal("inUse took a timeout for a taken port")
 	}
@@ -69,5 +72,30 @@ func TestPortRangeBelowEphemeral(t *testing.T) {
 	lo, hi := portRange()
 	if start >= 1024+1000 && (hi != start || lo < 1024 || lo >= hi) {
 		t.Fatalf("ephemeral ports from %d: picked in [%d, %d), want below %d and from 1024 up", start, lo, hi, start)
+	}
+}
+
+// TestPortsBelow: the range lies below the kernel's ephemeral start, at
+// most 12,768 ports wide and from 1024 up; with no room there, or a file
+// it cannot read, a range that still works.
+func TestPortsBelow(t *testing.T) {
+	for _, c := range []struct {
+		in     string
+		lo, hi int
+	}{
+		{"32768\t60999\n", 20000, 32768}, // Linux's default
+		{"40000 60999", 27232, 40000},
+		{"10000 65535", 1024, 10000},
+		{"2024 65535", 1024, 2024},
+		{"2023 65535", 1024, 65536}, // no room below: any unprivileged port
+		{"1024 65535", 1024, 65536},
+		{"", portLow, portHigh},
+		{"32768", portLow, portHigh},
+		{"x 60999", portLow, portHigh},
+		{"70000 80000", portLow, portHigh},
+	} {
+		if lo, hi := portsBelow(c.in); lo != c.lo || hi != c.hi {
+			t.Errorf("portsBelow(%q) = [%d, %d), want [%d, %d)", c.in, lo, hi, c.lo, c.hi)
+		}
 	}
 }
