@@ -18,6 +18,9 @@ func TestFreePorts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if len(ps) != 2 {
+			t.Fatalf("freePorts(2) = %v", ps)
+		}
 		all = append(all, ps...)
 	}
 	lo, hi := portRange()
