@@ -104,13 +104,12 @@ func (x *pathIndex) put(n *node) {
 	n.hash = x.hash(n.path)
 	for {
 		d := x.dir.Load()
-		i := d.segmentOf(n.hash)
-		s := d.segs[i].Load()
+		s := d.segs[d.segmentOf(n.hash)].Load()
 		if (s.used+1)*4 <= len(s.slots)*3 {
 			s.insert(n)
 			return
 		}
-		x.grow(d, i, s)
+		x.grow(d, n.hash, s)
 	}
 }
 
@@ -127,45 +126,23 @@ func (s *segment) insert(n *node) {
 	s.used++
 }
 
-// grow makes room in s, the segment at directory entry i: a segment with
-// tombstones to spare is rebuilt without them, a full one is split in two
-// (the directory doubled first when s uses all of its bits).
-func (x *pathIndex) grow(d *directory, i int, s *segment) {
+// grow makes room in s, the segment for hash h: a segment with tombstones
+// to spare is rebuilt without them, a full one is split in two (the
+// directory doubled first when s uses all of its bits).
+func (x *pathIndex) grow(d *directory, h uint64, s *segment) {
 	switch {
 	case (s.live+1)*2 <= len(s.slots):
-		d.replace(i, s, s.rebuilt(s.depth, len(s.slots), 0, 0))
+		d.point(h, s.depth, s.rebuilt(s.depth, len(s.slots), 0, 0))
 	case s.depth == maxDirDepth:
-		d.replace(i, s, s.rebuilt(s.depth, 2*len(s.slots), 0, 0))
+		d.point(h, s.depth, s.rebuilt(s.depth, 2*len(s.slots), 0, 0))
 	default:
 		if s.depth == d.depth {
 			d = x.double(d)
-			i = d.segmentOf(s.anyHash())
 		}
-		bit := uint64(1) << (63 - s.depth)
-		lo := s.rebuilt(s.depth+1, len(s.slots), bit, 0)
-		hi := s.rebuilt(s.depth+1, len(s.slots), bit, bit)
-		// The entries that share s: 2^(d.depth-s.depth) of them from
-		// the first whose top s.depth bits are s's; the first half
-		// have bit clear.
-		span := 1 << (d.depth - s.depth)
-		first := i &^ (span - 1)
-		for j := first; j < first+span/2; j++ {
-			d.segs[j].Store(lo)
-		}
-		for j := first + span/2; j < first+span; j++ {
-			d.segs[j].Store(hi)
-		}
+		bit := uint64(1) << (63 - s.depth) // the next bit after s's
+		d.point(h&^bit, s.depth+1, s.rebuilt(s.depth+1, len(s.slots), bit, 0))
+		d.point(h|bit, s.depth+1, s.rebuilt(s.depth+1, len(s.slots), bit, bit))
 	}
-}
-
-// anyHash returns the hash of one of s's entries (s is full of them).
-func (s *segment) anyHash() uint64 {
-	for i := range s.slots {
-		if n := s.slots[i].Load(); n != nil && n != tombstone {
-			return n.hash
-		}
-	}
-	panic("cas: index: a full segment without entries")
 }
 
 // rebuilt returns a new segment of the given depth and size holding s's
@@ -180,13 +157,13 @@ func (s *segment) rebuilt(depth uint, slots int, mask, want uint64) *segment {
 	return r
 }
 
-// replace points entry i and every other entry that shares old (one of
-// them is i) at fresh.
-func (d *directory) replace(i int, old, fresh *segment) {
-	span := 1 << (d.depth - old.depth)
-	first := i &^ (span - 1)
+// point points at s every directory entry whose top depth bits are h's
+// (2^(d.depth-depth) consecutive entries).
+func (d *directory) point(h uint64, depth uint, s *segment) {
+	span := 1 << (d.depth - depth)
+	first := d.segmentOf(h) &^ (span - 1)
 	for j := first; j < first+span; j++ {
-		d.segs[j].Store(fresh)
+		d.segs[j].Store(s)
 	}
 }
 
