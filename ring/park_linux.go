@@ -250,19 +250,23 @@ func (w *waiter) interrupt() {
 // aLongTimeAgo is a deadline that has passed.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// pollUntil polls r.ready for up to d, yielding every 64 looks, and
-// reports whether the poll is over early: r ready, the pair closed or
-// ctx done. It yields twice: the processor, so that a goroutine made
-// runnable meanwhile runs (one waiting for a descriptor, at GOMAXPROCS
-// 1, only once the poll is over: the Go scheduler takes a yielding
-// goroutine back before it looks at the netpoller), and the CPU
+// pollUntil polls r.ready for up to d, looking 64 times between two
+// checks of the clock, and reports whether the poll is over early: r
+// ready, the pair closed or ctx done. It yields twice. At every check,
+// the processor, so that a goroutine made runnable meanwhile runs (one
+// waiting for a descriptor, at GOMAXPROCS 1, only once the poll is
+// over: the Go scheduler takes a yielding goroutine back before it
+// looks at the netpoller). And, once gap has passed since its last
+// yield of the CPU (at every check when gap is 0), the CPU
 // (sched_yield), so that a thread the kernel queued behind the poller
 // runs: on 2 CPUs the supervisor's thread, woken by the worker's reply,
 // often is, and without the yield waited out the poll (a client calling
 // every 1ms: p50 190µs against 89µs without polling; 92µs with the
-// yield; docs/BENCHMARKS.md, "Workers that poll").
-func pollUntil(ctx context.Context, l *life, r readier, d time.Duration) bool {
+// yield; docs/BENCHMARKS.md, "Workers that poll"). See pollYieldGap for
+// why not at every check.
+func pollUntil(ctx context.Context, l *life, r readier, d, gap time.Duration) bool {
 	start := time.Now()
+	yielded := start
 	for i := 0; ; i++ {
 		if r.ready() {
 			return true
@@ -271,13 +275,37 @@ func pollUntil(ctx context.Context, l *life, r readier, d time.Duration) bool {
 			if l.closed.Load() || ctx.Err() != nil {
 				return true
 			}
-			if time.Since(start) >= d {
+			now := time.Now()
+			if now.Sub(start) >= d {
 				return false
 			}
 			runtime.Gosched()
-			yieldCPU()
+			if now.Sub(yielded) >= gap {
+				yieldCPU()
+				yielded = time.Now() // the gap is the poll's, not the system call's
+			}
 		}
 	}
+}
+
+// yieldGap is how long a poll looks between two yields of the CPU where
+// the process may run on more than one CPU.
+const yieldGap = 4 * time.Microsecond
+
+// pollYieldGap returns how long a poll looks between two yields of the
+// CPU for a process that may run on ncpu CPUs. On one, 0: the poller
+// yields at every check, since whatever it waits for (the supervisor's
+// next dispatch) runs only when it yields. On more, yieldGap: a
+// sched_yield costs about 1.2µs of a 2-vCPU VM's time, and one at every
+// check (every 0.2µs of looking) slowed the in-process client round
+// trip's p50 from 1.5x a raw ping-pong to 2.7x (medians of five), while
+// one every 4µs kept the latency of a client that calls every 1ms
+// (docs/BENCHMARKS.md, "The poll's yield").
+func pollYieldGap(ncpu int) time.Duration {
+	if ncpu <= 1 {
+		return 0
+	}
+	return yieldGap
 }
 
 // yieldCPU gives the CPU to a thread the kernel queued behind this one,

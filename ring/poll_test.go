@@ -129,7 +129,7 @@ func TestPollAdvisedYields(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	// The processor's yield alone: a sched_yield can hand the CPU to
 	// another process for a while on a loaded machine (a CI run), and
-	// count fewer looks (TestPollAdvisedYieldsTheCPU checks it is made).
+	// count fewer looks (TestPollYieldsTheCPU checks it is made).
 	defer func(f func()) { yieldCPU = f }(yieldCPU)
 	yieldCPU = func() {}
 	h := newHeapRing(t, MinCapacity)
@@ -155,6 +155,61 @@ func TestPollAdvisedYields(t *testing.T) {
 	<-stopped
 	if n := runs.Load(); n < 20 {
 		t.Fatalf("a runnable goroutine ran %d times during a 50ms poll at GOMAXPROCS 1: the poll does not yield", n)
+	}
+}
+
+// looks is a readier that is never ready and counts how often it was
+// asked.
+type looks struct{ n int }
+
+func (r *looks) ready() bool { r.n++; return false }
+
+// A poll yields the CPU at every check of the clock (every 64 looks)
+// with no gap, and with a gap at most once per gap of looking, but at
+// least once in a poll many gaps long.
+func TestPollYieldsTheCPU(t *testing.T) {
+	var yields int
+	defer func(f func()) { yieldCPU = f }(yieldCPU)
+	yieldCPU = func() { yields++ }
+	l := &life{}
+	t.Run("every check", func(t *testing.T) {
+		yields = 0
+		r := &looks{}
+		if pollUntil(context.Background(), l, r, 5*time.Millisecond, 0) {
+			t.Fatal("pollUntil = true for a readier never ready")
+		}
+		// The last check ends the poll before it yields.
+		if want := r.n/64 - 1; yields != want {
+			t.Fatalf("%d yields of the CPU in %d looks with no gap, want one per 64 looks but the last: %d", yields, r.n, want)
+		}
+	})
+	t.Run("gap", func(t *testing.T) {
+		yields = 0
+		r := &looks{}
+		const d, gap = 200 * time.Millisecond, time.Millisecond
+		pollUntil(context.Background(), l, r, d, gap)
+		if max := int(d / gap); yields > max || yields < 1 {
+			t.Fatalf("%d yields of the CPU in a %v poll with a %v gap, want 1 to %d", yields, d, gap, max)
+		}
+		if checks := r.n / 64; yields >= checks {
+			t.Fatalf("%d yields in %d checks: the gap did not space them", yields, checks)
+		}
+	})
+}
+
+// One CPU: the poller yields it at every check (what it waits for runs
+// only then); more: once per yieldGap.
+func TestPollYieldGap(t *testing.T) {
+	for _, c := range []struct {
+		ncpu int
+		want time.Duration
+	}{{1, 0}, {0, 0}, {2, yieldGap}, {16, yieldGap}} {
+		if got := pollYieldGap(c.ncpu); got != c.want {
+			t.Errorf("pollYieldGap(%d) = %v, want %v", c.ncpu, got, c.want)
+		}
+	}
+	if yieldGap <= 0 {
+		t.Fatalf("yieldGap = %v: a process with more than one CPU would yield at every check", yieldGap)
 	}
 }
 
