@@ -239,6 +239,11 @@ func stat(pid int) (child, int, error) {
 	if err != nil {
 		return child{}, 0, err
 	}
+	return parseStat(pid, b)
+}
+
+// parseStat parses the /proc/PID/stat of pid.
+func parseStat(pid int, b []byte) (child, int, error) {
 	// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {

@@ -245,3 +245,35 @@ func BenchmarkChildren(b *testing.B) {
 		}
 	})
 }
+
+// parseStat reads state, parent and group after the last ')' (a
+// command's name may hold spaces and parentheses), and refuses a line
+// without them.
+func TestParseStat(t *testing.T) {
+	for _, c := range []struct {
+		line       string
+		ppid, pgid int
+		zombie     bool
+		bad        bool
+	}{
+		{line: "42 (sleep) S 7 42 42 0 -1 4194560 90 0 0 0", ppid: 7, pgid: 42},
+		{line: "42 (a) b) (c) Z 7 9", ppid: 7, pgid: 9, zombie: true}, // exactly the three fields
+		{line: "42 (x y) R 1 1\n", ppid: 1, pgid: 1},
+		{line: "42 (sleep S 7 42", bad: true},
+		{line: "42 (sleep) S 7", bad: true},
+		{line: "42 (sleep) S x 42", bad: true},
+		{line: "42 (sleep) S 7 y", bad: true},
+		{line: "", bad: true},
+	} {
+		got, ppid, err := parseStat(42, []byte(c.line))
+		if c.bad {
+			if err == nil {
+				t.Errorf("parseStat(%q) = %+v, %d: want an error", c.line, got, ppid)
+			}
+			continue
+		}
+		if err != nil || ppid != c.ppid || got != (child{pid: 42, pgid: c.pgid, zombie: c.zombie}) {
+			t.Errorf("parseStat(%q) = %+v, %d, %v: want pgid %d, ppid %d, zombie %v", c.line, got, ppid, err, c.pgid, c.ppid, c.zombie)
+		}
+	}
+}

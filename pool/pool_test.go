@@ -3,7 +3,9 @@ package pool
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,12 +168,37 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	}
 }
 
+// TestNotAWorker: a binary that is not a worker fails the handshake, and
+// the error ends with what it wrote on stderr; one that wrote nothing
+// gets no empty stderr note.
 func TestNotAWorker(t *testing.T) {
 	_, err := Start(Config{Command: []string{"/bin/sh", "-c", "echo not a worker >&2; exit 3"}, StartTimeout: 2 * time.Second, Log: zerolog.Nop()})
 	if err == nil {
 		t.Fatal("a shell passed the handshake")
 	}
-	t.Log(err)
+	if !strings.Contains(err.Error(), "(worker stderr: not a worker)") {
+		t.Fatalf("err = %v, want the worker's stderr in it", err)
+	}
+	_, err = Start(Config{Command: []string{"/bin/sh", "-c", "exit 3"}, StartTimeout: 2 * time.Second, Log: zerolog.Nop()})
+	if err == nil {
+		t.Fatal("a silent shell passed the handshake")
+	}
+	if strings.Contains(err.Error(), "stderr") {
+		t.Fatalf("err = %v: a note on a stderr that said nothing", err)
+	}
+}
+
+// TestStartNeedsARunnableCommand: no command, or one that cannot be
+// started, is an error from Start, and nothing is left running.
+func TestStartNeedsARunnableCommand(t *testing.T) {
+	if _, err := Start(Config{Log: zerolog.Nop()}); err == nil || !strings.Contains(err.Error(), "no worker command") {
+		t.Fatalf("Start without a command: %v", err)
+	}
+	missing := filepath.Join(t.TempDir(), "no-such-worker")
+	_, err := Start(Config{Command: []string{missing}, Workers: 2, Log: zerolog.Nop()})
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("Start of %s: %v, want a not-exist error naming it", missing, err)
+	}
 }
 
 // TestSilentWorkerIsKilled: a worker that stops answering heartbeats (here

@@ -149,6 +149,50 @@ func TestBigFramesTakeTheSocket(t *testing.T) {
 	}
 }
 
+// TestFullRingOverflowsToTheSocket: while the worker reads nothing
+// (stopped), dispatches fill its request ring; the ones that find it
+// full go over the socket, and each gets its result once the worker
+// runs again.
+func TestFullRingOverflowsToTheSocket(t *testing.T) {
+	p := startRing(t, 1, nil)
+	pid := p.PIDs()[0]
+	// Each record is over a quarter of the ring: at most three fit.
+	pad := strings.Repeat("p", ring.MaxRecord(1<<20)*5/8)
+	const n = 6
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			res, err := dispatch(t, p, "test.echo", `{"n":`+strconv.Itoa(i)+`,"pad":"`+pad+`"}`)
+			if err != nil || res.Err != nil {
+				t.Errorf("dispatch %d: %v %v", i, err, res)
+				return
+			}
+			if len(res.Result) != i+2 {
+				t.Errorf("dispatch %d: a result of %d bytes, want %d", i, len(res.Result), i+2)
+			}
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); p.WorkerStatus()[0].InFlight < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dispatches in flight, want %d", p.WorkerStatus()[0].InFlight, n)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the last ones on their way to ring or socket
+	if err := unix.Kill(pid, unix.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got := ringRecords(p); got < 1 || got >= n {
+		t.Fatalf("%d of %d dispatches went through the ring, want some but not all", got, n)
+	}
+	if after := p.PIDs(); len(after) != 1 || after[0] != pid {
+		t.Fatal("the worker was replaced")
+	}
+}
+
 // TestCancelRightAfterDispatch: a Cancel sent over the socket right
 // behind a Dispatch in the ring may reach the worker first; the worker
 // keeps it until it reads the Dispatch. Were it dropped, test.wait
