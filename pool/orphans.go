@@ -2,7 +2,6 @@ package pool
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -242,21 +241,26 @@ func stat(pid int) (child, int, error) {
 	return parseStat(pid, b)
 }
 
-// parseStat parses the /proc/PID/stat of pid.
+// parseStat parses b, the /proc/PID/stat of pid: it returns pid as a
+// child (its process group, and whether it is a zombie) and its
+// parent's pid.
 func parseStat(pid int, b []byte) (child, int, error) {
 	// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return child{}, 0, errors.New("pool: malformed /proc stat")
+		return child{}, 0, fmt.Errorf("pool: malformed /proc/%d/stat: no end of the command's name", pid)
 	}
 	f := bytes.Fields(b[i+1:])
 	if len(f) < 3 {
-		return child{}, 0, errors.New("pool: malformed /proc stat")
+		return child{}, 0, fmt.Errorf("pool: malformed /proc/%d/stat: %d fields after the command's name, want 3 or more", pid, len(f))
 	}
-	ppid, err1 := strconv.Atoi(string(f[1]))
-	pgid, err2 := strconv.Atoi(string(f[2]))
-	if err1 != nil || err2 != nil {
-		return child{}, 0, errors.New("pool: malformed /proc stat")
+	ppid, err := strconv.Atoi(string(f[1]))
+	if err != nil {
+		return child{}, 0, fmt.Errorf("pool: malformed /proc/%d/stat: parent: %w", pid, err)
+	}
+	pgid, err := strconv.Atoi(string(f[2]))
+	if err != nil {
+		return child{}, 0, fmt.Errorf("pool: malformed /proc/%d/stat: process group: %w", pid, err)
 	}
 	return child{pid: pid, pgid: pgid, zombie: f[0][0] == 'Z'}, ppid, nil
 }

@@ -189,7 +189,8 @@ func TestNotAWorker(t *testing.T) {
 }
 
 // TestStartNeedsARunnableCommand: no command, or one that cannot be
-// started, is an error from Start, and nothing is left running.
+// started, is an error from Start (and leaves no goroutine: goleak, in
+// TestMain).
 func TestStartNeedsARunnableCommand(t *testing.T) {
 	if _, err := Start(Config{Log: zerolog.Nop()}); err == nil || !strings.Contains(err.Error(), "no worker command") {
 		t.Fatalf("Start without a command: %v", err)

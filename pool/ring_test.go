@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -154,15 +155,16 @@ func TestBigFramesTakeTheSocket(t *testing.T) {
 // full go over the socket, and each gets its result once the worker
 // runs again.
 func TestFullRingOverflowsToTheSocket(t *testing.T) {
-	p := startRing(t, 1, nil)
-	pid := p.PIDs()[0]
-	// Each record is over a quarter of the ring: at most three fit.
-	pad := strings.Repeat("p", ring.MaxRecord(1<<20)*5/8)
-	const n = 6
-	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	p := startRing(t, 1, func(c *Config) { c.HeartbeatTimeout = time.Minute })
+	pr := procOf(p)
+	pid := pr.pid
+	// Each record is over a quarter of the ring: three fit, not four.
+	pad := strings.Repeat("p", pr.rings.maxRec*5/8)
+	const n, fit = 6, 3
+	stopProcess(t, pid)
 	var wg sync.WaitGroup
+	resume := sync.OnceFunc(func() { unix.Kill(pid, unix.SIGCONT) })
+	defer func() { resume(); wg.Wait() }() // also when the test fails early
 	for i := range n {
 		wg.Go(func() {
 			res, err := dispatch(t, p, "test.echo", `{"n":`+strconv.Itoa(i)+`,"pad":"`+pad+`"}`)
@@ -175,22 +177,67 @@ func TestFullRingOverflowsToTheSocket(t *testing.T) {
 			}
 		})
 	}
-	for deadline := time.Now().Add(10 * time.Second); p.WorkerStatus()[0].InFlight < n; time.Sleep(time.Millisecond) {
+	// The ring full, and a dispatch on its way over the socket: bytes
+	// the worker has not read wait in the socket's send queue.
+	for deadline := time.Now().Add(10 * time.Second); ringRecords(p) < fit || unsent(t, pr) == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d dispatches in flight, want %d", p.WorkerStatus()[0].InFlight, n)
+			t.Fatalf("%d dispatches in the ring (want %d) and %d bytes queued in the socket (want some)", ringRecords(p), fit, unsent(t, pr))
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // the last ones on their way to ring or socket
-	if err := unix.Kill(pid, unix.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	resume()
 	wg.Wait()
-	if got := ringRecords(p); got < 1 || got >= n {
-		t.Fatalf("%d of %d dispatches went through the ring, want some but not all", got, n)
-	}
 	if after := p.PIDs(); len(after) != 1 || after[0] != pid {
 		t.Fatal("the worker was replaced")
 	}
+}
+
+// stopProcess stops pid with SIGSTOP and waits until every thread of it
+// has stopped: kill returns before they all have, and a thread still
+// running can read the ring meanwhile.
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+		tasks, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped := 0
+		for _, task := range tasks {
+			b, err := os.ReadFile(dir + "/" + task.Name() + "/stat")
+			if i := bytes.LastIndexByte(b, ')'); err == nil && i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+				stopped++
+			}
+		}
+		if stopped == len(tasks) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d threads of %d stopped after SIGSTOP", stopped, len(tasks), pid)
+		}
+	}
+}
+
+// unsent is how many bytes the pool wrote to pr's socket that the worker
+// has not read (SIOCOUTQ).
+func unsent(t *testing.T, pr *proc) int {
+	t.Helper()
+	sc, err := pr.conn.Raw().(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var ierr error
+	if err := sc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+		t.Fatal(err)
+	}
+	if ierr != nil {
+		t.Fatal(ierr)
+	}
+	return n
 }
 
 // TestCancelRightAfterDispatch: a Cancel sent over the socket right
