@@ -293,20 +293,28 @@ func pollUntil(ctx context.Context, l *life, r readier, d, gap time.Duration) bo
 const yieldGap = 4 * time.Microsecond
 
 // pollYieldGap returns how long a poll looks between two yields of the
-// CPU for a process that may run on ncpu CPUs. On one, 0: the poller
-// yields at every check, since whatever it waits for (the supervisor's
-// next dispatch) runs only when it yields. On more, yieldGap: a
-// sched_yield costs about 1.2µs of a 2-vCPU VM's time, and one at every
-// check (every 0.2µs of looking) slowed the in-process client round
-// trip's p50 from 1.5x a raw ping-pong to 2.7x (medians of five), while
-// one every 4µs kept the latency of a client that calls every 1ms
-// (docs/BENCHMARKS.md, "The poll's yield").
+// CPU in a process whose affinity mask allows ncpu CPUs (taskset, a
+// cpuset; a CPU quota does not change it). On one, 0: the poller yields
+// at every check, since a supervisor that shares its CPU runs mostly
+// when it yields (or when the kernel preempts it): a 4µs gap there cut
+// noop 1x1 from 34k to 27-28k req/s. On more, yieldGap: a sched_yield
+// costs about 1.2µs of a 2-vCPU VM's time, and one at every check (every
+// 0.2µs of looking) made the in-process client round trip's p50 a
+// median 2.7x a raw ping-pong's, against 1.8x with a yield after each
+// 4µs of looking (ten alternated runs), which kept the latency of a
+// client that calls every 1ms (docs/BENCHMARKS.md, "The poll's yield").
+// A worker pinned to one CPU while its supervisor runs on another gets
+// 0 too, and pays the system calls for nothing.
 func pollYieldGap(ncpu int) time.Duration {
 	if ncpu <= 1 {
 		return 0
 	}
 	return yieldGap
 }
+
+// pollGap is pollYieldGap for the CPUs this process may run on (its
+// affinity mask when it started). A variable for the tests.
+var pollGap = pollYieldGap(runtime.NumCPU())
 
 // yieldCPU gives the CPU to a thread the kernel queued behind this one,
 // if any (sched_yield; a raw call: it does not block). A variable for

@@ -191,10 +191,27 @@ func TestPollYieldsTheCPU(t *testing.T) {
 		if max := int(d / gap); yields > max || yields < 1 {
 			t.Fatalf("%d yields of the CPU in a %v poll with a %v gap, want 1 to %d", yields, d, gap, max)
 		}
-		if checks := r.n / 64; yields >= checks {
-			t.Fatalf("%d yields in %d checks: the gap did not space them", yields, checks)
-		}
 	})
+}
+
+// PollAdvised polls with pollGap, and counts the gap from the end of a
+// yield: with yields that take 2ms and a 1ms gap, a 60ms poll yields
+// at most every 3ms.
+func TestPollAdvisedSpacesItsYields(t *testing.T) {
+	var yields int
+	defer func(f func(), g time.Duration) { yieldCPU, pollGap = f, g }(yieldCPU, pollGap)
+	yieldCPU = func() { yields++; time.Sleep(2 * time.Millisecond) }
+	pollGap = time.Millisecond
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	h.w.SetPoll(time.Second)
+	const d = 60 * time.Millisecond
+	if h.r.PollAdvised(context.Background(), d) {
+		t.Fatal("PollAdvised = true on an empty ring")
+	}
+	if max := int(d/(3*time.Millisecond)) + 1; yields > max || yields < 1 {
+		t.Fatalf("%d yields of the CPU in a %v poll, each taking 2ms, with a 1ms gap: want 1 to %d", yields, d, max)
+	}
 }
 
 // One CPU: the poller yields it at every check (what it waits for runs

@@ -3,7 +3,6 @@ package ring
 import (
 	"context"
 	"encoding/binary"
-	"runtime"
 	"time"
 )
 
@@ -29,8 +28,8 @@ func (r *Reader) SetSpin(d time.Duration) { r.w.spin = d }
 // PollAdvised polls the ring for as long as the producer advises
 // (Writer.SetPoll), up to max, and reports whether a record is ready.
 // It yields the processor every 64 looks, and the CPU (sched_yield)
-// after each 4µs of looking, or every 64 looks in a process that has
-// one CPU. It returns false at once when nothing is advised, and early
+// after each 4µs of looking, or every 64 looks in a process whose
+// affinity mask allows one CPU (see pollYieldGap). It returns false at once when nothing is advised, and early
 // when ctx ends or the pair closes (Wait then says which). Call it
 // before Wait, where the next record is worth a CPU busy meanwhile: the
 // advice is shared memory that the producer writes, so poll only for a
@@ -47,7 +46,7 @@ func (r *Reader) PollAdvised(ctx context.Context, max time.Duration) bool {
 		return false
 	}
 	d := min(pollDuration(r.m.poll.Load()), max)
-	return d > 0 && pollUntil(ctx, l, r, d, pollYieldGap(runtime.NumCPU())) && r.ready()
+	return d > 0 && pollUntil(ctx, l, r, d, pollGap) && r.ready()
 }
 
 // Nudge makes the Wait in progress, or else the next one, return nil
