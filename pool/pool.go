@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/theus-run/theus/heavy"
+	"github.com/theus-run/theus/internal/cpulimit"
 	"github.com/theus-run/theus/protocol"
 )
 
@@ -69,8 +71,9 @@ type Config struct {
 	// DefaultWorkerPoll; negative: never.
 	WorkerPoll time.Duration
 	// PollBusy is the most dispatches in flight at which WorkerPoll is
-	// advised; default DefaultPollBusy per GOMAXPROCS (the CPUs, within a
-	// container's quota).
+	// advised; default DefaultPollBusy per GOMAXPROCS, or, under a CPU
+	// limit below the CPUs (a container's quota), DefaultPollBusyLimited
+	// per CPU of the limit, rounded up.
 	PollBusy int
 
 	Log zerolog.Logger
@@ -87,6 +90,17 @@ const DefaultWorkerPoll = 100 * time.Microsecond
 // 8×1 did 37–45k req/s gated there and 44–64k at 8 or more (see
 // docs/BENCHMARKS.md, "The poll's gate"). Measured on 2 cores only.
 const DefaultPollBusy = 8
+
+// DefaultPollBusyLimited is Config.PollBusy's default per CPU of a CPU
+// limit (the process's cgroup quota) below the CPUs the process may run
+// on. The supervisor and its workers spend one quota, and a polling
+// worker spends it even where a CPU is idle: with a quota of one CPU
+// on 2 cores, counter-spread 8×1 did 30–34k req/s without polling,
+// 21–23k at 8 per GOMAXPROCS (the quota throttled 1.7s of 9) and
+// 33–36k at this default, which still polls for a lone client (noop
+// 1×1: 8–11k without polling, 13k at this default; docs/BENCHMARKS.md,
+// "Polling under a CPU quota").
+const DefaultPollBusyLimited = 1
 
 // MaxWorkerPoll is the longest poll a worker of this SDK follows.
 const MaxWorkerPoll = time.Millisecond
@@ -130,8 +144,23 @@ func (c *Config) defaults() {
 		c.WorkerPoll = DefaultWorkerPoll
 	}
 	if c.PollBusy <= 0 {
-		c.PollBusy = DefaultPollBusy * runtime.GOMAXPROCS(0) // the CPUs a container's quota allows
+		limit, limited, err := cpulimit.Read()
+		if err != nil {
+			c.Log.Warn().Err(err).Msg("reading the CPU limit: the workers' poll is gated as without one")
+		}
+		c.PollBusy = defaultPollBusy(runtime.GOMAXPROCS(0), runtime.NumCPU(), limit, limited)
 	}
+}
+
+// defaultPollBusy is Config.PollBusy's default for a process with procs
+// GOMAXPROCS that may run on ncpu CPUs, under a CPU limit of limit CPUs
+// when limited. The Go runtime sets GOMAXPROCS from the same limit, but
+// no lower than 2: it cannot tell a quota of one CPU from none on 2.
+func defaultPollBusy(procs, ncpu int, limit float64, limited bool) int {
+	if limited && limit < float64(ncpu) {
+		return DefaultPollBusyLimited * int(math.Ceil(limit))
+	}
+	return DefaultPollBusy * procs
 }
 
 // Errors of Dispatch.

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/internal/cpulimit"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/ring"
@@ -507,8 +508,44 @@ func TestWorkerPollAdvice(t *testing.T) {
 func TestWorkerPollDefaults(t *testing.T) {
 	var c Config
 	c.defaults()
-	if want := DefaultPollBusy * runtime.GOMAXPROCS(0); c.WorkerPoll != DefaultWorkerPoll || c.PollBusy != want {
+	limit, limited, err := cpulimit.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := defaultPollBusy(runtime.GOMAXPROCS(0), runtime.NumCPU(), limit, limited); c.WorkerPoll != DefaultWorkerPoll || c.PollBusy != want {
 		t.Fatalf("WorkerPoll %v, PollBusy %d: want %v and %d", c.WorkerPoll, c.PollBusy, DefaultWorkerPoll, want)
+	}
+	c = Config{PollBusy: 3}
+	c.defaults()
+	if c.PollBusy != 3 {
+		t.Fatalf("PollBusy 3 became %d", c.PollBusy)
+	}
+}
+
+// The poll's gate is 8 per GOMAXPROCS, or 1 per CPU (rounded up) of a
+// CPU limit below the CPUs.
+func TestDefaultPollBusy(t *testing.T) {
+	for _, c := range []struct {
+		procs, ncpu int
+		limit       float64
+		limited     bool
+		want        int
+	}{
+		{2, 2, 0, false, 2 * DefaultPollBusy},
+		{16, 16, 0, false, 16 * DefaultPollBusy},
+		{2, 2, 1, true, DefaultPollBusyLimited},       // GOMAXPROCS stays 2 under a quota of 1
+		{2, 2, 1.5, true, 2 * DefaultPollBusyLimited}, // rounded up
+		{2, 16, 0.25, true, DefaultPollBusyLimited},
+		{4, 16, 4, true, 4 * DefaultPollBusyLimited},
+		{2, 2, 2, true, 2 * DefaultPollBusy},  // a limit of every CPU limits nothing
+		{8, 8, 12, true, 8 * DefaultPollBusy}, // nor one above them
+	} {
+		if got := defaultPollBusy(c.procs, c.ncpu, c.limit, c.limited); got != c.want {
+			t.Errorf("defaultPollBusy(%d, %d, %v, %v) = %d, want %d", c.procs, c.ncpu, c.limit, c.limited, got, c.want)
+		}
+	}
+	if DefaultPollBusyLimited < 1 || DefaultPollBusyLimited >= DefaultPollBusy {
+		t.Fatalf("DefaultPollBusyLimited %d: want at least 1 (a lone client still polls) and below DefaultPollBusy %d", DefaultPollBusyLimited, DefaultPollBusy)
 	}
 }
 

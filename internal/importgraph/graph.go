@@ -42,7 +42,7 @@ var Allowed = map[string][]string{
 	"worker":               {"ipc", "protocol", "shm", "contract", "internal/gopool", "internal/deadline", "ring"},
 	"worker/dense":         {"worker", "shm"},
 	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
-	"pool":                 {"ipc", "protocol", "shm", "heavy", "ring"},
+	"pool":                 {"ipc", "protocol", "shm", "heavy", "ring", "internal/cpulimit"},
 	"heavy":                {"shm", "ipc", "protocol"},
 	"cas":                  {"contract", "vip"},
 	"durable":              {"cas", "contract"},
@@ -59,6 +59,7 @@ var Allowed = map[string][]string{
 	"internal/gopool":      {},           // goroutines kept for the next request (supervisor, worker)
 	"internal/deadline":    {},           // the executes' and the dispatches' timeouts (supervisor, worker)
 	"internal/gcfloor":     {},           // the GC floor of the supervisor binary and theus-bench (never a library)
+	"internal/cpulimit":    {},           // the cgroup's CPU quota, for the pool's poll gate
 	"internal/importgraph": {},
 	"internal/doclinks":    {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a

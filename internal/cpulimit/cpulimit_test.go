@@ -1,0 +1,177 @@
+package cpulimit
+
+import (
+	"errors"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+const (
+	v1Mounts = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n" +
+		"32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n" +
+		"34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset\n"
+	v2Mounts = "25 30 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
+)
+
+// files builds a root file system from name/content pairs.
+func files(kv ...string) fstest.MapFS {
+	m := fstest.MapFS{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = &fstest.MapFile{Data: []byte(kv[i+1])}
+	}
+	return m
+}
+
+func TestRead(t *testing.T) {
+	const v1dir = "sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/c1"
+	const v2dir = "sys/fs/cgroup/user.slice/x.scope"
+	for _, c := range []struct {
+		name string
+		fs   fstest.MapFS
+		want float64 // 0: none
+	}{
+		{"v1 at the process's cgroup", files(
+			"proc/self/cgroup", "3:cpuset:/\n2:cpu,cpuacct:/kubepods/pod1/c1\n0::/\n",
+			"proc/self/mountinfo", v1Mounts,
+			v1dir+"/cpu.cfs_quota_us", "150000\n", v1dir+"/cpu.cfs_period_us", "100000\n",
+		), 1.5},
+		{"v1 on an ancestor only", files(
+			"proc/self/cgroup", "2:cpu,cpuacct:/kubepods/pod1/c1\n",
+			"proc/self/mountinfo", v1Mounts,
+			v1dir+"/cpu.cfs_quota_us", "-1\n", v1dir+"/cpu.cfs_period_us", "100000\n",
+			"sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/cpu.cfs_quota_us", "200000\n",
+			"sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/cpu.cfs_period_us", "100000\n",
+		), 2},
+		{"v1, the smallest of the levels", files(
+			"proc/self/cgroup", "2:cpu,cpuacct:/kubepods/pod1/c1\n",
+			"proc/self/mountinfo", v1Mounts,
+			v1dir+"/cpu.cfs_quota_us", "300000\n", v1dir+"/cpu.cfs_period_us", "100000\n",
+			"sys/fs/cgroup/cpu,cpuacct/kubepods/cpu.cfs_quota_us", "50000\n",
+			"sys/fs/cgroup/cpu,cpuacct/kubepods/cpu.cfs_period_us", "100000\n",
+			"sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n",
+			"sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n",
+		), 0.5},
+		{"v1 without a quota", files(
+			"proc/self/cgroup", "2:cpu,cpuacct:/kubepods/pod1/c1\n",
+			"proc/self/mountinfo", v1Mounts,
+			v1dir+"/cpu.cfs_quota_us", "-1\n", v1dir+"/cpu.cfs_period_us", "100000\n",
+		), 0},
+		{"v2 on an ancestor", files(
+			"proc/self/cgroup", "0::/user.slice/x.scope\n",
+			"proc/self/mountinfo", v2Mounts,
+			v2dir+"/cpu.max", "max 100000\n",
+			"sys/fs/cgroup/user.slice/cpu.max", "250000 100000\n",
+		), 2.5},
+		{"v2 without a limit", files(
+			"proc/self/cgroup", "0::/user.slice/x.scope\n",
+			"proc/self/mountinfo", v2Mounts,
+			v2dir+"/cpu.max", "max 100000\n",
+		), 0},
+		{"v2 in a cgroup namespace: the mount's root is the process's", files(
+			"proc/self/cgroup", "0::/\n",
+			"proc/self/mountinfo", "25 30 0:23 /kubepods/pod1/c1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+			"sys/fs/cgroup/cpu.max", "100000 100000\n",
+		), 1},
+		{"a cgroup named like the mount's root, longer: not under it", files(
+			"proc/self/cgroup", "0::/pod1x\n",
+			"proc/self/mountinfo", "25 30 0:23 /pod1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+			"sys/fs/cgroup/cpu.max", "100000 100000\n",
+			"sys/fs/cgroup/pod1x/cpu.max", "50000 100000\n",
+		), 1},
+		{"hybrid: the v1 cpu controller is the one in force", files(
+			"proc/self/cgroup", "2:cpu,cpuacct:/a\n0::/b\n",
+			"proc/self/mountinfo", v1Mounts+"40 31 0:40 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+			"sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_quota_us", "400000\n",
+			"sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_period_us", "100000\n",
+			"sys/fs/cgroup/unified/b/cpu.max", "100000 100000\n",
+		), 4},
+		{"an escaped mount point", files(
+			"proc/self/cgroup", "0::/a\n",
+			"proc/self/mountinfo", `25 30 0:23 / /sys/fs/my\040cgroup rw - cgroup2 cgroup2 rw`+"\n",
+			"sys/fs/my cgroup/a/cpu.max", "75000 100000\n",
+		), 0.75},
+		{"no cpu controller mounted", files(
+			"proc/self/cgroup", "2:cpu,cpuacct:/a\n",
+			"proc/self/mountinfo", "34 31 0:31 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n",
+		), 0},
+		{"no /proc", files(), 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok, err := read(c.fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != (c.want != 0) || got != c.want {
+				t.Fatalf("read = %v, %v; want %v", got, ok, c.want)
+			}
+		})
+	}
+}
+
+// Files that do not parse are ErrMalformed, never a panic or a limit.
+func TestReadMalformed(t *testing.T) {
+	good := "0::/a\n"
+	mounts := "25 30 0:23 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+	for _, c := range []struct {
+		name string
+		fs   fstest.MapFS
+	}{
+		{"cgroup line", files("proc/self/cgroup", "no colons\n", "proc/self/mountinfo", mounts)},
+		{"cgroup path", files("proc/self/cgroup", "0::relative\n", "proc/self/mountinfo", mounts)},
+		{"mountinfo line", files("proc/self/cgroup", good, "proc/self/mountinfo", "25 30 0:23 / /sys\n")},
+		{"cpu.max fields", files("proc/self/cgroup", good, "proc/self/mountinfo", mounts, "sys/fs/cgroup/a/cpu.max", "100000\n")},
+		{"cpu.max number", files("proc/self/cgroup", good, "proc/self/mountinfo", mounts, "sys/fs/cgroup/a/cpu.max", "x 100000\n")},
+		{"cpu.max zero period", files("proc/self/cgroup", good, "proc/self/mountinfo", mounts, "sys/fs/cgroup/a/cpu.max", "100000 0\n")},
+		{"v1 quota", files("proc/self/cgroup", "2:cpu:/a\n", "proc/self/mountinfo", v1Mounts, "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_quota_us", "lots\n", "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_period_us", "100000\n")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok, err := read(c.fs)
+			if !errors.Is(err, ErrMalformed) || ok {
+				t.Fatalf("read = %v, %v, %v; want ErrMalformed", got, ok, err)
+			}
+		})
+	}
+	if _, _, err := read(files("proc/self/cgroup", good)); err == nil || errors.Is(err, ErrMalformed) {
+		t.Fatalf("no mountinfo: %v, want the read's error", err)
+	}
+}
+
+// Read agrees with the Go runtime, which reads the same limit to set
+// GOMAXPROCS (rounded up, at least 2, at most the CPUs).
+func TestReadAgreesWithTheRuntime(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" || strings.Contains(os.Getenv("GODEBUG"), "containermaxprocs=0") {
+		t.Skip("GOMAXPROCS is not the runtime's default here")
+	}
+	l, ok, err := Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runtime.NumCPU()
+	if ok {
+		want = min(want, max(2, int(math.Ceil(l))))
+	}
+	if got := runtime.GOMAXPROCS(0); got != want {
+		t.Fatalf("GOMAXPROCS %d, but a limit of %v CPUs (%v) and %d CPUs make it %d", got, l, ok, runtime.NumCPU(), want)
+	}
+	t.Logf("limit %v CPUs (%v), %d CPUs, GOMAXPROCS %d", l, ok, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("2:cpu,cpuacct:/a\n0::/b\n"), []byte(v1Mounts+v2Mounts))
+	f.Add([]byte("0::/\n"), []byte(`25 30 0:23 /x /sys/fs/my\040cg rw - cgroup2 cgroup2 rw`))
+	f.Fuzz(func(t *testing.T, cg, mi []byte) {
+		fsys := files("proc/self/cgroup", string(cg), "proc/self/mountinfo", string(mi),
+			"sys/fs/cgroup/cpu.max", "50000 100000\n")
+		l, ok, err := read(fsys)
+		if err != nil && ok {
+			t.Fatalf("a limit (%v) and an error (%v)", l, err)
+		}
+		if ok && (l <= 0 || math.IsInf(l, 0) || math.IsNaN(l)) {
+			t.Fatalf("limit %v", l)
+		}
+	})
+}
