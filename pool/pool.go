@@ -71,9 +71,10 @@ type Config struct {
 	// DefaultWorkerPoll; negative: never.
 	WorkerPoll time.Duration
 	// PollBusy is the most dispatches in flight at which WorkerPoll is
-	// advised; default DefaultPollBusy per GOMAXPROCS, or, under a CPU
-	// limit below the CPUs (a container's quota), DefaultPollBusyLimited
-	// per CPU of the limit, rounded up.
+	// advised, in this pool (each plugin's pool counts its own); default
+	// DefaultPollBusy per GOMAXPROCS, or, under a CPU limit (a
+	// container's quota) that GOMAXPROCS overstates,
+	// DefaultPollBusyLimited per CPU of the limit, rounded up.
 	PollBusy int
 
 	Log zerolog.Logger
@@ -92,14 +93,16 @@ const DefaultWorkerPoll = 100 * time.Microsecond
 const DefaultPollBusy = 8
 
 // DefaultPollBusyLimited is Config.PollBusy's default per CPU of a CPU
-// limit (the process's cgroup quota) below the CPUs the process may run
-// on. The supervisor and its workers spend one quota, and a polling
-// worker spends it even where a CPU is idle: with a quota of one CPU
-// on 2 cores, counter-spread 8×1 did 30–34k req/s without polling,
-// 21–23k at 8 per GOMAXPROCS (the quota throttled 1.7s of 9) and
-// 33–36k at this default, which still polls for a lone client (noop
-// 1×1: 8–11k without polling, 13k at this default; docs/BENCHMARKS.md,
-// "Polling under a CPU quota").
+// limit (the process's cgroup quota) that GOMAXPROCS overstates: the Go
+// runtime sets GOMAXPROCS from the limit but never below 2, and a
+// GOMAXPROCS set by hand may be above it. The supervisor and its
+// workers spend one quota, and a polling worker spends it even while a
+// CPU is idle. With a quota of one CPU on 2 cores (GOMAXPROCS 2, so a
+// gate of 16), counter-spread 8×1 did 21–25k req/s polling, 30–31k
+// without, and 29–34k at this default, which still polls for a lone
+// closed loop (noop 1×1: 9–10k without polling, 11–13k at this
+// default); docs/BENCHMARKS.md, "Polling under a CPU quota". Measured
+// at quotas of 1 and 1.5 CPUs on 2 cores only.
 const DefaultPollBusyLimited = 1
 
 // MaxWorkerPoll is the longest poll a worker of this SDK follows.
@@ -144,21 +147,27 @@ func (c *Config) defaults() {
 		c.WorkerPoll = DefaultWorkerPoll
 	}
 	if c.PollBusy <= 0 {
-		limit, limited, err := cpulimit.Read()
+		limit, limited, err := readCPULimit()
 		if err != nil {
 			c.Log.Warn().Err(err).Msg("reading the CPU limit: the workers' poll is gated as without one")
 		}
-		c.PollBusy = defaultPollBusy(runtime.GOMAXPROCS(0), runtime.NumCPU(), limit, limited)
+		c.PollBusy = defaultPollBusy(runtime.GOMAXPROCS(0), limit, limited && err == nil)
 	}
 }
 
+// readCPULimit reads the process's CPU limit. A variable for the tests.
+var readCPULimit = cpulimit.Read
+
 // defaultPollBusy is Config.PollBusy's default for a process with procs
-// GOMAXPROCS that may run on ncpu CPUs, under a CPU limit of limit CPUs
-// when limited. The Go runtime sets GOMAXPROCS from the same limit, but
-// no lower than 2: it cannot tell a quota of one CPU from none on 2.
-func defaultPollBusy(procs, ncpu int, limit float64, limited bool) int {
-	if limited && limit < float64(ncpu) {
-		return DefaultPollBusyLimited * int(math.Ceil(limit))
+// GOMAXPROCS, under a CPU limit of limit CPUs when limited: 8 per
+// GOMAXPROCS, unless GOMAXPROCS overstates the limit (a quota of one CPU
+// or less, which the runtime rounds up to 2, or a GOMAXPROCS set above
+// the quota); then 1 per CPU of the limit, rounded up. So the gate
+// jumps from 1 to 16 between a quota of 1 CPU and one a little above,
+// on 2 cores or more; quotas between 1 and 1.5 CPUs are not measured.
+func defaultPollBusy(procs int, limit float64, limited bool) int {
+	if cpus := int(math.Ceil(limit)); limited && cpus < procs {
+		return DefaultPollBusyLimited * max(cpus, 1)
 	}
 	return DefaultPollBusy * procs
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"github.com/theus-run/theus/demo"
@@ -506,16 +507,39 @@ func TestWorkerPollAdvice(t *testing.T) {
 
 // The defaults advise polling.
 func TestWorkerPollDefaults(t *testing.T) {
-	var c Config
-	c.defaults()
-	limit, limited, err := cpulimit.Read()
-	if err != nil {
-		t.Fatal(err)
+	defer func(f func() (float64, bool, error)) { readCPULimit = f }(readCPULimit)
+	procs := runtime.GOMAXPROCS(0)
+	halfCPU := DefaultPollBusyLimited // GOMAXPROCS 2 or more overstates half a CPU
+	if procs < 2 {
+		halfCPU = DefaultPollBusy // 1 does not
 	}
-	if want := defaultPollBusy(runtime.GOMAXPROCS(0), runtime.NumCPU(), limit, limited); c.WorkerPoll != DefaultWorkerPoll || c.PollBusy != want {
-		t.Fatalf("WorkerPoll %v, PollBusy %d: want %v and %d", c.WorkerPoll, c.PollBusy, DefaultWorkerPoll, want)
+	for _, c := range []struct {
+		name    string
+		limit   float64
+		limited bool
+		err     error
+		want    int
+	}{
+		{"no limit", 0, false, nil, DefaultPollBusy * procs},
+		{"a limit of half a CPU", 0.5, true, nil, halfCPU},
+		{"a limit GOMAXPROCS follows", float64(procs), true, nil, DefaultPollBusy * procs},
+		{"a limit that does not read", 0.5, false, cpulimit.ErrMalformed, DefaultPollBusy * procs},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			readCPULimit = func() (float64, bool, error) { return c.limit, c.limited, c.err }
+			var logged strings.Builder
+			cfg := Config{Log: zerolog.New(&logged)}
+			cfg.defaults()
+			if cfg.WorkerPoll != DefaultWorkerPoll || cfg.PollBusy != c.want {
+				t.Fatalf("WorkerPoll %v, PollBusy %d: want %v and %d", cfg.WorkerPoll, cfg.PollBusy, DefaultWorkerPoll, c.want)
+			}
+			if warned := strings.Contains(logged.String(), "CPU limit"); warned != (c.err != nil) {
+				t.Fatalf("logged %q for a read error %v", logged.String(), c.err)
+			}
+		})
 	}
-	c = Config{PollBusy: 3}
+	readCPULimit = func() (float64, bool, error) { return 0.5, true, nil }
+	c := Config{PollBusy: 3}
 	c.defaults()
 	if c.PollBusy != 3 {
 		t.Fatalf("PollBusy 3 became %d", c.PollBusy)
@@ -523,25 +547,26 @@ func TestWorkerPollDefaults(t *testing.T) {
 }
 
 // The poll's gate is 8 per GOMAXPROCS, or 1 per CPU (rounded up) of a
-// CPU limit below the CPUs.
+// CPU limit that GOMAXPROCS overstates.
 func TestDefaultPollBusy(t *testing.T) {
 	for _, c := range []struct {
-		procs, ncpu int
-		limit       float64
-		limited     bool
-		want        int
+		procs   int
+		limit   float64
+		limited bool
+		want    int
 	}{
-		{2, 2, 0, false, 2 * DefaultPollBusy},
-		{16, 16, 0, false, 16 * DefaultPollBusy},
-		{2, 2, 1, true, DefaultPollBusyLimited},       // GOMAXPROCS stays 2 under a quota of 1
-		{2, 2, 1.5, true, 2 * DefaultPollBusyLimited}, // rounded up
-		{2, 16, 0.25, true, DefaultPollBusyLimited},
-		{4, 16, 4, true, 4 * DefaultPollBusyLimited},
-		{2, 2, 2, true, 2 * DefaultPollBusy},  // a limit of every CPU limits nothing
-		{8, 8, 12, true, 8 * DefaultPollBusy}, // nor one above them
+		{2, 0, false, 2 * DefaultPollBusy},
+		{16, 0, false, 16 * DefaultPollBusy},
+		{2, 1, true, DefaultPollBusyLimited},     // the runtime keeps GOMAXPROCS 2 under a quota of 1
+		{2, 0.25, true, DefaultPollBusyLimited},  // rounded up
+		{2, 1.5, true, 2 * DefaultPollBusy},      // GOMAXPROCS 2 is the quota's, rounded up
+		{4, 3.5, true, 4 * DefaultPollBusy},      // likewise
+		{8, 2, true, 2 * DefaultPollBusyLimited}, // GOMAXPROCS set above the quota
+		{1, 15, true, DefaultPollBusy},           // GOMAXPROCS set below it: the quota limits nothing more
+		{16, 0, true, DefaultPollBusyLimited},    // a zero limit still gates at 1
 	} {
-		if got := defaultPollBusy(c.procs, c.ncpu, c.limit, c.limited); got != c.want {
-			t.Errorf("defaultPollBusy(%d, %d, %v, %v) = %d, want %d", c.procs, c.ncpu, c.limit, c.limited, got, c.want)
+		if got := defaultPollBusy(c.procs, c.limit, c.limited); got != c.want {
+			t.Errorf("defaultPollBusy(%d, %v, %v) = %d, want %d", c.procs, c.limit, c.limited, got, c.want)
 		}
 	}
 	if DefaultPollBusyLimited < 1 || DefaultPollBusyLimited >= DefaultPollBusy {
