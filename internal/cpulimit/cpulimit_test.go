@@ -3,6 +3,7 @@ package cpulimit
 import (
 	"errors"
 	"flag"
+	"io/fs"
 	"math"
 	"os"
 	"runtime"
@@ -99,6 +100,7 @@ func TestRead(t *testing.T) {
 			"proc/self/cgroup", "0::/../../sib\n",
 			"proc/self/mountinfo", v2Mounts,
 			"sys/fs/cgroup/cpu.max", "100000 100000\n",
+			"sys/sib/cpu.max", "10000 100000\n",
 			"sys/cpu.max", "10000 100000\n",
 			"cpu.max", "10000 100000\n",
 		), 0},
@@ -130,6 +132,16 @@ func TestRead(t *testing.T) {
 			"proc/self/cgroup", "2:cpu,cpuacct:/a\n",
 			"proc/self/mountinfo", "34 31 0:31 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n",
 		), 0},
+		{"a mountinfo line with no options", files(
+			"proc/self/cgroup", "0::/a\n",
+			"proc/self/mountinfo", "25 30 0:23 / /sys/fs/cgroup - cgroup2 cgroup2 rw\n",
+			"sys/fs/cgroup/a/cpu.max", "100000 100000\n",
+		), 1},
+		{"a cgroup file of the largest size read", files(
+			"proc/self/cgroup", "0::/a\n",
+			"proc/self/mountinfo", v2Mounts,
+			"sys/fs/cgroup/a/cpu.max", "100000 100000"+strings.Repeat(" ", maxCgroupFile-len("100000 100000")),
+		), 1},
 		{"no /proc", files(), 0},
 		{"no mountinfo", files("proc/self/cgroup", "0::/a\n"), 0},
 	} {
@@ -154,10 +166,12 @@ func TestReadMalformed(t *testing.T) {
 		fs   fstest.MapFS
 	}{
 		{"cgroup line", files("proc/self/cgroup", "no colons\n", "proc/self/mountinfo", mounts)},
+		{"cgroup line with one colon", files("proc/self/cgroup", "0:/a\n", "proc/self/mountinfo", mounts)},
 		{"cgroup path", files("proc/self/cgroup", "0::relative\n", "proc/self/mountinfo", mounts)},
 		{"mountinfo line", files("proc/self/cgroup", good, "proc/self/mountinfo", "25 30 0:23 / /sys\n")},
 		{"cpu.max fields", files("proc/self/cgroup", good, "proc/self/mountinfo", mounts, "sys/fs/cgroup/a/cpu.max", "100000\n")},
 		{"cpu.max number", files("proc/self/cgroup", good, "proc/self/mountinfo", mounts, "sys/fs/cgroup/a/cpu.max", "x 100000\n")},
+		{"cpu.max zero quota", files("proc/self/cgroup", good, "proc/self/mountinfo", mounts, "sys/fs/cgroup/a/cpu.max", "0 100000\n")},
 		{"cpu.max zero period", files("proc/self/cgroup", good, "proc/self/mountinfo", mounts, "sys/fs/cgroup/a/cpu.max", "100000 0\n")},
 		{"v1 quota", files("proc/self/cgroup", "2:cpu:/a\n", "proc/self/mountinfo", v1Mounts, "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_quota_us", "lots\n", "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_period_us", "100000\n")},
 		{"v1 quota without a period", files("proc/self/cgroup", "2:cpu:/a\n", "proc/self/mountinfo", v1Mounts, "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_quota_us", "100000\n")},
@@ -169,6 +183,45 @@ func TestReadMalformed(t *testing.T) {
 				t.Fatalf("read = %v, %v, %v; want ErrMalformed", got, ok, err)
 			}
 		})
+	}
+}
+
+// A read that fails is an error, not "no limit".
+func TestReadError(t *testing.T) {
+	fsys := errFS{files("proc/self/cgroup", "0::/a\n", "proc/self/mountinfo", v2Mounts)}
+	if l, ok, err := read(fsys); err == nil || ok {
+		t.Fatalf("read = %v, %v, %v; want an error", l, ok, err)
+	}
+}
+
+// errFS is a file system whose files fail to read.
+type errFS struct{ fstest.MapFS }
+
+func (e errFS) Open(name string) (fs.File, error) {
+	f, err := e.MapFS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return errFile{f}, nil
+}
+
+type errFile struct{ fs.File }
+
+func (errFile) Read([]byte) (int, error) { return 0, errors.New("an I/O error") }
+
+func TestUnescape(t *testing.T) {
+	for in, want := range map[string]string{
+		`/sys/fs/cg`:     `/sys/fs/cg`,
+		`/a\040b`:        `/a b`,
+		`/a\040`:         `/a `,
+		`/a\04`:          `/a\04`,
+		`\101\134`:       `A\`,
+		`/a\999`:         `/a\999`,
+		`/tab\011x\040y`: "/tab\tx y",
+	} {
+		if got := unescape(in); got != want {
+			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
