@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,15 +21,17 @@ import (
 )
 
 // spawned is what the spawn process reports: a child in the worker's
-// process group, and one that left it with setsid.
+// process group, one that left it with setsid, and an orphan still in
+// the group (its parent, a shell, exited: the subreaper adopted it).
 type spawned struct {
 	Group   int `json:"group"`
 	Session int `json:"session"`
+	Orphan  int `json:"orphan"`
 	Worker  int `json:"worker"`
 }
 
-// spawnProcess starts two children that would sleep for an hour and
-// returns their pids without waiting for them.
+// spawnProcess starts two children and a grandchild that would sleep
+// for an hour and returns their pids without waiting for them.
 func spawnProcess() worker.Def {
 	return worker.Process("spawn", worker.Contract{Effect: true}, func(ctx *worker.Ctx, _ worker.None) (spawned, error) {
 		grp := exec.Command("sleep", "3600")
@@ -38,7 +42,15 @@ func spawnProcess() worker.Def {
 				return spawned{}, err
 			}
 		}
-		return spawned{Group: grp.Process.Pid, Session: ses.Process.Pid, Worker: os.Getpid()}, nil
+		out, err := exec.Command("sh", "-c", "sleep 3600 > /dev/null 2>&1 & echo $!").Output()
+		if err != nil {
+			return spawned{}, err
+		}
+		orphan, err := strconv.Atoi(strings.TrimSpace(string(out)))
+		if err != nil {
+			return spawned{}, err
+		}
+		return spawned{Group: grp.Process.Pid, Session: ses.Process.Pid, Orphan: orphan, Worker: os.Getpid()}, nil
 	})
 }
 
@@ -120,10 +132,18 @@ func watch(t *testing.T, pid int) int {
 }
 
 // exited waits up to 10 s for the process behind pidfd fd to exit.
-func exited(fd int) bool {
+func exited(fd int) bool { return exitedWithin(fd, 10*time.Second) }
+
+// exitedWithin waits up to d for the process behind pidfd fd to exit.
+func exitedWithin(fd int, d time.Duration) bool {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, 10000)
-	return err == nil && n == 1
+	for deadline := time.Now().Add(d); ; {
+		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds()))
+		if err == unix.EINTR && time.Now().Before(deadline) {
+			continue
+		}
+		return err == nil && n == 1
+	}
 }
 
 // TestNoDescendantOutlivesItsWorker: with a subreaper, a worker's child
@@ -153,7 +173,12 @@ func TestNoDescendantOutlivesItsWorker(t *testing.T) {
 		return s
 	}
 	first := next()
-	grp, ses := watch(t, first.Group), watch(t, first.Session)
+	grp, ses, orphan := watch(t, first.Group), watch(t, first.Session), watch(t, first.Orphan)
+	// The adopted orphan is in a live worker's group: sweeps leave it to
+	// die with the group.
+	if exitedWithin(orphan, 3*SweepEvery) {
+		t.Error("an orphan in a live worker's process group was killed")
+	}
 	fmt.Fprintln(stdin, "kill")
 	second := next()
 	if !exited(grp) {
@@ -161,6 +186,9 @@ func TestNoDescendantOutlivesItsWorker(t *testing.T) {
 	}
 	if !exited(ses) {
 		t.Error("the worker's child that called setsid outlived the worker")
+	}
+	if !exited(orphan) {
+		t.Error("the orphan in the worker's process group outlived the worker")
 	}
 	grp, ses = watch(t, second.Group), watch(t, second.Session)
 	fmt.Fprintln(stdin, "exit")
