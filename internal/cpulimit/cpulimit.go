@@ -192,12 +192,12 @@ func unescape(s string) string {
 }
 
 // walk reads the limit of the cgroup at rel under mount m, and of each
-// ancestor up to the mount, and returns the smallest.
+// ancestor up to the mount, and returns the smallest. It reads nothing
+// outside the mount, whatever rel holds.
 func walk(root fs.FS, m mount, rel string, limitAt func(fs.FS, string) (float64, bool, error)) (float64, bool, error) {
 	top := relDir(m.dir)
-	dir := relDir(path.Join(m.dir, rel))
 	best, found := math.Inf(1), false
-	for {
+	for dir := relDir(path.Join(m.dir, rel)); within(dir, top); dir = relDir(path.Dir(dir)) {
 		l, ok, err := limitAt(root, dir)
 		if err != nil {
 			return 0, false, err
@@ -208,10 +208,6 @@ func walk(root fs.FS, m mount, rel string, limitAt func(fs.FS, string) (float64,
 		if dir == top {
 			break
 		}
-		dir = relDir(path.Dir(dir))
-		if top != "" && dir != top && !strings.HasPrefix(dir, top+"/") {
-			break // out of the mount: rel had no "..", so never
-		}
 	}
 	if !found {
 		return 0, false, nil
@@ -219,12 +215,15 @@ func walk(root fs.FS, m mount, rel string, limitAt func(fs.FS, string) (float64,
 	return best, true, nil
 }
 
+// within reports whether directory dir is top or below it (both paths
+// of the root file system, as relDir makes them).
+func within(dir, top string) bool {
+	return top == "" || dir == top || strings.HasPrefix(dir, top+"/")
+}
+
 // relDir is directory d (absolute, or relative to the root) as a path
 // of the root file system: no leading slash, "" for the root itself.
-func relDir(d string) string {
-	d = strings.TrimPrefix(path.Clean("/"+d), "/")
-	return d
-}
+func relDir(d string) string { return strings.TrimPrefix(path.Clean("/"+d), "/") }
 
 // readV1 reads a v1 cgroup's cpu.cfs_quota_us (-1: none) and
 // cpu.cfs_period_us.
