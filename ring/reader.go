@@ -29,12 +29,13 @@ func (r *Reader) SetSpin(d time.Duration) { r.w.spin = d }
 // (Writer.SetPoll), up to max, and reports whether a record is ready.
 // It yields the processor every 64 looks, and the CPU (sched_yield)
 // after each 4µs of looking, or every 64 looks in a process whose
-// affinity mask allows one CPU (see pollYieldGap). It returns false at once when nothing is advised, and early
-// when ctx ends or the pair closes (Wait then says which). Call it
-// before Wait, where the next record is worth a CPU busy meanwhile: the
-// advice is shared memory that the producer writes, so poll only for a
-// producer trusted with this side's CPU time (a worker for its
-// supervisor; a supervisor never polls for a worker).
+// affinity mask allows one CPU (see pollYieldGap). It returns false at
+// once when nothing is advised, and early when ctx ends or the pair
+// closes (Wait then says which). Call it before Wait, where the next
+// record is worth a CPU busy meanwhile: the advice is shared memory
+// that the producer writes, so poll only for a producer trusted with
+// this side's CPU time (a worker for its supervisor; a supervisor never
+// polls for a worker).
 func (r *Reader) PollAdvised(ctx context.Context, max time.Duration) bool {
 	if r.usable() != nil {
 		return false
