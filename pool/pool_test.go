@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -338,10 +339,20 @@ func TestMaxInFlight(t *testing.T) {
 
 // alive reports whether pid exists and is not a zombie.
 func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, ok := procState("/proc/" + strconv.Itoa(pid) + "/stat")
+	return ok && st != 'Z'
+}
+
+// procState reads the state letter of a /proc stat file (a process's or
+// a thread's), and false when the file is gone. A line that does not
+// parse has state 0.
+func procState(name string) (byte, bool) {
+	b, err := os.ReadFile(name)
 	if err != nil {
-		return false
+		return 0, false
 	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2], true
+	}
+	return 0, true
 }

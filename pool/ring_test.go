@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -209,8 +208,7 @@ func stopProcess(t *testing.T, pid int) {
 		}
 		stopped := 0
 		for _, task := range tasks {
-			b, err := os.ReadFile(dir + "/" + task.Name() + "/stat")
-			if i := bytes.LastIndexByte(b, ')'); err == nil && i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			if st, ok := procState(dir + "/" + task.Name() + "/stat"); ok && st == 'T' {
 				stopped++
 			}
 		}
