@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/internal/golabel"
 )
 
 // Mode says when a commit is on disk, like Redis's appendfsync.
@@ -383,6 +384,7 @@ func (j *Journal) stillNamed() error {
 // (one fsync) per batch, until Close; after a failure it writes nothing.
 func (j *Journal) run() {
 	defer close(j.done)
+	golabel.Set(golabel.Journal, -1)
 	var tick <-chan time.Time
 	if j.cfg.Mode == Async {
 		t := time.NewTicker(j.cfg.Interval)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/theus-run/theus/cas"
+	"github.com/theus-run/theus/internal/golabel"
 )
 
 // ErrClosed is what a Waiter hears when the journal closed before its
@@ -87,6 +88,7 @@ func (j *Journal) wake(err error) {
 // it the last ones.
 func (j *Journal) notifier() {
 	defer close(j.notified)
+	golabel.Set(golabel.JournalNotify, -1)
 	for {
 		select {
 		case <-j.notify:

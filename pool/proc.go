@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/theus-run/theus/heavy"
+	"github.com/theus-run/theus/internal/golabel"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
 )
@@ -243,6 +244,7 @@ func (pr *proc) attachHeavy(z *heavy.Zone) error {
 // read delivers the worker's frames until the connection ends, then
 // declares the worker dead.
 func (pr *proc) read() {
+	golabel.Set(golabel.WorkerSocket, pr.slot)
 	for {
 		m, err := pr.conn.Recv()
 		if err != nil {

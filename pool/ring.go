@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/theus-run/theus/internal/golabel"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/ring"
 )
@@ -104,6 +105,7 @@ func (pr *proc) sendDispatch(d *protocol.Dispatch, wakes *Wakes) (uint64, error)
 // cancels ctx.
 func (pr *proc) readRing(ctx context.Context, rs *rings) {
 	defer close(rs.done)
+	golabel.Set(golabel.WorkerRing, pr.slot)
 	r := rs.pair.Reader()
 	var b ring.Batch
 	var after After

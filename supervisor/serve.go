@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/theus-run/theus/internal/golabel"
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
@@ -100,9 +101,12 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 	// which ends them with it: no registration on cctx per execute.
 	sc := s.wheel.Scope(cctx)
 	defer sc.Close()
-	cn := &clientConn{ctx: sc, end: cancel, c: c, slots: make(chan struct{}, s.cfg.MaxPerClient), cs: &connStreams{open: map[uint64]context.CancelFunc{}}}
+	cn := &clientConn{ctx: sc, end: cancel, c: c, slots: make(chan struct{}, s.cfg.MaxPerClient), cs: &connStreams{open: map[uint64]context.CancelFunc{}},
+		labels: golabel.Of(golabel.Conn, int(s.connSeq.Add(1)))}
+	cn.labels.Set()
 	cn.read = func() {
 		defer cn.wg.Done()
+		cn.labels.Set() // a kept goroutine's are another connection's
 		s.readConn(cn)
 	}
 	wg := &cn.wg
@@ -135,6 +139,9 @@ type clientConn struct {
 	slots chan struct{}  // a token per request in flight (MaxPerClient)
 	cs    *connStreams
 	read  func() // a reader: made once per connection, not once per Execute
+	// labels name the connection's goroutines in profiles; each task a
+	// kept goroutine runs for it sets them first (golabel).
+	labels golabel.Labels
 	// wakes are the workers the reader sent dispatches to without waking
 	// them (continue.go); it wakes them before it may wait. The reader's.
 	wakes pool.Wakes

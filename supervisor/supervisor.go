@@ -170,6 +170,8 @@ type Supervisor struct {
 	connMu sync.Mutex
 	conns  map[*ipc.Conn]struct{}
 	connWG sync.WaitGroup // a serveConn for each of conns; Add under connMu
+	// connSeq numbers the connections, for their goroutines' labels.
+	connSeq atomic.Uint64
 	// gos runs the connections' readers: each Execute hands the reading
 	// to a kept goroutine (its stack grown already) and runs on the
 	// reader's own (serve.go).

@@ -25,13 +25,13 @@ var Allowed = map[string][]string{
 	"cmd/theusctl":         {"client", "protocol"},
 	// The load generator starts its own supervisor (re-executing itself as
 	// its worker, and as the go-plugin peer) or drives one through clients.
-	"cmd/theus-bench":     {"supervisor", "pool", "client", "demo", "worker", "durable", "protocol", "internal/gcfloor"},
+	"cmd/theus-bench":     {"supervisor", "pool", "client", "demo", "worker", "durable", "protocol", "internal/gcfloor", "internal/golabel"},
 	"cmd/theus-worker":    {"worker", "demo"},
 	"cmd/theus-lint":      {"lint"},
 	"demo":                {"worker", "client", "protocol", "shm"}, // demo processes (SDK) and workload (client)
 	"examples/contention": {"cas", "vip", "contract"},              // the engine alone, in one process
 	"examples/*":          {"worker"},
-	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit", "internal/gopool", "internal/deadline", "etcdstore", "observe"},
+	"supervisor":          {"pool", "heavy", "durable", "cas", "vip", "shm", "ipc", "protocol", "contract", "flux", "signal", "schema", "audit", "internal/gopool", "internal/deadline", "etcdstore", "observe", "internal/golabel"},
 	// Metrics, the status page and the HTTP listener: it reads the
 	// supervisor's counters through an interface, never the supervisor.
 	"observe": {"protocol"},
@@ -42,10 +42,10 @@ var Allowed = map[string][]string{
 	"worker":               {"ipc", "protocol", "shm", "contract", "internal/gopool", "internal/deadline", "ring"},
 	"worker/dense":         {"worker", "shm"},
 	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
-	"pool":                 {"ipc", "protocol", "shm", "heavy", "ring", "internal/cpulimit"},
+	"pool":                 {"ipc", "protocol", "shm", "heavy", "ring", "internal/cpulimit", "internal/golabel"},
 	"heavy":                {"shm", "ipc", "protocol"},
 	"cas":                  {"contract", "vip"},
-	"durable":              {"cas", "contract"},
+	"durable":              {"cas", "contract", "internal/golabel"},
 	"signal":               {"cas", "contract"},
 	"schema":               {"contract"}, // the schema gate: patterns and compiled JSON Schemas
 	"ipc":                  {"protocol"},
@@ -60,6 +60,7 @@ var Allowed = map[string][]string{
 	"internal/deadline":    {},           // the executes' and the dispatches' timeouts (supervisor, worker)
 	"internal/gcfloor":     {},           // the GC floor of the supervisor binary and theus-bench (never a library)
 	"internal/cpulimit":    {},           // the cgroup's CPU quota, for the pool's poll gate
+	"internal/golabel":     {},           // the pprof labels of the long-lived goroutines (supervisor, pool, durable; read by theus-bench)
 	"internal/importgraph": {},
 	"internal/doclinks":    {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a

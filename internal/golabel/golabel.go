@@ -1,0 +1,61 @@
+// Package golabel names theus's long-lived goroutines in CPU and goroutine
+// profiles, with runtime/pprof labels, so that a profile tells how busy
+// each loop is: the reader of one client connection, the reader of one
+// worker's ring or socket, the journal. A goroutine a labeled one starts
+// carries the same labels, so a loop's figure covers the goroutines it
+// hands work to. It sets labels; it never reads a profile.
+package golabel
+
+import (
+	"context"
+	"runtime/pprof"
+	"strconv"
+)
+
+// The label keys.
+const (
+	// Role is what a loop does: one of the roles below.
+	Role = "theus.role"
+	// Loop names one loop: its role, then a number when the role has
+	// several loops ("conn 12", "worker-ring 3").
+	Loop = "theus.loop"
+)
+
+// The roles.
+const (
+	Conn          = "conn"           // the reads and executes of one client connection (supervisor)
+	WorkerRing    = "worker-ring"    // the reader of one worker's reply ring (pool)
+	WorkerSocket  = "worker-socket"  // the reader of one worker's socket (pool)
+	Journal       = "journal"        // the durable journal's writer (durable)
+	JournalNotify = "journal-notify" // the durable journal's notifier of synced commits (durable)
+)
+
+// Labels are one loop's labels, made once and set on each goroutine that
+// works for the loop (Set allocates nothing).
+type Labels struct{ ctx context.Context }
+
+// Of returns the labels of the loop n of role (n < 0: the role's only
+// loop).
+func Of(role string, n int) Labels {
+	loop := role
+	if n >= 0 {
+		loop += " " + strconv.Itoa(n)
+	}
+	return Labels{pprof.WithLabels(context.Background(), pprof.Labels(Role, role, Loop, loop))}
+}
+
+// Set labels the calling goroutine, and those it starts from now on, with
+// l. It replaces the goroutine's labels: call it first thing in a
+// goroutine the package owns, or in a task a kept goroutine runs for the
+// loop (its labels are the last task's), never in a caller's goroutine.
+// The zero Labels clear them.
+func (l Labels) Set() {
+	ctx := l.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	pprof.SetGoroutineLabels(ctx)
+}
+
+// Set is Of(role, n).Set().
+func Set(role string, n int) { Of(role, n).Set() }
