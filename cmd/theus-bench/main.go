@@ -58,6 +58,7 @@ var errCheck = errors.New("the end-of-run check failed")
 
 type flags struct {
 	workload, target, durability, socket, out, name string
+	cpuProfile                                      string
 	tensorSize, heavySize, gcFloor                  string
 	redis, etcd                                     string
 	clients, depth, workers, keys, accounts, spinUS int
@@ -109,6 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.StringVar(&f.etcd, "etcd", "127.0.0.1:2379", "etcd: endpoint")
 	fl.StringVar(&f.out, "out", "bench-results", "directory for the results")
 	fl.StringVar(&f.name, "name", "", "file name of the results (default: target-workload[-size])")
+	fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write this process's CPU profile over the run to this file, and where its CPU went by goroutine label (with the supervisor it starts, that is the supervisor's too) to the results and the output")
 	fl.DurationVar(&f.interval, "interval", 0, "timeline resolution (default: 1s, or duration/20 for short runs)")
 	root.AddCommand(reportCmd(stdout))
 	root.SetArgs(args)
@@ -188,8 +190,20 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 	// flight finish, and the results are written as usual. A second one
 	// kills the bench.
 	interrupted, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	var prof *cpuRun
+	if f.cpuProfile != "" {
+		if prof, err = startCPU(f.cpuProfile); err != nil {
+			stop()
+			return err
+		}
+	}
 	err = drive(ctx, interrupted.Done(), t, w, lim, res)
 	stop()
+	if prof != nil {
+		var perr error
+		res.CPU, perr = prof.stop()
+		err = errors.Join(err, perr)
+	}
 	if err != nil {
 		return err
 	}
@@ -215,6 +229,9 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 	fmt.Fprintf(stdout, "%-14s %-15s %10.0f req/s  p50 %6dµs  p99 %7dµs  retries/req %.2f  vip %d  errors %d  check %s  -> %s\n",
 		targetName(res), what(res), res.Throughput, res.Latency.P50, res.Latency.P99, res.RetriesPerRequest, res.VIP, res.Errors,
 		okText(res.Check.OK), filepath.Join(f.out, name+".json"))
+	if res.CPU != nil {
+		fmt.Fprintln(stdout, "  "+res.CPU.line())
+	}
 	switch {
 	case !res.Check.OK:
 		return fmt.Errorf("%w: %s", errCheck, res.Check.Detail)

@@ -14,6 +14,8 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"github.com/theus-run/theus/internal/golabel"
 )
 
 // Latencies are recorded in microseconds, 1 µs to 1 hour, 3 significant
@@ -77,6 +79,7 @@ func drive(ctx context.Context, interrupt <-chan struct{}, t target, w *workload
 		rec := &caller{all: newHist(), byOp: map[string]*hdrhistogram.Histogram{}}
 		callers[i] = rec
 		wg.Go(func() {
+			golabel.Set(roleCaller, i)
 			rng := rand.New(rand.NewPCG(uint64(i)+1, uint64(start.UnixNano())))
 			for n := int64(0); ; n++ {
 				if n > 0 && lim.pause > 0 && !rest(ctx, interrupt, lim.pause) {

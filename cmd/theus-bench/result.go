@@ -33,6 +33,7 @@ type result struct {
 	VIP               int64              `json:"vip"`
 	Timeline          []point            `json:"timeline"`
 	Check             check              `json:"check"`
+	CPU               *cpuSummary        `json:"cpu_profile,omitempty"` // --cpu-profile
 	adds              int64
 }
 

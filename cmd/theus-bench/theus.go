@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/internal/golabel"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/supervisor"
@@ -71,8 +73,13 @@ func startTheus(socket string, clients int, own ownConfig, spinUS int) (*theusTa
 		t.own, t.stop, t.served = s, stop, make(chan error, 1)
 		go func() { t.served <- s.Serve(ctx) }()
 	}
-	for range clients {
-		c, err := client.Dial(socket)
+	for i := range clients {
+		var c *client.Client
+		var err error
+		// A client's reader carries the labels of the goroutine that dials.
+		pprof.Do(context.Background(), pprof.Labels(golabel.Role, roleClient, golabel.Loop, roleClient+" "+strconv.Itoa(i)), func(context.Context) {
+			c, err = client.Dial(socket)
+		})
 		if err != nil {
 			t.close()
 			return nil, err

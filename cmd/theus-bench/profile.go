@@ -1,0 +1,190 @@
+package main
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/theus-run/theus/internal/golabel"
+)
+
+// The roles of theus-bench's own goroutines in its CPU profile, beside
+// the supervisor's (golabel).
+const (
+	roleCaller = "bench-caller" // a caller: makes requests and records them
+	roleClient = "bench-client" // a client connection's reader (client package)
+	roleOther  = "other"        // no label: the runtime (GC), the supervisor's other goroutines
+)
+
+// commitFunc is the function whose CPU is the commit's: the store's
+// commit, lock held for most of it.
+const commitFunc = "github.com/theus-run/theus/cas.(*Store).Commit"
+
+// cpuRun records this process's CPU profile over the measured run
+// (--cpu-profile). With the supervisor theus-bench starts, that is the
+// supervisor's CPU too; attached to one (--socket), only the bench's.
+type cpuRun struct {
+	path  string
+	f     *os.File
+	start time.Time
+}
+
+func startCPU(path string) (*cpuRun, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return &cpuRun{path: path, f: f, start: time.Now()}, nil
+}
+
+// stop ends the profile, writes it, and summarizes it.
+func (c *cpuRun) stop() (*cpuSummary, error) {
+	pprof.StopCPUProfile()
+	wall := time.Since(c.start)
+	if err := c.f.Close(); err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	f, err := os.Open(c.path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	defer f.Close()
+	s, err := summarizeCPU(f, wall)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile %s: %w", c.path, err)
+	}
+	s.File = c.path
+	return s, nil
+}
+
+// cpuSummary is where a run's CPU went, in cores (CPU seconds per second
+// of the run), by the goroutines' labels (golabel).
+type cpuSummary struct {
+	File    string  `json:"file"`
+	Seconds float64 `json:"seconds"` // the run's wall time, profiled
+	Cores   float64 `json:"cores"`   // the whole process
+	// Roles: the cores of each role: the supervisor's loops (golabel's
+	// roles), the bench's callers and client readers, and "other".
+	Roles map[string]float64 `json:"roles_cores"`
+	// Loops: the busiest loops, most first (at most maxLoops). A loop
+	// is one goroutine, or a few that hand its work on to each other
+	// (a connection's reader hands the reading on when it runs an
+	// execute), so a loop under one core means none of its goroutines
+	// was saturated.
+	Loops []loopCores `json:"busiest_loops"`
+	// Commit: the cores in the store's commit (cas.Store.Commit), which
+	// one goroutine at a time runs with the commit lock held: how close
+	// the committer is to a core of its own.
+	Commit float64 `json:"commit_cores"`
+}
+
+type loopCores struct {
+	Loop  string  `json:"loop"`
+	Cores float64 `json:"cores"`
+}
+
+// maxLoops is how many loops a summary lists.
+const maxLoops = 5
+
+// summarizeCPU reads a CPU profile (pprof's format) of wall time.
+func summarizeCPU(r io.Reader, wall time.Duration) (*cpuSummary, error) {
+	if wall <= 0 {
+		return nil, errors.New("no time profiled")
+	}
+	p, err := profile.Parse(r)
+	if err != nil {
+		return nil, err
+	}
+	cpu := slices.IndexFunc(p.SampleType, func(t *profile.ValueType) bool { return t.Type == "cpu" && t.Unit == "nanoseconds" })
+	if cpu < 0 {
+		return nil, errors.New("not a CPU profile: no cpu/nanoseconds sample type")
+	}
+	per := 1 / wall.Seconds() / 1e9 // nanoseconds of CPU to cores
+	s := &cpuSummary{Seconds: round3(wall.Seconds()), Roles: map[string]float64{}}
+	loops := map[string]float64{}
+	for _, smp := range p.Sample {
+		if cpu >= len(smp.Value) {
+			return nil, errors.New("a sample without its cpu value")
+		}
+		c := float64(smp.Value[cpu]) * per
+		s.Cores += c
+		role := roleOther
+		if r := smp.Label[golabel.Role]; len(r) > 0 {
+			role = r[0]
+		}
+		s.Roles[role] += c
+		if l := smp.Label[golabel.Loop]; len(l) > 0 {
+			loops[l[0]] += c
+		}
+		if inFunc(smp, commitFunc) {
+			s.Commit += c
+		}
+	}
+	for l, c := range loops {
+		s.Loops = append(s.Loops, loopCores{Loop: l, Cores: c})
+	}
+	slices.SortFunc(s.Loops, func(a, b loopCores) int {
+		return cmp.Or(cmp.Compare(b.Cores, a.Cores), strings.Compare(a.Loop, b.Loop))
+	})
+	s.Loops = s.Loops[:min(len(s.Loops), maxLoops)]
+	for i := range s.Loops {
+		s.Loops[i].Cores = round3(s.Loops[i].Cores)
+	}
+	for r, c := range s.Roles {
+		s.Roles[r] = round3(c)
+	}
+	s.Cores, s.Commit = round3(s.Cores), round3(s.Commit)
+	return s, nil
+}
+
+// inFunc reports whether fn is on the sample's stack.
+func inFunc(s *profile.Sample, fn string) bool {
+	for _, l := range s.Location {
+		for _, ln := range l.Line {
+			if ln.Function != nil && ln.Function.Name == fn {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// line is the summary in one line of text.
+func (s *cpuSummary) line() string {
+	roles := make([]string, 0, len(s.Roles))
+	for r := range s.Roles {
+		roles = append(roles, r)
+	}
+	slices.SortFunc(roles, func(a, b string) int {
+		return cmp.Or(cmp.Compare(s.Roles[b], s.Roles[a]), strings.Compare(a, b))
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "cpu %.2f cores:", s.Cores)
+	for _, r := range roles {
+		fmt.Fprintf(&b, " %s %.2f", r, s.Roles[r])
+	}
+	b.WriteString("; busiest loop")
+	if len(s.Loops) == 0 {
+		b.WriteString(" none")
+	} else {
+		fmt.Fprintf(&b, " %s %.2f", s.Loops[0].Loop, s.Loops[0].Cores)
+	}
+	fmt.Fprintf(&b, "; commit %.2f  -> %s", s.Commit, s.File)
+	return b.String()
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/theus-run/theus/internal/golabel"
+)
+
+// cpuSample is one sample of a made-up CPU profile: ms of CPU, the
+// goroutine's labels (none when role is ""), and whether the commit is
+// on its stack.
+type cpuSample struct {
+	ms         int64
+	role, loop string
+	commit     bool
+}
+
+// fakeCPU writes a CPU profile in pprof's format holding samples.
+func fakeCPU(t *testing.T, samples []cpuSample) []byte {
+	t.Helper()
+	commit := &profile.Function{ID: 1, Name: commitFunc}
+	other := &profile.Function{ID: 2, Name: "main.work"}
+	inCommit := &profile.Location{ID: 1, Line: []profile.Line{{Function: commit}}}
+	outside := &profile.Location{ID: 2, Line: []profile.Line{{Function: other}}}
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
+		PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:     10_000_000,
+		Function:   []*profile.Function{commit, other},
+		Location:   []*profile.Location{inCommit, outside},
+	}
+	for _, s := range samples {
+		smp := &profile.Sample{Value: []int64{s.ms / 10, s.ms * 1e6}, Location: []*profile.Location{outside}}
+		if s.commit {
+			smp.Location = []*profile.Location{inCommit, outside}
+		}
+		if s.role != "" {
+			smp.Label = map[string][]string{golabel.Role: {s.role}, golabel.Loop: {s.loop}}
+		}
+		p.Sample = append(p.Sample, smp)
+	}
+	var b bytes.Buffer
+	if err := p.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestSummarizeCPU(t *testing.T) {
+	b := fakeCPU(t, []cpuSample{
+		{ms: 300, role: golabel.Conn, loop: "conn 1", commit: true},
+		{ms: 500, role: golabel.WorkerRing, loop: "worker-ring 0"},
+		{ms: 200},
+		{ms: 100, role: golabel.Conn, loop: "conn 2"},
+		{ms: 100, role: golabel.Conn, loop: "conn 1"},
+		{ms: 40, commit: true},
+	})
+	s, err := summarizeCPU(bytes.NewReader(b), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &cpuSummary{
+		Seconds: 2,
+		Cores:   0.62,
+		Roles:   map[string]float64{golabel.Conn: 0.25, golabel.WorkerRing: 0.25, roleOther: 0.12},
+		Loops:   []loopCores{{"worker-ring 0", 0.25}, {"conn 1", 0.2}, {"conn 2", 0.05}},
+		Commit:  0.17,
+	}
+	got, _ := json.Marshal(s)
+	exp, _ := json.Marshal(want)
+	if !bytes.Equal(got, exp) {
+		t.Errorf("summary\n %s\nwant\n %s", got, exp)
+	}
+	if l := s.line(); !strings.Contains(l, "cpu 0.62 cores: conn 0.25 worker-ring 0.25 other 0.12; busiest loop worker-ring 0 0.25; commit 0.17") {
+		t.Errorf("line %q", l)
+	}
+}
+
+// Only the busiest loops are listed, ties by name.
+func TestSummarizeCPUListsTheBusiestLoops(t *testing.T) {
+	var samples []cpuSample
+	for _, l := range []string{"conn 7", "conn 3", "conn 5", "conn 1", "conn 2", "conn 4", "conn 6"} {
+		ms := int64(10)
+		if l == "conn 6" {
+			ms = 50
+		}
+		samples = append(samples, cpuSample{ms: ms, role: golabel.Conn, loop: l})
+	}
+	s, err := summarizeCPU(bytes.NewReader(fakeCPU(t, samples)), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range s.Loops {
+		names = append(names, l.Loop)
+	}
+	if got := strings.Join(names, ","); got != "conn 6,conn 1,conn 2,conn 3,conn 4" {
+		t.Errorf("loops %s, want the five busiest, conn 6 first, then ties by name", got)
+	}
+}
+
+func TestSummarizeCPURefuses(t *testing.T) {
+	heap := &profile.Profile{SampleType: []*profile.ValueType{{Type: "alloc_space", Unit: "bytes"}}}
+	var hb bytes.Buffer
+	if err := heap.Write(&hb); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		wall time.Duration
+	}{
+		{"not a profile", []byte("not a profile at all"), time.Second},
+		{"a heap profile", hb.Bytes(), time.Second},
+		{"no time", fakeCPU(t, []cpuSample{{ms: 10}}), 0},
+	} {
+		if s, err := summarizeCPU(bytes.NewReader(tc.in), tc.wall); err == nil {
+			t.Errorf("%s: summary %+v, want an error", tc.name, s)
+		}
+	}
+}
+
+// A run with --cpu-profile writes the profile and says where the CPU went:
+// the supervisor's loops, which the labels name, and the bench's own.
+func TestCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cpu.pprof")
+	var out, errs bytes.Buffer
+	args := []string{"--workers", "2", "--clients", "2", "--depth", "8", "--durability", "none", "--out", dir, "--name", "r",
+		"--workload", "counter-spread", "--keys", "16", "--duration", "1s", "--cpu-profile", file}
+	if code := run(args, &out, &errs); code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errs.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "r.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	c := r.CPU
+	if c == nil || c.File != file || c.Seconds <= 0 || c.Cores <= 0 || len(c.Loops) == 0 {
+		t.Fatalf("cpu_profile %+v", c)
+	}
+	for _, role := range []string{golabel.Conn, golabel.WorkerRing, roleCaller} {
+		if c.Roles[role] <= 0 {
+			t.Errorf("no CPU in role %s: %+v", role, c.Roles)
+		}
+	}
+	if !strings.Contains(out.String(), "busiest loop") {
+		t.Errorf("the output does not summarize the profile:\n%s", out.String())
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := profile.Parse(f); err != nil {
+		t.Fatalf("the profile written: %v", err)
+	}
+}
+
+// A profile that cannot be written fails the run before it starts.
+func TestCPUProfileUnwritable(t *testing.T) {
+	var out, errs bytes.Buffer
+	args := []string{"--workers", "1", "--clients", "1", "--durability", "none", "--out", t.TempDir(),
+		"--duration", "1s", "--cpu-profile", filepath.Join(t.TempDir(), "no", "such", "dir", "cpu.pprof")}
+	if code := run(args, &out, &errs); code == 0 || !strings.Contains(errs.String(), "--cpu-profile") {
+		t.Fatalf("exit %d, stderr %q", code, errs.String())
+	}
+}
