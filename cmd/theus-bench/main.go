@@ -191,7 +191,13 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 	// kills the bench.
 	interrupted, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	var prof *cpuRun
+	var workers func() []int // the own supervisor's worker PIDs, for --cpu-profile
+	var workersBefore map[int]time.Duration
 	if f.cpuProfile != "" {
+		if tt, ok := t.(*theusTarget); ok && tt.own != nil {
+			workers = tt.own.WorkerPIDs
+			workersBefore = procCPU(workers())
+		}
 		if prof, err = startCPU(f.cpuProfile); err != nil {
 			stop()
 			return err
@@ -203,6 +209,10 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 		var perr error
 		res.CPU, perr = prof.stop()
 		err = errors.Join(err, perr)
+		if res.CPU != nil && workers != nil {
+			wc := workersCores(workersBefore, procCPU(workers()), time.Duration(res.CPU.Seconds*float64(time.Second)))
+			res.CPU.Workers = &wc
+		}
 	}
 	if err != nil {
 		return err

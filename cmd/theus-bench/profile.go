@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,6 +91,10 @@ type cpuSummary struct {
 	// one goroutine at a time runs with the commit lock held: how close
 	// the committer is to a core of its own.
 	Commit float64 `json:"commit_cores"`
+	// Workers: the cores of the supervisor's worker processes over the
+	// run (from /proc), when theus-bench started the supervisor; their
+	// CPU is not in the profile, which is this process's.
+	Workers *float64 `json:"workers_cores,omitempty"`
 }
 
 type loopCores struct {
@@ -185,6 +190,60 @@ func (s *cpuSummary) line() string {
 	} else {
 		fmt.Fprintf(&b, " %s %.2f", s.Loops[0].Loop, s.Loops[0].Cores)
 	}
-	fmt.Fprintf(&b, "; commit %.2f  -> %s", s.Commit, s.File)
+	fmt.Fprintf(&b, "; commit %.2f", s.Commit)
+	if s.Workers != nil {
+		fmt.Fprintf(&b, "; workers %.2f", *s.Workers)
+	}
+	fmt.Fprintf(&b, "  -> %s", s.File)
 	return b.String()
+}
+
+// clockTick is the unit of /proc/PID/stat's CPU times (USER_HZ, 100 on
+// every Linux architecture Go supports).
+const clockTick = 10 * time.Millisecond
+
+// procCPU returns the CPU time (user and system) each of pids has used,
+// from /proc/PID/stat; a process gone is left out.
+func procCPU(pids []int) map[int]time.Duration {
+	out := make(map[int]time.Duration, len(pids))
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		if d, ok := statCPU(string(b)); ok {
+			out[pid] = d
+		}
+	}
+	return out
+}
+
+// statCPU reads utime and stime, the 14th and 15th fields of a
+// /proc/PID/stat line. The command (the 2nd, in parentheses) may hold
+// spaces and parentheses: the fields after it start at its last ')'.
+func statCPU(stat string) (time.Duration, bool) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(stat[i+1:]) // f[0] is the 3rd field
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 63)
+	st, err2 := strconv.ParseUint(f[12], 10, 63)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(u+st) * clockTick, true
+}
+
+// workersCores is the cores the processes used between two procCPU
+// readings over wall: a process that started between them counts whole.
+func workersCores(before, after map[int]time.Duration, wall time.Duration) float64 {
+	var d time.Duration
+	for pid, a := range after {
+		d += a - min(before[pid], a)
+	}
+	return round3(d.Seconds() / wall.Seconds())
 }

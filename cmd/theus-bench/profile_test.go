@@ -151,12 +151,15 @@ func TestCPUProfile(t *testing.T) {
 	if c == nil || c.File != file || c.Seconds <= 0 || c.Cores <= 0 || len(c.Loops) == 0 {
 		t.Fatalf("cpu_profile %+v", c)
 	}
+	if c.Workers == nil || *c.Workers <= 0 {
+		t.Errorf("the workers' cores: %v", c.Workers)
+	}
 	for _, role := range []string{golabel.Conn, golabel.WorkerRing, roleCaller} {
 		if c.Roles[role] <= 0 {
 			t.Errorf("no CPU in role %s: %+v", role, c.Roles)
 		}
 	}
-	if !strings.Contains(out.String(), "busiest loop") {
+	if !strings.Contains(out.String(), "busiest loop") || !strings.Contains(out.String(), "; workers ") {
 		t.Errorf("the output does not summarize the profile:\n%s", out.String())
 	}
 	f, err := os.Open(file)
@@ -176,5 +179,41 @@ func TestCPUProfileUnwritable(t *testing.T) {
 		"--duration", "1s", "--cpu-profile", filepath.Join(t.TempDir(), "no", "such", "dir", "cpu.pprof")}
 	if code := run(args, &out, &errs); code == 0 || !strings.Contains(errs.String(), "--cpu-profile") {
 		t.Fatalf("exit %d, stderr %q", code, errs.String())
+	}
+}
+
+func TestStatCPU(t *testing.T) {
+	// utime 250 and stime 50 ticks: 3 s.
+	tail := " S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0 100 0 0"
+	for _, tc := range []struct {
+		stat string
+		want time.Duration
+		ok   bool
+	}{
+		{"42 (theus-bench)" + tail, 3 * time.Second, true},
+		{"42 (a) b (c) d)" + tail, 3 * time.Second, true}, // a command with spaces and parentheses
+		{"42 (x) S 1 2 3", 0, false},                      // too short
+		{"42 theus-bench" + tail, 0, false},               // no command
+		{"42 (x) S 1 2 3 4 5 6 7 8 9 10 -1 50", 0, false}, // not a count
+	} {
+		got, ok := statCPU(tc.stat)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("statCPU(%q) = %v, %v; want %v, %v", tc.stat, got, ok, tc.want, tc.ok)
+		}
+	}
+	if own := procCPU([]int{os.Getpid(), -1}); len(own) != 1 {
+		t.Errorf("procCPU of this process and of none: %v", own)
+	}
+}
+
+func TestWorkersCores(t *testing.T) {
+	before := map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: time.Second}
+	after := map[int]time.Duration{
+		1: 3 * time.Second,        // 2 s more
+		2: time.Second,            // less than before: another process with its PID, left out
+		4: 500 * time.Millisecond, // started during the run: counts whole
+	} // 3 ended: left out
+	if got := workersCores(before, after, 5*time.Second); got != 0.5 {
+		t.Errorf("workersCores = %v, want 0.5 (2.5 s over 5 s)", got)
 	}
 }
