@@ -186,6 +186,9 @@ func freePorts(n int, taken map[int]bool) ([]int, error) {
 	return out, nil
 }
 
+// QuotaBytes is each member's backend quota: 256 MiB.
+const QuotaBytes = 256 << 20
+
 // run starts m and waits until it serves.
 func (c *Cluster) run(m *member, state string, abort <-chan struct{}) error {
 	cfg := embed.NewConfig()
@@ -195,6 +198,11 @@ func (c *Cluster) run(m *member, state string, abort <-chan struct{}) error {
 	cfg.InitialCluster, cfg.InitialClusterToken, cfg.ClusterState = c.initial, "theus-test", state
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.LogLevel = "error"
+	// A quota other than the default sizes bbolt's first mapping to it
+	// (and a tenth more) instead of 10 GiB of address space per member,
+	// which a test run under an address-space limit (ulimit -v, the
+	// mutation runs) cannot map. Tests store far less than QuotaBytes.
+	cfg.QuotaBackendBytes = QuotaBytes
 	// Tests run on a loaded 2-core machine: a tick of 100 ms with an
 	// election at 10 ticks (the defaults) keeps leaders from flapping.
 	e, err := embed.StartEtcd(cfg)
