@@ -17,6 +17,7 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/internal/golabel"
 )
 
 // Engine runs workflows and machines for a supervisor: it holds the
@@ -107,7 +108,10 @@ func (e *Engine) Start() error {
 			return nil
 		}
 		e.stopWatch = stop
-		e.wg.Go(func() { e.keep(changes) })
+		e.wg.Go(func() {
+			golabel.Set(golabel.Flux, -1)
+			e.keep(changes)
+		})
 		e.mu.Unlock()
 	}
 	return e.scan()
@@ -187,7 +191,11 @@ func (e *Engine) launch(r *run) bool {
 func (e *Engine) spawn(r *run) {
 	r.sigs, r.unsub = e.host.Signals()
 	e.runs[r.h.ID] = r
-	e.wg.Go(r.loop)
+	labels := golabel.Named(golabel.FluxRun, r.h.ID) // not the labels of the caller, a client's connection
+	e.wg.Go(func() {
+		labels.Set()
+		r.loop()
+	})
 	e.watchLost(r.claim, r.cancel, r.done)
 }
 

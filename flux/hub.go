@@ -3,6 +3,7 @@ package flux
 import (
 	"sync"
 
+	"github.com/theus-run/theus/internal/golabel"
 	"github.com/theus-run/theus/signal"
 )
 
@@ -17,6 +18,7 @@ func HubSignals(hub *signal.Hub) (items <-chan Signal, stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		golabel.Set(golabel.Flux, -1) // not the labels of the caller, a run's or a client's
 		defer close(out)
 		var items []signal.Item
 		for {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/internal/golabel"
 )
 
 // Machine statuses.
@@ -238,7 +239,11 @@ func (e *Engine) newMachine(h *machineHead, def *Machine, c *Claim) *machine {
 func (e *Engine) spawnMachine(m *machine) {
 	e.machines[m.h.ID] = m
 	m.sigs, m.unsub = e.host.Signals()
-	e.wg.Go(m.loop)
+	labels := golabel.Named(golabel.FluxRun, m.h.ID) // not the labels of the caller, a client's connection
+	e.wg.Go(func() {
+		labels.Set()
+		m.loop()
+	})
 	e.watchLost(m.claim, m.cancel, m.done)
 }
 

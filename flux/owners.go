@@ -9,6 +9,7 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/internal/golabel"
 )
 
 // A unit is what one engine owns and runs: a run that no machine started
@@ -83,6 +84,7 @@ func (e *Engine) watchLost(c *Claim, cancel context.CancelCauseFunc, done <-chan
 		return
 	}
 	e.wg.Go(func() {
+		golabel.Set(golabel.Flux, -1)
 		select {
 		case <-c.Lost:
 			cancel(errMoved)

@@ -244,7 +244,7 @@ func (pr *proc) attachHeavy(z *heavy.Zone) error {
 // read delivers the worker's frames until the connection ends, then
 // declares the worker dead.
 func (pr *proc) read() {
-	golabel.Set(golabel.WorkerSocket, pr.slot)
+	golabel.Set(golabel.WorkerSocket, pr.pid)
 	for {
 		m, err := pr.conn.Recv()
 		if err != nil {

@@ -105,7 +105,7 @@ func (pr *proc) sendDispatch(d *protocol.Dispatch, wakes *Wakes) (uint64, error)
 // cancels ctx.
 func (pr *proc) readRing(ctx context.Context, rs *rings) {
 	defer close(rs.done)
-	golabel.Set(golabel.WorkerRing, pr.slot)
+	golabel.Set(golabel.WorkerRing, pr.pid) // slots repeat across plugins; PIDs do not
 	r := rs.pair.Reader()
 	var b ring.Batch
 	var after After

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Worker-count scaling, the two figures of issue 14's 16-core target:
 #  1. noop executes/s (the runtime's own cost: 16 clients × 16 in flight)
-#     for 1, 2, 4, 8 and 16 workers, as a ratio to 1 worker, with where the
-#     cores went (theus-bench --cpu-profile: the bench process, which the
-#     supervisor runs in, the supervisor's own loops, the workers, the
-#     busiest loop and the commit's share; a loop near 1.00 core is
-#     saturated); then the same for counter-spread, whose executes commit;
+#     for 1, 2, 4, 8 and 16 workers, as a ratio to the first count (1
+#     worker), with where the cores went (theus-bench --cpu-profile: the
+#     bench process, which the supervisor runs in, the supervisor's own
+#     loops, the workers, the busiest loop and the commit's share; a
+#     worker-* loop near 1.00 core is saturated, a conn loop may be
+#     several goroutines: docs/OPERATIONS.md, "Which goroutine is
+#     busy"); then the same for counter-spread, whose executes commit;
 #  2. a CPU-bound process (bench.spin, --spin-us of CPU per request, 2
 #     requests in flight per worker) and the efficiency per worker:
 #     throughput(N) / (N × throughput(1)).
@@ -50,13 +52,14 @@ profiled() {
     # in it); superv., the supervisor's loops (roles conn, worker-*,
     # journal*; its GC and other goroutines are in bench only); workers,
     # the worker processes.
-    awk -v n="$n" -v r="$r" -v b="$base" -v line="$line" 'BEGIN {
+    LINE=$line awk -v n="$n" -v r="$r" -v b="$base" 'BEGIN {
+      line = ENVIRON["LINE"]; sub(/  -> .*$/, "", line) # the file name may hold anything
       split(line, part, "; ")
       sub(/^ *cpu /, "", part[1]); nf = split(part[1], f, " ")
       sup = 0
       for (i = 3; i < nf; i += 2) if (f[i] ~ /^(conn|worker-|journal)/) sup += f[i+1]
       sub(/^busiest loop /, "", part[2]); sub(/^commit /, "", part[3])
-      sub(/^workers /, "", part[4]); sub(/ .*/, "", part[4])
+      sub(/^workers /, "", part[4])
       printf "%-8d %12.0f %6.2f %8s %8.2f %8s   %-22s %7s\n", n, r, r / b, f[1], sup, part[4], part[2], part[3]
     }'
   done | tee "$out/$w.txt"
@@ -79,7 +82,7 @@ done | tee "$out/scaling.txt"
 
 last=${counts[${#counts[@]}-1]}
 echo
-awk -v n="$last" '$1 == n { printf "noop %s workers / 1 worker: %.2fx (target on 16 cores: >= 4)\n", n, $3 }' "$out/noop.txt"
+awk -v n="$last" -v f="${counts[0]}" '$1 == n { printf "noop %s workers / %s: %.2fx (target on 16 cores, 16 / 1: >= 4)\n", n, f, $3 }' "$out/noop.txt"
 awk -v n="$last" '$1 == n { printf "bench.spin efficiency at %s workers: %.2f (target on 16 cores: >= 0.8)\n", n, $4 }' "$out/scaling.txt"
 echo "machine: $cpus CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); spin ${spin}us per request"
-echo "results: $out (noop-N.pprof: the CPU profiles; go tool pprof -tags FILE)"
+echo "results: $out (noop-N.pprof, counter-spread-N.pprof: the CPU profiles; go tool pprof -tags FILE)"

@@ -162,6 +162,13 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 	}
 	gc := gcfloor.Start(floor)
 	defer gc.Stop()
+	var prof *cpuRun
+	if f.cpuProfile != "" {
+		if prof, err = createCPU(f.cpuProfile); err != nil {
+			return err
+		}
+		defer prof.abandon()
+	}
 	t, cfg, err := openTarget(f, w)
 	if err != nil {
 		return err
@@ -190,15 +197,12 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 	// flight finish, and the results are written as usual. A second one
 	// kills the bench.
 	interrupted, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	var prof *cpuRun
-	var workers func() []int // the own supervisor's worker PIDs, for --cpu-profile
-	var workersBefore map[int]time.Duration
-	if f.cpuProfile != "" {
+	if prof != nil {
+		var workers func() []int // the own supervisor's worker PIDs
 		if tt, ok := t.(*theusTarget); ok && tt.own != nil {
 			workers = tt.own.WorkerPIDs
-			workersBefore = procCPU(workers())
 		}
-		if prof, err = startCPU(f.cpuProfile); err != nil {
+		if err := prof.begin(workers); err != nil {
 			stop()
 			return err
 		}
@@ -209,10 +213,6 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 		var perr error
 		res.CPU, perr = prof.stop()
 		err = errors.Join(err, perr)
-		if res.CPU != nil && workers != nil {
-			wc := workersCores(workersBefore, procCPU(workers()), time.Duration(res.CPU.Seconds*float64(time.Second)))
-			res.CPU.Workers = &wc
-		}
 	}
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -34,28 +35,58 @@ const commitFunc = "github.com/theus-run/theus/cas.(*Store).Commit"
 // (--cpu-profile). With the supervisor theus-bench starts, that is the
 // supervisor's CPU too; attached to one (--socket), only the bench's.
 type cpuRun struct {
-	path  string
-	f     *os.File
-	start time.Time
+	path    string
+	f       *os.File
+	started bool
+	start   time.Time
+	// workers lists the own supervisor's worker PIDs (nil: attached or
+	// another target); before is their CPU at the start.
+	workers func() []int
+	before  map[int]time.Duration
 }
 
-func startCPU(path string) (*cpuRun, error) {
+// createCPU creates the profile's file (and its directory), before the
+// run's target starts, so that a path that cannot be written fails first.
+func createCPU(path string) (*cpuRun, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("--cpu-profile: %w", err)
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	return &cpuRun{path: path, f: f}, nil
+}
+
+// begin starts the profile; workers, when not nil, lists the worker
+// processes whose CPU the summary adds.
+func (c *cpuRun) begin(workers func() []int) error {
+	if workers != nil {
+		c.workers, c.before = workers, procCPU(workers())
 	}
-	return &cpuRun{path: path, f: f, start: time.Now()}, nil
+	if err := pprof.StartCPUProfile(c.f); err != nil {
+		return fmt.Errorf("--cpu-profile: %w", err)
+	}
+	c.started, c.start = true, time.Now()
+	return nil
+}
+
+// abandon closes and removes the file of a profile that never ran.
+func (c *cpuRun) abandon() {
+	if !c.started {
+		c.f.Close()
+		os.Remove(c.path)
+	}
 }
 
 // stop ends the profile, writes it, and summarizes it.
 func (c *cpuRun) stop() (*cpuSummary, error) {
 	pprof.StopCPUProfile()
 	wall := time.Since(c.start)
+	var workers map[int]time.Duration
+	if c.workers != nil {
+		workers = procCPU(c.workers())
+	}
 	if err := c.f.Close(); err != nil {
 		return nil, fmt.Errorf("--cpu-profile: %w", err)
 	}
@@ -69,6 +100,10 @@ func (c *cpuRun) stop() (*cpuSummary, error) {
 		return nil, fmt.Errorf("--cpu-profile %s: %w", c.path, err)
 	}
 	s.File = c.path
+	if workers != nil {
+		wc := workersCores(c.before, workers, wall)
+		s.Workers = &wc
+	}
 	return s, nil
 }
 
@@ -81,11 +116,11 @@ type cpuSummary struct {
 	// Roles: the cores of each role: the supervisor's loops (golabel's
 	// roles), the bench's callers and client readers, and "other".
 	Roles map[string]float64 `json:"roles_cores"`
-	// Loops: the busiest loops, most first (at most maxLoops). A loop
-	// is one goroutine, or a few that hand its work on to each other
-	// (a connection's reader hands the reading on when it runs an
-	// execute), so a loop under one core means none of its goroutines
-	// was saturated.
+	// Loops: the busiest loops, most first (at most maxLoops). A
+	// worker-*, journal* or flux-run loop is one goroutine: near one
+	// core, it is saturated; so is a bench-caller or bench-client
+	// loop. A conn loop (a client connection's work) may be several
+	// goroutines at once.
 	Loops []loopCores `json:"busiest_loops"`
 	// Commit: the cores in the store's commit (cas.Store.Commit), which
 	// one goroutine at a time runs with the commit lock held: how close

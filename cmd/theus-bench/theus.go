@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -74,12 +73,7 @@ func startTheus(socket string, clients int, own ownConfig, spinUS int) (*theusTa
 		go func() { t.served <- s.Serve(ctx) }()
 	}
 	for i := range clients {
-		var c *client.Client
-		var err error
-		// A client's reader carries the labels of the goroutine that dials.
-		pprof.Do(context.Background(), pprof.Labels(golabel.Role, roleClient, golabel.Loop, roleClient+" "+strconv.Itoa(i)), func(context.Context) {
-			c, err = client.Dial(socket)
-		})
+		c, err := dialLabeled(socket, i)
 		if err != nil {
 			t.close()
 			return nil, err
@@ -87,6 +81,24 @@ func startTheus(socket string, clients int, own ownConfig, spinUS int) (*theusTa
 		t.conns = append(t.conns, c)
 	}
 	return t, nil
+}
+
+// dialLabeled dials client i from a goroutine of its own, labeled as
+// that client's (golabel), which the client's reader inherits: the
+// caller's goroutine keeps its labels.
+func dialLabeled(socket string, i int) (*client.Client, error) {
+	type dialed struct {
+		c   *client.Client
+		err error
+	}
+	done := make(chan dialed, 1)
+	go func() {
+		golabel.Set(roleClient, i)
+		c, err := client.Dial(socket)
+		done <- dialed{c, err}
+	}()
+	d := <-done
+	return d.c, d.err
 }
 
 func (t *theusTarget) supports(string) bool { return true }

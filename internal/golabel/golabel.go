@@ -1,9 +1,10 @@
 // Package golabel names theus's long-lived goroutines in CPU and goroutine
 // profiles, with runtime/pprof labels, so that a profile tells how busy
-// each loop is: the reader of one client connection, the reader of one
-// worker's ring or socket, the journal. A goroutine a labeled one starts
-// carries the same labels, so a loop's figure covers the goroutines it
-// hands work to. It sets labels; it never reads a profile.
+// each loop is: the reader of one worker's ring or socket, the journal,
+// the work of one client connection, a workflow run. A goroutine a
+// labeled one starts carries the same labels, so a loop's figure covers
+// the goroutines it hands work to. It sets labels; it never reads a
+// profile.
 package golabel
 
 import (
@@ -16,18 +17,20 @@ import (
 const (
 	// Role is what a loop does: one of the roles below.
 	Role = "theus.role"
-	// Loop names one loop: its role, then a number when the role has
-	// several loops ("conn 12", "worker-ring 3").
+	// Loop names one loop: its role, then what tells it from the
+	// role's other loops ("conn 12", "worker-ring 4711": a worker's PID).
 	Loop = "theus.loop"
 )
 
 // The roles.
 const (
-	Conn          = "conn"           // the reads and executes of one client connection (supervisor)
-	WorkerRing    = "worker-ring"    // the reader of one worker's reply ring (pool)
-	WorkerSocket  = "worker-socket"  // the reader of one worker's socket (pool)
-	Journal       = "journal"        // the durable journal's writer (durable)
-	JournalNotify = "journal-notify" // the durable journal's notifier of synced commits (durable)
+	Conn          = "conn"           // the reads and executes of one client connection, several goroutines at times (supervisor)
+	WorkerRing    = "worker-ring"    // the reader of one worker's reply ring: one goroutine (pool)
+	WorkerSocket  = "worker-socket"  // the reader of one worker's socket: one goroutine (pool)
+	Journal       = "journal"        // the durable journal's writer: one goroutine (durable)
+	JournalNotify = "journal-notify" // the durable journal's notifier of synced commits: one goroutine (durable)
+	FluxRun       = "flux-run"       // one workflow run, or one state machine: its goroutine (flux)
+	Flux          = "flux"           // the flux engine's other goroutines: owner watches, signal feeds (flux)
 )
 
 // Labels are one loop's labels, made once and set on each goroutine that
@@ -42,6 +45,11 @@ func Of(role string, n int) Labels {
 		loop += " " + strconv.Itoa(n)
 	}
 	return Labels{pprof.WithLabels(context.Background(), pprof.Labels(Role, role, Loop, loop))}
+}
+
+// Named returns the labels of the loop of role named name.
+func Named(role, name string) Labels {
+	return Labels{pprof.WithLabels(context.Background(), pprof.Labels(Role, role, Loop, role+" "+name))}
 }
 
 // Set labels the calling goroutine, and those it starts from now on, with

@@ -112,6 +112,7 @@ func TestLabelsSetAgain(t *testing.T) {
 		want [2]string
 	}{
 		{conn3, [2]string{Conn, "conn 3"}},
+		{Named(FluxRun, "r-17"), [2]string{FluxRun, "flux-run r-17"}},
 		{ring1, [2]string{WorkerRing, "worker-ring 1"}},
 		{Labels{}, [2]string{}},
 	} {

@@ -10,6 +10,8 @@
 package gopool
 
 import (
+	"context"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 )
@@ -74,6 +76,10 @@ func (p *Pool) run(f func()) {
 		}
 		p.idle = append(p.idle, task)
 		p.mu.Unlock()
+		// A task may have labeled this goroutine for profiles (as the
+		// work of one client, say): an idle one is nobody's, and the next
+		// task sets its own.
+		pprof.SetGoroutineLabels(context.Background())
 		if f = <-task; f == nil {
 			return // Close
 		}

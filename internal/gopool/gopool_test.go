@@ -1,11 +1,16 @@
 package gopool
 
 import (
+	"bytes"
+	"context"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"go.uber.org/goleak"
 )
 
@@ -129,4 +134,53 @@ func deep(n int) int {
 		return int(pad[0])
 	}
 	return deep(n-1) + int(pad[n%256])
+}
+
+// A task's profile labels do not outlive it: an idle goroutine has none.
+func TestIdleHasNoLabels(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := New(2)
+	defer p.Wait()
+	defer p.Close()
+	done := make(chan struct{})
+	p.Go(func() {
+		pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("who", "a task")))
+		close(done)
+	})
+	<-done
+	waitIdle(t, p, 1, 1)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		labeled, idle := idleLabels(t)
+		if idle > 0 && labeled == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d goroutines idle in the pool carry labels", labeled, idle)
+		}
+		time.Sleep(time.Millisecond) // the goroutine is listed idle just before it parks
+	}
+}
+
+// idleLabels counts the goroutines in Pool.run, and those with labels.
+func idleLabels(t *testing.T) (labeled, idle int64) {
+	var buf bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	prof, err := profile.Parse(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range prof.Sample {
+		for _, l := range s.Location {
+			if len(l.Line) > 0 && strings.HasSuffix(l.Line[0].Function.Name, "gopool.(*Pool).run") {
+				idle += s.Value[0]
+				if len(s.Label) > 0 {
+					labeled += s.Value[0]
+				}
+				break
+			}
+		}
+	}
+	return labeled, idle
 }

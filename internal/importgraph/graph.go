@@ -37,7 +37,7 @@ var Allowed = map[string][]string{
 	"observe": {"protocol"},
 	// The Flux language and its run engine: it reads snapshots and runs
 	// steps through the Host the supervisor gives it.
-	"flux":                 {"cas", "contract", "signal"},
+	"flux":                 {"cas", "contract", "signal", "internal/golabel"},
 	"client":               {"ipc", "protocol"},
 	"worker":               {"ipc", "protocol", "shm", "contract", "internal/gopool", "internal/deadline", "ring"},
 	"worker/dense":         {"worker", "shm"},

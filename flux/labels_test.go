@@ -1,0 +1,113 @@
+package flux
+
+import (
+	"bytes"
+	"context"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/theus-run/theus/internal/golabel"
+	"github.com/theus-run/theus/signal"
+)
+
+const waitingFlow = "steps:\n  - flux: wait\n    signal: domain.cmd_go\n"
+
+// A run's and a machine's goroutines carry their own labels, not those
+// of the goroutine that started them (a client connection's, in the
+// supervisor), which would count their CPU as that client's for as long
+// as they run.
+func TestRunsNameTheirLoop(t *testing.T) {
+	h := newFakeHost()
+	e := newEngine(t, h, map[string]string{"w.yaml": waitingFlow, "fin.yaml": finalMachine})
+	started := make(chan error, 1)
+	go func() { // a caller with labels of its own, as a client's connection
+		golabel.Set(golabel.Conn, 5)
+		ctx := context.Background()
+		_, err := e.Run(ctx, RunRequest{Name: "w", ID: "r1", Detach: true})
+		if err == nil {
+			_, err = e.StartMachine(ctx, MachineRequest{Name: "fin", ID: "m1"})
+		}
+		started <- err
+	}()
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"flux.(*run).loop":     {"flux-run r1"},
+		"flux.(*machine).loop": {"flux-run m1"},
+	}
+	var got map[string][]string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		got = loopsOnStacks(t, want)
+		ok := true
+		for fn, w := range want {
+			ok = ok && slices.Equal(got[fn], w)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("loops by function %q, want %q", got, want)
+		}
+	}
+}
+
+// A signal feed's goroutine is the flux engine's, not its caller's.
+func TestHubSignalsNamesItsLoop(t *testing.T) {
+	hub := signal.New(signal.Config{})
+	defer hub.Close()
+	stopped := make(chan func(), 1)
+	go func() {
+		golabel.Set(golabel.Conn, 5)
+		_, stop := HubSignals(hub)
+		stopped <- stop
+	}()
+	stop := <-stopped
+	defer stop()
+	want := map[string][]string{"flux.HubSignals.func1": {"flux"}}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		got := loopsOnStacks(t, want)
+		if slices.Equal(got["flux.HubSignals.func1"], want["flux.HubSignals.func1"]) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("loops by function %q, want %q", got, want)
+		}
+	}
+}
+
+// loopsOnStacks returns, for each function in want, the loop labels of
+// the goroutines whose stack holds it (sorted; "" for none).
+func loopsOnStacks(t *testing.T, want map[string][]string) map[string][]string {
+	var buf bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Parse(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, s := range p.Sample {
+		for fn := range want {
+			if slices.ContainsFunc(s.Location, func(l *profile.Location) bool {
+				return slices.ContainsFunc(l.Line, func(ln profile.Line) bool {
+					return ln.Function != nil && strings.HasSuffix(ln.Function.Name, fn)
+				})
+			}) {
+				for range s.Value[0] {
+					out[fn] = append(out[fn], strings.Join(s.Label[golabel.Loop], ","))
+				}
+			}
+		}
+	}
+	for _, l := range out {
+		slices.Sort(l)
+	}
+	return out
+}
