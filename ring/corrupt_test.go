@@ -51,6 +51,17 @@ func TestCorruptRingIsATypedError(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.break_(h)
+			// A second ring, broken the same way, read by ReadBatch
+			// first: it finds the corruption itself, not as a sticky
+			// error that Read found.
+			h2 := newHeapRing(t, MinCapacity)
+			defer h2.close()
+			copy(h2.mem, h.mem)
+			h2.r.head, h2.r.pos, h2.r.tail = h.r.head, h.r.pos, h.r.tail
+			var b2 Batch
+			if n, err := h2.r.ReadBatch(&b2, 0); n != 0 || !errors.Is(err, ErrCorrupt) {
+				t.Errorf("ReadBatch first = %d, %v; want 0 records and ErrCorrupt", n, err)
+			}
 			_, err := h.r.Read(nil)
 			var ce *CorruptError
 			if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) || !errors.Is(err, protocol.ErrBadFrame) {

@@ -11,13 +11,12 @@ import (
 // copies the payload out before handing it over: nothing it returns
 // aliases shared memory.
 type Reader struct {
-	m     ringMem
-	w     waiter // parks on the consumer's word, while the ring is empty
-	head  uint64 // bytes consumed
-	pos   uint64 // head % m.size
-	tail  uint64 // the producer's tail, as last read and checked
-	err   error  // sticky: the ring is corrupt
-	wakes uint64
+	m    ringMem
+	w    waiter // parks on the consumer's word, while the ring is empty
+	head uint64 // bytes consumed
+	pos  uint64 // head % m.size
+	tail uint64 // the producer's tail, as last read and checked
+	err  error  // sticky: the ring is corrupt
 }
 
 // SetSpin makes Wait poll the ring for up to d before it parks. The
@@ -160,9 +159,7 @@ func (r *Reader) ready() bool { return r.m.tail.Load() != r.head }
 // release publishes the head and wakes a producer that waits for room.
 func (r *Reader) release() {
 	r.m.head.Store(r.head)
-	if wake(r.m.prodPark) {
-		r.wakes++
-	}
+	wake(r.m.prodPark)
 }
 
 // loadTail reads the producer's tail and checks it: 8-byte aligned, not

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 	"unsafe"
@@ -167,6 +169,31 @@ func TestMapRefusesWhatIsNotAPair(t *testing.T) {
 	f := memfd(t, all, good.writeHeader)
 	if _, err := Map(f, Role(7)); err == nil {
 		t.Fatal("mapped as Role(7)")
+	}
+	// A regular file holding a pair's bytes, which its owner could
+	// truncate under the mapping: it cannot be sealed, so it is refused.
+	sup, err := New(64 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sup.Close()
+	img := make([]byte, 1<<20)
+	n, err := sup.File().ReadAt(img, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	reg, err := os.Create(filepath.Join(t.TempDir(), "pair"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Write(img[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := Map(reg, Worker); !errors.Is(err, ErrBadLayout) {
+		if p != nil {
+			p.Close()
+		}
+		t.Fatalf("Map of a regular file with a pair's bytes = %v, want ErrBadLayout", err)
 	}
 }
 

@@ -152,3 +152,68 @@ func TestSharedWakeRacesClose(t *testing.T) {
 		<-consumed
 	}
 }
+
+// AppendNoWake publishes its record at once (the consumer can read it)
+// but rings no doorbell: the caller's Wake does, once, for a parked
+// consumer.
+func TestAppendNoWakePublishesWithoutWaking(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	s := NewShared(h.w)
+	done := make(chan error, 1)
+	go func() { done <- h.r.Wait(context.Background()) }()
+	waitParked(t, h, "the consumer", h.r.m.consPark)
+	if _, err := s.AppendNoWake([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if !h.r.ready() {
+		t.Fatal("AppendNoWake did not publish its record")
+	}
+	if n := h.w.Wakes(); n != 0 {
+		t.Errorf("AppendNoWake woke the consumer %d times, want 0", n)
+	}
+	s.Wake()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		h.close()
+		<-done
+		t.Fatal("Wake did not wake the parked consumer")
+	}
+	if n := h.w.Wakes(); n != 1 {
+		t.Errorf("Wake woke the consumer %d times, want 1", n)
+	}
+	if got, err := h.r.Read(nil); err != nil || string(got) != "a" {
+		t.Fatalf("Read = %q, %v", got, err)
+	}
+}
+
+// Append wakes a parked consumer (the wake comes after the lock, through
+// the mapping's lifetime check).
+func TestSharedAppendWakesAParkedConsumer(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	s := NewShared(h.w)
+	done := make(chan error, 1)
+	go func() { done <- h.r.Wait(context.Background()) }()
+	waitParked(t, h, "the consumer", h.r.m.consPark)
+	if _, err := s.Append([]byte("a"), false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		h.close()
+		<-done
+		t.Fatal("Append did not wake the parked consumer")
+	}
+	if got, err := h.r.Read(nil); err != nil || string(got) != "a" {
+		t.Fatalf("Read = %q, %v", got, err)
+	}
+}
