@@ -4,11 +4,15 @@
 # Usage: scripts/bench-engine.sh [benchtime] [count]   (default 1s 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/bench.sh
 benchtime=${1:-1s}
 count=${2:-3}
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-go test ./cas -run '^$' -bench . -benchtime "$benchtime" -count "$count" -benchmem | tee "$out"
+trap 'rm -f "$out" "$out.test"' EXIT
+go test -c -o "$out.test" ./cas
+h0=$(host_times)
+(cd cas && "$out.test" -test.run '^$' -test.bench . -test.benchtime "$benchtime" -test.count "$count" -test.benchmem) | tee "$out"
+host=$(host_share "$h0" "$(host_times)")
 echo
 awk '
   /^Benchmark/ {
@@ -30,3 +34,4 @@ awk '
     printf "%-58s %8.2f %8s\n", "hot key commits/s, 8 goroutines / 1 (mutex map)", c("BenchmarkHotKeyMutexMap/goroutines=8") / c("BenchmarkHotKeyMutexMap/goroutines=1"), "-"
     printf "%-58s %8.3f %8s\n", "hot key retries per commit, 8 goroutines (cas)", rpc["BenchmarkHotKey/goroutines=8"] / n["BenchmarkHotKey/goroutines=8"], "<= 1.0"
   }' "$out"
+echo "$host"

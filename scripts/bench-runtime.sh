@@ -10,16 +10,20 @@
 #        CGO_ENABLED=0 go test -c -o bin/supervisor.test ./supervisor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/bench.sh
 n=${1:-20000}
 count=${2:-3}
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+trap 'rm -f "$out" "$out.test"' EXIT
 if [ -n "${BENCH_INPUT:-}" ]; then
   grep '^Benchmark' "$BENCH_INPUT" > "$out"
 else
-  go test ./supervisor -run '^$' -bench 'RoundTrip|Calls|Pipelined|HotKey' -benchtime "${n}x" -count "$count" | grep '^Benchmark' | tee "$out"
+  go test -c -o "$out.test" ./supervisor
+  h0=$(host_times)
+  (cd supervisor && "$out.test" -test.run '^$' -test.bench 'RoundTrip|Calls|Pipelined|HotKey' -test.benchtime "${n}x" -test.count "$count") | grep '^Benchmark' | tee "$out"
   # (go-plugin's yamux logs a broken pipe on stderr when its plugin is killed: harmless)
-  go test ./supervisor -run '^$' -bench '^BenchmarkStart$' -benchtime 100x -count "$count" 2>/dev/null | grep '^Benchmark' | tee -a "$out"
+  (cd supervisor && "$out.test" -test.run '^$' -test.bench '^BenchmarkStart$' -test.benchtime 100x -test.count "$count" 2>/dev/null) | grep '^Benchmark' | tee -a "$out"
+  host=$(host_share "$h0" "$(host_times)")
 fi
 echo
 awk '
@@ -57,3 +61,5 @@ awk '
     printf "%-62s %9.1f\n", "worker start to ready p50, ms", m(s "worker-ready", "p50-ns") / 1e6
     printf "%-62s %9.1f\n", "go-plugin launch + handshake + dispense p50, ms", m(s "goplugin-launch", "p50-ns") / 1e6
   }' "$out"
+[ -n "${host:-}" ] && echo "$host"
+exit 0

@@ -15,6 +15,7 @@
 #      CGO_ENABLED=0 go test -c -o bin/supervisor.test ./supervisor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/bench.sh
 n=${1:-100000}
 runs=${2:-3}
 command -v perf >/dev/null || { echo "cost-per-execute.sh: needs perf (apt-get install linux-perf)" >&2; exit 2; }
@@ -35,6 +36,7 @@ count() {
     awk -F, '$3 ~ /^[a-z]/ { print $3, $1 }'
 }
 printf '%-14s %4s %12s %10s %10s %10s %10s\n' impl run "cpu-us/op" "writes/op" "reads/op" "futex/op" "cs/op"
+h0=$(host_times)
 for impl in msgpack-echo theus-noop; do
   for r in $(seq "$runs"); do
     count "$impl" "$n" > "$tmp/a"
@@ -49,4 +51,5 @@ for impl in msgpack-echo theus-noop; do
       }' "$tmp/a" "$tmp/b"
   done
 done
+host_share "$h0" "$(host_times)"
 echo "(msgpack-echo: per message round trip between two processes; theus-noop: per execute, client -> supervisor -> worker and back. Targets, issue 14: theus-noop cpu-us/op <= 8, writes/op <= 0.5.)"

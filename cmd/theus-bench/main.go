@@ -207,8 +207,14 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 			return err
 		}
 	}
+	hostBefore, hostErr := readHostTimes()
 	err = drive(ctx, interrupted.Done(), t, w, lim, res)
 	stop()
+	if hostAfter, err2 := readHostTimes(); hostErr == nil && err2 == nil {
+		if h, ok := hostBefore.share(hostAfter); ok {
+			res.Host = &h
+		}
+	}
 	if prof != nil {
 		var perr error
 		res.CPU, perr = prof.stop()
@@ -236,9 +242,9 @@ func runBench(ctx context.Context, f flags, command []string, stdout, stderr io.
 	if err := write(f.out, name, res); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%-14s %-15s %10.0f req/s  p50 %6dµs  p99 %7dµs  retries/req %.2f  vip %d  errors %d  check %s  -> %s\n",
+	fmt.Fprintf(stdout, "%-14s %-15s %10.0f req/s  p50 %6dµs  p99 %7dµs  retries/req %.2f  vip %d  errors %d  check %s  steal %s  -> %s\n",
 		targetName(res), what(res), res.Throughput, res.Latency.P50, res.Latency.P99, res.RetriesPerRequest, res.VIP, res.Errors,
-		okText(res.Check.OK), filepath.Join(f.out, name+".json"))
+		okText(res.Check.OK), stealText(res.Host), filepath.Join(f.out, name+".json"))
 	if res.CPU != nil {
 		fmt.Fprintln(stdout, "  "+res.CPU.line())
 	}

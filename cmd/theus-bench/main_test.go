@@ -63,6 +63,12 @@ func TestSmoke(t *testing.T) {
 				t.Fatalf("results: %d requests, %d errors %v, check %+v, machine %+v, command %v, %d timeline points, p50 %d",
 					r.Requests, r.Errors, r.ErrorSample, r.Check, r.Machine, r.Command, len(r.Timeline), r.Latency.P50)
 			}
+			if r.Host == nil || r.Host.Busy+r.Host.Idle+r.Host.Steal < 0.99 {
+				t.Fatalf("the machine's CPU over the run: %+v", r.Host)
+			}
+			if !strings.Contains(out.String(), "  steal ") {
+				t.Fatalf("the output does not give the steal: %s", out.String())
+			}
 			if strings.Contains(name, "--pause 5ms") && (r.Elapsed < 0.04 || r.Config.Pause != "5ms") {
 				t.Fatalf("40 requests by 4 callers resting 5ms after each took %.3fs (config %+v): the pause was not taken", r.Elapsed, r.Config)
 			}

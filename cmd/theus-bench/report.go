@@ -112,7 +112,7 @@ func baseline(runs map[string]map[string]float64, key, peer string) (float64, bo
 
 func table(w io.Writer, rs []*result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\ttarget\tin flight\treq/s\ttheus / this\tp50 µs\tp99 µs\tretries/req\tVIP\terrors\tcheck\t")
+	fmt.Fprintln(tw, "workload\ttarget\tin flight\treq/s\ttheus / this\tp50 µs\tp99 µs\tretries/req\tVIP\terrors\tcheck\tsteal\t")
 	key := func(r *result) string {
 		return fmt.Sprintf("%s %d %d", what(r), r.Config.Clients, r.Config.Depth)
 	}
@@ -130,8 +130,8 @@ func table(w io.Writer, rs []*result) {
 		if b, ok := baseline(theus, key(r), r.Target); ok && r.Target != "theus" && r.Throughput > 0 {
 			ratio = fmt.Sprintf("%.2fx", b/r.Throughput)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%.0f\t%s\t%d\t%d\t%.2f\t%d\t%d\t%s\t\n", what(r), targetName(r), r.Config.Clients, r.Config.Depth,
-			r.Throughput, ratio, r.Latency.P50, r.Latency.P99, r.RetriesPerRequest, r.VIP, r.Errors, okText(r.Check.OK))
+		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%.0f\t%s\t%d\t%d\t%.2f\t%d\t%d\t%s\t%s\t\n", what(r), targetName(r), r.Config.Clients, r.Config.Depth,
+			r.Throughput, ratio, r.Latency.P50, r.Latency.P99, r.RetriesPerRequest, r.VIP, r.Errors, okText(r.Check.OK), stealText(r.Host))
 	}
 	tw.Flush()
 }

@@ -34,6 +34,7 @@ type result struct {
 	Timeline          []point            `json:"timeline"`
 	Check             check              `json:"check"`
 	CPU               *cpuSummary        `json:"cpu_profile,omitempty"` // --cpu-profile
+	Host              *hostCPU           `json:"host_cpu,omitempty"`    // the machine's CPUs over the run (/proc/stat)
 	adds              int64
 }
 

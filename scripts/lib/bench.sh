@@ -67,3 +67,23 @@ stop_peers() {
 
 # mem_available_gib: the memory the kernel says is available, in GiB.
 mem_available_gib() { awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo; }
+
+# host_times: the machine's CPU times from /proc/stat's cpu line, as
+# "busy idle steal" (clock ticks); pass two readings to host_share.
+host_times() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $5 + $6, $9; exit }' /proc/stat
+}
+
+# host_share "BEFORE" "AFTER": the shares of the CPUs' time between two
+# host_times readings, busy, idle and stolen by the hypervisor (a
+# virtual machine's vCPU that was ready to run and did not): with steal
+# the machine was shared, and its speed was the neighbours' as much as
+# ours (docs/BENCHMARKS.md, "Stolen time").
+host_share() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    busy = y[1] - x[1]; idle = y[2] - x[2]; steal = y[3] - x[3]; t = busy + idle + steal
+    if (t <= 0) { print "host CPU: unknown"; exit }
+    printf "host CPU over the run: busy %.0f%%, idle %.0f%%, steal %.0f%%\n", 100 * busy / t, 100 * idle / t, 100 * steal / t
+  }'
+}
