@@ -39,12 +39,14 @@ rps() { sed -n 's/^  "throughput_rps": \([0-9.e+]*\),$/\1/p' "$1"; }
 # profiled WORKLOAD: WORKLOAD with 16 clients x 16 in flight for each
 # worker count, with where the cores went, into $out/WORKLOAD.txt.
 profiled() {
-  local w=$1 base= n line r
+  local w=$1 base= n lines line steal r
   echo "$w, 16 clients x 16 in flight"
-  printf '%-8s %12s %6s %8s %8s %8s   %-22s %7s\n' workers "execs/s" "x 1" "bench" "superv." "workers" "busiest loop, cores" commit
+  printf '%-8s %12s %6s %8s %8s %8s   %-22s %7s %6s\n' workers "execs/s" "x 1" "bench" "superv." "workers" "busiest loop, cores" commit steal
   for n in "${counts[@]}"; do
-    line=$("$bench" --out "$out" --name "$w-$n" --workload "$w" --workers "$n" --worker-procs 1 \
-      --clients 16 --depth 16 --durability none --duration "$dur" --cpu-profile "$out/$w-$n.pprof" | tail -1)
+    lines=$("$bench" --out "$out" --name "$w-$n" --workload "$w" --workers "$n" --worker-procs 1 \
+      --clients 16 --depth 16 --durability none --duration "$dur" --cpu-profile "$out/$w-$n.pprof")
+    line=$(tail -1 <<<"$lines")
+    steal=$(sed -n 's/.*  steal \([0-9?%]*\)  -> .*/\1/p' <<<"$lines" | head -1)
     r=$(rps "$out/$w-$n.json")
     [ -z "$base" ] && base=$r
     # line: "  cpu C cores: ROLE C ...; busiest loop LOOP C; commit C; workers C  -> FILE"
@@ -52,7 +54,7 @@ profiled() {
     # in it); superv., the supervisor's loops (roles conn, worker-*,
     # journal*; its GC and other goroutines are in bench only); workers,
     # the worker processes.
-    LINE=$line awk -v n="$n" -v r="$r" -v b="$base" 'BEGIN {
+    LINE=$line awk -v n="$n" -v r="$r" -v b="$base" -v steal="$steal" 'BEGIN {
       line = ENVIRON["LINE"]; sub(/  -> .*$/, "", line) # the file name may hold anything
       split(line, part, "; ")
       sub(/^ *cpu /, "", part[1]); nf = split(part[1], f, " ")
@@ -60,7 +62,7 @@ profiled() {
       for (i = 3; i < nf; i += 2) if (f[i] ~ /^(conn|worker-|journal)/) sup += f[i+1]
       sub(/^busiest loop /, "", part[2]); sub(/^commit /, "", part[3])
       sub(/^workers /, "", part[4])
-      printf "%-8d %12.0f %6.2f %8s %8.2f %8s   %-22s %7s\n", n, r, r / b, f[1], sup, part[4], part[2], part[3]
+      printf "%-8d %12.0f %6.2f %8s %8.2f %8s   %-22s %7s %6s\n", n, r, r / b, f[1], sup, part[4], part[2], part[3], steal
     }'
   done | tee "$out/$w.txt"
 }
