@@ -57,6 +57,67 @@ func TestRunsNameTheirLoop(t *testing.T) {
 	}
 }
 
+// ownersHost is a fakeHost whose engine shares its Context with others
+// (Owners): every claim is granted, with a Lost channel.
+type ownersHost struct {
+	*fakeHost
+	changes chan OwnerChange
+}
+
+func (h *ownersHost) Claim(_ context.Context, unit string) (*Claim, error) {
+	return &Claim{Unit: unit, Lost: make(chan struct{})}, nil
+}
+
+func (h *ownersHost) Take(ctx context.Context, unit string) (*Claim, error) {
+	return h.Claim(ctx, unit)
+}
+
+func (h *ownersHost) Release(*Claim) {}
+
+func (h *ownersHost) Watch() (<-chan OwnerChange, func()) { return h.changes, func() {} }
+
+// With Owners, the engine's owner watch and each run's watch of its lost
+// claim are the engine's goroutines, not those of whoever started the
+// engine or the run.
+func TestOwnerWatchesNameTheirLoop(t *testing.T) {
+	h := &ownersHost{fakeHost: newFakeHost(), changes: make(chan OwnerChange)}
+	e, err := New(Config{Host: h, Dir: writeFiles(t, map[string]string{"w.yaml": waitingFlow}), Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	started := make(chan error, 1)
+	go func() { // a caller with labels of its own, as a client's connection
+		golabel.Set(golabel.Conn, 5)
+		err := e.Start()
+		if err == nil {
+			_, err = e.Run(context.Background(), RunRequest{Name: "w", ID: "r1", Detach: true})
+		}
+		started <- err
+	}()
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"flux.(*Engine).Start.func1":     {"flux"}, // keep: the owner watch
+		"flux.(*Engine).watchLost.func1": {"flux"},
+		"flux.(*run).loop":               {"flux-run r1"},
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		got := loopsOnStacks(t, want)
+		ok := true
+		for fn, w := range want {
+			ok = ok && slices.Equal(got[fn], w)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("loops by function %q, want %q", got, want)
+		}
+	}
+}
+
 // A signal feed's goroutine is the flux engine's, not its caller's.
 func TestHubSignalsNamesItsLoop(t *testing.T) {
 	hub := signal.New(signal.Config{})

@@ -83,6 +83,12 @@ func Map(f *os.File, role Role) (*Pair, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: its seals can still change (no F_SEAL_SEAL)", ErrBadLayout)
 	}
+	// A regular file on tmpfs reports F_SEAL_SEAL alone: it can still be
+	// truncated under the mapping.
+	if resize := unix.F_SEAL_SHRINK | unix.F_SEAL_GROW; seals&resize != resize {
+		f.Close()
+		return nil, fmt.Errorf("%w: it can still be resized (seals %#x)", ErrBadLayout, seals)
+	}
 	region, err := shm.Open(f, true)
 	if err != nil {
 		f.Close()

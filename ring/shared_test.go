@@ -172,6 +172,8 @@ func TestAppendNoWakePublishesWithoutWaking(t *testing.T) {
 	if n := h.w.Wakes(); n != 0 {
 		t.Errorf("AppendNoWake woke the consumer %d times, want 0", n)
 	}
+	// (The consumer's futex nap ends 100 ms after it parked; waitParked
+	// saw it parked within a millisecond, so Wake comes long before.)
 	s.Wake()
 	select {
 	case err := <-done:
@@ -212,6 +214,11 @@ func TestSharedAppendWakesAParkedConsumer(t *testing.T) {
 		h.close()
 		<-done
 		t.Fatal("Append did not wake the parked consumer")
+	}
+	// The consumer would also find the record when its futex nap ends
+	// (100 ms after it parked): the count says the Append rang.
+	if n := h.w.Wakes(); n != 1 {
+		t.Errorf("Append woke the parked consumer %d times, want 1", n)
 	}
 	if got, err := h.r.Read(nil); err != nil || string(got) != "a" {
 		t.Fatalf("Read = %q, %v", got, err)

@@ -11,7 +11,7 @@ out=$(mktemp)
 trap 'rm -f "$out" "$out.test"' EXIT
 go test -c -o "$out.test" ./cas
 h0=$(host_times)
-(cd cas && "$out.test" -test.run '^$' -test.bench . -test.benchtime "$benchtime" -test.count "$count" -test.benchmem) | tee "$out"
+(cd cas && "$out.test" -test.timeout 60m -test.run '^$' -test.bench . -test.benchtime "$benchtime" -test.count "$count" -test.benchmem) | tee "$out"
 host=$(host_share "$h0" "$(host_times)")
 echo
 awk '

@@ -20,9 +20,9 @@ if [ -n "${BENCH_INPUT:-}" ]; then
 else
   go test -c -o "$out.test" ./supervisor
   h0=$(host_times)
-  (cd supervisor && "$out.test" -test.run '^$' -test.bench 'RoundTrip|Calls|Pipelined|HotKey' -test.benchtime "${n}x" -test.count "$count") | grep '^Benchmark' | tee "$out"
+  (cd supervisor && "$out.test" -test.timeout 60m -test.run '^$' -test.bench 'RoundTrip|Calls|Pipelined|HotKey' -test.benchtime "${n}x" -test.count "$count") | grep '^Benchmark' | tee "$out"
   # (go-plugin's yamux logs a broken pipe on stderr when its plugin is killed: harmless)
-  (cd supervisor && "$out.test" -test.run '^$' -test.bench '^BenchmarkStart$' -test.benchtime 100x -test.count "$count" 2>/dev/null) | grep '^Benchmark' | tee -a "$out"
+  (cd supervisor && "$out.test" -test.timeout 60m -test.run '^$' -test.bench '^BenchmarkStart$' -test.benchtime 100x -test.count "$count" 2>/dev/null) | grep '^Benchmark' | tee -a "$out"
   host=$(host_share "$h0" "$(host_times)")
 fi
 echo

@@ -52,14 +52,14 @@ profiled() {
     # line: "  cpu C cores: ROLE C ...; busiest loop LOOP C; commit C; workers C  -> FILE"
     # In cores: bench, the whole theus-bench process (the supervisor runs
     # in it); superv., the supervisor's loops (roles conn, worker-*,
-    # journal*; its GC and other goroutines are in bench only); workers,
+    # journal*, flux*; its GC and other goroutines are in bench only); workers,
     # the worker processes.
     LINE=$line awk -v n="$n" -v r="$r" -v b="$base" -v steal="$steal" 'BEGIN {
       line = ENVIRON["LINE"]; sub(/  -> .*$/, "", line) # the file name may hold anything
       split(line, part, "; ")
       sub(/^ *cpu /, "", part[1]); nf = split(part[1], f, " ")
       sup = 0
-      for (i = 3; i < nf; i += 2) if (f[i] ~ /^(conn|worker-|journal)/) sup += f[i+1]
+      for (i = 3; i < nf; i += 2) if (f[i] ~ /^(conn|worker-|journal|flux)/) sup += f[i+1]
       sub(/^busiest loop /, "", part[2]); sub(/^commit /, "", part[3])
       sub(/^workers /, "", part[4])
       printf "%-8d %12.0f %6.2f %8s %8.2f %8s   %-22s %7s %6s\n", n, r, r / b, f[1], sup, part[4], part[2], part[3], steal

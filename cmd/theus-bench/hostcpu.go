@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ func parseHostTimes(stat string) (hostTimes, error) {
 	for i := range v {
 		n, err := strconv.ParseUint(f[i+1], 10, 64)
 		if err != nil {
-			return hostTimes{}, errors.New("/proc/stat: cpu line: " + err.Error())
+			return hostTimes{}, fmt.Errorf("/proc/stat: cpu line: %w", err)
 		}
 		v[i] = n
 	}

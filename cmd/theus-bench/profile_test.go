@@ -183,7 +183,7 @@ func TestCPUProfile(t *testing.T) {
 	}
 }
 
-// A profile that cannot be written fails the run, and leaves no file.
+// A profile that cannot be written fails the run.
 func TestCPUProfileUnwritable(t *testing.T) {
 	notDir := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(notDir, nil, 0o600); err != nil {

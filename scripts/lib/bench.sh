@@ -71,7 +71,8 @@ mem_available_gib() { awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/memin
 # host_times: the machine's CPU times from /proc/stat's cpu line, as
 # "busy idle steal" (clock ticks); pass two readings to host_share.
 host_times() {
-  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $5 + $6, $9; exit }' /proc/stat
+  # %.0f: mawk prints a number past 2^31 as 2.2e+09 with print
+  awk '$1 == "cpu" { printf "%.0f %.0f %.0f\n", $2 + $3 + $4 + $7 + $8, $5 + $6, $9; exit }' /proc/stat
 }
 
 # host_share "BEFORE" "AFTER": the shares of the CPUs' time between two
