@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -198,5 +200,33 @@ func TestDemoLogLevel(t *testing.T) {
 	}
 	if _, err := logger(flags{logFormat: "xml"}); err == nil {
 		t.Error("--log-format xml accepted")
+	}
+}
+
+// Without --log-format, a supervisor whose stderr is not a terminal (a
+// pipe to a log shipper, a file) logs JSON, one object a line; a
+// terminal gets the console format.
+func TestLogFormatDefault(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	stderr := os.Stderr
+	os.Stderr = w
+	log, err := logger(flags{})
+	os.Stderr = stderr
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info().Str("k", "v").Msg("hello")
+	w.Close()
+	line, err := bufio.NewReader(r).ReadBytes('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil || m["message"] != "hello" || m["k"] != "v" {
+		t.Fatalf("a log line to a pipe: %q (%v), want a JSON object", line, err)
 	}
 }
