@@ -71,6 +71,7 @@ func TestFlagsRefused(t *testing.T) {
 		{[]string{"--worker-poll", "500ns"}, "--worker-poll 500ns: want 0 (never) or whole microseconds up to 1ms"},
 		{[]string{"--worker-poll", "1500ns"}, "--worker-poll 1.5µs: want 0 (never) or whole microseconds up to 1ms"},
 		{[]string{"--execute-path", "threads"}, `--execute-path "threads": want continuation or goroutine`},
+		{[]string{"--worker-transport", "tcp"}, `--worker-transport "tcp": want ring or socket`},
 		{[]string{"--max-clients", "0"}, "--max-clients 0"},
 		{[]string{"--max-clients", "70000"}, "--max-clients 70000"},
 		{[]string{"--client-buffer", "1MiB"}, "want at least --max-frame"},
@@ -128,6 +129,14 @@ func TestFlagsAccepted(t *testing.T) {
 		}
 		if cfg, _ = f.config(); cfg.Pool.WorkerPoll != want {
 			t.Errorf("--worker-poll %s: pool's WorkerPoll %s, want %s", arg, cfg.Pool.WorkerPoll, want)
+		}
+	}
+	for _, tr := range []string{pool.TransportRing, pool.TransportSocket} {
+		if f, err = parse(t, "--worker-transport", tr); err != nil {
+			t.Fatal(err)
+		}
+		if cfg, err = f.config(); err != nil || cfg.Pool.Transport != tr {
+			t.Errorf("--worker-transport %s: pool's Transport %q (%v)", tr, cfg.Pool.Transport, err)
 		}
 	}
 	if f, err = parse(t, "--execute-path", "goroutine"); err != nil {
