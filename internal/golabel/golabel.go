@@ -40,22 +40,24 @@ type Labels struct{ ctx context.Context }
 // Of returns the labels of the loop n of role (n < 0: the role's only
 // loop).
 func Of(role string, n int) Labels {
-	loop := role
-	if n >= 0 {
-		loop += " " + strconv.Itoa(n)
+	if n < 0 {
+		return labels(role, role)
 	}
-	return Labels{pprof.WithLabels(context.Background(), pprof.Labels(Role, role, Loop, loop))}
+	return Named(role, strconv.Itoa(n))
 }
 
 // Named returns the labels of the loop of role named name.
-func Named(role, name string) Labels {
-	return Labels{pprof.WithLabels(context.Background(), pprof.Labels(Role, role, Loop, role+" "+name))}
+func Named(role, name string) Labels { return labels(role, role+" "+name) }
+
+func labels(role, loop string) Labels {
+	return Labels{pprof.WithLabels(context.Background(), pprof.Labels(Role, role, Loop, loop))}
 }
 
 // Set labels the calling goroutine, and those it starts from now on, with
 // l. It replaces the goroutine's labels: call it first thing in a
 // goroutine the package owns, or in a task a kept goroutine runs for the
-// loop (its labels are the last task's), never in a caller's goroutine.
+// loop (an idle kept goroutine has none: internal/gopool clears them),
+// never in a caller's goroutine.
 // The zero Labels clear them.
 func (l Labels) Set() {
 	ctx := l.ctx
