@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
@@ -39,9 +40,17 @@ func TestHTTPRemoteRefused(t *testing.T) {
 		{"no port", []string{"--http", "127.0.0.1"}, "missing port"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(exe, append([]string{"--workers", "1", "--socket", filepath.Join(t.TempDir(), "run", "s.sock"), "--durability", "none", "--heavy-size", "0"}, tt.args...)...)
+			// A supervisor that starts when it must refuse would serve
+			// forever: it is killed after a minute, and the test fails.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe, append([]string{"--workers", "1", "--socket", filepath.Join(t.TempDir(), "run", "s.sock"), "--durability", "none", "--heavy-size", "0"}, tt.args...)...)
 			cmd.Env = append(os.Environ(), "THEUS_TEST_MAIN=1")
+			cmd.WaitDelay = 5 * time.Second // its workers may hold the output open
 			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("%v: the supervisor started and served for a minute; want a failure saying %q", tt.args, tt.want)
+			}
 			if err == nil || !strings.Contains(string(out), tt.want) {
 				t.Errorf("%v: %v, %s; want a failure saying %q", tt.args, err, out, tt.want)
 			}
