@@ -97,7 +97,7 @@ func startEtcdSupervisor(t *testing.T, endpoints []string, prefix string, extra 
 	sock := filepath.Join(t.TempDir(), "run", "s.sock")
 	args := []string{"--workers", "1", "--socket", sock, "--log-format", "json",
 		"--store", "etcd", "--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-prefix", prefix}
-	cmd := exec.Command(exe, append(args, extra...)...)
+	cmd := dieWithTest(exec.Command(exe, append(args, extra...)...))
 	cmd.Env = append(os.Environ(), "THEUS_TEST_MAIN=1")
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr

@@ -44,7 +44,7 @@ func TestHTTPRemoteRefused(t *testing.T) {
 			// forever: it is killed after a minute, and the test fails.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, exe, append([]string{"--workers", "1", "--socket", filepath.Join(t.TempDir(), "run", "s.sock"), "--durability", "none", "--heavy-size", "0"}, tt.args...)...)
+			cmd := dieWithTest(exec.CommandContext(ctx, exe, append([]string{"--workers", "1", "--socket", filepath.Join(t.TempDir(), "run", "s.sock"), "--durability", "none", "--heavy-size", "0"}, tt.args...)...))
 			cmd.Env = append(os.Environ(), "THEUS_TEST_MAIN=1")
 			cmd.WaitDelay = 5 * time.Second // its workers may hold the output open
 			out, err := cmd.CombinedOutput()

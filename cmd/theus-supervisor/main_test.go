@@ -48,6 +48,15 @@ func (l *lockedBuffer) String() string {
 
 // startSupervisor starts this binary as theus-supervisor with args and waits
 // until it serves its socket.
+// dieWithTest makes cmd, a supervisor the test starts, die with the test
+// process (SIGKILL when it ends): a test killed at its timeout, or by a
+// mutation run, leaves no supervisor serving behind it. (Its workers die
+// with it.)
+func dieWithTest(cmd *exec.Cmd) *exec.Cmd {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
 func startSupervisor(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBuffer) {
 	t.Helper()
 	exe, err := os.Executable()
@@ -56,7 +65,7 @@ func startSupervisor(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBu
 	}
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "run", "s.sock")
-	cmd := exec.Command(exe, append([]string{"--workers", "1", "--socket", sock, "--state-dir", filepath.Join(dir, "state"), "--heavy-size", "0", "--log-format", "json"}, args...)...)
+	cmd := dieWithTest(exec.Command(exe, append([]string{"--workers", "1", "--socket", sock, "--state-dir", filepath.Join(dir, "state"), "--heavy-size", "0", "--log-format", "json"}, args...)...))
 	cmd.Env = append(os.Environ(), "THEUS_TEST_MAIN=1")
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr

@@ -26,7 +26,7 @@ func TestBadSchemaStopsStart(t *testing.T) {
 		{bad, `bad.yaml: pattern "domain.accounts.*"`},
 		{filepath.Join(dir, "missing.json"), "missing.json"},
 	} {
-		cmd := exec.Command(exe, "--workers", "1", "--durability", "none", "--socket", filepath.Join(dir, "s.sock"), "--schema", tt.file)
+		cmd := dieWithTest(exec.Command(exe, "--workers", "1", "--durability", "none", "--socket", filepath.Join(dir, "s.sock"), "--schema", tt.file))
 		cmd.Env = append(os.Environ(), "THEUS_TEST_MAIN=1")
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
