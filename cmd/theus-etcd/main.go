@@ -25,6 +25,7 @@ import (
 func main() {
 	var dir, endpointsFile string
 	var members int
+	var quota int64
 	cmd := &cobra.Command{
 		Use:           "theus-etcd",
 		Short:         "Run an etcd cluster of embedded members on loopback (for scripts/cluster.sh)",
@@ -40,7 +41,10 @@ func main() {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			cl, err := etcdtest.Start(dir, members)
+			if quota < 0 {
+				return fmt.Errorf("--quota-bytes %d: want 0 (etcd's default) or more", quota)
+			}
+			cl, err := etcdtest.StartQuota(dir, members, quota)
 			if err != nil {
 				return err
 			}
@@ -62,6 +66,7 @@ func main() {
 	cmd.Flags().StringVar(&dir, "dir", "", "directory of the members' data (required)")
 	cmd.Flags().IntVar(&members, "members", 3, "number of members")
 	cmd.Flags().StringVar(&endpointsFile, "endpoints-file", "", "also write the client URLs to this file, once every member serves")
+	cmd.Flags().Int64Var(&quota, "quota-bytes", 0, "each member's backend quota in bytes (0: etcd's default, 2 GiB; past it etcd refuses writes until compacted)")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "theus-etcd:", err)
 		os.Exit(1)

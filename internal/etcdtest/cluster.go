@@ -28,6 +28,7 @@ import (
 type Cluster struct {
 	dir     string
 	initial string // the initial-cluster flag every member was started with
+	quota   int64  // each member's backend quota; 0: etcd's default
 	members []*member
 }
 
@@ -53,7 +54,13 @@ const StartTimeout = 60 * time.Second
 // start that loses a port anyway is tried again on new ones, after
 // clearing the member directories it created (never one that was there
 // before: a start over existing data is not tried again).
-func Start(dir string, n int) (*Cluster, error) {
+//
+// Each member's backend quota is QuotaBytes: tests store far less.
+func Start(dir string, n int) (*Cluster, error) { return StartQuota(dir, n, QuotaBytes) }
+
+// StartQuota is Start with each member's backend quota (0: etcd's
+// default, 2 GiB, and a first mapping of 10 GiB of address space).
+func StartQuota(dir string, n int, quota int64) (*Cluster, error) {
 	if n < 1 {
 		return nil, errors.New("etcdtest: at least one member")
 	}
@@ -66,7 +73,7 @@ func Start(dir string, n int) (*Cluster, error) {
 	var err error
 	for range startAttempts {
 		var c *Cluster
-		if c, err = start(dir, n); err == nil || !inUse(err) || !fresh {
+		if c, err = start(dir, n, quota); err == nil || !inUse(err) || !fresh {
 			return c, err
 		}
 		for i := range n { // the next try bootstraps a new cluster there
@@ -88,8 +95,8 @@ func inUse(err error) bool {
 	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
 }
 
-func start(dir string, n int) (*Cluster, error) {
-	c := &Cluster{dir: dir}
+func start(dir string, n int, quota int64) (*Cluster, error) {
+	c := &Cluster{dir: dir, quota: quota}
 	var parts []string
 	taken := map[int]bool{}
 	for i := range n {
@@ -186,7 +193,9 @@ func freePorts(n int, taken map[int]bool) ([]int, error) {
 	return out, nil
 }
 
-// QuotaBytes is each member's backend quota: 256 MiB.
+// QuotaBytes is each member's backend quota under Start: 256 MiB. Past
+// it etcd refuses writes (the NOSPACE alarm) until it is compacted and
+// defragmented.
 const QuotaBytes = 256 << 20
 
 // run starts m and waits until it serves.
@@ -201,8 +210,8 @@ func (c *Cluster) run(m *member, state string, abort <-chan struct{}) error {
 	// A quota other than the default sizes bbolt's first mapping to it
 	// (and a tenth more) instead of 10 GiB of address space per member,
 	// which a test run under an address-space limit (ulimit -v, the
-	// mutation runs) cannot map. Tests store far less than QuotaBytes.
-	cfg.QuotaBackendBytes = QuotaBytes
+	// mutation runs) cannot map.
+	cfg.QuotaBackendBytes = c.quota
 	// Tests run on a loaded 2-core machine: a tick of 100 ms with an
 	// election at 10 ticks (the defaults) keeps leaders from flapping.
 	e, err := embed.StartEtcd(cfg)
