@@ -1,17 +1,12 @@
 package flux
 
 import (
-	"bytes"
 	"context"
-	"runtime/pprof"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/pprof/profile"
-
 	"github.com/theus-run/theus/internal/golabel"
+	"github.com/theus-run/theus/internal/golabel/golabeltest"
 	"github.com/theus-run/theus/signal"
 )
 
@@ -41,20 +36,7 @@ func TestRunsNameTheirLoop(t *testing.T) {
 		"flux.(*run).loop":     {"flux-run r1"},
 		"flux.(*machine).loop": {"flux-run m1"},
 	}
-	var got map[string][]string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
-		got = loopsOnStacks(t, want)
-		ok := true
-		for fn, w := range want {
-			ok = ok && slices.Equal(got[fn], w)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("loops by function %q, want %q", got, want)
-		}
-	}
+	golabeltest.Await(t, 10*time.Second, want)
 }
 
 // ownersHost is a fakeHost whose engine shares its Context with others
@@ -103,19 +85,7 @@ func TestOwnerWatchesNameTheirLoop(t *testing.T) {
 		"flux.(*Engine).watchLost.func1": {"flux"},
 		"flux.(*run).loop":               {"flux-run r1"},
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
-		got := loopsOnStacks(t, want)
-		ok := true
-		for fn, w := range want {
-			ok = ok && slices.Equal(got[fn], w)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("loops by function %q, want %q", got, want)
-		}
-	}
+	golabeltest.Await(t, 10*time.Second, want)
 }
 
 // A signal feed's goroutine is the flux engine's, not its caller's.
@@ -131,44 +101,5 @@ func TestHubSignalsNamesItsLoop(t *testing.T) {
 	stop := <-stopped
 	defer stop()
 	want := map[string][]string{"flux.HubSignals.func1": {"flux"}}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
-		got := loopsOnStacks(t, want)
-		if slices.Equal(got["flux.HubSignals.func1"], want["flux.HubSignals.func1"]) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("loops by function %q, want %q", got, want)
-		}
-	}
-}
-
-// loopsOnStacks returns, for each function in want, the loop labels of
-// the goroutines whose stack holds it (sorted; "" for none).
-func loopsOnStacks(t *testing.T, want map[string][]string) map[string][]string {
-	var buf bytes.Buffer
-	if err := pprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {
-		t.Fatal(err)
-	}
-	p, err := profile.Parse(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]string{}
-	for _, s := range p.Sample {
-		for fn := range want {
-			if slices.ContainsFunc(s.Location, func(l *profile.Location) bool {
-				return slices.ContainsFunc(l.Line, func(ln profile.Line) bool {
-					return ln.Function != nil && strings.HasSuffix(ln.Function.Name, fn)
-				})
-			}) {
-				for range s.Value[0] {
-					out[fn] = append(out[fn], strings.Join(s.Label[golabel.Loop], ","))
-				}
-			}
-		}
-	}
-	for _, l := range out {
-		slices.Sort(l)
-	}
-	return out
+	golabeltest.Await(t, 10*time.Second, want)
 }

@@ -37,32 +37,33 @@ var Allowed = map[string][]string{
 	"observe": {"protocol"},
 	// The Flux language and its run engine: it reads snapshots and runs
 	// steps through the Host the supervisor gives it.
-	"flux":                 {"cas", "contract", "signal", "internal/golabel"},
-	"client":               {"ipc", "protocol"},
-	"worker":               {"ipc", "protocol", "shm", "contract", "internal/gopool", "internal/deadline", "ring"},
-	"worker/dense":         {"worker", "shm"},
-	"worker/workertest":    {"worker", "ipc", "protocol", "shm", "contract"},
-	"pool":                 {"ipc", "protocol", "shm", "heavy", "ring", "internal/cpulimit", "internal/golabel"},
-	"heavy":                {"shm", "ipc", "protocol"},
-	"cas":                  {"contract", "vip"},
-	"durable":              {"cas", "contract", "internal/golabel"},
-	"signal":               {"cas", "contract"},
-	"schema":               {"contract"}, // the schema gate: patterns and compiled JSON Schemas
-	"ipc":                  {"protocol"},
-	"shm":                  {},
-	"ring":                 {"shm", "protocol"}, // the supervisor <-> worker ring pair in a shm memfd
-	"vip":                  {},
-	"audit":                {"contract"}, // audit recipes and their counters; never the store
-	"protocol":             {},
-	"contract":             {},
-	"lint":                 {"contract"}, // the POP analyzers read Go source, not the runtime
-	"internal/gopool":      {},           // goroutines kept for the next request (supervisor, worker)
-	"internal/deadline":    {},           // the executes' and the dispatches' timeouts (supervisor, worker)
-	"internal/gcfloor":     {},           // the GC floor of the supervisor binary and theus-bench (never a library)
-	"internal/cpulimit":    {},           // the cgroup's CPU quota, for the pool's poll gate
-	"internal/golabel":     {},           // the pprof labels of the long-lived goroutines (supervisor, pool, durable; read by theus-bench)
-	"internal/importgraph": {},
-	"internal/doclinks":    {},
+	"flux":                         {"cas", "contract", "signal", "internal/golabel"},
+	"client":                       {"ipc", "protocol"},
+	"worker":                       {"ipc", "protocol", "shm", "contract", "internal/gopool", "internal/deadline", "ring"},
+	"worker/dense":                 {"worker", "shm"},
+	"worker/workertest":            {"worker", "ipc", "protocol", "shm", "contract"},
+	"pool":                         {"ipc", "protocol", "shm", "heavy", "ring", "internal/cpulimit", "internal/golabel"},
+	"heavy":                        {"shm", "ipc", "protocol"},
+	"cas":                          {"contract", "vip"},
+	"durable":                      {"cas", "contract", "internal/golabel"},
+	"signal":                       {"cas", "contract"},
+	"schema":                       {"contract"}, // the schema gate: patterns and compiled JSON Schemas
+	"ipc":                          {"protocol"},
+	"shm":                          {},
+	"ring":                         {"shm", "protocol"}, // the supervisor <-> worker ring pair in a shm memfd
+	"vip":                          {},
+	"audit":                        {"contract"}, // audit recipes and their counters; never the store
+	"protocol":                     {},
+	"contract":                     {},
+	"lint":                         {"contract"},         // the POP analyzers read Go source, not the runtime
+	"internal/gopool":              {},                   // goroutines kept for the next request (supervisor, worker)
+	"internal/deadline":            {},                   // the executes' and the dispatches' timeouts (supervisor, worker)
+	"internal/gcfloor":             {},                   // the GC floor of the supervisor binary and theus-bench (never a library)
+	"internal/cpulimit":            {},                   // the cgroup's CPU quota, for the pool's poll gate
+	"internal/golabel":             {},                   // the pprof labels of the long-lived goroutines (supervisor, pool, durable; read by theus-bench)
+	"internal/golabel/golabeltest": {"internal/golabel"}, // reads the labels back from a goroutine profile, for tests
+	"internal/importgraph":         {},
+	"internal/doclinks":            {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a
 	// supervisor it builds; it imports nothing of the module.
 	"conformance": {},
