@@ -160,9 +160,7 @@ func TestAppendNoWakePublishesWithoutWaking(t *testing.T) {
 	h := newHeapRing(t, MinCapacity)
 	defer h.close()
 	s := NewShared(h.w)
-	done := make(chan error, 1)
-	go func() { done <- h.r.Wait(context.Background()) }()
-	waitParked(t, h, "the consumer", h.r.m.consPark)
+	done := parkConsumer(t, h)
 	if _, err := s.AppendNoWake([]byte("a")); err != nil {
 		t.Fatal(err)
 	}
@@ -175,16 +173,7 @@ func TestAppendNoWakePublishesWithoutWaking(t *testing.T) {
 	// (The consumer's futex nap ends 100 ms after it parked; waitParked
 	// saw it parked within a millisecond, so Wake comes long before.)
 	s.Wake()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		h.close()
-		<-done
-		t.Fatal("Wake did not wake the parked consumer")
-	}
+	awaitWoken(t, h, done, "Wake")
 	if n := h.w.Wakes(); n != 1 {
 		t.Errorf("Wake woke the consumer %d times, want 1", n)
 	}
@@ -199,12 +188,35 @@ func TestSharedAppendWakesAParkedConsumer(t *testing.T) {
 	h := newHeapRing(t, MinCapacity)
 	defer h.close()
 	s := NewShared(h.w)
-	done := make(chan error, 1)
-	go func() { done <- h.r.Wait(context.Background()) }()
-	waitParked(t, h, "the consumer", h.r.m.consPark)
+	done := parkConsumer(t, h)
 	if _, err := s.Append([]byte("a"), false); err != nil {
 		t.Fatal(err)
 	}
+	awaitWoken(t, h, done, "Append")
+	// The consumer would also find the record when its futex nap ends
+	// (100 ms after it parked): the count says the Append rang.
+	if n := h.w.Wakes(); n != 1 {
+		t.Errorf("Append woke the parked consumer %d times, want 1", n)
+	}
+	if got, err := h.r.Read(nil); err != nil || string(got) != "a" {
+		t.Fatalf("Read = %q, %v", got, err)
+	}
+}
+
+// parkConsumer starts h's consumer waiting on an empty ring and returns
+// once it parks; its Wait's result comes on the channel.
+func parkConsumer(t *testing.T, h *heapRing) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- h.r.Wait(context.Background()) }()
+	waitParked(t, h, "the consumer", h.r.m.consPark)
+	return done
+}
+
+// awaitWoken fails t unless the consumer parked by parkConsumer returns
+// from its Wait, without error, within 30 s of what woke it.
+func awaitWoken(t *testing.T, h *heapRing, done <-chan error, what string) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -213,14 +225,6 @@ func TestSharedAppendWakesAParkedConsumer(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		h.close()
 		<-done
-		t.Fatal("Append did not wake the parked consumer")
-	}
-	// The consumer would also find the record when its futex nap ends
-	// (100 ms after it parked): the count says the Append rang.
-	if n := h.w.Wakes(); n != 1 {
-		t.Errorf("Append woke the parked consumer %d times, want 1", n)
-	}
-	if got, err := h.r.Read(nil); err != nil || string(got) != "a" {
-		t.Fatalf("Read = %q, %v", got, err)
+		t.Fatalf("%s did not wake the parked consumer", what)
 	}
 }
