@@ -136,7 +136,7 @@ func (s *Supervisor) startExecute(cn *clientConn, m *protocol.Execute) bool {
 	}
 	k.inv = cas.Invocation{Contract: x.c, OpID: m.OpID, OpDigest: opDigest(m), Owner: s.owner(), Start: x.start}
 	if !s.runner.Outside(k.inv) {
-		s.gos.Go(func() { cn.labels.Set(); s.waitFor(cn, x, cas.Prior{}) })
+		s.gos.GoAs(cn.labels, func() { s.waitFor(cn, x, cas.Prior{}) })
 		return true
 	}
 	k.snap = s.store.Snapshot()
@@ -150,7 +150,7 @@ func (s *Supervisor) startExecute(cn *clientConn, m *protocol.Execute) bool {
 	if !k.dispatch(false) {
 		// Every worker is full: wait for one on a goroutine, not here,
 		// where the client's other requests wait to be read.
-		s.gos.Go(func() { k.cn.labels.Set(); k.dispatch(true) })
+		s.gos.GoAs(k.cn.labels, func() { k.dispatch(true) })
 	}
 	return true
 }
@@ -164,7 +164,7 @@ func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err erro
 		// the connection's reader, which must not wait for a worker):
 		// the redispatch, which may wait, goes to a goroutine.
 		k.tries++
-		s.gos.Go(func() { k.cn.labels.Set(); k.dispatch(true) })
+		s.gos.GoAs(k.cn.labels, func() { k.dispatch(true) })
 		return
 	}
 	k.mu.Lock()
@@ -185,10 +185,7 @@ func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err erro
 		// next attempts may wait, so they go to a goroutine.
 		s.zone.Abort(refs)
 		k.dc.Cancel()
-		s.gos.Go(func() {
-			k.cn.labels.Set()
-			s.waitFor(k.cn, x, cas.Prior{Attempts: r.Attempts, Conflicts: r.Conflicts})
-		})
+		s.gos.GoAs(k.cn.labels, func() { s.waitFor(k.cn, x, cas.Prior{Attempts: r.Attempts, Conflicts: r.Conflicts}) })
 		return
 	}
 	if v, ok := replyNames(r, err); ok && s.waitsForDisk(v) {
@@ -321,9 +318,8 @@ func (s *Supervisor) flush(cn *clientConn) {
 	}
 	if !done {
 		cn.wg.Add(1)
-		s.gos.Go(func() {
+		s.gos.GoAs(cn.labels, func() {
 			defer cn.wg.Done()
-			cn.labels.Set()
 			if cn.c.Flush() != nil {
 				cn.end()
 			}

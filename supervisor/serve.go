@@ -106,7 +106,6 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 	cn.labels.Set()
 	cn.read = func() {
 		defer cn.wg.Done()
-		cn.labels.Set() // a kept goroutine's are another connection's
 		s.readConn(cn)
 	}
 	wg := &cn.wg
@@ -139,8 +138,9 @@ type clientConn struct {
 	slots chan struct{}  // a token per request in flight (MaxPerClient)
 	cs    *connStreams
 	read  func() // a reader: made once per connection, not once per Execute
-	// labels name the connection's goroutines in profiles; each task a
-	// kept goroutine runs for it sets them first (golabel).
+	// labels name the connection's goroutines in profiles: serveConn's,
+	// the readers it starts, and the tasks kept goroutines run for it
+	// (gopool.GoAs).
 	labels golabel.Labels
 	// wakes are the workers the reader sent dispatches to without waking
 	// them (continue.go); it wakes them before it may wait. The reader's.
@@ -204,7 +204,7 @@ func (s *Supervisor) readConn(cn *clientConn) {
 			cn.wakes.Wake() // the next reader is another goroutine
 			handedOff = true
 			wg.Add(1)
-			s.gos.Go(cn.read)
+			s.gos.GoAs(cn.labels, cn.read)
 			s.serveExecute(ctx, end, c, m, slots)
 			<-slots
 			return

@@ -55,9 +55,9 @@ func labels(role, loop string) Labels {
 
 // Set labels the calling goroutine, and those it starts from now on, with
 // l. It replaces the goroutine's labels: call it first thing in a
-// goroutine the package owns, or in a task a kept goroutine runs for the
-// loop (an idle kept goroutine has none: internal/gopool clears them),
-// never in a caller's goroutine.
+// goroutine the package owns (internal/gopool's GoAs sets a task's for
+// the goroutine that runs it, and clears them when it idles), never in a
+// caller's goroutine.
 // The zero Labels clear them.
 func (l Labels) Set() {
 	ctx := l.ctx

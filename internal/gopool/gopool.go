@@ -10,10 +10,10 @@
 package gopool
 
 import (
-	"context"
-	"runtime/pprof"
 	"sync"
 	"sync/atomic"
+
+	"github.com/theus-run/theus/internal/golabel"
 )
 
 // Pool runs tasks on goroutines it keeps, up to MaxIdle waiting at once.
@@ -28,8 +28,16 @@ type Pool struct {
 	// Go hands a task to the one that ran last, whose stack and cache are
 	// the warmest. Each waits on its own channel, so a hand-off takes no
 	// lock that the other idle goroutines wait on.
-	idle   []chan func()
+	idle   []chan task
 	closed bool
+}
+
+// task is a function to run and the labels its goroutine carries while
+// it runs (golabel): a kept goroutine works for one owner after another,
+// so the labels go with the task, not with the goroutine.
+type task struct {
+	f      func()
+	labels golabel.Labels
 }
 
 // New returns a Pool that keeps at most maxIdle goroutines idle (at least
@@ -38,49 +46,58 @@ func New(maxIdle int) *Pool {
 	return &Pool{maxIdle: max(maxIdle, 1)}
 }
 
-// Go runs f on an idle goroutine of p, or on a new one when none is idle.
-// It never waits for a goroutine. After Close, f runs on a new goroutine
-// that p does not keep or wait for (its caller owns f, as always).
-func (p *Pool) Go(f func()) {
+// Go runs f on an idle goroutine of p, or on a new one when none is idle,
+// without profile labels. It never waits for a goroutine. After Close, f
+// runs on a new goroutine that p does not keep or wait for (its caller
+// owns f, as always).
+func (p *Pool) Go(f func()) { p.GoAs(golabel.Labels{}, f) }
+
+// GoAs is Go with the goroutine labeled l while f runs: f's work counts as
+// l's loop in a CPU profile.
+func (p *Pool) GoAs(l golabel.Labels, f func()) {
+	t := task{f: f, labels: l}
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
-		task := p.idle[n-1]
+		next := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		task <- f // buffered: never waits, whether or not the goroutine parked yet
+		next <- t // buffered: never waits, whether or not the goroutine parked yet
 		return
 	}
 	p.started.Add(1)
 	if p.closed {
 		p.mu.Unlock()
-		go f()
+		go t.run()
 		return
 	}
 	p.wg.Add(1)
 	p.mu.Unlock()
-	go p.run(f)
+	go p.run(t)
 }
 
-// run runs f, then the tasks handed to it while it waits idle, until p is
+// run runs the task on the calling goroutine, under its labels.
+func (t task) run() {
+	t.labels.Set()
+	t.f()
+}
+
+// run runs t, then the tasks handed to it while it waits idle, until p is
 // closed or enough goroutines are idle already.
-func (p *Pool) run(f func()) {
+func (p *Pool) run(t task) {
 	defer p.wg.Done()
-	task := make(chan func(), 1)
+	tasks := make(chan task, 1)
 	for {
-		f()
+		t.run()
 		p.mu.Lock()
 		if p.closed || len(p.idle) >= p.maxIdle {
 			p.mu.Unlock()
 			return
 		}
-		p.idle = append(p.idle, task)
+		p.idle = append(p.idle, tasks)
 		p.mu.Unlock()
-		// A task may have labeled this goroutine for profiles (as the
-		// work of one client, say): an idle one is nobody's, and the next
-		// task sets its own.
-		pprof.SetGoroutineLabels(context.Background())
-		if f = <-task; f == nil {
+		golabel.Labels{}.Set() // an idle goroutine works for nobody
+		if t = <-tasks; t.f == nil {
 			return // Close
 		}
 	}
@@ -106,8 +123,8 @@ func (p *Pool) Close() {
 		return
 	}
 	p.closed = true
-	for _, task := range p.idle {
-		task <- nil
+	for _, tasks := range p.idle {
+		tasks <- task{} // no function: end
 	}
 	p.idle = nil
 }

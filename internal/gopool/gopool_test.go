@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/google/pprof/profile"
 	"go.uber.org/goleak"
+
+	"github.com/theus-run/theus/internal/golabel"
+	"github.com/theus-run/theus/internal/golabel/golabeltest"
 )
 
 // TestReuse: a task handed to a pool with an idle goroutine runs on that
@@ -183,4 +187,36 @@ func idleLabels(t *testing.T) (labeled, idle int64) {
 		}
 	}
 	return labeled, idle
+}
+
+// GoAs runs a task under the labels given, on a new goroutine and on a
+// kept one, and a kept goroutine's next task under its own labels only.
+func TestGoAsLabelsTheTask(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	p := New(1)
+	defer p.Wait()
+	defer p.Close()
+	for i, want := range []string{"conn 1", "conn 2", ""} {
+		var l golabel.Labels
+		if want != "" {
+			l = golabel.Of(golabel.Conn, i+1)
+		}
+		stop, started := make(chan struct{}), make(chan struct{})
+		p.GoAs(l, func() { parkedTask(stop, started) })
+		<-started
+		got := golabeltest.Loops(t, "gopool.parkedTask")["gopool.parkedTask"]
+		close(stop)
+		waitIdle(t, p, 1, 1)
+		if !slices.Equal(got, []string{want}) {
+			t.Errorf("task %d: loops %q, want [%q]", i, got, want)
+		}
+	}
+	if n := p.Started(); n != 1 {
+		t.Errorf("three tasks one after another started %d goroutines, want 1 kept", n)
+	}
+}
+
+func parkedTask(stop, started chan struct{}) {
+	close(started)
+	<-stop
 }

@@ -56,7 +56,7 @@ var Allowed = map[string][]string{
 	"protocol":                     {},
 	"contract":                     {},
 	"lint":                         {"contract"},         // the POP analyzers read Go source, not the runtime
-	"internal/gopool":              {},                   // goroutines kept for the next request (supervisor, worker)
+	"internal/gopool":              {"internal/golabel"}, // goroutines kept for the next request (supervisor, worker)
 	"internal/deadline":            {},                   // the executes' and the dispatches' timeouts (supervisor, worker)
 	"internal/gcfloor":             {},                   // the GC floor of the supervisor binary and theus-bench (never a library)
 	"internal/cpulimit":            {},                   // the cgroup's CPU quota, for the pool's poll gate
