@@ -11,8 +11,13 @@
 # N must be large enough for the garbage collector to reach its steady
 # state: at 20000 a run ends before most of its collections, and the
 # CPU per execute comes out about half of what it is under sustained load.
+# theus-noop runs twice: with Go's default collector (what a program that
+# embeds the supervisor package gets) and with theus-supervisor's default
+# GC floor (--gc-floor 64MiB, internal/gcfloor), which the binary and
+# theus-bench run with: the figure of the product as shipped.
 # Env: SUPERVISOR_TEST (a prebuilt test binary of ./supervisor, e.g.
-#      CGO_ENABLED=0 go test -c -o bin/supervisor.test ./supervisor).
+#      CGO_ENABLED=0 go test -c -o bin/supervisor.test ./supervisor);
+#      GC_FLOOR (default 64MiB, theus-supervisor's --gc-floor default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/bench.sh
@@ -29,15 +34,20 @@ fi
 bin=$(realpath "$bin")
 events=task-clock,context-switches,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendmsg,syscalls:sys_enter_sendto,syscalls:sys_enter_read,syscalls:sys_enter_recvmsg,syscalls:sys_enter_recvfrom,syscalls:sys_enter_futex
 perf stat -e syscalls:sys_enter_write -- true >/dev/null 2>&1 || { echo "cost-per-execute.sh: perf cannot count syscall tracepoints here (run as root, or lower kernel.perf_event_paranoid)" >&2; exit 2; }
-# count IMPL ITERATIONS: one perf stat of the benchmark, as "event value" lines
+floor=${GC_FLOOR:-64MiB}
+# count ROW ITERATIONS: one perf stat of the benchmark, as "event value"
+# lines. ROW is an impl of BenchmarkPipelined, with "+floor" for the run
+# under the GC floor.
 count() {
-  (cd supervisor && perf stat -x, -e "$events" -- "$bin" -test.run '^$' \
-    -test.bench "BenchmarkPipelined/impl=$1\$" -test.benchtime "${2}x" 2>&1 >/dev/null) |
+  local impl=${1%+floor} gc=
+  [ "$impl" = "$1" ] || gc=$floor
+  (cd supervisor && THEUS_BENCH_GC_FLOOR=$gc perf stat -x, -e "$events" -- "$bin" -test.run '^$' \
+    -test.bench "BenchmarkPipelined/impl=$impl\$" -test.benchtime "${2}x" 2>&1 >/dev/null) |
     awk -F, '$3 ~ /^[a-z]/ { print $3, $1 }'
 }
-printf '%-14s %4s %12s %10s %10s %10s %10s\n' impl run "cpu-us/op" "writes/op" "reads/op" "futex/op" "cs/op"
+printf '%-18s %4s %12s %10s %10s %10s %10s\n' impl run "cpu-us/op" "writes/op" "reads/op" "futex/op" "cs/op"
 h0=$(host_times)
-for impl in msgpack-echo theus-noop; do
+for impl in msgpack-echo theus-noop theus-noop+floor; do
   for r in $(seq "$runs"); do
     count "$impl" "$n" > "$tmp/a"
     count "$impl" $((2 * n)) > "$tmp/b"
@@ -47,9 +57,9 @@ for impl in msgpack-echo theus-noop; do
       END {
         w = d["syscalls:sys_enter_write"] + d["syscalls:sys_enter_writev"] + d["syscalls:sys_enter_sendmsg"] + d["syscalls:sys_enter_sendto"]
         rd = d["syscalls:sys_enter_read"] + d["syscalls:sys_enter_recvmsg"] + d["syscalls:sys_enter_recvfrom"]
-        printf "%-14s %4d %12.2f %10.3f %10.3f %10.3f %10.3f\n", impl, r, d["task-clock"] * 1000 / n, w / n, rd / n, d["syscalls:sys_enter_futex"] / n, d["context-switches"] / n
+        printf "%-18s %4d %12.2f %10.3f %10.3f %10.3f %10.3f\n", impl, r, d["task-clock"] * 1000 / n, w / n, rd / n, d["syscalls:sys_enter_futex"] / n, d["context-switches"] / n
       }' "$tmp/a" "$tmp/b"
   done
 done
 host_share "$h0" "$(host_times)"
-echo "(msgpack-echo: per message round trip between two processes; theus-noop: per execute, client -> supervisor -> worker and back. Targets, issue 14: theus-noop cpu-us/op <= 8, writes/op <= 0.5.)"
+echo "(msgpack-echo: per message round trip between two processes; theus-noop: per execute, client -> supervisor -> worker and back, with Go's default collector; theus-noop+floor: the same under --gc-floor $floor, theus-supervisor's default. Targets, issue 14: theus-noop cpu-us/op <= 8, writes/op <= 0.5.)"

@@ -41,6 +41,10 @@ func TestMain(m *testing.M) {
 	if sock := os.Getenv("THEUS_TEST_SUPERVISOR"); sock != "" {
 		os.Exit(runAsSupervisor(sock))
 	}
+	if err := startGCFloor(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	goleak.VerifyTestMain(m)
 }
 
