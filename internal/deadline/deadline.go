@@ -149,7 +149,7 @@ func (w *Wheel) WithDeadline(parent context.Context, at time.Time) *Context {
 // newContext makes a context with the deadline at, ended at once when
 // expired.
 func (w *Wheel) newContext(parent context.Context, at time.Time, expired bool) *Context {
-	c := &Context{parent: parent, at: at, done: make(chan struct{}), idx: -1}
+	c := &Context{parent: parent, at: at, idx: -1}
 	if pd, ok := parent.Deadline(); ok && pd.Before(c.at) {
 		c.at = pd // the parent ends first: report its deadline, and end with it
 	}
@@ -296,10 +296,13 @@ func (w *Wheel) sweep(now int64) int64 {
 // Context is a request's context from a Wheel. It is safe for concurrent
 // use, like every context.
 type Context struct {
-	parent     context.Context
-	at         time.Time
-	due        int64 // at, in the Wheel's monotonic nanoseconds
-	done       chan struct{}
+	parent context.Context
+	at     time.Time
+	due    int64 // at, in the Wheel's monotonic nanoseconds
+	// done is made by the first Done (most requests end with no one
+	// having asked for it: their watchers are OnEnd's), under mu, and
+	// closed by end; one made after end is closedChan.
+	done       atomic.Value // of chan struct{}: pointer-shaped, so storing it allocates nothing
 	ended      atomic.Bool
 	err        error // set once, before done is closed
 	l          *list // its list; nil if it never was in one
@@ -324,17 +327,40 @@ var _ context.Context = (*Context)(nil)
 // earlier.
 func (c *Context) Deadline() (time.Time, bool) { return c.at, true }
 
+// closedChan is the Done of a context first asked for it once ended.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
 // Done is closed when the context ends.
-func (c *Context) Done() <-chan struct{} { return c.done }
+func (c *Context) Done() <-chan struct{} {
+	if d := c.done.Load(); d != nil {
+		return d.(chan struct{})
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d := c.done.Load(); d != nil {
+		return d.(chan struct{})
+	}
+	ch := closedChan
+	if !c.isEnded() {
+		ch = make(chan struct{})
+	}
+	c.done.Store(ch)
+	return ch
+}
 
 // Err is nil until Done is closed, then why the context ended.
 func (c *Context) Err() error {
-	select {
-	case <-c.done:
-		return c.err
-	default:
+	if !c.isEnded() {
 		return nil
 	}
+	// end sets err and closes done under mu, after it marks c ended.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // Value is the parent's value for key.
@@ -404,7 +430,9 @@ func (c *Context) end(err error) {
 		(*h)() // a goroutine descheduled here: ended, err not set
 	}
 	c.err = err
-	close(c.done)
+	if d := c.done.Load(); d != nil {
+		close(d.(chan struct{}))
+	}
 	afters, e := c.afters, c.ender
 	c.afters, c.ender = nil, nil
 	c.mu.Unlock()

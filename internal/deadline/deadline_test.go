@@ -532,3 +532,44 @@ func TestEnderSeesErr(t *testing.T) {
 		}
 	}
 }
+
+// TestDoneMadeOnDemand: a context nobody asks Done of allocates no
+// channel; Done asked before the end is closed by it, and Done asked
+// after it is closed already, with Err set either way.
+func TestDoneMadeOnDemand(t *testing.T) {
+	w := newWheel(t)
+	sc := w.Scope(context.Background())
+	defer sc.Close()
+	if n := testing.AllocsPerRun(100, func() { w.WithTimeout(sc, time.Hour).Cancel() }); n != 1 {
+		t.Fatalf("a context never asked for Done: %v allocations, want 1 (the Context)", n)
+	}
+	before := w.WithTimeout(sc, time.Hour)
+	d := before.Done()
+	if d != before.Done() {
+		t.Fatal("Done returned two channels")
+	}
+	select {
+	case <-d:
+		t.Fatal("Done closed before the end")
+	default:
+	}
+	if before.Err() != nil {
+		t.Fatalf("Err before the end: %v", before.Err())
+	}
+	before.Cancel()
+	<-d
+	if before.Err() != context.Canceled {
+		t.Fatalf("Err after Cancel: %v", before.Err())
+	}
+	after := w.WithTimeout(sc, time.Nanosecond)
+	for limit := time.Now().Add(10 * time.Second); after.Err() == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(limit) {
+			t.Fatal("not ended 10s after its deadline")
+		}
+	}
+	<-after.Done() // made now, closed already
+	if after.Err() != context.DeadlineExceeded {
+		t.Fatalf("Err at the deadline: %v", after.Err())
+	}
+	after.Cancel()
+}
