@@ -35,3 +35,48 @@ func TestCommitAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per one-path commit, want 1 (the new rev)", n)
 	}
 }
+
+// TestTake: a Snapshot the caller keeps views the newest version, holds
+// its history like one from Snapshot, allocates nothing, and may be
+// taken again once released; a held or Frozen one is refused.
+func TestTake(t *testing.T) {
+	s := New(Config{})
+	p := contract.MustParse("domain.k")
+	set := func(b byte) {
+		if _, err := s.Commit(context.Background(), s.Version(), nil, Delta{{Path: p, Op: contract.OpSet, Value: []byte{b}}}, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(1)
+	var sn Snapshot
+	s.Take(&sn)
+	set(2) // after the take: sn still sees 1
+	if e, ok := sn.Get(p); !ok || e.Value[0] != 1 || sn.Version() != 1 {
+		t.Fatalf("taken at 1, sees %v %v at version %d", e, ok, sn.Version())
+	}
+	if h := s.hist.horizon(); h != 1 {
+		t.Fatalf("horizon %d while the taken snapshot holds 1", h)
+	}
+	mustPanic(t, "Take of a held snapshot", func() { s.Take(&sn) })
+	sn.Release()
+	if n := testing.AllocsPerRun(100, func() { s.Take(&sn); sn.Release() }); n != 0 {
+		t.Fatalf("Take allocates %v times", n)
+	}
+	s.Take(&sn)
+	if e, ok := sn.Get(p); !ok || e.Value[0] != 2 {
+		t.Fatalf("taken again, sees %v %v", e, ok)
+	}
+	sn.Release()
+	mustPanic(t, "Take of a Frozen snapshot", func() { s.Take(Frozen(1, []Entry{{Path: p, Value: []byte{1}, Version: 1}})) })
+	mustPanic(t, "Take of a FrozenHeld snapshot", func() { s.Take(FrozenHeld(1, nil, func() {})) })
+}
+
+func mustPanic(t *testing.T, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if recover() == nil {
+			t.Fatalf("%s did not panic", what)
+		}
+	}()
+	f()
+}

@@ -38,6 +38,18 @@ func (s *Store) Snapshot() *Snapshot {
 	return sn
 }
 
+// Take makes sn view the newest version, as Snapshot does, in a Snapshot
+// the caller keeps (inside a request's own state: no allocation). sn must
+// be zero or a released snapshot of a Store; Take of a held or Frozen
+// one panics. Call Release when done.
+func (s *Store) Take(sn *Snapshot) {
+	if sn.frozen != nil || sn.release != nil || (sn.s != nil && !sn.released.Load()) {
+		panic("cas: Take of a held or Frozen Snapshot")
+	}
+	sn.s = s
+	sn.take()
+}
+
 // Renew drops the snapshot's hold, if it still has one, and makes it view
 // the newest version. It reuses the Snapshot, so a loop that snapshots
 // again and again allocates nothing. It must not run concurrently with

@@ -52,13 +52,14 @@ var testHookDispatched atomic.Pointer[func(wait bool)]
 // its reply.
 type continued struct {
 	execution
-	s     *Supervisor
-	cn    *clientConn
-	inv   cas.Invocation
-	snap  *cas.Snapshot
-	dc    *deadline.Context // its Ender is k while the dispatch runs
-	dp    *protocol.Dispatch
-	tries int // redispatches after crashes
+	s      *Supervisor
+	cn     *clientConn
+	digest cas.OpDigest      // of its op id (opDigest)
+	owner  string            // named at the first tensor it claims (outcomeOf)
+	snap   cas.Snapshot      // kept here, as dp is: one allocation for the execute
+	dc     *deadline.Context // its Ender is k while the dispatch runs
+	dp     protocol.Dispatch
+	tries  int // redispatches after crashes
 
 	mu        sync.Mutex
 	call      pool.Call // the dispatch in flight, for Ended
@@ -70,6 +71,13 @@ type continued struct {
 	diskAt  cas.Version // the version the reply names, which waits for the disk
 	replied atomic.Bool // onDisk's reply is filled: its sender is chosen
 	queued  bool        // OnDisk queued the reply, for its Later (the notifier's)
+}
+
+// invocation is k's, for the Runner. Its owner is named at the first
+// tensor k claims (outcomeOf): First, which never waits for a ticket, is
+// the one other reader of it.
+func (k *continued) invocation() cas.Invocation {
+	return cas.Invocation{Contract: k.c, OpID: k.req.OpID, OpDigest: k.digest, Owner: k.owner, Start: k.start}
 }
 
 // Ended cancels the dispatch in flight: the execute's context ended (its
@@ -93,10 +101,10 @@ func (k *continued) dispatch(wait bool) bool {
 	k.mu.Unlock()
 	var call pool.Call
 	if wait {
-		call = k.p.pool.DispatchFunc(k.dc, k.dp, k)
+		call = k.p.pool.DispatchFunc(k.dc, &k.dp, k)
 	} else {
 		var ok bool
-		if call, ok = k.p.pool.TryDispatchFunc(k.dc, k.dp, k, &k.cn.wakes); !ok {
+		if call, ok = k.p.pool.TryDispatchFunc(k.dc, &k.dp, k, &k.cn.wakes); !ok {
 			return false
 		}
 	}
@@ -134,19 +142,17 @@ func (s *Supervisor) startExecute(cn *clientConn, m *protocol.Execute) bool {
 		s.answer(cn, &x.reply)
 		return true
 	}
-	k.inv = cas.Invocation{Contract: x.c, OpID: m.OpID, OpDigest: opDigest(m), Owner: s.owner(), Start: x.start}
-	if !s.runner.Outside(k.inv) {
+	k.digest = opDigest(m)
+	if !s.runner.Outside(k.invocation()) {
 		s.gos.GoAs(cn.labels, func() { s.waitFor(cn, x, cas.Prior{}) })
 		return true
 	}
-	k.snap = s.store.Snapshot()
+	s.store.Take(&k.snap)
 	k.dc = s.wheel.WithDeadline(cn.ctx, x.start.Add(x.timeout))
-	dp, err := s.dispatchFor(k.dc, x, k.snap, 1)
-	if err != nil {
+	if err := s.fillDispatch(k.dc, &k.dp, x, &k.snap, 1); err != nil {
 		k.finish(cas.Report{}, &cas.RunError{Process: m.Process, Attempts: 1, Err: err}, nil, nil)
 		return true
 	}
-	k.dp = dp
 	if !k.dispatch(false) {
 		// Every worker is full: wait for one on a goroutine, not here,
 		// where the client's other requests wait to be read.
@@ -174,12 +180,12 @@ func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err erro
 	var out cas.Outcome
 	var refs []heavy.Ref
 	if err == nil {
-		out, refs, err = s.outcomeOf(x, k.inv.Owner, res, blocks)
+		out, refs, err = s.outcomeOf(x, &k.owner, res, blocks)
 	}
 	if err == nil {
 		err = s.checkSchema(out.Delta)
 	}
-	r, again, err := s.runner.First(k.dc, k.inv, k.snap, out, err, time.Since(x.start))
+	r, again, err := s.runner.First(k.dc, k.invocation(), &k.snap, out, err, time.Since(x.start))
 	if again {
 		// A conflict, or a commit that would wait for a VIP ticket: the
 		// next attempts may wait, so they go to a goroutine.

@@ -63,7 +63,7 @@ type execution struct {
 	req     *protocol.Execute
 	reply   protocol.Reply // its reply, filled as it goes
 	start   time.Time      // when it began: the one read of the clock until the end
-	p       process
+	p       *process
 	c       contract.Contract // the paths this call declares
 	timeout time.Duration
 	ac      *auditCall // nil when no recipe audits the process
@@ -264,7 +264,7 @@ func (s *Supervisor) attempt(ctx context.Context, x *execution, owner string, sn
 			return cas.Outcome{}, nil, err
 		}
 	}
-	return s.outcomeOf(x, owner, res, blocks)
+	return s.outcomeOf(x, &owner, res, blocks)
 }
 
 // redispatch reports whether a dispatch that failed with err after try
@@ -282,8 +282,17 @@ func (s *Supervisor) redispatch(ctx context.Context, x *execution, err error, tr
 // dispatchFor is the Dispatch of an attempt on snap: the contract's
 // inputs, the args, the deadline of ctx.
 func (s *Supervisor) dispatchFor(ctx context.Context, x *execution, snap *cas.Snapshot, attempt int) (*protocol.Dispatch, error) {
+	dp := new(protocol.Dispatch)
+	if err := s.fillDispatch(ctx, dp, x, snap, attempt); err != nil {
+		return nil, err
+	}
+	return dp, nil
+}
+
+// fillDispatch is dispatchFor into dp, which it sets whole.
+func (s *Supervisor) fillDispatch(ctx context.Context, dp *protocol.Dispatch, x *execution, snap *cas.Snapshot, attempt int) error {
 	req := x.req
-	dp := &protocol.Dispatch{Attempt: uint32(attempt), Process: req.Process, Version: uint64(snap.Version()), Args: req.Args}
+	*dp = protocol.Dispatch{Attempt: uint32(attempt), Process: req.Process, Version: uint64(snap.Version()), Args: req.Args}
 	if dl, ok := ctx.Deadline(); ok {
 		dp.Deadline = dl.UnixNano()
 	}
@@ -294,19 +303,20 @@ func (s *Supervisor) dispatchFor(ctx context.Context, x *execution, snap *cas.Sn
 			}
 			v, perr := s.localTensor(e.Path, e.Value) // etcd: a tensor of another host's arena is refused
 			if perr != nil {
-				return nil, perr
+				return perr
 			}
 			dp.Inputs = append(dp.Inputs, protocol.Entry{Path: string(e.Path), Value: v, Version: uint64(e.Version)})
 		}
 	}
-	return dp, nil
+	return nil
 }
 
 // outcomeOf turns a worker's Result into the attempt's outcome: a
-// checked delta, whose tensors are claimed for owner (refs), from the
-// blocks the dispatch allocated, which it closes. On error no tensor is
-// claimed.
-func (s *Supervisor) outcomeOf(x *execution, owner string, res *protocol.Result, blocks *heavy.Lease) (out cas.Outcome, refs []heavy.Ref, err error) {
+// checked delta, whose tensors are claimed for *owner (refs), from the
+// blocks the dispatch allocated, which it closes. An empty *owner is
+// named (s.owner) at the first claim: most executes claim none. On error
+// no tensor is claimed.
+func (s *Supervisor) outcomeOf(x *execution, owner *string, res *protocol.Result, blocks *heavy.Lease) (out cas.Outcome, refs []heavy.Ref, err error) {
 	req := x.req
 	// Blocks the dispatch allocated and the delta does not name are freed.
 	defer blocks.Close()
@@ -349,7 +359,10 @@ func (s *Supervisor) outcomeOf(x *execution, owner string, res *protocol.Result,
 			if contract.Op(w.Op) != contract.OpSet {
 				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: a HEAVY path is set or deleted, never appended to", req.Process), Path: w.Path}
 			}
-			d, ref, err := s.zone.Claim(blocks, owner, w.Path, w.Value)
+			if *owner == "" {
+				*owner = s.owner()
+			}
+			d, ref, err := s.zone.Claim(blocks, *owner, w.Path, w.Value)
 			if err != nil {
 				return cas.Outcome{}, refs, &protocol.Error{Code: protocol.CodeBadTensor, Message: fmt.Sprintf("process %q: %v", req.Process, err), Path: w.Path}
 			}

@@ -147,7 +147,7 @@ type Supervisor struct {
 	evacStop chan struct{}
 	evacDone sync.WaitGroup
 	evacOnce sync.Once
-	procs    map[string]process
+	procs    map[string]*process
 	flux     *flux.Engine
 	names    []string
 	ln       *ipc.Listener
@@ -278,7 +278,7 @@ func Start(cfg Config) (*Supervisor, error) {
 		return fail(fmt.Errorf("supervisor: %w: %w", durable.ErrCorrupt, err))
 	}
 	reclaim = store.Collect
-	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{}), gos: gopool.New(connGoroutines), meters: m}
+	s := &Supervisor{cfg: cfg, mode: cfg.Mode.String(), store: store, arb: arb, zone: zone, journal: journal, signals: hub, evac: evac, evacStop: make(chan struct{}), procs: map[string]*process{}, conns: map[*ipc.Conn]struct{}{}, drained: make(chan struct{}), gos: gopool.New(connGoroutines), meters: m}
 	s.runner = &cas.Runner{Store: store, Arbiter: arb, Mode: cfg.Mode, VIPAfter: cfg.VIPAfter}
 	s.wheel = deadline.New()
 	undo = append(undo, s.wheel.Close)
@@ -354,7 +354,7 @@ func (s *Supervisor) register(p *pool.Pool) error {
 		if err != nil {
 			return fmt.Errorf("supervisor: %w", err)
 		}
-		s.procs[pi.Name] = process{pool: p, spec: spec}
+		s.procs[pi.Name] = &process{pool: p, spec: spec}
 	}
 	return nil
 }
