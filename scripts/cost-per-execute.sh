@@ -5,9 +5,13 @@
 # echo between two processes: issue 14's "CPU per execute" and "writes
 # per execute". Counted by perf stat (Debian linux-perf; root, or
 # kernel.perf_event_paranoid <= -1 for the syscall tracepoints) over
-# BenchmarkPipelined at N and 2N iterations: the difference is N
+# BenchmarkPipelined at 1 and N iterations: the difference is N
 # executes, without the start-up of the supervisor and its workers.
-# Usage: scripts/cost-per-execute.sh [N] [runs]   (default 100000 3)
+# (Until 2026-12-02 it took N and 2N: the difference of two long runs
+# carried the noise of both, and one build's figure swung by 50% between
+# runs on the 2-vCPU VM; the run of 1 is a start-up of 40-80 ms whose
+# noise is a few ms, 0.05 us an execute at N = 200000.)
+# Usage: scripts/cost-per-execute.sh [N] [runs]   (default 200000 3)
 # N must be large enough for the garbage collector to reach its steady
 # state: at 20000 a run ends before most of its collections, and the
 # CPU per execute comes out about half of what it is under sustained load.
@@ -21,7 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/bench.sh
-n=${1:-100000}
+n=${1:-200000}
 runs=${2:-3}
 command -v perf >/dev/null || { echo "cost-per-execute.sh: needs perf (apt-get install linux-perf)" >&2; exit 2; }
 tmp=$(mktemp -d)
@@ -49,8 +53,8 @@ printf '%-18s %4s %12s %10s %10s %10s %10s\n' impl run "cpu-us/op" "writes/op" "
 h0=$(host_times)
 for impl in msgpack-echo theus-noop theus-noop+floor; do
   for r in $(seq "$runs"); do
-    count "$impl" "$n" > "$tmp/a"
-    count "$impl" $((2 * n)) > "$tmp/b"
+    count "$impl" 1 > "$tmp/a"
+    count "$impl" "$n" > "$tmp/b"
     awk -v n="$n" -v impl="$impl" -v r="$r" '
       FNR == NR { a[$1] = $2; next }
       { d[$1] = $2 - a[$1] }
