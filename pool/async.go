@@ -126,15 +126,15 @@ func (pr *proc) callFunc(ctx context.Context, dp *protocol.Dispatch, done Comple
 	}
 	pr.nextID++
 	id := pr.nextID
-	c := &call{done: done, ctx: ctx}
+	c := &call{done: done, ctx: ctx, process: dp.Process}
 	if z := pr.pool.cfg.Heavy; z != nil {
 		c.blocks = z.Lease(pr.slab, id)
 	}
-	c.d = *dp
-	c.d.ID = id
 	pr.calls[id] = c
 	pr.mu.Unlock()
-	seq, err := pr.sendDispatch(&c.d, wakes)
+	d := *dp // on the stack: sendDispatch keeps no pointer to it
+	d.ID = id
+	seq, err := pr.sendDispatch(&d, wakes)
 	pr.mu.Lock()
 	if err != nil {
 		if pr.calls[id] != c {
@@ -177,7 +177,7 @@ func (pr *proc) cancelFunc(id uint64) {
 		running := pr.calls[id] == c
 		pr.mu.Unlock()
 		if running {
-			pr.terminate(fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, c.d.Process, grace), grace)
+			pr.terminate(fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, c.process, grace), grace)
 		}
 	})
 }

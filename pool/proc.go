@@ -388,12 +388,14 @@ func (pr *proc) stop(cause error, sig unix.Signal) {
 type call struct {
 	result chan *protocol.Result // buffered: the reader never blocks
 	blocks *heavy.Lease          // nil when the zone is off; set and read under proc.mu
-	d      protocol.Dispatch     // what was sent, with its ID
 	// A DispatchFunc's (async.go): done instead of result, its context,
-	// and, under proc.mu, its place in the request ring.
-	done Completion
-	ctx  context.Context
-	seq  uint64
+	// its process (for the error that kills a worker still running it
+	// after its deadline), and, under proc.mu, its place in the request
+	// ring.
+	done    Completion
+	ctx     context.Context
+	process string
+	seq     uint64
 }
 
 // calls keeps calls for the next dispatch. A call goes back only once its
@@ -406,7 +408,6 @@ var calls = sync.Pool{New: func() any { return &call{result: make(chan *protocol
 // recycle hands c back to calls once its result was received.
 func recycle(c *call) {
 	c.blocks = nil
-	c.d = protocol.Dispatch{} // no hold on the inputs' values
 	calls.Put(c)
 }
 
@@ -440,8 +441,8 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 		pr.mu.Unlock()
 		blocks.Close()
 	}
-	c.d = *dp
-	c.d.ID = id
+	d := *dp // on the stack: sendDispatch keeps no pointer to it
+	d.ID = id
 	// answered returns a result the reader delivered already: an answer
 	// that came before a write failure or the worker's death stands. (A
 	// nil result is the death itself, sent by stop.)
@@ -457,7 +458,7 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 			return nil, false
 		}
 	}
-	seq, err := pr.sendDispatch(&c.d, nil)
+	seq, err := pr.sendDispatch(&d, nil)
 	if err != nil {
 		if res, ok := answered(); ok {
 			return res, blocks, nil

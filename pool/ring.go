@@ -50,16 +50,24 @@ func encodeRecord(dst []byte, m protocol.Message) ([]byte, error) {
 	return m.MarshalMsg(dst)
 }
 
+// encodeDispatch is encodeRecord for a Dispatch, through no interface:
+// d does not escape, so a caller's copy of it stays on the stack.
+func encodeDispatch(dst []byte, d *protocol.Dispatch) ([]byte, error) {
+	dst = append(dst, byte(d.Kind()))
+	return d.MarshalMsg(dst)
+}
+
 // sendDispatch sends d through the request ring when the worker has one
 // and d fits, else over the socket, and returns d's number in the ring
 // (0: the socket). With wakes, a worker parked on its ring is not woken
-// now but by wakes.Wake.
+// now but by wakes.Wake. It keeps no pointer to d (the socket gets a
+// copy), so that a caller's d may live on its stack.
 func (pr *proc) sendDispatch(d *protocol.Dispatch, wakes *Wakes) (uint64, error) {
 	linger := pr.inflight.Load() > 1 // other dispatches to this worker are on their way
 	if rs := pr.rings; rs != nil {
 		bp := ringBufs.Get().(*[]byte)
 		defer ringBufs.Put(bp)
-		b, err := encodeRecord((*bp)[:0], d)
+		b, err := encodeDispatch((*bp)[:0], d)
 		if cap(b) <= 1<<20 {
 			*bp = b[:0]
 		}
@@ -92,10 +100,12 @@ func (pr *proc) sendDispatch(d *protocol.Dispatch, wakes *Wakes) (uint64, error)
 	if wakes != nil {
 		wakes.Wake() // the socket's write may wait: the records published before it must not
 	}
+	sd := new(protocol.Dispatch) // the rare way (no ring, or it is full): the copy costs nothing on the common one
+	*sd = *d
 	if linger {
-		return 0, pr.conn.Coalesce(d)
+		return 0, pr.conn.Coalesce(sd)
 	}
-	return 0, pr.conn.Send(d)
+	return 0, pr.conn.Send(sd)
 }
 
 // readRing delivers the Results the worker writes in its reply ring
