@@ -411,11 +411,19 @@ func (a *Arbiter) heldOverLocked(keys []string) bool {
 func (a *Arbiter) Contended(keys []string) bool {
 	// The clock is read only when heat decides: on a hot key a ticket is
 	// nearly always held, and reading the clock costs more than the rest.
+	// With no ticket held and nothing heated (hotUntil 0) it is not read
+	// at all; heat found cooled is forgotten (hotUntil back to 0, unless
+	// a Heat raised it meanwhile).
 	var now int64
 	timed := false
 	if !a.Active() {
+		until := a.hotUntil.Load()
+		if until == 0 {
+			return false
+		}
 		now, timed = a.cfg.Clock.Now().UnixNano(), true
-		if now >= a.hotUntil.Load() {
+		if now >= until {
+			a.hotUntil.CompareAndSwap(until, 0)
 			return false
 		}
 	}

@@ -3,6 +3,7 @@ package vip
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -163,5 +164,52 @@ func TestHeatCap(t *testing.T) {
 				t.Fatal("over the cap: want the old keys forgotten and the new one hot")
 			}
 		})
+	})
+}
+
+// countingClock is the real clock, counting the reads of Now.
+type countingClock struct {
+	realClock
+	reads atomic.Int64
+}
+
+func (c *countingClock) Now() time.Time {
+	c.reads.Add(1)
+	return c.realClock.Now()
+}
+
+// Contended reads no clock while nothing is heated and no ticket is held
+// (every uncontended commit asks it), nor once the heat it found cooled is
+// forgotten; a heat after that counts again.
+func TestContendedReadsNoClockWhenCold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := &countingClock{}
+		a := New(Config{HotFor: 10 * time.Millisecond, Clock: clk})
+		defer a.Close()
+		k := []string{"domain.k1"}
+		if a.Contended(k) || clk.reads.Load() != 0 {
+			t.Fatalf("nothing heated: contended %v, %d clock reads", a.Contended(k), clk.reads.Load())
+		}
+		a.Heat(k)
+		if !a.Contended(k) {
+			t.Fatal("a heated key is not contended")
+		}
+		time.Sleep(10 * time.Millisecond)
+		if a.Contended(k) {
+			t.Fatal("still contended after HotFor")
+		}
+		before := clk.reads.Load()
+		for range 3 {
+			if a.Contended(k) {
+				t.Fatal("contended again after it cooled")
+			}
+		}
+		if n := clk.reads.Load() - before; n != 0 {
+			t.Fatalf("%d clock reads once the heat was forgotten", n)
+		}
+		a.Heat(k)
+		if !a.Contended(k) {
+			t.Fatal("heated again, not contended")
+		}
 	})
 }
