@@ -342,7 +342,10 @@ func (c *Client) Do(ctx context.Context, r Request) (*Result, error) {
 	if budget == 0 {
 		budget = DefaultRetryFor
 	}
-	giveUp := time.Now().Add(budget)
+	var giveUp time.Time
+	if r.OpID != "" { // only a request with an op id is sent again: no clock read for the others
+		giveUp = time.Now().Add(budget)
+	}
 	for {
 		rep, err := c.execute(ctx, r, args, timeout)
 		if r.OpID == "" || !retryable(err) {
