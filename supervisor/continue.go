@@ -56,10 +56,9 @@ type continued struct {
 	cn     *clientConn
 	digest cas.OpDigest      // of its op id (opDigest)
 	owner  string            // named at the first tensor it claims (outcomeOf)
-	snap   cas.Snapshot      // kept here, as dp is: one allocation for the execute
+	snap   cas.Snapshot      // kept here: one allocation for the execute
 	dc     *deadline.Context // its Ender is k while the dispatch runs
-	dp     protocol.Dispatch
-	tries  int // redispatches after crashes
+	tries  int               // redispatches after crashes
 
 	mu        sync.Mutex
 	call      pool.Call // the dispatch in flight, for Ended
@@ -89,22 +88,23 @@ func (k *continued) Ended() {
 	call.Cancel()
 }
 
-// dispatch sends k's Dispatch (waiting for a worker with room when wait)
-// and watches dc for it; it reports false, having done nothing, when no
-// worker has room and it may not wait. Without wait it is the
+// dispatch sends dp, k's Dispatch (waiting for a worker with room when
+// wait), and watches dc for it; it reports false, having done nothing,
+// when no worker has room and it may not wait. Without wait it is the
 // connection's reader, which wakes the worker before it reads again
 // (cn.wakes), once for all the dispatches of the frames it read at once.
-func (k *continued) dispatch(wait bool) bool {
+// The pool keeps no pointer to dp: it lives on the caller's stack.
+func (k *continued) dispatch(wait bool, dp *protocol.Dispatch) bool {
 	k.mu.Lock()
 	k.sends++
 	send := k.sends
 	k.mu.Unlock()
 	var call pool.Call
 	if wait {
-		call = k.p.pool.DispatchFunc(k.dc, &k.dp, k)
+		call = k.p.pool.DispatchFunc(k.dc, dp, k)
 	} else {
 		var ok bool
-		if call, ok = k.p.pool.TryDispatchFunc(k.dc, &k.dp, k, &k.cn.wakes); !ok {
+		if call, ok = k.p.pool.TryDispatchFunc(k.dc, dp, k, &k.cn.wakes); !ok {
 			return false
 		}
 	}
@@ -149,16 +149,31 @@ func (s *Supervisor) startExecute(cn *clientConn, m *protocol.Execute) bool {
 	}
 	s.store.Take(&k.snap)
 	k.dc = s.wheel.WithDeadline(cn.ctx, x.start.Add(x.timeout))
-	if err := s.fillDispatch(k.dc, &k.dp, x, &k.snap, 1); err != nil {
+	var dp protocol.Dispatch
+	if err := s.fillDispatch(k.dc, &dp, x, &k.snap, 1); err != nil {
 		k.finish(cas.Report{}, &cas.RunError{Process: m.Process, Attempts: 1, Err: err}, nil, nil)
 		return true
 	}
-	if !k.dispatch(false) {
+	if !k.dispatch(false, &dp) {
 		// Every worker is full: wait for one on a goroutine, not here,
 		// where the client's other requests wait to be read.
-		s.gos.GoAs(k.cn.labels, func() { k.dispatch(true) })
+		s.gos.GoAs(k.cn.labels, k.dispatchWaiting)
 	}
 	return true
+}
+
+// dispatchWaiting makes k's Dispatch again and sends it, waiting for a
+// worker with room, on a goroutine that may wait: after every worker was
+// full, and to redispatch after a crash. (k keeps no Dispatch: it is
+// made from k's snapshot, which k holds until its commit.) A Dispatch
+// that cannot be made completes k with the error.
+func (k *continued) dispatchWaiting() {
+	var dp protocol.Dispatch
+	if err := k.s.fillDispatch(k.dc, &dp, &k.execution, &k.snap, 1); err != nil {
+		k.Complete(nil, nil, err, nil)
+		return
+	}
+	k.dispatch(true, &dp)
 }
 
 // Complete is the Dispatch's pool.Completion: on the reader of the
@@ -170,7 +185,7 @@ func (k *continued) Complete(res *protocol.Result, blocks *heavy.Lease, err erro
 		// the connection's reader, which must not wait for a worker):
 		// the redispatch, which may wait, goes to a goroutine.
 		k.tries++
-		s.gos.GoAs(k.cn.labels, func() { k.dispatch(true) })
+		s.gos.GoAs(k.cn.labels, k.dispatchWaiting)
 		return
 	}
 	k.mu.Lock()
