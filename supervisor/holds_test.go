@@ -86,3 +86,35 @@ func TestExecutesHoldNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitingDispatchCarriesInputs: an execute that finds every worker
+// full sends its Dispatch later from a goroutine, which makes it again
+// from the execute's snapshot. It must carry that snapshot's inputs:
+// counters, one per client (no conflicts: every execute stays on the
+// continuation path), incremented by executes that all wait for the one
+// worker's one slot end at the number of increments (an input left out
+// would restart a count).
+func TestWaitingDispatchCarriesInputs(t *testing.T) {
+	h := start(t, 1, func(c *Config) { c.Pool.MaxInFlight = 1 })
+	const clients, rounds = 6, 10
+	var wg sync.WaitGroup
+	for i := range clients {
+		c := h.dial(t)
+		wg.Go(func() {
+			for range rounds {
+				if _, err := c.Exec(t.Context(), "counters.add", map[string]any{"key": "c" + strconv.Itoa(i), "by": 1}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range clients {
+		if got := h.value(t, "domain.counters.c"+strconv.Itoa(i)); got != strconv.Itoa(rounds) {
+			t.Errorf("counter %d is %s after %d increments", i, got, rounds)
+		}
+	}
+	if q := h.s.Stats().DispatchQueue; q != 0 {
+		t.Fatalf("dispatch queue %d after the executes", q)
+	}
+}
