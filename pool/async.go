@@ -130,10 +130,13 @@ func (pr *proc) callFunc(ctx context.Context, dp *protocol.Dispatch, done Comple
 	if z := pr.pool.cfg.Heavy; z != nil {
 		c.blocks = z.Lease(pr.slab, id)
 	}
+	// Copied before the call is filed: from then on a death may complete
+	// it, and done may reuse dp. On the stack: sendDispatch keeps no
+	// pointer to it.
+	d := *dp
+	d.ID = id
 	pr.calls[id] = c
 	pr.mu.Unlock()
-	d := *dp // on the stack: sendDispatch keeps no pointer to it
-	d.ID = id
 	seq, err := pr.sendDispatch(&d, wakes)
 	pr.mu.Lock()
 	if err != nil {

@@ -280,3 +280,40 @@ func TestDispatchFuncOversized(t *testing.T) {
 		t.Fatalf("%d places still reserved", w.InFlight)
 	}
 }
+
+// TestCompletionMayReuseItsDispatch: once done has its outcome the
+// dispatch is over, and done may reuse the Dispatch it was sent: the pool
+// copies it before it files the call, which a worker's death completes
+// at any moment after. Executes killed in flight, over and over, under
+// the race detector.
+func TestCompletionMayReuseItsDispatch(t *testing.T) {
+	p := start(t, 1, func(c *Config) {
+		c.Transport, c.RestartBackoff, c.MaxRestartBackoff = TransportSocket, 5*time.Millisecond, 20*time.Millisecond
+	})
+	for round := range 20 {
+		var pr *proc
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if pr = procOf(p); pr != nil && pr.conn != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no worker came back")
+			}
+		}
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 40 {
+					dp := &protocol.Dispatch{Process: "fault.sleep", Attempt: 1, Args: []byte(`{"ms":60000}`)}
+					p.DispatchFunc(context.Background(), dp, CompletionFunc(func(_ *protocol.Result, b *heavy.Lease, _ error, _ *After) {
+						b.Close()
+						*dp = protocol.Dispatch{Process: "reused"} // the dispatch is over
+					}))
+				}
+			})
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		pr.kill(errors.New("killed by the test"))
+		wg.Wait()
+	}
+}
