@@ -82,7 +82,9 @@ func moduleDeps(t *testing.T, goos, goarch string, pkgs ...string) map[string]st
 // engine packages themselves, not a fork: each is the same package, from
 // the same directory, in the server's build and in both WASM builds, and
 // the browser build holds nothing of the module besides them and the glue
-// (wasm, internal/gopool).
+// (wasm, internal/gopool, and internal/golabel: the pprof labels that
+// flux and gopool put on their goroutines, which runtime/pprof keeps on
+// js/wasm too).
 func TestServerAndWASMShareTheEnginePackages(t *testing.T) {
 	server := moduleDeps(t, goEnv(t, "GOHOSTOS"), goEnv(t, "GOHOSTARCH"), "github.com/theus-run/theus/cmd/theus-supervisor")
 	browser := moduleDeps(t, "js", "wasm", "github.com/theus-run/theus/cmd/theus-wasm")
@@ -97,7 +99,7 @@ func TestServerAndWASMShareTheEnginePackages(t *testing.T) {
 			t.Errorf("%s: the server builds %s, js/wasm %q, wasip1 %q", pkg, dir, browser[pkg], wasi[pkg])
 		}
 	}
-	glue := []string{"cmd/theus-wasm", "wasm", "internal/gopool"}
+	glue := []string{"cmd/theus-wasm", "wasm", "internal/gopool", "internal/golabel"}
 	for pkg := range browser {
 		if !slices.Contains(engine, pkg) && !slices.Contains(glue, pkg) {
 			t.Errorf("the js/wasm build holds %s, which is neither an engine package nor the glue", pkg)
