@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/theus-run/theus/internal/testcache"
 )
 
 const python = "/usr/bin/python3"
@@ -31,6 +33,7 @@ func needPython(t *testing.T) {
 // buildSupervisor builds theus-supervisor into dir and returns its path.
 func buildSupervisor(t *testing.T, dir string) string {
 	t.Helper()
+	testcache.Touch(t) // go build reads the module; python3 the programs here
 	// go test puts its own GOROOT/bin first in PATH
 	goBin, err := exec.LookPath("go")
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/theus-run/theus/internal/testcache"
 )
 
 // python3 is the interpreter the SDK is tested under: Debian's, with
@@ -24,6 +26,7 @@ func TestPytest(t *testing.T) {
 	if out, err := exec.Command(python3, "-c", "import msgpack, numpy, pytest").CombinedOutput(); err != nil {
 		t.Skipf("SKIPPED the Python SDK's tests: %s lacks msgpack, numpy or pytest (apt-get install python3-msgpack python3-numpy python3-pytest): %s", python3, out)
 	}
+	testcache.Touch(t) // pytest reads the SDK and builds supervisors from the module
 	cmd := exec.Command(python3, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {

@@ -10,11 +10,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/theus-run/theus/internal/testcache"
 )
 
 // build builds theus-lint into a temporary directory and returns its path.
 func build(t *testing.T) string {
 	t.Helper()
+	testcache.Touch(t) // the linter runs over the module's demo and examples
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("no go command: %v", err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/theus-run/theus/internal/testcache"
 )
 
 // goEnv returns `go env NAME`.
@@ -27,6 +29,7 @@ func goEnv(t *testing.T, name string) string {
 // buildWASM builds this program for GOOS=js GOARCH=wasm into dir.
 func buildWASM(t *testing.T, dir string) string {
 	t.Helper()
+	testcache.Touch(t) // go build reads the module, node theus.js
 	out := filepath.Join(dir, "theus.wasm")
 	cmd := exec.Command("go", "build", "-o", out, ".")
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
@@ -62,6 +65,7 @@ func TestAPIUnderNode(t *testing.T) {
 // goos/goarch, each with its directory.
 func moduleDeps(t *testing.T, goos, goarch string, pkgs ...string) map[string]string {
 	t.Helper()
+	testcache.Touch(t) // go list reads the module
 	args := append([]string{"list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.ImportPath}} {{.Dir}}{{end}}{{end}}"}, pkgs...)
 	cmd := exec.Command("go", args...)
 	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch)

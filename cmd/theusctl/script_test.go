@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/theus-run/theus/internal/testcache"
 )
 
 var binDir string
@@ -45,6 +47,7 @@ func (w mainWithBinaries) Run() int {
 }
 
 func TestScripts(t *testing.T) {
+	testcache.Touch(t) // TestMain built the commands the scripts run from the module
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {

@@ -62,6 +62,7 @@ var Allowed = map[string][]string{
 	"internal/cpulimit":            {},                   // the cgroup's CPU quota, for the pool's poll gate
 	"internal/golabel":             {},                   // the pprof labels of the long-lived goroutines (supervisor, pool, durable; read by theus-bench)
 	"internal/golabel/golabeltest": {"internal/golabel"}, // reads the labels back from a goroutine profile, for tests
+	"internal/testcache":           {},                   // tests that build or run the module through another program read its sources (test files only)
 	"internal/importgraph":         {},
 	"internal/doclinks":            {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a
