@@ -378,10 +378,21 @@ func retryable(err error) bool {
 		errors.Is(err, protocol.ErrShuttingDown) || errors.Is(err, protocol.ErrNotDurable)
 }
 
+// executes keeps Execute messages for the next request: a message is
+// encoded by the send (ipc.Conn copies it into its buffer before it
+// returns), so it goes back as soon as the round trip is over, whatever
+// its outcome.
+var executes = sync.Pool{New: func() any { return new(protocol.Execute) }}
+
 func (c *Client) execute(ctx context.Context, r Request, args []byte, timeout time.Duration) (*Result, error) {
+	x := executes.Get().(*protocol.Execute)
+	*x = protocol.Execute{Process: r.Process, Args: args, OpID: r.OpID, TimeoutMS: timeoutMS(timeout)}
 	m, err := c.roundTrip(ctx, func(id uint64) protocol.Message {
-		return &protocol.Execute{ID: id, Process: r.Process, Args: args, OpID: r.OpID, TimeoutMS: timeoutMS(timeout)}
+		x.ID = id
+		return x
 	})
+	*x = protocol.Execute{} // no hold on the args
+	executes.Put(x)
 	if err != nil {
 		return nil, err
 	}

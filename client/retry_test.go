@@ -7,11 +7,14 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
 )
 
@@ -161,5 +164,95 @@ func TestTimeoutMS(t *testing.T) {
 		if got := timeoutMS(d); got != want {
 			t.Errorf("timeoutMS(%s) = %d, want %d", d, got, want)
 		}
+	}
+}
+
+// Requests reuse their Execute messages (executes): concurrent requests,
+// with and without args, op ids and timeouts, each reach the supervisor
+// with exactly its own fields, and each gets its own reply.
+func TestExecutesCarryTheirOwnFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type seen struct {
+		process, args, opID string
+		timeoutMS           int64
+	}
+	got := make(chan seen, 1000)
+	go func() { // a supervisor that answers each Execute with its args
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conn := ipc.NewConn(nc, ipc.Options{})
+		defer conn.Close()
+		for {
+			m, err := conn.Recv()
+			if err != nil {
+				return
+			}
+			x := m.(*protocol.Execute)
+			got <- seen{x.Process, string(x.Args), x.OpID, x.TimeoutMS}
+			if err := conn.Send(&protocol.Reply{ID: x.ID, Result: x.Args}); err != nil {
+				return
+			}
+		}
+	}()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const callers, calls = 8, 50
+	var wrong atomic.Int64
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			for j := range calls {
+				r := Request{Process: "p" + strconv.Itoa(i)}
+				want := ""
+				if j%2 == 0 { // every other one with args, an op id and a timeout
+					want = `{"i":` + strconv.Itoa(i) + `,"j":` + strconv.Itoa(j) + `}`
+					r.Args, r.OpID, r.Timeout = json.RawMessage(want), "op-"+strconv.Itoa(i)+"-"+strconv.Itoa(j), time.Duration(j+1)*time.Second
+				}
+				res, err := c.Do(context.Background(), r)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if string(res.Result) != want {
+					wrong.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := wrong.Load(); n != 0 {
+		t.Fatalf("%d replies were another request's", n)
+	}
+	// Every reply came after its Execute was recorded (the race detector
+	// does not see the socket order, so got is drained, not closed).
+	for range callers * calls {
+		s := <-got
+		if s.args == "" {
+			if s.opID != "" || s.timeoutMS != 0 {
+				t.Fatalf("a request without args arrived with %+v", s)
+			}
+			continue
+		}
+		var a struct{ I, J int }
+		if err := json.Unmarshal([]byte(s.args), &a); err != nil {
+			t.Fatal(err)
+		}
+		want := seen{"p" + strconv.Itoa(a.I), s.args, "op-" + strconv.Itoa(a.I) + "-" + strconv.Itoa(a.J), int64(a.J+1) * 1000}
+		if s != want {
+			t.Fatalf("arrived %+v, want %+v", s, want)
+		}
+	}
+	if len(got) != 0 {
+		t.Fatalf("%d executes more than were sent", len(got))
 	}
 }
