@@ -39,7 +39,15 @@ var ErrLeaseClosed = errors.New("heavy: the dispatch's lease is closed")
 // Lease opens the lease of the dispatch numbered dispatch on s (nil: the
 // worker has no slab). Dispatch numbers must be unique per slab.
 func (z *Zone) Lease(s *Slab, dispatch uint64) *Lease {
-	return &Lease{z: z, slab: s, dispatch: dispatch}
+	return z.LeaseIn(new(Lease), s, dispatch)
+}
+
+// LeaseIn is Lease in l, storage the caller owns (a dispatch's own record:
+// one allocation for both). l must not be in use: whoever holds the lease
+// keeps l until the lease is closed and no longer referred to.
+func (z *Zone) LeaseIn(l *Lease, s *Slab, dispatch uint64) *Lease {
+	*l = Lease{z: z, slab: s, dispatch: dispatch}
+	return l
 }
 
 // Alloc reserves n bytes (n > 0) of the lease's slab for an output of its

@@ -128,7 +128,9 @@ func (pr *proc) callFunc(ctx context.Context, dp *protocol.Dispatch, done Comple
 	id := pr.nextID
 	c := &call{done: done, ctx: ctx, process: dp.Process}
 	if z := pr.pool.cfg.Heavy; z != nil {
-		c.blocks = z.Lease(pr.slab, id)
+		// In the call, which is never recycled: the completion may keep
+		// the lease as long as it likes.
+		c.blocks = z.LeaseIn(&c.lease, pr.slab, id)
 	}
 	// Copied before the call is filed: from then on a death may complete
 	// it, and done may reuse dp. On the stack: sendDispatch keeps no

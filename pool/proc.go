@@ -396,6 +396,7 @@ type call struct {
 	ctx     context.Context
 	process string
 	seq     uint64
+	lease   heavy.Lease // blocks' storage for a DispatchFunc's (never recycled)
 }
 
 // calls keeps calls for the next dispatch. A call goes back only once its
