@@ -150,7 +150,7 @@ func (s *Supervisor) startExecute(cn *clientConn, m *protocol.Execute) bool {
 	s.store.Take(&k.snap)
 	k.dc = s.wheel.WithDeadline(cn.ctx, x.start.Add(x.timeout))
 	var dp protocol.Dispatch
-	if err := s.fillDispatch(k.dc, &dp, x, &k.snap, 1); err != nil {
+	if err := s.dispatchFor(k.dc, &dp, x, &k.snap, 1); err != nil {
 		k.finish(cas.Report{}, &cas.RunError{Process: m.Process, Attempts: 1, Err: err}, nil, nil)
 		return true
 	}
@@ -169,7 +169,7 @@ func (s *Supervisor) startExecute(cn *clientConn, m *protocol.Execute) bool {
 // that cannot be made completes k with the error.
 func (k *continued) dispatchWaiting() {
 	var dp protocol.Dispatch
-	if err := k.s.fillDispatch(k.dc, &dp, &k.execution, &k.snap, 1); err != nil {
+	if err := k.s.dispatchFor(k.dc, &dp, &k.execution, &k.snap, 1); err != nil {
 		k.Complete(nil, nil, err, nil)
 		return
 	}

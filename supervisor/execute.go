@@ -248,15 +248,15 @@ func (s *Supervisor) succeeded(x *execution, r cas.Report, derr *protocol.Error)
 // tensors the delta names are claimed for the invocation (refs); on error
 // none is.
 func (s *Supervisor) attempt(ctx context.Context, x *execution, owner string, snap *cas.Snapshot, attempt int) (cas.Outcome, []heavy.Ref, error) {
-	dp, err := s.dispatchFor(ctx, x, snap, attempt)
-	if err != nil {
+	var dp protocol.Dispatch // the pool keeps no pointer to it
+	if err := s.dispatchFor(ctx, &dp, x, snap, attempt); err != nil {
 		return cas.Outcome{}, nil, err
 	}
 	var res *protocol.Result
 	var blocks *heavy.Lease // what the dispatch allocated: ours to claim from and close
 	for try := 0; ; try++ {
 		var err error
-		res, blocks, err = x.p.pool.Dispatch(ctx, dp)
+		res, blocks, err = x.p.pool.Dispatch(ctx, &dp)
 		if err == nil {
 			break
 		}
@@ -279,18 +279,9 @@ func (s *Supervisor) redispatch(ctx context.Context, x *execution, err error, tr
 	return true
 }
 
-// dispatchFor is the Dispatch of an attempt on snap: the contract's
-// inputs, the args, the deadline of ctx.
-func (s *Supervisor) dispatchFor(ctx context.Context, x *execution, snap *cas.Snapshot, attempt int) (*protocol.Dispatch, error) {
-	dp := new(protocol.Dispatch)
-	if err := s.fillDispatch(ctx, dp, x, snap, attempt); err != nil {
-		return nil, err
-	}
-	return dp, nil
-}
-
-// fillDispatch is dispatchFor into dp, which it sets whole.
-func (s *Supervisor) fillDispatch(ctx context.Context, dp *protocol.Dispatch, x *execution, snap *cas.Snapshot, attempt int) error {
+// dispatchFor sets dp, whole, to the Dispatch of an attempt on snap: the
+// contract's inputs, the args, the deadline of ctx.
+func (s *Supervisor) dispatchFor(ctx context.Context, dp *protocol.Dispatch, x *execution, snap *cas.Snapshot, attempt int) error {
 	req := x.req
 	*dp = protocol.Dispatch{Attempt: uint32(attempt), Process: req.Process, Version: uint64(snap.Version()), Args: req.Args}
 	if dl, ok := ctx.Deadline(); ok {
