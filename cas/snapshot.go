@@ -40,8 +40,10 @@ func (s *Store) Snapshot() *Snapshot {
 
 // Take makes sn view the newest version, as Snapshot does, in a Snapshot
 // the caller keeps (inside a request's own state: no allocation). sn must
-// be zero or a released snapshot of a Store; Take of a held or Frozen
-// one panics. Call Release when done.
+// be zero or a released snapshot of a Store, never a Frozen one; Take of
+// a held snapshot panics, as does Take of a Frozen one with entries or a
+// release function (a Frozen one with neither looks zero here). Call
+// Release when done.
 func (s *Store) Take(sn *Snapshot) {
 	if sn.frozen != nil || sn.release != nil || (sn.s != nil && !sn.released.Load()) {
 		panic("cas: Take of a held or Frozen Snapshot")
