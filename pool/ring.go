@@ -58,9 +58,9 @@ func encodeDispatch(dst []byte, d *protocol.Dispatch) ([]byte, error) {
 // now but by wakes.Wake. It keeps no pointer to d, so that a caller's d
 // may live on its stack: the ring's encoder takes no interface, and the
 // socket, whose Send takes one (and encodes before it returns), gets a
-// copy on the heap. With the socket transport that copy is one more
-// allocation per dispatch (96 B; the call lost 80): the price of none on
-// the ring, the default.
+// copy on the heap. With the socket transport that copy is an
+// allocation per dispatch (96 B) that the ring, the default, does not
+// make.
 func (pr *proc) sendDispatch(d *protocol.Dispatch, wakes *Wakes) (uint64, error) {
 	linger := pr.inflight.Load() > 1 // other dispatches to this worker are on their way
 	if rs := pr.rings; rs != nil {
