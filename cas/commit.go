@@ -84,7 +84,18 @@ type Result struct {
 // a commit from a snapshot whose history was already dropped is refused as
 // a conflict ("snapshot too old"), never checked against partial history.
 func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path, delta Delta, opts Options) (Result, error) {
-	if err := checkCommit(reads, delta, &opts); err != nil {
+	// The nodes of the paths the delta writes, looked up before the lock
+	// (the index takes none): a path the index holds is valid, so check
+	// need not parse it, and apply need not look it up again.
+	var buf [nodesOnStack]*node
+	var nodes []*node
+	if len(delta) <= len(buf) {
+		nodes = buf[:len(delta)]
+		for i := range delta {
+			nodes[i] = s.index.get(delta[i].Path)
+		}
+	}
+	if err := checkCommit(reads, delta, &opts, nodes); err != nil {
 		return Result{}, err
 	}
 	if opts.Fence != nil {
@@ -108,7 +119,7 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 		return Result{}, err
 	}
 	v := s.Version() + 1
-	changes := s.apply(v, delta)
+	changes := s.apply(v, delta, nodes)
 	s.hist.advance(v)
 	var result []byte
 	if opts.OpID != "" {
@@ -131,13 +142,19 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 // bounded values and op id. An Engine runs it too. Its errors wrap
 // ErrInvalidDelta (or contract.ErrInvalidPath).
 func CheckCommit(reads []contract.Path, delta Delta, opts Options) error {
-	return checkCommit(reads, delta, &opts)
+	return checkCommit(reads, delta, &opts, nil)
 }
 
+// nodesOnStack is the most writes whose nodes Commit looks up before its
+// lock; a larger delta is parsed and looked up as it is applied.
+const nodesOnStack = 8
+
 // checkCommit is CheckCommit without the copy of opts (216 bytes), which
-// is a measurable share of a one-path commit.
-func checkCommit(reads []contract.Path, delta Delta, opts *Options) error {
-	if err := delta.check(); err != nil {
+// is a measurable share of a one-path commit. known, when not nil, holds
+// the node the store's index has for each write's path, or nil: a path
+// with a node was valid when it was created, and is not parsed again.
+func checkCommit(reads []contract.Path, delta Delta, opts *Options, known []*node) error {
+	if err := delta.check(known); err != nil {
 		return err
 	}
 	for i, w := range opts.Signals {
@@ -169,16 +186,22 @@ func checkCommit(reads []contract.Path, delta Delta, opts *Options) error {
 // caller's own overlaps the commit's keys. It returns with the lock held,
 // or with an error and the lock free.
 func (s *Store) lockUngated(ctx context.Context, reads []contract.Path, delta Delta, opts *Options) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.arb == nil || !s.arb.Active() {
+		return nil
+	}
+	return s.lockGated(ctx, reads, delta, opts)
+}
+
+// lockGated is lockUngated once a ticket is held somewhere (the lock held):
+// apart, so that a commit while none is held does not pay for its frame.
+func (s *Store) lockGated(ctx context.Context, reads []contract.Path, delta Delta, opts *Options) error {
 	var keys []string
 	var buf [8]string // the keys of a small commit stay on the stack (Blocker keeps none)
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		if s.arb == nil || !s.arb.Active() {
-			return nil
-		}
 		if opts.OpID != "" {
 			if _, dup, err := s.ids.find(opts.OpID, opts.OpDigest); dup || err != nil {
 				return nil // a repeat or a conflict applies nothing: no reason to wait
@@ -200,6 +223,13 @@ func (s *Store) lockUngated(ctx context.Context, reads []contract.Path, delta De
 		case <-done:
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if !s.arb.Active() {
+			return nil
 		}
 	}
 }
@@ -265,25 +295,34 @@ func (s *Store) changed(snap Version, reads []contract.Path, delta Delta) []cont
 
 // apply writes delta at version v (the store's lock held, delta checked) and,
 // when a journal listens, returns the changes it made.
-func (s *Store) apply(v Version, delta Delta) []Change {
+func (s *Store) apply(v Version, delta Delta, nodes []*node) []Change {
 	var changes []Change
 	if s.committed != nil {
 		changes = make([]Change, 0, len(delta))
 	}
-	for _, w := range delta {
+	for i, w := range delta {
+		var n *node
+		if nodes != nil {
+			n = nodes[i]
+		}
+		if n == nil || n.gone {
+			// Not known before the lock, or trimmed out of the trie since
+			// (the path may have a new node now).
+			n = s.ensure(w.Path)
+		}
 		switch w.Op {
 		case contract.OpSet:
-			r := s.push(s.ensure(w.Path), v, w.Value, false)
+			r := s.push(n, v, w.Value, false)
 			if changes != nil {
 				changes = append(changes, Change{Path: w.Path, Value: r.val})
 			}
 		case contract.OpDelete:
-			s.push(s.ensure(w.Path), v, nil, true)
+			s.push(n, v, nil, true)
 			if changes != nil {
 				changes = append(changes, Change{Path: w.Path, Deleted: true})
 			}
 		case contract.OpAppend:
-			root := s.ensure(w.Path)
+			root := n
 			seq := root.nextSeq
 			root.nextSeq++
 			p := entryPath(w.Path, seq)

@@ -45,15 +45,18 @@ const MaxValueLen = 64 << 20
 
 // check validates a delta before anything is applied: valid paths, known
 // ops, bounded values, room for append entries, and no path both set and
-// deleted (or set twice) in one delta.
-func (d Delta) check() error {
-	var seen map[contract.Path]struct{}
-	if len(d) > 16 {
-		seen = make(map[contract.Path]struct{}, len(d))
+// deleted (or set twice) in one delta. A write whose known entry is not
+// nil (the store's node for its path) has a valid path already.
+func (d Delta) check(known []*node) error {
+	firstDup := -1
+	if len(d) > maxScan {
+		firstDup = d.firstDuplicate()
 	}
 	for i, w := range d {
-		if _, err := contract.Parse(string(w.Path)); err != nil {
-			return fmt.Errorf("%w: write %d: %w", ErrInvalidDelta, i, err)
+		if known == nil || known[i] == nil {
+			if _, err := contract.Parse(string(w.Path)); err != nil {
+				return fmt.Errorf("%w: write %d: %w", ErrInvalidDelta, i, err)
+			}
 		}
 		switch w.Op {
 		case contract.OpSet, contract.OpDelete:
@@ -76,11 +79,8 @@ func (d Delta) check() error {
 		if w.Op == contract.OpAppend {
 			continue
 		}
-		dup := false
-		if seen != nil {
-			_, dup = seen[w.Path]
-			seen[w.Path] = struct{}{}
-		} else {
+		dup := i == firstDup
+		if len(d) <= maxScan {
 			dup = d.writesBefore(i, w.Path)
 		}
 		if dup {
@@ -90,8 +90,9 @@ func (d Delta) check() error {
 	return nil
 }
 
-// maxScan is the longest delta writes scans: past it, parsing a path
-// again costs less than looking for it.
+// maxScan is the longest delta that is scanned write by write: past it,
+// writes gives up (parsing a path again costs less than looking for it)
+// and check finds duplicates with a map.
 const maxScan = 16
 
 // writes reports whether d, a delta that check accepted, names p (so p
@@ -106,6 +107,25 @@ func (d Delta) writes(p contract.Path) bool {
 		}
 	}
 	return false
+}
+
+// firstDuplicate returns the index of the first set or delete whose path
+// a set or delete before it targets, or -1: for a long delta, where
+// scanning the writes before each one would be quadratic. (A function of
+// its own: its map would make check's frame, which every commit zeroes,
+// larger.)
+func (d Delta) firstDuplicate() int {
+	seen := make(map[contract.Path]struct{}, len(d))
+	for i, w := range d {
+		if w.Op == contract.OpAppend {
+			continue
+		}
+		if _, ok := seen[w.Path]; ok {
+			return i
+		}
+		seen[w.Path] = struct{}{}
+	}
+	return -1
 }
 
 // writesBefore reports whether a set or delete before index i targets p.

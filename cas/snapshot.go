@@ -15,12 +15,18 @@ import (
 // after Release too (the history it walks may be dropped under it, and the
 // race detector says so): release a snapshot once its readers are done.
 type Snapshot struct {
-	s        *Store
-	e        *epoch
-	v        Version
-	released atomic.Bool
-	frozen   []Entry // a Frozen snapshot's values (s is nil then)
-	release  func()  // FrozenHeld's: called by the first Release
+	s *Store
+	e *epoch
+	v Version
+	// takes counts the snapshot's takes and ended is takes at its last
+	// Release: it is released when they are equal. Only take writes
+	// takes, and take never runs concurrently with another use, so
+	// taking a released snapshot again costs no locked instruction; the
+	// CAS on ended makes a second Release, concurrent or not, a no-op.
+	takes   uint64
+	ended   atomic.Uint64
+	frozen  []Entry // a Frozen snapshot's values (s is nil then)
+	release func()  // FrozenHeld's: called by the first Release
 }
 
 // Entry is a path's value as seen by a snapshot.
@@ -45,7 +51,7 @@ func (s *Store) Snapshot() *Snapshot {
 // release function (a Frozen one with neither looks zero here). Call
 // Release when done.
 func (s *Store) Take(sn *Snapshot) {
-	if sn.frozen != nil || sn.release != nil || (sn.s != nil && !sn.released.Load()) {
+	if sn.frozen != nil || sn.release != nil || (sn.s != nil && !sn.isReleased()) {
 		panic("cas: Take of a held or Frozen Snapshot")
 	}
 	sn.s = s
@@ -81,9 +87,7 @@ func (sn *Snapshot) take() {
 		e.holds.Add(1)
 		if h.cur.Load() == e {
 			sn.e, sn.v = e, e.ver
-			if sn.released.Load() { // a Renew after Release; a new Snapshot is not released
-				sn.released.Store(false)
-			}
+			sn.takes = sn.ended.Load() + 1
 			return
 		}
 		e.holds.Add(-1) // a commit moved on meanwhile: take the newer epoch
@@ -98,7 +102,8 @@ func (sn *Snapshot) Version() Version { return sn.v }
 func (sn *Snapshot) Release() {
 	// The load first: a second Release (Renew after Release, a deferred
 	// Release after an explicit one) then takes no locked instruction.
-	if !sn.released.Load() && sn.released.CompareAndSwap(false, true) {
+	t := sn.takes
+	if sn.ended.Load() != t && sn.ended.CompareAndSwap(t-1, t) {
 		if sn.e != nil {
 			sn.e.holds.Add(-1)
 		}
@@ -108,8 +113,12 @@ func (sn *Snapshot) Release() {
 	}
 }
 
+// isReleased reports whether Release ended the snapshot's last take (a
+// zero Snapshot counts as released).
+func (sn *Snapshot) isReleased() bool { return sn.ended.Load() == sn.takes }
+
 func (sn *Snapshot) check() {
-	if sn.released.Load() {
+	if sn.isReleased() {
 		panic("cas: use of a released Snapshot")
 	}
 }
