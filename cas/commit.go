@@ -92,7 +92,9 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 	if len(delta) <= len(buf) {
 		nodes = buf[:len(delta)]
 		for i := range delta {
-			nodes[i] = s.index.get(delta[i].Path)
+			if len(delta[i].Path) <= contract.MaxPathLen { // a longer one is refused unhashed
+				nodes[i] = s.index.get(delta[i].Path)
+			}
 		}
 	}
 	if err := checkCommit(reads, delta, &opts, nodes); err != nil {

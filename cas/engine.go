@@ -27,7 +27,7 @@ type Engine interface {
 // it panics. The entries are sorted here; the caller must not keep them.
 func Frozen(v Version, entries []Entry) *Snapshot {
 	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(string(a.Path), string(b.Path)) })
-	return &Snapshot{v: v, frozen: entries, takes: 1} // held until Release
+	return &Snapshot{v: v, frozen: entries}
 }
 
 // FrozenHeld is Frozen, with release called by the snapshot's first

@@ -107,3 +107,39 @@ func TestConcurrentReleaseDropsOneHold(t *testing.T) {
 	}
 	sn.Release()
 }
+
+// TestZeroSnapshot: a zero Snapshot reads as empty until its Release, as
+// it did with a released flag; Take makes it view a store.
+func TestZeroSnapshot(t *testing.T) {
+	var sn Snapshot
+	if _, ok := sn.Get("domain.a"); ok {
+		t.Fatal("a zero snapshot holds a value")
+	}
+	if got := sn.Subtree("domain"); len(got) != 0 {
+		t.Fatalf("a zero snapshot's subtree: %+v", got)
+	}
+	sn.Release()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("Get after Release did not panic")
+			}
+		}()
+		sn.Get("domain.a")
+	}()
+	s := New(Config{})
+	if _, err := s.Commit(context.Background(), 0, nil, Delta{{Path: "domain.a", Op: contract.OpSet, Value: []byte{7}}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var fresh Snapshot
+	s.Take(&fresh)
+	if e, ok := fresh.Get("domain.a"); !ok || e.Value[0] != 7 {
+		t.Fatalf("a zero snapshot taken: Get = %+v, %v", e, ok)
+	}
+	fresh.Release()
+	s.Take(&sn) // released: may be taken
+	defer sn.Release()
+	if e, ok := sn.Get("domain.a"); !ok || e.Value[0] != 7 {
+		t.Fatalf("a released zero snapshot taken: Get = %+v, %v", e, ok)
+	}
+}

@@ -18,11 +18,12 @@ type Snapshot struct {
 	s *Store
 	e *epoch
 	v Version
-	// takes counts the snapshot's takes and ended is takes at its last
-	// Release: it is released when they are equal. Only take writes
-	// takes, and take never runs concurrently with another use, so
-	// taking a released snapshot again costs no locked instruction; the
-	// CAS on ended makes a second Release, concurrent or not, a no-op.
+	// takes is the count of Releases when the snapshot was last taken,
+	// and ended counts its Releases: it is released while they differ.
+	// Only take writes takes, and take never runs concurrently with
+	// another use, so taking a released snapshot again costs no locked
+	// instruction; the CAS on ended makes a second Release, concurrent
+	// or not, a no-op. (A zero Snapshot is not released, as before.)
 	takes   uint64
 	ended   atomic.Uint64
 	frozen  []Entry // a Frozen snapshot's values (s is nil then)
@@ -87,7 +88,7 @@ func (sn *Snapshot) take() {
 		e.holds.Add(1)
 		if h.cur.Load() == e {
 			sn.e, sn.v = e, e.ver
-			sn.takes = sn.ended.Load() + 1
+			sn.takes = sn.ended.Load()
 			return
 		}
 		e.holds.Add(-1) // a commit moved on meanwhile: take the newer epoch
@@ -103,7 +104,7 @@ func (sn *Snapshot) Release() {
 	// The load first: a second Release (Renew after Release, a deferred
 	// Release after an explicit one) then takes no locked instruction.
 	t := sn.takes
-	if sn.ended.Load() != t && sn.ended.CompareAndSwap(t-1, t) {
+	if sn.ended.Load() == t && sn.ended.CompareAndSwap(t, t+1) {
 		if sn.e != nil {
 			sn.e.holds.Add(-1)
 		}
@@ -113,9 +114,8 @@ func (sn *Snapshot) Release() {
 	}
 }
 
-// isReleased reports whether Release ended the snapshot's last take (a
-// zero Snapshot counts as released).
-func (sn *Snapshot) isReleased() bool { return sn.ended.Load() == sn.takes }
+// isReleased reports whether Release ended the snapshot's last take.
+func (sn *Snapshot) isReleased() bool { return sn.ended.Load() != sn.takes }
 
 func (sn *Snapshot) check() {
 	if sn.isReleased() {
