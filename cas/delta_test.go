@@ -48,8 +48,8 @@ func TestAppendEntryLimits(t *testing.T) {
 	}
 }
 
-// TestMaxValueLen: a value of MaxValueLen bytes commits, one byte more is
-// an invalid delta and commits nothing.
+// TestMaxValueLen: a value or a signal of MaxValueLen bytes commits, one
+// byte more is an invalid delta and commits nothing.
 func TestMaxValueLen(t *testing.T) {
 	s := cas.New(cas.Config{})
 	big := make([]byte, cas.MaxValueLen+1)
@@ -59,9 +59,17 @@ func TestMaxValueLen(t *testing.T) {
 			t.Fatalf("%v of %d bytes: %v at version %d", op, len(big), err, s.Version())
 		}
 	}
+	sig := []cas.Write{{Path: "domain.sig_x", Op: contract.OpSet, Value: big}}
+	if _, err := s.Commit(bg, s.Version(), nil, nil, cas.Options{Signals: sig}); !errors.Is(err, cas.ErrInvalidDelta) || s.Version() != 0 {
+		t.Fatalf("a signal of %d bytes: %v at version %d", len(big), err, s.Version())
+	}
 	d := cas.Delta{{Path: "domain.v", Op: contract.OpSet, Value: big[:cas.MaxValueLen]}}
 	if _, err := s.Commit(bg, s.Version(), nil, d, cas.Options{}); err != nil {
 		t.Fatalf("a value of MaxValueLen bytes: %v", err)
+	}
+	sig[0].Value = big[:cas.MaxValueLen]
+	if _, err := s.Commit(bg, s.Version(), nil, nil, cas.Options{Signals: sig}); err != nil {
+		t.Fatalf("a signal of MaxValueLen bytes: %v", err)
 	}
 }
 
@@ -171,10 +179,13 @@ func TestLongDeltaWrittenTwice(t *testing.T) {
 		return d
 	}
 	s := cas.New(cas.Config{})
-	dup := long()
-	dup[18] = cas.Write{Path: "domain.w3", Op: contract.OpDelete}
-	if _, err := s.Commit(bg, 0, nil, dup, cas.Options{}); !errors.Is(err, cas.ErrInvalidDelta) || !strings.Contains(err.Error(), "domain.w3 is written twice") || s.Version() != 0 {
-		t.Fatalf("a long delta writing domain.w3 twice: %v at version %d", err, s.Version())
+	// 16 writes are scanned write by write, 17 and 20 checked with a map.
+	for _, n := range []int{16, 17, 20} {
+		dup := long()[:n]
+		dup[n-2] = cas.Write{Path: "domain.w3", Op: contract.OpDelete}
+		if _, err := s.Commit(bg, 0, nil, dup, cas.Options{}); !errors.Is(err, cas.ErrInvalidDelta) || !strings.Contains(err.Error(), "domain.w3 is written twice") || s.Version() != 0 {
+			t.Fatalf("a delta of %d writes writing domain.w3 twice: %v at version %d", n, err, s.Version())
+		}
 	}
 	logs := long()
 	logs[5] = cas.Write{Path: "domain.log", Op: contract.OpAppend, Value: []byte{1}}
