@@ -63,3 +63,38 @@ func TestSnapshotWaitsOutTheGatedCommit(t *testing.T) {
 		t.Fatalf("the snapshot sees version %d, want 1 (the commit it waited for)", v)
 	}
 }
+
+// TestGateWaitsForEveryHolder: a commit over two keys, each under a
+// ticket of its own, waits at the VIP gate for the first ticket it finds,
+// and when that one ends, for the other: it commits only after both.
+func TestGateWaitsForEveryHolder(t *testing.T) {
+	arb := vip.New(vip.Config{})
+	s := cas.New(cas.Config{Arbiter: arb})
+	tx, err := arb.Acquire(bg, "x", []string{"domain.x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ty, err := arb.Acquire(bg, "y", []string{"domain.y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := make(chan error, 1)
+	go func() {
+		var d cas.Delta
+		d.Set(P("domain.x"), enc(1))
+		d.Set(P("domain.y"), enc(1))
+		_, err := s.Commit(bg, 0, nil, d, cas.Options{})
+		committed <- err
+	}()
+	for _, tk := range []*vip.Ticket{tx, ty} {
+		select {
+		case err := <-committed:
+			t.Fatalf("the commit went through while %s's ticket was held (%v)", tk.Owner(), err)
+		case <-time.After(30 * time.Millisecond):
+		}
+		tk.Release()
+	}
+	if err := <-committed; err != nil || s.Version() != 1 {
+		t.Fatalf("after both tickets: %v at version %d", err, s.Version())
+	}
+}
