@@ -117,7 +117,7 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 			return Result{Version: r.ver, Duplicate: true, Result: r.result}, nil
 		}
 	}
-	if err := s.validate(snap, reads, delta, opts.Mode); err != nil {
+	if err := s.validate(snap, reads, delta, nodes, opts.Mode); err != nil {
 		return Result{}, err
 	}
 	v := s.Version() + 1
@@ -248,7 +248,7 @@ func keysOf(keys []string, reads []contract.Path, delta Delta) []string {
 }
 
 // validate decides whether a commit from snap may apply (the store's lock held).
-func (s *Store) validate(snap Version, reads []contract.Path, delta Delta, mode Mode) error {
+func (s *Store) validate(snap Version, reads []contract.Path, delta Delta, nodes []*node, mode Mode) error {
 	cur := s.Version()
 	if snap > cur {
 		return fmt.Errorf("%w: %d > %d", ErrFutureSnap, snap, cur)
@@ -262,7 +262,7 @@ func (s *Store) validate(snap Version, reads []contract.Path, delta Delta, mode 
 	if snap == cur {
 		return nil
 	}
-	changed := s.changed(snap, reads, delta)
+	changed := s.changed(snap, reads, delta, nodes)
 	if mode == Strict {
 		return &ConflictError{Snapshot: snap, Current: cur, Paths: changed, Reason: "strict"}
 	}
@@ -273,18 +273,21 @@ func (s *Store) validate(snap Version, reads []contract.Path, delta Delta, mode 
 }
 
 // changed lists the read and written paths written after snap.
-func (s *Store) changed(snap Version, reads []contract.Path, delta Delta) []contract.Path {
+func (s *Store) changed(snap Version, reads []contract.Path, delta Delta, nodes []*node) []contract.Path {
 	var out []contract.Path
 	for _, r := range reads {
 		if n := s.index.get(r); n != nil && n.subtree > snap {
 			out = append(out, r)
 		}
 	}
-	for _, w := range delta {
+	for i, w := range delta {
 		if w.Op == contract.OpAppend {
 			continue
 		}
-		n := s.index.get(w.Path)
+		n := known(nodes, i)
+		if n == nil {
+			n = s.index.get(w.Path)
+		}
 		if n == nil {
 			continue
 		}
@@ -295,6 +298,17 @@ func (s *Store) changed(snap Version, reads []contract.Path, delta Delta) []cont
 	return out
 }
 
+// known returns the node Commit found for the i-th write's path before
+// its lock, or nil: none found then (nodes is nil past nodesOnStack
+// writes), or trimmed out of the trie since, the path perhaps with a new
+// node now. The store's lock held: a node that is not gone is the path's.
+func known(nodes []*node, i int) *node {
+	if nodes == nil || nodes[i] == nil || nodes[i].gone {
+		return nil
+	}
+	return nodes[i]
+}
+
 // apply writes delta at version v (the store's lock held, delta checked) and,
 // when a journal listens, returns the changes it made.
 func (s *Store) apply(v Version, delta Delta, nodes []*node) []Change {
@@ -303,13 +317,8 @@ func (s *Store) apply(v Version, delta Delta, nodes []*node) []Change {
 		changes = make([]Change, 0, len(delta))
 	}
 	for i, w := range delta {
-		var n *node
-		if nodes != nil {
-			n = nodes[i]
-		}
-		if n == nil || n.gone {
-			// Not known before the lock, or trimmed out of the trie since
-			// (the path may have a new node now).
+		n := known(nodes, i)
+		if n == nil {
 			n = s.ensure(w.Path)
 		}
 		switch w.Op {

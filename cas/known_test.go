@@ -143,3 +143,34 @@ func TestZeroSnapshot(t *testing.T) {
 		t.Fatalf("a released zero snapshot taken: Get = %+v, %v", e, ok)
 	}
 }
+
+// TestKnownNodeGoneBeforeTheConflictCheck: a commit from an older
+// snapshot checks the path's node in the trie for writes after it, not
+// the node it found before its lock and trimming took out since.
+func TestKnownNodeGoneBeforeTheConflictCheck(t *testing.T) {
+	s := New(Config{})
+	ctx := context.Background()
+	p := contract.Path("domain.a.b")
+	if _, err := s.Commit(ctx, s.Version(), nil, Delta{{Path: p, Op: contract.OpSet, Value: []byte{1}}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	stale := s.index.get(p) // what a Commit from the snapshot below looked up before its lock
+	if _, err := s.Commit(ctx, s.Version(), nil, Delta{{Path: p, Op: contract.OpDelete}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sn := s.Snapshot() // at 2, after the delete: the path has no node
+	defer sn.Release()
+	if !stale.gone {
+		t.Fatal("the deleted path's node is still in the trie")
+	}
+	if _, err := s.Commit(ctx, s.Version(), nil, Delta{{Path: p, Op: contract.OpSet, Value: []byte{3}}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	err := s.validate(sn.Version(), nil, Delta{{Path: p, Op: contract.OpSet, Value: []byte{4}}}, []*node{stale}, Smart)
+	s.mu.Unlock()
+	var ce *ConflictError
+	if !errors.As(err, &ce) || len(ce.Paths) != 1 || ce.Paths[0] != p {
+		t.Fatalf("a write to %s from version %d after it was written at 3: %v, want a conflict on it", p, sn.Version(), err)
+	}
+}
