@@ -22,11 +22,7 @@ import (
 // request with an op id be sent again, but only for Request.RetryFor,
 // even when ctx has no deadline.
 func TestDoRetryIsBounded(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, path := listenUnix(t)
 	defer ln.Close()
 	var accepted atomic.Int64
 	go func() {
@@ -72,6 +68,18 @@ func TestDoRetryIsBounded(t *testing.T) {
 }
 
 // settled returns n once it has not changed for 200 ms.
+// listenUnix listens on a socket in a temporary directory: a fake
+// supervisor's, for the test to accept from.
+func listenUnix(t *testing.T) (net.Listener, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, path
+}
+
 func settled(n *atomic.Int64) int64 {
 	last := n.Load()
 	for {
@@ -86,11 +94,7 @@ func settled(n *atomic.Int64) int64 {
 // Options.MaxFrame is the client's frame limit: a request over it fails
 // alone, before anything is sent, and the connection goes on.
 func TestMaxFrameOption(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, path := listenUnix(t)
 	defer ln.Close()
 	got := make(chan int, 1)
 	go func() {
@@ -123,11 +127,7 @@ func TestMaxFrameOption(t *testing.T) {
 // A request without an op id may have run: it is never sent again, even
 // when the supervisor hangs up after reading it.
 func TestNoOpIDNoResend(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, path := listenUnix(t)
 	defer ln.Close()
 	var sends atomic.Int64 // connections that carried a request
 	go func() {
@@ -171,11 +171,7 @@ func TestTimeoutMS(t *testing.T) {
 // with and without args, op ids and timeouts, each reach the supervisor
 // with exactly its own fields, and each gets its own reply.
 func TestExecutesCarryTheirOwnFields(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, path := listenUnix(t)
 	defer ln.Close()
 	type seen struct {
 		process, args, opID string
