@@ -86,7 +86,8 @@ type Result struct {
 func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path, delta Delta, opts Options) (Result, error) {
 	// The nodes of the paths the delta writes, looked up before the lock
 	// (the index takes none): a path the index holds is valid, so check
-	// need not parse it, and apply need not look it up again.
+	// need not parse it, and apply and the conflict check need not look
+	// it up again (known).
 	var buf [nodesOnStack]*node
 	var nodes []*node
 	if len(delta) <= len(buf) {
@@ -152,11 +153,11 @@ func CheckCommit(reads []contract.Path, delta Delta, opts Options) error {
 const nodesOnStack = 8
 
 // checkCommit is CheckCommit without the copy of opts (216 bytes), which
-// is a measurable share of a one-path commit. known, when not nil, holds
+// is a measurable share of a one-path commit. nodes, when not nil, holds
 // the node the store's index has for each write's path, or nil: a path
 // with a node was valid when it was created, and is not parsed again.
-func checkCommit(reads []contract.Path, delta Delta, opts *Options, known []*node) error {
-	if err := delta.check(known); err != nil {
+func checkCommit(reads []contract.Path, delta Delta, opts *Options, nodes []*node) error {
+	if err := delta.check(nodes); err != nil {
 		return err
 	}
 	for i, w := range opts.Signals {

@@ -45,15 +45,15 @@ const MaxValueLen = 64 << 20
 
 // check validates a delta before anything is applied: valid paths, known
 // ops, bounded values, room for append entries, and no path both set and
-// deleted (or set twice) in one delta. A write whose known entry is not
-// nil (the store's node for its path) has a valid path already.
-func (d Delta) check(known []*node) error {
+// deleted (or set twice) in one delta. A write whose entry in nodes is
+// not nil (the store's node for its path) has a valid path already.
+func (d Delta) check(nodes []*node) error {
 	firstDup := -1
 	if len(d) > maxScan {
 		firstDup = d.firstDuplicate()
 	}
 	for i, w := range d {
-		if known == nil || known[i] == nil {
+		if nodes == nil || nodes[i] == nil {
 			if _, err := contract.Parse(string(w.Path)); err != nil {
 				return fmt.Errorf("%w: write %d: %w", ErrInvalidDelta, i, err)
 			}
