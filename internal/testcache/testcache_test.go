@@ -14,12 +14,14 @@ func TestTouch(t *testing.T) {
 
 	root := t.TempDir()
 	for name, body := range map[string]string{
-		"go.mod":           "module m\n",
-		"a/a.go":           "package a\n",
-		"a/b.py":           "x = 1\n",
-		".git/ignored.go":  "not read\n",
-		"a/notes.txt":      "not a source\n",
-		"a/deep/c/main.js": "1\n",
+		"go.mod":                  "module m\n",
+		"a/a.go":                  "package a\n",
+		"a/b.py":                  "x = 1\n",
+		".git/ignored.go":         "not read\n",
+		"a/node_modules/x/dep.js": "not read\n",
+		"a/__pycache__/b.py":      "not read\n",
+		"a/notes.txt":             "not a source\n",
+		"a/deep/c/main.js":        "1\n",
 	} {
 		p := filepath.Join(root, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
