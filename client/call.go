@@ -78,10 +78,12 @@ func (c *Client) Subscribe(ctx context.Context, name string, in any) (*Stream, e
 	s.next++
 	st := &Stream{s: s, id: s.next, items: make(chan json.RawMessage, StreamBuffer)}
 	s.streams[st.id] = st
+	s.counted()
 	s.mu.Unlock()
 	if err := s.conn.Send(&protocol.Subscribe{ID: st.id, Method: name, Body: body}); err != nil {
 		s.mu.Lock()
 		delete(s.streams, st.id)
+		s.counted()
 		s.mu.Unlock()
 		return nil, fmt.Errorf("client: %s: %w", name, err)
 	}
@@ -122,6 +124,7 @@ func (s *session) deliver(ev *protocol.Event) {
 	st := s.streams[ev.ID]
 	if ev.End {
 		delete(s.streams, ev.ID)
+		s.counted()
 	}
 	s.mu.Unlock()
 	if st == nil {

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,7 +60,18 @@ type session struct {
 	waiting map[uint64]chan protocol.Message
 	streams map[uint64]*Stream
 	err     error // why the connection ended
+	// expect is len(waiting) + len(streams), stored under mu with every
+	// change of either: while it is 0 nothing the supervisor sends is
+	// awaited, and the reader waits without a receive first
+	// (ipc.Conn.SetQuiet).
+	expect atomic.Int64
 }
+
+// counted stores expect; s.mu is held.
+func (s *session) counted() { s.expect.Store(int64(len(s.waiting) + len(s.streams))) }
+
+// quiet reports that nothing the supervisor sends is awaited.
+func (s *session) quiet() bool { return s.expect.Load() == 0 }
 
 // Options tune a Client; the zero value gives the defaults.
 type Options struct {
@@ -97,6 +109,7 @@ func (c *Client) dial() (*session, error) {
 		return nil, err
 	}
 	s := &session{conn: conn, done: make(chan struct{}), waiting: map[uint64]chan protocol.Message{}, streams: map[uint64]*Stream{}}
+	conn.SetQuiet(s.quiet)
 	go s.read()
 	return s, nil
 }
@@ -161,6 +174,7 @@ func (s *session) read() {
 		s.mu.Lock()
 		ch := s.waiting[id]
 		delete(s.waiting, id)
+		s.counted()
 		s.mu.Unlock()
 		if ch != nil {
 			ch <- m // no yield: the next replies of a batch are delivered first
@@ -199,6 +213,7 @@ func (s *session) fail(err error) {
 		st.finish(s.err)
 		delete(s.streams, id)
 	}
+	s.counted()
 }
 
 // roundTrip sends the request that build makes for a fresh id and waits
@@ -232,6 +247,7 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 	s.next++
 	id := s.next
 	s.waiting[id] = ch
+	s.counted()                  // before the send: the reader then waits for the reply with a receive first
 	others := len(s.waiting) > 1 // their callers send again as their replies come
 	s.mu.Unlock()
 	send := s.conn.Send
@@ -242,13 +258,19 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 		if errors.Is(err, protocol.ErrFrameTooLarge) { // nothing was sent; the connection is fine
 			s.mu.Lock()
 			delete(s.waiting, id)
+			s.counted()
 			s.mu.Unlock()
 			return nil, fmt.Errorf("client: %w", err)
 		}
 		// The write closed the connection. Let the reader finish first: a
 		// Refuse the supervisor sent before it closed says why, better
-		// than the broken pipe.
-		<-s.done
+		// than the broken pipe. Not for long: a reader that waited with
+		// nothing awaited (SetQuiet) may sleep through a Refuse that came
+		// just before, and through the end, until s.fail closes.
+		select {
+		case <-s.done:
+		case <-time.After(refuseWait):
+		}
 		s.fail(err)
 		return nil, s.closedErr()
 	}
@@ -262,10 +284,15 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 	case <-ctx.Done():
 		s.mu.Lock()
 		delete(s.waiting, id)
+		s.counted()
 		s.mu.Unlock()
 		return nil, ctx.Err()
 	}
 }
+
+// refuseWait bounds how long a request whose write failed waits for the
+// reader to find the supervisor's Refuse (why it closed).
+const refuseWait = 100 * time.Millisecond
 
 func (s *session) closedErr() error {
 	s.mu.Lock()

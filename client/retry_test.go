@@ -67,7 +67,6 @@ func TestDoRetryIsBounded(t *testing.T) {
 	}
 }
 
-// settled returns n once it has not changed for 200 ms.
 // listenUnix listens on a socket in a temporary directory: a fake
 // supervisor's, for the test to accept from.
 func listenUnix(t *testing.T) (net.Listener, string) {
@@ -80,6 +79,7 @@ func listenUnix(t *testing.T) (net.Listener, string) {
 	return ln, path
 }
 
+// settled returns n once it has not changed for 200 ms.
 func settled(n *atomic.Int64) int64 {
 	last := n.Load()
 	for {

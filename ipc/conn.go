@@ -297,6 +297,25 @@ func (c *Conn) setReadDeadline(t time.Time) error {
 	return c.nc.SetReadDeadline(t)
 }
 
+// SetQuiet lets a Recv that finds nothing to read wait without the
+// receive that would find nothing (EAGAIN) when quiet reports true at
+// that moment: a system call fewer per wait. quiet must report true
+// only while nothing that anyone waits for can be on its way (no reply
+// to a request sent, no stream open), and be safe for use concurrent
+// with what changes that: it runs on the goroutine in Recv, after the
+// socket's readiness was cleared, so what is sent after it returned
+// true, and the peer's bytes in answer, wake the wait. Bytes that came
+// before (a reply no one waits for any more, the peer's last word
+// before it closed) may then be read only once more bytes come: a
+// caller whose write found the peer gone must not wait for the reader
+// without a bound. Call it before the first Recv; it does nothing on a
+// connection of FileConn, whose reads block.
+func (c *Conn) SetQuiet(quiet func() bool) {
+	if c.bfd != nil && c.bfd.park != nil {
+		c.bfd.park.quiet = quiet
+	}
+}
+
 // CloseRead ends the reading side only: a Recv blocked in a read returns,
 // later ones return ErrClosed, and Send still works, for a last word
 // before Close. The peer's writes fail from then on.

@@ -264,3 +264,75 @@ func TestParkedWrites(t *testing.T) {
 		t.Fatal("a write the peer never reads did not time out")
 	}
 }
+
+// TestQuietWait: a dialed connection whose SetQuiet reports that nothing
+// is awaited waits for bytes without the receive that would find none,
+// and reads the frame that comes after that check whole; one that
+// reports something awaited receives first, as without SetQuiet.
+func TestQuietWait(t *testing.T) {
+	for _, quiet := range []bool{true, false} {
+		t.Run(fmt.Sprintf("quiet=%v", quiet), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "t.sock")
+			ln, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			c, err := Dial(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			peer, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer peer.Close()
+			asked := make(chan struct{}, 1)
+			c.SetQuiet(func() bool {
+				select {
+				case asked <- struct{}{}:
+				default:
+				}
+				return quiet
+			})
+			type res struct {
+				m   protocol.Message
+				err error
+			}
+			ch := make(chan res, 1)
+			go func() { m, err := c.Recv(); ch <- res{m, err} }()
+			select {
+			case <-asked: // the readiness is cleared: what is written now wakes the wait
+			case <-time.After(30 * time.Second):
+				t.Fatal("Recv never asked whether anything is awaited")
+			}
+			// Time for a receive after the check, if one were made: it
+			// would find nothing and count.
+			time.Sleep(50 * time.Millisecond)
+			want := frameOf(t, &protocol.Execute{ID: 7, Process: "p", Args: []byte(`"x"`)}) // within the stash: one receive reads it
+			if _, err := peer.Write(want); err != nil {
+				t.Fatal(err)
+			}
+			var r res
+			select {
+			case r = <-ch:
+			case <-time.After(30 * time.Second):
+				t.Fatal("a quiet wait slept through the bytes that came after it began")
+			}
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if e, ok := r.m.(*protocol.Execute); !ok || e.ID != 7 || string(e.Args) != `"x"` {
+				t.Fatalf("read %#v, want the Execute written", r.m)
+			}
+			got := c.bfd.park.receives // Recv returned: the reader is done with it
+			if quiet && got != 1 {
+				t.Errorf("a quiet wait made %d receives, want 1 (the one that found the frame)", got)
+			}
+			if !quiet && got != 2 {
+				t.Errorf("a wait with something awaited made %d receives, want 2 (one that found nothing, then the frame)", got)
+			}
+		})
+	}
+}
