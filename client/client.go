@@ -65,13 +65,22 @@ type session struct {
 	// awaited, and the reader waits without a receive first
 	// (ipc.Conn.SetQuiet).
 	expect atomic.Int64
+	waited bool // the reader waited once (quiet, on its goroutine)
 }
 
 // counted stores expect; s.mu is held.
 func (s *session) counted() { s.expect.Store(int64(len(s.waiting) + len(s.streams))) }
 
-// quiet reports that nothing the supervisor sends is awaited.
-func (s *session) quiet() bool { return s.expect.Load() == 0 }
+// quiet reports that nothing the supervisor sends is awaited. The
+// reader's first wait is never quiet: a Refuse sent as the supervisor
+// accepted (past --max-clients) is read then, not at the first request.
+func (s *session) quiet() bool {
+	if !s.waited {
+		s.waited = true
+		return false
+	}
+	return s.expect.Load() == 0
+}
 
 // Options tune a Client; the zero value gives the defaults.
 type Options struct {
@@ -264,13 +273,9 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 		}
 		// The write closed the connection. Let the reader finish first: a
 		// Refuse the supervisor sent before it closed says why, better
-		// than the broken pipe. Not for long: a reader that waited with
-		// nothing awaited (SetQuiet) may sleep through a Refuse that came
-		// just before, and through the end, until s.fail closes.
-		select {
-		case <-s.done:
-		case <-time.After(refuseWait):
-		}
+		// than the broken pipe. (A reader in a quiet wait that began just
+		// after them is woken by the failed write: ipc.Conn.SetQuiet.)
+		<-s.done
 		s.fail(err)
 		return nil, s.closedErr()
 	}
@@ -289,10 +294,6 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 		return nil, ctx.Err()
 	}
 }
-
-// refuseWait bounds how long a request whose write failed waits for the
-// reader to find the supervisor's Refuse (why it closed).
-const refuseWait = 100 * time.Millisecond
 
 func (s *session) closedErr() error {
 	s.mu.Lock()

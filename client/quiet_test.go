@@ -11,7 +11,8 @@ import (
 // TestWriteToAPeerThatStoppedReading: a request whose write fails while
 // the reader has nothing to wake it (the supervisor stopped reading but
 // did not close, so no end and no Refuse reach the reader) returns the
-// write's error after a short wait for a Refuse, not never.
+// write's error: the failed write shuts the reading side, which ends
+// the reader (it waited for ever before).
 func TestWriteToAPeerThatStoppedReading(t *testing.T) {
 	ln, path := listenUnix(t)
 	defer ln.Close()

@@ -140,6 +140,9 @@ func (b *blockingFD) writeNoWait(p []byte) (int, error) {
 		case err == unix.EAGAIN:
 			return total, errWouldBlock
 		case err != nil:
+			if b.park != nil {
+				b.park.writeFailed(b, err)
+			}
 			return total, fmt.Errorf("ipc: write: %w", err)
 		}
 		total += n

@@ -305,10 +305,11 @@ func (c *Conn) setReadDeadline(t time.Time) error {
 // with what changes that: it runs on the goroutine in Recv, after the
 // socket's readiness was cleared, so what is sent after it returned
 // true, and the peer's bytes in answer, wake the wait. Bytes that came
-// before (a reply no one waits for any more, the peer's last word
-// before it closed) may then be read only once more bytes come: a
-// caller whose write found the peer gone must not wait for the reader
-// without a bound. Call it before the first Recv; it does nothing on a
+// just before, which no one waited for (a reply whose caller gave up),
+// are read with the next ones. The peer's last word and end, if they
+// came just before, are read once a write finds the peer gone: the
+// write then shuts the socket's reading side, which wakes the reader.
+// Call it before the first Recv and Send; it does nothing on a
 // connection of FileConn, whose reads block.
 func (c *Conn) SetQuiet(quiet func() bool) {
 	if c.bfd != nil && c.bfd.park != nil {

@@ -72,6 +72,10 @@ type parker struct {
 	quiet   func() bool
 	quietFn func(fd uintptr) bool
 	first   bool
+	// kicked is set, once, when a write found the peer gone (EPIPE,
+	// ECONNRESET) on a quiet connection, before shutdownRead: from then
+	// on no wait skips its receive.
+	kicked atomic.Bool
 	// receives counts the receives made through the netpoller (rc.Read's
 	// calls of recv), for the tests; written by the reader only.
 	receives uint64
@@ -98,11 +102,28 @@ func newParker(uc *net.UnixConn, rc syscall.RawConn, slots chan struct{}, writeT
 func (k *parker) recvUnlessQuiet(fd uintptr) bool {
 	if k.first {
 		k.first = false
-		if k.quiet() {
+		if k.quiet() && !k.kicked.Load() {
 			return false
 		}
 	}
 	return k.recv(fd)
+}
+
+// writeFailed is told of each failed write of b (b.mu read-held), with
+// the system call's error. When the peer is gone, on a quiet connection,
+// it shuts the socket's reading side: the reader then reads what the
+// peer sent before it went (a Refuse saying why) and the end, even if
+// its wait began just after those bytes came and would have slept
+// through them (see recvUnlessQuiet). The shutdown wakes a wait in
+// progress; kicked, set first, stops a wait that begins later from
+// skipping its receive.
+func (k *parker) writeFailed(b *blockingFD, err error) {
+	if k.quiet == nil || (err != unix.EPIPE && err != unix.ECONNRESET) {
+		return
+	}
+	if k.kicked.CompareAndSwap(false, true) {
+		unix.Shutdown(b.fd, unix.SHUT_RD)
+	}
 }
 
 // recv is one receive of rbuf with rflags (MSG_DONTWAIT, and more), for
@@ -249,6 +270,7 @@ func (k *parker) write(b *blockingFD, p []byte) (int, error) {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return total, errTimeout
 		case err != nil:
+			k.writeFailed(b, err)
 			return total, fmt.Errorf("ipc: write: %w", err)
 		}
 		total += n

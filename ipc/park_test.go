@@ -336,3 +336,59 @@ func TestQuietWait(t *testing.T) {
 		})
 	}
 }
+
+// TestQuietWaitWokenByAFailedWrite: the peer's last frame and its end,
+// come before a quiet wait began (so no readiness event is left for
+// it), are read once a write finds the peer gone: the write shuts the
+// reading side, which wakes the wait.
+func TestQuietWaitWokenByAFailedWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := Dial(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetQuiet(func() bool { return true })
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.Write(frameOf(t, &protocol.Refuse{Err: *protocol.Errorf(protocol.CodeTooManyClients, "full")})); err != nil {
+		t.Fatal(err)
+	}
+	peer.Close()
+	time.Sleep(50 * time.Millisecond) // the netpoller sees the bytes and the end before the wait
+	type res struct {
+		m   protocol.Message
+		err error
+	}
+	ch := make(chan res, 2)
+	go func() {
+		for range 2 {
+			m, err := c.Recv()
+			ch <- res{m, err}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // the wait begins, quiet
+	if err := c.Send(&protocol.Ping{Seq: 1}); err == nil {
+		t.Fatal("a write to a closed peer succeeded")
+	}
+	for i, want := range []string{"the Refuse", "the end"} {
+		select {
+		case r := <-ch:
+			switch {
+			case i == 0 && (r.err != nil || r.m.Kind() != protocol.KindRefuse):
+				t.Fatalf("first Recv: %v, %v; want the Refuse", r.m, r.err)
+			case i == 1 && !errors.Is(r.err, io.EOF):
+				t.Fatalf("second Recv: %v, %v; want io.EOF", r.m, r.err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("a quiet wait slept through %s after a write found the peer gone", want)
+		}
+	}
+}
