@@ -87,8 +87,8 @@ func decodeBody(body []byte, v any) error {
 
 // connStreams are the open streams of one client connection.
 type connStreams struct {
-	mu   sync.Mutex
-	open map[uint64]context.CancelFunc
+	mu      sync.Mutex
+	streams map[uint64]context.CancelFunc
 }
 
 // serveCall runs a Call and replies. It counts as in flight until the
@@ -102,17 +102,22 @@ func (s *Supervisor) serveCall(ctx context.Context, c *ipc.Conn, m *protocol.Cal
 	reply(c, s.call(ctx, m))
 }
 
-// serveStream runs a Subscribe until its stream ends, the client
-// unsubscribes or goes away, or the supervisor drains; the last Event
-// has End (and Err when the stream failed).
-func (s *Supervisor) serveStream(ctx context.Context, c *ipc.Conn, cs *connStreams, m *protocol.Subscribe) {
-	end := func(err error) {
-		ev := &protocol.Event{ID: m.ID, End: true}
-		if err != nil {
-			ev.Err = s.wireError(err)
-		}
-		c.Send(ev)
+// endStream sends a stream's last Event, with err's code if it failed.
+func (s *Supervisor) endStream(c *ipc.Conn, id uint64, err error) {
+	ev := &protocol.Event{ID: id, End: true}
+	if err != nil {
+		ev.Err = s.wireError(err)
 	}
+	c.Send(ev)
+}
+
+// serveStream runs a Subscribe, opened (connStreams.open) with ctx,
+// until its stream ends, the client unsubscribes (which cancels ctx) or
+// goes away, or the supervisor drains; the last Event has End (and Err
+// when the stream failed). It closes the stream in cs when it returns.
+func (s *Supervisor) serveStream(ctx context.Context, c *ipc.Conn, cs *connStreams, m *protocol.Subscribe) {
+	defer cs.close(m.ID)
+	end := func(err error) { s.endStream(c, m.ID, err) }
 	st, ok := s.streams[m.Method]
 	if !ok {
 		end(protocol.Errorf(protocol.CodeBadRequest, "no stream %q", m.Method))
@@ -122,19 +127,6 @@ func (s *Supervisor) serveStream(ctx context.Context, c *ipc.Conn, cs *connStrea
 	defer cancel()
 	stop := context.AfterFunc(s.quit, cancel)
 	defer stop()
-	cs.mu.Lock()
-	if _, dup := cs.open[m.ID]; dup {
-		cs.mu.Unlock()
-		end(protocol.Errorf(protocol.CodeBadRequest, "stream %d is open already", m.ID))
-		return
-	}
-	cs.open[m.ID] = cancel
-	cs.mu.Unlock()
-	defer func() {
-		cs.mu.Lock()
-		delete(cs.open, m.ID)
-		cs.mu.Unlock()
-	}()
 	send := func(items ...any) error {
 		evs := make([]protocol.Message, 0, len(items))
 		for _, v := range items {
@@ -156,10 +148,31 @@ func (s *Supervisor) serveStream(ctx context.Context, c *ipc.Conn, cs *connStrea
 	end(err)
 }
 
+// open records the stream id as open until close, with cancel to end
+// it, and reports false (recording nothing) when id is open already.
+// The connection's reader opens a stream before it reads on, so that an
+// Unsubscribe right behind its Subscribe finds it.
+func (cs *connStreams) open(id uint64, cancel context.CancelFunc) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if _, dup := cs.streams[id]; dup {
+		return false
+	}
+	cs.streams[id] = cancel
+	return true
+}
+
+// close forgets the stream id.
+func (cs *connStreams) close(id uint64) {
+	cs.mu.Lock()
+	delete(cs.streams, id)
+	cs.mu.Unlock()
+}
+
 // unsubscribe ends the stream with this id, if it is open.
 func (cs *connStreams) unsubscribe(id uint64) {
 	cs.mu.Lock()
-	cancel := cs.open[id]
+	cancel := cs.streams[id]
 	cs.mu.Unlock()
 	if cancel != nil {
 		cancel()

@@ -101,7 +101,7 @@ func (s *Supervisor) serveConn(c *ipc.Conn) {
 	// which ends them with it: no registration on cctx per execute.
 	sc := s.wheel.Scope(cctx)
 	defer sc.Close()
-	cn := &clientConn{ctx: sc, end: cancel, c: c, slots: make(chan struct{}, s.cfg.MaxPerClient), cs: &connStreams{open: map[uint64]context.CancelFunc{}},
+	cn := &clientConn{ctx: sc, end: cancel, c: c, slots: make(chan struct{}, s.cfg.MaxPerClient), cs: &connStreams{streams: map[uint64]context.CancelFunc{}},
 		labels: golabel.Of(golabel.Conn, int(s.connSeq.Add(1)))}
 	cn.labels.Set()
 	cn.read = func() {
@@ -234,9 +234,17 @@ func (s *Supervisor) readConn(cn *clientConn) {
 			case <-ctx.Done():
 				return
 			}
+			sctx, cancel := context.WithCancel(ctx)
+			if !cs.open(m.ID, cancel) { // before the next message: it may be its Unsubscribe
+				cancel()
+				<-slots
+				s.endStream(c, m.ID, protocol.Errorf(protocol.CodeBadRequest, "stream %d is open already", m.ID))
+				break
+			}
 			wg.Go(func() {
 				defer func() { <-slots }()
-				s.serveStream(ctx, c, cs, m)
+				defer cancel()
+				s.serveStream(sctx, c, cs, m)
 			})
 		case *protocol.Unsubscribe:
 			cs.unsubscribe(m.ID)

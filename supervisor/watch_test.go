@@ -272,3 +272,37 @@ func TestWatchEndsOnDrain(t *testing.T) {
 		t.Fatalf("Next after a drain: %v, want shutting_down", err)
 	}
 }
+
+// A Stream.Close sent right behind its Subscribe ends the stream: the
+// connection's reader opens a stream before it reads the next message,
+// so the Unsubscribe finds it (it was ignored when the stream's own
+// goroutine opened it, and the stream then never ended). A second
+// Subscribe with an id that is open is refused and leaves the first.
+func TestUnsubscribeAtOnce(t *testing.T) {
+	h := start(t, 1, nil)
+	c := h.dial(t)
+	for i := range 200 {
+		st, err := c.Subscribe(context.Background(), protocol.StreamSignals, map[string]string{"prefix": "domain.x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.After(30 * time.Second)
+	drain: // what the stream sent before the Unsubscribe came, then its end
+		for {
+			select {
+			case _, ok := <-st.Items():
+				if !ok {
+					break drain
+				}
+			case <-deadline:
+				t.Fatalf("try %d: a stream closed right after its Subscribe never ended", i)
+			}
+		}
+		if err := st.Err(); err != nil {
+			t.Fatalf("try %d: a stream closed by the client ended with %v", i, err)
+		}
+	}
+}
