@@ -277,6 +277,16 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 		// after them is woken by the failed write: ipc.Conn.SetQuiet.)
 		<-s.done
 		s.fail(err)
+		// A reply read before the end is the request's outcome: the
+		// supervisor ran it, whatever the write says (its Refuse and
+		// close can follow the reply while the write is returning).
+		select {
+		case m, ok := <-ch:
+			if ok {
+				return m, nil
+			}
+		default:
+		}
 		return nil, s.closedErr()
 	}
 	select {
