@@ -43,7 +43,9 @@ func (c *Client) Call(ctx context.Context, method string, in, out any) error {
 
 // StreamBuffer is how many items a Stream holds for its reader. When
 // it is full, the connection's reader waits, and with it every reply on
-// that connection: give a busy stream a client of its own.
+// that connection: give a busy stream a client of its own. Close does
+// not wait for it: the item being delivered is dropped, and the stream
+// ends with ErrClosed.
 const StreamBuffer = 1024
 
 // Stream is an open Subscribe: items arrive on Items until the stream
@@ -138,7 +140,10 @@ func (s *session) deliver(ev *protocol.Event) {
 		st.finish(err)
 		return
 	}
-	st.items <- json.RawMessage(ev.Body)
+	select {
+	case st.items <- json.RawMessage(ev.Body):
+	case <-s.quit: // given up (Close, a failed write): the stream ends with the connection
+	}
 }
 
 // nextItem is a typed stream's Next: the next item decoded strictly into

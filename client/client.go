@@ -66,7 +66,17 @@ type session struct {
 	// (ipc.Conn.SetQuiet).
 	expect atomic.Int64
 	waited bool // the reader waited once (quiet, on its goroutine)
+	// quit is closed (stop) when the session is given up: the reader no
+	// longer waits for a stream's reader to take an item.
+	quit     chan struct{}
+	quitOnce sync.Once
 }
+
+// stop gives the session up: a reader waiting on a full stream goes on
+// (dropping that item; the stream then ends with the connection's
+// error), so that Close and a failed request need not wait for the
+// stream's reader.
+func (s *session) stop() { s.quitOnce.Do(func() { close(s.quit) }) }
 
 // counted stores expect; s.mu is held.
 func (s *session) counted() { s.expect.Store(int64(len(s.waiting) + len(s.streams))) }
@@ -117,7 +127,7 @@ func (c *Client) dial() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{conn: conn, done: make(chan struct{}), waiting: map[uint64]chan protocol.Message{}, streams: map[uint64]*Stream{}}
+	s := &session{conn: conn, done: make(chan struct{}), quit: make(chan struct{}), waiting: map[uint64]chan protocol.Message{}, streams: map[uint64]*Stream{}}
 	conn.SetQuiet(s.quiet)
 	go s.read()
 	return s, nil
@@ -129,6 +139,7 @@ func (c *Client) Close() error {
 	c.closed = true
 	s := c.s
 	c.mu.Unlock()
+	s.stop()
 	s.conn.Close()
 	<-s.done
 	return nil
@@ -275,6 +286,7 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 		// Refuse the supervisor sent before it closed says why, better
 		// than the broken pipe. (A reader in a quiet wait that began just
 		// after them is woken by the failed write: ipc.Conn.SetQuiet.)
+		s.stop()
 		<-s.done
 		s.fail(err)
 		// A reply read before the end is the request's outcome: the

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -65,5 +66,59 @@ func TestReplyBeforeTheEndIsKept(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCloseDoesNotWaitForAStream: a stream whose reader takes nothing
+// fills its buffer and holds the connection's reader; Close still
+// returns, and the stream ends with ErrClosed after the items it holds.
+func TestCloseDoesNotWaitForAStream(t *testing.T) {
+	ln, path := listenUnix(t)
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := protocol.NewReader(c, 0).ReadMessage(); err != nil { // the Subscribe: id 1
+			return
+		}
+		var out []byte
+		for range StreamBuffer + 100 {
+			out, _ = protocol.AppendFrame(out, &protocol.Event{ID: 1, Body: []byte(`1`)})
+		}
+		c.Write(out)
+		io.Copy(io.Discard, c) // until the client closes
+	}()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Subscribe(context.Background(), "anything", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(st.Items()) < StreamBuffer; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream holds %d items, want a full buffer", len(st.Items()))
+		}
+	}
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close waited for a stream whose reader takes nothing")
+	}
+	n := 0
+	for range st.Items() {
+		n++
+	}
+	if n != StreamBuffer {
+		t.Errorf("the stream gave %d items after Close, want the %d it held", n, StreamBuffer)
+	}
+	if !errors.Is(st.Err(), ErrClosed) {
+		t.Errorf("stream error %v, want ErrClosed", st.Err())
 	}
 }
