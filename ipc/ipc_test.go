@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -154,9 +155,20 @@ func TestSocketAppearsReady(t *testing.T) {
 
 func TestRefusesUnsafePaths(t *testing.T) {
 	for _, p := range []string{"@theus", "\x00theus", ""} {
-		if _, err := Listen(p, Options{}); err == nil {
-			t.Errorf("Listen(%q) accepted an abstract or empty path", p)
+		if _, err := Listen(p, Options{}); !errors.Is(err, ErrNotAPath) {
+			t.Errorf("Listen(%q): err = %v, want ErrNotAPath", p, err)
 		}
+	}
+	// A symlink to a safe directory is not one: whoever may change the
+	// link may point it elsewhere.
+	safe := filepath.Join(t.TempDir(), "safe")
+	os.Mkdir(safe, 0o700)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(safe, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(filepath.Join(link, "t.sock"), Options{}); !errors.Is(err, ErrUnsafeDir) || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("a symlinked directory: err = %v, want ErrUnsafeDir as not a directory", err)
 	}
 	open := filepath.Join(t.TempDir(), "open")
 	os.Mkdir(open, 0o755)
@@ -424,5 +436,25 @@ func TestSendBatch(t *testing.T) {
 		if m, err := cb.Recv(); err != nil || m.(*protocol.Ping).Seq != want {
 			t.Fatalf("got %v %v, want ping %d", m, err, want)
 		}
+	}
+}
+
+// A Listener's connections read with blocking system calls (holding a
+// thread each, at most BlockingReaders at once) only with
+// Options.Blocking; without it they always wait in the netpoller.
+func TestBlockingReadersOnlyWhenAsked(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		l, err := Listen(filepath.Join(t.TempDir(), "run", "t.sock"), Options{Blocking: blocking})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if blocking {
+			want = BlockingReaders
+		}
+		if got := cap(l.slots); got != want {
+			t.Errorf("Blocking %v: %d blocking readers at once, want %d", blocking, got, want)
+		}
+		l.Close()
 	}
 }

@@ -31,6 +31,11 @@ var ErrInUse = errors.New("ipc: socket in use by a running server")
 // owned by this user or can be entered by others.
 var ErrUnsafeDir = errors.New("ipc: unsafe socket directory")
 
+// ErrNotAPath is returned by Listen for an empty or abstract socket
+// path: an abstract socket has no permissions, so any user could
+// connect.
+var ErrNotAPath = errors.New("ipc: need a filesystem path (abstract sockets have no permissions)")
+
 // PeerError is returned by Accept for a connection it refused: the peer
 // runs under another uid. The connection is already closed.
 type PeerError struct {
@@ -60,7 +65,7 @@ type Listener struct {
 // sockets (a path starting with @) are refused: they have no permissions.
 func Listen(path string, o Options) (*Listener, error) {
 	if path == "" || strings.HasPrefix(path, "@") || strings.HasPrefix(path, "\x00") {
-		return nil, fmt.Errorf("ipc: listen %q: need a filesystem path (abstract sockets have no permissions)", path)
+		return nil, fmt.Errorf("%w: listen %q", ErrNotAPath, path)
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
