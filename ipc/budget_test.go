@@ -118,6 +118,38 @@ func TestFrameTimeout(t *testing.T) {
 	}
 }
 
+// TestFrameTimeoutSmallFrame: a small frame (no budget taken) that
+// stalls after its first bytes is bounded by the frame timeout too: the
+// fast path without a deadline is only for a frame already buffered
+// whole.
+func TestFrameTimeoutSmallFrame(t *testing.T) {
+	for _, blocking := range []bool{true, false} {
+		t.Run(map[bool]string{true: "blocking", false: "netpoller"}[blocking], func(t *testing.T) {
+			c, peer := pairConns(t, Options{Blocking: blocking, FrameTimeout: 300 * time.Millisecond})
+			frame, err := protocol.AppendFrame(nil, &protocol.Execute{ID: 1, Process: "p", Args: []byte(`"` + strings.Repeat("x", 100) + `"`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(frame) > SmallFrame {
+				t.Fatalf("a %d-byte frame is not small", len(frame))
+			}
+			res := make(chan error, 1)
+			go func() { _, err := c.Recv(); res <- err }()
+			if _, err := peer.Write(frame[:len(frame)/2]); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-res:
+				if !errors.Is(err, ErrFrameTimeout) {
+					t.Fatalf("Recv: %v, want ErrFrameTimeout", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Recv still waits for a stalled small frame after 30 s")
+			}
+		})
+	}
+}
+
 // TestFrameTimeoutNotBetweenFrames: the deadline covers a frame, not the
 // wait for the next one, and a frame completed in time is returned.
 func TestFrameTimeoutNotBetweenFrames(t *testing.T) {
