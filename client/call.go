@@ -66,7 +66,7 @@ func (c *Client) Subscribe(ctx context.Context, name string, in any) (*Stream, e
 	if err != nil {
 		return nil, fmt.Errorf("client: %s: %w", name, err)
 	}
-	s, err := c.session(nil)
+	s, err := c.session()
 	if err != nil {
 		return nil, err
 	}
@@ -74,8 +74,7 @@ func (c *Client) Subscribe(ctx context.Context, name string, in any) (*Stream, e
 	if s.err != nil {
 		err := s.err
 		s.mu.Unlock()
-		c.session(s)
-		return nil, err
+		return nil, err // the next request dials again
 	}
 	s.next++
 	st := &Stream{s: s, id: s.next, items: make(chan json.RawMessage, StreamBuffer)}
@@ -142,7 +141,19 @@ func (s *session) deliver(ev *protocol.Event) {
 	}
 	select {
 	case st.items <- json.RawMessage(ev.Body):
-	case <-s.quit: // given up (Close, a failed write): the stream ends with the connection
+		return
+	default:
+	}
+	select {
+	case st.items <- json.RawMessage(ev.Body):
+	case <-s.quit: // given up (Close, a failed write): the item is dropped, so the stream fails now
+		s.mu.Lock()
+		if s.streams[ev.ID] == st {
+			delete(s.streams, ev.ID)
+			s.counted()
+		}
+		s.mu.Unlock()
+		st.finish(fmt.Errorf("%w: the connection was given up with the stream's buffer full; items were dropped", ErrClosed))
 	}
 }
 

@@ -70,6 +70,7 @@ type session struct {
 	// longer waits for a stream's reader to take an item.
 	quit     chan struct{}
 	quitOnce sync.Once
+	failed   atomic.Bool // err is set: the next request dials again
 }
 
 // stop gives the session up: a reader waiting on a full stream goes on
@@ -145,15 +146,16 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// session returns the current connection, dialing again if the last one
-// ended (old is the one the caller saw fail; nil for none).
-func (c *Client) session(old *session) (*session, error) {
+// session returns the current connection, dialing again if it ended.
+// (A request that sees its connection end does not dial: the next one
+// does, so that a failing supervisor is dialed once per request sent.)
+func (c *Client) session() (*session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, errClientClosed
 	}
-	if c.s != old || c.s.alive() {
+	if c.s.alive() {
 		return c.s, nil
 	}
 	s, err := c.dial()
@@ -164,11 +166,7 @@ func (c *Client) session(old *session) (*session, error) {
 	return s, nil
 }
 
-func (s *session) alive() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err == nil
-}
+func (s *session) alive() bool { return !s.failed.Load() }
 
 func (s *session) read() {
 	defer close(s.done)
@@ -224,6 +222,7 @@ func (s *session) fail(err error) {
 	defer s.mu.Unlock()
 	if s.err == nil {
 		s.err = fmt.Errorf("%w: %w", ErrClosed, err)
+		s.failed.Store(true)
 	}
 	for id, ch := range s.waiting {
 		close(ch)
@@ -239,15 +238,11 @@ func (s *session) fail(err error) {
 // roundTrip sends the request that build makes for a fresh id and waits
 // for its reply, on the current connection (dialing again if it ended).
 func (c *Client) roundTrip(ctx context.Context, build func(id uint64) protocol.Message) (protocol.Message, error) {
-	s, err := c.session(nil)
+	s, err := c.session()
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.roundTrip(ctx, build)
-	if err != nil && errors.Is(err, ErrClosed) {
-		c.session(s) // the next request dials again
-	}
-	return m, err
+	return s.roundTrip(ctx, build) // if the connection ended, the next request dials again
 }
 
 // replyChans keeps the channels that replies come on. One goes back only

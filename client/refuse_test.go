@@ -122,3 +122,58 @@ func TestCloseDoesNotWaitForAStream(t *testing.T) {
 		t.Errorf("stream error %v, want ErrClosed", st.Err())
 	}
 }
+
+// TestNextRequestAfterKeptReply: after a request got the reply that came
+// before its connection's end (TestReplyBeforeTheEndIsKept), the next
+// request dials again and is served, not failed with the ended
+// connection's error.
+func TestNextRequestAfterKeptReply(t *testing.T) {
+	ln, path := listenUnix(t)
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.ReadFull(c, make([]byte, 4096))
+		var out []byte
+		out, _ = protocol.AppendFrame(out, &protocol.Reply{ID: 1, Result: []byte(`{"ok":true}`)})
+		out, _ = protocol.AppendFrame(out, &protocol.Refuse{Err: *protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")})
+		c.Write(out)
+		time.Sleep(200 * time.Millisecond)
+		io.Copy(io.Discard, c)
+		c.Close()
+		// the next connection: a supervisor that serves
+		c2, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c2.Close()
+		r := protocol.NewReader(c2, 0)
+		for {
+			m, err := r.ReadMessage()
+			if err != nil {
+				return
+			}
+			if x, ok := m.(*protocol.Execute); ok {
+				b, _ := protocol.AppendFrame(nil, &protocol.Reply{ID: x.ID, Result: []byte(`2`)})
+				c2.Write(b)
+			}
+		}
+	}()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	big := `"` + strings.Repeat("x", 8<<20) + `"`
+	if _, err := c.Exec(context.Background(), "noop", []byte(big)); err != nil {
+		t.Fatalf("first: %v", err)
+	}
+	res, err := c.Exec(context.Background(), "noop", nil)
+	if err != nil {
+		t.Errorf("the request after a kept reply was not sent: %v", err)
+	} else {
+		t.Logf("second: %s", res.Result)
+	}
+}

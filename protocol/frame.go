@@ -177,7 +177,7 @@ func AppendFrame(dst []byte, m Message) ([]byte, error) {
 	}
 	n := len(dst) - start - 4
 	if uint64(n) > uint64(^uint32(0)) {
-		return dst[:start], fmt.Errorf("protocol: encode %s: %d bytes is too long for a frame", m.Kind(), n)
+		return dst[:start], fmt.Errorf("%w: encode %s: %d bytes is too long for a frame", ErrFrameTooLarge, m.Kind(), n)
 	}
 	binary.BigEndian.PutUint32(dst[start:], uint32(n))
 	return dst, nil

@@ -114,10 +114,13 @@ func (s *Supervisor) endStream(c *ipc.Conn, id uint64, err error) {
 // serveStream runs a Subscribe, opened (connStreams.open) with ctx,
 // until its stream ends, the client unsubscribes (which cancels ctx) or
 // goes away, or the supervisor drains; the last Event has End (and Err
-// when the stream failed). It closes the stream in cs when it returns.
+// when the stream failed). It closes the stream in cs just before it
+// sends the End: once the client sees it, the id is free again.
 func (s *Supervisor) serveStream(ctx context.Context, c *ipc.Conn, cs *connStreams, m *protocol.Subscribe) {
-	defer cs.close(m.ID)
-	end := func(err error) { s.endStream(c, m.ID, err) }
+	end := func(err error) { // the id is free once the client can see the End
+		cs.close(m.ID)
+		s.endStream(c, m.ID, err)
+	}
 	st, ok := s.streams[m.Method]
 	if !ok {
 		end(protocol.Errorf(protocol.CodeBadRequest, "no stream %q", m.Method))

@@ -236,10 +236,13 @@ func (s *Supervisor) readConn(cn *clientConn) {
 			}
 			sctx, cancel := context.WithCancel(ctx)
 			if !cs.open(m.ID, cancel) { // before the next message: it may be its Unsubscribe
+				// An End for this id would end the open stream too, in the
+				// client's eyes, while its Events go on: a protocol error.
 				cancel()
 				<-slots
-				s.endStream(c, m.ID, protocol.Errorf(protocol.CodeBadRequest, "stream %d is open already", m.ID))
-				break
+				s.cfg.Log.Warn().Uint64("stream", m.ID).Msg("client disconnected: Subscribe with the id of an open stream")
+				c.Send(&protocol.Refuse{Err: *protocol.Errorf(protocol.CodeBadRequest, "stream %d is open already", m.ID)})
+				return
 			}
 			wg.Go(func() {
 				defer func() { <-slots }()

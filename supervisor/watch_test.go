@@ -306,3 +306,45 @@ func TestUnsubscribeAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A Subscribe with the id of a stream still open is a protocol error:
+// an End for that id would end the open stream too in the client's
+// eyes while its Events went on. The client gets a Refuse (bad_request)
+// and the connection ends; no End for the open stream comes before the
+// Refuse (after it, a client reads nothing more).
+func TestSubscribeWithAnOpenIDIsRefused(t *testing.T) {
+	h := start(t, 1, nil)
+	c := rawClient(t, h.sock)
+	defer c.Close()
+	sub := &protocol.Subscribe{ID: 7, Method: protocol.StreamSignals, Body: []byte(`{"prefix":"domain"}`)}
+	for range 2 { // the second while the first is open: the reader opens a stream before it reads on
+		if err := c.Send(sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		m, err := c.Recv()
+		if err != nil {
+			t.Fatalf("the connection ended (%v) without a Refuse", err)
+		}
+		switch m := m.(type) {
+		case *protocol.Event:
+			if m.End {
+				t.Fatalf("an End for stream %d (%v): the open stream looks over while it goes on", m.ID, m.Err)
+			}
+			continue // the open stream's first item
+		case *protocol.Refuse:
+			if m.Err.Code != protocol.CodeBadRequest {
+				t.Fatalf("Refuse %v, want bad_request", &m.Err)
+			}
+		default:
+			t.Fatalf("got %s", m.Kind())
+		}
+		break
+	}
+	for { // what the open stream sent as the connection closed (a client stops reading at the Refuse), then the end
+		if _, err := c.Recv(); err != nil {
+			break
+		}
+	}
+}
