@@ -95,15 +95,8 @@ func TestCloseDoesNotWaitForAStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.Subscribe(context.Background(), "anything", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); len(st.Items()) < StreamBuffer; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the stream holds %d items, want a full buffer", len(st.Items()))
-		}
-	}
+	st := subscribe(t, c)
+	waitFull(t, st)
 	closed := make(chan struct{})
 	go func() { c.Close(); close(closed) }()
 	select {

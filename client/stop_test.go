@@ -55,17 +55,10 @@ func TestGivenUpStreamFailsNotEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	st, err := c.Subscribe(context.Background(), "anything", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := subscribe(t, c)
 	<-ready
 	close(goOn)
-	for deadline := time.Now().Add(10 * time.Second); len(st.Items()) < StreamBuffer; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("buffer holds %d", len(st.Items()))
-		}
-	}
+	waitFull(t, st)
 	time.Sleep(50 * time.Millisecond)                    // the reader is held on item StreamBuffer+1
 	_, xerr := c.Exec(context.Background(), "noop", nil) // its write fails: EPIPE
 	got := 0
@@ -118,20 +111,10 @@ func TestGivenUpSessionKeepsStreamsWithRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	st1, err := c.Subscribe(context.Background(), "anything", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st2, err := c.Subscribe(context.Background(), "anything", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st1 := subscribe(t, c)
+	st2 := subscribe(t, c)
 	<-ready
-	for deadline := time.Now().Add(10 * time.Second); len(st1.Items()) < StreamBuffer; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("buffer holds %d", len(st1.Items()))
-		}
-	}
+	waitFull(t, st1)
 	time.Sleep(50 * time.Millisecond)
 	_, xerr := c.Exec(context.Background(), "noop", nil) // EPIPE: stop()
 	var seen []int
@@ -160,7 +143,7 @@ func TestGivenUpSessionKeepsStreamsWithRoom(t *testing.T) {
 func TestCloseFailsAFullStream(t *testing.T) {
 	bad := 0
 	const tries = 300
-	for try := range tries {
+	for range tries {
 		ln, path := listenUnix(t)
 		go func() {
 			c, err := ln.Accept()
@@ -183,15 +166,8 @@ func TestCloseFailsAFullStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := c.Subscribe(context.Background(), "anything", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(10 * time.Second); len(st.Items()) < StreamBuffer; time.Sleep(100 * time.Microsecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("try %d: buffer holds %d", try, len(st.Items()))
-			}
-		}
+		st := subscribe(t, c)
+		waitFull(t, st)
 		time.Sleep(time.Millisecond)
 		c.Close()
 		n := 0
@@ -205,5 +181,26 @@ func TestCloseFailsAFullStream(t *testing.T) {
 	}
 	if bad > 0 {
 		t.Errorf("%d of %d: Close dropped an item, then the stream ended normally (Err nil)", bad, tries)
+	}
+}
+
+// subscribe opens a stream on c (a fake supervisor's: any name does).
+func subscribe(t *testing.T, c *Client) *Stream {
+	t.Helper()
+	st, err := c.Subscribe(context.Background(), "anything", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// waitFull waits until st holds StreamBuffer items: the connection's
+// reader is then held on the next.
+func waitFull(t *testing.T, st *Stream) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); len(st.Items()) < StreamBuffer; time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream holds %d items, want a full buffer", len(st.Items()))
+		}
 	}
 }

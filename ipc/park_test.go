@@ -272,22 +272,7 @@ func TestParkedWrites(t *testing.T) {
 func TestQuietWait(t *testing.T) {
 	for _, quiet := range []bool{true, false} {
 		t.Run(fmt.Sprintf("quiet=%v", quiet), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "t.sock")
-			ln, err := net.Listen("unix", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			c, err := Dial(path, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			peer, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer peer.Close()
+			c, peer := dialPair(t)
 			asked := make(chan struct{}, 1)
 			c.SetQuiet(func() bool {
 				select {
@@ -342,22 +327,8 @@ func TestQuietWait(t *testing.T) {
 // it), are read once a write finds the peer gone: the write shuts the
 // reading side, which wakes the wait.
 func TestQuietWaitWokenByAFailedWrite(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "t.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := Dial(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, peer := dialPair(t)
 	c.SetQuiet(func() bool { return true })
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := peer.Write(frameOf(t, &protocol.Refuse{Err: *protocol.Errorf(protocol.CodeTooManyClients, "full")})); err != nil {
 		t.Fatal(err)
 	}
@@ -391,4 +362,27 @@ func TestQuietWaitWokenByAFailedWrite(t *testing.T) {
 			t.Fatalf("a quiet wait slept through %s after a write found the peer gone", want)
 		}
 	}
+}
+
+// dialPair returns a dialed connection (as a client's) and the bare
+// socket of its peer, both closed at the test's end.
+func dialPair(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "t.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := Dial(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := ln.Accept()
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return c, peer
 }
