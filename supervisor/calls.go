@@ -102,24 +102,19 @@ func (s *Supervisor) serveCall(ctx context.Context, c *ipc.Conn, m *protocol.Cal
 	reply(c, s.call(ctx, m))
 }
 
-// endStream sends a stream's last Event, with err's code if it failed.
-func (s *Supervisor) endStream(c *ipc.Conn, id uint64, err error) {
-	ev := &protocol.Event{ID: id, End: true}
-	if err != nil {
-		ev.Err = s.wireError(err)
-	}
-	c.Send(ev)
-}
-
 // serveStream runs a Subscribe, opened (connStreams.open) with ctx,
 // until its stream ends, the client unsubscribes (which cancels ctx) or
 // goes away, or the supervisor drains; the last Event has End (and Err
 // when the stream failed). It closes the stream in cs just before it
 // sends the End: once the client sees it, the id is free again.
 func (s *Supervisor) serveStream(ctx context.Context, c *ipc.Conn, cs *connStreams, m *protocol.Subscribe) {
-	end := func(err error) { // the id is free once the client can see the End
-		cs.close(m.ID)
-		s.endStream(c, m.ID, err)
+	end := func(err error) {
+		cs.close(m.ID) // the id is free once the client can see the End
+		ev := &protocol.Event{ID: m.ID, End: true}
+		if err != nil {
+			ev.Err = s.wireError(err)
+		}
+		c.Send(ev)
 	}
 	st, ok := s.streams[m.Method]
 	if !ok {
