@@ -133,8 +133,10 @@ func (c *Conn) Buffered() bool { return c.fr != nil && c.fr.FrameBuffered(SmallF
 // settle records, after a Recv, whether frames read wait in the buffer
 // (held); once none do, it writes what Defer left pending, so that a
 // deferred frame never waits for a read that may block.
-func (c *Conn) settle() {
-	held := c.fr != nil && c.fr.Buffered() > 0
+func (c *Conn) settle() { c.settleHeld(c.fr != nil && c.fr.Buffered() > 0) }
+
+// settleHeld is settle, told whether frames read wait to be returned.
+func (c *Conn) settleHeld(held bool) {
 	c.mu.Lock()
 	c.held = held
 	if held || c.writing || !c.deferred || len(c.pending) == 0 || c.err != nil {
@@ -203,7 +205,7 @@ func (c *Conn) header() (protocol.Kind, int, error) {
 	if c.pr == nil {
 		c.takeReader()
 	}
-	if c.fr.Buffered() > 0 {
+	if c.fr.Buffered() > 0 || len(c.pr.src.pre) > 0 { // pre: what Serve's receive left
 		return c.fr.Header()
 	}
 	k.mayIdle = true

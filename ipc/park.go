@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/theus-run/theus/protocol"
 	"golang.org/x/sys/unix"
 )
 
@@ -79,6 +80,15 @@ type parker struct {
 	// receives counts the receives made through the netpoller (rc.Read's
 	// calls of recv), for the tests; written by the reader only.
 	receives uint64
+	// Serve's wait (serveRecv, through serveFn): the Conn, its handler
+	// and idle hook, and how the wait ended: handle said stop, or the
+	// receive found the end or a reset (ended).
+	serveFn func(fd uintptr) bool
+	conn    *Conn
+	handle  func(protocol.Message) bool
+	idle    func()
+	stop    bool
+	ended   bool
 }
 
 // stashSize is what waitReadable reads at most: a small request or
@@ -90,6 +100,7 @@ func newParker(uc *net.UnixConn, rc syscall.RawConn, slots chan struct{}, writeT
 	k := &parker{uc: uc, rc: rc, slots: slots, linger: Linger, writeTimeout: writeTimeout}
 	k.recvFn = k.recv
 	k.quietFn = k.recvUnlessQuiet
+	k.serveFn = k.serveRecv
 	return k
 }
 

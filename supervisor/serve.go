@@ -157,108 +157,118 @@ type clientConn struct {
 // written (the client is gone), requests already read from the socket
 // are dropped, not computed.
 func (s *Supervisor) readConn(cn *clientConn) {
-	ctx, end, c, wg, slots, cs := cn.ctx, cn.end, cn.c, &cn.wg, cn.slots, cn.cs
+	ctx, end, c, wg, slots := cn.ctx, cn.end, cn.c, &cn.wg, cn.slots
 	// The reads wait in the netpoller, holding no thread, and an idle
-	// connection holds no read buffer either (ipc/park.go).
-	handedOff := false
-	defer func() {
-		if !handedOff { // the reader that hands the reading on woke its workers before
-			cn.wakes.Wake()
-			end()
+	// connection holds no read buffer either (ipc/park.go). Serve
+	// handles the requests inside that wait (ipc/serve.go); before it
+	// may wait, it wakes the workers this reader sent dispatches to
+	// (once each for the batch of frames it read).
+	var handOff *protocol.Execute
+	done := false // the connection ends: the client is gone, or sent what ends it
+	err := c.Serve(func(m protocol.Message) bool {
+		if ctx.Err() != nil {
+			done = true
+			return false
 		}
-	}()
-	for {
-		if !c.Buffered() {
-			// The next Recv may wait: wake the workers this reader sent
-			// dispatches to (once each for the batch of frames it read).
-			cn.wakes.Wake()
-		}
-		m, err := c.Recv()
+		handOff, done = s.handle(cn, m)
+		return handOff == nil && !done
+	}, cn.wakes.Wake)
+	cn.wakes.Wake()
+	if handOff == nil {
 		if err != nil {
 			s.recvFailed(ctx, c, err)
-			return
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		if _, ok := m.(*protocol.Execute); !ok {
-			cn.wakes.Wake() // what follows may wait (a reply's write)
-		}
-		switch m := m.(type) {
-		case *protocol.Execute:
-			// At MaxPerClient executes in flight, stop reading this client
-			// until one ends: its writes back up, which is its backpressure.
-			select {
-			case slots <- struct{}{}:
-			default:
-				cn.wakes.Wake() // the executes that would free a slot may not have woken their workers
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					return
-				}
-			}
-			if s.startExecute(cn, m) {
-				continue // no goroutine waits for it (continue.go)
-			}
-			cn.wakes.Wake() // the next reader is another goroutine
-			handedOff = true
-			wg.Add(1)
-			s.gos.GoAs(cn.labels, cn.read)
-			s.serveExecute(ctx, end, c, m, slots)
-			<-slots
-			return
-		case *protocol.Get:
-			err = reply(c, s.Get(m))
-		case *protocol.Status:
-			err = reply(c, s.Status(m))
-		case *protocol.Backup:
-			wg.Go(func() { reply(c, s.Backup(ctx, m)) }) // seconds for a large store: the connection goes on meanwhile
-		case *protocol.Ping:
-			err = c.Send((*protocol.Pong)(m))
-		case *protocol.Call:
-			// A call may wait long (flux.run waits for its run): the
-			// connection goes on meanwhile.
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			wg.Go(func() {
-				defer func() { <-slots }()
-				s.serveCall(ctx, c, m)
-			})
-		case *protocol.Subscribe:
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			sctx, cancel := context.WithCancel(ctx)
-			if !cs.open(m.ID, cancel) { // before the next message: it may be its Unsubscribe
-				// An End for this id would end the open stream too, in the
-				// client's eyes, while its Events go on: a protocol error.
-				cancel()
-				<-slots
-				s.cfg.Log.Warn().Uint64("stream", m.ID).Msg("client disconnected: Subscribe with the id of an open stream")
-				c.Send(&protocol.Refuse{Err: *protocol.Errorf(protocol.CodeBadRequest, "stream %d is open already", m.ID)})
-				return
-			}
-			wg.Go(func() {
-				defer func() { <-slots }()
-				defer cancel()
-				s.serveStream(sctx, c, cs, m)
-			})
-		case *protocol.Unsubscribe:
-			cs.unsubscribe(m.ID)
-		default:
-			s.cfg.Log.Warn().Stringer("kind", m.Kind()).Msg("client disconnected: unexpected message")
-			return
-		}
-		if err != nil {
-			return // the client is gone: what it sent before going is not computed
-		}
+		end()
+		return
 	}
+	// An Execute off the continuation path: the reader hands the reading
+	// to another goroutine (a kept one, s.gos) and runs it itself, so
+	// that it starts at once on this thread instead of waiting for
+	// another to pick it up.
+	wg.Add(1)
+	s.gos.GoAs(cn.labels, cn.read)
+	s.serveExecute(ctx, end, c, handOff, slots)
+	<-slots
+}
+
+// handle handles m, a request read on cn's connection, on its reader. It
+// returns an Execute that the reader must run itself, having handed the
+// reading on, or whether the connection ends (done): the client is
+// gone, or sent what a client must not.
+func (s *Supervisor) handle(cn *clientConn, m protocol.Message) (handOff *protocol.Execute, done bool) {
+	ctx, c, wg, slots, cs := cn.ctx, cn.c, &cn.wg, cn.slots, cn.cs
+	if _, ok := m.(*protocol.Execute); !ok {
+		cn.wakes.Wake() // what follows may wait (a reply's write)
+	}
+	var err error
+	switch m := m.(type) {
+	case *protocol.Execute:
+		// At MaxPerClient executes in flight, stop reading this client
+		// until one ends: its writes back up, which is its backpressure.
+		select {
+		case slots <- struct{}{}:
+		default:
+			cn.wakes.Wake() // the executes that would free a slot may not have woken their workers
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil, true
+			}
+		}
+		if s.startExecute(cn, m) {
+			return nil, false // no goroutine waits for it (continue.go)
+		}
+		return m, false
+	case *protocol.Get:
+		err = reply(c, s.Get(m))
+	case *protocol.Status:
+		err = reply(c, s.Status(m))
+	case *protocol.Backup:
+		wg.Go(func() { reply(c, s.Backup(ctx, m)) }) // seconds for a large store: the connection goes on meanwhile
+	case *protocol.Ping:
+		err = c.Send((*protocol.Pong)(m))
+	case *protocol.Call:
+		// A call may wait long (flux.run waits for its run): the
+		// connection goes on meanwhile.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, true
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			s.serveCall(ctx, c, m)
+		})
+	case *protocol.Subscribe:
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, true
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		if !cs.open(m.ID, cancel) { // before the next message: it may be its Unsubscribe
+			// An End for this id would end the open stream too, in the
+			// client's eyes, while its Events go on: a protocol error.
+			cancel()
+			<-slots
+			s.cfg.Log.Warn().Uint64("stream", m.ID).Msg("client disconnected: Subscribe with the id of an open stream")
+			c.Send(&protocol.Refuse{Err: *protocol.Errorf(protocol.CodeBadRequest, "stream %d is open already", m.ID)})
+			return nil, true
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			defer cancel()
+			s.serveStream(sctx, c, cs, m)
+		})
+	case *protocol.Unsubscribe:
+		cs.unsubscribe(m.ID)
+	default:
+		s.cfg.Log.Warn().Stringer("kind", m.Kind()).Msg("client disconnected: unexpected message")
+		return nil, true
+	}
+	// An error means the client is gone: what it sent before going is
+	// not computed.
+	return nil, err != nil
 }
 
 // serveExecute runs an Execute and replies. It counts as in flight until

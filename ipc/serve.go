@@ -1,0 +1,148 @@
+package ipc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/theus-run/theus/protocol"
+	"golang.org/x/sys/unix"
+)
+
+// Serve reads messages and gives each to handle, in order, until handle
+// returns false (Serve returns nil; the next Recv or Serve goes on with
+// the message after it) or reading fails (Serve returns what Recv would
+// have: io.EOF at a clean end, ErrClosed, a bad frame's error, ...).
+// idle runs each time Serve may wait for the peer: when the messages
+// read so far have all been handled. Like Recv, Serve is for the
+// connection's one reader; handle and idle run on its goroutine.
+//
+// It is Recv in a loop, with one system call less per wait on a
+// Listener's connection. There Recv waits in the netpoller, whose wait
+// begins by clearing what it knew of the socket's readiness and so must
+// receive once before it may sleep: a receive that finds nothing
+// (EAGAIN) for each request of a client that waits for its reply. Serve
+// handles the frames it receives inside that wait, and waits again
+// without leaving it: a readiness event that came while a frame was
+// handled is still known, so no bytes are slept through, and the
+// receive comes only once the netpoller says there are bytes. Frames
+// that the wait's receive does not hold whole (larger than its small
+// buffer, cut by a write boundary) or that do not decode are read by
+// Recv, as ever, so budget, frame deadline and errors are Recv's.
+func (c *Conn) Serve(handle func(protocol.Message) bool, idle func()) error {
+	var k *parker
+	if c.bfd != nil {
+		k = c.bfd.park
+	}
+	viaRecv := k == nil
+	for {
+		if viaRecv || c.unreturned() {
+			viaRecv = k == nil
+			if !c.Buffered() {
+				idle()
+			}
+			m, err := c.Recv()
+			if err != nil {
+				return err
+			}
+			if !handle(m) {
+				return nil
+			}
+			continue
+		}
+		var stop bool
+		var err error
+		stop, viaRecv, err = c.serveWait(k, handle, idle)
+		if stop || err != nil {
+			return err
+		}
+	}
+}
+
+// unreturned reports whether the reader holds bytes read and not yet
+// returned: in its frame reader's buffer, or left by Serve's receive.
+func (c *Conn) unreturned() bool {
+	return c.fr != nil && (c.fr.Buffered() > 0 || c.pr != nil && len(c.pr.src.pre) > 0)
+}
+
+// serveWait waits for frames and handles those its receive holds whole,
+// inside one netpoller wait (serveRecv), until handle stops it, a frame
+// needs Recv, or the wait ends (an error, the peer's end). It reports
+// whether handle stopped it, and whether Recv must read next (what the
+// receive left: the start of a frame, the end, a reset). Nothing is
+// buffered on entry.
+func (c *Conn) serveWait(k *parker, handle func(protocol.Message) bool, idle func()) (stop, viaRecv bool, err error) {
+	if err := c.stopped(); err != nil {
+		return false, false, err
+	}
+	idle()
+	if c.pr != nil { // an idle connection holds no frame reader
+		c.pr.src.r, c.pr.src.pre = nil, nil
+		c.readers.Put(c.pr)
+		c.pr, c.fr = nil, nil
+	}
+	k.conn, k.handle, k.idle, k.stop, k.ended, k.nstash = c, handle, idle, false, false, 0
+	k.parked.Store(true)
+	err = k.rc.Read(k.serveFn)
+	k.parked.Store(false)
+	stop, viaRecv = k.stop, k.nstash > 0 || k.ended
+	k.conn, k.handle, k.idle = nil, nil, nil
+	if k.nstash > 0 {
+		// The start of a frame the receive did not hold whole, or one it
+		// could not decode: Recv's frame reader reads it first.
+		c.takeReader()
+		c.pr.src.pre = k.stashed()
+	}
+	switch {
+	case err == nil:
+		return stop, viaRecv, nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return false, false, errTimeout
+	case errors.Is(err, net.ErrClosed):
+		return false, false, net.ErrClosed
+	}
+	return false, false, fmt.Errorf("ipc: read: %w", err)
+}
+
+// serveRecv is Serve's receive, for rc.Read: it reports whether the
+// wait is over. Bytes it receives go to the stash; the whole frames at
+// its front are handled there and then, and if that leaves nothing,
+// the wait goes on (false) without the receive that would find
+// nothing.
+func (k *parker) serveRecv(fd uintptr) bool {
+	k.receives++
+	n, err := recvNoWait(int(fd), k.stash[k.nstash:], unix.MSG_DONTWAIT)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return false
+	case err != nil || n == 0:
+		k.ended = true // the end, or a reset: Recv's receive sees it again
+		return true
+	}
+	k.nstash += n
+	c := k.conn
+	b := k.stash[:k.nstash]
+	off := 0
+	for !k.stop && len(b)-off >= protocol.HeaderLen && c.stopped() == nil {
+		size := int(binary.BigEndian.Uint32(b[off:]))
+		end := off + 4 + size
+		if size == 0 || size > c.maxFrame || end > len(b) {
+			break // Recv reads it, waits for its rest or refuses it
+		}
+		m, err := protocol.Decode(protocol.Kind(b[off+4]), b[off+protocol.HeaderLen:end])
+		if err != nil {
+			break // Recv decodes it again and returns the error
+		}
+		off = end
+		c.settleHeld(off < len(b))
+		k.stop = !k.handle(m)
+	}
+	k.nstash = copy(k.stash[:], b[off:])
+	if k.stop || k.nstash > 0 || c.stopped() != nil {
+		return true
+	}
+	k.idle()
+	return false
+}

@@ -1,0 +1,314 @@
+package ipc
+
+import (
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/theus-run/theus/protocol"
+)
+
+// acceptServed returns a Listener's connection, as the supervisor's are
+// (no blocking reads unless blocking), and the bare socket of its peer.
+func acceptServed(t *testing.T, o Options, blocking bool) (*Conn, net.Conn) {
+	t.Helper()
+	o.Blocking = blocking
+	l, err := Listen(filepath.Join(t.TempDir(), "run", "s.sock"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	peer, err := net.Dial("unix", l.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return c, peer
+}
+
+// seqOf is the number a test frame carries: a Ping's Seq, an Execute's ID.
+func seqOf(m protocol.Message) uint64 {
+	switch m := m.(type) {
+	case *protocol.Ping:
+		return m.Seq
+	case *protocol.Execute:
+		return m.ID
+	}
+	return 0
+}
+
+// serveResult is what a Serve on its own goroutine returned.
+func serveAsync(c *Conn, handle func(protocol.Message) bool, idle func()) chan error {
+	done := make(chan error, 1)
+	go func() { done <- c.Serve(handle, idle) }()
+	return done
+}
+
+func waitServe(t *testing.T, done chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve did not return")
+		return nil
+	}
+}
+
+// TestServeOneReceivePerRequest: a peer that sends a frame, waits for
+// it to be handled and sends the next costs one receive per frame, not
+// two (the receive that finds nothing before each wait); idle runs
+// before each wait.
+func TestServeOneReceivePerRequest(t *testing.T) {
+	c, peer := acceptServed(t, Options{}, false)
+	const n = 200
+	handled := make(chan uint64, 1)
+	var idles atomic.Int64
+	done := serveAsync(c, func(m protocol.Message) bool {
+		handled <- seqOf(m)
+		return seqOf(m) < n
+	}, func() { idles.Add(1) })
+	for i := uint64(1); i <= n; i++ {
+		if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: i})); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-handled:
+			if got != i {
+				t.Fatalf("handled %d, want %d", got, i)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("frame %d not handled", i)
+		}
+	}
+	if err := waitServe(t, done); err != nil {
+		t.Fatal(err)
+	}
+	// One receive per frame, and the first wait's, which begins with one
+	// (the netpoller's readiness was cleared); a few more where a frame
+	// came between a wake and its receive.
+	if got := c.bfd.park.receives; got > n+n/20+2 {
+		t.Errorf("%d receives for %d frames, want about one each", got, n)
+	}
+	if got := idles.Load(); got < n-1 {
+		t.Errorf("idle ran %d times for %d waits", got, n)
+	}
+}
+
+// TestServeStopsAndResumes: a handler that stops inside a burst leaves
+// the rest for the next Serve or Recv, in order; a Serve can stop and
+// resume any number of times.
+func TestServeStopsAndResumes(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		c, peer := acceptServed(t, Options{}, blocking)
+		var burst []byte
+		for i := uint64(1); i <= 4; i++ {
+			burst = append(burst, frameOf(t, &protocol.Ping{Seq: i})...)
+		}
+		var got []uint64
+		stopAt := func(last uint64) func(protocol.Message) bool {
+			return func(m protocol.Message) bool {
+				got = append(got, seqOf(m))
+				return seqOf(m) != last
+			}
+		}
+		done := serveAsync(c, stopAt(1), func() {})
+		if _, err := peer.Write(burst); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitServe(t, done); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Serve(stopAt(2), func() {}); err != nil { // from what the last one left
+			t.Fatal(err)
+		}
+		m, err := c.Recv()
+		if err != nil || seqOf(m) != 3 {
+			t.Fatalf("Recv after a stopped Serve: %#v, %v, want Ping 3", m, err)
+		}
+		got = append(got, seqOf(m))
+		done = serveAsync(c, stopAt(5), func() {})
+		if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 5})); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitServe(t, done); err != nil {
+			t.Fatal(err)
+		}
+		if want := []uint64{1, 2, 3, 4, 5}; !equalSeqs(got, want) {
+			t.Fatalf("blocking %v: handled %v, want %v", blocking, got, want)
+		}
+	}
+}
+
+func equalSeqs(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestServeLeavesToRecv: what Serve's receive does not hold whole or
+// cannot decode is Recv's, with Recv's results: a frame larger than the
+// receive, one cut by a pause, a body that is not a message (a bad_frame
+// error), a frame over the limit, the read deadline, the reading side
+// closed, the peer's end.
+func TestServeLeavesToRecv(t *testing.T) {
+	all := func(seqs *[]uint64) func(protocol.Message) bool {
+		return func(m protocol.Message) bool { *seqs = append(*seqs, seqOf(m)); return true }
+	}
+	t.Run("large and cut frames", func(t *testing.T) {
+		c, peer := acceptServed(t, Options{}, false)
+		var seqs []uint64
+		done := serveAsync(c, all(&seqs), func() {})
+		big := frameOf(t, &protocol.Execute{ID: 2, Process: "p", Args: []byte(`"` + strings.Repeat("x", 100<<10) + `"`)})
+		small := frameOf(t, &protocol.Ping{Seq: 4})
+		stream := append(append(append(frameOf(t, &protocol.Ping{Seq: 1}), big...), frameOf(t, &protocol.Ping{Seq: 3})...), small[:3]...)
+		if _, err := peer.Write(stream); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if _, err := peer.Write(small[3:]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		peer.Close()
+		if err := waitServe(t, done); !errors.Is(err, io.EOF) {
+			t.Fatalf("after the peer's end: %v, want io.EOF", err)
+		}
+		if want := []uint64{1, 2, 3, 4}; !equalSeqs(seqs, want) {
+			t.Fatalf("handled %v, want %v", seqs, want)
+		}
+	})
+	t.Run("bad frame", func(t *testing.T) {
+		c, peer := acceptServed(t, Options{}, false)
+		var seqs []uint64
+		done := serveAsync(c, all(&seqs), func() {})
+		bad := []byte{0, 0, 0, 3, byte(protocol.KindPing), 0xc1, 0xc1} // 0xc1: never used in msgpack
+		if _, err := peer.Write(append(frameOf(t, &protocol.Ping{Seq: 1}), bad...)); err != nil {
+			t.Fatal(err)
+		}
+		var pe *protocol.Error
+		if err := waitServe(t, done); !errors.As(err, &pe) || pe.Code != protocol.CodeBadFrame {
+			t.Fatalf("a body that is not a message: %v, want bad_frame", err)
+		}
+		if !equalSeqs(seqs, []uint64{1}) {
+			t.Fatalf("handled %v before the bad frame, want [1]", seqs)
+		}
+		// Recv's contract after a bad_frame: the stream goes on.
+		if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 2})); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := c.Recv(); err != nil || seqOf(m) != 2 {
+			t.Fatalf("after a bad frame: %#v, %v", m, err)
+		}
+	})
+	t.Run("over the limit", func(t *testing.T) {
+		c, peer := acceptServed(t, Options{MaxFrame: 64}, false)
+		done := serveAsync(c, func(protocol.Message) bool { return true }, func() {})
+		if _, err := peer.Write([]byte{0, 0, 1, 0, byte(protocol.KindPing)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitServe(t, done); !errors.Is(err, protocol.ErrFrameTooLarge) {
+			t.Fatalf("a frame over the limit: %v", err)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		c, _ := acceptServed(t, Options{}, false)
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if err := waitServe(t, serveAsync(c, func(protocol.Message) bool { return true }, func() {})); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("past the deadline: %v", err)
+		}
+	})
+	t.Run("close read", func(t *testing.T) {
+		c, peer := acceptServed(t, Options{}, false)
+		handled := make(chan struct{}, 1)
+		done := serveAsync(c, func(protocol.Message) bool { handled <- struct{}{}; return true }, func() {})
+		if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 1})); err != nil {
+			t.Fatal(err)
+		}
+		<-handled
+		time.Sleep(20 * time.Millisecond) // waiting again, most likely
+		c.CloseRead()
+		if err := waitServe(t, done); !errors.Is(err, ErrClosed) {
+			t.Fatalf("after CloseRead: %v, want ErrClosed", err)
+		}
+	})
+}
+
+// TestServeAnyCut: frames of many sizes, written in pieces cut at random
+// and read by Serves that stop at random and Recvs between them, are
+// each handled once, in order, on a connection with or without blocking
+// reads.
+func TestServeAnyCut(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		c, peer := acceptServed(t, Options{}, blocking)
+		rng := rand.New(rand.NewPCG(1, uint64(len(t.Name()))))
+		const n = 600
+		var stream []byte
+		for i := uint64(1); i <= n; i++ {
+			var m protocol.Message = &protocol.Ping{Seq: i}
+			if rng.IntN(3) == 0 {
+				size := rng.IntN(2000)
+				if rng.IntN(50) == 0 {
+					size = 70 << 10 // over SmallFrame: the budget's path
+				}
+				m = &protocol.Execute{ID: i, Process: "p", Args: []byte(`"` + strings.Repeat("z", size) + `"`)}
+			}
+			stream = append(stream, frameOf(t, m)...)
+		}
+		go func() {
+			rng := rand.New(rand.NewPCG(2, 3))
+			for rest := stream; len(rest) > 0; {
+				k := min(len(rest), 1+rng.IntN(900))
+				if _, err := peer.Write(rest[:k]); err != nil {
+					return
+				}
+				rest = rest[k:]
+				if rng.IntN(8) == 0 {
+					time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
+				}
+			}
+		}()
+		var got []uint64
+		for uint64(len(got)) < n {
+			if rng.IntN(5) == 0 {
+				m, err := c.Recv()
+				if err != nil {
+					t.Fatalf("Recv after %d frames: %v", len(got), err)
+				}
+				got = append(got, seqOf(m))
+				continue
+			}
+			stopAfter := 1 + rng.IntN(20)
+			err := c.Serve(func(m protocol.Message) bool {
+				got = append(got, seqOf(m))
+				stopAfter--
+				return stopAfter > 0 && uint64(len(got)) < n
+			}, func() {})
+			if err != nil {
+				t.Fatalf("Serve after %d frames: %v", len(got), err)
+			}
+		}
+		for i, seq := range got {
+			if seq != uint64(i+1) {
+				t.Fatalf("blocking %v: frame %d is number %d", blocking, i+1, seq)
+			}
+		}
+	}
+}
