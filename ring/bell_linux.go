@@ -89,8 +89,9 @@ func (p *Pair) SetDoorbells(req, rep *os.File) error {
 		return fmt.Errorf("ring: doorbell: %w", err)
 	}
 	w := &p.r.w
-	w.bell, w.bellRC, w.intr = bell, rc, make(chan struct{}, 1)
+	w.bell, w.bellRC, w.bellFD, w.intr = bell, rc, ownFD, make(chan struct{}, 1)
 	w.readFn = w.readBell
+	w.parkFn = w.parkBell
 	p.w.m.bell = peerFD
 	return nil
 }
@@ -146,6 +147,7 @@ var bellByte = [1]byte{1}
 // count and error in bn and berr; it reports whether the read is over
 // (not EAGAIN). A raw system call, as ringBell's: the read cannot block.
 func (w *waiter) readBell(fd uintptr) bool {
+	w.reads++
 	n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&w.buf[0])), uintptr(len(w.buf)))
 	if e != 0 {
 		w.bn, w.berr = 0, e

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func newBellPair(t testing.TB, capacity int) (sup, wrk *Pair) {
@@ -153,5 +155,86 @@ func TestDoorbellHungUp(t *testing.T) {
 	sup.Close()
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("Wait = %v, want ErrClosed", err)
+	}
+}
+
+// TestDoorbellOneReadPerPark: a park on a doorbell reads the bell once,
+// when woken, not also before it sleeps (a read that finds nothing).
+func TestDoorbellOneReadPerPark(t *testing.T) {
+	sup, wrk := newBellPair(t, 16<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- echo(ctx, wrk) }()
+	w, r := sup.Writer(), sup.Reader()
+	for i := range 500 {
+		if err := w.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Wait(ctx); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if _, err := r.Read(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wrk.Close()
+	<-done
+	parks, reads := r.Parks(), r.w.reads
+	if parks < 100 {
+		t.Fatalf("%d parks in 500 round trips: the test did not park", parks)
+	}
+	if reads > parks+parks/10+2 {
+		t.Fatalf("%d reads of the bell for %d parks, want about one each", reads, parks)
+	}
+}
+
+// TestDoorbellStaleRings: a ring for a park that did not sleep (the
+// waker took the park, then the re-check found the record) is read off
+// by the next park, so that such rings never fill the bell's pipe: a
+// ring into a full pipe would wake nobody. Here every park but the last
+// is such a park, more of them than the pipe holds; the last one sleeps
+// and must be woken.
+func TestDoorbellStaleRings(t *testing.T) {
+	sup, wrk := newBellPair(t, 16<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pipe, err := unix.FcntlInt(uintptr(wrk.w.m.bell), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w := sup.Reader(), wrk.Writer()
+	r.w.afterPark = func() { // the word says parked: the write's wake rings
+		if err := w.Write([]byte("x")); err != nil {
+			t.Error(err)
+		}
+	}
+	for i := range pipe + 100 {
+		if err := r.Wait(ctx); err != nil {
+			t.Fatalf("park %d: %v", i, err)
+		}
+		if _, err := r.Read(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.Wakes() < uint64(pipe) {
+		t.Fatalf("%d wakes: the parks were not taken", w.Wakes())
+	}
+	held, err := unix.IoctlGetInt(r.w.bellFD, unix.TIOCINQ) // FIONREAD
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held > 8 {
+		t.Errorf("the bell holds %d rings after %d parks that did not sleep", held, pipe+100)
+	}
+	r.w.afterPark = nil
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		if err := w.Write([]byte("y")); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := r.Wait(ctx); err != nil {
+		t.Fatalf("a park after the stale rings: %v (a ring into a full bell was lost)", err)
 	}
 }

@@ -107,18 +107,33 @@ type waiter struct {
 	// peer hung up its end (hungUp), so that only this process wakes it.
 	intr   chan struct{}
 	hungUp bool
-	buf    [64]byte      // what the bell held: wakes, read and dropped
-	spin   time.Duration // poll this long before parking
+	buf    [64]byte // what the bell held: wakes, read and dropped
+	// owed counts the rings of parks that wakers took and no read of the
+	// bell took yet (unpark): while there are some, a park reads the bell
+	// before it sleeps (drainBell), not only once woken (parkOnBell).
+	owed int64
+	// bellFD is bell's descriptor, for drainBell's raw read.
+	bellFD int
+	// parkOnBell's read (parkBell, made once, as readFn): the wait's
+	// context and readier, and whether the park was announced.
+	parkFn    func(fd uintptr) bool
+	pctx      context.Context
+	pr        readier
+	announced bool
+	spin      time.Duration // poll this long before parking
 	// nudged is set by Nudge: the wait in progress, or the next, returns
 	// nil for its caller to look again. Local memory, which the peer
 	// cannot touch.
 	nudged atomic.Bool
 	// beforePark runs just before the word is set to parked; tests use
-	// it to publish in the window that the re-check closes. beforeSleep
+	// it to publish in the window that the re-check closes. afterPark
+	// runs just after, before the re-check. beforeSleep
 	// runs after the re-check, just before the sleep.
 	beforePark  func()
+	afterPark   func()
 	beforeSleep func()
 	parks       uint64
+	reads       uint64 // reads of the bell, for the tests
 	// The registration that interrupts a wait when its context ends
 	// (register): the context's Done channel, and its stop.
 	regDone <-chan struct{}
@@ -153,9 +168,22 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 		if w.beforePark != nil {
 			w.beforePark()
 		}
+		if w.bell != nil && !w.hungUp {
+			if w.owed > 0 {
+				w.drainBell()
+			}
+			if !w.hungUp {
+				w.parkOnBell(ctx, r)
+				w.unpark()
+			}
+			continue
+		}
 		w.word.Store(parked)
+		if w.afterPark != nil {
+			w.afterPark()
+		}
 		if r.ready() || w.life.closed.Load() || ctx.Err() != nil || w.nudged.Load() {
-			w.word.Store(running)
+			w.unpark()
 			continue
 		}
 		w.parks++
@@ -163,8 +191,21 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 			w.beforeSleep()
 		}
 		w.sleep()
-		w.word.Store(running)
+		w.unpark()
 	}
+}
+
+// unpark ends a park: the word says running again. With a bell, a park
+// that a waker took (it found the word parked and set it running) is
+// rung once, whether or not it slept: owed counts such rings that no
+// read took yet (bellRead), which the next park reads off first
+// (drainBell), so that rings never pile up in the pipe. Only a hostile
+// peer makes the count wrong, and only its own wakes late.
+func (w *waiter) unpark() {
+	if w.word.Swap(running) != parked && w.bell != nil {
+		w.owed++
+	}
+	w.owed = max(w.owed, 0) // a read before its park was counted: a wake's
 }
 
 // register arranges for the end of ctx to interrupt w's waits. A
@@ -203,7 +244,68 @@ func (w *waiter) sleep() {
 	}
 	// Takes the rings of the bell since the last read (up to len(buf),
 	// the rest wakes the next sleep at once).
-	err := w.bellRC.Read(w.readFn)
+	w.bellRead(w.bellRC.Read(w.readFn))
+}
+
+// drainBell reads off rings that no wake read (owed), without waiting:
+// a raw read, which finds them or, if a waker has not rung yet, nothing
+// (the next park reads again). The end (every write end closed) marks
+// the bell hung up.
+func (w *waiter) drainBell() {
+	w.bn, w.berr = 0, nil
+	if w.readBell(uintptr(w.bellFD)) {
+		w.bellRead(nil)
+	}
+}
+
+// parkOnBell announces that w parks and sleeps on its bell, both inside
+// one read of the bell through the netpoller (parkBell). That read's
+// wait begins by clearing what the netpoller knew of the pipe, so a ring
+// after the announcement is an event after it, which ends the wait, and
+// the waker rings only after the announcement: the read that would find
+// nothing before the sleep (EAGAIN) is not made. Rings that no wake
+// read (a waker took a park that its re-check or an interrupt ended)
+// are counted (unpark) and read off by the next park before it
+// announces itself (drainBell), so they never fill the pipe: a ring
+// into a full pipe would wake nobody. A peer that hung up is seen when its hang-up ends
+// the wait, or, if it came before, by a later read: until then only
+// this process's interrupts end the wait, as after it.
+func (w *waiter) parkOnBell(ctx context.Context, r readier) {
+	w.pctx, w.pr, w.announced = ctx, r, false
+	err := w.bellRC.Read(w.parkFn)
+	w.pctx, w.pr = nil, nil
+	w.bellRead(err)
+}
+
+// parkBell is parkOnBell's read, for bellRC.Read: its first call
+// announces the park and re-checks (true, with nothing read: the wait
+// is over), the next ones read the bell.
+func (w *waiter) parkBell(fd uintptr) bool {
+	if !w.announced {
+		w.announced = true
+		w.word.Store(parked)
+		if w.afterPark != nil {
+			w.afterPark()
+		}
+		if w.pr.ready() || w.life.closed.Load() || w.pctx.Err() != nil || w.nudged.Load() {
+			w.bn, w.berr = -1, nil // read nothing, and not the end
+			return true
+		}
+		w.parks++
+		if w.beforeSleep != nil {
+			w.beforeSleep()
+		}
+		return false
+	}
+	return w.readBell(fd)
+}
+
+// bellRead handles what a read of the bell returned: err, bellRC.Read's,
+// and readBell's results.
+func (w *waiter) bellRead(err error) {
+	if err == nil && w.berr == nil && w.bn > 0 {
+		w.owed -= int64(w.bn) // unpark counts the park that this read ends next
+	}
 	if err == nil {
 		err = w.berr
 		if err == nil && w.bn == 0 {
