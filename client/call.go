@@ -79,12 +79,10 @@ func (c *Client) Subscribe(ctx context.Context, name string, in any) (*Stream, e
 	s.next++
 	st := &Stream{s: s, id: s.next, items: make(chan json.RawMessage, StreamBuffer)}
 	s.streams[st.id] = st
-	s.counted()
 	s.mu.Unlock()
 	if err := s.conn.Send(&protocol.Subscribe{ID: st.id, Method: name, Body: body}); err != nil {
 		s.mu.Lock()
 		delete(s.streams, st.id)
-		s.counted()
 		s.mu.Unlock()
 		return nil, fmt.Errorf("client: %s: %w", name, err)
 	}
@@ -125,7 +123,6 @@ func (s *session) deliver(ev *protocol.Event) {
 	st := s.streams[ev.ID]
 	if ev.End {
 		delete(s.streams, ev.ID)
-		s.counted()
 	}
 	s.mu.Unlock()
 	if st == nil {
@@ -150,7 +147,6 @@ func (s *session) deliver(ev *protocol.Event) {
 		s.mu.Lock()
 		if s.streams[ev.ID] == st {
 			delete(s.streams, ev.ID)
-			s.counted()
 		}
 		s.mu.Unlock()
 		st.finish(fmt.Errorf("%w: the connection was given up with the stream's buffer full; items were dropped", ErrClosed))

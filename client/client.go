@@ -60,12 +60,6 @@ type session struct {
 	waiting map[uint64]chan protocol.Message
 	streams map[uint64]*Stream
 	err     error // why the connection ended
-	// expect is len(waiting) + len(streams), stored under mu with every
-	// change of either: while it is 0 nothing the supervisor sends is
-	// awaited, and the reader waits without a receive first
-	// (ipc.Conn.SetQuiet).
-	expect atomic.Int64
-	waited bool // the reader waited once (quiet, on its goroutine)
 	// quit is closed (stop) when the session is given up: the reader no
 	// longer waits for a stream's reader to take an item.
 	quit     chan struct{}
@@ -78,20 +72,6 @@ type session struct {
 // error), so that Close and a failed request need not wait for the
 // stream's reader.
 func (s *session) stop() { s.quitOnce.Do(func() { close(s.quit) }) }
-
-// counted stores expect; s.mu is held.
-func (s *session) counted() { s.expect.Store(int64(len(s.waiting) + len(s.streams))) }
-
-// quiet reports that nothing the supervisor sends is awaited. The
-// reader's first wait is never quiet: a Refuse sent as the supervisor
-// accepted (past --max-clients) is read then, not at the first request.
-func (s *session) quiet() bool {
-	if !s.waited {
-		s.waited = true
-		return false
-	}
-	return s.expect.Load() == 0
-}
 
 // Options tune a Client; the zero value gives the defaults.
 type Options struct {
@@ -129,7 +109,6 @@ func (c *Client) dial() (*session, error) {
 		return nil, err
 	}
 	s := &session{conn: conn, done: make(chan struct{}), quit: make(chan struct{}), waiting: map[uint64]chan protocol.Message{}, streams: map[uint64]*Stream{}}
-	conn.SetQuiet(s.quiet)
 	go s.read()
 	return s, nil
 }
@@ -168,36 +147,44 @@ func (c *Client) session() (*session, error) {
 
 func (s *session) alive() bool { return !s.failed.Load() }
 
+// read reads what the supervisor sends until the connection ends. Its
+// frames are handled inside the wait for them (ipc.Conn.Serve): one
+// receive per wake.
 func (s *session) read() {
 	defer close(s.done)
-	for {
-		m, err := s.conn.Recv()
-		if err != nil {
-			s.fail(err)
-			return
-		}
-		if r, ok := m.(*protocol.Refuse); ok { // the supervisor's last word: why it closes the connection
-			s.fail(&r.Err)
-			return
-		}
-		if ev, ok := m.(*protocol.Event); ok {
-			s.deliver(ev)
-			continue
-		}
-		id, ok := replyID(m)
-		if !ok {
-			s.fail(fmt.Errorf("client: unexpected %s from the supervisor", m.Kind()))
-			return
-		}
-		s.mu.Lock()
-		ch := s.waiting[id]
-		delete(s.waiting, id)
-		s.counted()
-		s.mu.Unlock()
-		if ch != nil {
-			ch <- m // no yield: the next replies of a batch are delivered first
-		}
+	var end error
+	err := s.conn.Serve(func(m protocol.Message) bool {
+		end = s.handle(m)
+		return end == nil
+	}, func() {})
+	if end == nil {
+		end = err
 	}
+	s.fail(end)
+}
+
+// handle handles m, a frame from the supervisor, on the reader. An error
+// ends the connection.
+func (s *session) handle(m protocol.Message) error {
+	if r, ok := m.(*protocol.Refuse); ok { // the supervisor's last word: why it closes the connection
+		return &r.Err
+	}
+	if ev, ok := m.(*protocol.Event); ok {
+		s.deliver(ev)
+		return nil
+	}
+	id, ok := replyID(m)
+	if !ok {
+		return fmt.Errorf("client: unexpected %s from the supervisor", m.Kind())
+	}
+	s.mu.Lock()
+	ch := s.waiting[id]
+	delete(s.waiting, id)
+	s.mu.Unlock()
+	if ch != nil {
+		ch <- m // no yield: the next replies of a batch are delivered first
+	}
+	return nil
 }
 
 func replyID(m protocol.Message) (uint64, bool) {
@@ -232,7 +219,6 @@ func (s *session) fail(err error) {
 		st.finish(s.err)
 		delete(s.streams, id)
 	}
-	s.counted()
 }
 
 // roundTrip sends the request that build makes for a fresh id and waits
@@ -262,7 +248,6 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 	s.next++
 	id := s.next
 	s.waiting[id] = ch
-	s.counted()                  // before the send: the reader then waits for the reply with a receive first
 	others := len(s.waiting) > 1 // their callers send again as their replies come
 	s.mu.Unlock()
 	send := s.conn.Send
@@ -273,14 +258,13 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 		if errors.Is(err, protocol.ErrFrameTooLarge) { // nothing was sent; the connection is fine
 			s.mu.Lock()
 			delete(s.waiting, id)
-			s.counted()
 			s.mu.Unlock()
 			return nil, fmt.Errorf("client: %w", err)
 		}
 		// The write closed the connection. Let the reader finish first: a
 		// Refuse the supervisor sent before it closed says why, better
-		// than the broken pipe. (A reader in a quiet wait that began just
-		// after them is woken by the failed write: ipc.Conn.SetQuiet.)
+		// than the broken pipe. (A failed write wakes the reader even if
+		// the supervisor only stopped reading: ipc's writeFailed.)
 		s.stop()
 		<-s.done
 		s.fail(err)
@@ -306,7 +290,6 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 	case <-ctx.Done():
 		s.mu.Lock()
 		delete(s.waiting, id)
-		s.counted()
 		s.mu.Unlock()
 		return nil, ctx.Err()
 	}

@@ -299,26 +299,6 @@ func (c *Conn) setReadDeadline(t time.Time) error {
 	return c.nc.SetReadDeadline(t)
 }
 
-// SetQuiet lets a Recv that finds nothing to read wait without the
-// receive that would find nothing (EAGAIN) when quiet reports true at
-// that moment: a system call fewer per wait. quiet must report true
-// only while nothing that anyone waits for can be on its way (no reply
-// to a request sent, no stream open), and be safe for use concurrent
-// with what changes that: it runs on the goroutine in Recv, after the
-// socket's readiness was cleared, so what is sent after it returned
-// true, and the peer's bytes in answer, wake the wait. Bytes that came
-// just before, which no one waited for (a reply whose caller gave up),
-// are read with the next ones. The peer's last word and end, if they
-// came just before, are read once a write finds the peer gone: the
-// write then shuts the socket's reading side, which wakes the reader.
-// Call it before the first Recv and Send; it does nothing on a
-// connection of FileConn, whose reads block.
-func (c *Conn) SetQuiet(quiet func() bool) {
-	if c.bfd != nil && c.bfd.park != nil {
-		c.bfd.park.quiet = quiet
-	}
-}
-
 // CloseRead ends the reading side only: a Recv blocked in a read returns,
 // later ones return ErrClosed, and Send still works, for a last word
 // before Close. The peer's writes fail from then on.

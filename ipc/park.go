@@ -67,16 +67,9 @@ type parker struct {
 	// one receive that finds the bytes, not a peek and then a read.
 	stash  [stashSize]byte
 	nstash int
-	// quiet, when set (Conn.SetQuiet), says that no bytes anyone waits
-	// for can be on their way: waitReadable then skips its first
-	// receive (quietFn; first marks that call).
-	quiet   func() bool
-	quietFn func(fd uintptr) bool
-	first   bool
-	// kicked is set, once, when a write found the peer gone (EPIPE,
-	// ECONNRESET) on a quiet connection, before shutdownRead: from then
-	// on no wait skips its receive.
-	kicked atomic.Bool
+	// gone is set, once, when a write found the peer gone (EPIPE,
+	// ECONNRESET), before writeFailed shuts the reading side.
+	gone atomic.Bool
 	// receives counts the receives made through the netpoller (rc.Read's
 	// calls of recv), for the tests; written by the reader only.
 	receives uint64
@@ -99,40 +92,22 @@ const stashSize = 512
 func newParker(uc *net.UnixConn, rc syscall.RawConn, slots chan struct{}, writeTimeout time.Duration) *parker {
 	k := &parker{uc: uc, rc: rc, slots: slots, linger: Linger, writeTimeout: writeTimeout}
 	k.recvFn = k.recv
-	k.quietFn = k.recvUnlessQuiet
 	k.serveFn = k.serveRecv
 	return k
 }
 
-// recvUnlessQuiet is recv, for waitReadable's rc.Read, except that its
-// first call receives nothing when quiet reports that nothing anyone
-// waits for can be on its way: rc.Read then sleeps until bytes arrive.
-// The check comes after rc.Read cleared the socket's readiness, so bytes
-// sent for a wait that quiet counts at that moment are the reason for a
-// readiness event after it, which wakes the read.
-func (k *parker) recvUnlessQuiet(fd uintptr) bool {
-	if k.first {
-		k.first = false
-		if k.quiet() && !k.kicked.Load() {
-			return false
-		}
-	}
-	return k.recv(fd)
-}
-
 // writeFailed is told of each failed write of b (b.mu read-held), with
-// the system call's error. When the peer is gone, on a quiet connection,
-// it shuts the socket's reading side: the reader then reads what the
-// peer sent before it went (a Refuse saying why) and the end, even if
-// its wait began just after those bytes came and would have slept
-// through them (see recvUnlessQuiet). The shutdown wakes a wait in
-// progress; kicked, set first, stops a wait that begins later from
-// skipping its receive.
+// the system call's error. When the peer is gone it shuts the socket's
+// reading side, which wakes the reader: it reads what the peer sent
+// before it went (a Refuse saying why), then the end, even where the
+// peer shut only its own reading side and keeps its end open, which no
+// readiness event would tell the reader (a client's write then failed
+// and its request waited for ever for the reader to end).
 func (k *parker) writeFailed(b *blockingFD, err error) {
-	if k.quiet == nil || (err != unix.EPIPE && err != unix.ECONNRESET) {
+	if err != unix.EPIPE && err != unix.ECONNRESET {
 		return
 	}
-	if k.kicked.CompareAndSwap(false, true) {
+	if k.gone.CompareAndSwap(false, true) {
 		unix.Shutdown(b.fd, unix.SHUT_RD)
 	}
 }
@@ -223,14 +198,7 @@ func (k *parker) read(b *blockingFD, p []byte) (int, error) {
 // to stashSize of those bytes (see stashed).
 func (k *parker) waitReadable() error {
 	k.nstash = 0
-	var err error
-	if k.quiet != nil {
-		k.rbuf, k.rflags, k.first = k.stash[:], unix.MSG_DONTWAIT, true
-		err = k.rc.Read(k.quietFn)
-		k.rbuf = nil
-	} else {
-		err = k.receive(k.stash[:], unix.MSG_DONTWAIT)
-	}
+	err := k.receive(k.stash[:], unix.MSG_DONTWAIT)
 	if err == nil && k.rerr == nil {
 		k.nstash = k.rn
 	}

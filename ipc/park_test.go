@@ -265,102 +265,35 @@ func TestParkedWrites(t *testing.T) {
 	}
 }
 
-// TestQuietWait: a dialed connection whose SetQuiet reports that nothing
-// is awaited waits for bytes without the receive that would find none,
-// and reads the frame that comes after that check whole; one that
-// reports something awaited receives first, as without SetQuiet.
-func TestQuietWait(t *testing.T) {
-	for _, quiet := range []bool{true, false} {
-		t.Run(fmt.Sprintf("quiet=%v", quiet), func(t *testing.T) {
-			c, peer := dialPair(t)
-			asked := make(chan struct{}, 1)
-			c.SetQuiet(func() bool {
-				select {
-				case asked <- struct{}{}:
-				default:
-				}
-				return quiet
-			})
-			type res struct {
-				m   protocol.Message
-				err error
-			}
-			ch := make(chan res, 1)
-			go func() { m, err := c.Recv(); ch <- res{m, err} }()
-			select {
-			case <-asked: // the readiness is cleared: what is written now wakes the wait
-			case <-time.After(30 * time.Second):
-				t.Fatal("Recv never asked whether anything is awaited")
-			}
-			// Time for a receive after the check, if one were made: it
-			// would find nothing and count.
-			time.Sleep(50 * time.Millisecond)
-			want := frameOf(t, &protocol.Execute{ID: 7, Process: "p", Args: []byte(`"x"`)}) // within the stash: one receive reads it
-			if _, err := peer.Write(want); err != nil {
-				t.Fatal(err)
-			}
-			var r res
-			select {
-			case r = <-ch:
-			case <-time.After(30 * time.Second):
-				t.Fatal("a quiet wait slept through the bytes that came after it began")
-			}
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
-			if e, ok := r.m.(*protocol.Execute); !ok || e.ID != 7 || string(e.Args) != `"x"` {
-				t.Fatalf("read %#v, want the Execute written", r.m)
-			}
-			got := c.bfd.park.receives // Recv returned: the reader is done with it
-			if quiet && got != 1 {
-				t.Errorf("a quiet wait made %d receives, want 1 (the one that found the frame)", got)
-			}
-			if !quiet && got != 2 {
-				t.Errorf("a wait with something awaited made %d receives, want 2 (one that found nothing, then the frame)", got)
-			}
-		})
-	}
-}
-
-// TestQuietWaitWokenByAFailedWrite: the peer's last frame and its end,
-// come before a quiet wait began (so no readiness event is left for
-// it), are read once a write finds the peer gone: the write shuts the
-// reading side, which wakes the wait.
-func TestQuietWaitWokenByAFailedWrite(t *testing.T) {
+// TestFailedWriteWakesTheReader: a peer that shut its reading side
+// and keeps its end open sends no end, so nothing would wake a reader
+// waiting for its next frame; a write that finds the peer gone shuts
+// this side's reading side, and the reader reads on to the end.
+func TestFailedWriteWakesTheReader(t *testing.T) {
 	c, peer := dialPair(t)
-	c.SetQuiet(func() bool { return true })
-	if _, err := peer.Write(frameOf(t, &protocol.Refuse{Err: *protocol.Errorf(protocol.CodeTooManyClients, "full")})); err != nil {
+	if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 1})); err != nil {
 		t.Fatal(err)
 	}
-	peer.Close()
-	time.Sleep(50 * time.Millisecond) // the netpoller sees the bytes and the end before the wait
-	type res struct {
-		m   protocol.Message
-		err error
+	var got []uint64
+	done := serveAsync(c, func(m protocol.Message) bool { got = append(got, seqOf(m)); return true }, func() {})
+	if err := peer.(*net.UnixConn).CloseRead(); err != nil {
+		t.Fatal(err)
 	}
-	ch := make(chan res, 2)
-	go func() {
-		for range 2 {
-			m, err := c.Recv()
-			ch <- res{m, err}
+	time.Sleep(50 * time.Millisecond) // the reader waits
+	var err error
+	for range 2 { // the first write may still be taken by the socket
+		if err = c.Send(&protocol.Ping{Seq: 2}); err != nil {
+			break
 		}
-	}()
-	time.Sleep(50 * time.Millisecond) // the wait begins, quiet
-	if err := c.Send(&protocol.Ping{Seq: 1}); err == nil {
-		t.Fatal("a write to a closed peer succeeded")
 	}
-	for i, want := range []string{"the Refuse", "the end"} {
-		select {
-		case r := <-ch:
-			switch {
-			case i == 0 && (r.err != nil || r.m.Kind() != protocol.KindRefuse):
-				t.Fatalf("first Recv: %v, %v; want the Refuse", r.m, r.err)
-			case i == 1 && !errors.Is(r.err, io.EOF):
-				t.Fatalf("second Recv: %v, %v; want io.EOF", r.m, r.err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("a quiet wait slept through %s after a write found the peer gone", want)
-		}
+	if err == nil {
+		t.Fatal("writes to a peer that shut its reading side succeeded")
+	}
+	if err := waitServe(t, done); !errors.Is(err, io.EOF) {
+		t.Fatalf("the reader after a failed write: %v, want io.EOF", err)
+	}
+	if !equalSeqs(got, []uint64{1}) {
+		t.Fatalf("read %v before the end, want [1]", got)
 	}
 }
 
