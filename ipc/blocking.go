@@ -210,7 +210,7 @@ func (b *blockingFD) Close() error {
 	b.once.Do(func() {
 		unix.Shutdown(b.fd, unix.SHUT_RDWR) // wakes readers and writers, blocked or parked
 		if b.park != nil {
-			b.park.uc.Close()
+			b.park.close()
 		}
 		b.mu.Lock()
 		b.closed = true

@@ -82,6 +82,11 @@ type parker struct {
 	idle    func()
 	stop    bool
 	ended   bool
+	// mu guards serving (the reader is in Serve's read) and closed
+	// (Close ran): see enter.
+	mu      sync.Mutex
+	serving bool
+	closed  bool
 }
 
 // stashSize is what waitReadable reads at most: a small request or

@@ -84,9 +84,13 @@ func (c *Conn) serveWait(k *parker, handle func(protocol.Message) bool, idle fun
 		c.pr, c.fr = nil, nil
 	}
 	k.conn, k.handle, k.idle, k.stop, k.ended, k.nstash = c, handle, idle, false, false, 0
+	if !k.enter() {
+		return false, false, net.ErrClosed
+	}
 	k.parked.Store(true)
 	err = k.rc.Read(k.serveFn)
 	k.parked.Store(false)
+	k.leave()
 	stop, viaRecv = k.stop, k.nstash > 0 || k.ended
 	k.conn, k.handle, k.idle = nil, nil, nil
 	if k.nstash > 0 {
@@ -110,39 +114,83 @@ func (c *Conn) serveWait(k *parker, handle func(protocol.Message) bool, idle fun
 // wait is over. Bytes it receives go to the stash; the whole frames at
 // its front are handled there and then, and if that leaves nothing,
 // the wait goes on (false) without the receive that would find
-// nothing.
+// nothing, unless the receive filled the stash: the socket may hold
+// more, which no readiness event would announce, so it receives again.
 func (k *parker) serveRecv(fd uintptr) bool {
-	k.receives++
-	n, err := recvNoWait(int(fd), k.stash[k.nstash:], unix.MSG_DONTWAIT)
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
-		return false
-	case err != nil || n == 0:
-		k.ended = true // the end, or a reset: Recv's receive sees it again
-		return true
-	}
-	k.nstash += n
 	c := k.conn
-	b := k.stash[:k.nstash]
-	off := 0
-	for !k.stop && len(b)-off >= protocol.HeaderLen && c.stopped() == nil {
-		size := int(binary.BigEndian.Uint32(b[off:]))
-		end := off + 4 + size
-		if size == 0 || size > c.maxFrame || end > len(b) {
-			break // Recv reads it, waits for its rest or refuses it
+	for {
+		k.receives++
+		n, err := recvNoWait(int(fd), k.stash[:], unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return false
+		case err != nil || n == 0:
+			k.ended = true // the end, or a reset: Recv's receive sees it again
+			return true
 		}
-		m, err := protocol.Decode(protocol.Kind(b[off+4]), b[off+protocol.HeaderLen:end])
-		if err != nil {
-			break // Recv decodes it again and returns the error
+		b := k.stash[:n]
+		off := 0
+		for !k.stop && len(b)-off >= protocol.HeaderLen && c.stopped() == nil {
+			size := binary.BigEndian.Uint32(b[off:])
+			if size == 0 || uint64(size) > uint64(c.maxFrame) || uint64(size) > uint64(len(b)-off-4) {
+				break // Recv reads it, waits for its rest or refuses it
+			}
+			end := off + 4 + int(size)
+			m, err := protocol.Decode(protocol.Kind(b[off+4]), b[off+protocol.HeaderLen:end])
+			if err != nil {
+				break // Recv decodes it again and returns the error
+			}
+			off = end
+			c.settleHeld(off < len(b))
+			k.stop = !k.handle(m)
 		}
-		off = end
-		c.settleHeld(off < len(b))
-		k.stop = !k.handle(m)
+		k.nstash = copy(k.stash[:], b[off:])
+		if k.stop || k.nstash > 0 || c.stopped() != nil {
+			return true
+		}
+		if n < len(k.stash) { // the socket had no more
+			k.idle()
+			return false
+		}
 	}
-	k.nstash = copy(k.stash[:], b[off:])
-	if k.stop || k.nstash > 0 || c.stopped() != nil {
-		return true
+}
+
+// enter marks the reader inside Serve's read, where handlers run, unless
+// the connection is closed: it reports whether it may read. Until leave,
+// Close does not close the socket's netpoller descriptor (which would
+// wait for the read, and so for a handler, maybe for ever: one whose
+// write timed out closes the Conn itself); it shuts the socket, which
+// ends the read's wait, and leave closes the descriptor.
+func (k *parker) enter() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return false
 	}
-	k.idle()
-	return false
+	k.serving = true
+	return true
+}
+
+// leave ends what enter began, closing the descriptor if Close asked.
+func (k *parker) leave() {
+	k.mu.Lock()
+	k.serving = false
+	closeNow := k.closed
+	k.mu.Unlock()
+	if closeNow {
+		k.uc.Close()
+	}
+}
+
+// close closes the netpoller's descriptor now, or, while the reader is
+// in Serve's read, has leave close it (see enter). The caller shut the
+// socket first.
+func (k *parker) close() {
+	k.mu.Lock()
+	k.closed = true
+	serving := k.serving
+	k.mu.Unlock()
+	if !serving {
+		k.uc.Close()
+	}
 }

@@ -312,3 +312,120 @@ func TestServeAnyCut(t *testing.T) {
 		}
 	}
 }
+
+// alignedBurst returns frames that are exactly stashSize bytes, then
+// one more, a Ping numbered 99.
+func alignedBurst(t *testing.T) []byte {
+	t.Helper()
+	var b []byte
+	for seq := uint64(1); ; seq++ {
+		f := frameOf(t, &protocol.Ping{Seq: seq})
+		if len(b)+len(f) > stashSize-64 {
+			break
+		}
+		b = append(b, f...)
+	}
+	for pad := 0; pad < 200 && len(b) != stashSize; pad++ {
+		if f := frameOf(t, &protocol.Execute{ID: 98, Process: "p", Args: []byte(`"` + strings.Repeat("x", pad) + `"`)}); len(b)+len(f) == stashSize {
+			b = append(b, f...)
+		}
+	}
+	if len(b) != stashSize {
+		t.Fatalf("the burst is %d bytes, not %d", len(b), stashSize)
+	}
+	return append(b, frameOf(t, &protocol.Ping{Seq: 99})...)
+}
+
+// TestServeReceiveThatFillsTheStash: a receive that fills the stash
+// with whole frames may have left more in the socket, which no
+// readiness event announces: Serve receives again before it waits.
+func TestServeReceiveThatFillsTheStash(t *testing.T) {
+	c, peer := acceptServed(t, Options{}, false)
+	got99 := make(chan struct{})
+	done := serveAsync(c, func(m protocol.Message) bool {
+		if seqOf(m) == 99 {
+			close(got99)
+		}
+		return true
+	}, func() {})
+	time.Sleep(50 * time.Millisecond) // Serve waits
+	if _, err := peer.Write(alignedBurst(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got99:
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the frame after the first %d bytes was never handled", stashSize)
+	}
+}
+
+// TestServeCloseDuringAHandler: Close returns while a handler runs (it
+// does not wait for Serve's read to end), and Serve then ends with
+// ErrClosed; the socket's descriptor is closed once it has.
+func TestServeCloseDuringAHandler(t *testing.T) {
+	c, peer := acceptServed(t, Options{}, false)
+	release, inHandler := make(chan struct{}), make(chan struct{})
+	done := serveAsync(c, func(protocol.Message) bool { close(inHandler); <-release; return true }, func() {})
+	if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 1})); err != nil {
+		t.Fatal(err)
+	}
+	<-inHandler
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("Close waited for a handler")
+	}
+	close(release)
+	if err := waitServe(t, done); !errors.Is(err, ErrClosed) && !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Serve after Close: %v, want ErrClosed", err)
+	}
+	if _, err := peer.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("the peer reads %v, want io.EOF: the socket is not closed", err)
+	}
+}
+
+// TestServeHandlerWriteTimesOut: a handler's Send to a peer that does
+// not read times out and closes the Conn from inside Serve's read; the
+// Send, and then Serve, return (the close must not wait for the read
+// that the handler runs in).
+func TestServeHandlerWriteTimesOut(t *testing.T) {
+	c, peer := acceptServed(t, Options{WriteTimeout: 100 * time.Millisecond}, false)
+	sent := make(chan error, 1)
+	done := serveAsync(c, func(protocol.Message) bool {
+		sent <- c.Send(&protocol.Execute{ID: 1, Process: "p", Args: []byte(`"` + strings.Repeat("x", 4<<20) + `"`)})
+		return true
+	}, func() {})
+	if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 1})); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-sent:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Send to a peer that does not read: %v, want a timeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler's Send never returned")
+	}
+	if err := waitServe(t, done); err == nil {
+		t.Fatal("Serve on a closed Conn returned nil")
+	}
+}
+
+// TestServeLengthWithTheTopBitSet: a length that is negative as a
+// 32-bit int is refused as too large, not taken for a short frame.
+func TestServeLengthWithTheTopBitSet(t *testing.T) {
+	c, peer := acceptServed(t, Options{}, false)
+	done := serveAsync(c, func(protocol.Message) bool { return true }, func() {})
+	head := []byte{0xff, 0xff, 0xff, 0xf0, byte(protocol.KindPing)}
+	if _, err := peer.Write(append(head, make([]byte, 20)...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitServe(t, done); !errors.Is(err, protocol.ErrFrameTooLarge) {
+		t.Fatalf("a length with the top bit set: %v, want ErrFrameTooLarge", err)
+	}
+}

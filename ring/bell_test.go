@@ -238,3 +238,44 @@ func TestDoorbellStaleRings(t *testing.T) {
 		t.Fatalf("a park after the stale rings: %v (a ring into a full bell was lost)", err)
 	}
 }
+
+// TestDoorbellNudgeOwesNoRing: a Nudge with no Wait in progress leaves
+// the bell's deadline passed, so the next park's read ends before the
+// park begins; that park was never announced, so no waker took it and
+// no ring is owed: the parks after it still read the bell once each.
+func TestDoorbellNudgeOwesNoRing(t *testing.T) {
+	sup, wrk := newBellPair(t, 16<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- echo(ctx, wrk) }()
+	w, r := sup.Writer(), sup.Reader()
+	round := func(n int) {
+		t.Helper()
+		for i := range n {
+			if err := w.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Wait(ctx); err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+			if _, err := r.Read(nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	round(50)
+	r.Nudge()
+	if err := r.Wait(ctx); err != nil { // takes the nudge, parking not
+		t.Fatal(err)
+	}
+	round(1) // its park's read meets the passed deadline
+	parks0, reads0 := r.Parks(), r.w.reads
+	round(500)
+	parks, reads := r.Parks()-parks0, r.w.reads-reads0
+	wrk.Close()
+	<-done
+	if r.w.owed != 0 || reads > parks+parks/10+2 {
+		t.Fatalf("after a Nudge: %d reads of the bell for %d parks, %d rings owed; want one read a park", reads, parks, r.w.owed)
+	}
+}

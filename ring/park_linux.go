@@ -174,7 +174,9 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 			}
 			if !w.hungUp {
 				w.parkOnBell(ctx, r)
-				w.unpark()
+				if w.announced { // else an interrupt ended the read before the park began
+					w.unpark()
+				}
 			}
 			continue
 		}
