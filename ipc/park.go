@@ -82,6 +82,8 @@ type parker struct {
 	idle    func()
 	stop    bool
 	ended   bool
+	// checking: a deadline of endCheck is set on uc (armCheck).
+	checking bool
 	// mu guards serving (the reader is in Serve's read) and closed
 	// (Close ran): see enter.
 	mu      sync.Mutex

@@ -429,3 +429,66 @@ func TestServeLengthWithTheTopBitSet(t *testing.T) {
 		t.Fatalf("a length with the top bit set: %v, want ErrFrameTooLarge", err)
 	}
 }
+
+// TestServeSeesTheEndAfterTheLastFrame: a peer that writes a frame and
+// closes, so that the end comes with the frame (before Serve waits, or
+// while it does), ends Serve with io.EOF once the frame is handled: a
+// receive that returns bytes does not report an end that came with
+// them, and no readiness event follows, so the wait that follows has a
+// deadline (endCheck) that makes the next receive.
+func TestServeSeesTheEndAfterTheLastFrame(t *testing.T) {
+	for _, before := range []bool{true, false} {
+		c, peer := acceptServed(t, Options{}, false)
+		var got atomic.Int64
+		handle := func(protocol.Message) bool { got.Add(1); return true }
+		var done chan error
+		if !before {
+			done = serveAsync(c, handle, func() {})
+			time.Sleep(50 * time.Millisecond) // Serve waits
+		}
+		if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 1})); err != nil {
+			t.Fatal(err)
+		}
+		peer.Close()
+		if before {
+			time.Sleep(50 * time.Millisecond)
+			done = serveAsync(c, handle, func() {})
+		}
+		if err := waitServe(t, done); !errors.Is(err, io.EOF) || got.Load() != 1 {
+			t.Fatalf("end before Serve %v: %v after %d frames, want io.EOF after 1", before, err, got.Load())
+		}
+	}
+}
+
+// TestServeCheckKeepsTheCallersDeadline: the deadline that looks for an
+// end does not replace the caller's: a read deadline still ends Serve
+// with a timeout, sooner or later than endCheck, and Serve goes on past
+// endCheck when the caller set none.
+func TestServeCheckKeepsTheCallersDeadline(t *testing.T) {
+	for _, dl := range []time.Duration{endCheck / 2, 5 * endCheck} {
+		c, peer := acceptServed(t, Options{}, false)
+		c.SetReadDeadline(time.Now().Add(dl))
+		done := serveAsync(c, func(protocol.Message) bool { return true }, func() {})
+		if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 1})); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitServe(t, done); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("deadline %v: %v, want a timeout", dl, err)
+		}
+	}
+	c, peer := acceptServed(t, Options{}, false)
+	seen := make(chan uint64, 2)
+	done := serveAsync(c, func(m protocol.Message) bool { seen <- seqOf(m); return seqOf(m) != 2 }, func() {})
+	for seq := uint64(1); seq <= 2; seq++ {
+		if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: seq})); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-seen; got != seq {
+			t.Fatalf("handled %d, want %d", got, seq)
+		}
+		time.Sleep(5 * endCheck) // past the check's deadline
+	}
+	if err := waitServe(t, done); err != nil {
+		t.Fatalf("Serve with no deadline, past endCheck: %v", err)
+	}
+}

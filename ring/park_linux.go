@@ -168,15 +168,18 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 		if w.beforePark != nil {
 			w.beforePark()
 		}
-		if w.bell != nil && !w.hungUp {
-			if w.owed > 0 {
-				w.drainBell()
-			}
-			if !w.hungUp {
-				w.parkOnBell(ctx, r)
-				if w.announced { // else an interrupt ended the read before the park began
-					w.unpark()
-				}
+		if w.bell != nil && !w.hungUp && w.owed > 0 {
+			w.drainBell()
+		}
+		// A ring still owed after the drain may land between it and the
+		// read's start, which forgets its event: such a park reads first
+		// (below, sleep), since on a kernel whose write to a non-empty
+		// pipe wakes no epoll waiter (before Linux 5.14 and its stable
+		// backports) a later ring would then wake nobody.
+		if w.bell != nil && !w.hungUp && w.owed <= 0 {
+			w.parkOnBell(ctx, r)
+			if w.announced { // else an interrupt ended the read before the park began
+				w.unpark()
 			}
 			continue
 		}

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -70,5 +71,35 @@ func TestClientThatStopsReading(t *testing.T) {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("Shutdown did not return")
+	}
+}
+
+// TestClientThatSendsAndCloses: a client that sends a request with no
+// reply and closes, its end coming with the request, is gone: its place
+// under MaxClients is free again soon after.
+func TestClientThatSendsAndCloses(t *testing.T) {
+	h := start(t, 1, func(c *Config) { c.MaxClients = 1 })
+	nc, err := net.Dial("unix", h.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // accepted, and its reader waits
+	frame, _ := protocol.AppendFrame(nil, &protocol.Unsubscribe{ID: 7})
+	if _, err := nc.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	c := h.dial(t)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := c.Status(context.Background())
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, protocol.ErrTooManyClients) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after a client sent an Unsubscribe and closed, its place is taken: %v", err)
+		}
 	}
 }

@@ -1,0 +1,102 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/theus-run/theus/protocol"
+)
+
+// TestWriteToAPeerThatStoppedReading: a request whose write fails while
+// the reader has nothing to wake it (the supervisor stopped reading but
+// did not close, so no end and no Refuse reach the reader) returns the
+// write's error: the failed write shuts the reading side, which ends
+// the reader (it waited for ever before).
+func TestWriteToAPeerThatStoppedReading(t *testing.T) {
+	ln, path := listenUnix(t)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.(*net.UnixConn).CloseRead() // the client's writes fail from now on
+		accepted <- c
+	}()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var server net.Conn
+	select {
+	case server = <-accepted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the fake supervisor did not accept")
+	}
+	defer server.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Do(context.Background(), Request{Process: "noop", RetryFor: -1})
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a request whose write failed waited 30s for a reader that nothing wakes")
+	}
+	if !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v, want ErrClosed with the write's error", err)
+	}
+}
+
+// TestSupervisorGoesAfterAReply: a supervisor that answers one request
+// and closes with another in flight (its end coming with the reply)
+// fails that other request with ErrClosed, not when its context ends.
+func TestSupervisorGoesAfterAReply(t *testing.T) {
+	ln, path := listenUnix(t)
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		r := protocol.NewReader(c, 0)
+		for range 2 {
+			if _, err := r.ReadMessage(); err != nil {
+				return
+			}
+		}
+		out, _ := protocol.AppendFrame(nil, &protocol.Reply{ID: 1, Result: []byte(`1`)})
+		c.Write(out)
+		c.Close()
+	}()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { _, err := c.Do(ctx, Request{Process: "one", RetryFor: -1}); errs <- err }()
+	time.Sleep(50 * time.Millisecond)
+	go func() { _, err := c.Do(ctx, Request{Process: "two", RetryFor: -1}); errs <- err }()
+	failed := 0
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+		case errors.Is(err, ErrClosed):
+			failed++
+		default:
+			t.Fatalf("a request: %v, want its reply or ErrClosed", err)
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d requests failed, want 1 (the one in flight when the supervisor went)", failed)
+	}
+}
