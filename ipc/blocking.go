@@ -160,7 +160,7 @@ func (b *blockingFD) setReadDeadline(t time.Time) error {
 		b.deadline.Store(t.UnixNano())
 	}
 	if b.park != nil {
-		return b.park.uc.SetReadDeadline(t)
+		return b.park.setDeadline(t)
 	}
 	return nil
 }

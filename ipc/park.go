@@ -82,8 +82,9 @@ type parker struct {
 	idle    func()
 	stop    bool
 	ended   bool
-	// checking: a deadline of endCheck is set on uc (armCheck).
+	// checking: endCheck's deadline, checkAt, is set on uc (armCheck).
 	checking bool
+	checkAt  time.Time
 	// mu guards serving (the reader is in Serve's read) and closed
 	// (Close ran): see enter.
 	mu      sync.Mutex

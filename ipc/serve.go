@@ -91,17 +91,7 @@ func (c *Conn) serveWait(k *parker, handle func(protocol.Message) bool, idle fun
 	if !k.enter() {
 		return false, false, ErrClosed
 	}
-	k.parked.Store(true)
-	err = k.rc.Read(k.serveFn)
-	k.parked.Store(false)
-	k.leave()
-	if k.checking {
-		k.checking = false
-		k.uc.SetReadDeadline(c.deadline) // the caller's again
-		if errors.Is(err, os.ErrDeadlineExceeded) && (c.deadline.IsZero() || time.Now().Before(c.deadline)) {
-			err = nil // endCheck's: the next wait begins with a receive, which sees an end
-		}
-	}
+	err = k.serveRead(c)
 	stop, viaRecv = k.stop, k.nstash > 0 || k.ended
 	k.conn, k.handle, k.idle = nil, nil, nil
 	if k.nstash > 0 {
@@ -121,6 +111,25 @@ func (c *Conn) serveWait(k *parker, handle func(protocol.Message) bool, idle fun
 	return false, false, fmt.Errorf("ipc: read: %w", err)
 }
 
+// serveRead is serveWait's read, between enter and leave. On its way
+// out, even if a handler panics, it leaves, and puts the caller's
+// deadline back if endCheck's was set, whose passing is no error.
+func (k *parker) serveRead(c *Conn) (err error) {
+	k.parked.Store(true)
+	defer func() {
+		k.parked.Store(false)
+		k.leave()
+		if k.checking {
+			k.checking = false
+			k.uc.SetReadDeadline(c.deadline) // the caller's again
+			if errors.Is(err, os.ErrDeadlineExceeded) && (c.deadline.IsZero() || time.Now().Before(c.deadline)) {
+				err = nil // endCheck's: the next wait begins with a receive, which sees an end
+			}
+		}
+	}()
+	return k.rc.Read(k.serveFn)
+}
+
 // serveRecv is Serve's receive, for rc.Read: it reports whether the
 // wait is over. Bytes it receives go to the stash; the whole frames at
 // its front are handled there and then, and if that leaves nothing,
@@ -136,7 +145,7 @@ func (k *parker) serveRecv(fd uintptr) bool {
 		case err == unix.EAGAIN || err == unix.EINTR:
 			return false
 		case err != nil || n == 0:
-			k.ended = true // the end, or a reset: Recv's receive sees it again
+			k.ended = true // the end, or a reset, which Recv's receive then sees as the end
 			return true
 		}
 		b := k.stash[:n]
@@ -182,12 +191,19 @@ const endCheck = 10 * time.Millisecond
 // armCheck sets the deadline of endCheck on the netpoller's descriptor
 // (or the caller's, if sooner), for the reader in Serve's read.
 func (k *parker) armCheck() {
-	at := time.Now().Add(endCheck)
-	if d := k.conn.deadline; !d.IsZero() && d.Before(at) {
-		at = d
-	}
-	k.uc.SetReadDeadline(at)
+	k.checkAt = time.Now().Add(endCheck)
 	k.checking = true
+	k.setDeadline(k.conn.deadline)
+}
+
+// setDeadline sets t, the caller's read deadline, on the netpoller's
+// descriptor, or endCheck's if it is armed and sooner: a handler or
+// idle that sets a deadline must not undo the check. For the reader.
+func (k *parker) setDeadline(t time.Time) error {
+	if k.checking && (t.IsZero() || k.checkAt.Before(t)) {
+		t = k.checkAt
+	}
+	return k.uc.SetReadDeadline(t)
 }
 
 // enter marks the reader inside Serve's read, where handlers run, unless

@@ -492,3 +492,48 @@ func TestServeCheckKeepsTheCallersDeadline(t *testing.T) {
 		t.Fatalf("Serve with no deadline, past endCheck: %v", err)
 	}
 }
+
+// TestServeDeadlineSetDuringTheCheck: a handler or idle that sets a
+// read deadline while the end's check is armed (frame 2 and the peer's
+// end came in one wake, after frame 1's receive armed it) does not undo
+// the check: Serve still sees the end.
+func TestServeDeadlineSetDuringTheCheck(t *testing.T) {
+	for _, who := range []string{"handler clears", "handler sets an hour", "idle clears"} {
+		c, peer := acceptServed(t, Options{}, false)
+		inFirst, goOn := make(chan struct{}), make(chan struct{})
+		set := func() {
+			if who == "handler sets an hour" {
+				c.SetReadDeadline(time.Now().Add(time.Hour))
+			} else {
+				c.SetReadDeadline(time.Time{})
+			}
+		}
+		done := serveAsync(c, func(m protocol.Message) bool {
+			if seqOf(m) == 1 {
+				close(inFirst)
+				<-goOn
+			}
+			if who != "idle clears" {
+				set()
+			}
+			return true
+		}, func() {
+			if who == "idle clears" {
+				set()
+			}
+		})
+		if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 1})); err != nil {
+			t.Fatal(err)
+		}
+		<-inFirst
+		if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 2})); err != nil {
+			t.Fatal(err)
+		}
+		peer.Close()
+		time.Sleep(50 * time.Millisecond) // frame 2 and the end wait, one event
+		close(goOn)
+		if err := waitServe(t, done); !errors.Is(err, io.EOF) {
+			t.Fatalf("%s: %v, want io.EOF", who, err)
+		}
+	}
+}
