@@ -18,24 +18,10 @@ import (
 // parker) and the bare socket of its peer.
 func acceptPair(t *testing.T, o Options) (*Conn, net.Conn) {
 	t.Helper()
-	o.Blocking = true
-	l, err := Listen(filepath.Join(t.TempDir(), "run", "t.sock"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	peer, err := net.Dial("unix", l.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, peer := acceptServed(t, o, true)
 	if c.bfd == nil || c.bfd.park == nil {
 		t.Fatal("a Listener's connection with Blocking has no parker")
 	}
-	t.Cleanup(func() { c.Close(); peer.Close() })
 	return c, peer
 }
 

@@ -158,28 +158,40 @@ func TestDoorbellHungUp(t *testing.T) {
 	}
 }
 
+// echoing starts an echo of wrk's records on its own goroutine and
+// returns a round trip through it (a record written, waited for, read)
+// for sup, n times, and a stop that closes wrk and waits for the echo.
+func echoing(t *testing.T, sup, wrk *Pair) (rounds func(n int), stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	done := make(chan error, 1)
+	go func() { done <- echo(ctx, wrk) }()
+	w, r := sup.Writer(), sup.Reader()
+	rounds = func(n int) {
+		t.Helper()
+		for i := range n {
+			if err := w.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Wait(ctx); err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+			if _, err := r.Read(nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return rounds, func() { wrk.Close(); <-done; cancel() }
+}
+
 // TestDoorbellOneReadPerPark: a park on a doorbell reads the bell once,
 // when woken, not also before it sleeps (a read that finds nothing).
 func TestDoorbellOneReadPerPark(t *testing.T) {
 	sup, wrk := newBellPair(t, 16<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- echo(ctx, wrk) }()
-	w, r := sup.Writer(), sup.Reader()
-	for i := range 500 {
-		if err := w.Write([]byte("ping")); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Wait(ctx); err != nil {
-			t.Fatalf("record %d: %v", i, err)
-		}
-		if _, err := r.Read(nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wrk.Close()
-	<-done
+	rounds, stop := echoing(t, sup, wrk)
+	rounds(500)
+	stop()
+	r := sup.Reader()
 	parks, reads := r.Parks(), r.w.reads
 	if parks < 100 {
 		t.Fatalf("%d parks in 500 round trips: the test did not park", parks)
@@ -245,36 +257,18 @@ func TestDoorbellStaleRings(t *testing.T) {
 // no ring is owed: the parks after it still read the bell once each.
 func TestDoorbellNudgeOwesNoRing(t *testing.T) {
 	sup, wrk := newBellPair(t, 16<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- echo(ctx, wrk) }()
-	w, r := sup.Writer(), sup.Reader()
-	round := func(n int) {
-		t.Helper()
-		for i := range n {
-			if err := w.Write([]byte("ping")); err != nil {
-				t.Fatal(err)
-			}
-			if err := r.Wait(ctx); err != nil {
-				t.Fatalf("record %d: %v", i, err)
-			}
-			if _, err := r.Read(nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	round(50)
+	rounds, stop := echoing(t, sup, wrk)
+	r := sup.Reader()
+	rounds(50)
 	r.Nudge()
-	if err := r.Wait(ctx); err != nil { // takes the nudge, parking not
+	if err := r.Wait(context.Background()); err != nil { // takes the nudge, parking not
 		t.Fatal(err)
 	}
-	round(1) // its park's read meets the passed deadline
+	rounds(1) // its park's read meets the passed deadline
 	parks0, reads0 := r.Parks(), r.w.reads
-	round(500)
+	rounds(500)
+	stop()
 	parks, reads := r.Parks()-parks0, r.w.reads-reads0
-	wrk.Close()
-	<-done
 	if r.w.owed != 0 || reads > parks+parks/10+2 {
 		t.Fatalf("after a Nudge: %d reads of the bell for %d parks, %d rings owed; want one read a park", reads, parks, r.w.owed)
 	}
