@@ -216,9 +216,7 @@ func (c *Conn) header() (protocol.Kind, int, error) {
 	// Nothing read, nothing buffered: the reader's 64 KiB go back to the
 	// pool while the connection waits.
 	k.mayIdle = false
-	c.pr.src.r, c.pr.src.pre = nil, nil
-	c.readers.Put(c.pr)
-	c.pr, c.fr = nil, nil
+	c.giveReader()
 	k.parked.Store(true)
 	err = k.waitReadable()
 	k.parked.Store(false)
@@ -259,6 +257,14 @@ func newReaderPool(max int) *sync.Pool {
 		pr.fr = protocol.NewReader(&pr.src, max)
 		return pr
 	}}
+}
+
+// giveReader gives c's frame reader, which holds nothing, back to the
+// pool, while c waits.
+func (c *Conn) giveReader() {
+	c.pr.src.r, c.pr.src.pre = nil, nil
+	c.readers.Put(c.pr)
+	c.pr, c.fr = nil, nil
 }
 
 // takeReader takes a frame reader from the pool for c.

@@ -210,15 +210,22 @@ func (k *parker) waitReadable() error {
 	if err == nil && k.rerr == nil {
 		k.nstash = k.rn
 	}
+	return waitErr(err) // nil for a reset (rerr) or the end: the read that follows sees the end
+}
+
+// waitErr is the error of a read's wait in the netpoller, err (nil, a
+// deadline, the socket closed, or another), as the Conn's reader
+// returns it.
+func waitErr(err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errTimeout
 	case errors.Is(err, net.ErrClosed):
 		return net.ErrClosed
-	case err != nil:
-		return fmt.Errorf("ipc: read: %w", err)
 	}
-	return nil // a reset (rerr) or the end: the read that follows sees the end
+	return fmt.Errorf("ipc: read: %w", err)
 }
 
 // stashed returns, once, what the last waitReadable read.

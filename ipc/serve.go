@@ -3,8 +3,6 @@ package ipc
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
-	"net"
 	"os"
 	"time"
 
@@ -83,9 +81,7 @@ func (c *Conn) serveWait(k *parker, handle func(protocol.Message) bool, idle fun
 	}
 	idle()
 	if c.pr != nil { // an idle connection holds no frame reader
-		c.pr.src.r, c.pr.src.pre = nil, nil
-		c.readers.Put(c.pr)
-		c.pr, c.fr = nil, nil
+		c.giveReader()
 	}
 	k.conn, k.handle, k.idle, k.stop, k.ended, k.nstash = c, handle, idle, false, false, 0
 	if !k.enter() {
@@ -100,15 +96,10 @@ func (c *Conn) serveWait(k *parker, handle func(protocol.Message) bool, idle fun
 		c.takeReader()
 		c.pr.src.pre = k.stashed()
 	}
-	switch {
-	case err == nil:
-		return stop, viaRecv, nil
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return false, false, errTimeout
-	case errors.Is(err, net.ErrClosed):
-		return false, false, net.ErrClosed
+	if err != nil {
+		return false, false, waitErr(err)
 	}
-	return false, false, fmt.Errorf("ipc: read: %w", err)
+	return stop, viaRecv, nil
 }
 
 // serveRead is serveWait's read, between enter and leave. On its way
