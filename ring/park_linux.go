@@ -187,7 +187,7 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 		if w.afterPark != nil {
 			w.afterPark()
 		}
-		if r.ready() || w.life.closed.Load() || ctx.Err() != nil || w.nudged.Load() {
+		if w.over(ctx, r) {
 			w.unpark()
 			continue
 		}
@@ -198,6 +198,13 @@ func (w *waiter) wait(ctx context.Context, r readier) error {
 		w.sleep()
 		w.unpark()
 	}
+}
+
+// over is a park's re-check, after it announced itself: whether the
+// wait is over without a sleep (r ready, the pair closed, ctx done, a
+// nudge).
+func (w *waiter) over(ctx context.Context, r readier) bool {
+	return r.ready() || w.life.closed.Load() || ctx.Err() != nil || w.nudged.Load()
 }
 
 // unpark ends a park: the word says running again. With a bell, a park
@@ -272,9 +279,9 @@ func (w *waiter) drainBell() {
 // read (a waker took a park that its re-check or an interrupt ended)
 // are counted (unpark) and read off by the next park before it
 // announces itself (drainBell), so they never fill the pipe: a ring
-// into a full pipe would wake nobody. A peer that hung up is seen when its hang-up ends
-// the wait, or, if it came before, by a later read: until then only
-// this process's interrupts end the wait, as after it.
+// into a full pipe would wake nobody. A peer that hung up is seen when
+// its hang-up ends the wait, or, if it came before, by a later read:
+// until then only this process's interrupts end the wait, as after it.
 func (w *waiter) parkOnBell(ctx context.Context, r readier) {
 	w.pctx, w.pr, w.announced = ctx, r, false
 	err := w.bellRC.Read(w.parkFn)
@@ -292,7 +299,7 @@ func (w *waiter) parkBell(fd uintptr) bool {
 		if w.afterPark != nil {
 			w.afterPark()
 		}
-		if w.pr.ready() || w.life.closed.Load() || w.pctx.Err() != nil || w.nudged.Load() {
+		if w.over(w.pctx, w.pr) {
 			w.bn, w.berr = -1, nil // read nothing, and not the end
 			return true
 		}
