@@ -85,7 +85,7 @@ func (h *history) collect(s *Store) {
 		n.queued = false
 		n.trim(hz, s.dropped)
 		s.unlink(n, hz)
-		if hd := n.head.Load(); hd != nil && hd.ver > hz && (hd.prev != nil || hd.deleted) {
+		if hd := n.head.Load(); hd != nil && hd.ver > hz && (hd.prev != nil || hd.deleted()) {
 			// newest > hz: the loop stops before the entries it appends.
 			n.queued = true
 			h.pending = append(h.pending, garbage{ver: newest, n: n})

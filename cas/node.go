@@ -49,11 +49,13 @@ type node struct {
 // or after the horizon, so it stops at the rev visible at the horizon, or
 // at a newer one, and trimming cuts only that rev's prev.
 type rev struct {
-	ver     Version
-	val     []byte
-	deleted bool
-	prev    *rev
+	ver  Version
+	val  []byte // nil for a deletion; a set's is never nil (newRev)
+	prev *rev
 }
+
+// deleted reports whether r is a deletion (a tombstone).
+func (r *rev) deleted() bool { return r.val == nil }
 
 // at returns the rev visible at version v, or nil.
 func (n *node) at(v Version) *rev {
@@ -91,7 +93,7 @@ func (n *node) trim(horizon Version, dropped func(contract.Path, []byte)) {
 	}
 	if n.watched {
 		for old := r.prev; old != nil; old = old.prev {
-			if !old.deleted {
+			if !old.deleted() {
 				dropped(n.path, old.val)
 			}
 		}
@@ -105,5 +107,5 @@ func (n *node) trim(horizon Version, dropped func(contract.Path, []byte)) {
 func (n *node) dead(horizon Version) bool {
 	hd := n.head.Load()
 	return len(n.children) == 0 && n.nextSeq == 0 && n.subtree <= horizon &&
-		(hd == nil || hd.deleted)
+		(hd == nil || hd.deleted())
 }

@@ -76,7 +76,7 @@ func (s *Store) Export() State {
 	st := State{Version: s.Version(), Entries: make([]Entry, 0, s.live), Seqs: map[contract.Path]uint64{}}
 	var walk func(n *node)
 	walk = func(n *node) {
-		if r := n.head.Load(); r != nil && !r.deleted {
+		if r := n.head.Load(); r != nil && !r.deleted() {
 			st.Entries = append(st.Entries, Entry{Path: n.path, Value: r.val, Version: r.ver})
 		}
 		if n.nextSeq != 0 {

@@ -136,7 +136,7 @@ func (sn *Snapshot) Get(p contract.Path) (Entry, bool) {
 		return Entry{}, false
 	}
 	r := n.at(sn.v)
-	if r == nil || r.deleted {
+	if r == nil || r.deleted() {
 		return Entry{}, false
 	}
 	return Entry{Path: p, Value: r.val, Version: r.ver}, true
@@ -161,7 +161,7 @@ func (sn *Snapshot) Subtree(p contract.Path) []Entry {
 }
 
 func (sn *Snapshot) collect(n *node, out []Entry) []Entry {
-	if r := n.at(sn.v); r != nil && !r.deleted {
+	if r := n.at(sn.v); r != nil && !r.deleted() {
 		out = append(out, Entry{Path: n.path, Value: r.val, Version: r.ver})
 	}
 	for _, c := range n.children {
