@@ -117,7 +117,7 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 	if err := s.validate(snap, reads, delta, nodes, opts.Mode); err != nil {
 		return Result{}, err
 	}
-	v := s.Version() + 1
+	v := s.hist.version() + 1
 	changes := s.apply(v, delta, nodes)
 	s.hist.advance(v)
 	if opts.OpID != "" || s.committed != nil {
@@ -276,7 +276,7 @@ func keysOf(keys []string, reads []contract.Path, delta Delta) []string {
 
 // validate decides whether a commit from snap may apply (the store's lock held).
 func (s *Store) validate(snap Version, reads []contract.Path, delta Delta, nodes []*node, mode Mode) error {
-	cur := s.Version()
+	cur := s.hist.version()
 	if snap > cur {
 		return fmt.Errorf("%w: %d > %d", ErrFutureSnap, snap, cur)
 	}

@@ -2,8 +2,8 @@ package cas
 
 import "sync/atomic"
 
-// epoch counts the snapshots held at one version. Epochs are immutable
-// but for holds; each commit publishes a new one.
+// epoch counts the snapshots held at one version. Each commit publishes
+// one (advance).
 //
 // Snapshot takes no lock: it loads the current epoch, adds a hold, and
 // checks that the epoch is still current (else it drops the hold and
@@ -11,6 +11,15 @@ import "sync/atomic"
 // if they are non-zero it keeps the old epoch in h.old. With sequentially
 // consistent atomics one of the two sides sees the other's write, so every
 // snapshot that succeeds is counted where horizon looks.
+//
+// An epoch that no one holds any more is reused (h.free) for a later
+// version, so a commit allocates none. Its ver is rewritten then, so it
+// is read only with a hold taken while the epoch was current (hold): a
+// hold keeps the epoch out of h.free, and the write that reuses it
+// follows the last Release's drop of its hold. A reader that loaded the
+// epoch just before it left may still add a hold to it later, while it
+// is free or current again; that hold is dropped when its check fails,
+// or kept if the epoch is current again, with the version it has then.
 type epoch struct {
 	ver   Version
 	holds atomic.Int64
@@ -30,35 +39,69 @@ type history struct {
 	slab    []epoch   // epochs allocated together; slab[used:] are unused
 	used    int       // an index, not a re-slice: no pointer write per commit
 	old     []*epoch  // epochs with holds at commit time, oldest first
+	free    []*epoch  // epochs no one holds, for reuse (at most epochSlab)
 	pending []garbage // oldest first; a node at most once (node.queued)
 	// trimmed is the newest horizon trimming has used: history older than
 	// it may be gone, so a commit from an older snapshot cannot be checked.
 	trimmed Version
 }
 
-// epochSlab is how many epochs one allocation holds. A slot is used once,
-// so a held epoch keeps at most one slab (1 KiB) alive.
+// epochSlab is how many epochs one allocation holds, and how many free
+// ones are kept for reuse. A held epoch keeps its slab (1 KiB) alive.
 const epochSlab = 64
 
 // advance publishes the epoch of version v (called with the store's lock).
 func (h *history) advance(v Version) {
-	if h.used == len(h.slab) {
-		h.slab, h.used = make([]epoch, epochSlab), 0
+	var next *epoch
+	if k := len(h.free); k > 0 {
+		next = h.free[k-1]
+		h.free[k-1] = nil
+		h.free = h.free[:k-1]
+	} else {
+		if h.used == len(h.slab) {
+			h.slab, h.used = make([]epoch, epochSlab), 0
+		}
+		next = &h.slab[h.used]
+		h.used++
 	}
-	next := &h.slab[h.used]
-	h.used++
 	next.ver = v
 	prev := h.cur.Swap(next)
 	if prev.holds.Load() != 0 {
 		h.old = append(h.old, prev)
+	} else {
+		h.retire(prev)
 	}
 }
+
+// retire keeps e, which no one holds, for reuse.
+func (h *history) retire(e *epoch) {
+	if len(h.free) < epochSlab {
+		h.free = append(h.free, e)
+	}
+}
+
+// hold returns the current epoch with a hold added: the caller drops it.
+func (h *history) hold() *epoch {
+	for {
+		e := h.cur.Load()
+		e.holds.Add(1)
+		if h.cur.Load() == e {
+			return e
+		}
+		e.holds.Add(-1) // a commit moved on meanwhile: take the newer epoch
+	}
+}
+
+// version returns the current version (the store's lock held: only its
+// holder rewrites an epoch's ver).
+func (h *history) version() Version { return h.cur.Load().ver }
 
 // horizon returns the oldest version a live snapshot holds, or the current
 // version when none is held, popping released epochs on the way.
 func (h *history) horizon() Version {
 	i := 0
 	for i < len(h.old) && h.old[i].holds.Load() == 0 {
+		h.retire(h.old[i])
 		i++
 	}
 	h.old = popFront(h.old, i)

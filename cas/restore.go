@@ -73,7 +73,7 @@ func Restore(cfg Config, st State) (*Store, error) {
 func (s *Store) Export() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := State{Version: s.Version(), Entries: make([]Entry, 0, s.live), Seqs: map[contract.Path]uint64{}}
+	st := State{Version: s.hist.version(), Entries: make([]Entry, 0, s.live), Seqs: map[contract.Path]uint64{}}
 	var walk func(n *node)
 	walk = func(n *node) {
 		if r := n.head.Load(); r != nil && !r.deleted() {

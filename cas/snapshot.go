@@ -82,17 +82,9 @@ func (sn *Snapshot) take() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 	}
-	h := &s.hist
-	for {
-		e := h.cur.Load()
-		e.holds.Add(1)
-		if h.cur.Load() == e {
-			sn.e, sn.v = e, e.ver
-			sn.takes = sn.ended.Load()
-			return
-		}
-		e.holds.Add(-1) // a commit moved on meanwhile: take the newer epoch
-	}
+	e := s.hist.hold()
+	sn.e, sn.v = e, e.ver
+	sn.takes = sn.ended.Load()
 }
 
 // Version is the version the snapshot sees.

@@ -25,7 +25,7 @@ func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := &s.hist
-	st := Stats{Version: s.Version(), History: len(h.pending), Paths: s.live, GateWaits: s.gateWaits.Load()}
+	st := Stats{Version: h.version(), History: len(h.pending), Paths: s.live, GateWaits: s.gateWaits.Load()}
 	st.Snapshots = h.cur.Load().holds.Load()
 	for _, e := range h.old { // released epochs stay here until the next trim
 		if n := e.holds.Load(); n > 0 {

@@ -129,9 +129,14 @@ func New(cfg Config) *Store {
 }
 
 // Version returns the version of the newest commit: the epoch it
-// published, which the commit lock orders. It takes no lock.
+// published, which the commit lock orders. It takes no lock; it holds
+// the epoch while it reads it, since an epoch is reused once no one
+// holds it.
 func (s *Store) Version() Version {
-	return s.hist.cur.Load().ver
+	e := s.hist.hold()
+	v := e.ver
+	e.holds.Add(-1)
+	return v
 }
 
 // ensure returns the node for p, creating it and its ancestors.
