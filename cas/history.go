@@ -118,6 +118,7 @@ func (h *history) horizon() Version {
 // version, for the history those revs will make trimmable.
 func (h *history) collect(s *Store) {
 	if len(h.pending) == 0 {
+		h.horizon() // pops the epochs released since: nothing else would
 		return
 	}
 	hz := h.horizon()

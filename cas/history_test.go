@@ -190,3 +190,22 @@ func TestWrittenAgainIsQueuedAgain(t *testing.T) {
 		t.Fatalf("%d entries still pending", len(s.hist.pending))
 	}
 }
+
+// TestOldEpochsPoppedWithoutGarbage: commits that only create paths (a
+// log's appends) queue nothing to trim, yet the epochs that their
+// snapshots held are popped once released; they piled up in h.old, one
+// per commit, before.
+func TestOldEpochsPoppedWithoutGarbage(t *testing.T) {
+	s := New(Config{})
+	d := Delta{{Path: "domain.log_x", Op: contract.OpAppend, Value: []byte{1}}}
+	for range 1000 {
+		sn := s.Snapshot() // held through the commit, as the Runner does
+		if _, err := s.Commit(context.Background(), sn.Version(), nil, d, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		sn.Release()
+	}
+	if n, p := len(s.hist.old), len(s.hist.pending); n > 1 || p != 0 {
+		t.Fatalf("%d old epochs, %d pending after 1,000 appends", n, p)
+	}
+}
