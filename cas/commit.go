@@ -123,7 +123,9 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 	if opts.OpID != "" || s.committed != nil {
 		s.record(v, changes, &opts)
 	}
-	s.hist.collect(s)
+	if s.hist.due() {
+		s.hist.collect(s)
+	}
 	return Result{Version: v}, nil
 }
 
@@ -440,9 +442,12 @@ func (s *Store) push(n *node, v Version, val []byte, deleted bool) *rev {
 		s.live++
 	}
 	stamp(n, v)
+	eager := deleted || n.watched
+	if eager {
+		s.hist.now = true
+	}
 	if (old != nil || deleted) && !n.queued {
-		n.queued = true
-		s.hist.pending = append(s.hist.pending, garbage{ver: v, n: n})
+		s.hist.queue(n, v, eager)
 	}
 	return r
 }

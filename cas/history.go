@@ -28,8 +28,9 @@ type epoch struct {
 // garbage is a node whose history a commit at ver made trimmable once every
 // snapshot older than ver is gone.
 type garbage struct {
-	ver Version
-	n   *node
+	ver   Version
+	n     *node
+	eager bool // counted in history.eager
 }
 
 // history tracks which versions snapshots still hold and which nodes have
@@ -44,6 +45,44 @@ type history struct {
 	// trimmed is the newest horizon trimming has used: history older than
 	// it may be gone, so a commit from an older snapshot cannot be checked.
 	trimmed Version
+	// lazy counts the commits since the last collect, now marks a commit
+	// that deleted a path or wrote a watched one, and eager counts the
+	// pending entries of such paths (due).
+	lazy  int
+	now   bool
+	eager int
+}
+
+// collectEvery is how many commits a collect's work is spread over
+// when it can wait (due): a node written at every commit is trimmed once
+// per collectEvery commits, keeping up to collectEvery revs more than
+// the snapshots need.
+const collectEvery = 8
+
+// due reports whether a commit collects (the store's lock held). One that
+// deleted a path, or wrote a path whose dropped values are watched, does,
+// and so does every commit while such a path waits in the queue: a
+// deleted path leaves the trie, and a watched value goes to
+// Config.Dropped (a HEAVY block is freed), at the first commit after the
+// last snapshot that could see it is released. The rest is history that
+// only costs memory: it is trimmed every collectEvery commits.
+func (h *history) due() bool {
+	h.lazy++
+	if h.lazy < collectEvery && !h.now && h.eager == 0 {
+		return false
+	}
+	h.lazy, h.now = 0, false
+	return true
+}
+
+// queue adds a node to the trim queue; eager when it is deleted or
+// watched (due).
+func (h *history) queue(n *node, v Version, eager bool) {
+	n.queued = true
+	if eager {
+		h.eager++
+	}
+	h.pending = append(h.pending, garbage{ver: v, n: n, eager: eager})
 }
 
 // epochSlab is how many epochs one allocation holds, and how many free
@@ -112,7 +151,8 @@ func (h *history) horizon() Version {
 }
 
 // collect trims what no live snapshot can see. It is amortized over
-// commits: a node is pending at most once, and an entry is visited once.
+// commits: a node is pending at most once, an entry is visited once, and
+// a commit collects only when due.
 // A node still holding revs newer than the horizon (written again since
 // it was queued) goes back to the end of the queue, at the newest
 // version, for the history those revs will make trimmable.
@@ -126,13 +166,15 @@ func (h *history) collect(s *Store) {
 	i := 0
 	for ; i < len(h.pending) && h.pending[i].ver <= hz; i++ {
 		n := h.pending[i].n
+		if h.pending[i].eager {
+			h.eager--
+		}
 		n.queued = false
 		n.trim(hz, s.dropped)
 		s.unlink(n, hz)
 		if hd := n.head.Load(); hd != nil && hd.ver > hz && (hd.prev != nil || hd.deleted()) {
 			// newest > hz: the loop stops before the entries it appends.
-			n.queued = true
-			h.pending = append(h.pending, garbage{ver: newest, n: n})
+			h.queue(n, newest, n.watched || hd.deleted())
 		}
 	}
 	if i == 0 {

@@ -7,6 +7,19 @@ import (
 	"github.com/theus-run/theus/contract"
 )
 
+// untilCollected runs commit until a commit collects (due), at most
+// collectEvery times.
+func untilCollected(t *testing.T, commit func(), s *Store) {
+	t.Helper()
+	for range collectEvery {
+		commit()
+		if s.hist.lazy == 0 {
+			return
+		}
+	}
+	t.Fatalf("%d commits and none collected", collectEvery)
+}
+
 func chainLen(n *node) int {
 	k := 0
 	for r := n.head.Load(); r != nil; r = r.prev {
@@ -15,9 +28,11 @@ func chainLen(n *node) int {
 	return k
 }
 
-// History is kept exactly as long as a snapshot can read it: overwrites
-// keep one rev per path without readers, a held snapshot pins its version,
-// and a deleted path leaves the trie once no snapshot can see it.
+// History is kept as long as a snapshot can read it, and overwrites no
+// snapshot can see for at most collectEvery commits: a commit that
+// collects keeps one rev per path without readers, a held snapshot pins
+// its version, and a deleted path leaves the trie once no snapshot can
+// see it.
 func TestHistoryIsTrimmed(t *testing.T) {
 	s := New(Config{})
 	p := contract.MustParse("domain.a.b")
@@ -31,12 +46,16 @@ func TestHistoryIsTrimmed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range 10 {
+	for i := range 4 * collectEvery {
 		put(contract.OpSet)
+		if k := chainLen(s.index.get(p)); k > collectEvery {
+			t.Fatalf("no reader, yet %d revs kept after %d commits", k, i+1)
+		}
+		if k := chainLen(s.index.get(p)); s.hist.lazy == 0 && k != 1 {
+			t.Fatalf("no reader, yet %d revs kept by a commit that collected", k)
+		}
 	}
-	if k := chainLen(s.index.get(p)); k != 1 {
-		t.Fatalf("no reader, yet %d revs kept", k)
-	}
+	s.Collect()
 	sn := s.Snapshot()
 	for range 10 {
 		put(contract.OpSet)
@@ -48,7 +67,7 @@ func TestHistoryIsTrimmed(t *testing.T) {
 		t.Fatal("snapshot lost its value")
 	}
 	sn.Release()
-	put(contract.OpSet)
+	untilCollected(t, func() { put(contract.OpSet) }, s)
 	if k := chainLen(s.index.get(p)); k != 1 {
 		t.Fatalf("after release: %d revs, want 1", k)
 	}
@@ -182,7 +201,7 @@ func TestWrittenAgainIsQueuedAgain(t *testing.T) {
 	s1.Release()
 	set(p) // 3: p's entry comes up (horizon 2) while its head is 3: queued again
 	s2.Release()
-	set("domain.other") // 4: no snapshot left; p is never written again
+	untilCollected(t, func() { set("domain.other") }, s) // no snapshot left; p is never written again
 	if k := chainLen(s.index.get(p)); k != 1 {
 		t.Fatalf("%d revs kept for %s with no snapshot held, want 1", k, p)
 	}
