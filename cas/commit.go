@@ -446,8 +446,11 @@ func (s *Store) push(n *node, v Version, val []byte, deleted bool) *rev {
 	if eager {
 		s.hist.now = true
 	}
-	if (old != nil || deleted) && !n.queued {
+	switch {
+	case (old != nil || deleted) && !n.queued:
 		s.hist.queue(n, v, eager)
+	case eager && n.queued:
+		s.hist.hurry(n) // queued by a set that did not hurry it
 	}
 	return r
 }

@@ -38,7 +38,7 @@
 // never released keeps every later version of every path it could see. A
 // commit from a snapshot older than the oldest history kept (one that was
 // released first) is refused as a conflict. History that no snapshot can
-// read is dropped by the commits, every eighth commit for overwritten
-// values; at once for deleted paths and for the values that
-// Config.Dropped watches (history.go, due).
+// read is dropped by the commits: every eighth commit for overwritten
+// values, and at the first commit that can for deleted paths and the
+// values that Config.Dropped watches (history.go, due).
 package cas

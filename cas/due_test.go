@@ -118,6 +118,24 @@ func TestCollectDue(t *testing.T) {
 		t.Fatal("a deleted path queued by an overwrite kept after its delete")
 	}
 
+	// A path queued by an overwrite while a snapshot holds the value
+	// before it, then deleted: the entry becomes eager, so the path
+	// leaves with the first commit after the release. (Found in review:
+	// the set had queued the entry as lazy, and the delete found it
+	// queued.)
+	set("domain.l")
+	sn = s.Snapshot()
+	set("domain.l") // queued, lazy
+	del("domain.l")
+	if s.index.get("domain.l") == nil {
+		t.Fatal("a deleted path left while a snapshot can see it")
+	}
+	sn.Release()
+	set("domain.u")
+	if s.index.get("domain.l") != nil {
+		t.Fatal("a deleted path queued lazily kept after the release and a commit")
+	}
+
 	// With nothing eager left, commits are lazy again.
 	if s.hist.eager != 0 {
 		t.Fatalf("%d eager entries left with no snapshot held", s.hist.eager)

@@ -28,9 +28,8 @@ type epoch struct {
 // garbage is a node whose history a commit at ver made trimmable once every
 // snapshot older than ver is gone.
 type garbage struct {
-	ver   Version
-	n     *node
-	eager bool // counted in history.eager
+	ver Version
+	n   *node
 }
 
 // history tracks which versions snapshots still hold and which nodes have
@@ -63,9 +62,12 @@ const collectEvery = 8
 // deleted a path, or wrote a path whose dropped values are watched, does,
 // and so does every commit while such a path waits in the queue: a
 // deleted path leaves the trie, and a watched value goes to
-// Config.Dropped (a HEAVY block is freed), at the first commit after the
-// last snapshot that could see it is released. The rest is history that
-// only costs memory: it is trimmed every collectEvery commits.
+// Config.Dropped (a HEAVY block is freed), at the first commit after its
+// entry in the queue comes within the horizon, as when every commit
+// collected. (An entry put back in the queue goes back at the newest
+// version, so a snapshot taken after the value was replaced can hold it
+// too.) The rest is history that only costs memory: it is trimmed every
+// collectEvery commits.
 func (h *history) due() bool {
 	h.lazy++
 	if h.lazy < collectEvery && !h.now && h.eager == 0 {
@@ -79,10 +81,19 @@ func (h *history) due() bool {
 // watched (due).
 func (h *history) queue(n *node, v Version, eager bool) {
 	n.queued = true
+	h.pending = append(h.pending, garbage{ver: v, n: n})
 	if eager {
+		h.hurry(n)
+	}
+}
+
+// hurry makes n's entry in the queue eager, if it is not already: n was
+// deleted, or is watched, perhaps after a set queued it.
+func (h *history) hurry(n *node) {
+	if !n.eager {
+		n.eager = true
 		h.eager++
 	}
-	h.pending = append(h.pending, garbage{ver: v, n: n, eager: eager})
 }
 
 // epochSlab is how many epochs one allocation holds, and how many free
@@ -166,7 +177,8 @@ func (h *history) collect(s *Store) {
 	i := 0
 	for ; i < len(h.pending) && h.pending[i].ver <= hz; i++ {
 		n := h.pending[i].n
-		if h.pending[i].eager {
+		if n.eager {
+			n.eager = false
 			h.eager--
 		}
 		n.queued = false

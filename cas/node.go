@@ -41,6 +41,9 @@ type node struct {
 	// horizon back costs one walk of its revs per horizon advance, not
 	// one per commit.
 	queued bool
+	// eager: n's entry is counted in history.eager (due): n was deleted
+	// or is watched. Valid while queued.
+	eager bool
 }
 
 // rev is one version of a path's value. Revs are immutable once linked,

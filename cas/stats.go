@@ -9,8 +9,9 @@ type Stats struct {
 	Snapshots int64
 	Epochs    int
 	// History is the paths whose replaced values are kept for held
-	// snapshots, waiting to be dropped (a path counts once however many
-	// values it keeps).
+	// snapshots, or until the next collect (every eighth commit),
+	// waiting to be dropped (a path counts once however many values it
+	// keeps).
 	History int
 	// Paths holding a value now.
 	Paths int

@@ -186,9 +186,10 @@ func (s *Store) unlink(n *node, horizon Version) {
 }
 
 // Collect drops the history that no live snapshot can see now. Commits do
-// it as they go (every eighth commit, or at once for deleted paths and
-// watched values); Collect is for when commits stop while snapshots are
-// released (values waiting for Dropped are then passed to it).
+// it as they go (every eighth commit, or at the first commit that can for
+// deleted paths and watched values); Collect is for when commits stop
+// while snapshots are released (values waiting for Dropped are then
+// passed to it).
 func (s *Store) Collect() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -142,7 +142,7 @@ func engineMetrics() []metric {
 		counter("vip_waits_total", "Commits that waited for a VIP ticket held by another invocation.", func(st *protocol.Stats) uint64 { return st.Tickets.GateWaits }),
 		gauge("snapshots_held", "Snapshots of the Context held now (one per attempt running, plus reads).", func(st *protocol.Stats) float64 { return float64(st.Store.Snapshots) }),
 		gauge("snapshot_versions_held", "Versions older than the newest that held snapshots keep alive.", func(st *protocol.Stats) float64 { return float64(st.Store.Epochs) }),
-		gauge("history_length", "Paths whose replaced values are kept for held snapshots, waiting to be dropped.", func(st *protocol.Stats) float64 { return float64(st.Store.History) }),
+		gauge("history_length", "Paths whose replaced values are kept for held snapshots or the next collect, waiting to be dropped.", func(st *protocol.Stats) float64 { return float64(st.Store.History) }),
 		counter("commit_log_total", "Commits recorded in the commit log (it keeps the newest theus_commit_log_size).", func(st *protocol.Stats) uint64 { return st.CommitLog }),
 		gauge("commit_log_size", "Commits the commit log keeps (--commit-log).", func(st *protocol.Stats) float64 { return float64(st.CommitLogSize) }),
 	}
