@@ -80,3 +80,29 @@ func mustPanic(t *testing.T, what string, f func()) {
 	}()
 	f()
 }
+
+// TestCallAllocs guards Runner.Call's own allocations: the attempt's
+// snapshot and the commit's rev, no closure around the Func.
+func TestCallAllocs(t *testing.T) {
+	arb := vip.New(vip.Config{})
+	r := &Runner{Store: New(Config{Arbiter: arb}), Arbiter: arb}
+	p := contract.MustParse("domain.k")
+	c, err := contract.New("k.set", nil, []contract.Path{p}, contract.Pure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := Outcome{Delta: Delta{{Path: p, Op: contract.OpSet, Value: []byte{1}}}}
+	f := func(context.Context, View) (Outcome, error) { return out, nil }
+	ctx := context.Background()
+	call := func() {
+		if _, err := r.Call(ctx, c, "", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 * epochSlab {
+		call()
+	}
+	if n := testing.AllocsPerRun(10*epochSlab, call); n > 2 {
+		t.Fatalf("%v allocations per Call, want 2 (the snapshot and the rev)", n)
+	}
+}

@@ -129,6 +129,10 @@ type Invocation struct {
 	// Prior counts the attempts made before Execute, outside it (First):
 	// Execute goes on from them.
 	Prior Prior
+
+	// view, set by Call instead of Run, runs in a View of the attempt's
+	// snapshot under Contract: no closure per call.
+	view Func
 }
 
 // started is Start, or now when it is zero.
@@ -435,7 +439,13 @@ func (l *loop) attempt(ctx context.Context) error {
 	if timed {
 		began = time.Now()
 	}
-	out, err := l.inv.Run(ctx, snap, l.rep.Attempts)
+	var out Outcome
+	var err error
+	if l.inv.view != nil {
+		out, err = l.inv.view(ctx, View{snap: snap, c: l.inv.Contract})
+	} else {
+		out, err = l.inv.Run(ctx, snap, l.rep.Attempts)
+	}
 	if timed {
 		l.r.ran(time.Since(began))
 	}

@@ -48,12 +48,5 @@ type Func func(ctx context.Context, in View) (Outcome, error)
 // Call runs f as a process under contract c until it commits (see
 // Execute). f may be called several times.
 func (r *Runner) Call(ctx context.Context, c contract.Contract, opID string, f Func) (Report, error) {
-	return r.Execute(ctx, Invocation{
-		Contract: c,
-		OpID:     opID,
-		Owner:    "local",
-		Run: func(ctx context.Context, snap *Snapshot, _ int) (Outcome, error) {
-			return f(ctx, View{snap: snap, c: c})
-		},
-	})
+	return r.Execute(ctx, Invocation{Contract: c, OpID: opID, Owner: "local", view: f})
 }
