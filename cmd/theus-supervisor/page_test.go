@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/internal/browsertest"
 	"github.com/theus-run/theus/protocol"
 )
 
@@ -82,28 +83,6 @@ func load(ctx context.Context, t *testing.T, sock string) *sync.WaitGroup {
 	return &wg
 }
 
-// startBrowser starts Chromium with opts and returns its context. A
-// Chromium that dies as it starts (it did once in a loaded CI run, with
-// no sign of why) is started again, up to three times: the browser is
-// the test's instrument, not what it tests.
-func startBrowser(t *testing.T, opts []chromedp.ExecAllocatorOption) (context.Context, func()) {
-	t.Helper()
-	for try := 1; ; try++ {
-		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-		bctx, cancelBrowser := chromedp.NewContext(actx)
-		stop := func() { cancelBrowser(); cancelAlloc() }
-		err := chromedp.Do(bctx, chromedp.Navigate("about:blank")) // starts it
-		if err == nil {
-			return bctx, stop
-		}
-		stop()
-		if try == 3 || !strings.Contains(err.Error(), "chrome failed to start") {
-			t.Fatalf("chromium: %v", err)
-		}
-		t.Logf("chromium did not start (try %d of 3): %v", try, err)
-	}
-}
-
 // TestStatusPageInBrowser loads the status page in headless Chromium
 // against a supervisor under load: the numbers on the page change as the
 // supervisor works, the browser logs no error (script exceptions, CSP
@@ -140,7 +119,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.WindowSize(1280, 1100),
 		chromedp.Flag("disable-dev-shm-usage", true))
-	bctx, stopBrowser := startBrowser(t, opts)
+	bctx, stopBrowser := browsertest.Start(t, opts)
 	defer stopBrowser()
 	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
 	defer cancel()

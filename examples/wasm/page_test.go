@@ -16,6 +16,8 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/theus-run/theus/internal/browsertest"
 )
 
 // serve runs the command as `go run ./examples/wasm -addr 127.0.0.1:0`
@@ -74,10 +76,8 @@ func TestPageRunsTheAgentInChromium(t *testing.T) {
 		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox does not start
 		chromedp.UserDataDir(t.TempDir()),
 	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
+	bctx, stopBrowser := browsertest.Start(t, opts)
+	defer stopBrowser()
 	var mu sync.Mutex
 	var problems []string
 	listen := func(ev any) {

@@ -78,6 +78,8 @@ var Allowed = map[string][]string{
 	"internal/regmodel": {},
 	// A real etcd cluster in the calling process (tests, scripts).
 	"internal/etcdtest": {},
+	// The headless Chromium of the browser tests (test files only).
+	"internal/browsertest": {},
 	// Tests of several supervisors on one etcd cluster; no code of its own.
 	"internal/clustertest": {},
 	// A small etcd cluster on loopback for scripts/cluster.sh.
