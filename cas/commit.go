@@ -134,8 +134,8 @@ func (s *Store) Commit(ctx context.Context, snap Version, reads []contract.Path,
 // conflict, is the commit's.
 //
 // It and record are apart from Commit so that a commit without an op id
-// or a journal does not pay for their locals: they took Commit's frame
-// from 400 to 1,040 bytes.
+// or a journal does not pay for their locals: inlined, they made Commit's
+// frame 1,040 bytes; it is 400 without them (go build -gcflags=-S).
 //
 //go:noinline
 func (s *Store) repeat(opts *Options) (r Result, done bool, err error) {
