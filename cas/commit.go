@@ -442,10 +442,7 @@ func (s *Store) push(n *node, v Version, val []byte, deleted bool) *rev {
 		s.live++
 	}
 	stamp(n, v)
-	eager := deleted || n.watched
-	if eager {
-		s.hist.now = true
-	}
+	eager := deleted || n.watched // its entry makes this commit collect (due)
 	switch {
 	case (old != nil || deleted) && !n.queued:
 		s.hist.queue(n, v, eager)

@@ -44,11 +44,9 @@ type history struct {
 	// trimmed is the newest horizon trimming has used: history older than
 	// it may be gone, so a commit from an older snapshot cannot be checked.
 	trimmed Version
-	// lazy counts the commits since the last collect, now marks a commit
-	// that deleted a path or wrote a watched one, and eager counts the
-	// pending entries of such paths (due).
+	// lazy counts the commits since the last collect, and eager the
+	// pending entries of deleted or watched paths (due).
 	lazy  int
-	now   bool
 	eager int
 }
 
@@ -59,21 +57,21 @@ type history struct {
 const collectEvery = 8
 
 // due reports whether a commit collects (the store's lock held). One that
-// deleted a path, or wrote a path whose dropped values are watched, does,
-// and so does every commit while such a path waits in the queue: a
-// deleted path leaves the trie, and a watched value goes to
-// Config.Dropped (a HEAVY block is freed), at the first commit after its
-// entry in the queue comes within the horizon, as when every commit
+// deleted a path, or replaced a value whose drop is watched, does (its
+// entry in the queue is eager), and so does every commit while such an
+// entry waits: a deleted path leaves the trie, and a watched value goes
+// to Config.Dropped (a HEAVY block is freed), at the first commit after
+// its entry in the queue comes within the horizon, as when every commit
 // collected. (An entry put back in the queue goes back at the newest
 // version, so a snapshot taken after the value was replaced can hold it
 // too.) The rest is history that only costs memory: it is trimmed every
 // collectEvery commits.
 func (h *history) due() bool {
 	h.lazy++
-	if h.lazy < collectEvery && !h.now && h.eager == 0 {
+	if h.lazy < collectEvery && h.eager == 0 {
 		return false
 	}
-	h.lazy, h.now = 0, false
+	h.lazy = 0
 	return true
 }
 
