@@ -20,7 +20,7 @@ for _ in $(seq "$count"); do
 done
 host=$(host_share "$h0" "$(host_times)")
 echo
-awk '
+awk "$awk_median"'
   /^Benchmark/ {
     name = $1; sub(/-[0-9]+$/, "", name)
     for (i = 2; i < NF; i++) {
@@ -32,11 +32,11 @@ awk '
   function m(x) { return ns[x] / n[x] }
   function c(x) { return cps[x] / n[x] }
   # rounds(a, b): the median and range of a / b, round by round.
-  function rounds(a, b,   k, i, j, t, r) {
+  function rounds(a, b,   k, i, r, med) {
     k = n[a] < n[b] ? n[a] : n[b]
     for (i = 1; i <= k; i++) r[i] = one[a, i] / one[b, i]
-    for (i = 2; i <= k; i++) for (j = i; j > 1 && r[j-1] > r[j]; j--) { t = r[j]; r[j] = r[j-1]; r[j-1] = t }
-    return sprintf("median %.2f (%.2f-%.2f) of %d rounds", k % 2 ? r[(k+1)/2] : (r[k/2] + r[k/2+1]) / 2, r[1], r[k], k)
+    med = median(r, k) # sorts r
+    return sprintf("median %.2f (%.2f-%.2f) of %d rounds", med, r[1], r[k], k)
   }
   END {
     printf "%-58s %8s %8s\n", "figure (means of the runs)", "ratio", "target"

@@ -14,6 +14,7 @@
 # Usage: scripts/bench-wasm.sh [benchtime] [count]   (default 1s 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/bench.sh
 benchtime=${1:-1s}
 count=${2:-5}
 tmp=$(mktemp -d)
@@ -51,15 +52,12 @@ for _ in $(seq "$count"); do
   node cmd/theus-wasm/testdata/bench.js "$tmp/theus.wasm" "$(go env GOROOT)/lib/wasm/wasm_exec.js" cmd/theus-wasm/theus.js "${benchtime%s}" | sed 's/^/node /'
 done | tee "$out"
 echo
-awk '
+awk "$awk_median"'
   # v[name, k]: the k-th round'"'"'s figure. A ratio is taken within each
   # round (the two sides ran a few seconds apart) and the median of the
   # rounds'"'"' ratios is printed, beside the medians of each side.
   { name = $1 " " $2; sub(/-[0-9]+$/, "", name)
     for (i = 3; i < NF; i++) if ($(i+1) == "ns/op") v[name, ++n[name]] = $i }
-  function median(a, k,   i, j, t) {
-    for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
-    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
   function med(x,   a, i) { for (i = 1; i <= n[x]; i++) a[i] = v[x, i]; return median(a, n[x]) }
   function row(what, x, y,   r, i, k) {
     k = n[x] < n[y] ? n[x] : n[y]

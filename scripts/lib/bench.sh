@@ -68,6 +68,15 @@ stop_peers() {
 # mem_available_gib: the memory the kernel says is available, in GiB.
 mem_available_gib() { awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo; }
 
+# awk_median is an awk function for the scripts' programs (prepend it):
+# median(a, k) is the median of a[1..k], which it sorts in place.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+awk_median='function median(a, k,   i, j, t) {
+  for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+  return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+}
+'
+
 # host_times: the machine's CPU times from /proc/stat's cpu line, as
 # "busy idle steal" (clock ticks); pass two readings to host_share.
 host_times() {
