@@ -105,3 +105,24 @@ func TestEpochReuseUnderReaders(t *testing.T) {
 		t.Fatalf("%d holds left after every reader released", st.Snapshots)
 	}
 }
+
+// TestFreeEpochsBounded: however many epochs are released at once, at
+// most epochSlab are kept for reuse; the rest go to the collector.
+func TestFreeEpochsBounded(t *testing.T) {
+	s := New(Config{})
+	d := Delta{{Path: "domain.k", Op: contract.OpSet, Value: []byte{1}}}
+	var held []*Snapshot
+	for range 3 * epochSlab {
+		held = append(held, s.Snapshot()) // one epoch held per commit
+		if _, err := s.Commit(context.Background(), s.Version(), nil, d, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sn := range held {
+		sn.Release()
+	}
+	s.Collect()
+	if n, old := len(s.hist.free), len(s.hist.old); n != epochSlab || old != 0 {
+		t.Fatalf("%d free epochs and %d old after %d were released, want %d and 0", n, old, 3*epochSlab, epochSlab)
+	}
+}

@@ -85,7 +85,8 @@ func TestContractViolationsCommitNothing(t *testing.T) {
 }
 
 // A process error is returned as is, after one attempt, with nothing
-// committed.
+// committed: from a Func given to Call, and from an Invocation's Run
+// given to Execute (two paths in an attempt).
 func TestProcessErrorNotRetried(t *testing.T) {
 	s := cas.New(cas.Config{})
 	r := &cas.Runner{Store: s}
@@ -93,7 +94,15 @@ func TestProcessErrorNotRetried(t *testing.T) {
 	c := mustContract(t, "bank.transfer", []string{"domain.accounts"}, []string{"domain.accounts"}, contract.Pure)
 	_, err := r.Call(bg, c, "", func(context.Context, cas.View) (cas.Outcome, error) { return cas.Outcome{}, boom })
 	if !errors.Is(err, boom) || s.Version() != 0 {
-		t.Fatalf("got %v", err)
+		t.Fatalf("Call: got %v", err)
+	}
+	runs := 0
+	rep, err := r.Execute(bg, cas.Invocation{Contract: c, Run: func(context.Context, *cas.Snapshot, int) (cas.Outcome, error) {
+		runs++
+		return cas.Outcome{}, boom
+	}})
+	if !errors.Is(err, boom) || s.Version() != 0 || runs != 1 {
+		t.Fatalf("Execute: got %v, %+v, %d runs", err, rep, runs)
 	}
 }
 
