@@ -8,7 +8,7 @@
 # theus-lint ./... (standalone: go/packages and every POP rule), and
 # go vet -vettool=theus-lint ./... (the POP rules through go vet).
 # theus-lint exits 1 here: the repository's tests hold processes that
-# break the rules on purpose (supervisor/evil_test.go).
+# break the rules on purpose (internal/testprocs).
 # Usage: scripts/bench-lint.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -364,9 +364,8 @@ func TestAuditReloadUnderLoad(t *testing.T) {
 }
 
 func TestAuditBadRecipeAtStart(t *testing.T) {
-	exe, _ := os.Executable()
 	file := writeRecipe(t, filepath.Join(t.TempDir(), "a.yaml"), "process_recipes:\n  counters.add: {inputs: [{field: by, max: 1}]}\n  no.such: {inputs: [{field: x, max: 1}]}\n")
-	_, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 1, Audit: file, Log: zerolog.Nop(), Pool: pool.Config{Env: quickExit()}})
+	_, err := Start(Config{Plugins: testPlugins(t), Workers: 1, Audit: file, Log: zerolog.Nop(), Pool: pool.Config{Env: quickExit()}})
 	var le *audit.LoadError
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "a.yaml:3: process_recipes: no process \"no.such\"") {
 		t.Fatalf("start with a bad recipe: %v", err)
@@ -377,10 +376,9 @@ func TestAuditBadRecipeAtStart(t *testing.T) {
 // never fire (a typo, a template it does not have): the recipe is refused
 // at that rule's line. Templates on either side may match anything.
 func TestAuditOutputFieldOutsideTheContract(t *testing.T) {
-	exe, _ := os.Executable()
 	recipe := "process_recipes:\n  counters.add:\n    outputs:\n      - {field: \"domain.counters.{key}\", min: 0}\n      - {field: \"domain.counters.fixed\", min: 0}\n      - {field: \"domian.counters.{key}\", min: 0}\n"
 	file := writeRecipe(t, filepath.Join(t.TempDir(), "a.yaml"), recipe)
-	_, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 1, Audit: file, Log: zerolog.Nop(), Pool: pool.Config{Env: quickExit()}})
+	_, err := Start(Config{Plugins: testPlugins(t), Workers: 1, Audit: file, Log: zerolog.Nop(), Pool: pool.Config{Env: quickExit()}})
 	var le *audit.LoadError
 	if !errors.As(err, &le) || len(le.Problems) != 1 || !strings.Contains(err.Error(), `a.yaml:6: outputs[2]:domian.counters.{key}: output field "domian.counters.{key}" is not under any output counters.add declares`) {
 		t.Fatalf("start with an output field outside the contract: %v", err)
@@ -395,8 +393,7 @@ func TestAuditStateSurvivesRestart(t *testing.T) {
   counters.add: {inputs: [{field: by, max: 100, level: S}, {field: by, max: 5, level: C}]}
   order.place: {inputs: [{field: qty, max: 5, level: B}]}
 `)
-	exe, _ := os.Executable()
-	cfg := Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 1, Audit: file, StateDir: filepath.Join(dir, "state"), Durability: durable.Sync,
+	cfg := Config{Plugins: testPlugins(t), Workers: 1, Audit: file, StateDir: filepath.Join(dir, "state"), Durability: durable.Sync,
 		Log: zerolog.Nop(), Pool: pool.Config{Env: quickExit()}}
 	s, err := Start(cfg)
 	if err != nil {

@@ -76,7 +76,10 @@ func noLostUpdatesUnderWorkerKills(t *testing.T, tune func(*Config)) {
 	if testing.Short() {
 		n = 200
 	}
-	h := start(t, 2, tune)
+	h := start(t, 2, func(c *Config) {
+		c.Pool.MaxRestarts = 1 << 30 // no restart backoff: the kills, not the waits, set the pace
+		tune(c)
+	})
 	const clients = 8
 	var mu sync.Mutex
 	var history []porcupine.Operation

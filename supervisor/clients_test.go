@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -18,7 +17,7 @@ import (
 	"time"
 
 	"github.com/theus-run/theus/client"
-	"github.com/theus-run/theus/worker"
+	"github.com/theus-run/theus/internal/testprocs"
 
 	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/protocol"
@@ -290,22 +289,5 @@ func TestClientBufferBounded(t *testing.T) {
 // own buffer, so the body is not complete in it.
 const smallFrameProbe = ipc.SmallFrame + 1<<10
 
-// fillArgs are test.fill's args: N values of Size bytes under domain.big.
-type fillArgs struct {
-	N    int `json:"n"`
-	Size int `json:"size"`
-}
-
-// fillProcess writes a large subtree in one execute, for Gets that take
-// long to compute.
-func fillProcess() worker.Def {
-	return worker.Process("test.fill", worker.Contract{Outputs: []string{"domain.big"}}, func(ctx *worker.Ctx, in fillArgs) (worker.None, error) {
-		v := strings.Repeat("x", in.Size)
-		for i := range in.N {
-			if err := ctx.Set(fmt.Sprintf("domain.big.k%06d", i), v); err != nil {
-				return worker.None{}, err
-			}
-		}
-		return worker.None{}, nil
-	})
-}
+// fillArgs are test.fill's args.
+type fillArgs = testprocs.FillArgs

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,17 +12,7 @@ import (
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/protocol"
-	"github.com/theus-run/theus/worker"
 )
-
-// bigResultProcess returns a result of n bytes.
-func bigResultProcess() worker.Def {
-	return worker.Process("test.big", worker.Contract{}, func(_ *worker.Ctx, in struct {
-		N int `json:"n"`
-	}) (string, error) {
-		return strings.Repeat("x", in.N), nil
-	})
-}
 
 // TestSlowClientStallsNobody: on the continuation path the reader of a
 // worker's ring replies to every client in turn. A client that pipelines

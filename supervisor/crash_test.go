@@ -44,7 +44,7 @@ func durableSupervisor(t *testing.T, sock, state string) (*exec.Cmd, *client.Cli
 	exe, _ := os.Executable()
 	os.Remove(sock) // a killed supervisor's socket: wait for the new one
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "THEUS_TEST_SUPERVISOR="+sock, "THEUS_TEST_STATE="+state)
+	cmd.Env = supervisorEnv(t, sock, "THEUS_TEST_STATE="+state)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -276,8 +276,7 @@ func (h served) serveErr() error {
 // socket; the test shuts it down (or lets it fail).
 func startNoServe(t *testing.T, tune func(*Config)) served {
 	t.Helper()
-	exe, _ := os.Executable()
-	cfg := Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 1, Socket: filepath.Join(t.TempDir(), "run", "s.sock"),
+	cfg := Config{Plugins: testPlugins(t), Workers: 1, Socket: filepath.Join(t.TempDir(), "run", "s.sock"),
 		Log: zerolog.Nop(), Pool: pool.Config{Env: quickExit()}}
 	tune(&cfg)
 	s, err := Start(cfg)

@@ -124,7 +124,7 @@ func startWhenUnlocked(t *testing.T, env []string) (time.Time, func()) {
 	sock := filepath.Join(t.TempDir(), "run", "s.sock")
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(append(os.Environ(), "THEUS_TEST_SUPERVISOR="+sock), env...)
+		cmd.Env = supervisorEnv(t, sock, env...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

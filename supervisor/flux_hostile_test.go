@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -273,9 +272,8 @@ steps:
 // the test shuts down itself.
 func startNoCleanupWith(t *testing.T, tune func(*Config)) *harness {
 	t.Helper()
-	exe, _ := os.Executable()
 	sock := filepath.Join(t.TempDir(), "run", "s.sock")
-	cfg := Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 2, Socket: sock, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
+	cfg := Config{Plugins: testPlugins(t), Workers: 2, Socket: sock, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
 		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond, Env: quickExit()}}
 	tune(&cfg)
 	s, err := Start(cfg)

@@ -163,7 +163,7 @@ func supervisorProcessEnv(t *testing.T, env ...string) (*exec.Cmd, string, *clie
 	exe, _ := os.Executable()
 	sock := filepath.Join(t.TempDir(), "run", "s.sock")
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), "THEUS_TEST_SUPERVISOR="+sock), env...)
+	cmd.Env = supervisorEnv(t, sock, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,21 +17,18 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/theus-run/theus/client"
-	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/internal/testprocs"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/worker"
 )
 
-// TestMain makes the test binary a worker when a pool launches it, and a
+// TestMain makes the test binary a worker when a pool launches it (the
+// tests' workers are testWorker; BenchmarkStart spawns this binary), and a
 // whole supervisor when a test starts it as one (THEUS_TEST_SUPERVISOR).
 func TestMain(m *testing.M) {
 	if worker.Launched() {
-		if prof := os.Getenv("THEUS_WORKER_CPUPROFILE"); prof != "" {
-			os.Exit(profiledWorker(prof))
-		}
-		// The fault.* processes are served as with theus-supervisor --faults.
-		worker.Main(slices.Concat(demo.Processes(), demo.Faults(), evilProcesses(), outboxProcesses(), signalProcesses(), schemaProcesses(), []worker.Def{fillProcess(), bigResultProcess()})...)
+		testprocs.Main()
 	}
 	if benchPeer() {
 		os.Exit(0)
@@ -45,14 +40,32 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	goleak.VerifyTestMain(m)
+	os.Exit(runTests(m))
+}
+
+// runTests runs the tests, then looks for leaked goroutines as
+// goleak.VerifyTestMain does, and removes the test worker.
+func runTests(m *testing.M) int {
+	defer removeTestWorker()
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: Errors on successful test run: %v\n", err)
+			return 1
+		}
+	}
+	return code
 }
 
 // runAsSupervisor serves sock with the state in $THEUS_TEST_STATE (none
 // if unset), the workflows in $THEUS_TEST_FLUX (none if unset) and a drain of $THEUS_TEST_DRAIN (a duration; the default if
-// unset) until SIGTERM. It exits 3 if the state is locked.
+// unset) until SIGTERM, with $THEUS_TEST_WORKER's workers (this binary's
+// if unset). It exits 3 if the state is locked.
 func runAsSupervisor(sock string) int {
 	exe, _ := os.Executable()
+	if w := os.Getenv(testWorkerEnv); w != "" {
+		exe = w // the test worker, as the test that started this one says
+	}
 	drain, _ := time.ParseDuration(os.Getenv("THEUS_TEST_DRAIN"))
 	s, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 2, Socket: sock, StateDir: os.Getenv("THEUS_TEST_STATE"), DrainTimeout: drain, Flux: os.Getenv("THEUS_TEST_FLUX"),
 		Pool: pool.Config{Env: quickExit()}, Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)})
@@ -76,13 +89,9 @@ type harness struct {
 
 func start(t *testing.T, workers int, tune func(*Config)) *harness {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	sock := filepath.Join(t.TempDir(), "run", "theus.sock")
 	cfg := Config{
-		Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: workers, Socket: sock,
+		Plugins: testPlugins(t), Workers: workers, Socket: sock,
 		Log:  zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
 		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond, MaxRestartBackoff: 200 * time.Millisecond, Env: quickExit()},
 	}
@@ -145,33 +154,14 @@ func openFDs(t *testing.T) int {
 // test shuts down itself.
 func startNoCleanup(t *testing.T) *harness {
 	t.Helper()
-	exe, _ := os.Executable()
 	sock := filepath.Join(t.TempDir(), "run", "s.sock")
-	s, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 2, Socket: sock, Log: zerolog.Nop(),
+	s, err := Start(Config{Plugins: testPlugins(t), Workers: 2, Socket: sock, Log: zerolog.Nop(),
 		Pool: pool.Config{RestartBackoff: 20 * time.Millisecond, Env: quickExit()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go s.Serve(context.Background())
 	return &harness{s: s, sock: sock}
-}
-
-// profiledWorker serves the demo processes with a CPU profile written to
-// prefix.<pid> (set THEUS_WORKER_CPUPROFILE to profile benchmarks' workers).
-func profiledWorker(prefix string) int {
-	f, err := os.Create(prefix + "." + strconv.Itoa(os.Getpid()))
-	if err != nil {
-		return 1
-	}
-	pprof.StartCPUProfile(f)
-	err = worker.Serve(zerolog.Nop().WithContext(context.Background()), demo.Processes()...)
-	os.WriteFile(prefix+".done."+strconv.Itoa(os.Getpid()), []byte(fmt.Sprint(err)), 0o644)
-	pprof.StopCPUProfile()
-	f.Close()
-	if err != nil {
-		return 1
-	}
-	return 0
 }
 
 // quickExit keeps a race-enabled worker from sleeping 1 s at exit (the

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,40 +20,7 @@ import (
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/protocol"
-	"github.com/theus-run/theus/worker"
 )
-
-const outboxCount = "domain.outbox_count"
-
-// outboxProcesses emit: outbox.incr adds one to a counter and emits the
-// new value (concurrent calls conflict), outbox.fail emits and then
-// fails, outbox.pure emits from a PURE process.
-func outboxProcesses() []worker.Def {
-	return []worker.Def{
-		worker.Process("outbox.incr", worker.Contract{Inputs: []string{outboxCount}, Outputs: []string{outboxCount}, Effect: true},
-			func(ctx *worker.Ctx, _ worker.None) (int64, error) {
-				var n int64
-				if _, err := ctx.Get(outboxCount, &n); err != nil {
-					return 0, err
-				}
-				n++
-				if err := ctx.Set(outboxCount, n); err != nil {
-					return 0, err
-				}
-				return n, ctx.Emit("counts", n)
-			}),
-		worker.Process("outbox.fail", worker.Contract{Effect: true}, func(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
-			if err := ctx.Emit("counts", "lost"); err != nil {
-				return worker.None{}, err
-			}
-			return worker.None{}, worker.Fail("boom", "failing after an emit")
-		}),
-		worker.Process("outbox.pure", worker.Contract{}, func(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
-			ctx.Emit("counts", 1) // refused; the call fails even so
-			return worker.None{}, nil
-		}),
-	}
-}
 
 func pullAll(t *testing.T, c *client.Client, topic string) []client.Message {
 	t.Helper()
@@ -269,11 +235,10 @@ func TestOutboxBadRequests(t *testing.T) {
 // Unacked messages survive a restart under --durability sync, acked ones
 // do not come back, and ids are not reused.
 func TestOutboxSurvivesRestart(t *testing.T) {
-	exe, _ := os.Executable()
 	state := t.TempDir()
 	startIt := func() (*Supervisor, *client.Client) {
 		sock := filepath.Join(t.TempDir(), "run", "s.sock")
-		s, err := Start(Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 1, Socket: sock, StateDir: state,
+		s, err := Start(Config{Plugins: testPlugins(t), Workers: 1, Socket: sock, StateDir: state,
 			Log: zerolog.Nop(), Pool: pool.Config{Env: quickExit()}})
 		if err != nil {
 			t.Fatal(err)

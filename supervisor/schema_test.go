@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -11,31 +10,17 @@ import (
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/internal/testprocs"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/schema"
-	"github.com/theus-run/theus/worker"
 )
 
 // schemaLog is the log schema.log appends to, and schemaSig the signal
 // it publishes beside.
 const (
-	schemaLog = "domain.log_events"
-	schemaSig = "domain.sig_event"
+	schemaLog = testprocs.SchemaLog
+	schemaSig = testprocs.SchemaSig
 )
-
-// schemaProcesses are the test processes of the schema gate's tests.
-func schemaProcesses() []worker.Def {
-	return []worker.Def{
-		// schema.log appends its args to a log and publishes them as a signal.
-		worker.Process("schema.log", worker.Contract{Outputs: []string{schemaLog, schemaSig}, Effect: true},
-			func(ctx *worker.Ctx, in json.RawMessage) (worker.None, error) {
-				if err := ctx.Set(schemaSig, in); err != nil {
-					return worker.None{}, err
-				}
-				return worker.None{}, ctx.Append(schemaLog, in)
-			}),
-	}
-}
 
 const testSchema = `
 domain.counters.*: {type: integer, maximum: 10}

@@ -9,19 +9,7 @@ import (
 	"github.com/theus-run/theus/contract"
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/protocol"
-	"github.com/theus-run/theus/worker"
 )
-
-// signalProcesses write signals the way no demo process does. The test
-// worker serves them next to the demo processes.
-func signalProcesses() []worker.Def {
-	out := worker.Contract{Outputs: []string{"domain.sig_ping"}, Effect: true}
-	return []worker.Def{
-		worker.Process("sig.delete", out, func(ctx *worker.Ctx, _ worker.None) (worker.None, error) {
-			return worker.None{}, ctx.Delete("domain.sig_ping")
-		}),
-	}
-}
 
 // noSignalStored fails if the store holds a path in the SIGNAL zone.
 func noSignalStored(t *testing.T, s *Supervisor) {

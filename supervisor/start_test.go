@@ -18,13 +18,12 @@ import (
 // cannot be made) stops the workers it started, closes the state file
 // (a second Start on it works) and leaves no goroutine behind.
 func TestStartFailureReleasesEverything(t *testing.T) {
-	exe, _ := os.Executable()
 	dir := t.TempDir()
 	notADir := filepath.Join(dir, "file")
 	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Plugins: []pool.Plugin{{Command: []string{exe}}}, Workers: 2, StateDir: filepath.Join(dir, "state"),
+	cfg := Config{Plugins: testPlugins(t), Workers: 2, StateDir: filepath.Join(dir, "state"),
 		Durability: durable.Sync, Pool: pool.Config{Env: quickExit()}, Log: zerolog.Nop()}
 	bad := cfg
 	bad.Socket = filepath.Join(notADir, "s.sock")

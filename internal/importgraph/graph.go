@@ -82,6 +82,10 @@ var Allowed = map[string][]string{
 	"internal/browsertest": {},
 	// Tests of several supervisors on one etcd cluster; no code of its own.
 	"internal/clustertest": {},
+	// The processes of the supervisor's tests, and the worker that serves
+	// them (test files only).
+	"internal/testprocs":            {"worker", "demo", "shm"},
+	"internal/testprocs/testworker": {"internal/testprocs"},
 	// A small etcd cluster on loopback for scripts/cluster.sh.
 	"cmd/theus-etcd": {"internal/etcdtest"},
 	// theus in a WebAssembly page: the engine packages the supervisor

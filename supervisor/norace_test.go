@@ -1,0 +1,6 @@
+//go:build !race
+
+package supervisor
+
+// raceEnabled: this binary runs without the race detector.
+const raceEnabled = false
