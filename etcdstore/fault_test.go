@@ -78,18 +78,19 @@ func TestMembersKilledUnderLoad(t *testing.T) {
 		}
 	}
 	progress("warm-up", 20)
-	lead := cluster.Leader()
-	follower := (lead + 1) % cluster.Len()
-	cluster.Stop(follower)
+	cl := cluster(t)
+	lead := cl.Leader()
+	follower := (lead + 1) % cl.Len()
+	cl.Stop(follower)
 	progress("one follower down", 20)
-	if err := cluster.Restart(follower); err != nil {
+	if err := cl.Restart(follower); err != nil {
 		t.Fatal(err)
 	}
 	progress("follower back", 10)
-	lead = cluster.Leader()
-	cluster.Stop(lead)
+	lead = cl.Leader()
+	cl.Stop(lead)
 	progress("leader down", 20)
-	if err := cluster.Restart(lead); err != nil {
+	if err := cl.Restart(lead); err != nil {
 		t.Fatal(err)
 	}
 	progress("leader back", 10)

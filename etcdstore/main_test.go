@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,27 +18,47 @@ import (
 	"github.com/theus-run/theus/internal/etcdtest"
 )
 
-// cluster is the 3-member etcd cluster every test of the package shares;
-// each test keeps its keys under a prefix of its own.
-var cluster *etcdtest.Cluster
+// shared is the 3-member etcd cluster every test of the package shares
+// (cluster); each test keeps its keys under a prefix of its own.
+var shared struct {
+	once sync.Once
+	dir  string
+	c    *etcdtest.Cluster
+	err  error
+}
+
+// cluster starts the shared cluster on first use. It starts inside m.Run,
+// not before: Run swaps os.Stderr under -json (go test -json, gotestsum),
+// and etcd's goroutines read it; a cluster started before Run raced that
+// write.
+func cluster(tb testing.TB) *etcdtest.Cluster {
+	tb.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "etcdstore-test-")
+		if shared.err == nil {
+			shared.c, shared.err = etcdtest.Start(shared.dir, 3)
+		}
+	})
+	if shared.err != nil {
+		tb.Fatal(shared.err)
+	}
+	return shared.c
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
+// run runs the tests, then stops the shared cluster if one started it.
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "etcdstore-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	cluster, err = etcdtest.Start(dir, 3)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cluster.Close()
+	defer func() {
+		if shared.c != nil {
+			shared.c.Close()
+		}
+		if shared.dir != "" {
+			os.RemoveAll(shared.dir)
+		}
+	}()
 	return m.Run()
 }
 
@@ -63,7 +83,7 @@ func dec(t testing.TB, b []byte) int64 {
 // client dials the given members of the cluster (all when none given).
 func client(t testing.TB, members ...int) *clientv3.Client {
 	t.Helper()
-	eps := cluster.Endpoints()
+	eps := cluster(t).Endpoints()
 	if len(members) > 0 {
 		var some []string
 		for _, m := range members {

@@ -154,8 +154,9 @@ func TestSignalsResumeAfterReconnect(t *testing.T) {
 	}
 	col.waitFor(t, 3)
 	// No leader for the watcher's member: etcd ends its watch.
-	cluster.Stop(0)
-	cluster.Stop(1)
+	cl := cluster(t)
+	cl.Stop(0)
+	cl.Stop(1)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		col.mu.Lock()
@@ -170,15 +171,15 @@ func TestSignalsResumeAfterReconnect(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, i := range []int{0, 1} {
-		if err := cluster.Restart(i); err != nil {
+		if err := cl.Restart(i); err != nil {
 			t.Fatal(err)
 		}
 	}
 	mark(`"no-leader"`)
 	// The watcher's member stops and comes back: its client reconnects.
-	cluster.Stop(2)
+	cl.Stop(2)
 	mark(`"during"`)
-	if err := cluster.Restart(2); err != nil {
+	if err := cl.Restart(2); err != nil {
 		t.Fatal(err)
 	}
 	mark(`"after"`)
