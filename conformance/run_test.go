@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theus-run/theus/internal/race"
 	"github.com/theus-run/theus/internal/testcache"
 )
 
@@ -39,7 +40,12 @@ func buildSupervisor(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatalf("no go command to build the supervisor: %v", err)
 	}
-	cmd := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator), "./cmd/theus-supervisor")
+	// Built as this binary was: with -race, the build reuses the packages
+	// the test run compiled, and the supervisor, started next, exits
+	// without the race runtime's sleep.
+	t.Setenv(race.QuickExitEnv())
+	args := append(append([]string{"build"}, race.BuildFlags()...), "-o", dir+string(filepath.Separator), "./cmd/theus-supervisor")
+	cmd := exec.Command(goBin, args...)
 	cmd.Dir = ".."
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

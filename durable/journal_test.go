@@ -19,6 +19,7 @@ import (
 
 	"github.com/theus-run/theus/cas"
 	"github.com/theus-run/theus/contract"
+	"github.com/theus-run/theus/internal/race"
 )
 
 // TestMain runs the tests, or (THEUS_TEST_HOLD=FILE) is a process that
@@ -28,6 +29,7 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv("THEUS_TEST_HOLD"); path != "" {
 		os.Exit(hold(path))
 	}
+	race.SkipExitSleep() // this binary, started as the lock holder
 	goleak.VerifyTestMain(m)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/theus-run/theus/internal/race"
 	"github.com/theus-run/theus/protocol"
 )
 
@@ -26,6 +27,7 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv("THEUS_TEST_DIAL"); path != "" {
 		os.Exit(dialAndAsk(path))
 	}
+	race.SkipExitSleep() // this binary, started as a client
 	goleak.VerifyTestMain(m)
 }
 

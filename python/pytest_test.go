@@ -3,8 +3,10 @@ package python
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
+	"github.com/theus-run/theus/internal/race"
 	"github.com/theus-run/theus/internal/testcache"
 )
 
@@ -28,6 +30,10 @@ func TestPytest(t *testing.T) {
 	}
 	testcache.Touch(t) // pytest reads the SDK and builds supervisors from the module
 	cmd := exec.Command(python3, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
+	// The tests build the supervisor as this binary was built (with -race,
+	// the build reuses the packages the test run compiled), and the
+	// programs they start exit without the race runtime's sleep.
+	cmd.Env = append(os.Environ(), "THEUS_GO_BUILD_FLAGS="+strings.Join(race.BuildFlags(), " "), race.QuickExit())
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("pytest python/tests: %v (its output is above)", err)

@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/theus-run/theus/internal/race"
 )
 
 // TestMain doubles as the peer process of the cross-process tests and
@@ -22,6 +24,7 @@ func TestMain(m *testing.M) {
 	if h := os.Getenv(helperEnv); h != "" {
 		os.Exit(runHelper(h))
 	}
+	race.SkipExitSleep() // this binary, started as a helper
 	goleak.VerifyTestMain(m)
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/theus-run/theus/internal/race"
 )
 
 // TestMain doubles as a child that writes through a read-only mapping
@@ -28,6 +30,7 @@ func TestMain(m *testing.M) {
 		View[float32](r.Bytes(BlockAlign, 64))[0] = 1 // SIGSEGV here
 		os.Exit(0)
 	}
+	race.SkipExitSleep() // this binary, started to write where it must not
 	goleak.VerifyTestMain(m)
 }
 

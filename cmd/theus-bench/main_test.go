@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/internal/race"
 	"github.com/theus-run/theus/worker"
 )
 
@@ -22,6 +23,7 @@ func TestMain(m *testing.M) {
 		servePlugin()
 		os.Exit(0)
 	}
+	race.SkipExitSleep() // this binary, started as the workers and the plugin
 	os.Exit(m.Run())
 }
 

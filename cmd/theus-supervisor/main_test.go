@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/internal/race"
 )
 
 // TestMain runs main when a test starts this binary as the supervisor
@@ -24,6 +25,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	race.SkipExitSleep() // this binary, started as the supervisor and its workers
 	os.Exit(m.Run())
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/theus-run/theus/internal/race"
 	"github.com/theus-run/theus/internal/testcache"
 )
 
@@ -35,8 +36,13 @@ func (w mainWithBinaries) Run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// The commands are built as this binary was (race.BuildFlags), and
+	// every program the tests start (this binary as theusctl, too) exits
+	// without the race runtime's sleep.
+	race.SkipExitSleep()
 	for cmd, pkg := range map[string]string{"theus-supervisor": "../theus-supervisor", "theus-worker": "../theus-worker", "greeter": "../../examples/greeter"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), pkg).CombinedOutput()
+		args := append(append([]string{"build"}, race.BuildFlags()...), "-o", filepath.Join(dir, cmd), pkg)
+		out, err := exec.Command("go", args...).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", cmd, err, out)
 			return 1

@@ -11,6 +11,7 @@ import (
 
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/internal/race"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/supervisor"
 	"github.com/theus-run/theus/worker"
@@ -21,6 +22,7 @@ func TestMain(m *testing.M) {
 	if worker.Launched() {
 		worker.Main(demo.Processes()...)
 	}
+	race.SkipExitSleep() // this binary, started as the workers
 	os.Exit(m.Run())
 }
 

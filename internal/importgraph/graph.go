@@ -62,6 +62,7 @@ var Allowed = map[string][]string{
 	"internal/cpulimit":            {},                   // the cgroup's CPU quota, for the pool's poll gate
 	"internal/golabel":             {},                   // the pprof labels of the long-lived goroutines (supervisor, pool, durable; read by theus-bench)
 	"internal/golabel/golabeltest": {"internal/golabel"}, // reads the labels back from a goroutine profile, for tests
+	"internal/race":                {},                   // whether a test binary runs under -race, for the programs it builds and starts (test files only)
 	"internal/testcache":           {},                   // tests that build or run the module through another program read its sources (test files only)
 	"internal/importgraph":         {},
 	"internal/doclinks":            {},

@@ -43,7 +43,9 @@ def bins(tmp_path_factory):
     if go is None:
         pytest.skip("the go command is not on PATH: the tests need to build theus-supervisor")
     d = tmp_path_factory.mktemp("bin")
-    cmd = [go, "build", "-o", str(d) + os.sep, "./cmd/theus-supervisor", "./cmd/theus-worker"]
+    # THEUS_GO_BUILD_FLAGS: -race when the Go test that runs pytest has it.
+    flags = os.environ.get("THEUS_GO_BUILD_FLAGS", "").split()
+    cmd = [go, "build", *flags, "-o", str(d) + os.sep, "./cmd/theus-supervisor", "./cmd/theus-worker"]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail("go build: %s\n%s%s" % (r.returncode, r.stdout, r.stderr))
