@@ -233,7 +233,11 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 			l.held.Release()
 		}
 	}()
-	if err := l.run(ctx); err != nil {
+	err = l.run(ctx)
+	if l.inv.view != nil && l.r.Engine == nil && l.snap != nil {
+		viewSnaps.Put(l.snap) // released: every attempt releases its snapshot
+	}
+	if err != nil {
 		return Report{}, &RunError{Process: inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, Err: err}
 	}
 	return l.rep, nil
@@ -427,6 +431,9 @@ func (l *loop) attempt(ctx context.Context) error {
 			return err
 		}
 		l.snap = sn
+	case l.snap == nil && l.inv.view != nil:
+		l.snap = viewSnaps.Get().(*Snapshot) // zero, or released by an earlier call
+		l.r.Store.Take(l.snap)
 	case l.snap == nil:
 		l.snap = l.r.Store.Snapshot()
 	default:
@@ -442,7 +449,7 @@ func (l *loop) attempt(ctx context.Context) error {
 	var out Outcome
 	var err error
 	if l.inv.view != nil {
-		out, err = l.inv.view(ctx, View{snap: snap, c: l.inv.Contract})
+		out, err = l.inv.view(ctx, View{snap: snap, c: l.inv.Contract, take: snap.takes})
 	} else {
 		out, err = l.inv.Run(ctx, snap, l.rep.Attempts)
 	}

@@ -39,3 +39,55 @@ func TestViewSubtree(t *testing.T) {
 		t.Fatalf("a process changed the store's value: %d", v)
 	}
 }
+
+// TestViewKeptPastItsCall: Call reuses its snapshots, so a View kept past
+// its call must not read through the snapshot that a later call took: each
+// of its methods panics, before and after that later call, and the later
+// call reads its own version.
+func TestViewKeptPastItsCall(t *testing.T) {
+	s := cas.New(cas.Config{})
+	set(t, s, "domain.in.a", 1)
+	r := &cas.Runner{Store: s}
+	c := mustContract(t, "p", []string{"domain.in"}, []string{"domain.in"}, contract.Pure)
+	var kept cas.View
+	if _, err := r.Call(bg, c, "", func(_ context.Context, in cas.View) (cas.Outcome, error) {
+		kept = in
+		return cas.Outcome{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	uses := map[string]func(){
+		"Get":     func() { kept.Get(P("domain.in.a")) },
+		"Subtree": func() { kept.Subtree(P("domain.in")) },
+		"Version": func() { kept.Version() },
+	}
+	mustPanic := func(when string) {
+		t.Helper()
+		for name, use := range uses {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%s of a View kept past its call, %s: no panic", name, when)
+					}
+				}()
+				use()
+			}()
+		}
+	}
+	mustPanic("after its call")
+	set(t, s, "domain.in.a", 2)
+	for range 4 { // later calls, on the snapshots Call reuses
+		if _, err := r.Call(bg, c, "", func(_ context.Context, in cas.View) (cas.Outcome, error) {
+			mustPanic("during a later call")
+			if v, _, err := in.Get(P("domain.in.a")); err != nil || len(v) == 0 {
+				t.Errorf("a later call's Get: %v %v", v, err)
+			}
+			if in.Version() != s.Version() {
+				t.Errorf("a later call reads version %d, the store is at %d", in.Version(), s.Version())
+			}
+			return cas.Outcome{}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
