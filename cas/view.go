@@ -67,7 +67,10 @@ func (v View) Subtree(p contract.Path) ([]Entry, error) {
 
 // Func is a process written in Go and run in this OS process. It must not
 // keep its View past its return: Call reuses the snapshot under it, and a
-// View kept that way panics when used.
+// View kept that way panics when used. Used from another goroutine while
+// a later call takes that snapshot, it is a data race instead, as any use
+// of a Snapshot during its Release is: the check reads the snapshot's
+// plain fields.
 type Func func(ctx context.Context, in View) (Outcome, error)
 
 // Call runs f as a process under contract c until it commits (see
