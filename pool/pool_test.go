@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/theus-run/theus/demo"
+	"github.com/theus-run/theus/internal/race"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/worker"
 )
@@ -254,11 +255,9 @@ func TestCloseIsGraceful(t *testing.T) {
 	}
 }
 
-// quickExit keeps a race-enabled worker from sleeping 1 s at exit (the
-// race runtime's atexit_sleep_ms), which every graceful stop would pay.
-func quickExit() []string {
-	return []string{"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}
-}
+// quickExit keeps a race-enabled worker from sleeping 1 s at exit, which
+// every graceful stop would pay (race.QuickExit).
+func quickExit() []string { return []string{race.QuickExit()} }
 
 // TestCloseDoesNotWaitForHungProcesses: a worker whose process ignores
 // cancellation still exits soon after the supervisor leaves.

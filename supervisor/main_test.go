@@ -18,6 +18,7 @@ import (
 
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/durable"
+	"github.com/theus-run/theus/internal/race"
 	"github.com/theus-run/theus/internal/testprocs"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/worker"
@@ -164,8 +165,6 @@ func startNoCleanup(t *testing.T) *harness {
 	return &harness{s: s, sock: sock}
 }
 
-// quickExit keeps a race-enabled worker from sleeping 1 s at exit (the
-// race runtime's atexit_sleep_ms), which every graceful stop would pay.
-func quickExit() []string {
-	return []string{"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}
-}
+// quickExit keeps a race-enabled worker from sleeping 1 s at exit, which
+// every graceful stop would pay (race.QuickExit).
+func quickExit() []string { return []string{race.QuickExit()} }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/theus-run/theus/internal/race"
 	"github.com/theus-run/theus/pool"
 )
 
@@ -38,11 +39,8 @@ func testWorker(tb testing.TB) []string {
 			return
 		}
 		path := filepath.Join(built.dir, "testworker")
-		args := []string{"build", "-o", path}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, "github.com/theus-run/theus/internal/testprocs/testworker")...).CombinedOutput()
+		args := append(append([]string{"build"}, race.BuildFlags()...), "-o", path, "github.com/theus-run/theus/internal/testprocs/testworker")
+		out, err := exec.Command("go", args...).CombinedOutput()
 		if err != nil {
 			built.err = fmt.Errorf("build the test worker: %w\n%s", err, out)
 			return
