@@ -3,7 +3,7 @@
 // (attacks on the HEAVY zone, outbox emitters, a signal deleter, a schema
 // logger, large writers and results). Its command, testworker, is the
 // worker those tests start: a binary that links only the worker side, so
-// that each of the thousands of worker restarts of the kill tests costs
+// that each of the kill tests' worker restarts (over a thousand a run) costs
 // a worker's start, not the whole test binary's (etcd, gRPC, Prometheus
 // and JSON Schema initialize in the supervisor's).
 //
