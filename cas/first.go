@@ -55,7 +55,7 @@ func (r *Runner) First(ctx context.Context, inv Invocation, snap *Snapshot, out 
 	if r.timed() {
 		r.ran(ran)
 	}
-	l := loop{r: r, inv: inv, rep: Report{Attempts: 1}, start: inv.started()}
+	l := newLoop(r, inv, Report{Attempts: 1})
 	err = l.commit(ctx, snap, out, runErr, true)
 	switch {
 	case err == nil:

@@ -135,12 +135,31 @@ type Invocation struct {
 	view Func
 }
 
-// started is Start, or now when it is zero.
-func (inv Invocation) started() time.Time {
+// clockBase is the origin of monoNow's readings.
+var clockBase = time.Now()
+
+// monoNow reads the monotonic clock alone. time.Now reads the wall clock
+// too: a second read, and on a virtual machine each read can cost as much
+// as a tenth of a hot key's commit.
+func monoNow() time.Duration { return time.Since(clockBase) }
+
+// newLoop is the state of an invocation that begins now: its start is
+// inv.Start, or now on the monotonic clock, a reading that the first
+// attempt's timing reuses (fresh).
+func newLoop(r *Runner, inv Invocation, rep Report) loop {
+	l := loop{r: r, inv: inv, rep: rep}
 	if inv.Start.IsZero() {
-		return time.Now()
+		l.began, l.fresh = monoNow(), true
 	}
-	return inv.Start
+	return l
+}
+
+// started is when the invocation began, for Origin.
+func (l *loop) started() time.Time {
+	if !l.inv.Start.IsZero() {
+		return l.inv.Start
+	}
+	return clockBase.Add(l.began)
 }
 
 // Prior is what attempts of an invocation made before Execute: its first
@@ -226,7 +245,7 @@ func (r *Runner) Execute(ctx context.Context, inv Invocation) (Report, error) {
 	if ok {
 		return Report{Version: v, Duplicate: true, Result: res}, nil
 	}
-	l := loop{r: r, inv: inv, rep: Report{Attempts: inv.Prior.Attempts, Conflicts: inv.Prior.Conflicts}, start: inv.started()}
+	l := newLoop(r, inv, Report{Attempts: inv.Prior.Attempts, Conflicts: inv.Prior.Conflicts})
 	defer func() { l.ticket.Release() }() // l.ticket is set later: not `defer l.ticket.Release()`
 	defer func() {
 		if l.held != nil {
@@ -262,7 +281,11 @@ type loop struct {
 	ticket *vip.Ticket
 	held   EngineTicket // the Engine's ticket (Tickets)
 	keys   []string
-	start  time.Time // when Execute began, for Origin
+	// began is when the invocation began on the monotonic clock (monoNow),
+	// when inv.Start is zero; fresh while it is also the start of the
+	// next attempt's run, nothing having waited since.
+	began time.Duration
+	fresh bool
 }
 
 // tickets is the Engine's Tickets, or nil: then tickets come from the
@@ -289,6 +312,7 @@ func (l *loop) run(ctx context.Context) error {
 	var last error
 	if l.rep.Conflicts > 0 && !l.wantTicket() {
 		// Prior conflicts (First): back off as after one in this loop.
+		l.fresh = false
 		seq = l.r.Backoff.Start()
 		if err := sleep(ctx, seq.Next()); err != nil {
 			return err
@@ -402,6 +426,7 @@ func (l *loop) maybeTicket(ctx context.Context) error {
 	if l.valid() || !(l.wantTicket() || l.joinQueue()) {
 		return nil
 	}
+	l.fresh = false // the wait for the ticket is not the run's
 	l.keySet()
 	if t := l.r.tickets(); t != nil {
 		if l.held != nil {
@@ -442,10 +467,14 @@ func (l *loop) attempt(ctx context.Context) error {
 	snap := l.snap
 	defer snap.Release()
 	timed := l.r.timed()
-	var began time.Time
+	var began time.Duration
 	if timed {
-		began = time.Now()
+		began = l.began
+		if !l.fresh || l.r.Engine != nil { // an Engine's View may be a round trip
+			began = monoNow()
+		}
 	}
+	l.fresh = false
 	var out Outcome
 	var err error
 	if l.inv.view != nil {
@@ -454,7 +483,7 @@ func (l *loop) attempt(ctx context.Context) error {
 		out, err = l.inv.Run(ctx, snap, l.rep.Attempts)
 	}
 	if timed {
-		l.r.ran(time.Since(began))
+		l.r.ran(monoNow() - began)
 	}
 	return l.commit(ctx, snap, out, err, false)
 }
@@ -513,7 +542,7 @@ func (l *loop) commit(ctx context.Context, snap *Snapshot, out Outcome, err erro
 		Held:     l.held,
 		Fence:    l.inv.Fence,
 		Signals:  out.Signals,
-		Origin:   Origin{Process: l.inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, VIP: vip, Start: l.start},
+		Origin:   Origin{Process: l.inv.Contract.Name, Attempts: l.rep.Attempts, Conflicts: l.rep.Conflicts, VIP: vip, Start: l.started()},
 		NoWait:   noWait,
 	}
 	var res Result
