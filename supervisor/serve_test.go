@@ -39,11 +39,13 @@ func TestPipelinedFramesThatFillAReceive(t *testing.T) {
 }
 
 // TestClientThatStopsReading: a client that sends Pings and never reads
-// the Pongs makes a reply's write time out (ipc.DefaultWriteTimeout)
-// on the connection's reader, which closes the connection: once the
-// client goes, the supervisor counts it no more, and Shutdown returns.
+// the Pongs makes a reply's write time out (Config.WriteTimeout) on the
+// connection's reader, which closes the connection: the supervisor
+// counts it no more, while the client is still there, and Shutdown
+// returns.
 func TestClientThatStopsReading(t *testing.T) {
-	h := start(t, 1, nil)
+	const writeTimeout = time.Second
+	h := start(t, 1, func(c *Config) { c.WriteTimeout = writeTimeout })
 	peer, err := net.Dial("unix", h.sock)
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +60,14 @@ func TestClientThatStopsReading(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	time.Sleep(13 * time.Second) // past the write timeout (10 s)
-	peer.Close()
-	for deadline := time.Now().Add(30 * time.Second); h.s.Stats().Clients != 0; time.Sleep(20 * time.Millisecond) {
+	// The client is still there: the write's timeout alone ends it, well
+	// before the default one (10 s) would.
+	for deadline := time.Now().Add(8 * writeTimeout); h.s.Stats().Clients != 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("30 s after the client closed, the supervisor counts %d clients", h.s.Stats().Clients)
+			t.Fatalf("%s after a client stopped reading, with a write timeout of %s, the supervisor counts %d clients", 8*writeTimeout, writeTimeout, h.s.Stats().Clients)
 		}
 	}
+	peer.Close()
 	done := make(chan struct{})
 	go func() { h.s.Shutdown(context.Background()); close(done) }()
 	select {

@@ -62,6 +62,10 @@ type Config struct {
 	// 10s); a client that stalls inside one is disconnected.
 	ClientBuffer int64
 	FrameTimeout time.Duration
+	// WriteTimeout bounds one write of replies to a client (default
+	// ipc.DefaultWriteTimeout, 10s): a client that stops reading while
+	// its socket buffer is full is disconnected once it passes.
+	WriteTimeout time.Duration
 
 	// HeavySize is the HEAVY zone's budget in bytes, split into one slab
 	// per worker (the largest tensor a worker can write is
@@ -214,6 +218,9 @@ func Start(cfg Config) (*Supervisor, error) {
 	if cfg.FrameTimeout <= 0 {
 		cfg.FrameTimeout = 10 * time.Second
 	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = ipc.DefaultWriteTimeout
+	}
 	if err := checkEtcd(cfg); err != nil {
 		return nil, err
 	}
@@ -327,7 +334,7 @@ func Start(cfg Config) (*Supervisor, error) {
 	undo = append(undo, s.stopEvacuator) // before the pools: no tensor moves while they stop
 	if cfg.Socket != "" {
 		s.budget = ipc.NewBudget(cfg.ClientBuffer)
-		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame, Budget: s.budget, FrameTimeout: cfg.FrameTimeout})
+		ln, err := ipc.Listen(cfg.Socket, ipc.Options{MaxFrame: cfg.MaxFrame, Budget: s.budget, FrameTimeout: cfg.FrameTimeout, WriteTimeout: cfg.WriteTimeout})
 		if err != nil {
 			return fail(err)
 		}

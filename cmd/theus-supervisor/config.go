@@ -68,6 +68,9 @@ func (f flags) config() (supervisor.Config, error) {
 	if f.frameTimeout <= 0 {
 		return bad(fmt.Errorf("--frame-timeout %s: want a positive duration", f.frameTimeout))
 	}
+	if f.writeTimeout <= 0 {
+		return bad(fmt.Errorf("--write-timeout %s: want a positive duration", f.writeTimeout))
+	}
 	heavySize, err := size("heavy-size", f.heavySize, 1<<46)
 	if err != nil {
 		return bad(err)
@@ -117,7 +120,7 @@ func (f flags) config() (supervisor.Config, error) {
 		Plugins: cmds, Workers: f.workers, Socket: socket, Mode: mode, VIPAfter: f.vipAfter,
 		MaxFrame: f.maxFrame, DrainTimeout: f.drainTimeout, HeavySize: heavySize, HeavyInline: int(heavyInline),
 		StateDir: stateDir, Durability: durability, Restore: f.restore,
-		MaxClients: f.maxClients, ClientBuffer: clientBuffer, FrameTimeout: f.frameTimeout,
+		MaxClients: f.maxClients, ClientBuffer: clientBuffer, FrameTimeout: f.frameTimeout, WriteTimeout: f.writeTimeout,
 		Flux: f.flux, Schema: gate, Audit: f.audit, CommitLog: f.commitLog,
 	}
 	cfg.Pool.Env = []string{demo.FaultsEnv(f.faults)} // set either way: never inherited

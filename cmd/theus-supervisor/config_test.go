@@ -49,8 +49,8 @@ func TestFlagDefaults(t *testing.T) {
 		t.Errorf("socket %q, state dir %q: the environment's defaults were not used", cfg.Socket, cfg.StateDir)
 	case cfg.Mode != cas.Smart || cfg.Durability != durable.Sync || cfg.HeavySize != 1<<30 || cfg.HeavyInline != 2<<10:
 		t.Errorf("mode %v, durability %v, heavy %d/%d", cfg.Mode, cfg.Durability, cfg.HeavySize, cfg.HeavyInline)
-	case cfg.MaxClients != 1024 || cfg.ClientBuffer != 256<<20 || cfg.FrameTimeout != 10*time.Second || cfg.DrainTimeout != 10*time.Second:
-		t.Errorf("client limits %d %d %s, drain %s", cfg.MaxClients, cfg.ClientBuffer, cfg.FrameTimeout, cfg.DrainTimeout)
+	case cfg.MaxClients != 1024 || cfg.ClientBuffer != 256<<20 || cfg.FrameTimeout != 10*time.Second || cfg.WriteTimeout != 10*time.Second || cfg.DrainTimeout != 10*time.Second:
+		t.Errorf("client limits %d %d %s %s, drain %s", cfg.MaxClients, cfg.ClientBuffer, cfg.FrameTimeout, cfg.WriteTimeout, cfg.DrainTimeout)
 	case len(cfg.Pool.Env) != 2 || cfg.Pool.Env[0] != "THEUS_DEMO_FAULTS=" || cfg.Pool.Env[1] != "GOMAXPROCS=1":
 		t.Errorf("pool env %q: fault.* must be off, and set so it is never inherited; the workers' GOMAXPROCS 1", cfg.Pool.Env)
 	}
@@ -77,6 +77,7 @@ func TestFlagsRefused(t *testing.T) {
 		{[]string{"--client-buffer", "1MiB"}, "want at least --max-frame"},
 		{[]string{"--client-buffer", "lots"}, `--client-buffer "lots"`},
 		{[]string{"--frame-timeout", "0s"}, "--frame-timeout 0s"},
+		{[]string{"--write-timeout", "-1s"}, "--write-timeout -1s"},
 		{[]string{"--heavy-size", "2PiB"}, "--heavy-size 2PiB: over"},
 		{[]string{"--heavy-inline", "0"}, "--heavy-inline 0"},
 		{[]string{"--heavy-inline", "8MiB"}, "must fit a frame"},
@@ -130,6 +131,12 @@ func TestFlagsAccepted(t *testing.T) {
 		if cfg, _ = f.config(); cfg.Pool.WorkerPoll != want {
 			t.Errorf("--worker-poll %s: pool's WorkerPoll %s, want %s", arg, cfg.Pool.WorkerPoll, want)
 		}
+	}
+	if f, err = parse(t, "--write-timeout", "750ms", "--frame-timeout", "2s"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _ = f.config(); cfg.WriteTimeout != 750*time.Millisecond || cfg.FrameTimeout != 2*time.Second {
+		t.Errorf("--write-timeout 750ms --frame-timeout 2s: %s and %s", cfg.WriteTimeout, cfg.FrameTimeout)
 	}
 	for _, tr := range []string{pool.TransportRing, pool.TransportSocket} {
 		if f, err = parse(t, "--worker-transport", tr); err != nil {

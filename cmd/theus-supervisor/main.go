@@ -25,6 +25,7 @@ import (
 	"github.com/theus-run/theus/durable"
 	"github.com/theus-run/theus/flux"
 	"github.com/theus-run/theus/internal/gcfloor"
+	"github.com/theus-run/theus/ipc"
 	"github.com/theus-run/theus/pool"
 	"github.com/theus-run/theus/schema"
 	"github.com/theus-run/theus/supervisor"
@@ -97,6 +98,7 @@ type flags struct {
 	maxClients   int
 	clientBuffer string
 	frameTimeout time.Duration
+	writeTimeout time.Duration
 	etcd         etcdFlags
 	commitLog    int
 	http         httpFlags
@@ -164,6 +166,7 @@ restarts. An unpinned plugin is executed from its path at every start.`,
 	fl.IntVar(&f.maxClients, "max-clients", 1024, "client connections served at once (each holds a descriptor: raise ulimit -n to match); past it a client gets too_many_clients")
 	fl.StringVar(&f.clientBuffer, "client-buffer", "256MiB", "memory for client frames still arriving, all clients together (at least --max-frame); a large frame waits for room")
 	fl.DurationVar(&f.frameTimeout, "frame-timeout", 10*time.Second, "how long a client frame may take to arrive once its header has; a client stalled inside a frame is disconnected")
+	fl.DurationVar(&f.writeTimeout, "write-timeout", ipc.DefaultWriteTimeout, "how long one write of replies to a client may wait for room in its socket; a client that stops reading is disconnected")
 	f.etcd.register(fl)
 	fl.StringVar(&f.gcFloor, "gc-floor", "64MiB", "the Go heap size under which the supervisor's garbage collector does not run (its executes make short-lived garbage fast; a larger live heap collects as with GOGC=100); 0: Go's default. Ignored when GOGC is set")
 	fl.IntVar(&f.commitLog, "commit-log", supervisor.DefaultCommitLog, "commits the commit log keeps (theusctl log, /api/log)")
