@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -84,6 +85,9 @@ func (c *Client) Subscribe(ctx context.Context, name string, in any) (*Stream, e
 		s.mu.Lock()
 		delete(s.streams, st.id)
 		s.mu.Unlock()
+		if !errors.Is(err, protocol.ErrFrameTooLarge) { // else nothing was sent; the connection is fine
+			s.broken(err)
+		}
 		return nil, fmt.Errorf("client: %s: %w", name, err)
 	}
 	return st, nil
@@ -104,7 +108,11 @@ func (st *Stream) Err() error {
 // Close ends the stream; Items is closed once the supervisor confirms
 // (or the connection ends).
 func (st *Stream) Close() error {
-	return st.s.conn.Send(&protocol.Unsubscribe{ID: st.id})
+	err := st.s.conn.Send(&protocol.Unsubscribe{ID: st.id})
+	if err != nil {
+		st.s.broken(err) // the stream ends with the connection
+	}
+	return err
 }
 
 func (st *Stream) finish(err error) {

@@ -65,7 +65,15 @@ type session struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 	failed   atomic.Bool // err is set: the next request dials again
+	// retired is set when a send failed (broken): the next request dials
+	// again, while the reader goes on for the replies still coming.
+	retired atomic.Bool
 }
+
+// endGrace is how long a request whose send failed waits for the
+// supervisor to close the connection (broken): over the supervisor's
+// own grace for a drain's last replies and Refuse (1 s).
+const endGrace = 2 * time.Second
 
 // stop gives the session up: a reader waiting on a full stream goes on
 // (dropping that item; the stream then ends with the connection's
@@ -104,7 +112,7 @@ func DialOptions(path string, o Options) (*Client, error) {
 }
 
 func (c *Client) dial() (*session, error) {
-	conn, err := ipc.Dial(c.path, ipc.Options{MaxFrame: c.opts.MaxFrame})
+	conn, err := ipc.Dial(c.path, ipc.Options{MaxFrame: c.opts.MaxFrame, PeerDrains: true})
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +153,28 @@ func (c *Client) session() (*session, error) {
 	return s, nil
 }
 
-func (s *session) alive() bool { return !s.failed.Load() }
+func (s *session) alive() bool { return !s.failed.Load() && !s.retired.Load() }
+
+// broken is told that a send on the connection failed with err. The
+// supervisor may have stopped reading only (a drain): it still answers
+// the requests it read, then sends a Refuse that says why and closes. So
+// the session takes no new request (the next one dials again), and the
+// reader goes on for those replies; broken waits for it to end, at most
+// endGrace, then shuts the reading side, which ends it (a peer that
+// stopped reading and does not close). The session has failed on return.
+func (s *session) broken(err error) {
+	s.retired.Store(true)
+	t := time.NewTimer(endGrace)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+		s.stop() // a reader waiting on a full stream goes on
+		s.conn.CloseRead()
+		<-s.done
+	}
+	s.fail(err)
+}
 
 // read reads what the supervisor sends until the connection ends. Its
 // frames are handled inside the wait for them (ipc.Conn.Serve): one
@@ -261,13 +290,10 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 			s.mu.Unlock()
 			return nil, fmt.Errorf("client: %w", err)
 		}
-		// The write closed the connection. Let the reader finish first: a
-		// Refuse the supervisor sent before it closed says why, better
-		// than the broken pipe. (A failed write wakes the reader even if
-		// the supervisor only stopped reading: ipc's writeFailed.)
-		s.stop()
-		<-s.done
-		s.fail(err)
+		// Let the reader finish first: the replies of requests in flight
+		// may still come, and a Refuse the supervisor sent before it
+		// closed says why, better than the broken pipe.
+		s.broken(err)
 		// A reply read before the end is the request's outcome: the
 		// supervisor ran it, whatever the write says (its Refuse and
 		// close can follow the reply while the write is returning).

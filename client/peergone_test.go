@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -12,9 +13,9 @@ import (
 
 // TestWriteToAPeerThatStoppedReading: a request whose write fails while
 // the reader has nothing to wake it (the supervisor stopped reading but
-// did not close, so no end and no Refuse reach the reader) returns the
-// write's error: the failed write shuts the reading side, which ends
-// the reader (it waited for ever before).
+// did not close, so no end and no Refuse reach the reader) returns
+// ErrClosed: once endGrace passed, the client shuts its reading side,
+// which ends the reader (it waited for ever before).
 func TestWriteToAPeerThatStoppedReading(t *testing.T) {
 	ln, path := listenUnix(t)
 	defer ln.Close()
@@ -98,5 +99,76 @@ func TestSupervisorGoesAfterAReply(t *testing.T) {
 	}
 	if failed != 1 {
 		t.Fatalf("%d requests failed, want 1 (the one in flight when the supervisor went)", failed)
+	}
+}
+
+// TestDrainAnswersRequestsInFlight: a supervisor that drains stops
+// reading, answers the requests it read, then sends a Refuse and
+// closes. A request the client sends meanwhile fails to write; the
+// requests in flight still get their replies, and the failed one gets
+// the Refuse's shutting_down. (Before, the failed write shut the
+// client's reading side, so the supervisor's last replies could not be
+// written and the requests in flight failed with the broken pipe.)
+func TestDrainAnswersRequestsInFlight(t *testing.T) {
+	ln, path := listenUnix(t)
+	defer ln.Close()
+	stopped, answer := make(chan struct{}), make(chan struct{})
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		m, err := protocol.NewReader(c, 0).ReadMessage()
+		if err != nil {
+			served <- err
+			return
+		}
+		x, ok := m.(*protocol.Execute)
+		if !ok {
+			served <- fmt.Errorf("got %s, want an Execute", m.Kind())
+			return
+		}
+		c.(*net.UnixConn).CloseRead() // the drain: the client's writes fail from now on
+		close(stopped)
+		<-answer
+		var out []byte
+		out, _ = protocol.AppendFrame(out, &protocol.Reply{ID: x.ID, Result: []byte(`"first"`)})
+		out, _ = protocol.AppendFrame(out, &protocol.Refuse{Err: *protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")})
+		_, err = c.Write(out)
+		served <- err
+	}()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		res, err := c.Do(ctx, Request{Process: "first", RetryFor: -1})
+		if err == nil && string(res.Result) != `"first"` {
+			err = fmt.Errorf("result %s", res.Result)
+		}
+		first <- err
+	}()
+	<-stopped
+	second := make(chan error, 1)
+	go func() { _, err := c.Do(ctx, Request{Process: "second", RetryFor: -1}); second <- err }()
+	time.Sleep(300 * time.Millisecond) // the second's write fails meanwhile
+	close(answer)
+	if err := <-served; err != nil {
+		t.Fatalf("the supervisor's last replies: %v", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("the request in flight: %v, want its reply", err)
+	}
+	err = <-second
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeShuttingDown || !errors.Is(err, ErrClosed) {
+		t.Fatalf("the request sent during the drain: %v, want ErrClosed with shutting_down", err)
 	}
 }

@@ -77,6 +77,15 @@ type Options struct {
 	// stalls inside a frame gets ErrFrameTimeout and its bytes are freed.
 	// Between frames there is no deadline.
 	FrameTimeout time.Duration
+	// PeerDrains says that the peer may stop reading while it still
+	// sends: a supervisor's drain answers what it read, then sends a
+	// Refuse and closes. A write that finds the peer not reading (EPIPE,
+	// ECONNRESET) then leaves this side's reading open for what is still
+	// coming, and the owner shuts it (CloseRead) when it stops waiting.
+	// Otherwise such a write shuts the reading side at once, which ends
+	// the reader: its peer's replies after that are lost. Connections
+	// made by Dial only; a Listener's ignore it.
+	PeerDrains bool
 }
 
 // SmallFrame is the largest body a Conn reads into a buffer of its own,

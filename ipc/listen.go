@@ -102,6 +102,7 @@ func Listen(path string, o Options) (*Listener, error) {
 		}
 		return nil, fmt.Errorf("ipc: listen: %w", err)
 	}
+	o.PeerDrains = false // a server shuts the reading side of a client that is gone
 	l := &Listener{ln: ln, path: path, opts: o, allow: os.Getuid(), slots: make(chan struct{})}
 	if o.Blocking {
 		l.slots = make(chan struct{}, BlockingReaders)

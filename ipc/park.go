@@ -70,6 +70,9 @@ type parker struct {
 	// gone is set, once, when a write found the peer gone (EPIPE,
 	// ECONNRESET), before writeFailed shuts the reading side.
 	gone atomic.Bool
+	// peerDrains: writeFailed leaves the reading side open
+	// (Options.PeerDrains).
+	peerDrains bool
 	// receives counts the receives made through the netpoller (rc.Read's
 	// calls of recv), for the tests; written by the reader only.
 	receives uint64
@@ -97,8 +100,8 @@ type parker struct {
 const stashSize = 512
 
 // newParker returns the parker of uc.
-func newParker(uc *net.UnixConn, rc syscall.RawConn, slots chan struct{}, writeTimeout time.Duration) *parker {
-	k := &parker{uc: uc, rc: rc, slots: slots, linger: Linger, writeTimeout: writeTimeout}
+func newParker(uc *net.UnixConn, rc syscall.RawConn, slots chan struct{}, writeTimeout time.Duration, peerDrains bool) *parker {
+	k := &parker{uc: uc, rc: rc, slots: slots, linger: Linger, writeTimeout: writeTimeout, peerDrains: peerDrains}
 	k.recvFn = k.recv
 	k.serveFn = k.serveRecv
 	return k
@@ -112,7 +115,7 @@ func newParker(uc *net.UnixConn, rc syscall.RawConn, slots chan struct{}, writeT
 // readiness event would tell the reader (a client's write then failed
 // and its request waited for ever for the reader to end).
 func (k *parker) writeFailed(b *blockingFD, err error) {
-	if err != unix.EPIPE && err != unix.ECONNRESET {
+	if k.peerDrains || (err != unix.EPIPE && err != unix.ECONNRESET) {
 		return
 	}
 	if k.gone.CompareAndSwap(false, true) {
@@ -158,7 +161,7 @@ func hybridConn(uc *net.UnixConn, slots chan struct{}, readers *sync.Pool, o Opt
 		uc.Close()
 		return nil, fmt.Errorf("ipc: %w", err)
 	}
-	b.park = newParker(uc, rc, slots, o.WriteTimeout)
+	b.park = newParker(uc, rc, slots, o.WriteTimeout, o.PeerDrains)
 	c := newConn(nil, b, nil, o) // its frame reader comes from readers when it reads
 	c.readers = readers
 	return c, nil

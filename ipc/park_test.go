@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -283,9 +284,64 @@ func TestFailedWriteWakesTheReader(t *testing.T) {
 	}
 }
 
+// TestPeerDrainsKeepsReading: with PeerDrains, a write that finds the
+// peer not reading leaves the reading side open, so what the peer sends
+// after (a drain's last replies) is read; CloseRead then ends the
+// reader.
+func TestPeerDrainsKeepsReading(t *testing.T) {
+	c, peer := dialPairOptions(t, Options{PeerDrains: true})
+	var mu sync.Mutex
+	var got []uint64
+	done := serveAsync(c, func(m protocol.Message) bool {
+		mu.Lock()
+		got = append(got, seqOf(m))
+		mu.Unlock()
+		return true
+	}, func() {})
+	if err := peer.(*net.UnixConn).CloseRead(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for range 2 { // the first write may still be taken by the socket
+		if err = c.Send(&protocol.Ping{Seq: 2}); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		t.Fatal("writes to a peer that shut its reading side succeeded")
+	}
+	if _, err := peer.Write(frameOf(t, &protocol.Ping{Seq: 3})); err != nil {
+		t.Fatalf("the peer's write after the failed one: %v (this side's reading was shut)", err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the frame the peer sent after the failed write was not read")
+		}
+	}
+	c.CloseRead()
+	if err := waitServe(t, done); !errors.Is(err, ErrClosed) {
+		t.Fatalf("the reader after CloseRead: %v, want ErrClosed", err)
+	}
+	if !equalSeqs(got, []uint64{3}) {
+		t.Fatalf("read %v, want [3]", got)
+	}
+}
+
 // dialPair returns a dialed connection (as a client's) and the bare
 // socket of its peer, both closed at the test's end.
 func dialPair(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	return dialPairOptions(t, Options{})
+}
+
+// dialPairOptions is dialPair with the dialed connection's Options.
+func dialPairOptions(t *testing.T, o Options) (*Conn, net.Conn) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "t.sock")
 	ln, err := net.Listen("unix", path)
@@ -293,7 +349,7 @@ func dialPair(t *testing.T) (*Conn, net.Conn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := Dial(path, Options{})
+	c, err := Dial(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,4 +360,31 @@ func dialPair(t *testing.T) (*Conn, net.Conn) {
 	}
 	t.Cleanup(func() { c.Close(); peer.Close() })
 	return c, peer
+}
+
+// TestListenerIgnoresPeerDrains: a server's connection shuts its reading
+// side when a write finds its client gone, whatever its Options say: a
+// client that stopped reading must not have its requests computed.
+func TestListenerIgnoresPeerDrains(t *testing.T) {
+	l, err := Listen(filepath.Join(t.TempDir(), "run", "l.sock"), Options{PeerDrains: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	peer, err := net.Dial("unix", l.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.bfd == nil || c.bfd.park == nil {
+		t.Fatal("an accepted connection without its parker")
+	}
+	if c.bfd.park.peerDrains {
+		t.Fatal("an accepted connection keeps reading after its client is gone (PeerDrains)")
+	}
 }
