@@ -91,8 +91,12 @@ class AsyncClient:
         data = frame(kind, body_of_id(rid), self.max_frame)
         f = asyncio.get_running_loop().create_future()
         self._pending[rid] = f
-        self._writer.write(data)
-        await self._writer.drain()
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except OSError as e:  # asyncio closes the connection: the reader ends too
+            self._pending.pop(rid, None)
+            raise self._closed or ConnectionLost("theus: send to the supervisor: %s" % e) from None
         return await f
 
     async def exec(self, process, args=None, op_id="", timeout=None):

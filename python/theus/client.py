@@ -14,6 +14,7 @@ import math
 import os
 import socket as _socket
 import threading
+import time
 import uuid
 
 from .errors import BadFrame, ConnectionLost, Error
@@ -26,6 +27,11 @@ _dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 _loads = json.loads
 
 REPLY_KINDS = (REPLY, GETREPLY, STATUSREPLY, BACKUPREPLY, CALLREPLY, PONG)
+
+# How long, after a send failed, a client waits for the supervisor to
+# close: over the supervisor's own grace for a drain's last replies and
+# Refuse (1 s).
+END_GRACE = 2.0
 
 
 def default_socket():
@@ -244,32 +250,51 @@ class Client:
             with self._wlock:
                 self._sock.sendall(data)
         except OSError as e:
-            self._fail(self._refusal() or ConnectionLost("theus: send to the supervisor: %s" % e))
+            self._await_end(END_GRACE)
+            self._fail(ConnectionLost("theus: send to the supervisor: %s" % e))
+            with self._cond:
+                for i in ids:
+                    self._pending.pop(i, None)
             raise self._closed from None
 
-    def _refusal(self):
-        """The Refuse the supervisor sent before it closed the connection
-        (too_many_clients, shutting_down), if one waits unread; None when
-        another thread reads (it will find it) or there is none."""
-        with self._cond:
-            if self._reading:
-                return None
-            self._reading = True
+    def _await_end(self, grace):
+        """Lets the supervisor's last frames arrive after a send failed. A
+        supervisor that drains stops reading, answers the requests it
+        read, then sends a Refuse (shutting_down) and closes: those replies
+        go to their requests, and the Refuse ends the rest. One that went
+        away sent its end, perhaps after a Refuse (too_many_clients). The
+        frames are read here unless another thread reads them; after grace
+        seconds, a supervisor that stopped reading and did not close has
+        the reading side shut on it, which ends any reader."""
+        deadline = time.monotonic() + grace
+        cond = self._cond
+        with cond:
+            while self._closed is None and self._reading:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                cond.wait(left)
+            if self._closed is not None:
+                return
+            mine = not self._reading
+            if mine:
+                self._reading = True
+        if mine:
+            try:
+                self._sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                self._read_until(lambda: False)  # until the Refuse or the end
+            except (ConnectionError, Error):
+                return  # the connection ended, and _closed says how
+            finally:
+                with cond:
+                    self._reading = False
+                    cond.notify_all()
+        self._fail(ConnectionLost("theus: the supervisor stopped reading and did not close the "
+                                  "connection within %gs" % grace))
         try:
-            self._sock.settimeout(1.0)
-            while True:
-                got = self._reader.next()
-                if got is None:
-                    return None
-                if got[0] == REFUSE:
-                    check_tuple(got[1], 1, "Refuse")
-                    return check_error(got[1][0], "Refuse.Err")
-        except (OSError, Error):
-            return None
-        finally:
-            with self._cond:
-                self._reading = False
-                self._cond.notify_all()
+            self._sock.shutdown(_socket.SHUT_RD)  # wakes another thread's read
+        except OSError:
+            pass
 
     def _fail(self, err):
         with self._cond:
@@ -310,6 +335,8 @@ class Client:
         while not done():
             try:
                 got = reader.next()
+            except TimeoutError:
+                return  # only _await_end sets a timeout: its grace is over
             except (OSError, Error) as e:
                 self._fail(ConnectionLost("theus: read from the supervisor: %s" % e))
                 raise self._closed from None
