@@ -86,7 +86,10 @@ func (c *Client) Subscribe(ctx context.Context, name string, in any) (*Stream, e
 		delete(s.streams, st.id)
 		s.mu.Unlock()
 		if !errors.Is(err, protocol.ErrFrameTooLarge) { // else nothing was sent; the connection is fine
-			s.broken(err)
+			s.broken(ctx, err)
+			if s.ended() {
+				return nil, fmt.Errorf("client: %s: %w", name, s.closedErr()) // the Refuse's, when it came
+			}
 		}
 		return nil, fmt.Errorf("client: %s: %w", name, err)
 	}
@@ -110,7 +113,7 @@ func (st *Stream) Err() error {
 func (st *Stream) Close() error {
 	err := st.s.conn.Send(&protocol.Unsubscribe{ID: st.id})
 	if err != nil {
-		st.s.broken(err) // the stream ends with the connection
+		st.s.retire(err) // the stream ends with the connection, soon; no wait here
 	}
 	return err
 }

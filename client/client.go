@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,6 +49,9 @@ type Client struct {
 	mu     sync.Mutex
 	s      *session // the current connection
 	closed bool
+	// retired are earlier connections whose reader still waits for a
+	// drain's last replies (session.broken): Close ends them too.
+	retired []*session
 }
 
 // session is one connection and the requests waiting on it.
@@ -68,6 +72,11 @@ type session struct {
 	// retired is set when a send failed (broken): the next request dials
 	// again, while the reader goes on for the replies still coming.
 	retired atomic.Bool
+	// ending starts, once, the end that broken waits for; why is the
+	// failed send's error, which the reader reports instead of its own
+	// shut reading side once endGrace passed (guarded by mu).
+	ending sync.Once
+	why    error
 }
 
 // endGrace is how long a request whose send failed waits for the
@@ -125,11 +134,14 @@ func (c *Client) dial() (*session, error) {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
-	s := c.s
+	all := append(c.retired, c.s)
+	c.retired = nil
 	c.mu.Unlock()
-	s.stop()
-	s.conn.Close()
-	<-s.done
+	for _, s := range all {
+		s.stop()
+		s.conn.Close()
+		<-s.done
+	}
 	return nil
 }
 
@@ -149,8 +161,22 @@ func (c *Client) session() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.retired = slices.DeleteFunc(c.retired, (*session).ended)
+	if !c.s.ended() {
+		c.retired = append(c.retired, c.s)
+	}
 	c.s = s
 	return s, nil
+}
+
+// ended reports whether the session's reader has stopped.
+func (s *session) ended() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *session) alive() bool { return !s.failed.Load() && !s.retired.Load() }
@@ -159,21 +185,41 @@ func (s *session) alive() bool { return !s.failed.Load() && !s.retired.Load() }
 // supervisor may have stopped reading only (a drain): it still answers
 // the requests it read, then sends a Refuse that says why and closes. So
 // the session takes no new request (the next one dials again), and the
-// reader goes on for those replies; broken waits for it to end, at most
-// endGrace, then shuts the reading side, which ends it (a peer that
-// stopped reading and does not close). The session has failed on return.
-func (s *session) broken(err error) {
+// reader goes on for those replies. The first broken starts the end: a
+// goroutine, the session's, that waits for the reader to stop, at most
+// endGrace, and then shuts the reading side, which stops it (a peer that
+// stopped reading and does not close). broken waits for the reader to
+// stop, or for ctx to end.
+func (s *session) broken(ctx context.Context, err error) {
+	s.retire(err)
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
+}
+
+// retire is broken without the wait.
+func (s *session) retire(err error) {
 	s.retired.Store(true)
+	s.ending.Do(func() { go s.end(err) })
+}
+
+// end is the end that broken starts: see broken. It returns once the
+// reader has stopped.
+func (s *session) end(err error) {
 	t := time.NewTimer(endGrace)
 	defer t.Stop()
 	select {
 	case <-s.done:
+		return
 	case <-t.C:
-		s.stop() // a reader waiting on a full stream goes on
-		s.conn.CloseRead()
-		<-s.done
 	}
-	s.fail(err)
+	s.mu.Lock()
+	s.why = err
+	s.mu.Unlock()
+	s.stop() // a reader waiting on a full stream goes on
+	s.conn.CloseRead()
+	<-s.done
 }
 
 // read reads what the supervisor sends until the connection ends. Its
@@ -189,6 +235,11 @@ func (s *session) read() {
 	if end == nil {
 		end = err
 	}
+	s.mu.Lock()
+	if s.why != nil && errors.Is(end, ipc.ErrClosed) {
+		end = s.why // the reading side end shut: the failed send says why
+	}
+	s.mu.Unlock()
 	s.fail(end)
 }
 
@@ -293,7 +344,13 @@ func (s *session) roundTrip(ctx context.Context, build func(id uint64) protocol.
 		// Let the reader finish first: the replies of requests in flight
 		// may still come, and a Refuse the supervisor sent before it
 		// closed says why, better than the broken pipe.
-		s.broken(err)
+		s.broken(ctx, err)
+		if !s.ended() { // ctx ended first
+			s.mu.Lock()
+			delete(s.waiting, id)
+			s.mu.Unlock()
+			return nil, ctx.Err()
+		}
 		// A reply read before the end is the request's outcome: the
 		// supervisor ran it, whatever the write says (its Refuse and
 		// close can follow the reply while the write is returning).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,8 +51,8 @@ func TestWriteToAPeerThatStoppedReading(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("a request whose write failed waited 30s for a reader that nothing wakes")
 	}
-	if !errors.Is(err, ErrClosed) {
-		t.Fatalf("err = %v, want ErrClosed with the write's error", err)
+	if !errors.Is(err, ErrClosed) || !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("err = %v, want ErrClosed with the write's error (EPIPE)", err)
 	}
 }
 
@@ -170,5 +171,99 @@ func TestDrainAnswersRequestsInFlight(t *testing.T) {
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Code != protocol.CodeShuttingDown || !errors.Is(err, ErrClosed) {
 		t.Fatalf("the request sent during the drain: %v, want ErrClosed with shutting_down", err)
+	}
+}
+
+// stopReading accepts one connection on ln and shuts its reading side at
+// once: the client's writes fail from then on. It returns the server's
+// end, closed at the test's end.
+func stopReading(t *testing.T, ln net.Listener) <-chan net.Conn {
+	t.Helper()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		c.(*net.UnixConn).CloseRead()
+		t.Cleanup(func() { c.Close() })
+		accepted <- c
+	}()
+	return accepted
+}
+
+// TestFailedSendHonorsContext: a request whose send failed while the
+// supervisor stopped reading and does not close waits for the
+// connection's end only as long as its context lets it.
+func TestFailedSendHonorsContext(t *testing.T) {
+	ln, path := listenUnix(t)
+	defer ln.Close()
+	accepted := stopReading(t, ln)
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-accepted
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Do(ctx, Request{Process: "noop", RetryFor: -1}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the context's deadline (the connection's end comes %v later)", err, endGrace)
+	}
+}
+
+// TestCloseEndsRetiredSessions: Close also ends a connection that a
+// failed send retired, whose reader still waits for a drain's last
+// replies, once a later request dialed a new one.
+func TestCloseEndsRetiredSessions(t *testing.T) {
+	ln, path := listenUnix(t)
+	defer ln.Close()
+	accepted := stopReading(t, ln)
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-accepted
+	old := c.s
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	c.Do(ctx, Request{Process: "noop", RetryFor: -1}) // fails its send: old is retired
+	second := stopReading(t, ln)
+	if _, err := c.session(); err != nil { // what the next request does: dial again
+		t.Fatal(err)
+	}
+	<-second
+	if old.ended() {
+		t.Skip("the retired connection ended before Close: nothing to check")
+	}
+	c.Close()
+	if !old.ended() {
+		t.Fatal("Close returned with a retired connection's reader still running")
+	}
+}
+
+// TestSubscribeGetsTheRefuse: a Subscribe whose send failed during a
+// drain returns the Refuse the supervisor sent before it closed.
+func TestSubscribeGetsTheRefuse(t *testing.T) {
+	ln, path := listenUnix(t)
+	defer ln.Close()
+	accepted := stopReading(t, ln)
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	server := <-accepted
+	go func() {
+		time.Sleep(200 * time.Millisecond) // the Subscribe's send fails meanwhile
+		out, _ := protocol.AppendFrame(nil, &protocol.Refuse{Err: *protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")})
+		server.Write(out)
+		server.Close()
+	}()
+	_, err = c.Subscribe(context.Background(), protocol.StreamLog, nil)
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeShuttingDown || !errors.Is(err, ErrClosed) {
+		t.Fatalf("Subscribe: %v, want ErrClosed with shutting_down", err)
 	}
 }
