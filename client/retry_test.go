@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,5 +252,68 @@ func TestExecutesCarryTheirOwnFields(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Fatalf("%d executes more than were sent", len(got))
+	}
+}
+
+// TestRequestChecks: a negative timeout is refused before anything is
+// sent, and a context already past its deadline ends the request at
+// once, without a send.
+func TestRequestChecks(t *testing.T) {
+	ln, path := listenUnix(t)
+	defer ln.Close()
+	sent := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			sent <- -1
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c) // until the client closes
+		sent <- n
+	}()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounded, stop := context.WithTimeout(context.Background(), 10*time.Second) // this fake never answers
+	defer stop()
+	_, err = c.Do(bounded, Request{Process: "noop", Timeout: -time.Second, RetryFor: -1})
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeBadRequest {
+		t.Errorf("a negative timeout: %v, want bad_request", err)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := c.Do(ctx, Request{Process: "noop"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a context past its deadline: %v, want DeadlineExceeded", err)
+	}
+	c.Close()
+	if n := <-sent; n != 0 {
+		t.Errorf("%d bytes reached the supervisor, want none", n)
+	}
+}
+
+// TestRetryable: what Do sends again (for a request with an op id): a
+// lost or refused connection, a supervisor away or draining or unable to
+// write to disk; not a Close, nor a process's error.
+func TestRetryable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("%w: %w", ErrClosed, io.EOF), true},
+		{errClientClosed, false},
+		{fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
+		{fmt.Errorf("dial: %w", syscall.ENOENT), true},
+		{&net.OpError{Op: "dial", Err: errors.New("x")}, true},
+		{protocol.Errorf(protocol.CodeShuttingDown, "draining"), true},
+		{protocol.Errorf(protocol.CodeNotDurable, "disk"), true},
+		{protocol.Errorf(protocol.CodeNotFound, "no such process"), false},
+		{errors.New("other"), false},
+	} {
+		if got := retryable(c.err); got != c.want {
+			t.Errorf("retryable(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
