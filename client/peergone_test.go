@@ -193,19 +193,32 @@ func stopReading(t *testing.T, ln net.Listener) <-chan net.Conn {
 	return accepted
 }
 
-// TestFailedSendHonorsContext: a request whose send failed while the
-// supervisor stopped reading and does not close waits for the
-// connection's end only as long as its context lets it.
-func TestFailedSendHonorsContext(t *testing.T) {
+// dialStopped dials a fake supervisor that stopped reading at once
+// (stopReading), and returns the client, the listener (for later
+// connections) and the supervisor's end; all are closed at the test's
+// end.
+func dialStopped(t *testing.T) (*Client, net.Listener, net.Conn) {
+	t.Helper()
 	ln, path := listenUnix(t)
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	accepted := stopReading(t, ln)
 	c, err := Dial(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	<-accepted
+	t.Cleanup(func() { c.Close() })
+	server, ok := <-accepted
+	if !ok {
+		t.Fatal("the fake supervisor did not accept")
+	}
+	return c, ln, server
+}
+
+// TestFailedSendHonorsContext: a request whose send failed while the
+// supervisor stopped reading and does not close waits for the
+// connection's end only as long as its context lets it.
+func TestFailedSendHonorsContext(t *testing.T) {
+	c, _, _ := dialStopped(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := c.Do(ctx, Request{Process: "noop", RetryFor: -1}); !errors.Is(err, context.DeadlineExceeded) {
@@ -217,14 +230,7 @@ func TestFailedSendHonorsContext(t *testing.T) {
 // failed send retired, whose reader still waits for a drain's last
 // replies, once a later request dialed a new one.
 func TestCloseEndsRetiredSessions(t *testing.T) {
-	ln, path := listenUnix(t)
-	defer ln.Close()
-	accepted := stopReading(t, ln)
-	c, err := Dial(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-accepted
+	c, ln, _ := dialStopped(t)
 	old := c.s
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
@@ -246,22 +252,14 @@ func TestCloseEndsRetiredSessions(t *testing.T) {
 // TestSubscribeGetsTheRefuse: a Subscribe whose send failed during a
 // drain returns the Refuse the supervisor sent before it closed.
 func TestSubscribeGetsTheRefuse(t *testing.T) {
-	ln, path := listenUnix(t)
-	defer ln.Close()
-	accepted := stopReading(t, ln)
-	c, err := Dial(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	server := <-accepted
+	c, _, server := dialStopped(t)
 	go func() {
 		time.Sleep(200 * time.Millisecond) // the Subscribe's send fails meanwhile
 		out, _ := protocol.AppendFrame(nil, &protocol.Refuse{Err: *protocol.Errorf(protocol.CodeShuttingDown, "the supervisor is shutting down")})
 		server.Write(out)
 		server.Close()
 	}()
-	_, err = c.Subscribe(context.Background(), protocol.StreamLog, nil)
+	_, err := c.Subscribe(context.Background(), protocol.StreamLog, nil)
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Code != protocol.CodeShuttingDown || !errors.Is(err, ErrClosed) {
 		t.Fatalf("Subscribe: %v, want ErrClosed with shutting_down", err)

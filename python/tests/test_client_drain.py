@@ -13,13 +13,29 @@ import theus
 from theus import wire
 
 
-def test_drain_answers_requests_in_flight():
+def listen():
+    """A listening socket, in a directory of its own, and its path."""
     d = tempfile.mkdtemp()
     os.chmod(d, 0o700)
     path = os.path.join(d, "s.sock")
     ln = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     ln.bind(path)
     ln.listen(1)
+    return ln, path
+
+
+def runner(client, got):
+    """run(name): executes name on client, keeping its value or error in got."""
+    def run(name):
+        try:
+            got[name] = client.exec(name).value
+        except Exception as e:
+            got[name] = e
+    return run
+
+
+def test_drain_answers_requests_in_flight():
+    ln, path = listen()
     stopped, answer = threading.Event(), threading.Event()
     served = []
 
@@ -46,27 +62,13 @@ def test_drain_answers_requests_in_flight():
     srv.start()
     client = theus.Client(path)
     got = {}
-
-    def run(name):
-        try:
-            got[name] = client.exec(name).value
-        except Exception as e:
-            got[name] = e
+    run = runner(client, got)
 
     inflight = [threading.Thread(target=run, args=(n,), daemon=True) for n in ("first", "third")]
     for t in inflight:
         t.start()
     assert stopped.wait(30), "the fake supervisor did not read the requests"
-    second = []
-
-    def run_second():
-        try:
-            client.exec("second")
-            second.append(None)
-        except Exception as e:
-            second.append(e)
-
-    t2 = threading.Thread(target=run_second, daemon=True)
+    t2 = threading.Thread(target=run, args=("second",), daemon=True)
     t2.start()
     threading.Event().wait(0.3)  # the second's send fails meanwhile
     answer.set()
@@ -76,21 +78,17 @@ def test_drain_answers_requests_in_flight():
     client.close()
     ln.close()
     assert served == [None], served
-    assert got == {"first": "first", "third": "third"}, "the requests in flight: %r, want their replies" % got
-    assert len(second) == 1 and isinstance(second[0], theus.Error) and second[0].code == "shutting_down", \
+    second = got.pop("second", None)
+    assert isinstance(second, theus.Error) and second.code == "shutting_down", \
         "the request sent during the drain: %r, want shutting_down" % second
+    assert got == {"first": "first", "third": "third"}, "the requests in flight: %r, want their replies" % got
 
 
 def test_supervisor_that_stops_reading_and_stays():
     """A supervisor that stops reading and never closes: the request whose
     send failed gives up after the grace with ConnectionLost, and so does
     one that waited for its reply meanwhile."""
-    d = tempfile.mkdtemp()
-    os.chmod(d, 0o700)
-    path = os.path.join(d, "s.sock")
-    ln = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    ln.bind(path)
-    ln.listen(1)
+    ln, path = listen()
     stopped, done = threading.Event(), threading.Event()
 
     def supervisor():
@@ -106,12 +104,7 @@ def test_supervisor_that_stops_reading_and_stays():
     srv.start()
     client = theus.Client(path)
     got = {}
-
-    def run(name):
-        try:
-            got[name] = client.exec(name).value
-        except Exception as e:
-            got[name] = e
+    run = runner(client, got)
 
     waiter = threading.Thread(target=run, args=("first",), daemon=True)
     waiter.start()
