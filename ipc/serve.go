@@ -127,13 +127,22 @@ func (k *parker) serveRead(c *Conn) (err error) {
 // the wait goes on (false) without the receive that would find
 // nothing, unless the receive filled the stash: the socket may hold
 // more, which no readiness event would announce, so it receives again.
+// Before the wait goes on after frames were handled, idle runs, however
+// the socket was found empty: by a receive short of the stash, or by
+// the one after a full stash.
 func (k *parker) serveRecv(fd uintptr) bool {
 	c := k.conn
+	handled := false // frames were handled in this call: idle before the wait
 	for {
 		k.receives++
 		n, err := recvNoWait(int(fd), k.stash[:], unix.MSG_DONTWAIT)
 		switch {
-		case err == unix.EAGAIN || err == unix.EINTR:
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			if handled {
+				k.waitAfterFrames()
+			}
 			return false
 		case err != nil || n == 0:
 			k.ended = true // the end, or a reset, which Recv's receive then sees as the end
@@ -153,6 +162,7 @@ func (k *parker) serveRecv(fd uintptr) bool {
 			}
 			off = end
 			c.settleHeld(off < len(b))
+			handled = true
 			k.stop = !k.handle(m)
 		}
 		k.nstash = copy(k.stash[:], b[off:])
@@ -160,13 +170,20 @@ func (k *parker) serveRecv(fd uintptr) bool {
 			return true
 		}
 		if n < len(k.stash) { // the socket had no more
-			if !k.checking {
-				k.armCheck()
-			}
-			k.idle()
+			k.waitAfterFrames()
 			return false
 		}
 	}
+}
+
+// waitAfterFrames readies the wait that follows a receive whose frames
+// were all handled: it arms the end check (the end may have come with
+// those bytes) and runs idle.
+func (k *parker) waitAfterFrames() {
+	if !k.checking {
+		k.armCheck()
+	}
+	k.idle()
 }
 
 // endCheck bounds how long Serve may sleep through the peer's end. A

@@ -361,6 +361,50 @@ func TestServeReceiveThatFillsTheStash(t *testing.T) {
 	}
 }
 
+// TestServeIdleAfterAStashOfWholeFrames: a receive that fills the stash
+// with whole frames, after which the socket holds nothing, is followed
+// by a wait, and idle runs before it, after the last frame's handler.
+// (The supervisor's idle wakes the workers that those frames' dispatches
+// went to: without it, they slept until the client's next request,
+// which a client waiting for their replies never sends.)
+func TestServeIdleAfterAStashOfWholeFrames(t *testing.T) {
+	c, peer := acceptServed(t, Options{}, false)
+	burst := alignedBurst(t)[:stashSize] // whole frames, the last an Execute
+	var last atomic.Bool
+	idled := make(chan struct{})
+	done := serveAsync(c, func(m protocol.Message) bool {
+		if _, ok := m.(*protocol.Execute); ok {
+			last.Store(true)
+		}
+		return true
+	}, func() {
+		if last.Load() && !isClosed(idled) {
+			close(idled)
+		}
+	})
+	time.Sleep(50 * time.Millisecond) // Serve waits
+	if _, err := peer.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-idled:
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Serve waits after a receive of %d bytes of whole frames without running idle", stashSize)
+	}
+}
+
+// isClosed reports whether ch is closed (for one goroutine's use).
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // TestServeCloseDuringAHandler: Close returns while a handler runs (it
 // does not wait for Serve's read to end), and Serve then ends with
 // ErrClosed; the socket's descriptor is closed once it has.
