@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,71 @@ func TestWokenBeforeTheReaderWaits(t *testing.T) {
 			replies(r, 1)
 		})
 	}
+}
+
+// TestWokenAfterAReceiveOfWholeFrames: one write of executes whose
+// frames end exactly where the reader's receive buffer does (a power
+// of two of bytes) is read by a receive that fills the buffer, then one
+// that finds nothing: the reader must wake the worker before it waits
+// then too. Each size is a fresh write to a worker parked on its ring;
+// a wake-up lost shows as a timeout (DefaultTimeout 3 s).
+func TestWokenAfterAReceiveOfWholeFrames(t *testing.T) {
+	h := start(t, 1, func(c *Config) { c.DefaultTimeout = 3 * time.Second })
+	nc, err := net.Dial("unix", h.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+	r := protocol.NewReader(nc, protocol.DefaultMaxFrame)
+	id := uint64(0)
+	for _, size := range []int{256, 512, 1024, 2048, 4096} {
+		burst, n := wholeFramesOf(t, size, &id)
+		if _, err := h.dial(t).Exec(t.Context(), "noop", nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the worker parks on its ring
+		if _, err := nc.Write(burst); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			m, err := r.ReadMessage()
+			if err != nil {
+				t.Fatalf("%d bytes of executes: reply %d: %v", size, i, err)
+			}
+			if rep, ok := m.(*protocol.Reply); !ok || rep.Err != nil {
+				t.Fatalf("%d bytes of executes: reply %d: %+v", size, i, m)
+			}
+		}
+	}
+}
+
+// wholeFramesOf returns noop Executes (numbered from *id+1 on) whose
+// frames make exactly size bytes, and how many there are; the last has
+// an op id as long as that takes.
+func wholeFramesOf(t *testing.T, size int, id *uint64) ([]byte, int) {
+	t.Helper()
+	var b []byte
+	n := 0
+	for {
+		f, _ := protocol.AppendFrame(nil, &protocol.Execute{ID: *id + 1, Process: "noop"})
+		if len(b)+len(f) > size-64 {
+			break
+		}
+		*id++
+		n++
+		b = append(b, f...)
+	}
+	for pad := range 64 { // the last one's op id pads it
+		op := "op" + strconv.FormatUint(*id+1, 10) + strings.Repeat("x", pad)
+		f, _ := protocol.AppendFrame(nil, &protocol.Execute{ID: *id + 1, Process: "noop", OpID: op})
+		if len(b)+len(f) == size {
+			*id++
+			return append(b, f...), n + 1
+		}
+	}
+	t.Fatalf("no padding makes %d bytes of frames from %d", size, len(b))
+	return nil, 0
 }
 
 // TestSyncRepliesAfterTheDisk: with durability sync, an execute on the
