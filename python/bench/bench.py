@@ -9,12 +9,14 @@ starts it):
    (py.bench.sum, the whole call as the client sees it), against
    numpy.sum of an array of the same size in this process;
 3. pipelined noop calls per second from the Python client (exec_many)
-   over theus-bench's Go client at the same depth.
+   over theus-bench's Go client at the same depth, and from the asyncio
+   client (theus.aio) likewise.
 
 Prints one JSON object.
 """
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -26,6 +28,7 @@ import time
 import numpy as np
 
 import theus
+import theus.aio
 
 
 def p50(xs):
@@ -87,15 +90,28 @@ def py_pipelined(c, depth, requests):
     return requests / dt
 
 
+def aio_pipelined(socket, depth, requests):
+    async def run():
+        async with await theus.aio.connect(socket) as c:
+            t = time.perf_counter()
+            rs = await c.exec_many(["noop"] * requests, window=depth)
+            dt = time.perf_counter() - t
+            assert len(rs) == requests
+            return requests / dt
+    return asyncio.run(run())
+
+
 def pipelined(c, bench, socket, depth, requests, rounds):
     out = tempfile.mkdtemp(prefix="bench-py-")
-    go, py = [], []
+    go, py, aio = [], [], []
     for _ in range(rounds):
         go.append(go_pipelined(bench, socket, depth, requests, out))
         py.append(py_pipelined(c, depth, requests))
-    g, p = p50(go), p50(py)
+        aio.append(aio_pipelined(socket, depth, requests))
+    g, p, a = p50(go), p50(py), p50(aio)
     return {"depth": depth, "requests": requests, "go_client_rps": round(g), "py_client_rps": round(p),
-            "ratio_py_over_go": round(p / g, 3), "rounds": rounds}
+            "ratio_py_over_go": round(p / g, 3), "aio_client_rps": round(a),
+            "ratio_aio_over_go": round(a / g, 3), "rounds": rounds}
 
 
 def main():

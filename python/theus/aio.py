@@ -4,36 +4,70 @@
         r = await c.exec("greet", {"name": "ada"})
         rs = await asyncio.gather(*(c.exec("noop") for _ in range(100)))
 
-One task reads the connection and resolves each request's future by id,
-so any number of coroutines may share a client.
+The event loop calls the client when its socket can be read, and the
+client resolves each request's future by id, so any number of coroutines
+may share a client. Sends go straight to the
+socket, or to a queue that the event loop flushes when the socket is full;
+a frame is queued whole, so a request cancelled while it waits never
+leaves half a frame on the connection.
+
+The client drives its socket itself rather than through asyncio's
+streams: a stream closes the connection when a write fails, and a
+supervisor that drains (it stops reading, answers what it read, then
+sends a Refuse and closes) still owes replies to the requests in flight.
+After a failed send the client reads on until that end, for at most
+END_GRACE seconds, as theus.Client does.
 """
 
 import asyncio
 import itertools
 import json
+import socket as _socket
 
-from .client import (Entry, Result, Value, check_reply, decode_status, default_socket, encode_args,
-                     timeout_ms)
+from .client import (END_GRACE, Entry, Result, Value, check_reply, decode_status, default_socket,
+                     encode_args, timeout_ms)
 from .errors import ConnectionLost, Error
-from .wire import (CALL, DEFAULT_MAX_FRAME, EXECUTE, GET, HEADER, PING, REFUSE, STATUS, check_error,
-                   check_tuple, decode, frame)
+from .wire import (CALL, DEFAULT_MAX_FRAME, EXECUTE, GET, HEADER, PING, REFUSE, STATUS, BadFrame,
+                   check_error, check_tuple, decode, frame)
+
+# HIGH_WATER is how many bytes may wait for the socket before a sender
+# waits for room; READ_SIZE is how much one receive asks for.
+HIGH_WATER = 1 << 16
+READ_SIZE = 1 << 16
 
 
 async def connect(socket=None, max_frame=DEFAULT_MAX_FRAME):
     """An AsyncClient connected to the supervisor at socket (default:
     default_socket())."""
-    reader, writer = await asyncio.open_unix_connection(socket or default_socket(), limit=1 << 16)
-    return AsyncClient(reader, writer, max_frame)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        s.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(s, socket or default_socket())
+    except BaseException:
+        s.close()
+        raise
+    return AsyncClient(s, max_frame)
 
 
 class AsyncClient:
-    def __init__(self, reader, writer, max_frame):
-        self._reader, self._writer = reader, writer
+    """A connection to the supervisor for coroutines of one event loop.
+    Made by connect; close it (or use `async with`)."""
+
+    def __init__(self, sock, max_frame):
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
         self.max_frame = max_frame
         self._ids = itertools.count(1)
         self._pending = {}
-        self._closed = None
-        self._task = asyncio.get_running_loop().create_task(self._read())
+        self._closed = None     # the error every request gets once the connection ended
+        self._out = bytearray()  # frames the socket did not take yet
+        self._room = asyncio.Event()  # set while _out is under HIGH_WATER
+        self._room.set()
+        self._send_err = None   # the failed send; nothing is sent after it
+        self._ender = None      # the task that ends the connection after a failed send
+        self._buf = bytearray()  # what was read of frames not yet whole
+        self._ended = asyncio.Event()  # set once reading stopped
+        self._loop.add_reader(sock, self._readable)
 
     async def __aenter__(self):
         return self
@@ -42,17 +76,16 @@ class AsyncClient:
         await self.close()
 
     async def close(self):
-        self._fail(ConnectionLost("theus: the client was closed"))
-        self._writer.close()
-        try:
-            await self._writer.wait_closed()
-        except OSError:
-            pass
-        self._task.cancel()
-        try:
-            await self._task
-        except (asyncio.CancelledError, Exception):
-            pass
+        """Closes the connection; requests in flight fail with ConnectionLost."""
+        self._end_reading(ConnectionLost("theus: the client was closed"))
+        self._stop_writing()
+        if self._ender is not None:
+            self._ender.cancel()
+            try:
+                await self._ender
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._sock.close()
 
     def _fail(self, err):
         if self._closed is None:
@@ -62,41 +95,130 @@ class AsyncClient:
                 f.set_exception(err)
         self._pending.clear()
 
-    async def _read(self):
-        r = self._reader
+    # --- the socket ---------------------------------------------------------------
+
+    def _write(self, data):
+        """Sends data (whole frames) now, as much as the socket takes, and
+        queues the rest for the event loop to flush. After a failed send
+        nothing more is sent: the request waits for the end (_end_after)."""
+        if self._send_err is not None:
+            return
+        if not self._out:
+            try:
+                n = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as e:
+                self._send_failed(e)
+                return
+            if n == len(data):
+                return
+            self._loop.add_writer(self._sock, self._flush)
+            data = memoryview(data)[n:]
+        self._out += data
+        if len(self._out) > HIGH_WATER:
+            self._room.clear()
+
+    def _flush(self):
+        """Sends what is queued, called by the event loop when the socket
+        has room."""
         try:
-            while True:
-                head = await r.readexactly(5)
-                length, kind = HEADER.unpack(head)
+            n = self._sock.send(self._out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self._send_failed(e)
+            return
+        del self._out[:n]
+        if not self._out:
+            self._loop.remove_writer(self._sock)
+        if len(self._out) <= HIGH_WATER:
+            self._room.set()
+
+    def _stop_writing(self):
+        if self._out:
+            self._out.clear()
+            if self._sock.fileno() >= 0:
+                self._loop.remove_writer(self._sock)
+        self._room.set()
+
+    def _send_failed(self, err):
+        """A send failed: the supervisor stopped reading (it drains) or went
+        away. What it still sends is read until it ends the connection."""
+        self._send_err = err
+        self._stop_writing()
+        self._ender = self._loop.create_task(self._end_after(err))
+
+    async def _end_after(self, err):
+        """Ends the connection END_GRACE seconds after a failed send unless
+        the supervisor ended it first (its Refuse or close, read by
+        _readable): a supervisor that stopped reading and stays would
+        leave the requests waiting for ever."""
+        try:
+            await asyncio.wait_for(self._ended.wait(), END_GRACE)
+        except asyncio.TimeoutError:
+            self._end_reading(ConnectionLost("theus: send to the supervisor: %s" % err))
+
+    def _readable(self):
+        """Reads what the socket has, called by the event loop, and resolves
+        the futures of the replies it completes."""
+        try:
+            chunk = self._sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self._end_reading(ConnectionLost("theus: read from the supervisor: %s" % e))
+            return
+        buf = self._buf
+        if not chunk:
+            why = " inside a frame" if buf else ""
+            self._end_reading(ConnectionLost("theus: the supervisor closed the connection" + why))
+            return
+        buf += chunk
+        at = 0
+        try:
+            while len(buf) - at >= 5:
+                length, kind = HEADER.unpack_from(buf, at)
                 if length == 0 or length > self.max_frame:
-                    raise Error("bad_frame", "a frame of %d bytes (limit %d)" % (length, self.max_frame))
-                t = decode(await r.readexactly(length - 1))
-                if kind == REFUSE:
+                    raise BadFrame("a frame of %d bytes (limit %d)" % (length, self.max_frame))
+                if len(buf) - at < 4 + length:
+                    break
+                t = decode(bytes(buf[at + 5:at + 4 + length]))
+                at += 4 + length
+                if kind == REFUSE:  # the supervisor's last word
                     check_tuple(t, 1, "Refuse")
-                    self._fail(check_error(t[0], "Refuse.Err"))
+                    self._end_reading(check_error(t[0], "Refuse.Err"))
                     return
                 rid, _ = check_reply(kind, t)
                 f = self._pending.pop(rid, None)
                 if f is not None and not f.done():
                     f.set_result(t)
-        except asyncio.IncompleteReadError:
-            self._fail(ConnectionLost("theus: the supervisor closed the connection"))
-        except (OSError, Error) as e:
-            self._fail(ConnectionLost("theus: read from the supervisor: %s" % e))
+        except Exception as e:  # a bad frame; anything else here is a bug, reported the same way
+            self._end_reading(ConnectionLost("theus: read from the supervisor: %s" % e))
+            return
+        del buf[:at]
+
+    def _end_reading(self, err):
+        """Stops reading: every request waiting, and every one made after,
+        gets err (unless the connection had ended before)."""
+        if self._ended.is_set():
+            return
+        self._loop.remove_reader(self._sock)
+        self._fail(err)
+        self._ended.set()
+
+    # --- requests -------------------------------------------------------------------
 
     async def _round_trip(self, kind, body_of_id):
         if self._closed is not None:
             raise self._closed
         rid = next(self._ids)
         data = frame(kind, body_of_id(rid), self.max_frame)
-        f = asyncio.get_running_loop().create_future()
+        f = self._loop.create_future()
         self._pending[rid] = f
-        try:
-            self._writer.write(data)
-            await self._writer.drain()
-        except OSError as e:  # asyncio closes the connection: the reader ends too
-            self._pending.pop(rid, None)
-            raise self._closed or ConnectionLost("theus: send to the supervisor: %s" % e) from None
+        self._write(data)
+        if not self._room.is_set():
+            await self._room.wait()
         return await f
 
     async def exec(self, process, args=None, op_id="", timeout=None):
@@ -109,20 +231,69 @@ class AsyncClient:
         return Result(t)
 
     async def exec_many(self, calls, window=1024, return_exceptions=False):
-        """As Client.exec_many: at most window calls in flight."""
-        sem = asyncio.Semaphore(max(1, min(window, 1024)))
+        """As Client.exec_many: the calls pipelined, at most window in
+        flight, their frames sent 64 to a write; the Results in the order
+        of calls. A failed call raises its Error once every call has
+        ended, or is in the list with return_exceptions."""
+        window = max(1, min(window, 1024))  # the supervisor reads at most 1024 per connection
+        loop = self._loop
+        futs, frames = [], []
+        left = [0, window]  # calls in flight, and how many may be when room is set
+        room = asyncio.Event()
 
-        async def one(c):
+        def ended(_f):
+            left[0] -= 1
+            if left[0] <= left[1]:
+                room.set()
+
+        def flush():
+            if frames:
+                self._write(b"".join(frames))
+                frames.clear()
+
+        for c in calls:
             if isinstance(c, str):
-                c = (c,)
-            if isinstance(c, dict):
+                process, kw = c, {}
+            elif isinstance(c, dict):
                 kw = dict(c)
-                p = kw.pop("process")
+                process = kw.pop("process")
             else:
-                p, kw = c[0], {"args": c[1] if len(c) > 1 else None}
-            async with sem:
-                return await self.exec(p, **kw)
-        return await asyncio.gather(*(one(c) for c in calls), return_exceptions=return_exceptions)
+                process, kw = c[0], {"args": c[1] if len(c) > 1 else None}
+            if self._closed is not None:
+                raise self._closed
+            rid = next(self._ids)
+            body = [rid, process, encode_args(kw.get("args")), kw.get("op_id", ""), timeout_ms(kw.get("timeout"))]
+            frames.append(frame(EXECUTE, body, self.max_frame))
+            f = loop.create_future()
+            f.add_done_callback(ended)
+            self._pending[rid] = f
+            futs.append(f)
+            left[0] += 1
+            if len(frames) >= 64:
+                flush()
+            if left[0] >= window:
+                flush()
+                left[1] = window // 2
+                room.clear()
+                await room.wait()
+            if not self._room.is_set():
+                await self._room.wait()
+        flush()
+        results, first = [], None
+        for f in futs:
+            try:
+                t = await f
+                err = check_error(t[7])
+            except Error as e:
+                err = e
+            if err is not None:
+                first = first or err
+                results.append(err)
+            else:
+                results.append(Result(t))
+        if first is not None and not return_exceptions:
+            raise first
+        return results
 
     async def get(self, path):
         """As Client.get."""

@@ -1,0 +1,230 @@
+"""theus.aio against fake supervisors: one that drains (it stops reading,
+answers the requests it read, then sends a Refuse and closes), one that
+stops reading and stays, one that reads only once the client has queued
+more than its socket holds, and one that holds requests to see
+exec_many's window. The asyncio client drives its socket itself, so a
+failed send must not drop the replies still owed, and a frame queued
+while the socket is full must go whole."""
+
+import asyncio
+import socket
+import threading
+
+import theus
+import theus.aio
+from theus import wire
+
+from test_client_drain import listen
+
+
+def reply(t):
+    """The Reply of execute t, its value the process's name."""
+    return wire.frame(wire.REPLY, [t[0], 1, 1, 0, False, False, ('"%s"' % t[1]).encode(), None, "smart"])
+
+
+async def outcome(coro):
+    try:
+        return (await coro).value
+    except Exception as e:
+        return e
+
+
+def test_drain_answers_requests_in_flight():
+    ln, path = listen()
+    stopped, answer = threading.Event(), threading.Event()
+    served = []
+
+    def supervisor():
+        c, _ = ln.accept()
+        c.settimeout(30)
+        try:
+            r = wire.FrameReader(c)
+            execs = [r.next() for _ in range(2)]
+            assert [k for k, _ in execs] == [wire.EXECUTE] * 2, execs
+            c.shutdown(socket.SHUT_RD)  # the drain: the client's sends fail from now on
+            stopped.set()
+            answer.wait(30)
+            c.sendall(b"".join(reply(t) for _, t in execs) +
+                      wire.frame(wire.REFUSE, [["shutting_down", "the supervisor is shutting down", ""]]))
+            served.append(None)
+        except Exception as e:  # reported by the test
+            served.append(e)
+        finally:
+            c.close()
+
+    srv = threading.Thread(target=supervisor, daemon=True)
+    srv.start()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with await theus.aio.connect(path) as c:
+            inflight = [loop.create_task(outcome(c.exec(n))) for n in ("first", "third")]
+            assert await loop.run_in_executor(None, stopped.wait, 30), "the fake supervisor did not read the requests"
+            second = loop.create_task(outcome(c.exec("second")))
+            await asyncio.sleep(0.3)  # the second's send fails meanwhile
+            answer.set()
+            return await asyncio.wait_for(asyncio.gather(*inflight, second), 30)
+
+    first, third, second = asyncio.run(main())
+    srv.join(30)
+    ln.close()
+    assert served == [None], served
+    assert isinstance(second, theus.Error) and second.code == "shutting_down", \
+        "the request sent during the drain: %r, want shutting_down" % second
+    assert (first, third) == ("first", "third"), "the requests in flight: %r, want their replies" % ((first, third),)
+
+
+def test_supervisor_that_stops_reading_and_stays():
+    """The request whose send failed gives up after the grace with
+    ConnectionLost, and so does one that waited for its reply meanwhile."""
+    ln, path = listen()
+    stopped, done = threading.Event(), threading.Event()
+
+    def supervisor():
+        c, _ = ln.accept()
+        c.settimeout(30)
+        wire.FrameReader(c).next()
+        c.shutdown(socket.SHUT_RD)
+        stopped.set()
+        done.wait(60)
+        c.close()
+
+    srv = threading.Thread(target=supervisor, daemon=True)
+    srv.start()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with await theus.aio.connect(path) as c:
+            waiter = loop.create_task(outcome(c.exec("first")))
+            assert await loop.run_in_executor(None, stopped.wait, 30)
+            sender = loop.create_task(outcome(c.exec("second")))
+            got = await asyncio.wait_for(asyncio.gather(waiter, sender), 10 * theus.client.END_GRACE)
+            with_closed = await outcome(c.exec("third"))  # the connection has ended: at once
+            return got + [with_closed]
+
+    try:
+        got = asyncio.run(main())
+    finally:
+        done.set()
+        srv.join(30)
+        ln.close()
+    for e in got:
+        assert isinstance(e, theus.ConnectionLost), got
+
+
+def test_frames_queued_while_the_socket_is_full_go_whole():
+    """A supervisor that reads nothing until the client has queued more
+    than the socket holds, then reads everything: every request, each
+    with an argument of 256 KiB, arrives whole and in order, including
+    the one cancelled while it waited for room."""
+    ln, path = listen()
+    go = threading.Event()
+    got = []
+
+    def supervisor():
+        c, _ = ln.accept()
+        c.settimeout(30)
+        try:
+            go.wait(30)
+            r = wire.FrameReader(c)
+            out = []
+            for _ in range(8):
+                kind, t = r.next()
+                assert kind == wire.EXECUTE, kind
+                got.append((t[1], len(t[2])))
+                out.append(reply(t))
+            c.sendall(b"".join(out))
+        finally:
+            threading.Event().wait(1)
+            c.close()
+
+    srv = threading.Thread(target=supervisor, daemon=True)
+    srv.start()
+    big = {"pad": "x" * (256 << 10)}
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with await theus.aio.connect(path) as c:
+            calls = [loop.create_task(outcome(c.exec("p%d" % i, big))) for i in range(8)]
+            await asyncio.sleep(0.2)
+            assert c._out, "the socket took 2 MiB without a reader: the test proves nothing"
+            calls[3].cancel()  # its frame is queued already: it goes whole
+            go.set()
+            return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+
+    res = asyncio.run(main())
+    srv.join(30)
+    ln.close()
+    assert [n for n, _ in got] == ["p%d" % i for i in range(8)], got
+    assert len({n for _, n in got}) == 1, got
+    assert isinstance(res[3], asyncio.CancelledError), res[3]
+    assert [res[i] for i in range(8) if i != 3] == ["p%d" % i for i in range(8) if i != 3], res
+
+
+def test_exec_many_keeps_its_window_and_order():
+    """exec_many with window 4 never has more than 4 requests unanswered:
+    the fake supervisor holds what it reads until nothing more comes for
+    0.1 s, then answers in reverse order. The results come in the order
+    of the calls, and a failed call is raised only once all have ended,
+    or listed with return_exceptions."""
+    ln, path = listen()
+    most = [0]
+    served = []
+
+    def answer(c, held):
+        out = b""
+        for t in reversed(held):
+            if t[1] == "bad":
+                out += wire.frame(wire.REPLY, [t[0], 0, 1, 0, False, False, b"", ["bad_args", "no", ""], "smart"])
+            else:
+                out += reply(t)
+        c.sendall(out)
+
+    def supervisor():
+        c, _ = ln.accept()
+        try:
+            r = wire.FrameReader(c)
+            for total in (20, 20):
+                held, seen = [], 0
+                while seen < total:
+                    c.settimeout(0.1 if held else 30)
+                    try:
+                        kind, t = r.next()
+                    except TimeoutError:  # the client waits: answer what it sent
+                        answer(c, held)
+                        held = []
+                        continue
+                    assert kind == wire.EXECUTE, kind
+                    held.append(t)
+                    seen += 1
+                    most[0] = max(most[0], len(held))
+                answer(c, held)
+            served.append(None)
+        except Exception as e:  # reported by the test
+            served.append(e)
+        finally:
+            c.close()
+
+    srv = threading.Thread(target=supervisor, daemon=True)
+    srv.start()
+    calls = ["p%d" % i for i in range(20)]
+    calls[7] = "bad"
+
+    async def main():
+        async with await theus.aio.connect(path) as c:
+            try:
+                await c.exec_many(calls, window=4)
+                raised = None
+            except theus.Error as e:
+                raised = e
+            listed = await c.exec_many(calls, window=4, return_exceptions=True)
+            return raised, listed
+
+    raised, listed = asyncio.run(main())
+    srv.join(30)
+    ln.close()
+    assert served == [None], served
+    assert most[0] <= 4, "%d requests unanswered at once, window 4" % most[0]
+    assert isinstance(raised, theus.Error) and raised.code == "bad_args", raised
+    assert isinstance(listed[7], theus.Error) and listed[7].code == "bad_args", listed[7]
+    assert [r.value for i, r in enumerate(listed) if i != 7] == [n for i, n in enumerate(calls) if i != 7], listed
