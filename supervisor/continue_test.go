@@ -3,7 +3,9 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,6 +156,62 @@ func TestWokenAfterAReceiveOfWholeFrames(t *testing.T) {
 			}
 			if rep, ok := m.(*protocol.Reply); !ok || rep.Err != nil {
 				t.Fatalf("%d bytes of executes: reply %d: %+v", size, i, m)
+			}
+		}
+	}
+}
+
+// burstsEnv sets how many bursts TestBurstsOfAnySize writes (default
+// 300, about 3 s): a soak runs more.
+const burstsEnv = "THEUS_BURSTS"
+
+// TestBurstsOfAnySize: bursts of 1 to 48 noop executes, of frames of
+// random sizes (an op id of random length pads each), each burst in one
+// write after a random pause (the worker parked on its ring, polling,
+// or busy), every reply awaited before the next. A dispatch whose
+// wake-up is lost shows as a timeout (DefaultTimeout 3 s). The seed is
+// logged; THEUS_BURSTS=N runs N bursts.
+func TestBurstsOfAnySize(t *testing.T) {
+	bursts := 300
+	if v := os.Getenv(burstsEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: want a count", burstsEnv, v)
+		}
+		bursts = n
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	h := start(t, 1, func(c *Config) { c.DefaultTimeout = 3 * time.Second })
+	nc, err := net.Dial("unix", h.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := protocol.NewReader(nc, protocol.DefaultMaxFrame)
+	pauses := []time.Duration{0, 0, 100 * time.Microsecond, time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond}
+	id := uint64(0)
+	for b := range bursts {
+		n := 1 + rng.IntN(48)
+		var burst []byte
+		for range n {
+			id++
+			op := "op" + strconv.FormatUint(id, 10) + strings.Repeat("x", rng.IntN(40))
+			burst, _ = protocol.AppendFrame(burst, &protocol.Execute{ID: id, Process: "noop", OpID: op})
+		}
+		time.Sleep(pauses[rng.IntN(len(pauses))])
+		if _, err := nc.Write(burst); err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for i := range n {
+			m, err := r.ReadMessage()
+			if err != nil {
+				t.Fatalf("burst %d (%d executes, %d bytes), seed %d: reply %d: %v", b, n, len(burst), seed, i, err)
+			}
+			if rep, ok := m.(*protocol.Reply); !ok || rep.Err != nil {
+				t.Fatalf("burst %d (%d executes, %d bytes), seed %d: reply %d: %+v", b, n, len(burst), seed, i, m)
 			}
 		}
 	}
