@@ -7,6 +7,7 @@ failed send must not drop the replies still owed, and a frame queued
 while the socket is full must go whole."""
 
 import asyncio
+import gc
 import socket
 import threading
 
@@ -228,3 +229,190 @@ def test_exec_many_keeps_its_window_and_order():
     assert isinstance(raised, theus.Error) and raised.code == "bad_args", raised
     assert isinstance(listed[7], theus.Error) and listed[7].code == "bad_args", listed[7]
     assert [r.value for i, r in enumerate(listed) if i != 7] == [n for i, n in enumerate(calls) if i != 7], listed
+
+
+def fake(script):
+    """A fake supervisor that runs script(conn) on the one connection it
+    accepts, in a thread; returns its socket path and a stop()."""
+    ln, path = listen()
+    errors = []
+
+    def run():
+        c, _ = ln.accept()
+        try:
+            script(c)
+        except Exception as e:  # reported by stop
+            errors.append(e)
+        finally:
+            c.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+
+    def stop():
+        t.join(30)
+        ln.close()
+        assert not errors, errors
+    return path, stop
+
+
+def run_checked(main):
+    """asyncio.run(main()), failing on any error the loop reports (a
+    future's exception never retrieved, a callback's exception)."""
+    reported = []
+
+    async def wrapped():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: reported.append(ctx.get("message")))
+        try:
+            return await main()
+        finally:
+            gc.collect()
+            await asyncio.sleep(0)
+    out = asyncio.run(wrapped())
+    assert not reported, reported
+    return out
+
+
+def test_refuse_without_an_error_ends_the_connection():
+    """A Refuse whose error is nil is a bad frame: the requests after it
+    fail at once with ConnectionLost (they hung, with nothing reading),
+    in both clients."""
+    stay = threading.Event()
+
+    def script(c):
+        c.sendall(wire.frame(wire.REFUSE, [None]))
+        stay.wait(10)
+
+    path, stop = fake(script)
+
+    async def main():
+        async with await theus.aio.connect(path) as c:
+            await asyncio.sleep(0.3)
+            try:
+                await asyncio.wait_for(c.exec("x"), 5)
+            except theus.ConnectionLost as e:
+                return e
+    assert isinstance(run_checked(main), theus.ConnectionLost)
+    stay.set()
+    stop()
+
+    stay.clear()
+    path, stop = fake(script)
+    client = theus.Client(path)
+    try:
+        client.exec("x")
+        assert False, "no error"
+    except theus.ConnectionLost:
+        pass
+    finally:
+        client.close()
+        stay.set()
+        stop()
+
+
+def test_exec_many_cut_by_the_connections_end():
+    """The fake answers 3 of 10 executes and closes: exec_many raises
+    ConnectionLost, also with return_exceptions, leaves no request
+    pending, and no future's exception unretrieved."""
+    def script(c):
+        r = wire.FrameReader(c)
+        ts = [r.next()[1] for _ in range(10)]
+        c.sendall(b"".join(reply(t) for t in ts[:3]))
+
+    for listed in (False, True):
+        path, stop = fake(script)
+
+        async def main():
+            async with await theus.aio.connect(path) as c:
+                try:
+                    await c.exec_many(["p%d" % i for i in range(10)], return_exceptions=listed)
+                except theus.ConnectionLost:
+                    assert not c._pending, c._pending
+                    return "lost"  # not the error: its traceback would keep the futures from the collector
+        assert run_checked(main) == "lost"
+        stop()
+
+
+def test_exec_many_that_cannot_encode_a_call_sends_nothing():
+    """A call whose args cannot be encoded raises before any frame of its
+    batch is written: nothing is left pending (the requests before it
+    were never sent), and the connection goes on."""
+    def script(c):
+        r = wire.FrameReader(c)
+        kind, t = r.next()
+        assert t[1] == "after", t
+        c.sendall(reply(t))
+
+    path, stop = fake(script)
+
+    async def main():
+        async with await theus.aio.connect(path) as c:
+            try:
+                await c.exec_many([("p%d" % i, {}) for i in range(10)] + [("bad", {"x": object()})])
+                assert False, "no error"
+            except TypeError:
+                pass
+            assert not c._pending, c._pending
+            return (await c.exec("after")).value
+    assert run_checked(main) == "after"
+    stop()
+
+
+def test_a_sender_waiting_for_room_gets_the_refuse():
+    """The fake reads nothing until the client queued more than the
+    socket holds, then sends a Refuse and shuts its writing side, and
+    stays: the sender waiting for room gets the Refuse's error at once,
+    not when the fake goes."""
+    queued, stay = threading.Event(), threading.Event()
+
+    def script(c):
+        queued.wait(10)
+        c.sendall(wire.frame(wire.REFUSE, [["shutting_down", "bye", ""]]))
+        c.shutdown(socket.SHUT_WR)
+        stay.wait(20)
+
+    path, stop = fake(script)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with await theus.aio.connect(path) as c:
+            t = loop.create_task(c.exec("big", {"pad": "x" * (4 << 20)}))
+            await asyncio.sleep(0.2)
+            assert not c._room.is_set(), "4 MiB fit the socket: the test proves nothing"
+            queued.set()
+            try:
+                await asyncio.wait_for(t, 5)
+            except theus.Error as e:
+                return e
+    got = run_checked(main)
+    stay.set()
+    stop()
+    assert isinstance(got, theus.Error) and got.code == "shutting_down", got
+
+
+def test_cancelled_exec_is_forgotten():
+    """An exec cancelled by its timeout leaves nothing pending; its reply,
+    when it comes, is ignored, and the next exec gets its own."""
+    go = threading.Event()
+
+    def script(c):
+        r = wire.FrameReader(c)
+        _, first = r.next()
+        go.wait(10)
+        _, second = r.next()
+        c.sendall(reply(first) + reply(second))
+
+    path, stop = fake(script)
+
+    async def main():
+        async with await theus.aio.connect(path) as c:
+            try:
+                await asyncio.wait_for(c.exec("slow"), 0.2)
+                assert False, "no timeout"
+            except asyncio.TimeoutError:
+                pass
+            assert not c._pending, c._pending
+            go.set()
+            return (await c.exec("next")).value
+    assert run_checked(main) == "next"
+    stop()

@@ -76,16 +76,18 @@ class AsyncClient:
         await self.close()
 
     async def close(self):
-        """Closes the connection; requests in flight fail with ConnectionLost."""
+        """Closes the connection; requests in flight fail with ConnectionLost.
+        Closing again does nothing."""
         self._end_reading(ConnectionLost("theus: the client was closed"))
-        self._stop_writing()
-        if self._ender is not None:
-            self._ender.cancel()
-            try:
-                await self._ender
-            except (asyncio.CancelledError, Exception):
-                pass
-        self._sock.close()
+        try:
+            if self._ender is not None:
+                self._ender.cancel()
+                try:
+                    await self._ender
+                except (asyncio.CancelledError, Exception):
+                    pass
+        finally:
+            self._sock.close()
 
     def _fail(self, err):
         if self._closed is None:
@@ -101,7 +103,7 @@ class AsyncClient:
         """Sends data (whole frames) now, as much as the socket takes, and
         queues the rest for the event loop to flush. After a failed send
         nothing more is sent: the request waits for the end (_end_after)."""
-        if self._send_err is not None:
+        if self._send_err is not None or self._ended.is_set():
             return
         if not self._out:
             try:
@@ -187,7 +189,10 @@ class AsyncClient:
                 at += 4 + length
                 if kind == REFUSE:  # the supervisor's last word
                     check_tuple(t, 1, "Refuse")
-                    self._end_reading(check_error(t[0], "Refuse.Err"))
+                    err = check_error(t[0], "Refuse.Err")
+                    if err is None:
+                        raise BadFrame("a Refuse without an error")
+                    self._end_reading(err)
                     return
                 rid, _ = check_reply(kind, t)
                 f = self._pending.pop(rid, None)
@@ -199,12 +204,14 @@ class AsyncClient:
         del buf[:at]
 
     def _end_reading(self, err):
-        """Stops reading: every request waiting, and every one made after,
-        gets err (unless the connection had ended before)."""
+        """Ends the connection's use: every request waiting, every one made
+        after, and every sender waiting for room gets err (unless the
+        connection had ended before); nothing more is read or sent."""
         if self._ended.is_set():
             return
         self._loop.remove_reader(self._sock)
         self._fail(err)
+        self._stop_writing()
         self._ended.set()
 
     # --- requests -------------------------------------------------------------------
@@ -216,10 +223,23 @@ class AsyncClient:
         data = frame(kind, body_of_id(rid), self.max_frame)
         f = self._loop.create_future()
         self._pending[rid] = f
-        self._write(data)
-        if not self._room.is_set():
-            await self._room.wait()
-        return await f
+        try:
+            self._write(data)
+            if not self._room.is_set():
+                await self._room.wait()
+            return await f
+        finally:
+            self._forget(rid, f)
+
+    def _forget(self, rid, f):
+        """Drops request rid, whose caller no longer waits for f (it has
+        its reply, or was cancelled): a reply that comes later is
+        ignored, and an error f got is not reported as unretrieved."""
+        self._pending.pop(rid, None)
+        if not f.done():
+            f.cancel()
+        elif not f.cancelled():
+            f.exception()
 
     async def exec(self, process, args=None, op_id="", timeout=None):
         """As Client.exec."""
@@ -234,12 +254,17 @@ class AsyncClient:
         """As Client.exec_many: the calls pipelined, at most window in
         flight, their frames sent 64 to a write; the Results in the order
         of calls. A failed call raises its Error once every call has
-        ended, or is in the list with return_exceptions."""
+        ended, or is in the list with return_exceptions. The end of the
+        connection (ConnectionLost, a Refuse) raises, once every call
+        has ended, either way."""
         window = max(1, min(window, 1024))  # the supervisor reads at most 1024 per connection
         loop = self._loop
-        futs, frames = [], []
+        sent = []    # (id, future) of the calls whose frames were written
+        batch = []   # the same, for the frames not yet written
+        frames = []
         left = [0, window]  # calls in flight, and how many may be when room is set
         room = asyncio.Event()
+        cut = False  # the connection ended before every call was sent
 
         def ended(_f):
             left[0] -= 1
@@ -249,48 +274,60 @@ class AsyncClient:
         def flush():
             if frames:
                 self._write(b"".join(frames))
+                for rid, f in batch:  # before any reply can be read: the loop has not run
+                    self._pending[rid] = f
+                    f.add_done_callback(ended)
+                sent.extend(batch)
+                left[0] += len(batch)
                 frames.clear()
+                batch.clear()
 
-        for c in calls:
-            if isinstance(c, str):
-                process, kw = c, {}
-            elif isinstance(c, dict):
-                kw = dict(c)
-                process = kw.pop("process")
-            else:
-                process, kw = c[0], {"args": c[1] if len(c) > 1 else None}
-            if self._closed is not None:
-                raise self._closed
-            rid = next(self._ids)
-            body = [rid, process, encode_args(kw.get("args")), kw.get("op_id", ""), timeout_ms(kw.get("timeout"))]
-            frames.append(frame(EXECUTE, body, self.max_frame))
-            f = loop.create_future()
-            f.add_done_callback(ended)
-            self._pending[rid] = f
-            futs.append(f)
-            left[0] += 1
-            if len(frames) >= 64:
-                flush()
-            if left[0] >= window:
-                flush()
-                left[1] = window // 2
-                room.clear()
-                await room.wait()
-            if not self._room.is_set():
-                await self._room.wait()
-        flush()
-        results, first = [], None
-        for f in futs:
-            try:
-                t = await f
-                err = check_error(t[7])
-            except Error as e:
-                err = e
-            if err is not None:
-                first = first or err
-                results.append(err)
-            else:
-                results.append(Result(t))
+        try:
+            for c in calls:
+                if isinstance(c, str):
+                    process, kw = c, {}
+                elif isinstance(c, dict):
+                    kw = dict(c)
+                    process = kw.pop("process")
+                else:
+                    process, kw = c[0], {"args": c[1] if len(c) > 1 else None}
+                if self._closed is not None:
+                    cut = True  # the calls sent end with it
+                    break
+                rid = next(self._ids)
+                body = [rid, process, encode_args(kw.get("args")), kw.get("op_id", ""), timeout_ms(kw.get("timeout"))]
+                frames.append(frame(EXECUTE, body, self.max_frame))
+                batch.append((rid, loop.create_future()))
+                if len(frames) >= 64:
+                    flush()
+                if left[0] + len(batch) >= window:
+                    flush()
+                    left[1] = window // 2
+                    if left[0] > left[1]:
+                        room.clear()
+                        await room.wait()
+                if not self._room.is_set():
+                    await self._room.wait()
+            flush()
+            results, first, lost = [], None, None
+            for _, f in sent:
+                try:
+                    t = await f
+                    err = check_error(t[7])
+                except (Error, ConnectionLost) as e:
+                    err = e
+                    if e is self._closed:  # the connection's end, not the call's
+                        lost = e
+                if err is not None:
+                    first = first or err
+                    results.append(err)
+                else:
+                    results.append(Result(t))
+        finally:
+            for rid, f in sent:
+                self._forget(rid, f)
+        if lost is not None or cut:
+            raise lost or self._closed
         if first is not None and not return_exceptions:
             raise first
         return results

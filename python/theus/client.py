@@ -350,6 +350,8 @@ class Client:
                     err = check_error(t[0], "Refuse.Err")
                 except Error as e:
                     err = e
+                if err is None:
+                    err = ConnectionLost("theus: read from the supervisor: a Refuse without an error")
                 self._fail(err)
                 raise err
             try:
