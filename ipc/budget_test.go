@@ -193,18 +193,25 @@ func TestCloseRead(t *testing.T) {
 			t.Fatalf("blocking=%v: the peer got %v, %v", blocking, got, err)
 		}
 	}
-	// A Recv blocked in a read is woken.
-	c, _ := pairConns(t, Options{Blocking: true})
-	res := make(chan error, 1)
-	go func() { _, err := c.Recv(); res <- err }()
-	time.Sleep(50 * time.Millisecond)
-	c.CloseRead()
-	select {
-	case err := <-res:
-		if !errors.Is(err, io.EOF) && !errors.Is(err, ErrClosed) {
-			t.Fatalf("woken Recv: %v", err)
+	// A Recv blocked in a read is woken, and the peer's writes fail.
+	for _, blocking := range []bool{true, false} {
+		c, peer := pairConns(t, Options{Blocking: blocking})
+		res := make(chan error, 1)
+		go func() { _, err := c.Recv(); res <- err }()
+		time.Sleep(50 * time.Millisecond)
+		if err := c.CloseRead(); err != nil {
+			t.Fatalf("blocking=%v: CloseRead: %v", blocking, err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("CloseRead did not wake a blocked Recv")
+		select {
+		case err := <-res:
+			if !errors.Is(err, io.EOF) && !errors.Is(err, ErrClosed) {
+				t.Fatalf("blocking=%v: woken Recv: %v", blocking, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("blocking=%v: CloseRead did not wake a blocked Recv", blocking)
+		}
+		if _, err := peer.Write([]byte{0}); err == nil {
+			t.Fatalf("blocking=%v: the peer's write succeeded after CloseRead", blocking)
+		}
 	}
 }
