@@ -182,7 +182,7 @@ func (pr *proc) cancelFunc(id uint64) {
 		running := pr.calls[id] == c
 		pr.mu.Unlock()
 		if running {
-			pr.terminate(fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, c.process, grace), grace)
+			pr.terminate(pr.hung(id, c.process, grace), grace)
 		}
 	})
 }

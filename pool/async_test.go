@@ -1,8 +1,11 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"github.com/rs/zerolog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -249,6 +252,61 @@ func TestWakesDeferTheWake(t *testing.T) {
 			t.Fatalf("%d of 3 completed after the wake", i)
 		}
 	}
+}
+
+// TestHungSaysWhatTheRingHolds: a dispatch published without a wake
+// (a Wakes never woken: a lost wake-up, made on purpose) waits in the
+// ring of a parked worker past its deadline; the worker is then killed
+// as hung, and the cause the log shows says that its ring holds bytes
+// it has not read while its reader parks.
+func TestHungSaysWhatTheRingHolds(t *testing.T) {
+	var log lockedBuffer
+	p := start(t, 1, func(c *Config) {
+		c.KillGrace = 100 * time.Millisecond
+		c.Log = zerolog.New(&log).Level(zerolog.WarnLevel)
+	})
+	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil { // the worker is up, then parks
+		t.Fatal(o.err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var w Wakes // never woken
+	got := make(chan outcome, 1)
+	call, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &w)
+	if !ok {
+		t.Fatal("no room")
+	}
+	<-ctx.Done()
+	call.Cancel() // the caller's part at its deadline
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(log.String(), "bytes unread, its reader parked") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no worker down with its ring's backlog in the log:\n%s", log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(log.String(), "worker hung") {
+		t.Fatalf("the backlog came without the hang:\n%s", log.String())
+	}
+}
+
+// lockedBuffer is a log's writer that tests read while it is written.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestDispatchFuncOversized: a dispatch too large for a frame completes

@@ -323,6 +323,30 @@ func (pr *proc) wait() {
 func (pr *proc) kill(cause error) { pr.stop(cause, unix.SIGKILL) }
 
 // terminate is kill with SIGTERM first and SIGKILL after grace.
+// hung is the cause that kills a worker whose dispatch id of process
+// is still running grace after its deadline. With rings it adds what the
+// request ring shows: published bytes the worker has not read, and
+// whether it parks. A worker parks while its processes run (the one
+// that ends nudges it), so a backlog there is no fault by itself; with
+// none running it is a wake-up that never came.
+func (pr *proc) hung(id uint64, process string, grace time.Duration) error {
+	err := fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, process, grace)
+	pr.mu.Lock()
+	rs := pr.rings
+	pr.mu.Unlock()
+	if rs == nil {
+		return err
+	}
+	unread, parked := rs.out.Backlog()
+	switch {
+	case unread > 0 && parked:
+		return fmt.Errorf("%w (its request ring: %d bytes unread, its reader parked)", err, unread)
+	case unread > 0:
+		return fmt.Errorf("%w (its request ring: %d bytes unread)", err, unread)
+	}
+	return err
+}
+
 func (pr *proc) terminate(cause error, grace time.Duration) {
 	pr.stop(cause, unix.SIGTERM)
 	go func() {
@@ -497,7 +521,7 @@ func (pr *proc) call(ctx context.Context, dp *protocol.Dispatch) (*protocol.Resu
 		return nil, nil, ctx.Err() // too late: the caller has gone (or the worker died)
 	case <-pr.dead:
 	case <-t.C:
-		pr.terminate(fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, dp.Process, pr.pool.cfg.KillGrace), pr.pool.cfg.KillGrace)
+		pr.terminate(pr.hung(id, dp.Process, pr.pool.cfg.KillGrace), pr.pool.cfg.KillGrace)
 	}
 	return nil, nil, ctx.Err()
 }

@@ -135,6 +135,26 @@ func (s *Shared) Records() uint64 {
 	return s.records
 }
 
+// Backlog reports how many published bytes the consumer has not read
+// yet (records and their headers), and whether it says it parks: a
+// consumer that parks with a backlog was not woken for it. For a
+// diagnosis (a worker that seems hung), not for decisions: the head and
+// the park word are shared memory that the consumer writes, read once,
+// unchecked but bounded (a head outside what was published reads as no
+// backlog). 0 and false once s is closed.
+func (s *Shared) Backlog() (unread uint64, parks bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, false
+	}
+	h := s.w.m.head.Load()
+	if h <= s.w.tail {
+		unread = s.w.tail - h
+	}
+	return unread, s.w.m.consPark.Load() == parked
+}
+
 // Close makes every later Append fail with ErrClosed. Once it returns,
 // no Append writes the ring again, and a wake still in progress holds
 // the pair's lifetime (Writer.wakeShared): the Pair may be closed.

@@ -182,6 +182,45 @@ func TestAppendNoWakePublishesWithoutWaking(t *testing.T) {
 	}
 }
 
+// TestBacklog: what the consumer has not read of what was published, and
+// whether it parks: nothing and parked for a consumer waiting on an
+// empty ring, a record's bytes once one is published without a wake,
+// nothing once it is read, and nothing at all once closed.
+func TestBacklog(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	s := NewShared(h.w)
+	if n, parks := s.Backlog(); n != 0 || parks {
+		t.Fatalf("a new ring: Backlog = %d, %v", n, parks)
+	}
+	done := parkConsumer(t, h)
+	if n, parks := s.Backlog(); n != 0 || !parks {
+		t.Fatalf("a parked consumer of an empty ring: Backlog = %d, %v, want 0, true", n, parks)
+	}
+	if _, err := s.AppendNoWake([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	// (Whether it still parks depends on its futex nap, 100 ms: not checked.)
+	if n, _ := s.Backlog(); n != padded(3) {
+		t.Fatalf("a record unread: Backlog = %d bytes, want %d", n, padded(3))
+	}
+	s.Wake()
+	awaitWoken(t, h, done, "Wake")
+	if n, _ := s.Backlog(); n != padded(3) {
+		t.Fatalf("woken, not read yet: Backlog = %d bytes, want %d", n, padded(3))
+	}
+	if _, err := h.r.Read(nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, parks := s.Backlog(); n != 0 || parks {
+		t.Fatalf("read: Backlog = %d, %v, want 0, false", n, parks)
+	}
+	s.Close()
+	if n, parks := s.Backlog(); n != 0 || parks {
+		t.Fatalf("closed: Backlog = %d, %v", n, parks)
+	}
+}
+
 // Append wakes a parked consumer (the wake comes after the lock, through
 // the mapping's lifetime check).
 func TestSharedAppendWakesAParkedConsumer(t *testing.T) {
