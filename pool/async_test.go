@@ -1,17 +1,18 @@
 package pool
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"github.com/rs/zerolog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/theus-run/theus/heavy"
+	"github.com/theus-run/theus/internal/outbuf"
 	"github.com/theus-run/theus/protocol"
 )
 
@@ -260,7 +261,7 @@ func TestWakesDeferTheWake(t *testing.T) {
 // as hung, and the cause the log shows says that its ring holds bytes
 // it has not read while its reader parks.
 func TestHungSaysWhatTheRingHolds(t *testing.T) {
-	var log lockedBuffer
+	var log outbuf.Buffer
 	p := start(t, 1, func(c *Config) {
 		c.KillGrace = 100 * time.Millisecond
 		c.Log = zerolog.New(&log).Level(zerolog.WarnLevel)
@@ -289,24 +290,6 @@ func TestHungSaysWhatTheRingHolds(t *testing.T) {
 	if !strings.Contains(log.String(), "worker hung") {
 		t.Fatalf("the backlog came without the hang:\n%s", log.String())
 	}
-}
-
-// lockedBuffer is a log's writer that tests read while it is written.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestDispatchFuncOversized: a dispatch too large for a frame completes

@@ -19,6 +19,7 @@ import (
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/etcdstore"
 	"github.com/theus-run/theus/internal/etcdtest"
+	"github.com/theus-run/theus/internal/outbuf"
 )
 
 // fluxLeaseTTL is the supervisors' lease (etcdstore.DefaultTicketTTL):
@@ -113,7 +114,7 @@ func fluxPair(t *testing.T, cl *etcdtest.Cluster, dir, prefix string) (a *superv
 type supervisorProc struct {
 	cmd    *exec.Cmd
 	c      *client.Client
-	stderr *lockedBuffer
+	stderr *outbuf.Buffer
 }
 
 // counter reads domain.counters.<key> through c (0 when it is unset or

@@ -17,6 +17,7 @@ import (
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/demo"
 	"github.com/theus-run/theus/internal/etcdtest"
+	"github.com/theus-run/theus/internal/outbuf"
 	"github.com/theus-run/theus/protocol"
 	"github.com/theus-run/theus/supervisor"
 )
@@ -88,7 +89,7 @@ func TestStoreFlags(t *testing.T) {
 
 // startEtcdSupervisor starts this binary as theus-supervisor --store etcd
 // on endpoints, with extra flags, and waits until it serves its socket.
-func startEtcdSupervisor(t *testing.T, endpoints []string, prefix string, extra ...string) (*exec.Cmd, string, *lockedBuffer) {
+func startEtcdSupervisor(t *testing.T, endpoints []string, prefix string, extra ...string) (*exec.Cmd, string, *outbuf.Buffer) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -99,7 +100,7 @@ func startEtcdSupervisor(t *testing.T, endpoints []string, prefix string, extra 
 		"--store", "etcd", "--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-prefix", prefix}
 	cmd := dieWithTest(exec.Command(exe, append(args, extra...)...))
 	cmd.Env = append(os.Environ(), "THEUS_TEST_MAIN=1")
-	stderr := &lockedBuffer{}
+	stderr := &outbuf.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

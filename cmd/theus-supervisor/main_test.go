@@ -1,19 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/internal/outbuf"
 	"github.com/theus-run/theus/internal/race"
 )
 
@@ -29,25 +28,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// lockedBuffer is a bytes.Buffer safe for a process's writes and a
-// test's reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startSupervisor starts this binary as theus-supervisor with args and waits
 // until it serves its socket.
 // dieWithTest makes cmd, a supervisor the test starts, die with the test
@@ -59,7 +39,7 @@ func dieWithTest(cmd *exec.Cmd) *exec.Cmd {
 	return cmd
 }
 
-func startSupervisor(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBuffer) {
+func startSupervisor(t *testing.T, args ...string) (*exec.Cmd, string, *outbuf.Buffer) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -69,7 +49,7 @@ func startSupervisor(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBu
 	sock := filepath.Join(dir, "run", "s.sock")
 	cmd := dieWithTest(exec.Command(exe, append([]string{"--workers", "1", "--socket", sock, "--state-dir", filepath.Join(dir, "state"), "--heavy-size", "0", "--log-format", "json"}, args...)...))
 	cmd.Env = append(os.Environ(), "THEUS_TEST_MAIN=1")
-	stderr := &lockedBuffer{}
+	stderr := &outbuf.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -22,12 +22,13 @@ import (
 
 	"github.com/theus-run/theus/client"
 	"github.com/theus-run/theus/internal/browsertest"
+	"github.com/theus-run/theus/internal/outbuf"
 	"github.com/theus-run/theus/protocol"
 )
 
 // pageURL waits for the supervisor's log line that gives the --http
 // listener's URL.
-func pageURL(t *testing.T, stderr *lockedBuffer) string {
+func pageURL(t *testing.T, stderr *outbuf.Buffer) string {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		sc := bufio.NewScanner(strings.NewReader(stderr.String()))

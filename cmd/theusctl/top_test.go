@@ -13,25 +13,8 @@ import (
 	"time"
 
 	"github.com/theus-run/theus/client"
+	"github.com/theus-run/theus/internal/outbuf"
 )
-
-// lockedBuffer collects a process's output for a test to read.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // supervisorFor runs the built theus-supervisor on a socket of its own
 // until the test ends, and returns the socket.
@@ -40,7 +23,7 @@ func supervisorFor(t *testing.T) string {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "run", "theus.sock")
 	cmd := exec.Command(filepath.Join(binDir, "theus-supervisor"), "--workers", "2", "--socket", sock, "--state-dir", filepath.Join(dir, "state"), "--heavy-size", "0", "--log-format", "json")
-	var stderr lockedBuffer
+	var stderr outbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

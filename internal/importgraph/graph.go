@@ -64,6 +64,7 @@ var Allowed = map[string][]string{
 	"internal/golabel/golabeltest": {"internal/golabel"}, // reads the labels back from a goroutine profile, for tests
 	"internal/race":                {},                   // whether a test binary runs under -race, for the programs it builds and starts (test files only)
 	"internal/testcache":           {},                   // tests that build or run the module through another program read its sources (test files only)
+	"internal/outbuf":              {},                   // a process's or a log's output that a test reads while it is written (test files only)
 	"internal/importgraph":         {},
 	"internal/doclinks":            {},
 	// Runs Python programs written from docs/PROTOCOL.md alone against a
