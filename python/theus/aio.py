@@ -25,7 +25,7 @@ import json
 import socket as _socket
 
 from .client import (END_GRACE, Entry, Result, Value, check_reply, decode_status, default_socket,
-                     encode_args, timeout_ms)
+                     encode_args, execute_body, timeout_ms)
 from .errors import ConnectionLost, Error
 from .wire import (CALL, DEFAULT_MAX_FRAME, EXECUTE, GET, HEADER, PING, REFUSE, STATUS, BadFrame,
                    check_error, check_tuple, decode, frame)
@@ -284,19 +284,11 @@ class AsyncClient:
 
         try:
             for c in calls:
-                if isinstance(c, str):
-                    process, kw = c, {}
-                elif isinstance(c, dict):
-                    kw = dict(c)
-                    process = kw.pop("process")
-                else:
-                    process, kw = c[0], {"args": c[1] if len(c) > 1 else None}
                 if self._closed is not None:
                     cut = True  # the calls sent end with it
                     break
                 rid = next(self._ids)
-                body = [rid, process, encode_args(kw.get("args")), kw.get("op_id", ""), timeout_ms(kw.get("timeout"))]
-                frames.append(frame(EXECUTE, body, self.max_frame))
+                frames.append(frame(EXECUTE, execute_body(rid, c), self.max_frame))
                 batch.append((rid, loop.create_future()))
                 if len(frames) >= 64:
                     flush()

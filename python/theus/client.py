@@ -46,6 +46,20 @@ def default_socket():
     return os.path.join(os.environ.get("TMPDIR") or "/tmp", "theus-%d" % os.getuid(), "theus.sock")
 
 
+def execute_body(rid, call):
+    """The Execute tuple of request rid for one call of exec_many: a
+    process name, a (process, args) tuple or a dict of exec's keyword
+    arguments with "process"."""
+    if isinstance(call, str):
+        process, kw = call, {}
+    elif isinstance(call, dict):
+        kw = dict(call)
+        process = kw.pop("process")
+    else:
+        process, kw = call[0], {"args": call[1] if len(call) > 1 else None}
+    return [rid, process, encode_args(kw.get("args")), kw.get("op_id", ""), timeout_ms(kw.get("timeout"))]
+
+
 def new_op_id():
     """A fresh random op id (128 bits, hex)."""
     return uuid.uuid4().hex
@@ -427,16 +441,8 @@ class Client:
                     cond.notify_all()
 
         for c in calls:
-            if isinstance(c, str):
-                process, kw = c, {}
-            elif isinstance(c, dict):
-                kw = dict(c)
-                process = kw.pop("process")
-            else:
-                process, kw = c[0], {"args": c[1] if len(c) > 1 else None}
             rid = next(self._ids)
-            body = [rid, process, encode_args(kw.get("args")), kw.get("op_id", ""), timeout_ms(kw.get("timeout"))]
-            frames.append(frame(EXECUTE, body, self.max_frame))
+            frames.append(frame(EXECUTE, execute_body(rid, c), self.max_frame))
             frame_ids.append(rid)
             ids.append(rid)
             if len(frames) >= 64:
