@@ -322,7 +322,6 @@ func (pr *proc) wait() {
 // and stop decides; later calls change nothing (use signal to escalate).
 func (pr *proc) kill(cause error) { pr.stop(cause, unix.SIGKILL) }
 
-// terminate is kill with SIGTERM first and SIGKILL after grace.
 // hung is the cause that kills a worker whose dispatch id of process
 // is still running grace after its deadline. With rings it adds what the
 // request ring shows: published bytes the worker has not read, and
@@ -347,6 +346,7 @@ func (pr *proc) hung(id uint64, process string, grace time.Duration) error {
 	return err
 }
 
+// terminate is kill with SIGTERM first and SIGKILL after grace.
 func (pr *proc) terminate(cause error, grace time.Duration) {
 	pr.stop(cause, unix.SIGTERM)
 	go func() {

@@ -136,9 +136,10 @@ func (s *Shared) Records() uint64 {
 }
 
 // Backlog reports how many published bytes the consumer has not read
-// yet (records and their headers), and whether it says it parks: a
-// consumer that parks with a backlog was not woken for it. For a
-// diagnosis (a worker that seems hung), not for decisions: the head and
+// yet (records and their headers), and whether it says it parks: one
+// that parks with a backlog was not woken for it, unless it parks for
+// reasons of its own (a worker's reader does while a process runs). For
+// a diagnosis (a worker that seems hung), not for decisions: the head and
 // the park word are shared memory that the consumer writes, read once,
 // unchecked but bounded (a head outside what was published reads as no
 // backlog). 0 and false once s is closed.
