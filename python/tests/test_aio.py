@@ -15,12 +15,7 @@ import theus
 import theus.aio
 from theus import wire
 
-from test_client_drain import listen
-
-
-def reply(t):
-    """The Reply of execute t, its value the process's name."""
-    return wire.frame(wire.REPLY, [t[0], 1, 1, 0, False, False, ('"%s"' % t[1]).encode(), None, "smart"])
+from test_client_drain import drains, fake, reply, stops_reading
 
 
 async def outcome(coro):
@@ -31,30 +26,8 @@ async def outcome(coro):
 
 
 def test_drain_answers_requests_in_flight():
-    ln, path = listen()
     stopped, answer = threading.Event(), threading.Event()
-    served = []
-
-    def supervisor():
-        c, _ = ln.accept()
-        c.settimeout(30)
-        try:
-            r = wire.FrameReader(c)
-            execs = [r.next() for _ in range(2)]
-            assert [k for k, _ in execs] == [wire.EXECUTE] * 2, execs
-            c.shutdown(socket.SHUT_RD)  # the drain: the client's sends fail from now on
-            stopped.set()
-            answer.wait(30)
-            c.sendall(b"".join(reply(t) for _, t in execs) +
-                      wire.frame(wire.REFUSE, [["shutting_down", "the supervisor is shutting down", ""]]))
-            served.append(None)
-        except Exception as e:  # reported by the test
-            served.append(e)
-        finally:
-            c.close()
-
-    srv = threading.Thread(target=supervisor, daemon=True)
-    srv.start()
+    path, stop = fake(drains(stopped, answer))
 
     async def main():
         loop = asyncio.get_running_loop()
@@ -67,9 +40,7 @@ def test_drain_answers_requests_in_flight():
             return await asyncio.wait_for(asyncio.gather(*inflight, second), 30)
 
     first, third, second = asyncio.run(main())
-    srv.join(30)
-    ln.close()
-    assert served == [None], served
+    stop()
     assert isinstance(second, theus.Error) and second.code == "shutting_down", \
         "the request sent during the drain: %r, want shutting_down" % second
     assert (first, third) == ("first", "third"), "the requests in flight: %r, want their replies" % ((first, third),)
@@ -78,20 +49,8 @@ def test_drain_answers_requests_in_flight():
 def test_supervisor_that_stops_reading_and_stays():
     """The request whose send failed gives up after the grace with
     ConnectionLost, and so does one that waited for its reply meanwhile."""
-    ln, path = listen()
     stopped, done = threading.Event(), threading.Event()
-
-    def supervisor():
-        c, _ = ln.accept()
-        c.settimeout(30)
-        wire.FrameReader(c).next()
-        c.shutdown(socket.SHUT_RD)
-        stopped.set()
-        done.wait(60)
-        c.close()
-
-    srv = threading.Thread(target=supervisor, daemon=True)
-    srv.start()
+    path, stop = fake(stops_reading(stopped, done))
 
     async def main():
         loop = asyncio.get_running_loop()
@@ -107,8 +66,7 @@ def test_supervisor_that_stops_reading_and_stays():
         got = asyncio.run(main())
     finally:
         done.set()
-        srv.join(30)
-        ln.close()
+        stop()
     for e in got:
         assert isinstance(e, theus.ConnectionLost), got
 
@@ -118,29 +76,22 @@ def test_frames_queued_while_the_socket_is_full_go_whole():
     than the socket holds, then reads everything: every request, each
     with an argument of 256 KiB, arrives whole and in order, including
     the one cancelled while it waited for room."""
-    ln, path = listen()
     go = threading.Event()
     got = []
 
-    def supervisor():
-        c, _ = ln.accept()
-        c.settimeout(30)
-        try:
-            go.wait(30)
-            r = wire.FrameReader(c)
-            out = []
-            for _ in range(8):
-                kind, t = r.next()
-                assert kind == wire.EXECUTE, kind
-                got.append((t[1], len(t[2])))
-                out.append(reply(t))
-            c.sendall(b"".join(out))
-        finally:
-            threading.Event().wait(1)
-            c.close()
+    def script(c):
+        go.wait(30)
+        r = wire.FrameReader(c)
+        out = []
+        for _ in range(8):
+            kind, t = r.next()
+            assert kind == wire.EXECUTE, kind
+            got.append((t[1], len(t[2])))
+            out.append(reply(t))
+        c.sendall(b"".join(out))
+        threading.Event().wait(1)
 
-    srv = threading.Thread(target=supervisor, daemon=True)
-    srv.start()
+    path, stop = fake(script)
     big = {"pad": "x" * (256 << 10)}
 
     async def main():
@@ -154,8 +105,7 @@ def test_frames_queued_while_the_socket_is_full_go_whole():
             return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
 
     res = asyncio.run(main())
-    srv.join(30)
-    ln.close()
+    stop()
     assert [n for n, _ in got] == ["p%d" % i for i in range(8)], got
     assert len({n for _, n in got}) == 1, got
     assert isinstance(res[3], asyncio.CancelledError), res[3]
@@ -168,9 +118,7 @@ def test_exec_many_keeps_its_window_and_order():
     0.1 s, then answers in reverse order. The results come in the order
     of the calls, and a failed call is raised only once all have ended,
     or listed with return_exceptions."""
-    ln, path = listen()
     most = [0]
-    served = []
 
     def answer(c, held):
         out = b""
@@ -181,33 +129,25 @@ def test_exec_many_keeps_its_window_and_order():
                 out += reply(t)
         c.sendall(out)
 
-    def supervisor():
-        c, _ = ln.accept()
-        try:
-            r = wire.FrameReader(c)
-            for total in (20, 20):
-                held, seen = [], 0
-                while seen < total:
-                    c.settimeout(0.1 if held else 30)
-                    try:
-                        kind, t = r.next()
-                    except TimeoutError:  # the client waits: answer what it sent
-                        answer(c, held)
-                        held = []
-                        continue
-                    assert kind == wire.EXECUTE, kind
-                    held.append(t)
-                    seen += 1
-                    most[0] = max(most[0], len(held))
-                answer(c, held)
-            served.append(None)
-        except Exception as e:  # reported by the test
-            served.append(e)
-        finally:
-            c.close()
+    def script(c):
+        r = wire.FrameReader(c)
+        for total in (20, 20):
+            held, seen = [], 0
+            while seen < total:
+                c.settimeout(0.1 if held else 30)
+                try:
+                    kind, t = r.next()
+                except TimeoutError:  # the client waits: answer what it sent
+                    answer(c, held)
+                    held = []
+                    continue
+                assert kind == wire.EXECUTE, kind
+                held.append(t)
+                seen += 1
+                most[0] = max(most[0], len(held))
+            answer(c, held)
 
-    srv = threading.Thread(target=supervisor, daemon=True)
-    srv.start()
+    path, stop = fake(script)
     calls = ["p%d" % i for i in range(20)]
     calls[7] = "bad"
 
@@ -222,38 +162,11 @@ def test_exec_many_keeps_its_window_and_order():
             return raised, listed
 
     raised, listed = asyncio.run(main())
-    srv.join(30)
-    ln.close()
-    assert served == [None], served
+    stop()
     assert most[0] <= 4, "%d requests unanswered at once, window 4" % most[0]
     assert isinstance(raised, theus.Error) and raised.code == "bad_args", raised
     assert isinstance(listed[7], theus.Error) and listed[7].code == "bad_args", listed[7]
     assert [r.value for i, r in enumerate(listed) if i != 7] == [n for i, n in enumerate(calls) if i != 7], listed
-
-
-def fake(script):
-    """A fake supervisor that runs script(conn) on the one connection it
-    accepts, in a thread; returns its socket path and a stop()."""
-    ln, path = listen()
-    errors = []
-
-    def run():
-        c, _ = ln.accept()
-        try:
-            script(c)
-        except Exception as e:  # reported by stop
-            errors.append(e)
-        finally:
-            c.close()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-
-    def stop():
-        t.join(30)
-        ln.close()
-        assert not errors, errors
-    return path, stop
 
 
 def run_checked(main):

@@ -24,6 +24,67 @@ def listen():
     return ln, path
 
 
+def fake(script):
+    """A fake supervisor that runs script(conn) on the one connection it
+    accepts, in a thread (the connection's operations time out after
+    30 s); returns its socket path and stop(), which fails the test if
+    the script raised or did not end."""
+    ln, path = listen()
+    errors = []
+
+    def run():
+        c, _ = ln.accept()
+        c.settimeout(30)
+        try:
+            script(c)
+        except Exception as e:  # reported by stop
+            errors.append(e)
+        finally:
+            c.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+
+    def stop():
+        t.join(30)
+        ln.close()
+        assert not errors, errors
+        assert not t.is_alive(), "the fake supervisor did not end"
+    return path, stop
+
+
+def reply(t):
+    """The Reply of execute t, its value the process's name."""
+    return wire.frame(wire.REPLY, [t[0], 1, 1, 0, False, False, ('"%s"' % t[1]).encode(), None, "smart"])
+
+
+def drains(stopped, answer):
+    """A fake supervisor's script that drains: it reads two executes,
+    stops reading (the client's sends fail from then on), sets stopped,
+    waits for answer, then answers both and sends a Refuse."""
+    def script(c):
+        r = wire.FrameReader(c)
+        execs = [r.next() for _ in range(2)]
+        assert [k for k, _ in execs] == [wire.EXECUTE] * 2, execs
+        c.shutdown(socket.SHUT_RD)  # the drain: the client's sends fail from now on
+        stopped.set()
+        answer.wait(30)
+        c.sendall(b"".join(reply(t) for _, t in execs) +
+                  wire.frame(wire.REFUSE, [["shutting_down", "the supervisor is shutting down", ""]]))
+    return script
+
+
+def stops_reading(stopped, done):
+    """A fake supervisor's script that reads one frame, stops reading,
+    sets stopped and stays until done."""
+    def script(c):
+        wire.FrameReader(c).next()
+        c.shutdown(socket.SHUT_RD)
+        stopped.set()
+        done.wait(60)
+    return script
+
+
 def runner(client, got):
     """run(name): executes name on client, keeping its value or error in got."""
     def run(name):
@@ -35,31 +96,8 @@ def runner(client, got):
 
 
 def test_drain_answers_requests_in_flight():
-    ln, path = listen()
     stopped, answer = threading.Event(), threading.Event()
-    served = []
-
-    def supervisor():
-        c, _ = ln.accept()
-        c.settimeout(30)
-        try:
-            r = wire.FrameReader(c)
-            execs = [r.next() for _ in range(2)]
-            assert [k for k, _ in execs] == [wire.EXECUTE] * 2, execs
-            c.shutdown(socket.SHUT_RD)  # the drain: the client's sends fail from now on
-            stopped.set()
-            answer.wait(30)
-            out = b"".join(wire.frame(wire.REPLY, [t[0], 1, 1, 0, False, False, ('"%s"' % t[1]).encode(), None, "smart"])
-                           for _, t in execs)
-            c.sendall(out + wire.frame(wire.REFUSE, [["shutting_down", "the supervisor is shutting down", ""]]))
-            served.append(None)
-        except Exception as e:  # reported by the test
-            served.append(e)
-        finally:
-            c.close()
-
-    srv = threading.Thread(target=supervisor, daemon=True)
-    srv.start()
+    path, stop = fake(drains(stopped, answer))
     client = theus.Client(path)
     got = {}
     run = runner(client, got)
@@ -72,12 +110,10 @@ def test_drain_answers_requests_in_flight():
     t2.start()
     threading.Event().wait(0.3)  # the second's send fails meanwhile
     answer.set()
-    srv.join(30)
     for t in inflight + [t2]:
         t.join(30)
     client.close()
-    ln.close()
-    assert served == [None], served
+    stop()
     second = got.pop("second", None)
     assert isinstance(second, theus.Error) and second.code == "shutting_down", \
         "the request sent during the drain: %r, want shutting_down" % second
@@ -88,20 +124,8 @@ def test_supervisor_that_stops_reading_and_stays():
     """A supervisor that stops reading and never closes: the request whose
     send failed gives up after the grace with ConnectionLost, and so does
     one that waited for its reply meanwhile."""
-    ln, path = listen()
     stopped, done = threading.Event(), threading.Event()
-
-    def supervisor():
-        c, _ = ln.accept()
-        c.settimeout(30)
-        wire.FrameReader(c).next()
-        c.shutdown(socket.SHUT_RD)
-        stopped.set()
-        done.wait(60)
-        c.close()
-
-    srv = threading.Thread(target=supervisor, daemon=True)
-    srv.start()
+    path, stop = fake(stops_reading(stopped, done))
     client = theus.Client(path)
     got = {}
     run = runner(client, got)
@@ -115,7 +139,7 @@ def test_supervisor_that_stops_reading_and_stays():
     waiter.join(30)
     done.set()
     client.close()
-    ln.close()
+    stop()
     assert not sender.is_alive() and not waiter.is_alive(), "a request waited past the grace: %r" % got
     for name in ("first", "second"):
         assert isinstance(got[name], theus.ConnectionLost), got
