@@ -27,10 +27,6 @@ PYTHONPATH=$PWD/python "$dir/theus-supervisor" --socket "$dir/sock/theus.sock" -
   --durability none --workers 1 --heavy-size "$heavy" --log-format json \
   --plugin "$dir/theus-worker" --plugin python/bench/bench_worker.py >"$dir/supervisor.log" 2>&1 &
 sup_pid=$!
-for _ in $(seq 600); do
-  [ -S "$dir/sock/theus.sock" ] && break
-  kill -0 "$sup_pid" 2>/dev/null || { cat "$dir/supervisor.log" >&2; exit 1; }
-  sleep 0.1
-done
+await_socket "$dir/sock/theus.sock" "$sup_pid" "$dir/supervisor.log"
 PYTHONPATH=$PWD/python "$py" python/bench/bench.py --socket "$dir/sock/theus.sock" \
   --bench "$dir/theus-bench" --tensor-bytes "$size"

@@ -15,6 +15,7 @@
 # supervisor's), SOAK_SEED (default: the time; printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 secs=${1:-300}
 workers=${SOAK_WORKERS:-1}
 poll=${SOAK_WORKER_POLL:-100us}
@@ -35,11 +36,7 @@ sock=$dir/sock/theus.sock
   --workers "$workers" --worker-poll "$poll" --log-format json \
   --plugin "$dir/theus-worker" >"$dir/supervisor.log" 2>&1 &
 sup_pid=$!
-for _ in $(seq 300); do
-  [ -S "$sock" ] && break
-  kill -0 "$sup_pid" 2>/dev/null || { cat "$dir/supervisor.log" >&2; exit 1; }
-  sleep 0.1
-done
+await_socket "$sock" "$sup_pid" "$dir/supervisor.log" 300
 pyok=0
 "$py" -c 'import msgpack' 2>/dev/null && pyok=1 || echo "soak: no python3-msgpack: Go clients only" >&2
 

@@ -97,3 +97,14 @@ host_share() {
     printf "host CPU over the run: busy %.0f%%, idle %.0f%%, steal %.0f%%\n", 100 * busy / t, 100 * idle / t, 100 * steal / t
   }'
 }
+
+# await_socket SOCK PID LOG [TENTHS]: waits up to TENTHS tenths of a
+# second (default 600) for the supervisor PID to make its socket SOCK;
+# if the supervisor exits first, prints its LOG and fails.
+await_socket() {
+  for _ in $(seq "${4:-600}"); do
+    [ -S "$1" ] && return 0
+    kill -0 "$2" 2>/dev/null || { cat "$3" >&2; return 1; }
+    sleep 0.1
+  done
+}
