@@ -228,8 +228,9 @@ class AsyncClient:
             if not self._room.is_set():
                 await self._room.wait()
             return await f
-        finally:
+        except BaseException:  # an error, or cancelled: a reply read already forgot it
             self._forget(rid, f)
+            raise
 
     def _forget(self, rid, f):
         """Drops request rid, whose caller no longer waits for f (it has
@@ -315,9 +316,10 @@ class AsyncClient:
                     results.append(err)
                 else:
                     results.append(Result(t))
-        finally:
+        except BaseException:  # cut short: every future sent was awaited otherwise
             for rid, f in sent:
                 self._forget(rid, f)
+            raise
         if lost is not None or cut:
             raise lost or self._closed
         if first is not None and not return_exceptions:
