@@ -281,7 +281,7 @@ func TestHungSaysWhatTheRingHolds(t *testing.T) {
 	<-ctx.Done()
 	call.Cancel() // the caller's part at its deadline
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(log.String(), "bytes unread, its reader parked") {
+	for !strings.Contains(log.String(), "bytes unread, its reader parked, a wake-up owed: a lost wake-up") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no worker down with its ring's backlog in the log:\n%s", log.String())
 		}
@@ -289,6 +289,63 @@ func TestHungSaysWhatTheRingHolds(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "worker hung") {
 		t.Fatalf("the backlog came without the hang:\n%s", log.String())
+	}
+}
+
+// TestLateWakeMended: a dispatch published without its wake-up (a
+// caller that never calls Wakes.Wake) is woken by the heartbeat, counted
+// and logged, and its worker lives; dispatches whose caller wakes are
+// never counted.
+func TestLateWakeMended(t *testing.T) {
+	var log outbuf.Buffer
+	p := start(t, 1, func(c *Config) {
+		c.Heartbeat = 20 * time.Millisecond
+		c.Log = zerolog.New(&log).Level(zerolog.WarnLevel)
+	})
+	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil {
+		t.Fatal(o.err)
+	}
+	pid := p.PIDs()[0]
+	var w Wakes
+	for range 20 { // woken as they should be: nothing owed
+		got := make(chan outcome, 1)
+		if _, ok := p.TryDispatchFunc(context.Background(), &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &w); !ok {
+			t.Fatal("no room")
+		}
+		w.Wake()
+		if o := <-got; o.err != nil {
+			t.Fatal(o.err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // heartbeats enough to see a debt
+	if n := p.LateWakes(); n != 0 {
+		t.Fatalf("%d late wakes for dispatches that were woken:\n%s", n, log.String())
+	}
+	time.Sleep(50 * time.Millisecond) // the worker's poll has run out: it parks
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var never Wakes
+	got := make(chan outcome, 1)
+	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &never); !ok {
+		t.Fatal("no room")
+	}
+	select {
+	case o := <-got:
+		if o.err != nil || o.res.Err != nil {
+			t.Fatalf("the dispatch woken late: %+v", o)
+		}
+	case <-ctx.Done():
+		t.Fatalf("the dispatch never woken:\n%s", log.String())
+	}
+	if n := p.LateWakes(); n != 1 {
+		t.Fatalf("LateWakes = %d, want 1", n)
+	}
+	if !strings.Contains(log.String(), "worker woken late") {
+		t.Fatalf("no error logged:\n%s", log.String())
+	}
+	if after := p.PIDs(); len(after) != 1 || after[0] != pid {
+		t.Fatalf("the worker was replaced: %v, was %d", after, pid)
 	}
 }
 

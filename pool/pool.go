@@ -193,6 +193,9 @@ type Pool struct {
 	closing sync.Once
 	bin     *os.File     // the pinned binary's sealed copy; nil when unpinned
 	waiting atomic.Int64 // Dispatch calls waiting in pick
+	// lateWakes counts the wake-ups the heartbeat paid for dispatches
+	// that were published without one (see lateWake).
+	lateWakes atomic.Uint64
 
 	mu       sync.Mutex
 	slots    []*slot
@@ -429,6 +432,12 @@ func (p *Pool) WorkerStatus() []protocol.WorkerStatus {
 	}
 	return out
 }
+
+// LateWakes is how many times the heartbeat found a worker's request
+// ring owing a wake-up for a whole heartbeat, and woke the worker: each is
+// a caller of TryDispatchFunc that did not call its Wakes.Wake before it
+// blocked or went on (a bug in that caller), mended late.
+func (p *Pool) LateWakes() uint64 { return p.lateWakes.Load() }
 
 // PIDs returns the process ids of the live workers.
 func (p *Pool) PIDs() []int {

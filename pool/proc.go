@@ -44,6 +44,9 @@ type proc struct {
 	poll      atomic.Int64 // the poll to advise with the next dispatch, set by pickLocked (ns)
 	processed atomic.Uint64
 	lastSeen  atomic.Int64 // Unix nanoseconds of the last frame from the worker
+	// owedSeen is the request record its ring owed a wake-up for at the
+	// last heartbeat (ring.Shared.Owed); the heartbeat's alone.
+	owedSeen uint64
 
 	mu     sync.Mutex
 	nextID uint64
@@ -324,10 +327,10 @@ func (pr *proc) kill(cause error) { pr.stop(cause, unix.SIGKILL) }
 
 // hung is the cause that kills a worker whose dispatch id of process
 // is still running grace after its deadline. With rings it adds what the
-// request ring shows: published bytes the worker has not read, and
-// whether it parks. A worker parks while its processes run (the one
-// that ends nudges it), so a backlog there is no fault by itself; with
-// none running it is a wake-up that never came.
+// request ring shows: published bytes the worker has not read, whether
+// its reader parks, and whether a wake-up is owed for them
+// (ring.Shared.Owed): then the worker is not hung but was never woken, a
+// lost wake-up that the heartbeat (lateWake) had not mended yet.
 func (pr *proc) hung(id uint64, process string, grace time.Duration) error {
 	err := fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, process, grace)
 	pr.mu.Lock()
@@ -338,6 +341,8 @@ func (pr *proc) hung(id uint64, process string, grace time.Duration) error {
 	}
 	unread, parked := rs.out.Backlog()
 	switch {
+	case unread > 0 && parked && rs.out.Owed() != 0:
+		return fmt.Errorf("%w (its request ring: %d bytes unread, its reader parked, a wake-up owed: a lost wake-up)", err, unread)
 	case unread > 0 && parked:
 		return fmt.Errorf("%w (its request ring: %d bytes unread, its reader parked)", err, unread)
 	case unread > 0:

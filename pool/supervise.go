@@ -137,8 +137,34 @@ func (p *Pool) heartbeat() {
 				continue
 			}
 			sendPing(pr, seq)
+			p.lateWake(pr)
 		}
 	}
+}
+
+// lateWake wakes pr's ring reader when its request ring has owed it a
+// wake-up since the last heartbeat: dispatches published without a wake
+// (TryDispatchFunc with a Wakes) whose caller never called Wake. Such a
+// dispatch would wait in the ring until its deadline, and its worker
+// would be killed as hung; woken here it is late by up to two heartbeats
+// instead, and the error log and LateWakes say that a wake-up was lost.
+func (p *Pool) lateWake(pr *proc) {
+	pr.mu.Lock()
+	rs := pr.rings
+	pr.mu.Unlock()
+	if rs == nil {
+		return
+	}
+	owed := rs.out.Owed()
+	if owed == 0 || owed != pr.owedSeen {
+		pr.owedSeen = owed
+		return
+	}
+	pr.owedSeen = 0
+	rs.out.Wake()
+	p.lateWakes.Add(1)
+	pr.log.Error().Uint64("record", owed).Dur("heartbeat", p.cfg.Heartbeat).
+		Msg("worker woken late: its request ring owed it a wake-up for a heartbeat (a lost wake-up in the supervisor: please report it)")
 }
 
 // forgive moves pr's last sign of life forward by stall (not past now):

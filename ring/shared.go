@@ -22,6 +22,10 @@ type Shared struct {
 	// mu and only while s is open: the ring may be unmapped after Close.
 	poll    atomic.Uint32
 	pollSet uint32
+	// owed is the number of the last record AppendNoWake published with
+	// no Wake after it yet (0: none): a wake-up the producers still owe
+	// the consumer (Owed).
+	owed atomic.Uint64
 }
 
 // NewShared returns a Shared that owns w from then on.
@@ -86,10 +90,13 @@ func (s *Shared) AppendNoWake(p []byte) (uint64, error) {
 	}
 	if !s.committing {
 		_, err := s.w.publish()
+		if err == nil {
+			s.owed.Store(n)
+		}
 		s.mu.Unlock()
 		return n, err
 	}
-	s.mu.Unlock()
+	s.mu.Unlock() // the goroutine that commits publishes p and wakes for it
 	return n, nil
 }
 
@@ -115,7 +122,19 @@ func (s *Shared) reserve(p []byte) (uint64, error) {
 
 // Wake wakes the consumer if it parks: for records published by
 // AppendNoWake.
-func (s *Shared) Wake() { s.w.wakeShared() }
+func (s *Shared) Wake() {
+	// Cleared before the wake, so that a record published after this
+	// wake's look at the park word sets it again.
+	s.owed.Store(0)
+	s.w.wakeShared()
+}
+
+// Owed reports the number of the last record that AppendNoWake published
+// and no Wake has followed yet, or 0. The same number at two looks some
+// time apart is a wake-up that its producer forgot (it blocked, or went
+// on, with the wake still owed): a bug in the producer, which a watchdog
+// can mend by calling Wake. Safe for concurrent use, and after Close.
+func (s *Shared) Owed() uint64 { return s.owed.Load() }
 
 // SetPoll is Writer.SetPoll for the records appended from now on: the
 // advice reaches the ring with the next record (Append, AppendNoWake),
@@ -137,8 +156,9 @@ func (s *Shared) Records() uint64 {
 
 // Backlog reports how many published bytes the consumer has not read
 // yet (records and their headers), and whether it says it parks: one
-// that parks with a backlog was not woken for it, unless it parks for
-// reasons of its own (a worker's reader does while a process runs). For
+// that parks with a backlog was not woken for it (a wake flips the park
+// word before it rings), unless it parked a moment ago and is about to
+// look again (Owed says whether a producer still owes the wake). For
 // a diagnosis (a worker that seems hung), not for decisions: the head and
 // the park word are shared memory that the consumer writes, read once,
 // unchecked but bounded (a head outside what was published reads as no

@@ -221,6 +221,52 @@ func TestBacklog(t *testing.T) {
 	}
 }
 
+// Owed names the last record AppendNoWake published until a Wake: what
+// a watchdog reads to find a producer that forgot its wake-up.
+func TestOwed(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	s := NewShared(h.w)
+	if o := s.Owed(); o != 0 {
+		t.Fatalf("a new ring owes record %d", o)
+	}
+	if _, err := s.Append([]byte("a"), false); err != nil {
+		t.Fatal(err)
+	}
+	if o := s.Owed(); o != 0 {
+		t.Fatalf("Append, which wakes: Owed = %d, want 0", o)
+	}
+	for want := uint64(2); want <= 3; want++ {
+		if _, err := s.AppendNoWake([]byte("b")); err != nil {
+			t.Fatal(err)
+		}
+		if o := s.Owed(); o != want {
+			t.Fatalf("AppendNoWake of record %d: Owed = %d", want, o)
+		}
+	}
+	if _, err := s.Append([]byte("c"), false); err != nil {
+		t.Fatal(err)
+	}
+	if o := s.Owed(); o != 3 {
+		t.Fatalf("an Append by another producer paid record 3's wake: Owed = %d, want 3 until its own Wake", o)
+	}
+	s.Wake()
+	if o := s.Owed(); o != 0 {
+		t.Fatalf("after Wake: Owed = %d, want 0", o)
+	}
+	if _, err := s.AppendNoWake(make([]byte, s.MaxRecord()+1)); err == nil {
+		t.Fatal("an oversized record was appended")
+	}
+	if o := s.Owed(); o != 0 {
+		t.Fatalf("a record refused: Owed = %d, want 0", o)
+	}
+	s.Close()
+	s.Wake()
+	if o := s.Owed(); o != 0 {
+		t.Fatalf("closed: Owed = %d", o)
+	}
+}
+
 // Append wakes a parked consumer (the wake comes after the lock, through
 // the mapping's lifetime check).
 func TestSharedAppendWakesAParkedConsumer(t *testing.T) {

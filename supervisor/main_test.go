@@ -108,6 +108,9 @@ func start(t *testing.T, workers int, tune func(*Config)) *harness {
 	go func() { done <- s.Serve(ctx) }()
 	t.Cleanup(func() {
 		pids := s.WorkerPIDs()
+		if n := s.Stats().LateWakes; n != 0 {
+			t.Errorf("%d lost wake-ups mended by a heartbeat: a dispatch was published to a worker's ring and its wake-up was owed for a heartbeat", n)
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)

@@ -65,6 +65,7 @@ func (s *Supervisor) Stats() protocol.Stats {
 			})
 		}
 		st.DispatchQueue += p.Waiting()
+		st.LateWakes += p.LateWakes()
 	}
 	for i := range st.Workers {
 		st.Workers[i].Slot = int64(i) // numbered across the plugins, as Status does
