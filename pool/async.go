@@ -175,16 +175,31 @@ func (pr *proc) cancelFunc(id uint64) {
 	if c == nil {
 		return // completed
 	}
+	owed := pr.owed()
 	pr.conn.Send(&protocol.Cancel{ID: id, Ring: seq})
 	grace := pr.pool.cfg.KillGrace
-	time.AfterFunc(grace, func() {
+	// A ring that still owes the same wake-up a grace later was never
+	// woken for its dispatches, this one perhaps among them: the worker
+	// is not hung. It is woken (it reads the Cancel's dispatch and drops
+	// it) and gets one more grace.
+	mended := false
+	var check func()
+	check = func() {
 		pr.mu.Lock()
 		running := pr.calls[id] == c
 		pr.mu.Unlock()
-		if running {
-			pr.terminate(pr.hung(id, c.process, grace), grace)
+		if !running {
+			return
 		}
-	})
+		if !mended && owed != 0 && pr.owed() == owed {
+			mended = true
+			pr.wakeLate(owed, "a dispatch's deadline")
+			time.AfterFunc(grace, check)
+			return
+		}
+		pr.terminate(pr.hung(id, c.process, grace), grace)
+	}
+	time.AfterFunc(grace, check)
 }
 
 // complete completes c, taken out of pr.calls under pr.mu by its

@@ -3,6 +3,8 @@ package pool
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/theus-run/theus/heavy"
 	"github.com/theus-run/theus/internal/outbuf"
@@ -255,11 +258,10 @@ func TestWakesDeferTheWake(t *testing.T) {
 	}
 }
 
-// TestHungSaysWhatTheRingHolds: a dispatch published without a wake
-// (a Wakes never woken: a lost wake-up, made on purpose) waits in the
-// ring of a parked worker past its deadline; the worker is then killed
-// as hung, and the cause the log shows says that its ring holds bytes
-// it has not read while its reader parks.
+// TestHungSaysWhatTheRingHolds: a dispatch to a stopped worker (SIGSTOP:
+// it reads nothing) is still in its ring past its deadline; the worker is
+// killed as hung, and the cause the log shows says that its ring holds
+// bytes it has not read. Its wake-up was paid, so nothing is mended.
 func TestHungSaysWhatTheRingHolds(t *testing.T) {
 	var log outbuf.Buffer
 	p := start(t, 1, func(c *Config) {
@@ -270,6 +272,55 @@ func TestHungSaysWhatTheRingHolds(t *testing.T) {
 		t.Fatal(o.err)
 	}
 	time.Sleep(50 * time.Millisecond)
+	pid := p.PIDs()[0]
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Kill(pid, unix.SIGCONT) // should the test fail before the kill
+	awaitStopped(t, pid)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var w Wakes
+	got := make(chan outcome, 1)
+	call, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &w)
+	if !ok {
+		t.Fatal("no room")
+	}
+	w.Wake()
+	<-ctx.Done()
+	call.Cancel() // the caller's part at its deadline
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(log.String(), "bytes unread") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no worker down with its ring's backlog in the log:\n%s", log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(log.String(), "worker hung") {
+		t.Fatalf("the backlog came without the hang:\n%s", log.String())
+	}
+	if n := p.LateWakes(); n != 0 || strings.Contains(log.String(), "woken late") {
+		t.Fatalf("a wake-up that was paid counted as late (%d):\n%s", n, log.String())
+	}
+}
+
+// TestLostWakeMendedAtTheDeadline: a dispatch published without a wake
+// (a Wakes never woken: a lost wake-up, made on purpose) waits in the
+// ring of a parked worker past its deadline. A grace after the Cancel
+// the ring still owes the same wake-up: the worker is woken, not killed
+// as hung, and the lost wake-up is counted and logged.
+func TestLostWakeMendedAtTheDeadline(t *testing.T) {
+	var log outbuf.Buffer
+	p := start(t, 1, func(c *Config) {
+		c.KillGrace = 100 * time.Millisecond
+		c.Log = zerolog.New(&log).Level(zerolog.WarnLevel)
+	})
+	makesLateWakes(p)
+	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil { // the worker is up, then parks
+		t.Fatal(o.err)
+	}
+	awaitParked(t, p)
+	pid := p.PIDs()[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	var w Wakes // never woken
@@ -279,16 +330,61 @@ func TestHungSaysWhatTheRingHolds(t *testing.T) {
 		t.Fatal("no room")
 	}
 	<-ctx.Done()
-	call.Cancel() // the caller's part at its deadline
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(log.String(), "bytes unread, its reader parked, a wake-up owed: a lost wake-up") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no worker down with its ring's backlog in the log:\n%s", log.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	call.Cancel()
+	var o outcome
+	select {
+	case o = <-got: // woken, it drops the cancelled dispatch
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the dispatch never ended:\n%s", log.String())
 	}
-	if !strings.Contains(log.String(), "worker hung") {
-		t.Fatalf("the backlog came without the hang:\n%s", log.String())
+	if n := p.LateWakes(); n != 1 {
+		t.Fatalf("LateWakes = %d, want 1 (the dispatch: %+v, %v):\n%s", n, o.res, o.err, log.String())
+	}
+	if !strings.Contains(log.String(), `"found_by":"a dispatch's deadline"`) {
+		t.Fatalf("the mend was not logged:\n%s", log.String())
+	}
+	time.Sleep(300 * time.Millisecond) // past a second grace
+	if strings.Contains(log.String(), "worker hung") || p.PIDs()[0] != pid {
+		t.Fatalf("a worker that was never woken was killed as hung:\n%s", log.String())
+	}
+}
+
+// awaitStopped waits until every thread of pid is stopped (kill returns
+// before they are).
+func awaitStopped(t *testing.T, pid int) {
+	t.Helper()
+	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
+		stopped := len(tasks) > 0
+		for _, f := range tasks {
+			if st, ok := procState(f); ok && st != 'T' {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(wait) {
+			t.Fatalf("worker %d not stopped", pid)
+		}
+	}
+}
+
+// awaitParked waits until p's first worker parks its ring reader, so that
+// only a wake-up makes it read the next dispatch (a reader that is still
+// polling, on a busy machine, would find it by itself).
+func awaitParked(t *testing.T, p *Pool) {
+	t.Helper()
+	p.mu.Lock()
+	pr := p.slots[0].cur
+	p.mu.Unlock()
+	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, parks := pr.rings.out.Backlog(); parks {
+			return
+		}
+		if time.Now().After(wait) {
+			t.Fatal("the worker's ring reader never parked")
+		}
 	}
 }
 
@@ -302,6 +398,7 @@ func TestLateWakeMended(t *testing.T) {
 		c.Heartbeat = 20 * time.Millisecond
 		c.Log = zerolog.New(&log).Level(zerolog.WarnLevel)
 	})
+	makesLateWakes(p)
 	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil {
 		t.Fatal(o.err)
 	}
@@ -322,7 +419,7 @@ func TestLateWakeMended(t *testing.T) {
 	if n := p.LateWakes(); n != 0 {
 		t.Fatalf("%d late wakes for dispatches that were woken:\n%s", n, log.String())
 	}
-	time.Sleep(50 * time.Millisecond) // the worker's poll has run out: it parks
+	awaitParked(t, p) // its poll has run out
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var never Wakes
@@ -338,8 +435,13 @@ func TestLateWakeMended(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("the dispatch never woken:\n%s", log.String())
 	}
+	// (A wake left over in the doorbell may have run it before the
+	// heartbeat came: the wake-up is owed all the same, and counted.)
+	for wait := time.Now().Add(10 * time.Second); p.LateWakes() == 0 && time.Now().Before(wait); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := p.LateWakes(); n != 1 {
-		t.Fatalf("LateWakes = %d, want 1", n)
+		t.Fatalf("LateWakes = %d, want 1:\n%s", n, log.String())
 	}
 	if !strings.Contains(log.String(), "worker woken late") {
 		t.Fatalf("no error logged:\n%s", log.String())

@@ -78,9 +78,18 @@ func start(t *testing.T, n int, tune func(*Config)) *Pool {
 				t.Errorf("worker %d still alive after Close", pid)
 			}
 		}
+		if _, ok := lateWakesMade.LoadAndDelete(p); !ok && p.LateWakes() != 0 {
+			t.Errorf("%d lost wake-ups mended late: a dispatch published to a ring was not woken", p.LateWakes())
+		}
 	})
 	return p
 }
+
+// lateWakesMade holds the pools whose tests lose wake-ups on purpose;
+// start's cleanup fails any other pool that counted one.
+var lateWakesMade sync.Map
+
+func makesLateWakes(p *Pool) { lateWakesMade.Store(p, true) }
 
 func dispatch(t *testing.T, p *Pool, name, args string) (*protocol.Result, error) {
 	t.Helper()

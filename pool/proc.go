@@ -327,10 +327,10 @@ func (pr *proc) kill(cause error) { pr.stop(cause, unix.SIGKILL) }
 
 // hung is the cause that kills a worker whose dispatch id of process
 // is still running grace after its deadline. With rings it adds what the
-// request ring shows: published bytes the worker has not read, whether
-// its reader parks, and whether a wake-up is owed for them
-// (ring.Shared.Owed): then the worker is not hung but was never woken, a
-// lost wake-up that the heartbeat (lateWake) had not mended yet.
+// request ring shows: published bytes the worker has not read, and
+// whether its reader parks (a parked reader with a backlog was never
+// woken for it; when a wake-up was owed, the deadline's check in
+// cancelFunc and the heartbeat wake it instead of calling it hung).
 func (pr *proc) hung(id uint64, process string, grace time.Duration) error {
 	err := fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, process, grace)
 	pr.mu.Lock()
@@ -341,8 +341,6 @@ func (pr *proc) hung(id uint64, process string, grace time.Duration) error {
 	}
 	unread, parked := rs.out.Backlog()
 	switch {
-	case unread > 0 && parked && rs.out.Owed() != 0:
-		return fmt.Errorf("%w (its request ring: %d bytes unread, its reader parked, a wake-up owed: a lost wake-up)", err, unread)
 	case unread > 0 && parked:
 		return fmt.Errorf("%w (its request ring: %d bytes unread, its reader parked)", err, unread)
 	case unread > 0:

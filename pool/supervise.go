@@ -149,22 +149,39 @@ func (p *Pool) heartbeat() {
 // would be killed as hung; woken here it is late by up to two heartbeats
 // instead, and the error log and LateWakes say that a wake-up was lost.
 func (p *Pool) lateWake(pr *proc) {
-	pr.mu.Lock()
-	rs := pr.rings
-	pr.mu.Unlock()
-	if rs == nil {
-		return
-	}
-	owed := rs.out.Owed()
+	owed := pr.owed()
 	if owed == 0 || owed != pr.owedSeen {
 		pr.owedSeen = owed
 		return
 	}
 	pr.owedSeen = 0
+	pr.wakeLate(owed, "a heartbeat")
+}
+
+// owed is the request record pr's ring owes a wake-up for
+// (ring.Shared.Owed), 0 for none or without rings.
+func (pr *proc) owed() uint64 {
+	pr.mu.Lock()
+	rs := pr.rings
+	pr.mu.Unlock()
+	if rs == nil {
+		return 0
+	}
+	return rs.out.Owed()
+}
+
+// wakeLate wakes pr's ring reader, whose request ring has owed it a
+// wake-up for record owed since at least one look before (found by
+// whom), counts it and logs it: a lost wake-up, a bug in the caller of
+// TryDispatchFunc.
+func (pr *proc) wakeLate(owed uint64, by string) {
+	pr.mu.Lock()
+	rs := pr.rings
+	pr.mu.Unlock()
+	pr.pool.lateWakes.Add(1) // before the wake: the dispatches it frees may end at once
+	pr.log.Error().Uint64("record", owed).Str("found_by", by).
+		Msg("worker woken late: its request ring owed it a wake-up (a lost wake-up in the supervisor: please report it)")
 	rs.out.Wake()
-	p.lateWakes.Add(1)
-	pr.log.Error().Uint64("record", owed).Dur("heartbeat", p.cfg.Heartbeat).
-		Msg("worker woken late: its request ring owed it a wake-up for a heartbeat (a lost wake-up in the supervisor: please report it)")
 }
 
 // forgive moves pr's last sign of life forward by stall (not past now):
