@@ -264,15 +264,7 @@ func TestWakesDeferTheWake(t *testing.T) {
 // bytes it has not read. Its wake-up was paid, so nothing is mended.
 func TestHungSaysWhatTheRingHolds(t *testing.T) {
 	var log outbuf.Buffer
-	p := start(t, 1, func(c *Config) {
-		c.KillGrace = 100 * time.Millisecond
-		c.Log = zerolog.New(&log).Level(zerolog.WarnLevel)
-	})
-	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil { // the worker is up, then parks
-		t.Fatal(o.err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	pid := p.PIDs()[0]
+	p, pid := startParked(t, &log, func(c *Config) { c.KillGrace = 100 * time.Millisecond })
 	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -311,16 +303,8 @@ func TestHungSaysWhatTheRingHolds(t *testing.T) {
 // as hung, and the lost wake-up is counted and logged.
 func TestLostWakeMendedAtTheDeadline(t *testing.T) {
 	var log outbuf.Buffer
-	p := start(t, 1, func(c *Config) {
-		c.KillGrace = 100 * time.Millisecond
-		c.Log = zerolog.New(&log).Level(zerolog.WarnLevel)
-	})
+	p, pid := startParked(t, &log, func(c *Config) { c.KillGrace = 100 * time.Millisecond })
 	makesLateWakes(p)
-	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil { // the worker is up, then parks
-		t.Fatal(o.err)
-	}
-	awaitParked(t, p)
-	pid := p.PIDs()[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	var w Wakes // never woken
@@ -370,6 +354,22 @@ func awaitStopped(t *testing.T, pid int) {
 	}
 }
 
+// startParked starts a pool of one worker that logs to log (warnings
+// and errors) with tune applied, runs a noop on it and waits until its
+// ring reader parks; it returns the pool and the worker's pid.
+func startParked(t *testing.T, log *outbuf.Buffer, tune func(*Config)) (*Pool, int) {
+	t.Helper()
+	p := start(t, 1, func(c *Config) {
+		c.Log = zerolog.New(log).Level(zerolog.WarnLevel)
+		tune(c)
+	})
+	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil {
+		t.Fatal(o.err)
+	}
+	awaitParked(t, p)
+	return p, p.PIDs()[0]
+}
+
 // awaitParked waits until p's first worker parks its ring reader, so that
 // only a wake-up makes it read the next dispatch (a reader that is still
 // polling, on a busy machine, would find it by itself).
@@ -394,15 +394,8 @@ func awaitParked(t *testing.T, p *Pool) {
 // never counted.
 func TestLateWakeMended(t *testing.T) {
 	var log outbuf.Buffer
-	p := start(t, 1, func(c *Config) {
-		c.Heartbeat = 20 * time.Millisecond
-		c.Log = zerolog.New(&log).Level(zerolog.WarnLevel)
-	})
+	p, pid := startParked(t, &log, func(c *Config) { c.Heartbeat = 20 * time.Millisecond })
 	makesLateWakes(p)
-	if o := dispatchFunc(t, p, context.Background(), "noop", ""); o.err != nil {
-		t.Fatal(o.err)
-	}
-	pid := p.PIDs()[0]
 	var w Wakes
 	for range 20 { // woken as they should be: nothing owed
 		got := make(chan outcome, 1)
