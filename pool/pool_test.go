@@ -308,6 +308,35 @@ func TestOversizedDispatchSparesTheWorker(t *testing.T) {
 	}
 }
 
+// TestDispatchGivesUpWaiting: a Dispatch that waits for a place (every
+// worker at MaxInFlight) ends with its context's error when the context
+// ends, and with ErrClosed on a closed pool; neither is left counted as
+// waiting.
+func TestDispatchGivesUpWaiting(t *testing.T) {
+	p := start(t, 1, func(c *Config) { c.MaxInFlight = 1 })
+	busy := make(chan error, 1)
+	go func() {
+		_, err := dispatch(t, p, "fault.sleep", `{"ms":2000}`)
+		busy <- err
+	}()
+	for p.WorkerStatus()[0].InFlight == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := p.Dispatch(ctx, &protocol.Dispatch{Process: "noop"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a Dispatch that waited past its deadline: %v", err)
+	}
+	if n := p.Waiting(); n != 0 {
+		t.Fatalf("%d still waiting", n)
+	}
+	p.Close(context.Background())
+	if _, _, err := p.Dispatch(context.Background(), &protocol.Dispatch{Process: "noop"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("a Dispatch on a closed pool: %v, want ErrClosed", err)
+	}
+	<-busy
+}
+
 // TestMaxInFlight: a worker never runs more than MaxInFlight dispatches;
 // the next one waits for a place instead of failing.
 func TestMaxInFlight(t *testing.T) {
