@@ -3,8 +3,6 @@ package pool
 import (
 	"context"
 	"errors"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,11 +263,8 @@ func TestWakesDeferTheWake(t *testing.T) {
 func TestHungSaysWhatTheRingHolds(t *testing.T) {
 	var log outbuf.Buffer
 	p, pid := startParked(t, &log, func(c *Config) { c.KillGrace = 100 * time.Millisecond })
-	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	stopProcess(t, pid)
 	defer unix.Kill(pid, unix.SIGCONT) // should the test fail before the kill
-	awaitStopped(t, pid)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	var w Wakes
@@ -330,27 +325,6 @@ func TestLostWakeMendedAtTheDeadline(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // past a second grace
 	if strings.Contains(log.String(), "worker hung") || p.PIDs()[0] != pid {
 		t.Fatalf("a worker that was never woken was killed as hung:\n%s", log.String())
-	}
-}
-
-// awaitStopped waits until every thread of pid is stopped (kill returns
-// before they are).
-func awaitStopped(t *testing.T, pid int) {
-	t.Helper()
-	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
-		stopped := len(tasks) > 0
-		for _, f := range tasks {
-			if st, ok := procState(f); ok && st != 'T' {
-				stopped = false
-			}
-		}
-		if stopped {
-			return
-		}
-		if time.Now().After(wait) {
-			t.Fatalf("worker %d not stopped", pid)
-		}
 	}
 }
 

@@ -154,41 +154,62 @@ func TestBigFramesTakeTheSocket(t *testing.T) {
 // TestFullRingOverflowsToTheSocket: while the worker reads nothing
 // (stopped), dispatches fill its request ring; the ones that find it
 // full go over the socket, and each gets its result once the worker
-// runs again.
+// runs again. Both ways of dispatching: Dispatch, and TryDispatchFunc
+// with a Wakes (the supervisor's, whose records wait for Wake).
 func TestFullRingOverflowsToTheSocket(t *testing.T) {
-	p := startRing(t, 1, func(c *Config) { c.HeartbeatTimeout = time.Minute })
-	pr := procOf(p)
-	pid := pr.pid
-	// Each record is over a quarter of the ring: three fit, not four.
-	pad := strings.Repeat("p", pr.rings.maxRec*5/8)
-	const n, fit = 6, 3
-	stopProcess(t, pid)
-	var wg sync.WaitGroup
-	resume := sync.OnceFunc(func() { unix.Kill(pid, unix.SIGCONT) })
-	defer func() { resume(); wg.Wait() }() // also when the test fails early
-	for i := range n {
-		wg.Go(func() {
-			res, err := dispatch(t, p, "test.echo", `{"n":`+strconv.Itoa(i)+`,"pad":"`+pad+`"}`)
-			if err != nil || res.Err != nil {
-				t.Errorf("dispatch %d: %v %v", i, err, res)
-				return
+	ways := map[string]func(p *Pool, args string) (*protocol.Result, error){
+		"Dispatch": func(p *Pool, args string) (*protocol.Result, error) {
+			return dispatch(t, p, "test.echo", args)
+		},
+		"TryDispatchFunc": func(p *Pool, args string) (*protocol.Result, error) {
+			var w Wakes
+			got := make(chan outcome, 1)
+			if _, ok := p.TryDispatchFunc(context.Background(), &protocol.Dispatch{Process: "test.echo", Args: []byte(args), Attempt: 1}, completeInto(got), &w); !ok {
+				return nil, errors.New("no room")
 			}
-			if len(res.Result) != i+2 {
-				t.Errorf("dispatch %d: a result of %d bytes, want %d", i, len(res.Result), i+2)
+			w.Wake()
+			o := <-got
+			return o.res, o.err
+		},
+	}
+	for name, send := range ways {
+		t.Run(name, func(t *testing.T) {
+			p := startRing(t, 1, func(c *Config) { c.HeartbeatTimeout = time.Minute })
+			pr := procOf(p)
+			pid := pr.pid
+			// Each record is over a quarter of the ring: three fit, not four.
+			pad := strings.Repeat("p", pr.rings.maxRec*5/8)
+			const n, fit = 6, 3
+			stopProcess(t, pid)
+			var wg sync.WaitGroup
+			resume := sync.OnceFunc(func() { unix.Kill(pid, unix.SIGCONT) })
+			defer func() { resume(); wg.Wait() }() // also when the test fails early
+			for i := range n {
+				wg.Go(func() {
+					res, err := send(p, `{"n":`+strconv.Itoa(i)+`,"pad":"`+pad+`"}`)
+					if err != nil || res.Err != nil {
+						t.Errorf("dispatch %d: %v %v", i, err, res)
+						return
+					}
+					if len(res.Result) != i+2 {
+						t.Errorf("dispatch %d: a result of %d bytes, want %d", i, len(res.Result), i+2)
+					}
+				})
+			}
+			// The ring full, and a dispatch on its way over the socket:
+			// bytes the worker has not read wait in the socket's send
+			// queue.
+			for deadline := time.Now().Add(10 * time.Second); ringRecords(p) < fit || unsent(t, pr) == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d dispatches in the ring (want %d) and %d bytes queued in the socket (want some)", ringRecords(p), fit, unsent(t, pr))
+				}
+			}
+			resume()
+			wg.Wait()
+			if after := p.PIDs(); len(after) != 1 || after[0] != pid {
+				t.Fatal("the worker was replaced")
 			}
 		})
-	}
-	// The ring full, and a dispatch on its way over the socket: bytes
-	// the worker has not read wait in the socket's send queue.
-	for deadline := time.Now().Add(10 * time.Second); ringRecords(p) < fit || unsent(t, pr) == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d dispatches in the ring (want %d) and %d bytes queued in the socket (want some)", ringRecords(p), fit, unsent(t, pr))
-		}
-	}
-	resume()
-	wg.Wait()
-	if after := p.PIDs(); len(after) != 1 || after[0] != pid {
-		t.Fatal("the worker was replaced")
 	}
 }
 
