@@ -116,6 +116,10 @@ func TestCorruptHeadIsATypedError(t *testing.T) {
 			if again := h.w.Commit(); again != err {
 				t.Fatalf("Commit after: %v", again)
 			}
+			h.w.m.head.Store(h.w.head) // a true head again: the error stays all the same
+			if _, again := h.w.Reserve(8); again != err {
+				t.Fatalf("Reserve after: %v", again)
+			}
 		})
 	}
 }

@@ -244,6 +244,9 @@ func TestWaitInterrupted(t *testing.T) {
 	if err := wrk.Writer().Write(nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Write after Close: %v", err)
 	}
+	if b, err := wrk.Writer().Reserve(8); !errors.Is(err, ErrClosed) || b != nil {
+		t.Fatalf("Reserve after Close: %d bytes, %v", len(b), err)
+	}
 	if _, err := wrk.Reader().Read(nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Read after Close: %v", err)
 	}
