@@ -128,7 +128,7 @@ func engineMetrics() []metric {
 		counter("retries_total", "Attempts after the first.", func(st *protocol.Stats) uint64 { return st.Retries }),
 		counter("failures_total", "Executes that ended with an error after they were admitted.", func(st *protocol.Stats) uint64 { return st.Failures }),
 		counter("redispatches_total", "Dispatches sent again because their worker crashed.", func(st *protocol.Stats) uint64 { return st.Redispatches }),
-		counter("late_wakes_total", "Workers woken by a heartbeat for dispatches left in their ring without a wake-up: lost wake-ups in the supervisor, mended late (a bug: 0 expected).", func(st *protocol.Stats) uint64 { return st.LateWakes }),
+		counter("late_wakes_total", "Workers woken late, by a heartbeat or at a dispatch's deadline, for dispatches left in their ring without a wake-up: lost wake-ups in the supervisor, mended (a bug: 0 expected).", func(st *protocol.Stats) uint64 { return st.LateWakes }),
 		histogram("commit_attempts", "Attempts an invocation took to commit, observed per commit.", func(st *protocol.Stats) protocol.Histogram { return st.AttemptsPerCommit }),
 		histogram("commit_conflicts", "Conflicts an invocation met before it committed, observed per commit.", func(st *protocol.Stats) protocol.Histogram { return st.ConflictsPerCommit }),
 		counter("vip_commits_total", "Commits made under a VIP ticket.", func(st *protocol.Stats) uint64 { return st.VIP }),

@@ -433,10 +433,11 @@ func (p *Pool) WorkerStatus() []protocol.WorkerStatus {
 	return out
 }
 
-// LateWakes is how many times the heartbeat found a worker's request
-// ring owing a wake-up for a whole heartbeat, and woke the worker: each is
-// a caller of TryDispatchFunc that did not call its Wakes.Wake before it
-// blocked or went on (a bug in that caller), mended late.
+// LateWakes is how many times the pool found a worker's request ring
+// owing a wake-up for a whole heartbeat, or still owing it a grace after
+// a dispatch's deadline, and woke the worker: each is a caller of
+// TryDispatchFunc that did not call its Wakes.Wake before it blocked or
+// went on (a bug in that caller), mended late.
 func (p *Pool) LateWakes() uint64 { return p.lateWakes.Load() }
 
 // PIDs returns the process ids of the live workers.

@@ -25,9 +25,10 @@ type Stats struct {
 	VIP          uint64 `json:"vip"`       // commits made under a VIP ticket
 	Failures     uint64 `json:"failures"`  // executes that ended with an error
 	Redispatches uint64 `json:"redispatches"`
-	// LateWakes counts the workers woken by a heartbeat for dispatches
-	// published to their ring without a wake-up: each is a lost wake-up
-	// in the supervisor, mended late (0 unless there is a bug).
+	// LateWakes counts the workers woken late (by a heartbeat, or at a
+	// dispatch's deadline) for dispatches published to their ring
+	// without a wake-up: each is a lost wake-up in the supervisor,
+	// mended (0 unless there is a bug).
 	LateWakes uint64 `json:"late_wakes"`
 	// Processes are the registered processes, sorted by name.
 	Processes []ProcessStats `json:"processes"`
