@@ -181,8 +181,8 @@ func (pr *proc) cancelFunc(id uint64) {
 	// A ring that still owes the same wake-up a grace later was never
 	// woken for its dispatches, this one perhaps among them: the worker
 	// is not hung. It is woken (it reads the Cancel's dispatch and drops
-	// it) and gets one more grace.
-	mended := false
+	// it) and gets one more grace. A debt paid is never owed again
+	// (record numbers grow), so the next look calls it hung.
 	var check func()
 	check = func() {
 		pr.mu.Lock()
@@ -191,9 +191,7 @@ func (pr *proc) cancelFunc(id uint64) {
 		if !running {
 			return
 		}
-		if !mended && owed != 0 && pr.owed() == owed {
-			mended = true
-			pr.wakeLate(owed, "a dispatch's deadline")
+		if pr.payLate(owed, "a dispatch's deadline") { // only if owed is still the debt
 			time.AfterFunc(grace, check)
 			return
 		}

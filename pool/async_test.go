@@ -298,7 +298,10 @@ func TestHungSaysWhatTheRingHolds(t *testing.T) {
 // as hung, and the lost wake-up is counted and logged.
 func TestLostWakeMendedAtTheDeadline(t *testing.T) {
 	var log outbuf.Buffer
-	p, pid := startParked(t, &log, func(c *Config) { c.KillGrace = 100 * time.Millisecond })
+	p, pid := startParked(t, &log, func(c *Config) {
+		c.KillGrace = 100 * time.Millisecond
+		c.Heartbeat, c.HeartbeatTimeout = 10*time.Second, time.Minute // only the deadline looks
+	})
 	makesLateWakes(p)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -342,6 +345,64 @@ func startParked(t *testing.T, log *outbuf.Buffer, tune func(*Config)) (*Pool, i
 	}
 	awaitParked(t, p)
 	return p, p.PIDs()[0]
+}
+
+// TestDeadlineKillsWhenTheDebtWasPaid: a dispatch published without its
+// wake-up is cancelled at its deadline, and the wake-up then comes within
+// the grace; its process ignores the cancel. The debt seen at the cancel
+// was paid, so the worker is killed as hung, and nothing counts as late.
+func TestDeadlineKillsWhenTheDebtWasPaid(t *testing.T) {
+	var log outbuf.Buffer
+	p, _ := startParked(t, &log, func(c *Config) {
+		c.KillGrace = 200 * time.Millisecond
+		c.Heartbeat, c.HeartbeatTimeout = 10*time.Second, time.Minute // only the deadline looks
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var w Wakes
+	got := make(chan outcome, 1)
+	call, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "fault.sleep", Args: []byte(`{"ms":60000}`), Attempt: 1}, completeInto(got), &w)
+	if !ok {
+		t.Fatal("no room")
+	}
+	<-ctx.Done()
+	call.Cancel()
+	w.Wake() // late, by its caller: within the grace
+	select {
+	case <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the dispatch never ended:\n%s", log.String())
+	}
+	for wait := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), "worker hung"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatalf("the worker was not killed as hung:\n%s", log.String())
+		}
+	}
+	if n := p.LateWakes(); n != 0 || strings.Contains(log.String(), "woken late") {
+		t.Fatalf("a debt paid by its caller counted as late (%d):\n%s", n, log.String())
+	}
+}
+
+// TestShortDebtsAreNotLate: wake-ups owed for less than a heartbeat are
+// never paid by the heartbeat, however its looks fall.
+func TestShortDebtsAreNotLate(t *testing.T) {
+	var log outbuf.Buffer
+	p, _ := startParked(t, &log, func(c *Config) { c.Heartbeat = 200 * time.Millisecond })
+	for range 20 {
+		var w Wakes
+		got := make(chan outcome, 1)
+		if _, ok := p.TryDispatchFunc(context.Background(), &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &w); !ok {
+			t.Fatal("no room")
+		}
+		time.Sleep(40 * time.Millisecond) // a debt of a fifth of a heartbeat
+		w.Wake()
+		if o := <-got; o.err != nil {
+			t.Fatal(o.err)
+		}
+	}
+	if n := p.LateWakes(); n != 0 {
+		t.Fatalf("%d debts shorter than a heartbeat paid as late:\n%s", n, log.String())
+	}
 }
 
 // awaitParked waits until p's first worker parks its ring reader, so that

@@ -44,9 +44,11 @@ type proc struct {
 	poll      atomic.Int64 // the poll to advise with the next dispatch, set by pickLocked (ns)
 	processed atomic.Uint64
 	lastSeen  atomic.Int64 // Unix nanoseconds of the last frame from the worker
-	// owedSeen is the request record its ring owed a wake-up for at the
-	// last heartbeat (ring.Shared.Owed); the heartbeat's alone.
-	owedSeen uint64
+	// owedSeen is the request record its ring owed a wake-up for
+	// (ring.Shared.Owed) when the heartbeat first saw it, at owedSince;
+	// the heartbeat's alone.
+	owedSeen  uint64
+	owedSince time.Time
 
 	mu     sync.Mutex
 	nextID uint64

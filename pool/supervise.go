@@ -137,25 +137,30 @@ func (p *Pool) heartbeat() {
 				continue
 			}
 			sendPing(pr, seq)
-			p.lateWake(pr)
+			p.lateWake(pr, tick)
 		}
 	}
 }
 
 // lateWake wakes pr's ring reader when its request ring has owed it a
-// wake-up since the last heartbeat: dispatches published without a wake
+// wake-up for at least a heartbeat: dispatches published without a wake
 // (TryDispatchFunc with a Wakes) whose caller never called Wake. Such a
 // dispatch would wait in the ring until its deadline, and its worker
-// would be killed as hung; woken here it is late by up to two heartbeats
+// would be killed as hung; woken here it is late by about two heartbeats
 // instead, and the error log and LateWakes say that a wake-up was lost.
-func (p *Pool) lateWake(pr *proc) {
+// The time is the tick's own: ticks that a stalled loop receives late
+// come close together, and a debt seen at both is not a heartbeat old.
+func (p *Pool) lateWake(pr *proc, now time.Time) {
 	owed := pr.owed()
 	if owed == 0 || owed != pr.owedSeen {
-		pr.owedSeen = owed
+		pr.owedSeen, pr.owedSince = owed, now
+		return
+	}
+	if now.Sub(pr.owedSince) < p.cfg.Heartbeat {
 		return
 	}
 	pr.owedSeen = 0
-	pr.wakeLate(owed, "a heartbeat")
+	pr.payLate(owed, "a heartbeat")
 }
 
 // owed is the request record pr's ring owes a wake-up for
@@ -170,18 +175,24 @@ func (pr *proc) owed() uint64 {
 	return rs.out.Owed()
 }
 
-// wakeLate wakes pr's ring reader, whose request ring has owed it a
-// wake-up for record owed since at least one look before (found by
-// whom), counts it and logs it: a lost wake-up, a bug in the caller of
-// TryDispatchFunc.
-func (pr *proc) wakeLate(owed uint64, by string) {
+// payLate wakes pr's ring reader, whose request ring has owed it a
+// wake-up for record owed since a look long enough before (found by
+// whom), unless another look paid that debt meanwhile; it counts and
+// logs what it paid: a lost wake-up, a bug in the caller of
+// TryDispatchFunc. It reports whether it paid.
+func (pr *proc) payLate(owed uint64, by string) bool {
 	pr.mu.Lock()
 	rs := pr.rings
 	pr.mu.Unlock()
-	pr.pool.lateWakes.Add(1) // before the wake: the dispatches it frees may end at once
+	if rs == nil || !rs.out.ClaimOwed(owed) {
+		return false // paid meanwhile, by its producer or another look
+	}
+	// Counted before the wake: the dispatches it frees may end at once.
+	pr.pool.lateWakes.Add(1)
 	pr.log.Error().Uint64("record", owed).Str("found_by", by).
 		Msg("worker woken late: its request ring owed it a wake-up (a lost wake-up in the supervisor: please report it)")
 	rs.out.Wake()
+	return true
 }
 
 // forgive moves pr's last sign of life forward by stall (not past now):

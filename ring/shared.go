@@ -22,8 +22,8 @@ type Shared struct {
 	// mu and only while s is open: the ring may be unmapped after Close.
 	poll    atomic.Uint32
 	pollSet uint32
-	// owed is the number of the last record AppendNoWake published with
-	// no Wake after it yet (0: none): a wake-up the producers still owe
+	// owed is the number of the first record AppendNoWake published
+	// since the last Wake (0: none): a wake-up the producers still owe
 	// the consumer (Owed).
 	owed atomic.Uint64
 }
@@ -91,7 +91,7 @@ func (s *Shared) AppendNoWake(p []byte) (uint64, error) {
 	if !s.committing {
 		_, err := s.w.publish()
 		if err == nil {
-			s.owed.Store(n)
+			s.owed.CompareAndSwap(0, n) // an older debt stays the one named
 		}
 		s.mu.Unlock()
 		return n, err
@@ -129,12 +129,20 @@ func (s *Shared) Wake() {
 	s.w.wakeShared()
 }
 
-// Owed reports the number of the last record that AppendNoWake published
-// and no Wake has followed yet, or 0. The same number at two looks some
-// time apart is a wake-up that its producer forgot (it blocked, or went
-// on, with the wake still owed): a bug in the producer, which a watchdog
-// can mend by calling Wake. Safe for concurrent use, and after Close.
+// Owed reports the number of the first record that AppendNoWake
+// published since the last Wake, or 0. The same number at two looks some
+// time apart is a wake-up that a producer forgot (it blocked, or went on,
+// with the wake still owed), however many records followed: a bug in the
+// producer, which a watchdog can mend with ClaimOwed and Wake. Safe for
+// concurrent use, and after Close.
 func (s *Shared) Owed() uint64 { return s.owed.Load() }
+
+// ClaimOwed takes over the debt that Owed reported as n, if record n is
+// still the first one owed, so that of two watchdogs that found the same
+// debt one pays it; the one that gets true must call Wake.
+func (s *Shared) ClaimOwed(n uint64) bool {
+	return n != 0 && s.owed.CompareAndSwap(n, 0)
+}
 
 // SetPoll is Writer.SetPoll for the records appended from now on: the
 // advice reaches the ring with the next record (Append, AppendNoWake),

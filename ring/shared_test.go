@@ -221,8 +221,9 @@ func TestBacklog(t *testing.T) {
 	}
 }
 
-// Owed names the last record AppendNoWake published until a Wake: what
-// a watchdog reads to find a producer that forgot its wake-up.
+// Owed names the first record AppendNoWake published since the last
+// Wake: what a watchdog reads to find a producer that forgot its
+// wake-up, and ClaimOwed hands that debt to one watchdog.
 func TestOwed(t *testing.T) {
 	h := newHeapRing(t, MinCapacity)
 	defer h.close()
@@ -236,23 +237,35 @@ func TestOwed(t *testing.T) {
 	if o := s.Owed(); o != 0 {
 		t.Fatalf("Append, which wakes: Owed = %d, want 0", o)
 	}
-	for want := uint64(2); want <= 3; want++ {
+	for rec := uint64(2); rec <= 3; rec++ {
 		if _, err := s.AppendNoWake([]byte("b")); err != nil {
 			t.Fatal(err)
 		}
-		if o := s.Owed(); o != want {
-			t.Fatalf("AppendNoWake of record %d: Owed = %d", want, o)
+		if o := s.Owed(); o != 2 {
+			t.Fatalf("AppendNoWake of record %d: Owed = %d, want 2 (the first unpaid)", rec, o)
 		}
 	}
 	if _, err := s.Append([]byte("c"), false); err != nil {
 		t.Fatal(err)
 	}
-	if o := s.Owed(); o != 3 {
-		t.Fatalf("an Append by another producer paid record 3's wake: Owed = %d, want 3 until its own Wake", o)
+	if o := s.Owed(); o != 2 {
+		t.Fatalf("an Append by another producer paid record 2's wake: Owed = %d, want 2 until its own Wake", o)
 	}
 	s.Wake()
 	if o := s.Owed(); o != 0 {
 		t.Fatalf("after Wake: Owed = %d, want 0", o)
+	}
+	if _, err := s.AppendNoWake([]byte("d")); err != nil { // record 5
+		t.Fatal(err)
+	}
+	if s.ClaimOwed(4) || s.ClaimOwed(0) || s.Owed() != 5 {
+		t.Fatalf("a claim of a debt that is not the one owed took it: Owed = %d", s.Owed())
+	}
+	if !s.ClaimOwed(5) || s.Owed() != 0 {
+		t.Fatalf("ClaimOwed(5) did not take the debt: Owed = %d", s.Owed())
+	}
+	if s.ClaimOwed(5) {
+		t.Fatal("a debt claimed twice")
 	}
 	if _, err := s.AppendNoWake(make([]byte, s.MaxRecord()+1)); err == nil {
 		t.Fatal("an oversized record was appended")
@@ -265,6 +278,24 @@ func TestOwed(t *testing.T) {
 	if o := s.Owed(); o != 0 {
 		t.Fatalf("closed: Owed = %d", o)
 	}
+}
+
+// A claimed debt's Wake wakes a parked consumer that was never woken
+// for its record.
+func TestClaimOwedThenWake(t *testing.T) {
+	h := newHeapRing(t, MinCapacity)
+	defer h.close()
+	s := NewShared(h.w)
+	done := parkConsumer(t, h)
+	n, err := s.AppendNoWake([]byte("abc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.ClaimOwed(n) {
+		t.Fatal("the debt was not claimed")
+	}
+	s.Wake()
+	awaitWoken(t, h, done, "Wake")
 }
 
 // Append wakes a parked consumer (the wake comes after the lock, through

@@ -109,7 +109,7 @@ func start(t *testing.T, workers int, tune func(*Config)) *harness {
 	t.Cleanup(func() {
 		pids := s.WorkerPIDs()
 		if n := s.Stats().LateWakes; n != 0 {
-			t.Errorf("%d lost wake-ups mended by a heartbeat: a dispatch was published to a worker's ring and its wake-up was owed for a heartbeat", n)
+			t.Errorf("%d lost wake-ups mended late (by a heartbeat or at a deadline): a dispatch was published to a worker's ring and its wake-up never came", n)
 		}
 		cancel()
 		if err := <-done; err != nil {
