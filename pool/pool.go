@@ -193,8 +193,8 @@ type Pool struct {
 	closing sync.Once
 	bin     *os.File     // the pinned binary's sealed copy; nil when unpinned
 	waiting atomic.Int64 // Dispatch calls waiting in pick
-	// lateWakes counts the wake-ups the heartbeat paid for dispatches
-	// that were published without one (see lateWake).
+	// lateWakes counts the wake-ups the pool paid late (a heartbeat, a
+	// dispatch's deadline) for dispatches published without one (payLate).
 	lateWakes atomic.Uint64
 
 	mu       sync.Mutex

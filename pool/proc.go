@@ -335,13 +335,11 @@ func (pr *proc) kill(cause error) { pr.stop(cause, unix.SIGKILL) }
 // cancelFunc and the heartbeat wake it instead of calling it hung).
 func (pr *proc) hung(id uint64, process string, grace time.Duration) error {
 	err := fmt.Errorf("%w: dispatch %d of %q still running %s after its deadline", errHung, id, process, grace)
-	pr.mu.Lock()
-	rs := pr.rings
-	pr.mu.Unlock()
-	if rs == nil {
+	out := pr.requestRing()
+	if out == nil {
 		return err
 	}
-	unread, parked := rs.out.Backlog()
+	unread, parked := out.Backlog()
 	switch {
 	case unread > 0 && parked:
 		return fmt.Errorf("%w (its request ring: %d bytes unread, its reader parked)", err, unread)

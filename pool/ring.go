@@ -193,6 +193,16 @@ func (p *Pool) newRingPair() (*ring.Pair, []*os.File, error) {
 	return pair, []*os.File{wrk.Req, wrk.Rep}, nil
 }
 
+// requestRing is pr's request ring, nil without rings.
+func (pr *proc) requestRing() *ring.Shared {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.rings == nil {
+		return nil
+	}
+	return pr.rings.out
+}
+
 // closePair closes a pair that no worker uses; nil is none.
 func closePair(p *ring.Pair) {
 	if p != nil {

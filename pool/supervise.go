@@ -166,13 +166,10 @@ func (p *Pool) lateWake(pr *proc, now time.Time) {
 // owed is the request record pr's ring owes a wake-up for
 // (ring.Shared.Owed), 0 for none or without rings.
 func (pr *proc) owed() uint64 {
-	pr.mu.Lock()
-	rs := pr.rings
-	pr.mu.Unlock()
-	if rs == nil {
-		return 0
+	if out := pr.requestRing(); out != nil {
+		return out.Owed()
 	}
-	return rs.out.Owed()
+	return 0
 }
 
 // payLate wakes pr's ring reader, whose request ring has owed it a
@@ -181,17 +178,15 @@ func (pr *proc) owed() uint64 {
 // logs what it paid: a lost wake-up, a bug in the caller of
 // TryDispatchFunc. It reports whether it paid.
 func (pr *proc) payLate(owed uint64, by string) bool {
-	pr.mu.Lock()
-	rs := pr.rings
-	pr.mu.Unlock()
-	if rs == nil || !rs.out.ClaimOwed(owed) {
+	out := pr.requestRing()
+	if out == nil || !out.ClaimOwed(owed) {
 		return false // paid meanwhile, by its producer or another look
 	}
 	// Counted before the wake: the dispatches it frees may end at once.
 	pr.pool.lateWakes.Add(1)
 	pr.log.Error().Uint64("record", owed).Str("found_by", by).
 		Msg("worker woken late: its request ring owed it a wake-up (a lost wake-up in the supervisor: please report it)")
-	rs.out.Wake()
+	out.Wake()
 	return true
 }
 
