@@ -268,11 +268,7 @@ func TestHungSaysWhatTheRingHolds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	var w Wakes
-	got := make(chan outcome, 1)
-	call, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &w)
-	if !ok {
-		t.Fatal("no room")
-	}
+	call, _ := tryDispatch(t, p, ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, &w)
 	w.Wake()
 	<-ctx.Done()
 	call.Cancel() // the caller's part at its deadline
@@ -306,11 +302,7 @@ func TestLostWakeMendedAtTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	var w Wakes // never woken
-	got := make(chan outcome, 1)
-	call, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &w)
-	if !ok {
-		t.Fatal("no room")
-	}
+	call, got := tryDispatch(t, p, ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, &w)
 	<-ctx.Done()
 	call.Cancel()
 	var o outcome
@@ -360,11 +352,7 @@ func TestDeadlineKillsWhenTheDebtWasPaid(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	var w Wakes
-	got := make(chan outcome, 1)
-	call, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "fault.sleep", Args: []byte(`{"ms":60000}`), Attempt: 1}, completeInto(got), &w)
-	if !ok {
-		t.Fatal("no room")
-	}
+	call, got := tryDispatch(t, p, ctx, &protocol.Dispatch{Process: "fault.sleep", Args: []byte(`{"ms":60000}`), Attempt: 1}, &w)
 	<-ctx.Done()
 	call.Cancel()
 	w.Wake() // late, by its caller: within the grace
@@ -390,10 +378,7 @@ func TestShortDebtsAreNotLate(t *testing.T) {
 	p, _ := startParked(t, &log, func(c *Config) { c.Heartbeat = 200 * time.Millisecond })
 	for range 20 {
 		var w Wakes
-		got := make(chan outcome, 1)
-		if _, ok := p.TryDispatchFunc(context.Background(), &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &w); !ok {
-			t.Fatal("no room")
-		}
+		_, got := tryDispatch(t, p, context.Background(), &protocol.Dispatch{Process: "noop", Attempt: 1}, &w)
 		time.Sleep(40 * time.Millisecond) // a debt of a fifth of a heartbeat
 		w.Wake()
 		if o := <-got; o.err != nil {
@@ -403,6 +388,19 @@ func TestShortDebtsAreNotLate(t *testing.T) {
 	if n := p.LateWakes(); n != 0 {
 		t.Fatalf("%d debts shorter than a heartbeat paid as late:\n%s", n, log.String())
 	}
+}
+
+// tryDispatch sends dp to a worker of p with TryDispatchFunc (w is not
+// woken here: the test wakes it, or not), failing the test if no worker
+// has room; the outcome comes on the channel.
+func tryDispatch(t *testing.T, p *Pool, ctx context.Context, dp *protocol.Dispatch, w *Wakes) (Call, <-chan outcome) {
+	t.Helper()
+	got := make(chan outcome, 1)
+	call, ok := p.TryDispatchFunc(ctx, dp, completeInto(got), w)
+	if !ok {
+		t.Fatal("no room")
+	}
+	return call, got
 }
 
 // awaitParked waits until p's first worker parks its ring reader, so that
@@ -433,10 +431,7 @@ func TestLateWakeMended(t *testing.T) {
 	makesLateWakes(p)
 	var w Wakes
 	for range 20 { // woken as they should be: nothing owed
-		got := make(chan outcome, 1)
-		if _, ok := p.TryDispatchFunc(context.Background(), &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &w); !ok {
-			t.Fatal("no room")
-		}
+		_, got := tryDispatch(t, p, context.Background(), &protocol.Dispatch{Process: "noop", Attempt: 1}, &w)
 		w.Wake()
 		if o := <-got; o.err != nil {
 			t.Fatal(o.err)
@@ -451,10 +446,7 @@ func TestLateWakeMended(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var never Wakes
-	got := make(chan outcome, 1)
-	if _, ok := p.TryDispatchFunc(ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, completeInto(got), &never); !ok {
-		t.Fatal("no room")
-	}
+	_, got := tryDispatch(t, p, ctx, &protocol.Dispatch{Process: "noop", Attempt: 1}, &never)
 	select {
 	case o := <-got:
 		if o.err != nil || o.res.Err != nil {
@@ -463,8 +455,8 @@ func TestLateWakeMended(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("the dispatch never woken:\n%s", log.String())
 	}
-	// (A wake left over in the doorbell may have run it before the
-	// heartbeat came: the wake-up is owed all the same, and counted.)
+	// (Had the worker found it by itself, the wake-up would be owed all
+	// the same, and counted: wait for the count either way.)
 	for wait := time.Now().Add(10 * time.Second); p.LateWakes() == 0 && time.Now().Before(wait); {
 		time.Sleep(5 * time.Millisecond)
 	}
